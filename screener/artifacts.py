@@ -1,0 +1,161 @@
+"""Where traces and letters come from: the dialog's observer and the batch's per-candidate call.
+
+Both write the trace first, seal it, read it back through the chain check, and render the
+letter from that trace alone, so a letter never says more than its trace can prove.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import os
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from screener.letter import FORMATS, build_letter, format_for, render_letter
+from screener.model import Result, Trial
+from screener.trace import (
+    Source, TraceError, TraceWriter, create_exclusive, file_sha256, read_trace, write_all,
+)
+
+_SLUG_LENGTH = 40
+_HASH_LENGTH = 16
+
+
+def safe_name(candidate_id: str) -> str:
+    """A file-name stem for a candidate id: a readable ASCII slug plus a hash of the exact id.
+
+    The slug is lower-case letters, digits and single hyphens (so never `.`, `/` or a reserved
+    device name on its own); the hash (lower-case hex of the sha256 of the id's UTF-8 bytes)
+    keeps ids apart that differ only in case, accents or punctuation, on case-insensitive file
+    systems too. Returns e.g. `p-001-3f2a9c0d1e2b4a5c`.
+    """
+    folded = unicodedata.normalize("NFKD", candidate_id).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")[:_SLUG_LENGTH].strip("-")
+    digest = hashlib.sha256(candidate_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{slug or 'candidate'}-{digest[:_HASH_LENGTH]}"
+
+
+def write_new_file(path: str | os.PathLike[str], text: str) -> None:
+    """Write `text` (UTF-8) to a new file, mode 0600, fsync'd; raises TraceError if it exists."""
+    fd = create_exclusive(path)
+    try:
+        write_all(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def write_letter(trace_path: str | os.PathLike[str], letter_path: str | os.PathLike[str],
+                 issued: _dt.datetime, fmt: str | None = None) -> None:
+    """Render the letter for a sealed trace into a new file (format from the suffix if not given).
+
+    Raises TraceError / TraceIntegrityError when the trace cannot be read or fails its check,
+    ValueError when it has no decision.
+    """
+    trace = read_trace(trace_path)
+    letter = build_letter(trace, file_sha256(trace_path), issued)
+    write_new_file(letter_path, render_letter(letter, fmt or format_for(os.fspath(letter_path))))
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateArtifacts:
+    """The files written for one candidate."""
+
+    trace: Path
+    letters: dict[str, Path]  # format -> path
+    trace_hash: str  # sha256 of the trace file
+
+
+def artifact_paths(candidate_id: str, traces_dir: str | os.PathLike[str],
+                   letters_dir: str | os.PathLike[str] | None) -> tuple[Path, dict[str, Path]]:
+    """The trace path and letter paths (by format) for a candidate, all inside their dirs."""
+    stem = safe_name(candidate_id)
+    trace = Path(traces_dir) / f"{stem}.trace.jsonl"
+    letters = {fmt: Path(letters_dir) / f"{stem}.letter.{fmt}" for fmt in FORMATS} \
+        if letters_dir is not None else {}
+    return trace, letters
+
+
+def write_candidate_artifacts(
+    trial: Trial, candidate_id: str,
+    facts_with_sources: Mapping[str, tuple[Any, Source]], result: Result,
+    traces_dir: str | os.PathLike[str], letters_dir: str | os.PathLike[str] | None,
+    operator: str | None, now: _dt.datetime,
+) -> CandidateArtifacts:
+    """Write one batch candidate's trace and, if `letters_dir` is given, its letters (md, html).
+
+    `facts_with_sources` maps each input fact (typed value, None for a blank) to its Source,
+    e.g. `Source.batch("in.csv", 3, "ecog")`; `now` (timezone-aware) stamps every record and
+    the letters. Directories must exist. Returns the paths written; raises TraceError when any
+    of the files exists already (nothing is written then).
+    """
+    trace_path, letter_paths = artifact_paths(candidate_id, traces_dir, letters_dir)
+    for path in (trace_path, *letter_paths.values()):
+        if os.path.lexists(path):
+            raise TraceError(os.fspath(path), "already exists; audit files are never overwritten")
+    writer = TraceWriter.create(trace_path, trial, operator=operator, candidate_id=candidate_id,
+                                mode="batch", clock=lambda: now)
+    try:
+        for name, (value, source) in facts_with_sources.items():
+            if value is not None:
+                writer.fact(name, value, source)
+        writer.result(result)
+        writer.seal()
+    finally:
+        writer.close()
+    for fmt, path in letter_paths.items():
+        write_letter(trace_path, path, now, fmt)
+    return CandidateArtifacts(trace_path, letter_paths, file_sha256(trace_path))
+
+
+class TraceObserver:
+    """Records a dialog as it goes: the dialog calls `fact`, `correction` and `result`.
+
+    Every call appends one fsync'd record, so a crash loses nothing already answered. `result`
+    records the firings and decision, seals the trace and, when a letter path was given,
+    writes the letter. Call `close()` when the dialog ends without a result: the trace is then
+    sealed without a decision (verification reports it as unfinished).
+    """
+
+    def __init__(self, trace_path: str | os.PathLike[str], trial: Trial, *,
+                 operator: str | None = None, candidate_id: str | None = None,
+                 letter_path: str | os.PathLike[str] | None = None,
+                 clock: Callable[[], _dt.datetime] | None = None):
+        """Create the trace file (0600, never overwriting); raises TraceError if it exists."""
+        if letter_path is not None and os.path.lexists(letter_path):
+            raise TraceError(os.fspath(letter_path), "already exists; letters are never overwritten")
+        self.writer = TraceWriter.create(trace_path, trial, operator=operator,
+                                         candidate_id=candidate_id, mode="dialog", clock=clock)
+        self.trace_path = Path(trace_path)
+        self.letter_path = Path(letter_path) if letter_path is not None else None
+        self.trace_hash: str | None = None
+
+    def fact(self, name: str, value: Any, source: Source | Mapping[str, Any] | str | None) -> None:
+        """Record an answered (or imported) fact and where it came from."""
+        self.writer.fact(name, value, Source.coerce(source))
+
+    def correction(self, name: str, old: Any, new: Any, reason: str | None = None) -> None:
+        """Record a changed answer; the earlier value stays in the trace."""
+        self.writer.correction(name, old, new, reason or None)
+
+    def result(self, result: Result) -> None:
+        """Record the decision, seal the trace, and write the letter if one was asked for."""
+        self.writer.result(result)
+        self.writer.seal()
+        self.trace_hash = file_sha256(self.trace_path)
+        if self.letter_path is not None:
+            write_letter(self.trace_path, self.letter_path, self.writer.clock())
+
+    def close(self) -> None:
+        """Seal the trace if no result came (the dialog was left); safe to call twice."""
+        if not self.writer.sealed and self.writer.fd >= 0:
+            self.writer.seal()
+        self.writer.close()
+
+    def __enter__(self) -> "TraceObserver":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,426 @@
+"""Decision traces: one append-only, hash-chained JSON Lines file per screening.
+
+A trace is the versioned decision record of one screening. Each line is one record, written
+in canonical JSON (sorted keys, no spaces) and flushed to disk before the screening goes on.
+Every record carries `seq`, `time`, `prev` (the hash of the record before it; zeros for the
+first) and `hash` (sha256 of the record's canonical JSON without `hash`). The last record,
+`end`, also carries `trace_hash`: the sha256 of every byte before it. Changing, removing,
+reordering or inserting a record, or cutting the file short, breaks the chain.
+
+Record types, in the order a screening writes them:
+  start       trial identity and rules hash, screener version, operator, criteria and facts
+  fact        a fact's value and where it came from (`Source`)
+  correction  a fact changed: old value, new value, reason
+  firing      a rule the engine fired: rule id, criterion, outcome, facts read, facts derived
+  decision    decision, outcomes, failed criteria, missing facts, derived facts
+  end         record count and hash of everything before it
+
+Reading and checking the chain live here too; replaying a trace through the rules is in
+`screener.replay`.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from screener import __version__
+from screener.errors import ScreenerError
+from screener.model import Result, Trial
+from screener.values import to_json
+
+FORMAT = "screener-trace/1"
+GENESIS = "0" * 64
+RECORD_TYPES = ("start", "fact", "correction", "firing", "decision", "end")
+
+Clock = Callable[[], _dt.datetime]
+
+
+class TraceError(ScreenerError):
+    """A trace cannot be written or read (exists already, unreadable, wrong format)."""
+
+    code = "trace"
+
+    def __init__(self, path: str, message: str):
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}")
+
+
+class TraceIntegrityError(ScreenerError):
+    """The hash chain is broken: `line` is the first bad record (1-based), `reason` says how."""
+
+    code = "trace-tampered"
+
+    def __init__(self, path: str, line: int, reason: str):
+        self.path = path
+        self.line = line
+        self.reason = reason
+        super().__init__(f"{path}:{line}: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a fact's value came from.
+
+    `kind` is one of `dialog`, `batch`, `answers_file`, `derived`; the other fields say where
+    exactly (batch: file, row and column; answers file: file and line; dialog: the question;
+    derived: the rule and the facts it read).
+    """
+
+    kind: str
+    file: str = ""
+    row: int | None = None
+    column: str = ""
+    line: int | None = None
+    question: str = ""
+    rule: str = ""
+    inputs: tuple[str, ...] = ()
+
+    @classmethod
+    def dialog(cls, question: str = "") -> "Source":
+        return cls("dialog", question=question)
+
+    @classmethod
+    def batch(cls, file: str, row: int, column: str) -> "Source":
+        return cls("batch", file=file, row=row, column=column)
+
+    @classmethod
+    def answers_file(cls, file: str, line: int | None = None) -> "Source":
+        return cls("answers_file", file=file, line=line)
+
+    @classmethod
+    def derived(cls, rule: str, inputs: Iterable[str]) -> "Source":
+        return cls("derived", rule=rule, inputs=tuple(inputs))
+
+    @classmethod
+    def coerce(cls, source: "Source | Mapping[str, Any] | str | None") -> "Source":
+        """Return `source` as a Source; a plain string is taken as the kind."""
+        if isinstance(source, Source):
+            return source
+        if source is None:
+            return cls("unspecified")
+        if isinstance(source, str):
+            return cls(source)
+        data = dict(source)
+        if "inputs" in data:
+            data["inputs"] = tuple(data["inputs"])
+        return cls(**data)
+
+    def to_json(self) -> dict[str, Any]:
+        """The source as a JSON object, leaving out empty fields."""
+        out: dict[str, Any] = {"kind": self.kind}
+        for name in ("file", "row", "column", "line", "question", "rule"):
+            value = getattr(self, name)
+            if value not in ("", None):
+                out[name] = value
+        if self.inputs:
+            out["inputs"] = list(self.inputs)
+        return out
+
+    def describe(self) -> str:
+        """A short human-readable description, e.g. `batch input.csv row 3, column ecog`."""
+        if self.kind == "batch":
+            return f"batch {self.file} row {self.row}, column {self.column}".replace("  ", " ")
+        if self.kind == "answers_file":
+            where = f" line {self.line}" if self.line is not None else ""
+            return f"answers file {self.file}{where}"
+        if self.kind == "dialog":
+            return f"dialog answer ({self.question})" if self.question else "dialog answer"
+        if self.kind == "derived":
+            return f"derived by {self.rule} from {', '.join(self.inputs) or 'no facts'}"
+        return self.kind
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Source":
+        return cls.coerce(data)
+
+
+def to_json_value(value: Any) -> Any:
+    """A fact value as JSON: dates become ISO strings; containers are converted deeply."""
+    if isinstance(value, Mapping):
+        return {str(k): to_json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json_value(v) for v in value]
+    return to_json(value)
+
+
+def canonical(record: Mapping[str, Any]) -> str:
+    """The canonical JSON text of a record: sorted keys, no spaces, UTF-8 kept as is."""
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+
+
+def record_hash(record: Mapping[str, Any]) -> str:
+    """sha256 (hex) of the record's canonical JSON without its `hash` field."""
+    body = {k: v for k, v in record.items() if k != "hash"}
+    return hashlib.sha256(canonical(body).encode("utf-8")).hexdigest()
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 (hex) of a file's bytes; what `sha256sum` prints."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _utc_now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+def _time_text(moment: _dt.datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError("trace times must be timezone-aware")
+    return moment.isoformat(timespec="microseconds")
+
+
+def create_exclusive(path: str | os.PathLike[str]) -> int:
+    """Create `path` for writing, mode 0600, refusing to reuse or follow an existing path.
+
+    Returns the open file descriptor; raises TraceError when the path exists.
+    """
+    try:
+        return os.open(os.fspath(path), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        raise TraceError(os.fspath(path), "already exists; audit files are never overwritten")
+    except OSError as error:
+        raise TraceError(os.fspath(path), f"cannot create: {error.strerror}") from error
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte to `fd` and fsync it."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+    os.fsync(fd)
+
+
+def trial_header(trial: Trial) -> dict[str, Any]:
+    """What the start record says about the trial, enough to render letters from the trace."""
+    return {
+        "id": trial.id,
+        "title": trial.title,
+        "version": trial.version,
+        "rules_file": Path(trial.path).name,
+        "rules_hash": trial.content_hash,
+        "id_fact": trial.id_fact,
+        "criteria": [
+            {
+                "id": c.id, "kind": c.kind, "title": c.title, "protocol": c.protocol,
+                "note": c.note, "condition": c.condition_text,
+                "facts": list(trial.expanded_facts(c)),
+            }
+            for c in trial.criteria
+        ],
+        "facts": {
+            name: {"type": spec.type, "description": spec.description, "unit": spec.unit}
+            for name, spec in sorted(trial.facts.items())
+        },
+    }
+
+
+@dataclass
+class TraceWriter:
+    """Appends hash-chained records to a new trace file, one fsync'd line per record.
+
+    Create with `TraceWriter.create(path, trial, ...)`; it writes the start record at once.
+    Call `seal()` at the end; a trace never sealed fails verification as incomplete.
+    """
+
+    path: str
+    fd: int
+    clock: Clock = _utc_now
+    seq: int = 0
+    prev: str = GENESIS
+    _digest: Any = field(default_factory=hashlib.sha256)
+    sealed: bool = False
+
+    @classmethod
+    def create(cls, path: str | os.PathLike[str], trial: Trial, *, operator: str | None = None,
+               candidate_id: str | None = None, mode: str = "dialog",
+               clock: Clock | None = None) -> "TraceWriter":
+        """Create the file (0600, never overwriting) and write the start record.
+
+        Returns the writer; raises TraceError when the file exists or cannot be created.
+        """
+        fd = create_exclusive(path)
+        writer = cls(os.fspath(path), fd, clock or _utc_now)
+        writer.append("start", {
+            "format": FORMAT, "screener_version": __version__, "mode": mode,
+            "operator": operator, "candidate_id": candidate_id, "trial": trial_header(trial),
+        })
+        return writer
+
+    def append(self, kind: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """Write one record of type `kind` and return it (with its hash)."""
+        if self.sealed:
+            raise TraceError(self.path, "is sealed; nothing may be added")
+        if kind not in RECORD_TYPES:
+            raise ValueError(f"unknown record type {kind!r}")
+        record: dict[str, Any] = {
+            **to_json_value(dict(payload)), "type": kind, "seq": self.seq,
+            "time": _time_text(self.clock()), "prev": self.prev,
+        }
+        record["hash"] = record_hash(record)
+        line = (canonical(record) + "\n").encode("utf-8")
+        write_all(self.fd, line)
+        self._digest.update(line)
+        self.seq += 1
+        self.prev = record["hash"]
+        return record
+
+    def fact(self, name: str, value: Any, source: Source) -> dict[str, Any]:
+        """Record a fact's value and source."""
+        return self.append("fact", {"fact": name, "value": value, "source": source.to_json()})
+
+    def correction(self, name: str, old: Any, new: Any, reason: str | None = None,
+                   source: Source | None = None) -> dict[str, Any]:
+        """Record that a fact changed from `old` to `new`; the earlier record stays."""
+        payload: dict[str, Any] = {"fact": name, "old": old, "new": new, "reason": reason}
+        if source is not None:
+            payload["source"] = source.to_json()
+        return self.append("correction", payload)
+
+    def result(self, result: Result) -> None:
+        """Record derived facts, every rule firing, and the decision."""
+        for firing in result.firings:
+            for name, value in firing.derived.items():
+                self.fact(name, value, Source.derived(firing.rule, firing.facts))
+        for firing in result.firings:
+            self.append("firing", {
+                "rule": firing.rule, "criterion": firing.criterion, "outcome": firing.outcome,
+                "facts": firing.facts, "derived": firing.derived,
+            })
+        self.append("decision", {
+            "decision": result.decision, "outcomes": result.outcomes,
+            "failed": list(result.failed), "missing": list(result.missing),
+            "derived": result.derived,
+        })
+
+    def seal(self) -> str:
+        """Write the end record and close the file. Returns the end record's `trace_hash`."""
+        trace_hash = self._digest.hexdigest()
+        self.append("end", {"records": self.seq, "trace_hash": trace_hash})
+        self.sealed = True
+        self.close()
+        return trace_hash
+
+    def close(self) -> None:
+        """Close the file without sealing (a crash leaves the same state)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+# --- reading and checking -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """A trace read back with an intact chain. `sealed` is False when the end record is absent."""
+
+    path: str
+    records: tuple[dict[str, Any], ...]
+    sealed: bool
+
+    @property
+    def start(self) -> dict[str, Any]:
+        return self.records[0]
+
+    @property
+    def decision(self) -> dict[str, Any] | None:
+        return next((r for r in self.records if r["type"] == "decision"), None)
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [r for r in self.records if r["type"] == kind]
+
+
+def read_trace(path: str | os.PathLike[str]) -> Trace:
+    """Read a trace and check its hash chain.
+
+    Returns the Trace (possibly unsealed); raises TraceError when the file cannot be read and
+    TraceIntegrityError naming the first bad line when any record was altered, removed,
+    reordered or inserted, or when anything follows the end record.
+    """
+    name = os.fspath(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise TraceError(name, f"cannot read: {error.strerror}") from error
+    if not data:
+        raise TraceIntegrityError(name, 1, "empty trace: the start record is missing")
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    else:
+        raise TraceIntegrityError(name, len(lines), "last line is cut off (no newline)")
+    records: list[dict[str, Any]] = []
+    digest = hashlib.sha256()
+    prev = GENESIS
+    for number, raw in enumerate(lines, start=1):
+        record = _parse_line(name, number, raw)
+        if records and records[-1]["type"] == "end":
+            raise TraceIntegrityError(name, number, "record after the end record")
+        if record.get("seq") != number - 1:
+            raise TraceIntegrityError(
+                name, number, f"sequence number {record.get('seq')!r}, expected {number - 1}")
+        if record.get("prev") != prev:
+            raise TraceIntegrityError(
+                name, number, "previous-record hash does not match: a record before this one "
+                "was changed, removed, inserted or moved")
+        if record.get("hash") != record_hash(record):
+            raise TraceIntegrityError(name, number, "record hash does not match its content")
+        if record.get("type") not in RECORD_TYPES:
+            raise TraceIntegrityError(name, number, f"unknown record type {record.get('type')!r}")
+        if (number == 1) != (record["type"] == "start"):
+            raise TraceIntegrityError(name, number, "the start record must be first and only first")
+        if record["type"] == "end":
+            if record.get("trace_hash") != digest.hexdigest():
+                raise TraceIntegrityError(name, number, "trace hash does not match the records")
+            if record.get("records") != number - 1:
+                raise TraceIntegrityError(name, number, "record count does not match")
+        if number == 1 and record.get("format") != FORMAT:
+            raise TraceIntegrityError(name, 1, f"unknown trace format {record.get('format')!r}")
+        digest.update(raw + b"\n")
+        prev = record["hash"]
+        records.append(record)
+    return Trace(name, tuple(records), records[-1]["type"] == "end")
+
+
+def _parse_line(path: str, number: int, raw: bytes) -> dict[str, Any]:
+    try:
+        text = raw.decode("utf-8")
+        record = json.loads(text)
+    except (UnicodeDecodeError, ValueError):
+        raise TraceIntegrityError(path, number, "not a valid JSON record") from None
+    if not isinstance(record, dict):
+        raise TraceIntegrityError(path, number, "not a JSON object")
+    if canonical(record) != text:
+        # Also catches duplicate keys, which json.loads would silently collapse.
+        raise TraceIntegrityError(path, number, "record is not in canonical form (edited)")
+    return record
+
+
+def final_facts(trace: Trace) -> dict[str, dict[str, Any]]:
+    """Each fact's latest state: {'value', 'source', 'time', 'corrections': [...]}.
+
+    Corrections keep the history (old, new, reason, time) in order; a correction to None means
+    the answer was withdrawn and the fact is unknown again.
+    """
+    facts: dict[str, dict[str, Any]] = {}
+    for record in trace.records:
+        if record["type"] == "fact":
+            entry = facts.setdefault(record["fact"], {"corrections": []})
+            entry.update(value=record["value"], source=record["source"], time=record["time"])
+        elif record["type"] == "correction":
+            entry = facts.setdefault(record["fact"], {"corrections": []})
+            entry["corrections"].append({
+                "old": record["old"], "new": record["new"], "reason": record.get("reason"),
+                "time": record["time"],
+            })
+            entry.update(value=record["new"], time=record["time"],
+                         source=record.get("source", entry.get("source", {"kind": "correction"})))
+    return facts
