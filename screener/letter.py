@@ -13,7 +13,7 @@ from typing import Any
 
 import jinja2
 
-from screener.trace import Source, Trace, final_facts
+from screener.trace import Source, Trace, final_facts, human_time
 from screener.values import show
 
 FORMATS = ("md", "html")
@@ -89,32 +89,28 @@ class Letter:
     trace_hash: str
 
 
-def _time(text: str) -> str:
-    """A trace time (ISO with offset) as `YYYY-MM-DD HH:MM:SS UTC`."""
-    moment = _dt.datetime.fromisoformat(text).astimezone(_dt.timezone.utc)
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def _evidence(name: str, entry: dict[str, Any], description: str) -> Evidence:
     corrections = tuple(
-        f"changed from {show(c['old'])} to {show(c['new'])} at {_time(c['time'])}"
+        f"changed from {show(c['old'])} to {show(c['new'])} at {human_time(c['time'])}"
         + (f": {c['reason']}" if c.get("reason") else "")
         for c in entry["corrections"]
     )
     return Evidence(name, description, show(entry.get("value")),
                     Source.from_json(entry.get("source", {"kind": "unspecified"})).describe(),
-                    _time(entry["time"]), corrections)
+                    human_time(entry["time"]), corrections)
 
 
 def build_letter(trace: Trace, trace_hash: str, issued: _dt.datetime) -> Letter:
     """The letter's content from a checked, decided trace.
 
     `trace_hash` is the sha256 of the trace file; `issued` the letter's (timezone-aware) time.
-    Returns a Letter; raises ValueError when the trace holds no decision.
+    Returns a Letter; raises ValueError when the trace holds no decision or `issued` is naive.
     """
     decision = trace.decision
     if decision is None:
         raise ValueError(f"{trace.path}: no decision recorded; no letter can be written")
+    if issued.tzinfo is None:
+        raise ValueError("the letter's issue time must be timezone-aware")
     start = trace.start
     trial = start["trial"]
     descriptions = {name: spec.get("description", "") for name, spec in trial["facts"].items()}
@@ -141,7 +137,7 @@ def build_letter(trace: Trace, trace_hash: str, issued: _dt.datetime) -> Letter:
         decision_text=DECISION_WORDS[decision["decision"]], failed=tuple(decision["failed"]),
         criteria=tuple(rows),
         missing=tuple(MissingFact(n, descriptions.get(n, "")) for n in missing),
-        issued=_time(issued.isoformat()), decided=_time(decision["time"]),
+        issued=human_time(issued.isoformat()), decided=human_time(decision["time"]),
         operator=start.get("operator") or "(not given)",
         screener_version=start["screener_version"], rules_file=trial["rules_file"],
         rules_hash=trial["rules_hash"], trace_hash=trace_hash,

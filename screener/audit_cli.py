@@ -1,0 +1,105 @@
+"""The `verify` and `explain` subcommands. Only this module knows their argv and exit codes.
+
+Exit status of `verify`: 0 when the chain is intact, the trace is sealed and replaying its
+facts through the rules file it names gives the recorded decision; 1 when any of that fails
+(the message names the first bad line); 2 when the trace cannot be read at all.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rich.console import Console
+
+from screener.errors import ScreenerError
+from screener.explain import explanation
+from screener.replay import find_rules, replay
+from screener.trace import TraceError, TraceIntegrityError, file_sha256, read_trace
+from screener.trials import rules_dir
+
+VERIFY_EPILOG = ("exit status: 0 verified; 1 the chain is broken, the trace is unfinished or "
+                 "the replay differs; 2 the trace cannot be read")
+
+
+def add_audit_parsers(subparsers: Any) -> None:
+    """Add `verify` and `explain` to an argparse subparsers object; each sets `handler`."""
+    verify = subparsers.add_parser(
+        "verify", help="check a trace's hash chain and replay its decision",
+        description="Check that a decision trace is unaltered and that replaying its facts "
+                    "through the rules file it names gives the recorded decision.",
+        epilog=VERIFY_EPILOG)
+    verify.add_argument("trace", help="trace file (JSON Lines)")
+    verify.add_argument("--rules", metavar="PATH",
+                        help="rules file to replay with (default: the one in the rules "
+                             "directory whose content hash the trace names)")
+    verify.add_argument("--rules-dir", metavar="DIR",
+                        help="where to look for the rules file (default: the shipped rules)")
+    verify.set_defaults(handler=run_verify)
+    explain = subparsers.add_parser(
+        "explain", help="show how a trace's decision was reached",
+        description="Render a decision trace for a person: criteria with their outcomes, the "
+                    "facts under each with source and time, corrections marked.")
+    explain.add_argument("trace", help="trace file (JSON Lines)")
+    explain.set_defaults(handler=run_explain)
+
+
+def run_verify(args: argparse.Namespace, out: Console | None = None,
+               err: Console | None = None) -> int:
+    """Verify `args.trace`; report on `out` (success) or `err` (failure). Returns exit status."""
+    out = out or Console()
+    err = err or Console(stderr=True)
+    try:
+        trace = read_trace(args.trace)
+    except TraceIntegrityError as error:
+        err.print(f"{error.path}:{error.line}: chain broken: {error.reason}", markup=False)
+        err.print("verify: FAILED", markup=False)
+        return 1
+    except TraceError as error:
+        err.print(f"verify: {error}", markup=False)
+        return 2
+    last = len(trace.records)
+    if not trace.sealed:
+        err.print(f"{trace.path}:{last}: trace ends without its end record: cut short, or the "
+                  "screening did not finish", markup=False)
+        err.print("verify: FAILED", markup=False)
+        return 1
+    try:
+        rules = args.rules or find_rules(trace.start["trial"]["rules_hash"],
+                                         args.rules_dir or rules_dir())
+        outcome = replay(trace, rules)
+    except ScreenerError as error:
+        err.print(f"{trace.path}: cannot replay: {error}", markup=False)
+        err.print("verify: FAILED", markup=False)
+        return 1
+    if not outcome.matches:
+        err.print(f"{trace.path}:{outcome.decision_line}: replaying with {outcome.rules_path} "
+                  "gives a different result:", markup=False)
+        for difference in outcome.differences:
+            err.print(f"  {difference}", markup=False)
+        err.print("verify: FAILED", markup=False)
+        return 1
+    out.print(f"{trace.path}: verified", markup=False)
+    out.print(f"  chain: {last} records intact and sealed; file sha256 "
+              f"{file_sha256(trace.path)}", markup=False)
+    out.print(f"  replay: {outcome.rules_path} gives the recorded decision: "
+              f"{outcome.result.decision}", markup=False)
+    return 0
+
+
+def run_explain(args: argparse.Namespace, out: Console | None = None,
+                err: Console | None = None) -> int:
+    """Render `args.trace` on `out`. Returns 0, or 1 when the chain is broken (nothing shown:
+    an altered record would mislead), or 2 when the trace cannot be read."""
+    out = out or Console()
+    err = err or Console(stderr=True)
+    try:
+        trace = read_trace(args.trace)
+    except TraceIntegrityError as error:
+        err.print(f"{error.path}:{error.line}: chain broken: {error.reason}; not explaining an "
+                  "altered trace", markup=False)
+        return 1
+    except TraceError as error:
+        err.print(f"explain: {error}", markup=False)
+        return 2
+    out.print(explanation(trace))
+    return 0

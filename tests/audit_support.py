@@ -1,0 +1,67 @@
+"""Shared inputs for the audit tests: a tiny made-up trial, three candidates, a fixed clock."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any, Callable
+
+from screener.artifacts import CandidateArtifacts, TraceObserver, write_candidate_artifacts
+from screener.engine import Screener
+from screener.model import Trial
+from screener.trace import Source
+from screener.trial import load_trial
+
+HERE = Path(__file__).parent
+TINY = HERE / "data" / "audit" / "tiny.yaml"
+GOLDEN = HERE / "golden"
+NOW = dt.datetime(2026, 3, 4, 9, 30, tzinfo=dt.timezone.utc)
+
+CANDIDATES: dict[str, dict[str, Any]] = {
+    "eligible": {"birth_date": dt.date(1990, 5, 17), "screening_date": dt.date(2026, 3, 4),
+                 "ecog": 1, "pregnant": False},
+    "ineligible": {"birth_date": dt.date(1990, 5, 17), "screening_date": dt.date(2026, 3, 4),
+                   "ecog": 3, "pregnant": True},
+    "undetermined": {"birth_date": dt.date(2008, 3, 4), "screening_date": dt.date(2026, 3, 4),
+                     "ecog": 0},
+}
+
+
+def tiny_trial() -> Trial:
+    return load_trial(TINY)
+
+
+def ticking_clock(start: dt.datetime = NOW) -> Callable[[], dt.datetime]:
+    """A clock that moves one second per reading, so record times are distinct but fixed."""
+    moments = iter(start + dt.timedelta(seconds=n) for n in range(10_000))
+    return lambda: next(moments)
+
+
+def batch_candidate(directory: Path, kind: str, candidate_id: str = "P-001",
+                    operator: str | None = "Dr. A. Investigator") -> CandidateArtifacts:
+    """Screen one of CANDIDATES through the real engine and write its trace and letters."""
+    trial = tiny_trial()
+    facts = CANDIDATES[kind]
+    result = Screener(trial).evaluate(facts)
+    assert result.decision == kind
+    sources = {name: (value, Source.batch("candidates.csv", 2, name))
+               for name, value in facts.items()}
+    return write_candidate_artifacts(trial, candidate_id, sources, result, directory,
+                                     directory, operator, NOW)
+
+
+def dialog_with_correction(trace: Path, letter: Path | None = None) -> TraceObserver:
+    """A dialog that answers ecog 3, corrects it to 1 with a reason, and finishes eligible."""
+    trial = tiny_trial()
+    observer = TraceObserver(trace, trial, operator="nurse-7", candidate_id="D-042",
+                             letter_path=letter, clock=ticking_clock())
+    facts: dict[str, Any] = {}
+    for name, value in (("birth_date", dt.date(1980, 1, 31)),
+                        ("screening_date", dt.date(2026, 3, 4)), ("ecog", 3)):
+        observer.fact(name, value, Source.dialog(name))
+        facts[name] = value
+    observer.correction("ecog", 3, 1, "typed 3 for 1")
+    facts["ecog"] = 1
+    observer.fact("pregnant", False, Source.answers_file("answers.yaml", 4))
+    facts["pregnant"] = False
+    observer.result(Screener(trial).evaluate(facts))
+    return observer
