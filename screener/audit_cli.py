@@ -21,6 +21,11 @@ VERIFY_EPILOG = ("exit status: 0 verified; 1 the chain is broken, the trace is u
                  "the replay differs; 2 the trace cannot be read")
 
 
+def _say(console: Console, text: str) -> None:
+    """Print plain text: no markup, no highlighting, no wrapping inside paths."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 def add_audit_parsers(subparsers: Any) -> None:
     """Add `verify` and `explain` to an argparse subparsers object; each sets `handler`."""
     verify = subparsers.add_parser(
@@ -51,38 +56,38 @@ def run_verify(args: argparse.Namespace, out: Console | None = None,
     try:
         trace = read_trace(args.trace)
     except TraceIntegrityError as error:
-        err.print(f"{error.path}:{error.line}: chain broken: {error.reason}", markup=False)
-        err.print("verify: FAILED", markup=False)
+        _say(err, f"{error.path}:{error.line}: chain broken: {error.reason}")
+        _say(err, "verify: FAILED")
         return 1
     except TraceError as error:
-        err.print(f"verify: {error}", markup=False)
+        _say(err, f"verify: {error}")
         return 2
     last = len(trace.records)
     if not trace.sealed:
-        err.print(f"{trace.path}:{last}: trace ends without its end record: cut short, or the "
-                  "screening did not finish", markup=False)
-        err.print("verify: FAILED", markup=False)
+        _say(err, f"{trace.path}:{last}: trace ends without its end record: cut short, or the "
+                  "screening did not finish")
+        _say(err, "verify: FAILED")
         return 1
     try:
         rules = args.rules or find_rules(trace.start["trial"]["rules_hash"],
                                          args.rules_dir or rules_dir())
         outcome = replay(trace, rules)
     except ScreenerError as error:
-        err.print(f"{trace.path}: cannot replay: {error}", markup=False)
-        err.print("verify: FAILED", markup=False)
+        _say(err, f"{trace.path}: cannot replay: {error}")
+        _say(err, "verify: FAILED")
         return 1
     if not outcome.matches:
-        err.print(f"{trace.path}:{outcome.decision_line}: replaying with {outcome.rules_path} "
-                  "gives a different result:", markup=False)
+        _say(err, f"{trace.path}:{outcome.decision_line}: replaying with {outcome.rules_path} "
+                  "gives a different result:")
         for difference in outcome.differences:
-            err.print(f"  {difference}", markup=False)
-        err.print("verify: FAILED", markup=False)
+            _say(err, f"  {difference}")
+        _say(err, "verify: FAILED")
         return 1
-    out.print(f"{trace.path}: verified", markup=False)
-    out.print(f"  chain: {last} records intact and sealed; file sha256 "
-              f"{file_sha256(trace.path)}", markup=False)
-    out.print(f"  replay: {outcome.rules_path} gives the recorded decision: "
-              f"{outcome.result.decision}", markup=False)
+    _say(out, f"{trace.path}: verified")
+    _say(out, f"  chain: {last} records intact and sealed; file sha256 "
+              f"{file_sha256(trace.path)}")
+    _say(out, f"  replay: {outcome.rules_path} gives the recorded decision: "
+              f"{outcome.result.decision}")
     return 0
 
 
@@ -95,11 +100,11 @@ def run_explain(args: argparse.Namespace, out: Console | None = None,
     try:
         trace = read_trace(args.trace)
     except TraceIntegrityError as error:
-        err.print(f"{error.path}:{error.line}: chain broken: {error.reason}; not explaining an "
-                  "altered trace", markup=False)
+        _say(err, f"{error.path}:{error.line}: chain broken: {error.reason}; not explaining an "
+                  "altered trace")
         return 1
     except TraceError as error:
-        err.print(f"explain: {error}", markup=False)
+        _say(err, f"explain: {error}")
         return 2
     out.print(explanation(trace))
     return 0

@@ -11,7 +11,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 from rich.tree import Tree
 
-from screener.trace import Source, Trace, final_facts, human_time
+from screener.trace import Source, Trace, describe_correction, final_facts, human_time
 from screener.values import show
 
 OUTCOME_STYLES = {"met": "green", "not_met": "red", "unknown": "yellow"}
@@ -35,9 +35,7 @@ def _fact_node(parent: Tree, name: str, entry: dict[str, Any] | None) -> None:
         label.append("  corrected", style="bold magenta")
     node = parent.add(label)
     for change in entry["corrections"]:
-        reason = f": {change['reason']}" if change.get("reason") else ""
-        node.add(Text(f"was {show(change['old'])}, changed to {show(change['new'])} at "
-                      f"{human_time(change['time'])}{reason}", style="magenta"))
+        node.add(Text(f"was {describe_correction(change)}", style="magenta"))
 
 
 def criteria_tree(trace: Trace) -> Tree:

@@ -13,7 +13,7 @@ from typing import Any
 
 import jinja2
 
-from screener.trace import Source, Trace, final_facts, human_time
+from screener.trace import Source, Trace, describe_correction, final_facts, human_time
 from screener.values import show
 
 FORMATS = ("md", "html")
@@ -90,11 +90,7 @@ class Letter:
 
 
 def _evidence(name: str, entry: dict[str, Any], description: str) -> Evidence:
-    corrections = tuple(
-        f"changed from {show(c['old'])} to {show(c['new'])} at {human_time(c['time'])}"
-        + (f": {c['reason']}" if c.get("reason") else "")
-        for c in entry["corrections"]
-    )
+    corrections = tuple(f"was {describe_correction(c)}" for c in entry["corrections"])
     return Evidence(name, description, show(entry.get("value")),
                     Source.from_json(entry.get("source", {"kind": "unspecified"})).describe(),
                     human_time(entry["time"]), corrections)

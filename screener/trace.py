@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Mapping
 from screener import __version__
 from screener.errors import ScreenerError
 from screener.model import Result, Trial
-from screener.values import to_json
+from screener.values import show, to_json
 
 FORMAT = "screener-trace/1"
 GENESIS = "0" * 64
@@ -413,7 +413,8 @@ def _parse_line(path: str, number: int, raw: bytes) -> dict[str, Any]:
 def final_facts(trace: Trace) -> dict[str, dict[str, Any]]:
     """Each fact's latest state: {'value', 'source', 'time', 'corrections': [...]}.
 
-    Corrections keep the history (old, new, reason, time) in order; a correction to None means
+    Corrections keep the history in order (old, new, reason, time, and the time and source of
+    the value it replaced); a correction to None means
     the answer was withdrawn and the fact is unknown again.
     """
     facts: dict[str, dict[str, Any]] = {}
@@ -425,8 +426,22 @@ def final_facts(trace: Trace) -> dict[str, dict[str, Any]]:
             entry = facts.setdefault(record["fact"], {"corrections": []})
             entry["corrections"].append({
                 "old": record["old"], "new": record["new"], "reason": record.get("reason"),
-                "time": record["time"],
+                "time": record["time"], "old_time": entry.get("time"),
+                "old_source": entry.get("source"),
             })
             entry.update(value=record["new"], time=record["time"],
                          source=record.get("source", entry.get("source", {"kind": "correction"})))
     return facts
+
+
+def describe_correction(change: Mapping[str, Any]) -> str:
+    """One correction from `final_facts` for a person: the replaced value with its source and
+    time, the new value and time, and the reason, e.g.
+    `3 (dialog answer (ecog), 2026-03-04 09:30:03 UTC) changed to 1 at ...: typed 3 for 1`."""
+    since = ""
+    if change.get("old_time"):
+        source = Source.from_json(change.get("old_source") or {"kind": "unspecified"})
+        since = f" ({source.describe()}, {human_time(change['old_time'])})"
+    reason = f": {change['reason']}" if change.get("reason") else ""
+    return (f"{show(change['old'])}{since} changed to {show(change['new'])} at "
+            f"{human_time(change['time'])}{reason}")

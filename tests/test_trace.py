@@ -169,7 +169,9 @@ def test_corrections_keep_the_earlier_value(tmp_path: Path):
     ecog = final_facts(trace)["ecog"]
     assert ecog["value"] == 1
     assert ecog["corrections"] == [{"old": 3, "new": 1, "reason": "typed 3 for 1",
-                                    "time": "2026-03-04T09:30:04.000000+00:00"}]
+                                    "time": "2026-03-04T09:30:04.000000+00:00",
+                                    "old_time": "2026-03-04T09:30:03.000000+00:00",
+                                    "old_source": {"kind": "dialog", "question": "ecog"}}]
     assert [r["value"] for r in trace.of_type("fact") if r["fact"] == "ecog"] == [3]
 
 
