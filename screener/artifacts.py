@@ -17,8 +17,9 @@ from typing import Any, Callable, Mapping
 from screener.letter import FORMATS, build_letter, format_for, render_letter
 from screener.model import Result, Trial
 from screener.trace import (
-    Source, TraceError, TraceWriter, create_exclusive, file_sha256, read_trace, write_all,
+    Source, TraceError, TraceWriter, create_exclusive, file_sha256, write_all,
 )
+from screener.trace_check import read_trace
 
 _SLUG_LENGTH = 40
 _HASH_LENGTH = 16
@@ -87,7 +88,7 @@ def write_candidate_artifacts(
     """Write one batch candidate's trace and, if `letters_dir` is given, its letters (md, html).
 
     `facts_with_sources` maps each input fact (typed value, None for a blank) to its Source,
-    e.g. `Source.batch("in.csv", 3, "ecog")`; `now` (timezone-aware) stamps every record and
+    e.g. `Source.batch("in.csv", 3, "weight")`; `now` (timezone-aware) stamps every record and
     the letters. Directories must exist. Returns the paths written; raises TraceError when any
     of the files exists already (nothing is written then).
     """

@@ -13,7 +13,8 @@ from typing import Any
 
 from screener.errors import InvalidValue, ScreenerError
 from screener.model import FactValue, Result, Trial
-from screener.trace import Trace, final_facts, to_json_value
+from screener.trace import to_json_value
+from screener.trace_check import Trace, final_facts
 from screener.values import coerce
 
 RULES_SUFFIXES = (".yaml", ".yml")

@@ -10,7 +10,8 @@ import pytest
 
 from audit_support import GOLDEN, NOW, batch_candidate
 from screener.letter import build_letter, environment, markdown_escape, render_letter
-from screener.trace import file_sha256, read_trace
+from screener.trace import file_sha256
+from screener.trace_check import read_trace
 
 UPDATE = os.environ.get("SCREENER_UPDATE_GOLDEN") == "1"
 

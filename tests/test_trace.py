@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from audit_support import batch_candidate, dialog_with_correction, ticking_clock, tiny_trial
 from screener.replay import replay
 from screener.trace import (
-    Source, TraceError, TraceIntegrityError, TraceWriter, canonical, final_facts, read_trace,
-    record_hash,
+    Source, TraceError, TraceIntegrityError, TraceWriter, canonical, record_hash,
 )
+from screener.trace_check import final_facts, read_trace
 
 
 @pytest.fixture()

@@ -10,7 +10,8 @@ import pytest
 
 from audit_support import batch_candidate, dialog_with_correction, tiny_trial
 from screener.artifacts import TraceObserver, safe_name
-from screener.trace import Source, TraceError, read_trace
+from screener.trace import Source, TraceError
+from screener.trace_check import read_trace
 
 
 @pytest.mark.parametrize(("candidate_id", "slug"), [

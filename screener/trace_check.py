@@ -1,0 +1,142 @@
+"""Reading a trace back: the hash-chain check, the facts as last answered, corrections.
+
+Kept apart from `screener.trace` (the writer): everything here only reads, and it is what
+`verify`, `explain` and letters rely on to trust a trace.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from screener.trace import (
+    FORMAT, GENESIS, RECORD_TYPES, Source, TraceError, TraceIntegrityError, canonical,
+    human_time, record_hash,
+)
+from screener.values import show
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """A trace read back with an intact chain. `sealed` is False when the end record is absent."""
+
+    path: str
+    records: tuple[dict[str, Any], ...]
+    sealed: bool
+
+    @property
+    def start(self) -> dict[str, Any]:
+        return self.records[0]
+
+    @property
+    def decision(self) -> dict[str, Any] | None:
+        return next((r for r in self.records if r["type"] == "decision"), None)
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [r for r in self.records if r["type"] == kind]
+
+
+def read_trace(path: str | os.PathLike[str]) -> Trace:
+    """Read a trace and check its hash chain.
+
+    Returns the Trace (possibly unsealed); raises TraceError when the file cannot be read and
+    TraceIntegrityError naming the first bad line when any record was altered, removed,
+    reordered or inserted, or when anything follows the end record.
+    """
+    name = os.fspath(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise TraceError(name, f"cannot read: {error.strerror}") from error
+    if not data:
+        raise TraceIntegrityError(name, 1, "empty trace: the start record is missing")
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    else:
+        raise TraceIntegrityError(name, len(lines), "last line is cut off (no newline)")
+    records: list[dict[str, Any]] = []
+    digest = hashlib.sha256()
+    prev = GENESIS
+    for number, raw in enumerate(lines, start=1):
+        record = _parse_line(name, number, raw)
+        if records and records[-1]["type"] == "end":
+            raise TraceIntegrityError(name, number, "record after the end record")
+        if record.get("seq") != number - 1:
+            raise TraceIntegrityError(
+                name, number, f"sequence number {record.get('seq')!r}, expected {number - 1}")
+        if record.get("prev") != prev:
+            raise TraceIntegrityError(
+                name, number, "previous-record hash does not match: a record before this one "
+                "was changed, removed, inserted or moved")
+        if record.get("hash") != record_hash(record):
+            raise TraceIntegrityError(name, number, "record hash does not match its content")
+        if record.get("type") not in RECORD_TYPES:
+            raise TraceIntegrityError(name, number, f"unknown record type {record.get('type')!r}")
+        if (number == 1) != (record["type"] == "start"):
+            raise TraceIntegrityError(name, number, "the start record must be first and only first")
+        if record["type"] == "end":
+            if record.get("trace_hash") != digest.hexdigest():
+                raise TraceIntegrityError(name, number, "trace hash does not match the records")
+            if record.get("records") != number - 1:
+                raise TraceIntegrityError(name, number, "record count does not match")
+        if number == 1 and record.get("format") != FORMAT:
+            raise TraceIntegrityError(name, 1, f"unknown trace format {record.get('format')!r}")
+        digest.update(raw + b"\n")
+        prev = record["hash"]
+        records.append(record)
+    return Trace(name, tuple(records), records[-1]["type"] == "end")
+
+
+def _parse_line(path: str, number: int, raw: bytes) -> dict[str, Any]:
+    try:
+        text = raw.decode("utf-8")
+        record = json.loads(text)
+    except (UnicodeDecodeError, ValueError):
+        raise TraceIntegrityError(path, number, "not a valid JSON record") from None
+    if not isinstance(record, dict):
+        raise TraceIntegrityError(path, number, "not a JSON object")
+    if canonical(record) != text:
+        # Also catches duplicate keys, which json.loads would silently collapse.
+        raise TraceIntegrityError(path, number, "record is not in canonical form (edited)")
+    return record
+
+
+def final_facts(trace: Trace) -> dict[str, dict[str, Any]]:
+    """Each fact's latest state: {'value', 'source', 'time', 'corrections': [...]}.
+
+    Corrections keep the history in order (old, new, reason, time, and the time and source of
+    the value it replaced); a correction to None means
+    the answer was withdrawn and the fact is unknown again.
+    """
+    facts: dict[str, dict[str, Any]] = {}
+    for record in trace.records:
+        if record["type"] == "fact":
+            entry = facts.setdefault(record["fact"], {"corrections": []})
+            entry.update(value=record["value"], source=record["source"], time=record["time"])
+        elif record["type"] == "correction":
+            entry = facts.setdefault(record["fact"], {"corrections": []})
+            entry["corrections"].append({
+                "old": record["old"], "new": record["new"], "reason": record.get("reason"),
+                "time": record["time"], "old_time": entry.get("time"),
+                "old_source": entry.get("source"),
+            })
+            entry.update(value=record["new"], time=record["time"],
+                         source=record.get("source", entry.get("source", {"kind": "correction"})))
+    return facts
+
+
+def describe_correction(change: Mapping[str, Any]) -> str:
+    """One correction from `final_facts` for a person: the replaced value with its source and
+    time, the new value and time, and the reason, e.g.
+    `3 (dialog answer (weight), 2026-03-04 09:30:03 UTC) changed to 1 at ...: typo`."""
+    since = ""
+    if change.get("old_time"):
+        source = Source.from_json(change.get("old_source") or {"kind": "unspecified"})
+        since = f" ({source.describe()}, {human_time(change['old_time'])})"
+    reason = f": {change['reason']}" if change.get("reason") else ""
+    return (f"{show(change['old'])}{since} changed to {show(change['new'])} at "
+            f"{human_time(change['time'])}{reason}")
