@@ -1,11 +1,16 @@
 """Shared inputs for the audit tests: a tiny made-up trial, three candidates, a fixed clock."""
 from __future__ import annotations
 
+import argparse
 import datetime as dt
+import io
 from pathlib import Path
 from typing import Any, Callable
 
+from rich.console import Console
+
 from screener.artifacts import CandidateArtifacts, TraceObserver, write_candidate_artifacts
+from screener.audit_cli import add_audit_parsers
 from screener.engine import Screener
 from screener.model import Trial
 from screener.trace import Source
@@ -65,3 +70,14 @@ def dialog_with_correction(trace: Path, letter: Path | None = None) -> TraceObse
     facts["pregnant"] = False
     observer.result(Screener(trial).evaluate(facts))
     return observer
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    """Run `screener verify|explain ...` through argparse; returns (status, stdout, stderr)."""
+    parser = argparse.ArgumentParser(prog="screener")
+    add_audit_parsers(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(list(argv))
+    out, err = io.StringIO(), io.StringIO()
+    status = args.handler(args, Console(file=out, width=100, color_system=None),
+                          Console(file=err, width=100, color_system=None))
+    return status, out.getvalue(), err.getvalue()

@@ -1,31 +1,17 @@
 """`screener verify` and `screener explain` as a user runs them: messages and exit status."""
 from __future__ import annotations
 
-import argparse
-import io
 import json
 import os
 import shutil
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
-from audit_support import GOLDEN, TINY, batch_candidate, dialog_with_correction
-from screener.audit_cli import add_audit_parsers
+from audit_support import GOLDEN, TINY, batch_candidate, dialog_with_correction, run_cli as run
 from screener.trace import canonical, record_hash
 
 UPDATE = os.environ.get("SCREENER_UPDATE_GOLDEN") == "1"
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    parser = argparse.ArgumentParser(prog="screener")
-    add_audit_parsers(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(list(argv))
-    out, err = io.StringIO(), io.StringIO()
-    status = args.handler(args, Console(file=out, width=100, color_system=None),
-                          Console(file=err, width=100, color_system=None))
-    return status, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture()

@@ -1,0 +1,29 @@
+# Two entry points, both from a fresh machine with Python 3.11 and make:
+#   make screen-sample   set up, then batch-screen the shipped sample candidates
+#   make test            set up, then run the test suite
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: setup screen-sample test bench clean
+
+$(BIN)/screener: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+setup: $(BIN)/screener
+
+screen-sample: setup
+	umask 077; $(BIN)/screener batch examples/candidates.csv -o screened.jsonl
+	@echo "results: screened.jsonl"
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python benchmarks/batch_throughput.py
+
+clean:
+	rm -rf $(VENV) screened.jsonl

@@ -1,0 +1,212 @@
+"""Batch screening: rows in, exactly one output record per row out, in input order.
+
+The contract (shared/spec/batch-io.md) fixes the record: `candidate_id`, `decision`,
+`failed_criteria`, `missing`, `errors`. Nothing here prints; `cli` owns the terminal.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, TextIO
+
+from screener.engine import Screener
+from screener.errors import ConflictError, InvalidValue
+from screener.model import FactValue, Result, Trial
+from screener.readers import Row
+from screener.values import coerce
+
+COLUMNS = ("candidate_id", "decision", "failed_criteria", "missing", "errors")
+
+
+@dataclass
+class Screened:
+    """One output record, plus what the trace and letter writers need about it."""
+
+    record: dict[str, Any]
+    facts: dict[str, FactValue] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    result: Result | None = None
+
+
+def candidate_facts(trial: Trial, row: Row) -> tuple[dict[str, FactValue], dict[str, str], list[str]]:
+    """Typed facts of a row, where each came from, and one error per bad value."""
+    facts: dict[str, FactValue] = {}
+    sources: dict[str, str] = {}
+    errors: list[str] = []
+    for name, raw in row.fields.items():
+        spec = trial.facts.get(name)
+        if spec is None or name == trial.id_fact:
+            continue
+        try:
+            value = coerce(spec, raw)
+        except InvalidValue as exc:
+            errors.append(str(exc))
+            continue
+        if value is not None:
+            facts[name] = value
+            column = row.columns.get(name)
+            sources[name] = f"row {row.number}" + (f", column {column} ({name})" if column else f", field {name}")
+    return facts, sources, errors
+
+
+def _id_of(trial: Trial, row: Row) -> Any:
+    value = row.fields.get(trial.id_fact)
+    return "" if value is None else value
+
+
+def screen_row(trial: Trial, screener: Screener, row: Row) -> Screened:
+    """Screen one row. Never raises for bad data: that becomes an `error` record."""
+    candidate_id = _id_of(trial, row)
+    errors: list[str] = []
+    if row.problem:
+        errors.append(row.problem)
+    if candidate_id == "" or (isinstance(candidate_id, str) and not candidate_id.strip()):
+        errors.append(f"{trial.id_fact}: missing: every candidate needs an id")
+    elif not isinstance(candidate_id, (str, int)) or isinstance(candidate_id, bool):
+        errors.append(f"{trial.id_fact}: {candidate_id!r}: expected text")
+    facts, sources, value_errors = candidate_facts(trial, row)
+    errors.extend(value_errors)
+    if errors:
+        return Screened(_record(candidate_id, "error", errors=errors), facts, sources)
+    try:
+        result = screener.evaluate(facts)
+    except ConflictError as exc:
+        return Screened(_record(candidate_id, "error", errors=[str(exc)]), facts, sources)
+    missing = list(result.missing) if result.decision == "undetermined" else []
+    record = _record(candidate_id, result.decision, list(result.failed), missing)
+    return Screened(record, facts, sources, result)
+
+
+def _record(candidate_id: Any, decision: str, failed: list[str] | None = None,
+            missing: list[str] | None = None, errors: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "candidate_id": candidate_id,
+        "decision": decision,
+        "failed_criteria": failed or [],
+        "missing": missing or [],
+        "errors": errors or [],
+    }
+
+
+def unknown_fields(trial: Trial, row: Row) -> list[str]:
+    return [name for name in row.fields if name not in trial.facts]
+
+
+class Summary:
+    """Counts per decision and per failed criterion; field names seen that are not facts."""
+
+    def __init__(self) -> None:
+        self.decisions: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
+        self.unknown_fields: set[str] = set()
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.decisions[record["decision"]] += 1
+        self.failed.update(record["failed_criteria"])
+
+    @property
+    def total(self) -> int:
+        return sum(self.decisions.values())
+
+
+class Writer:
+    """Writes records as JSONL or CSV (lists joined with ';')."""
+
+    def __init__(self, stream: TextIO, fmt: str):
+        self.stream = stream
+        self.fmt = fmt
+        self._csv = csv.writer(stream, lineterminator="\n") if fmt == "csv" else None
+        if self._csv is not None:
+            self._csv.writerow(COLUMNS)
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self._csv is not None:
+            self._csv.writerow([
+                ";".join(map(str, v)) if isinstance(v, list) else v
+                for v in (record[c] for c in COLUMNS)
+            ])
+        else:
+            self.stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def open_private(path: str) -> TextIO:
+    """Create or truncate `path` readable and writable by its owner only (mode 0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its old mode through O_CREAT
+    return io.open(fd, "w", encoding="utf-8", newline="")
+
+
+def screen_rows(trial: Trial, rows: Iterable[Row], summary: Summary,
+                on_screened: Callable[[Screened], None] | None = None) -> Iterator[dict[str, Any]]:
+    """Screen rows in this process; yields output records in input order."""
+    screener = Screener(trial)
+    for row in rows:
+        summary.unknown_fields.update(unknown_fields(trial, row))
+        screened = screen_row(trial, screener, row)
+        if on_screened is not None:
+            on_screened(screened)
+        summary.add(screened.record)
+        yield screened.record
+
+
+# --- several processes -------------------------------------------------------------------
+
+_worker: tuple[Trial, Screener] | None = None
+
+
+def _init_worker(rules_path: str) -> None:
+    global _worker
+    from screener.trial import load_trial
+
+    trial = load_trial(rules_path)
+    _worker = (trial, Screener(trial))
+
+
+def _screen_chunk(rows: list[Row]) -> list[tuple[dict[str, Any], list[str]]]:
+    assert _worker is not None
+    trial, screener = _worker
+    return [(screen_row(trial, screener, row).record, unknown_fields(trial, row)) for row in rows]
+
+
+def _chunks(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
+    chunk: list[Row] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def screen_rows_parallel(trial: Trial, rules_path: str, rows: Iterable[Row], summary: Summary,
+                         jobs: int, chunk_size: int = 256) -> Iterator[dict[str, Any]]:
+    """Screen rows in `jobs` worker processes; yields records in input order.
+
+    Each worker loads the rules itself and keeps one durable-rules session live at a time.
+    At most a few chunks per worker are in flight, so memory stays flat.
+    """
+    import multiprocessing
+    from collections import deque
+
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(jobs, initializer=_init_worker, initargs=(rules_path,)) as pool:
+        in_flight: deque[Any] = deque()
+
+        def drain_one() -> Iterator[dict[str, Any]]:
+            for record, unknown in in_flight.popleft().get():
+                summary.unknown_fields.update(unknown)
+                summary.add(record)
+                yield record
+
+        # Pool.imap would read the whole input ahead; a bounded queue keeps memory flat.
+        for chunk in _chunks(rows, chunk_size):
+            in_flight.append(pool.apply_async(_screen_chunk, (chunk,)))
+            if len(in_flight) >= 3 * jobs:
+                yield from drain_one()
+        while in_flight:
+            yield from drain_one()

@@ -1,0 +1,227 @@
+"""Command line: `screener batch|check|...`. The only module that knows argv and exit codes."""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from screener import __version__
+from screener.batch import Summary, Writer, open_private, screen_rows, screen_rows_parallel
+from screener.errors import RulesError, ScreenerError
+from screener.readers import FORMATS, UnreadableInput, open_text, read_rows
+from screener.trial import load_trial
+from screener.trials import TrialNotFound, rules_path
+
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
+
+
+def _err_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="screener",
+        description="Rule-based clinical-trial eligibility screening.",
+    )
+    parser.add_argument("--version", action="version", version=f"screener {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    batch = sub.add_parser(
+        "batch", help="screen a list of candidates (CSV, JSONL, JSON, YAML)",
+        description=(
+            "Screen every candidate of INPUT and write one result per candidate, in input "
+            "order, as JSON Lines (default, to standard output) or CSV. Progress and the "
+            "summary go to standard error. Exit status: 0 all screened, 1 some candidates "
+            "are errors, 2 usage error or unreadable input."
+        ),
+    )
+    batch.add_argument("input", metavar="INPUT",
+                       help="candidates file (.csv, .jsonl, .json, .yaml/.yml), or - for standard input")
+    batch.add_argument("-o", "--output", metavar="OUTPUT", help="results file ending .jsonl or .csv")
+    batch.add_argument("--trial", metavar="TRIAL_ID", help="trial to screen for (default: the only one shipped)")
+    batch.add_argument("--format", choices=sorted(set(FORMATS.values())),
+                       help="input format; by default the suffix tells, and standard input is "
+                            "recognised from its first characters")
+    batch.add_argument("--rules", metavar="FILE", help="rules file to use instead of the shipped one")
+    batch.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                       help="screen in N processes (default 1)")
+    batch.set_defaults(run=run_batch)
+
+    check = sub.add_parser("check", help="check a rules file and report every problem as file:line:col",
+                           description="Load and check rules files; exit 0 when all are valid, 2 otherwise.")
+    check.add_argument("files", nargs="*", metavar="FILE", help="rules files (default: the shipped trials)")
+    check.set_defaults(run=run_check)
+    _add_optional_commands(sub)
+    return parser
+
+
+def _add_optional_commands(sub: Any) -> None:
+    """Commands that live in their own modules (dialog, audit)."""
+    try:
+        from screener.dialog.cli import add_screen_parsers
+    except ImportError:
+        pass
+    else:
+        add_screen_parsers(sub)
+    try:
+        from screener.audit_cli import add_audit_parsers
+    except ImportError:
+        pass
+    else:
+        add_audit_parsers(sub)
+
+
+def _rules_file(args: argparse.Namespace) -> Path:
+    if getattr(args, "rules", None):
+        return Path(args.rules)
+    return rules_path(args.trial)
+
+
+def sniff_format(binary: Any) -> str:
+    """Guess the format of standard input from its first bytes: [ JSON, { JSONL, - YAML, else CSV."""
+    head = binary.peek(4096)[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith(b"["):
+        return "json"
+    if head.startswith(b"{"):
+        return "jsonl"
+    if head.startswith(b"-") or head.startswith(b"%YAML"):
+        return "yaml"
+    return "csv"
+
+
+def _input_format(args: argparse.Namespace) -> str:
+    if args.format:
+        return str(args.format)
+    if args.input == "-":
+        return "sniff"
+    suffix = Path(args.input).suffix.lower()
+    if suffix not in FORMATS:
+        raise ScreenerError(f"cannot tell the format of {args.input!r}: use .csv, .jsonl, .json, .yaml or .yml")
+    return FORMATS[suffix]
+
+
+def _progress(err: Console) -> Progress:
+    return Progress(
+        SpinnerColumn(), TextColumn("screening"), BarColumn(bar_width=None),
+        TextColumn("{task.completed} candidates"), TimeElapsedColumn(),
+        console=err, redirect_stdout=False, redirect_stderr=False,
+        disable=not err.is_terminal, transient=True,
+    )
+
+
+def summary_table(summary: Summary, trial_id: str) -> Table:
+    table = Table(title=f"{trial_id}: {summary.total} candidates screened", title_justify="left")
+    table.add_column("decision")
+    table.add_column("candidates", justify="right")
+    for decision in ("eligible", "ineligible", "undetermined", "error"):
+        table.add_row(decision, str(summary.decisions.get(decision, 0)))
+    if summary.failed:
+        table.add_section()
+        for criterion, count in sorted(summary.failed.items(), key=lambda kv: (-kv[1], kv[0])):
+            table.add_row(f"failed {criterion}", str(count))
+    return table
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    err = _err_console()
+    if args.jobs < 1:
+        err.print("screener batch: --jobs must be at least 1")
+        return EXIT_USAGE
+    fmt = _input_format(args)
+    if args.output and Path(args.output).suffix.lower() not in (".jsonl", ".csv"):
+        err.print(f"screener batch: OUTPUT must end .jsonl or .csv, not {args.output!r}")
+        return EXIT_USAGE
+    path = _rules_file(args)
+    trial = load_trial(path)
+    try:
+        binary = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
+    except OSError as exc:
+        err.print(f"screener batch: cannot read {args.input}: {exc.strerror}")
+        return EXIT_USAGE
+    if fmt == "sniff":
+        fmt = sniff_format(binary)
+    out_fmt = "csv" if args.output and args.output.lower().endswith(".csv") else "jsonl"
+    out = open_private(args.output) if args.output else sys.stdout
+    summary = Summary()
+    try:
+        with open_text(binary) as text:
+            rows = read_rows(text, fmt)
+            records: Iterator[dict[str, Any]]
+            if args.jobs > 1:
+                records = screen_rows_parallel(trial, str(path), rows, summary, args.jobs)
+            else:
+                records = screen_rows(trial, rows, summary)
+            writer = Writer(out, out_fmt)
+            with _progress(err) as progress:
+                task = progress.add_task("screening", total=None)
+                for record in records:
+                    writer.write(record)
+                    progress.advance(task)
+    except (UnreadableInput, UnicodeDecodeError) as exc:
+        out.flush()
+        err.print(f"screener batch: cannot read {args.input}: {exc}")
+        return EXIT_USAGE
+    finally:
+        if out is not sys.stdout:
+            out.close()
+        else:
+            out.flush()
+    if summary.unknown_fields:
+        err.print("warning: fields that are not facts of "
+                  f"{trial.id} were ignored: {', '.join(sorted(summary.unknown_fields))}")
+    err.print(summary_table(summary, trial.id))
+    return EXIT_ERRORS if summary.decisions.get("error") else EXIT_OK
+
+
+def run_check(args: argparse.Namespace) -> int:
+    err = _err_console()
+    files = [Path(f) for f in args.files] or [rules_path(t) for t in _shipped()]
+    status = EXIT_OK
+    for file in files:
+        try:
+            trial = load_trial(file)
+        except RulesError as exc:
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+            status = EXIT_USAGE
+        else:
+            err.print(f"{file}: ok: {trial.id}, {len(trial.criteria)} criteria, {len(trial.facts)} facts")
+    return status
+
+
+def _shipped() -> list[str]:
+    from screener.trials import shipped_trials
+
+    return shipped_trials()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except RulesError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_USAGE
+    except (TrialNotFound, ScreenerError) as exc:
+        print(f"screener {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader went away (`screener batch ... | head`): stop quietly, as the signal docs advise.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT

@@ -1,0 +1,201 @@
+"""The only module that touches durable-rules. It offers `Screener.evaluate(facts) -> Result`.
+
+durable-rules 2.0.28 is driven here through its C core (`durable_rules_engine`), the same calls
+its `engine.Host` makes, without the parts of the Python wrapper that are unsafe for us:
+- no `Host`, so none of its background timer threads that segfault beside ours;
+- actions are not Python callbacks: each fired rule comes back as a message we handle here,
+  so no action can be lost to the two-parameter "async" trap or have its exception swallowed;
+- every session is opened with a marker fact that a rule consumes, so `delete_state` never
+  meets a session that completed no action (segfault);
+- one live session at a time, deleted before the next candidate: far from the 1,024-session
+  ceiling, and no two live sessions can collide on the 32-bit sid hash;
+- sids are generated (`s<n>`), never taken from input, so no quote or backslash reaches them;
+- facts carry an explicit `id` and are asserted one at a time, each result code checked;
+- values are validated and encoded before they reach the engine (no mixed types, no floats,
+  no exponent notation), and conditions never compare two facts or divide.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from typing import Any
+
+import durable_rules_engine as _dre
+
+from screener.compiler import (
+    DONE_PREFIX, FIELD_PREFIX, KIND, OPEN, SNAPSHOT, compile_trial, decode, encode,
+)
+from screener.errors import ConflictError, EngineError
+from screener.functions import FUNCTIONS
+from screener.model import Criterion, FactValue, Firing, Result, Trial
+
+_MESSAGE = re.compile(r'\{"([^"]+)":\{"m":\{"sid":\s*"[^"]*",\s*"id":\s*"([^"]*)"')
+_NOT_HANDLED = 1
+_OBSERVED = 2
+_handles: dict[str, int] = {}  # ruleset name -> C handle; rulesets live for the process
+
+
+def _ruleset(name: str, definition: dict[str, Any]) -> int:
+    """Create the named ruleset once per process (names are global in the C core)."""
+    if name not in _handles:
+        _handles[name] = _dre.create_ruleset(name, json.dumps(definition, ensure_ascii=False))
+    return _handles[name]
+
+
+class Screener:
+    """Evaluates candidates of one trial. Use from one thread; one per process is enough."""
+
+    _sids = itertools.count()
+
+    def __init__(self, trial: Trial):
+        self.trial = trial
+        self.definition = compile_trial(trial)
+        digest = hashlib.sha256(json.dumps(self.definition, sort_keys=True).encode()).hexdigest()
+        self.ruleset_name = f"{trial.id}-{trial.content_hash[:12]}-{digest[:12]}"
+        self._handle = _ruleset(self.ruleset_name, self.definition)
+        self._derivations = {d.id: d for d in trial.derivations}
+        self._criteria: dict[str, Criterion] = {c.id: c for c in trial.criteria}
+        self._fact_order = {name: i for i, name in enumerate(trial.facts)}
+
+    # --- the durable-rules session ------------------------------------------------------
+
+    def _check(self, result: tuple[int, int], fact: dict[str, Any]) -> int:
+        code, state = result
+        if code == _NOT_HANDLED:
+            raise EngineError(f"no rule consumed a {fact.get(KIND)!r} fact")
+        if code == _OBSERVED:
+            raise EngineError(f"the {fact.get(KIND)!r} fact was asserted twice")
+        if code != 0:
+            raise EngineError(f"durable-rules error {code}")
+        return state
+
+    def _snapshot(self, sid: str, version: int, values: dict[str, FactValue],
+                  done: set[str]) -> dict[str, Any]:
+        fact: dict[str, Any] = {"sid": sid, "id": f"v{version}", KIND: SNAPSHOT}
+        for name, value in values.items():
+            fact[FIELD_PREFIX + name] = encode(self.trial.facts[name], value)
+        for rule_id in done:
+            fact[DONE_PREFIX + rule_id] = 1
+        return fact
+
+    def evaluate(self, facts: dict[str, FactValue]) -> Result:
+        """Decide one candidate from typed facts (unknown facts simply absent).
+
+        Returns the Result. Raises ConflictError when a given fact disagrees with what a
+        derivation computes, EngineError if durable-rules reports a failure.
+        """
+        values = {k: v for k, v in facts.items() if v is not None and k in self.trial.facts}
+        sid = f"s{next(self._sids)}"
+        handle = self._handle
+        outcomes: dict[str, str] = {}
+        missing: set[str] = set()
+        derived: dict[str, FactValue] = {}
+        firings: list[Firing] = []
+        done: set[str] = set()
+        version = 1
+        try:
+            opener = {"sid": sid, "id": "open", KIND: OPEN}
+            state = self._check(_dre.assert_fact(handle, json.dumps(opener)), opener)
+            self._drain(handle, state, lambda rule, fact: None)
+            snapshot = self._snapshot(sid, version, values, done)
+            state = self._check(_dre.assert_fact(handle, json.dumps(snapshot, ensure_ascii=False)), snapshot)
+
+            pending: list[str] = []  # derivations fired on the current snapshot
+
+            def on_rule(rule: str, snapshot_id: str) -> None:
+                nonlocal snapshot, version
+                if snapshot_id != snapshot["id"]:
+                    raise EngineError(f"rule {rule} fired on a stale snapshot")
+                head, _, rest = rule.partition(".")
+                if head == "derive":
+                    self._derive(rest, values, derived, firings)
+                    pending.append(rest)
+                elif head == "seal":
+                    if pending:
+                        done.update(pending)
+                        pending.clear()
+                        old = snapshot
+                        version += 1
+                        snapshot = self._snapshot(sid, version, values, done)
+                        self._check(_dre.retract_fact(handle, json.dumps(old, ensure_ascii=False)), old)
+                        self._check(_dre.assert_fact(handle, json.dumps(snapshot, ensure_ascii=False)), snapshot)
+                elif rest.startswith("missing."):
+                    missing.add(rest[len("missing."):])
+                else:
+                    criterion = self._criteria[head]
+                    outcomes[head] = rest
+                    read = {name: values[name] for name in criterion.facts if name in values}
+                    firings.append(Firing(rule=rule, criterion=head, outcome=rest, facts=read))
+
+            self._drain(handle, state, on_rule)
+        finally:
+            _dre.delete_state(handle, sid)
+        return self._result(outcomes, missing, derived, firings)
+
+    def _drain(self, handle: int, state: int, on_rule: Any) -> None:
+        """Run every queued action of the session, handing each fired rule to `on_rule`.
+
+        A message is `{"<rule>":{"m":{"sid": ..., "id": "<fact id>", ...}}}`, echoing the
+        fact as we asserted it (sid first, id second). Only the rule name and the fact id
+        are needed, so they are sliced out instead of parsing the whole fact each time.
+        """
+        started = _dre.start_action_for_state(handle, state)
+        message = started[1] if started else None
+        while message:
+            match = _MESSAGE.match(message)
+            if match is None:
+                raise EngineError(f"unexpected durable-rules message {message[:80]!r}")
+            on_rule(match.group(1), match.group(2))
+            message = _dre.complete_and_start_action(handle, state)
+
+    def _derive(self, rule_id: str, values: dict[str, FactValue], derived: dict[str, FactValue],
+                firings: list[Firing]) -> None:
+        derivation = self._derivations[rule_id]
+        function = FUNCTIONS[derivation.function]
+        inputs = {name: values[name] for name in derivation.inputs}
+        value = function.call(inputs, derivation.params, derivation.inputs)
+        given = values.get(derivation.fact)
+        if given is not None and given != value:
+            raise ConflictError(derivation.fact, given, value, inputs)
+        if given is None:
+            values[derivation.fact] = value
+            derived[derivation.fact] = value
+        firings.append(Firing(rule=f"derive.{rule_id}", criterion=None, outcome=None,
+                              facts=inputs, derived={derivation.fact: value}))
+
+    def _result(self, outcomes: dict[str, str], missing: set[str], derived: dict[str, FactValue],
+                firings: list[Firing]) -> Result:
+        ordered: dict[str, str] = {}
+        for criterion in self.trial.criteria:
+            if criterion.id not in outcomes:
+                raise EngineError(f"no outcome for criterion {criterion.id}")
+            ordered[criterion.id] = outcomes[criterion.id]
+        return Result(
+            decision=decide(self.trial, ordered),
+            outcomes=ordered,
+            failed=failed_criteria(self.trial, ordered),
+            missing=tuple(sorted(missing, key=self._fact_order.__getitem__)),
+            derived=derived,
+            firings=tuple(firings),
+        )
+
+
+def failed_criteria(trial: Trial, outcomes: dict[str, str]) -> tuple[str, ...]:
+    """Inclusion criteria not met and exclusion criteria met, in trial order."""
+    return tuple(
+        c.id for c in trial.criteria
+        if (c.kind == "inclusion" and outcomes[c.id] == "not_met")
+        or (c.kind == "exclusion" and outcomes[c.id] == "met")
+    )
+
+
+def decide(trial: Trial, outcomes: dict[str, str]) -> str:
+    """ineligible if any criterion failed; eligible if every criterion passed; else undetermined."""
+    if failed_criteria(trial, outcomes):
+        return "ineligible"
+    passing = {"inclusion": "met", "exclusion": "not_met"}
+    if all(outcomes[c.id] == passing[c.kind] for c in trial.criteria):
+        return "eligible"
+    return "undetermined"

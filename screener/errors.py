@@ -1,0 +1,66 @@
+"""One family of errors. Each keeps its inputs as attributes and has a stable code."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ScreenerError(Exception):
+    """Base of every error screener raises on purpose."""
+
+    code = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleProblem:
+    """One problem found in a rules or dialog file, with its position."""
+
+    path: str
+    line: int
+    column: int
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}: {self.code}: {self.message}"
+
+
+class RulesError(ScreenerError):
+    """A rules (or dialog) file is invalid; `problems` lists every problem, sorted."""
+
+    code = "rules-invalid"
+
+    def __init__(self, problems: list[RuleProblem]):
+        self.problems = sorted(problems, key=lambda p: (p.path, p.line, p.column, p.message))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class InvalidValue(ScreenerError):
+    """A candidate's value does not fit the fact's type; names the fact and the value."""
+
+    code = "invalid-value"
+
+    def __init__(self, fact: str, value: object, reason: str):
+        self.fact = fact
+        self.value = value
+        self.reason = reason
+        super().__init__(f"{fact}: {value!r}: {reason}")
+
+
+class ConflictError(ScreenerError):
+    """A given fact disagrees with the value a derivation computes from other facts."""
+
+    code = "conflict"
+
+    def __init__(self, fact: str, given: object, derived: object, inputs: dict[str, object]):
+        self.fact = fact
+        self.given = given
+        self.derived = derived
+        self.inputs = inputs
+        shown = ", ".join(f"{k}={v}" for k, v in inputs.items())
+        super().__init__(f"{fact}: {given!r}: disagrees with {derived!r} derived from {shown}")
+
+
+class EngineError(ScreenerError):
+    """The rules engine reported a failure; never silently ignored."""
+
+    code = "engine"

@@ -1,0 +1,144 @@
+"""The generic arithmetic derivation rules may name. None of it knows a trial.
+
+Each function is registered with a checker for its parameters, so a rules file naming an
+unknown function or giving malformed parameters fails when it loads, not mid-batch.
+"""
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from screener.model import FactSpec
+
+_BAND = re.compile(r"\s*(<=|>=|<|>|==)\s*(-?\d+(?:\.\d+)?)\s*\Z")
+
+
+def completed_years(start: dt.date, end: dt.date) -> int:
+    """Whole years from `start` to `end`; the anniversary itself counts as completed.
+
+    A 29 February start completes its year on 28 February in common years.
+    """
+    years = end.year - start.year
+    anniversary = add_months(start, 12 * years)
+    if end < anniversary:
+        years -= 1
+    return years
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """`day` plus calendar months, clamped to the month's last day (31 Aug + 6 = 28/29 Feb)."""
+    index = day.year * 12 + (day.month - 1) + months
+    year, month = divmod(index, 12)
+    last = calendar.monthrange(year, month + 1)[1]
+    return dt.date(year, month + 1, min(day.day, last))
+
+
+def before_months_after(start: dt.date, event: dt.date, months: int) -> bool:
+    """True when `event` falls earlier than `start` plus `months` calendar months."""
+    return event < add_months(start, months)
+
+
+def _band_matches(band: str, value: float) -> bool:
+    match = _BAND.match(band)
+    assert match is not None  # checked when the rules load
+    op, limit = match.group(1), float(match.group(2))
+    return {
+        "<": value < limit, "<=": value <= limit, ">": value > limit,
+        ">=": value >= limit, "==": value == limit,
+    }[op]
+
+
+def banded_score(values: dict[str, Any], points: dict[str, Any], classes: list[list[Any]]) -> str:
+    """Sum each input's points (first matching band, or an enum table) and band the total."""
+    total = 0
+    for name, table in points.items():
+        value = values[name]
+        if isinstance(table, dict):
+            total += int(table[value])
+        else:
+            total += next(int(p) for p, band in table if _band_matches(band, float(value)))
+    for label, band in classes:
+        if _band_matches(band, total):
+            return str(label)
+    raise ValueError(f"total {total} falls in no class band")
+
+
+@dataclass(frozen=True, slots=True)
+class Function:
+    """A derivation function: how to call it and how to check its declaration."""
+
+    name: str
+    input_types: tuple[str, ...] | None  # None: any number of inputs, checked by `check`
+    output_type: str
+    call: Callable[[dict[str, Any], dict[str, Any], tuple[str, ...]], Any]
+    check: Callable[[dict[str, Any], dict[str, FactSpec], tuple[str, ...]], list[str]]
+
+
+def _no_params(params: dict[str, Any], facts: dict[str, FactSpec], inputs: tuple[str, ...]) -> list[str]:
+    return [f"unknown parameter {key!r}" for key in params]
+
+
+def _months_params(params: dict[str, Any], facts: dict[str, FactSpec], inputs: tuple[str, ...]) -> list[str]:
+    problems = [f"unknown parameter {key!r}" for key in params if key != "months"]
+    months = params.get("months")
+    if not isinstance(months, int) or isinstance(months, bool) or months < 0:
+        problems.append(f"'months' must be a whole number of months, not {months!r}")
+    return problems
+
+
+def _band_problem(band: Any) -> str | None:
+    if not isinstance(band, str) or not _BAND.match(band):
+        return f"band {band!r} must look like '< 34.2' or '<= 6'"
+    return None
+
+
+def _score_params(params: dict[str, Any], facts: dict[str, FactSpec], inputs: tuple[str, ...]) -> list[str]:
+    problems = [f"unknown parameter {key!r}" for key in params if key not in ("points", "classes")]
+    points = params.get("points")
+    if not isinstance(points, dict) or set(points) != set(inputs):
+        return problems + ["'points' must give a table for each input and nothing else"]
+    for name, table in points.items():
+        spec = facts[name]
+        if spec.type == "enum":
+            if not isinstance(table, dict) or set(table) != set(spec.values):
+                problems.append(f"points for {name} must map each of {list(spec.values)} to points")
+        elif spec.type in ("integer", "decimal"):
+            if not isinstance(table, list) or not table:
+                problems.append(f"points for {name} must be a list of [points, band]")
+                continue
+            for row in table:
+                if not (isinstance(row, list) and len(row) == 2 and isinstance(row[0], int)):
+                    problems.append(f"points for {name}: {row!r} is not [points, band]")
+                elif (problem := _band_problem(row[1])) is not None:
+                    problems.append(f"points for {name}: {problem}")
+        else:
+            problems.append(f"{name} is {spec.type}: only numbers and enums can be scored")
+    classes = params.get("classes")
+    if not isinstance(classes, list) or not classes:
+        problems.append("'classes' must be a list of [label, band]")
+    else:
+        for row in classes:
+            if not (isinstance(row, list) and len(row) == 2):
+                problems.append(f"class {row!r} is not [label, band]")
+            elif (problem := _band_problem(row[1])) is not None:
+                problems.append(f"classes: {problem}")
+    return problems
+
+
+FUNCTIONS: dict[str, Function] = {
+    "completed_years": Function(
+        "completed_years", ("date", "date"), "integer",
+        lambda v, p, i: completed_years(v[i[0]], v[i[1]]), _no_params,
+    ),
+    "before_months_after": Function(
+        "before_months_after", ("date", "date"), "boolean",
+        lambda v, p, i: before_months_after(v[i[0]], v[i[1]], int(p["months"])), _months_params,
+    ),
+    "banded_score": Function(
+        "banded_score", None, "enum",
+        lambda v, p, i: banded_score(v, p["points"], p["classes"]), _score_params,
+    ),
+}
