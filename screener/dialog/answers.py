@@ -1,0 +1,181 @@
+"""Read what a person typed into a fact value, the way clinicians write it.
+
+Yes/no in any language the dialog file lists, numbers, Roman numerals, written dates, values
+with units, synonyms and "unknown" words all come from the dialog file; the result is passed
+through the engine's own `coerce` so the trial's types and ranges have the last word. A
+parser raises `InvalidAnswer` carrying a message key of the dialog file and its parameters.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from screener.dialog.spec import Question, Vocabulary, normalize
+from screener.errors import InvalidValue
+from screener.model import FactSpec, FactValue
+from screener.values import coerce
+
+
+class InvalidAnswer(Exception):
+    """An answer that cannot be read; `key` names the dialog message explaining why."""
+
+    def __init__(self, key: str, **params: Any):
+        self.key = key
+        self.params = params
+        super().__init__(key, params)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A read answer: the fact value (None = unknown) and an echo worth showing, if any."""
+
+    value: FactValue | None
+    echo: tuple[str, dict[str, Any]] | None = None  # (message key, params)
+
+
+_NUMBER = re.compile(r"([-+]?\d+(?:[.,]\d+)?)\s*(.*)\Z")
+_ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6, "vii": 7, "viii": 8, "ix": 9, "x": 10}
+_ROMAN_TAIL = re.compile(r"(?:.*\s)?([ivx]+)\Z")
+_YMD = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?\Z")
+_DMY_OR_MDY = re.compile(r"\d{1,2}[-/.]\d{1,2}[-/.]\d{4}\Z")
+_DAY_MONTH_YEAR = re.compile(r"(\d{1,2})(?:st|nd|rd|th)?[\s\-/.]+([^\d\s,\-/.]+)\.?[\s\-/.,]+(\d{4})\Z")
+_MONTH_DAY_YEAR = re.compile(r"([^\d\s,\-/.]+)\.?[\s\-/.]+(\d{1,2})(?:st|nd|rd|th)?[\s,\-/.]+(\d{4})\Z")
+
+
+def parse_answer(
+    spec: FactSpec, question: Question, words: Vocabulary, text: str, today: dt.date
+) -> Answer:
+    """Read `text` as an answer for `spec`.
+
+    Returns the Answer (value None when the person said they do not know). Raises
+    InvalidAnswer when the text cannot be read or the value does not fit the fact.
+    """
+    said = normalize(text)
+    if not said:
+        if question.default == "today":
+            return Answer(today, ("date_echo", {"date": today.isoformat()}))
+        raise InvalidAnswer("empty")
+    if said in words.unknown:
+        return Answer(None)
+    if said in question.synonyms:
+        return Answer(_coerce(spec, question.synonyms[said], text))
+    kind = spec.type
+    if kind == "boolean":
+        if said in words.yes:
+            return Answer(True)
+        if said in words.no:
+            return Answer(False)
+        raise InvalidAnswer("bad_yes_no", answer=text)
+    if kind == "integer":
+        return Answer(_coerce(spec, _integer(question, said, text), text))
+    if kind == "decimal":
+        return _decimal(spec, question, said, text)
+    if kind == "date":
+        day = parse_date(said, words, today)
+        return Answer(_coerce(spec, day, text), ("date_echo", {"date": day.isoformat()}))
+    if kind == "enum":
+        choice = said.replace(" ", "_").replace("-", "_")
+        for value in spec.values:
+            if normalize(value) == choice:
+                return Answer(value)
+        raise InvalidAnswer("bad_choice", answer=text, choices=" / ".join(spec.values))
+    return Answer(_coerce(spec, text.strip(), text))
+
+
+def _coerce(spec: FactSpec, value: Any, text: str) -> FactValue | None:
+    try:
+        typed = coerce(spec, value)
+    except InvalidValue as exc:
+        if spec.type in ("integer", "decimal") and _is_number(value):
+            _check_range(spec, float(value), text)
+        raise InvalidAnswer("out_of_range", answer=text.strip(), reason=exc.reason) from None
+    return typed
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(value, bool)
+
+
+def _check_range(spec: FactSpec, number: float, text: str) -> None:
+    unit = f" {spec.unit}" if spec.unit else ""
+    if spec.minimum is not None and number < spec.minimum:
+        raise InvalidAnswer("below_minimum", answer=text.strip(), limit=f"{_plain_number(spec.minimum)}{unit}")
+    if spec.maximum is not None and number > spec.maximum:
+        raise InvalidAnswer("above_maximum", answer=text.strip(), limit=f"{_plain_number(spec.maximum)}{unit}")
+
+
+def _integer(question: Question, said: str, text: str) -> int:
+    if re.fullmatch(r"[-+]?\d+", said):
+        return int(said)
+    if question.roman:
+        match = _ROMAN_TAIL.match(said)
+        if match and match.group(1) in _ROMAN:
+            return _ROMAN[match.group(1)]
+    raise InvalidAnswer("bad_integer", answer=text)
+
+
+def _decimal(spec: FactSpec, question: Question, said: str, text: str) -> Answer:
+    match = _NUMBER.match(said)
+    if not match:
+        raise InvalidAnswer("bad_number", answer=text)
+    number_text, unit_text = match.group(1).replace(",", "."), match.group(2).replace(" ", "")
+    if not unit_text:
+        return Answer(_coerce(spec, number_text, text))
+    known = [unit.label for unit in question.units] or [spec.unit]
+    for unit in question.units:
+        if unit_text in unit.names:
+            break
+    else:
+        raise InvalidAnswer("bad_unit", answer=text, units=" / ".join(u for u in known if u))
+    if unit.factor == 1:
+        return Answer(_coerce(spec, number_text, text))
+    value = round(float(number_text) * unit.factor, spec.places)
+    own = question.units[0].label
+    echo = ("unit_echo", {"given": text.strip(), "value": _plain_number(value), "unit": own})
+    return Answer(_coerce(spec, value, text), echo)
+
+
+def _plain_number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def parse_date(said: str, words: Vocabulary, today: dt.date) -> dt.date:
+    """Read a normalized date: ISO, `1961/03/03`, `1961年3月3日`, `3 March 1961`, `March 3, 1961`.
+
+    Raises InvalidAnswer for day/month/year written all in digits (`03/04/1961` reads two ways)
+    and for anything else it cannot read.
+    """
+    if said in words.today:
+        return today
+    day = month = year = None
+    if match := _YMD.match(said):
+        year, month, day = (int(g) for g in match.groups())
+    elif _DMY_OR_MDY.match(said):
+        raise InvalidAnswer("ambiguous_date", answer=said)
+    elif (match := _DAY_MONTH_YEAR.match(said)) and match.group(2) in words.months:
+        day, month, year = int(match.group(1)), words.months[match.group(2)], int(match.group(3))
+    elif (match := _MONTH_DAY_YEAR.match(said)) and match.group(1) in words.months:
+        month, day, year = words.months[match.group(1)], int(match.group(2)), int(match.group(3))
+    if year is None or month is None or day is None:
+        raise InvalidAnswer("bad_date", answer=said)
+    try:
+        return dt.date(year, month, day)
+    except ValueError:
+        raise InvalidAnswer("bad_date", answer=said) from None
+
+
+def command_of(text: str, words: Vocabulary) -> tuple[str, str] | None:
+    """The command a line asks for, with the rest of the line; None when it is an answer."""
+    said = normalize(text)
+    head, _, rest = said.partition(" ")
+    if said in words.commands:
+        return words.commands[said], ""
+    if words.commands.get(head) == "change":
+        return "change", text.strip().partition(" ")[2].strip()
+    return None

@@ -1,0 +1,187 @@
+"""`screener screen` and `screener resume`: set up a screening dialog from argv and run it.
+
+Exit status: 0 when the screening reached its decision, 3 when it was saved to be resumed,
+2 for a usage error or an unreadable rules, dialog, answers or session file.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+from rich.console import Console
+from rich.text import Text
+
+from screener.dialog import render, store
+from screener.dialog.flow import Dialog, Observer
+from screener.dialog.spec import DialogSpec, load_dialog
+from screener.dialog.terminal import LineReader, PromptReader, Reader
+from screener.engine import Screener
+from screener.errors import ConflictError, RuleProblem, RulesError, ScreenerError
+from screener.loader import PosDict, load_yaml
+from screener.model import Trial
+from screener.trial import load_trial
+from screener.trials import dialog_path, rules_path
+from screener.values import coerce
+
+EXIT_DECIDED, EXIT_USAGE, EXIT_SAVED = 0, 2, 3
+
+_EPILOG = "exit status: 0 decided, 3 saved to resume later, 2 usage or file error"
+
+
+def add_screen_parsers(subparsers: Any) -> None:
+    """Add the `screen` and `resume` commands to the CLI's argparse subparsers."""
+    screen = subparsers.add_parser(
+        "screen", help="screen one patient in a guided dialog", epilog=_EPILOG,
+        description="Ask only what still matters for the decision, one question at a time. "
+                    "Reads plain lines when standard input is not a terminal.")
+    screen.add_argument("--trial", help="trial id (default: the only trial shipped)")
+    screen.add_argument("--lang", default="en", help="dialog language, e.g. en or zh (default: en)")
+    screen.add_argument("--answers", metavar="FILE", type=Path,
+                        help="YAML or JSON mapping fact -> value to pre-fill; only the rest is asked")
+    screen.add_argument("--session", metavar="PATH", type=Path,
+                        help="session file (default: a new file under $XDG_STATE_HOME/screener/sessions)")
+    screen.add_argument("--candidate-id", help="the patient's id in the screening log")
+    screen.add_argument("--complete", action="store_true",
+                        help="after an ineligible finding, ask the rest for the screening log")
+    screen.set_defaults(run=run_screen)
+
+    resume = subparsers.add_parser("resume", help="continue a saved screening dialog", epilog=_EPILOG)
+    resume.add_argument("path", nargs="?", type=Path, help="session file (default: the latest one)")
+    resume.add_argument("--lang", help="dialog language (default: the session's)")
+    resume.set_defaults(run=run_resume)
+
+
+def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout: IO[str] | None = None,
+               observer: Observer | None = None) -> int:
+    """Start a screening; returns the exit status."""
+    stdin = stdin or sys.stdin
+    console = _console(stdout)
+    try:
+        trial = load_trial(rules_path(args.trial))
+        dialog = load_dialog(dialog_path(trial.id, args.lang), trial)
+        given = _read_answers(args.answers) if args.answers else {}
+    except ScreenerError as exc:
+        return _fail(console, exc)
+    path = args.session or store.new_path()
+    if path.exists():
+        return _fail(console, f"{path} exists; continue it with: screener resume {path}")
+    reader = _reader(stdin, console, dialog)
+    console.print(render.note(dialog.message("title", trial=trial.id, title=trial.title)))
+    console.print(render.note(dialog.message("intro")))
+    candidate = args.candidate_id or given.pop(trial.id_fact, None)
+    given.pop(trial.id_fact, None)
+    if candidate is None:
+        try:
+            candidate = _ask_candidate(reader, console, dialog)
+        except (EOFError, KeyboardInterrupt):
+            return EXIT_SAVED
+    session = store.Session(path=path, trial_id=trial.id, trial_hash=trial.content_hash,
+                            language=args.lang, candidate_id=str(candidate), complete=args.complete)
+    try:
+        flow = _dialog(trial, dialog, reader, console, session, observer)
+        problems = flow.prefill({k: v for k, v in given.items() if v is not None})
+    except (ConflictError, OSError) as exc:
+        return _fail(console, exc)
+    if problems:
+        return _fail(console, "\n".join(f"{args.answers}: {p}" for p in problems))
+    return _run(flow)
+
+
+def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout: IO[str] | None = None,
+               observer: Observer | None = None) -> int:
+    """Continue a saved screening; returns the exit status."""
+    stdin = stdin or sys.stdin
+    console = _console(stdout)
+    path = args.path or store.latest()
+    if path is None:
+        return _fail(console, f"no saved screening in {store.state_dir()}")
+    try:
+        trial_id = json.loads(Path(path).read_text(encoding="utf-8")).get("trial")
+        trial = load_trial(rules_path(trial_id if isinstance(trial_id, str) else None))
+        session = store.load(Path(path), trial)
+        dialog = load_dialog(dialog_path(trial.id, args.lang or session.language), trial)
+    except (ScreenerError, OSError, ValueError, AttributeError) as exc:
+        return _fail(console, exc if isinstance(exc, ScreenerError) else f"{path}: {exc}")
+    reader = _reader(stdin, console, dialog)
+    console.print(render.note(dialog.message("title", trial=trial.id, title=trial.title)))
+    if session.trial_hash != trial.content_hash:
+        console.print(render.note(dialog.message("rules_changed")))
+        session.trial_hash = trial.content_hash
+    console.print(render.note(dialog.message("resumed", candidate=session.candidate_id or "—",
+                                             count=len(session.answers))))
+    try:
+        flow = _dialog(trial, dialog, reader, console, session, observer)
+    except ConflictError as exc:
+        return _fail(console, exc)
+    _replay(trial, session, observer)
+    return _run(flow)
+
+
+def _run(flow: Dialog) -> int:
+    flow.run()
+    return EXIT_DECIDED if flow.session.status == "finished" else EXIT_SAVED
+
+
+def _dialog(trial: Trial, dialog: DialogSpec, reader: Reader, console: Console,
+            session: store.Session, observer: Observer | None) -> Dialog:
+    return Dialog(trial, Screener(trial), dialog, reader, console, session,
+                  save=store.save, observer=observer, today=dt.date.today())
+
+
+def _replay(trial: Trial, session: store.Session, observer: Observer | None) -> None:
+    """Tell a new observer what the session already holds, in the order it happened."""
+    if observer is None:
+        return
+    for event in session.history:
+        spec = trial.facts[event["fact"]]
+        if event["event"] == "answer":
+            observer.fact(spec.name, coerce(spec, event["value"]), event["source"])
+        else:
+            observer.correction(spec.name, coerce(spec, event["old"]), coerce(spec, event["new"]),
+                                event["reason"])
+
+
+def _ask_candidate(reader: Reader, console: Console, dialog: DialogSpec) -> str:
+    console.print(Text.assemble("\n", (dialog.message("candidate_question"), "bold"), "\n",
+                                (dialog.message("candidate_hint"), "dim")))
+    return reader.read("> ", [], [], lambda _line: None).strip()
+
+
+def _read_answers(path: Path) -> dict[str, Any]:
+    """A mapping fact -> value from a YAML or JSON file, read with YAML 1.2 core types."""
+    document = load_yaml(path)
+    if document is None:
+        return {}
+    if not isinstance(document, PosDict):
+        raise RulesError([_problem(str(path), "wrong-type", "the answers file must be a mapping fact: value")])
+    for key, value in document.items():
+        if isinstance(value, (dict, list)):
+            span = document.value_spans[key]
+            raise RulesError([_problem(str(path), "wrong-type", f"{key}: expected a single value", span.line,
+                                       span.column)])
+    return dict(document)
+
+
+def _problem(path: str, code: str, message: str, line: int = 1, column: int = 1) -> RuleProblem:
+    return RuleProblem(path, line, column, code, message)
+
+
+def _reader(stdin: IO[str], console: Console, dialog: DialogSpec) -> Reader:
+    if stdin.isatty():
+        change = [w for w, c in dialog.vocabulary.commands.items() if c == "change"]
+        return PromptReader(change)
+    return LineReader(stdin, console)
+
+
+def _console(stdout: IO[str] | None) -> Console:
+    return Console(file=stdout or sys.stdout, highlight=False, soft_wrap=True)
+
+
+def _fail(console: Console, problem: object) -> int:
+    err = Console(stderr=True, highlight=False) if console.file is sys.stdout else console
+    err.print(f"screener: {problem}", markup=False)
+    return EXIT_USAGE

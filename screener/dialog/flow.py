@@ -1,0 +1,328 @@
+"""The adaptive screening loop: ask what the engine still needs, in the dialog's order, until decided.
+
+After every answer all answers go to the engine; the next question is the first (by order hint)
+of the facts in `Result.missing` not asked yet. Derived facts are asked through their inputs
+unless an input is unknown. Input, console, clock, engine and the session store are injected,
+so tests drive the loop with a pipe or a list of lines.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from rich.console import Console, RenderableType
+
+from screener.dialog import render
+from screener.dialog.answers import InvalidAnswer, command_of, parse_answer
+from screener.dialog.spec import DialogSpec
+from screener.dialog.store import Session
+from screener.dialog.terminal import Reader
+from screener.errors import ConflictError, InvalidValue
+from screener.model import FactValue, Result, Trial
+from screener.values import coerce
+
+
+class Engine(Protocol):
+    def evaluate(self, facts: dict[str, Any]) -> Result: ...
+
+
+class Observer(Protocol):
+    """Receives what happens in a screening, e.g. to write an audit trace."""
+
+    def fact(self, name: str, value: FactValue | None, source: str) -> None: ...
+    def correction(self, name: str, old: FactValue | None, new: FactValue | None, reason: str) -> None: ...
+    def result(self, result: Result) -> None: ...
+
+
+class _Stop(Exception):
+    """The person asked to stop (quit, Ctrl-C, Ctrl-D, end of input)."""
+
+
+class Dialog:
+    """One screening conversation over a Session; `run()` returns the latest Result."""
+
+    def __init__(
+        self,
+        trial: Trial,
+        engine: Engine,
+        dialog: DialogSpec,
+        reader: Reader,
+        console: Console,
+        session: Session,
+        *,
+        save: Callable[[Session], None],
+        observer: Observer | None = None,
+        today: dt.date | None = None,
+    ):
+        self.trial = trial
+        self.engine = engine
+        self.dialog = dialog
+        self.reader = reader
+        self.console = console
+        self.session = session
+        self.save = save
+        self.observer = observer
+        self.today = today or dt.date.today()
+        self.result = self._evaluate(session.answers)
+        self._change_words = [w for w, c in dialog.vocabulary.commands.items() if c == "change"]
+
+    # --- the conversation -------------------------------------------------------------
+
+    def run(self) -> Result:
+        """Ask until the decision is settled (and the person is done); saves after every answer."""
+        try:
+            while True:
+                fact = self.next_fact()
+                if fact is not None:
+                    self._ask(fact)
+                    continue
+                self._finish()
+                if not self._after_decision():
+                    return self.result
+        except _Stop:
+            self.session.status = "in_progress"
+            self.save(self.session)
+            self._say(render.note(self.dialog.message("quit_saved", path=str(self.session.path))))
+            return self.result
+
+    def next_fact(self) -> str | None:
+        """The next fact to ask, or None when there is nothing that could still matter."""
+        result = self.result
+        # Once ineligible, Result.missing still lists what the undecided criteria need: asked
+        # only for a complete screening log.
+        if result.decision == "eligible" or (result.decision == "ineligible" and not self.session.complete):
+            return None
+        candidates = self._askable(result.missing)
+        return min(candidates, key=self.dialog.order) if candidates else None
+
+    def _askable(self, missing: tuple[str, ...]) -> list[str]:
+        answers = self.session.answers
+        candidates = [f for f in missing if f not in answers and f in self.dialog.questions]
+        for derivation in self.trial.derivations:
+            inputs = derivation.inputs
+            input_unknown = any(i in answers and answers[i] is None for i in inputs)
+            if derivation.fact in answers or input_unknown:
+                candidates = [f for f in candidates if f not in inputs]
+            relevant = derivation.fact in missing or any(i in missing for i in inputs)
+            if input_unknown and relevant and derivation.fact not in answers:
+                if derivation.fact not in candidates:
+                    candidates.append(derivation.fact)
+            elif derivation.fact in candidates and any(i in candidates for i in inputs):
+                candidates.remove(derivation.fact)
+        return candidates
+
+    def _ask(self, fact: str) -> None:
+        """Ask `fact` until it is answered or a command changes course."""
+        while True:
+            self._say(render.question(self.dialog, fact, self.today))
+            line = self._read(fact)
+            command = command_of(line, self.dialog.vocabulary)
+            if command is not None:
+                if self._command(*command, fact=fact):
+                    return
+                continue
+            if self._take(fact, line, reason=None):
+                return
+
+    def _after_decision(self) -> bool:
+        """Offer a last chance to correct; True when a correction reopened the screening."""
+        while True:
+            self._say(render.note(self.dialog.message("finished_prompt")))
+            try:
+                line = self._read(None)
+            except _Stop:
+                return False
+            if not line.strip():
+                return False
+            command = command_of(line, self.dialog.vocabulary)
+            if command is None:
+                self._say(render.problem(self.dialog.message("finished_hint")))
+            elif command[0] == "quit":
+                return False
+            elif self._command(*command, fact=None):
+                return True
+
+    def _command(self, name: str, argument: str, fact: str | None) -> bool:
+        """Run a command; True when it changed an answer (so the next question is recomputed)."""
+        if name == "why":
+            self._say(render.why(self.dialog, self.trial, fact))
+        elif name == "how":
+            self._say(render.how(self.dialog, self.trial, self.result))
+        elif name == "summary":
+            corrections = sum(1 for e in self.session.history if e["event"] == "correction")
+            self._say(render.summary(self.dialog, self.session.answers, self.session.sources, corrections))
+        elif name == "help":
+            self._say(render.help_text(self.dialog, fact))
+        elif name == "quit":
+            raise _Stop
+        elif name == "back":
+            target = self.session.last_answered()
+            if target is None:
+                self._say(render.problem(self.dialog.message("nothing_to_correct")))
+                return False
+            return self._correct(target, self.dialog.message("source_correction"))
+        elif name == "change":
+            target, _, reason = argument.partition(" ")
+            target = target.strip()
+            if not target:
+                self._say(render.problem(self.dialog.message("change_usage")))
+                return False
+            if target not in self.dialog.questions:
+                self._say(render.problem(self._unknown_fact(target)))
+                return False
+            return self._correct(target, reason.strip() or self.dialog.message("source_correction"))
+        return False
+
+    def _correct(self, fact: str, reason: str) -> bool:
+        """Ask `fact` again; True when a new answer was recorded."""
+        if fact in self.session.answers:
+            current = render.show_value(self.dialog, self.session.answers[fact])
+            self._say(render.note(self.dialog.message("correcting", fact=fact, value=current)))
+        while True:
+            self._say(render.question(self.dialog, fact, self.today))
+            line = self._read(fact)
+            command = command_of(line, self.dialog.vocabulary)
+            if command is not None:
+                if command[0] in ("back", "change"):
+                    self._say(render.note(self.dialog.message("cancelled")))
+                    return False
+                self._command(*command, fact=fact)
+                continue
+            if self._take(fact, line, reason=reason if fact in self.session.answers else None):
+                return True
+
+    # --- answers ----------------------------------------------------------------------
+
+    def _take(self, fact: str, line: str, reason: str | None) -> bool:
+        """Read `line` as the answer (or correction) for `fact`; False when it was refused."""
+        try:
+            answer = parse_answer(self.trial.facts[fact], self.dialog.questions[fact],
+                                  self.dialog.vocabulary, line, self.today)
+        except InvalidAnswer as exc:
+            self._say(render.problem(self.explain(exc)))
+            return False
+        source = "default" if not line.strip() else "dialog"
+        if not self._record(fact, answer.value, source, line, reason):
+            return False
+        if answer.echo is not None:
+            key, params = answer.echo
+            self._say(render.note(self.dialog.message(key, **params)))
+        return True
+
+    def explain(self, error: InvalidAnswer) -> str:
+        """The one-line reason for a refused answer, in the dialog's language."""
+        return self.dialog.message(error.key, **error.params)
+
+    def check(self, fact: str | None, line: str) -> str | None:
+        """The reason `line` cannot be taken at the prompt of `fact`, or None (for validation)."""
+        if fact is None or command_of(line, self.dialog.vocabulary) is not None:
+            return None
+        try:
+            parse_answer(self.trial.facts[fact], self.dialog.questions[fact],
+                         self.dialog.vocabulary, line, self.today)
+        except InvalidAnswer as exc:
+            return self.explain(exc)
+        return None
+
+    def _record(self, fact: str, value: FactValue | None, source: str, raw: str | None,
+                reason: str | None) -> bool:
+        trial_answers = dict(self.session.answers)
+        trial_answers[fact] = value
+        try:
+            result = self._evaluate(trial_answers)
+        except ConflictError as exc:
+            self._say(render.problem(self.dialog.message(
+                "conflict", fact=exc.fact, given=render.show_value(self.dialog, exc.given),
+                derived=render.show_value(self.dialog, exc.derived))))
+            return False
+        if reason is not None:
+            old = self.session.correct(fact, value, reason, raw)
+            self._say(render.note(self.dialog.message(
+                "corrected", fact=fact, old=render.show_value(self.dialog, old),
+                new=render.show_value(self.dialog, value))))
+            if self.observer is not None:
+                self.observer.correction(fact, old, value, reason)
+        else:
+            self.session.answer(fact, value, source, raw)
+            if self.observer is not None:
+                self.observer.fact(fact, value, source)
+        self.session.status = "in_progress"
+        self.result = result
+        self.save(self.session)
+        return True
+
+    def prefill(self, given: dict[str, Any]) -> list[str]:
+        """Take answers from an answers file before asking; returns problems (empty when all fit).
+
+        Text values are read like typed answers (synonyms, units, written dates); other values
+        go through the engine's coercion. Nothing is recorded unless every value fits.
+        """
+        problems: list[str] = []
+        values: dict[str, tuple[FactValue | None, str]] = {}
+        for fact, raw in given.items():
+            if fact not in self.dialog.questions:
+                problems.append(self._unknown_fact(fact))
+                continue
+            try:
+                if isinstance(raw, str):
+                    value = parse_answer(self.trial.facts[fact], self.dialog.questions[fact],
+                                         self.dialog.vocabulary, raw, self.today).value
+                else:
+                    value = coerce(self.trial.facts[fact], raw)
+                values[fact] = (value, str(raw))
+            except InvalidAnswer as exc:
+                problems.append(f"{fact}: {self.explain(exc)}")
+            except InvalidValue as exc:
+                problems.append(f"{fact}: {exc.reason}")
+        if problems:
+            return problems
+        merged = {**self.session.answers, **{f: v for f, (v, _) in values.items()}}
+        try:
+            self.result = self._evaluate(merged)
+        except ConflictError as exc:
+            return [str(exc)]
+        for fact, (value, raw) in values.items():
+            self.session.answer(fact, value, "answers", raw)
+            if self.observer is not None:
+                self.observer.fact(fact, value, "answers")
+        self.save(self.session)
+        if values:
+            self._say(render.note(self.dialog.message("prefilled", count=len(values))))
+        return []
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    def _unknown_fact(self, name: str) -> str:
+        close = difflib.get_close_matches(name, list(self.dialog.questions), n=1)
+        hint = self.dialog.message("did_you_mean", fact=close[0]) if close else ""
+        return self.dialog.message("unknown_fact", fact=name, suggestion=hint)
+
+    def _finish(self) -> None:
+        self.session.status = "finished"
+        self.session.decision = self.result.decision
+        self.save(self.session)
+        if self.observer is not None:
+            self.observer.result(self.result)
+        self._say(render.decision(self.dialog, self.trial, self.result))
+
+    def _read(self, fact: str | None) -> str:
+        words = list(self.dialog.vocabulary.commands)
+        if fact is not None:
+            entry = self.dialog.questions[fact]
+            spec = self.trial.facts[fact]
+            words = list(spec.values) + list(entry.synonyms) + words
+            if spec.type == "boolean":
+                words = sorted(self.dialog.vocabulary.yes | self.dialog.vocabulary.no) + words
+        try:
+            return self.reader.read("> ", list(dict.fromkeys(words)), sorted(self.session.answers),
+                                    lambda line: self.check(fact, line))
+        except (EOFError, KeyboardInterrupt):
+            raise _Stop from None
+
+    def _evaluate(self, answers: dict[str, FactValue | None]) -> Result:
+        return self.engine.evaluate({k: v for k, v in answers.items() if v is not None})
+
+    def _say(self, renderable: RenderableType) -> None:
+        self.console.print(renderable)

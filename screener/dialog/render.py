@@ -1,0 +1,124 @@
+"""What the dialog shows, as rich renderables built from the trial, the result and the dialog file.
+
+Nothing here prints; the flow hands these to its console. All wording comes from the
+dialog file's messages and questions, all substance from the trial and the engine's Result.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from screener.dialog.spec import DialogSpec
+from screener.model import Result, Trial
+
+
+def show_value(dialog: DialogSpec, value: Any) -> str:
+    """A fact value as the person reads it, in the dialog's language."""
+    if value is None:
+        return dialog.message("value_unknown")
+    if isinstance(value, bool):
+        return dialog.message("value_yes" if value else "value_no")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def question(dialog: DialogSpec, fact: str, today: dt.date) -> Text:
+    """The question line with its fact name dimmed in brackets, then the answer hint."""
+    entry = dialog.questions[fact]
+    hint = entry.hint
+    if entry.default == "today":
+        hint = f"{hint} {dialog.message('default_hint', value=today.isoformat())}"
+    return Text.assemble("\n", (entry.text, "bold"), " ", (f"[{fact}]", "dim"), "\n", (hint, "dim"))
+
+
+def problem(text: str) -> Text:
+    return Text(text, style="red")
+
+
+def note(text: str) -> Text:
+    return Text(text, style="dim")
+
+
+def why(dialog: DialogSpec, trial: Trial, fact: str | None) -> RenderableType:
+    """Which criteria a question decides, with the protocol's words and the reading notes."""
+    if fact is None:
+        return Text(dialog.message("why_none"))
+    parts: list[RenderableType] = [Text(dialog.message("why_title", fact=fact), style="bold")]
+    for criterion in trial.criteria_using(fact):
+        parts.append(Text.assemble((f"{criterion.id}", "bold"), f" {criterion.title}"))
+        parts.append(Text(f"  “{criterion.protocol.strip()}”", style="italic"))
+        if criterion.note.strip():
+            parts.append(Text(f"  {criterion.note.strip()}", style="dim"))
+    return Group(*parts)
+
+
+def how(dialog: DialogSpec, trial: Trial, result: Result) -> RenderableType:
+    """How the current conclusion was reached: each criterion's outcome and the rules that fired."""
+    table = Table(title=dialog.message("how_title", decision=result.decision), show_header=False,
+                  box=None, pad_edge=False)
+    table.add_column(no_wrap=True)
+    table.add_column()
+    for firing in result.firings:
+        if firing.derived:
+            shown = ", ".join(f"{k}={show_value(dialog, v)}" for k, v in firing.facts.items())
+            for fact, value in firing.derived.items():
+                table.add_row("", dialog.message("how_derived", fact=fact, value=show_value(dialog, value),
+                                                 inputs=shown))
+    for criterion in trial.criteria:
+        outcome = result.outcomes.get(criterion.id, "unknown")
+        label = dialog.message(f"outcome_{outcome}")
+        style = {"met": "green", "not_met": "red"}.get(outcome, "yellow")
+        if criterion.kind == "exclusion":
+            style = {"met": "red", "not_met": "green"}.get(outcome, "yellow")
+        table.add_row(Text(criterion.id, style="bold"), Text.assemble(criterion.title, " → ", (label, style)))
+        for firing in result.firings:
+            if firing.criterion == criterion.id:
+                read = ", ".join(f"{k}={show_value(dialog, v)}" for k, v in firing.facts.items())
+                table.add_row("", Text(dialog.message("how_rule", rule=firing.rule, facts=read or "—"),
+                                       style="dim"))
+    return table
+
+
+def summary(dialog: DialogSpec, answers: dict[str, Any], sources: dict[str, str],
+            corrections: int) -> RenderableType:
+    """The answers so far, in question order, with where each came from."""
+    if not answers:
+        return Text(dialog.message("summary_none"))
+    table = Table(title=dialog.message("summary_title", count=len(answers), corrections=corrections),
+                  show_header=False, box=None, pad_edge=False)
+    table.add_column(no_wrap=True)
+    table.add_column()
+    table.add_column(style="dim")
+    for fact in sorted(answers, key=lambda f: dialog.order(f) if f in dialog.questions else (0, f)):
+        source = sources.get(fact, "dialog")
+        table.add_row(fact, show_value(dialog, answers[fact]), dialog.message(f"source_{source}"))
+    return table
+
+
+def help_text(dialog: DialogSpec, fact: str | None) -> RenderableType:
+    """The current question's help paragraph, then the commands."""
+    parts: list[RenderableType] = []
+    if fact is not None:
+        entry = dialog.questions[fact]
+        parts += [Text(dialog.message("help_title", question=entry.text), style="bold"),
+                  Text(entry.help), Text("")]
+    parts.append(Text(dialog.message("help_commands")))
+    return Group(*parts)
+
+
+def decision(dialog: DialogSpec, trial: Trial, result: Result) -> RenderableType:
+    """The closing lines: the decision, the failed criteria, and what is missing if undetermined."""
+    lines = [Text(dialog.message("decision", decision=result.decision), style="bold")]
+    if result.failed:
+        failed = "; ".join(f"{cid} {trial.criterion(cid).title}" for cid in result.failed)
+        lines.append(Text(dialog.message("failed", criteria=failed)))
+    if result.decision == "undetermined" and result.missing:
+        lines.append(Text(dialog.message("missing", facts=", ".join(result.missing))))
+    return Group(*lines)

@@ -1,0 +1,313 @@
+"""Dialog files: the questions, help texts, synonyms and UI wording of one trial in one language.
+
+A dialog file is data (`dialogs/<trial>.<lang>.yaml`); this module reads it with source
+positions, checks it against the trial's data dictionary and returns a frozen `DialogSpec`.
+Every fact of the trial must have a question and every question must name a fact; problems
+are collected and raised together as `RulesError` with `file:line:col`.
+"""
+from __future__ import annotations
+
+import string
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from screener.conditions import suggest
+from screener.errors import RuleProblem, RulesError
+from screener.loader import PosDict, PosList, load_yaml
+from screener.model import Span, Trial
+
+# The message keys the dialog code formats; each dialog file must give all of them.
+REQUIRED_MESSAGES = (
+    "title", "intro", "candidate_question", "candidate_hint", "prefilled", "resumed",
+    "default_hint", "date_echo", "unit_echo", "correcting", "corrected",
+    "nothing_to_correct", "unknown_fact", "conflict", "quit_saved", "decision", "failed", "missing", "finished_prompt", "finished_hint",
+    "why_title", "why_none", "how_title", "how_rule", "how_derived", "summary_title",
+    "summary_none", "help_title", "help_commands", "outcome_met", "outcome_not_met",
+    "outcome_unknown", "value_yes", "value_no", "value_unknown", "source_dialog",
+    "source_answers", "source_default", "source_correction", "bad_yes_no", "bad_number",
+    "bad_integer", "bad_unit", "bad_date", "ambiguous_date", "bad_choice", "out_of_range",
+    "below_minimum", "above_maximum", "empty", "cancelled", "rules_changed", "change_usage", "did_you_mean",
+)
+COMMANDS = ("why", "how", "back", "change", "summary", "help", "quit")
+DEFAULTS = ("today",)
+
+_TOP = {"dialog": True, "messages": True, "answers": True, "commands": True, "facts": True}
+_HEAD = {"trial": True, "language": True}
+_ANSWERS = {"yes": True, "no": True, "unknown": True, "today": True, "months": True}
+_QUESTION = {
+    "order": True, "question": True, "help": True, "hint": True, "synonyms": False,
+    "units": False, "roman": False, "default": False,
+}
+_UNIT = {"unit": True, "factor": True, "names": True}
+
+
+def normalize(text: str) -> str:
+    """The form answers and synonyms are compared in: NFKC, case-folded, inner spaces single."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """A unit an answer may be given in, and the factor to the fact's own unit."""
+
+    label: str
+    factor: float
+    names: tuple[str, ...]  # normalized, spaces removed
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """How to ask for one fact and read the answer."""
+
+    fact: str
+    order: int
+    text: str
+    help: str
+    hint: str
+    synonyms: dict[str, Any]  # normalized synonym -> canonical answer (an enum value, a bool...)
+    units: tuple[Unit, ...]  # the first is the fact's own unit
+    roman: bool
+    default: str | None  # one of DEFAULTS
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Vocabulary:
+    """Words every answer understands, whatever the question (normalized)."""
+
+    yes: frozenset[str]
+    no: frozenset[str]
+    unknown: frozenset[str]
+    today: frozenset[str]
+    months: dict[str, int]
+    commands: dict[str, str]  # normalized alias -> command
+
+
+@dataclass(frozen=True, slots=True)
+class DialogSpec:
+    """One trial's dialog in one language."""
+
+    trial_id: str
+    language: str
+    path: str
+    messages: dict[str, str]
+    vocabulary: Vocabulary
+    questions: dict[str, Question]
+
+    def message(self, key: str, **params: Any) -> str:
+        """The message `key` of this language with `params` filled in."""
+        return self.messages[key].format(**params)
+
+    def order(self, fact: str) -> tuple[int, str]:
+        """Sort key of a fact: its order hint, then its name."""
+        return (self.questions[fact].order, fact)
+
+
+class _Check:
+    def __init__(self, shown: str):
+        self.shown = shown
+        self.problems: list[RuleProblem] = []
+
+    def add(self, span: Span, code: str, message: str) -> None:
+        self.problems.append(RuleProblem(self.shown, span.line, span.column, code, message))
+
+    def mapping(self, value: Any, span: Span, what: str, keys: dict[str, bool] | None) -> PosDict:
+        if not isinstance(value, PosDict):
+            self.add(span, "wrong-type", f"{what} must be a mapping")
+            empty = PosDict()
+            empty.span, empty.key_spans, empty.value_spans = span, {}, {}
+            return empty
+        if keys is not None:
+            for key in value:
+                if key not in keys:
+                    self.add(value.key_spans[key], "unknown-key",
+                             f"unknown key {key!r} in {what}{suggest(key, list(keys))}")
+            for key, required in keys.items():
+                if required and key not in value:
+                    self.add(value.span, "missing-key", f"{what} needs {key!r}")
+        return value
+
+    def text(self, mapping: PosDict, key: str, what: str) -> str:
+        value = mapping.get(key)
+        if not isinstance(value, str) or not value.strip():
+            if key in mapping:
+                self.add(mapping.value_spans[key], "wrong-type", f"{what}.{key} must be non-empty text")
+            return ""
+        return value.strip()
+
+    def words(self, mapping: PosDict, key: str, what: str) -> list[str]:
+        value = mapping.get(key)
+        span = mapping.value_spans.get(key, mapping.span)
+        items = value if isinstance(value, PosList) else [value]
+        if not isinstance(value, PosList) and not isinstance(value, str):
+            if key in mapping:
+                self.add(span, "wrong-type", f"{what}.{key} must be a list of words")
+            return []
+        out = []
+        for item in items:
+            if isinstance(item, bool) or not isinstance(item, (str, int, float)) or not str(item).strip():
+                self.add(span, "wrong-type", f"{what}.{key}: {item!r} is not a word")
+                continue
+            out.append(normalize(str(item)))
+        return out
+
+
+def load_dialog(path: str | Path, trial: Trial, display: str | None = None) -> DialogSpec:
+    """Read and check a dialog file against `trial`.
+
+    Returns the DialogSpec; raises RulesError listing every problem with `file:line:col`.
+    """
+    shown = display or str(path)
+    document = load_yaml(path, shown)
+    check = _Check(shown)
+    top = check.mapping(document, Span(shown, 1, 1), "the dialog file", _TOP)
+    head = check.mapping(top.get("dialog"), top.key_spans.get("dialog", top.span), "dialog", _HEAD)
+    trial_id = check.text(head, "trial", "dialog")
+    if trial_id and trial_id != trial.id:
+        check.add(head.value_spans["trial"], "wrong-trial",
+                  f"dialog is for {trial_id!r} but the rules are for {trial.id!r}")
+    messages = _messages(check, top)
+    vocabulary = _vocabulary(check, top)
+    questions = _questions(check, top, trial, vocabulary)
+    if check.problems:
+        raise RulesError(check.problems)
+    return DialogSpec(trial_id, check.text(head, "language", "dialog"), shown, messages,
+                      vocabulary, questions)
+
+
+def _messages(check: _Check, top: PosDict) -> dict[str, str]:
+    raw = check.mapping(top.get("messages"), top.key_spans.get("messages", top.span), "messages", None)
+    out: dict[str, str] = {}
+    for key in raw:
+        if key not in REQUIRED_MESSAGES:
+            check.add(raw.key_spans[key], "unknown-key",
+                      f"unknown message {key!r}{suggest(key, list(REQUIRED_MESSAGES))}")
+        elif not isinstance(raw[key], str):
+            check.add(raw.value_spans[key], "wrong-type", f"message {key!r} must be text")
+        else:
+            try:
+                list(string.Formatter().parse(raw[key]))
+            except ValueError as exc:
+                check.add(raw.value_spans[key], "bad-message", f"message {key!r}: {exc}")
+            out[key] = raw[key]
+    for key in REQUIRED_MESSAGES:
+        if key not in raw:
+            check.add(raw.span, "missing-key", f"messages needs {key!r}")
+    return out
+
+
+def _vocabulary(check: _Check, top: PosDict) -> Vocabulary:
+    answers = check.mapping(top.get("answers"), top.key_spans.get("answers", top.span), "answers", _ANSWERS)
+    months: dict[str, int] = {}
+    raw_months = answers.get("months")
+    if isinstance(raw_months, PosList) and len(raw_months) == 12:
+        for number, names in enumerate(raw_months, start=1):
+            if not isinstance(names, PosList) or not names:
+                check.add(raw_months.item_spans[number - 1], "wrong-type", "each month is a list of names")
+                continue
+            for name in names:
+                months[normalize(str(name))] = number
+    elif "months" in answers:
+        check.add(answers.value_spans["months"], "wrong-type", "answers.months must list 12 months")
+    commands_raw = check.mapping(top.get("commands"), top.key_spans.get("commands", top.span),
+                                 "commands", {c: True for c in COMMANDS})
+    commands: dict[str, str] = {}
+    for command in COMMANDS:
+        for alias in check.words(commands_raw, command, "commands"):
+            commands[alias] = command
+    words = {key: frozenset(check.words(answers, key, "answers")) for key in ("yes", "no", "unknown", "today")}
+    overlap = (words["yes"] & words["no"]) | ((words["yes"] | words["no"]) & words["unknown"])
+    if overlap:
+        check.add(answers.span, "ambiguous-word", f"words with two meanings: {', '.join(sorted(overlap))}")
+    return Vocabulary(words["yes"], words["no"], words["unknown"], words["today"], months, commands)
+
+
+def _questions(check: _Check, top: PosDict, trial: Trial, vocabulary: Vocabulary) -> dict[str, Question]:
+    raw = check.mapping(top.get("facts"), top.key_spans.get("facts", top.span), "facts", None)
+    wanted = [name for name in trial.facts if name != trial.id_fact]
+    questions: dict[str, Question] = {}
+    for fact in raw:
+        if fact not in trial.facts or fact == trial.id_fact:
+            check.add(raw.key_spans[fact], "unknown-fact",
+                      f"question for {fact!r}, which is not a fact of {trial.id}{suggest(fact, wanted)}")
+            continue
+        question = _question(check, raw, fact, trial, vocabulary)
+        if question is not None:
+            questions[fact] = question
+    for fact in wanted:
+        if fact not in raw:
+            check.add(raw.span, "missing-question", f"fact {fact!r} has no question")
+    return questions
+
+
+def _question(check: _Check, raw: PosDict, fact: str, trial: Trial, vocabulary: Vocabulary) -> Question | None:
+    what = f"facts.{fact}"
+    entry = check.mapping(raw[fact], raw.value_spans[fact], what, _QUESTION)
+    spec = trial.facts[fact]
+    order = entry.get("order")
+    if isinstance(order, bool) or not isinstance(order, int):
+        if "order" in entry:
+            check.add(entry.value_spans["order"], "wrong-type", f"{what}.order must be a whole number")
+        order = 0
+    synonyms: dict[str, Any] = {}
+    raw_synonyms = entry.get("synonyms")
+    if raw_synonyms is not None:
+        table = check.mapping(raw_synonyms, entry.value_spans["synonyms"], f"{what}.synonyms", None)
+        for target in table:
+            canonical: Any = target
+            if spec.type == "boolean":
+                canonical = {"true": True, "false": False}.get(target)
+            elif spec.type == "enum" and target not in spec.values:
+                canonical = None
+            elif spec.type in ("integer", "decimal"):
+                canonical = target if _is_number(target) else None
+            if canonical is None:
+                check.add(table.key_spans[target], "bad-synonym",
+                          f"{what}: {target!r} is not a value of {fact}{suggest(target, list(spec.values))}")
+                continue
+            for word in check.words(table, target, f"{what}.synonyms"):
+                if word in vocabulary.commands:
+                    check.add(table.value_spans[target], "bad-synonym", f"{what}: {word!r} is a command")
+                synonyms[word] = canonical
+    units: list[Unit] = []
+    raw_units = entry.get("units")
+    if raw_units is not None:
+        if spec.type != "decimal" or not isinstance(raw_units, PosList):
+            check.add(entry.value_spans["units"], "wrong-type", f"{what}.units is a list, for decimal facts")
+        else:
+            for item, span in zip(raw_units, raw_units.item_spans):
+                unit = check.mapping(item, span, f"{what}.units", _UNIT)
+                factor = unit.get("factor")
+                if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor <= 0:
+                    check.add(unit.value_spans.get("factor", span), "wrong-type",
+                              f"{what}.units: factor must be a positive number")
+                    factor = 1
+                names = tuple(n.replace(" ", "") for n in check.words(unit, "names", f"{what}.units"))
+                units.append(Unit(check.text(unit, "unit", f"{what}.units"), float(factor), names))
+            if units and units[0].factor != 1:
+                check.add(raw_units.span, "bad-unit", f"{what}: the first unit must be the fact's own (factor 1)")
+    default = entry.get("default")
+    if default is not None and (default not in DEFAULTS or spec.type != "date"):
+        check.add(entry.value_spans["default"], "bad-default",
+                  f"{what}.default: only {', '.join(DEFAULTS)} for date facts")
+        default = None
+    roman = entry.get("roman", False)
+    if not isinstance(roman, bool) or (roman and spec.type != "integer"):
+        check.add(entry.value_spans.get("roman", entry.span), "wrong-type",
+                  f"{what}.roman is true or false, for whole-number facts")
+        roman = False
+    return Question(
+        fact=fact, order=order, text=check.text(entry, "question", what),
+        help=check.text(entry, "help", what), hint=check.text(entry, "hint", what),
+        synonyms=synonyms, units=tuple(units), roman=roman, default=default, span=entry.span,
+    )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

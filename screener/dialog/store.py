@@ -1,0 +1,162 @@
+"""A screening in progress, kept as a JSON session file that is rewritten after every answer.
+
+The file is private (mode 0600, in a 0700 directory) and replaced atomically, so a crash or a
+closed terminal loses at most the answer being typed. Corrections are appended to the history
+next to the answer they correct; nothing is overwritten.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from screener.errors import InvalidValue, ScreenerError
+from screener.model import FactValue, Trial
+from screener.values import coerce, to_json
+
+FORMAT = "screener-session/1"
+
+
+class SessionError(ScreenerError):
+    """A session file cannot be read or does not fit the trial."""
+
+    code = "session"
+
+    def __init__(self, path: str, reason: str):
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+def state_dir(environ: dict[str, str] | None = None) -> Path:
+    """Where sessions live: $XDG_STATE_HOME/screener/sessions or ~/.local/state/screener/sessions."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "screener" / "sessions"
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class Session:
+    """One patient's screening: answers so far, their history, and how it was started."""
+
+    path: Path
+    trial_id: str
+    trial_hash: str
+    language: str
+    candidate_id: str
+    complete: bool = False
+    status: str = "in_progress"  # in_progress | finished
+    decision: str | None = None
+    created: str = field(default_factory=now)
+    answers: dict[str, FactValue | None] = field(default_factory=dict)  # None = unknown
+    sources: dict[str, str] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def answer(self, fact: str, value: FactValue | None, source: str, raw: str | None = None) -> None:
+        self.answers[fact] = value
+        self.sources[fact] = source
+        self.history.append({"event": "answer", "fact": fact, "value": to_json(value),
+                             "raw": raw, "source": source, "time": now()})
+
+    def correct(self, fact: str, new: FactValue | None, reason: str, raw: str | None = None) -> FactValue | None:
+        """Record a correction of `fact`; returns the value it replaces."""
+        old = self.answers.get(fact)
+        self.answers[fact] = new
+        self.sources[fact] = "correction"
+        self.history.append({"event": "correction", "fact": fact, "old": to_json(old),
+                             "new": to_json(new), "raw": raw, "reason": reason, "time": now()})
+        return old
+
+    def last_answered(self) -> str | None:
+        """The fact answered or corrected most recently in this dialog (not pre-filled)."""
+        for event in reversed(self.history):
+            if event["event"] == "correction" or event.get("source") == "dialog":
+                return str(event["fact"])
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT, "trial": self.trial_id, "trial_hash": self.trial_hash,
+            "language": self.language, "candidate_id": self.candidate_id,
+            "complete": self.complete, "status": self.status, "decision": self.decision,
+            "created": self.created, "updated": now(),
+            "answers": {fact: to_json(value) for fact, value in self.answers.items()},
+            "sources": dict(self.sources), "history": self.history,
+        }
+
+
+def new_path(directory: Path | None = None) -> Path:
+    """A fresh session file name: the time it started and a random suffix (no patient data)."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return (directory or state_dir()) / f"screening-{stamp}-{secrets.token_hex(3)}.json"
+
+
+def save(session: Session) -> None:
+    """Write the session atomically with mode 0600; raises OSError when it cannot."""
+    directory = session.path.parent
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data = json.dumps(session.to_json(), ensure_ascii=False, indent=1).encode("utf-8")
+    fd, temporary = tempfile.mkstemp(prefix=".session-", suffix=".tmp", dir=directory)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, session.path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def load(path: Path, trial: Trial) -> Session:
+    """Read a session file for `trial`; raises SessionError when it is unreadable or foreign."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SessionError(str(path), f"cannot read the session: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise SessionError(str(path), "not a screener session file")
+    if data.get("trial") != trial.id:
+        raise SessionError(str(path), f"the session is for {data.get('trial')!r}, not {trial.id!r}")
+    answers: dict[str, FactValue | None] = {}
+    for fact, raw in dict(data.get("answers") or {}).items():
+        spec = trial.facts.get(fact)
+        if spec is None:
+            raise SessionError(str(path), f"unknown fact {fact!r}")
+        try:
+            answers[fact] = coerce(spec, raw)
+        except InvalidValue as exc:
+            raise SessionError(str(path), str(exc)) from exc
+    return Session(
+        path=path, trial_id=trial.id, trial_hash=str(data.get("trial_hash", "")),
+        language=str(data.get("language", "en")), candidate_id=str(data.get("candidate_id", "")),
+        complete=bool(data.get("complete", False)), status=str(data.get("status", "in_progress")),
+        decision=data.get("decision"), created=str(data.get("created", now())), answers=answers,
+        sources={k: str(v) for k, v in dict(data.get("sources") or {}).items()},
+        history=list(data.get("history") or []),
+    )
+
+
+def latest(directory: Path | None = None) -> Path | None:
+    """The most recently written session file in `directory`, or None."""
+    folder = directory or state_dir()
+    files = sorted(folder.glob("screening-*.json"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
+    return files[-1] if files else None

@@ -1,0 +1,93 @@
+"""Two ways to read an answer: prompt-toolkit on a terminal, plain lines otherwise.
+
+Both raise EOFError at end of input and let KeyboardInterrupt through; the flow turns either
+into "save and stop".
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import IO, Protocol
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+from prompt_toolkit.document import Document
+from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.validation import ValidationError, Validator
+from rich.console import Console
+
+Check = Callable[[str], "str | None"]  # returns a one-line reason when the text is not acceptable
+
+
+class Reader(Protocol):
+    def read(self, prompt: str, words: list[str], facts: list[str], check: Check) -> str:
+        """One line of input; raises EOFError at end of input."""
+
+
+class LineReader:
+    """Plain lines from a stream (a pipe, a file, a test); the line is echoed after the prompt."""
+
+    def __init__(self, stream: IO[str], console: Console):
+        self.stream = stream
+        self.console = console
+
+    def read(self, prompt: str, words: list[str], facts: list[str], check: Check) -> str:
+        self.console.print(prompt, end="", markup=False, highlight=False)
+        line = self.stream.readline()
+        if line == "":
+            self.console.print()
+            raise EOFError
+        line = line.rstrip("\r\n")
+        self.console.print(line, markup=False, highlight=False)
+        return line
+
+
+class DialogCompleter(Completer):
+    """Completes answer words, commands, and fact names after a `change` command."""
+
+    def __init__(self, words: list[str], facts: list[str], change_words: Iterable[str]):
+        self.words = words
+        self.facts = facts
+        self.change_words = tuple(f"{w} " for w in change_words)
+
+    def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterable[Completion]:
+        text = document.text_before_cursor
+        lowered = text.lower()
+        for change in self.change_words:
+            if lowered.startswith(change):
+                stem = text[len(change):]
+                for fact in self.facts:
+                    if fact.startswith(stem.lower()):
+                        yield Completion(fact, start_position=-len(stem))
+                return
+        for word in self.words:
+            if word.startswith(lowered) and word != lowered:
+                yield Completion(word, start_position=-len(text))
+
+
+class _CheckValidator(Validator):
+    def __init__(self, check: Check):
+        self.check = check
+
+    def validate(self, document: Document) -> None:
+        reason = self.check(document.text)
+        if reason is not None:
+            raise ValidationError(message=reason, cursor_position=len(document.text))
+
+
+class PromptReader:
+    """prompt-toolkit input with completion, validation on Enter and a shared history."""
+
+    def __init__(self, change_words: Iterable[str] = ("change",)):
+        self.history = InMemoryHistory()
+        self.change_words = list(change_words)
+
+    def read(self, prompt: str, words: list[str], facts: list[str], check: Check) -> str:
+        # A fresh session per question: prompt() keyword arguments stick to a session.
+        session: PromptSession[str] = PromptSession(history=self.history)
+        return session.prompt(
+            prompt,
+            completer=DialogCompleter(words, facts, self.change_words),
+            complete_while_typing=False,
+            validator=_CheckValidator(check),
+            validate_while_typing=False,
+        )
