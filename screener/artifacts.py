@@ -81,16 +81,18 @@ def artifact_paths(candidate_id: str, traces_dir: str | os.PathLike[str],
 
 def write_candidate_artifacts(
     trial: Trial, candidate_id: str,
-    facts_with_sources: Mapping[str, tuple[Any, Source]], result: Result,
+    facts_with_sources: Mapping[str, tuple[Any, Source | str]], result: Result,
     traces_dir: str | os.PathLike[str], letters_dir: str | os.PathLike[str] | None,
-    operator: str | None, now: _dt.datetime,
+    operator: str | None, now: _dt.datetime, input_file: str = "",
 ) -> CandidateArtifacts:
     """Write one batch candidate's trace and, if `letters_dir` is given, its letters (md, html).
 
-    `facts_with_sources` maps each input fact (typed value, None for a blank) to its Source,
-    e.g. `Source.batch("in.csv", 3, "weight")`; `now` (timezone-aware) stamps every record and
-    the letters. Directories must exist. Returns the paths written; raises TraceError when any
-    of the files exists already (nothing is written then).
+    `facts_with_sources` maps each input fact to (typed value, source); a blank (None) value
+    is skipped. The source is a Source, e.g. `Source.batch("in.csv", 3, "weight")`, or a
+    string such as `"row 3, column 5 (weight)"`, recorded as a batch source in `input_file`.
+    `now` (timezone-aware) stamps every record and the letters. Directories must exist.
+    Returns the paths written; raises TraceError when any of the files exists already
+    (nothing is written then).
     """
     trace_path, letter_paths = artifact_paths(candidate_id, traces_dir, letters_dir)
     for path in (trace_path, *letter_paths.values()):
@@ -101,6 +103,8 @@ def write_candidate_artifacts(
     try:
         for name, (value, source) in facts_with_sources.items():
             if value is not None:
+                if isinstance(source, str):
+                    source = Source("batch", file=input_file, note=source)
                 writer.fact(name, value, source)
         writer.result(result)
         writer.seal()

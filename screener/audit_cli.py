@@ -28,7 +28,7 @@ def _say(console: Console, text: str) -> None:
 
 
 def add_audit_parsers(subparsers: Any) -> None:
-    """Add `verify` and `explain` to an argparse subparsers object; each sets `handler`."""
+    """Add `verify` and `explain` to an argparse subparsers object; each sets `run`, called as `run(args)` and returning the exit status."""
     verify = subparsers.add_parser(
         "verify", help="check a trace's hash chain and replay its decision",
         description="Check that a decision trace is unaltered and that replaying its facts "
@@ -40,13 +40,13 @@ def add_audit_parsers(subparsers: Any) -> None:
                              "directory whose content hash the trace names)")
     verify.add_argument("--rules-dir", metavar="DIR",
                         help="where to look for the rules file (default: the shipped rules)")
-    verify.set_defaults(handler=run_verify)
+    verify.set_defaults(run=run_verify)
     explain = subparsers.add_parser(
         "explain", help="show how a trace's decision was reached",
         description="Render a decision trace for a person: criteria with their outcomes, the "
                     "facts under each with source and time, corrections marked.")
     explain.add_argument("trace", help="trace file (JSON Lines)")
-    explain.set_defaults(handler=run_explain)
+    explain.set_defaults(run=run_explain)
 
 
 def run_verify(args: argparse.Namespace, out: Console | None = None,

@@ -63,13 +63,17 @@ class TraceIntegrityError(ScreenerError):
         super().__init__(f"{path}:{line}: {reason}")
 
 
+SOURCE_KINDS = ("dialog", "batch", "answers_file", "derived")
+_SOURCE_FIELDS = ("file", "row", "column", "line", "question", "rule", "note")
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
     """Where a fact's value came from.
 
-    `kind` is one of `dialog`, `batch`, `answers_file`, `derived`; the other fields say where
-    exactly (batch: file, row and column; answers file: file and line; dialog: the question;
-    derived: the rule and the facts it read).
+    `kind` is one of SOURCE_KINDS; the other fields say where exactly (batch: file, row and
+    column; answers file: file and line; dialog: the question; derived: the rule and the
+    facts it read); `note` holds a free-text location when nothing finer is known.
     """
 
     kind: str
@@ -80,6 +84,7 @@ class Source:
     question: str = ""
     rule: str = ""
     inputs: tuple[str, ...] = ()
+    note: str = ""
 
     @classmethod
     def dialog(cls, question: str = "") -> "Source":
@@ -98,23 +103,28 @@ class Source:
         return cls("derived", rule=rule, inputs=tuple(inputs))
 
     @classmethod
-    def coerce(cls, source: "Source | Mapping[str, Any] | str | None") -> "Source":
-        """Return `source` as a Source; a plain string is taken as the kind."""
+    def coerce(cls, source: "Source | Mapping[str, Any] | str | None",
+               default_kind: str = "unspecified") -> "Source":
+        """Return `source` as a Source.
+
+        A string naming a kind (`"dialog"`) is that kind; any other string is kept as the
+        `note` of a `default_kind` source (e.g. `"row 3, column 5"` from a batch reader).
+        A mapping is read field by field; unknown fields are ignored.
+        """
         if isinstance(source, Source):
             return source
-        if source is None:
-            return cls("unspecified")
+        if source is None or source == "":
+            return cls(default_kind)
         if isinstance(source, str):
-            return cls(source)
-        data = dict(source)
-        if "inputs" in data:
-            data["inputs"] = tuple(data["inputs"])
-        return cls(**data)
+            return cls(source) if source in SOURCE_KINDS else cls(default_kind, note=source)
+        data = {k: source[k] for k in _SOURCE_FIELDS if k in source}
+        return cls(str(source.get("kind", default_kind)),
+                   inputs=tuple(source.get("inputs", ())), **data)
 
     def to_json(self) -> dict[str, Any]:
         """The source as a JSON object, leaving out empty fields."""
         out: dict[str, Any] = {"kind": self.kind}
-        for name in ("file", "row", "column", "line", "question", "rule"):
+        for name in _SOURCE_FIELDS:
             value = getattr(self, name)
             if value not in ("", None):
                 out[name] = value
@@ -125,18 +135,24 @@ class Source:
     def describe(self) -> str:
         """A short human-readable description, e.g. `batch input.csv row 3, column weight`."""
         if self.kind == "batch":
-            return f"batch {self.file} row {self.row}, column {self.column}".replace("  ", " ")
+            where = ", ".join(part for part in (
+                f"row {self.row}" if self.row is not None else "",
+                f"column {self.column}" if self.column else "", self.note) if part)
+            return " ".join(part for part in ("batch", self.file, where) if part)
         if self.kind == "answers_file":
             where = f" line {self.line}" if self.line is not None else ""
-            return f"answers file {self.file}{where}"
-        if self.kind == "dialog":
-            return f"dialog answer ({self.question})" if self.question else "dialog answer"
-        if self.kind == "derived":
-            return f"derived by {self.rule} from {', '.join(self.inputs) or 'no facts'}"
-        return self.kind
+            text = f"answers file {self.file}{where}"
+        elif self.kind == "dialog":
+            text = f"dialog answer ({self.question})" if self.question else "dialog answer"
+        elif self.kind == "derived":
+            text = f"derived by {self.rule} from {', '.join(self.inputs) or 'no facts'}"
+        else:
+            text = self.kind
+        return f"{text} ({self.note})" if self.note else text
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "Source":
+        """The Source a `to_json` object describes."""
         return cls.coerce(data)
 
 

@@ -78,6 +78,6 @@ def run_cli(*argv: str) -> tuple[int, str, str]:
     add_audit_parsers(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(list(argv))
     out, err = io.StringIO(), io.StringIO()
-    status = args.handler(args, Console(file=out, width=100, color_system=None),
+    status = args.run(args, Console(file=out, width=100, color_system=None),
                           Console(file=err, width=100, color_system=None))
     return status, out.getvalue(), err.getvalue()

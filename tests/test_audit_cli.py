@@ -138,3 +138,12 @@ def test_explain_shows_markup_in_ids_as_text(tmp_path):
     written = batch_candidate(tmp_path, "eligible", "[bold red]X[/] <b>")
     _, out, _ = run("explain", str(written.trace))
     assert "Candidate: [bold red]X[/] <b>" in out
+
+
+def test_screener_main_runs_verify_with_its_exit_status(trace_path, rules_dir, capsys):
+    from screener.cli import main
+
+    assert main(["verify", str(trace_path), "--rules-dir", str(rules_dir)]) == 0
+    trace_path.write_text(trace_path.read_text().replace('"value":3', '"value":2'))
+    assert main(["verify", str(trace_path), "--rules-dir", str(rules_dir)]) == 1
+    assert f"{trace_path}:4: chain broken" in capsys.readouterr().err

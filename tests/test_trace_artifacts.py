@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from audit_support import batch_candidate, dialog_with_correction, tiny_trial
-from screener.artifacts import TraceObserver, safe_name
+from audit_support import NOW, batch_candidate, dialog_with_correction, tiny_trial
+from screener.artifacts import TraceObserver, safe_name, write_candidate_artifacts
+from screener.engine import Screener
 from screener.trace import Source, TraceError
 from screener.trace_check import read_trace
 
@@ -104,8 +105,23 @@ def test_observer_refuses_an_existing_letter_before_writing_anything(tmp_path: P
      {"kind": "answers_file", "file": "a.yaml", "line": 2}),
     ("dialog", {"kind": "dialog"}),
     (None, {"kind": "unspecified"}),
-], ids=["source", "mapping", "kind-only", "none"])
+    ("row 3, column 5", {"kind": "unspecified", "note": "row 3, column 5"}),
+    ({"kind": "dialog", "question": "q", "future_field": 1}, {"kind": "dialog", "question": "q"}),
+], ids=["source", "mapping", "kind-only", "none", "free-text", "unknown-field"])
 def test_observer_accepts_sources_in_plain_forms(tmp_path: Path, given, recorded):
     with TraceObserver(tmp_path / "t.jsonl", tiny_trial()) as observer:
         observer.fact("ecog", 1, given)
     assert read_trace(tmp_path / "t.jsonl").of_type("fact")[0]["source"] == recorded
+
+
+def test_batch_sources_may_be_plain_text(tmp_path: Path):
+    trial = tiny_trial()
+    facts = {"ecog": 1, "pregnant": None}
+    result = Screener(trial).evaluate({"ecog": 1})
+    written = write_candidate_artifacts(
+        trial, "P-9", {name: (value, f"row 3, column 2 ({name})") for name, value in facts.items()},
+        result, tmp_path, None, None, NOW, input_file="in.csv")
+    assert written.letters == {}
+    recorded = read_trace(written.trace).of_type("fact")
+    assert [(r["fact"], Source.from_json(r["source"]).describe()) for r in recorded] == [
+        ("ecog", "batch in.csv row 3, column 2 (ecog)")]
