@@ -1,0 +1,272 @@
+"""The screening dialog driven headlessly: plain lines in, the console's text out."""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import re
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from screener.dialog import store
+from screener.dialog.flow import Dialog
+from screener.dialog.spec import DialogSpec, load_dialog
+from screener.dialog.terminal import LineReader
+from screener.engine import Screener
+from screener.model import Result, Trial
+from screener.trials import dialog_path
+
+TODAY = dt.date(2026, 11, 25)
+
+# An eligible man, question by question, in the order the dialog asks.
+MAN = [
+    ("sex", "male"), ("birth_date", "3 March 1961"), ("screening_date", ""), ("ecog", "0"),
+    ("asa_class", "II"), ("other_malignancy_within_5y", "no"), ("gist_confirmed", "yes"),
+    ("disease_status", "metastatic"), ("on_standard_imatinib", "y"), ("progressed_on_imatinib", "y"),
+    ("imatinib_start_date", "2020-01-10"), ("first_progression_date", "2021/06/01"),
+    ("progressive_organ_count", "1"), ("progressive_lesion_count", "2"), ("mdt_resectable", "yes"),
+    ("tumor_bleeding", "no"), ("tumor_perforation", "no"), ("tumor_obstruction", "no"),
+    ("needs_concurrent_surgery", "no"), ("other_clinical_study", "no"), ("other_tki_use", "no"),
+    ("serious_mental_illness", "no"), ("severe_cardiopulmonary_disease", "no"), ("nyha_class", "I"),
+    ("pulmonary_infection", "no"), ("copd_severity", "none"), ("severe_diabetes", "no"),
+    ("renal_insufficiency", "no"), ("severe_hepatitis", "no"), ("bilirubin_umol_l", "1.2 mg/dL"),
+    ("albumin_g_l", "3.8 g/dL"), ("inr", "1.1"), ("ascites", "none"), ("encephalopathy", "none"),
+    ("severe_malnutrition", "no"), ("informed_consent", "yes"),
+]
+
+
+@pytest.fixture(scope="module")
+def dialog_en(trial: Trial) -> DialogSpec:
+    return load_dialog(dialog_path(trial.id, "en"), trial)
+
+
+class Recorder:
+    """An observer that keeps every event, as a trace writer would receive them."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, ...]] = []
+
+    def fact(self, name: str, value: Any, source: str) -> None:
+        self.events.append(("fact", name, value, source))
+
+    def correction(self, name: str, old: Any, new: Any, reason: str) -> None:
+        self.events.append(("correction", name, old, new, reason))
+
+    def result(self, result: Result) -> None:
+        self.events.append(("result", result.decision))
+
+
+class Run:
+    def __init__(self, text: str, result: Result, session: store.Session, observer: Recorder):
+        self.text = text
+        self.result = result
+        self.session = session
+        self.observer = observer
+
+    @property
+    def asked(self) -> list[str]:
+        """Facts asked, in order, as shown in brackets after each question."""
+        return re.findall(r"^.*\? \[(\w+)\]$", self.text, flags=re.M)
+
+
+def make(trial: Trial, screener: Screener, spec: DialogSpec, lines: list[str], tmp_path: Path,
+         session: store.Session | None = None, complete: bool = False) -> tuple[Dialog, io.StringIO]:
+    out = io.StringIO()
+    console = Console(file=out, width=200, color_system=None, soft_wrap=True)
+    reader = LineReader(io.StringIO("".join(f"{line}\n" for line in lines)), console)
+    session = session or store.Session(path=tmp_path / "s.json", trial_id=trial.id,
+                                       trial_hash=trial.content_hash, language="en",
+                                       candidate_id="P-1", complete=complete)
+    return Dialog(trial, screener, spec, reader, console, session, save=store.save,
+                  observer=Recorder(), today=TODAY), out
+
+
+def screen(trial: Trial, screener: Screener, spec: DialogSpec, lines: list[str], tmp_path: Path,
+           **kwargs: Any) -> Run:
+    flow, out = make(trial, screener, spec, lines, tmp_path, **kwargs)
+    result = flow.run()
+    return Run(out.getvalue(), result, flow.session, flow.observer)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def run(trial: Trial, screener: Screener, dialog_en: DialogSpec, tmp_path: Path) -> Any:
+    def go(lines: list[str], **kwargs: Any) -> Run:
+        return screen(trial, screener, dialog_en, lines, tmp_path, **kwargs)
+    return go
+
+
+def answers(pairs: list[tuple[str, str]]) -> list[str]:
+    return [answer for _, answer in pairs]
+
+
+def test_eligible_man_is_asked_only_what_matters_in_order(run: Any) -> None:
+    done = run(answers(MAN) + [""])
+    assert done.asked == [fact for fact, _ in MAN]
+    assert "pregnant" not in done.asked and "age" not in done.asked
+    assert "child_pugh_class" not in done.asked  # derived from its five parts
+    assert "Decision: eligible" in done.text
+    assert done.session.status == "finished" and done.session.decision == "eligible"
+    assert done.session.answers["bilirubin_umol_l"] == pytest.approx(20.52)
+    assert done.session.answers["albumin_g_l"] == 38
+
+
+def test_eligible_woman_is_asked_about_pregnancy_and_breastfeeding(run: Any) -> None:
+    woman = [("sex", "女")] + MAN[1:21] + [("serious_mental_illness", "否"), ("pregnant", "否"),
+                                          ("breastfeeding", "no")] + MAN[22:]
+    done = run(answers(woman) + [""])
+    assert done.asked == [fact for fact, _ in woman]
+    assert "Decision: eligible" in done.text
+
+
+def test_echoes_parsed_dates_and_converted_units(run: Any) -> None:
+    done = run(answers(MAN) + [""])
+    assert "read as 1961-03-03" in done.text
+    assert "read as 2026-11-25" in done.text  # the screening date defaults to today
+    assert "read as 20.52 µmol/L (from 1.2 mg/dL)" in done.text
+
+
+def test_ineligible_found_early_ends_without_consent(run: Any) -> None:
+    done = run(["male", "1961-03-03", "", "2", ""])
+    assert done.asked == ["sex", "birth_date", "screening_date", "ecog"]
+    lines = done.text.splitlines()
+    decision = lines.index("Decision: ineligible")
+    assert lines[decision + 1] == "Failed criteria: I5 ECOG performance status below 2"
+    assert done.result.failed == ("I5",)
+
+
+def test_complete_asks_the_rest_for_the_screening_log(run: Any) -> None:
+    done = run(["male", "1961-03-03", "", "2"] + answers(MAN[4:]) + [""], complete=True)
+    assert "Decision: ineligible" in done.text
+    assert done.asked[-1] == "informed_consent"
+    assert len(done.asked) == len(MAN)
+
+
+def test_correction_flips_the_decision_and_keeps_the_old_value(run: Any) -> None:
+    lines = ["male", "1961-03-03", "", "2", "back", "1"] + answers(MAN[4:]) + [""]
+    done = run(lines)
+    assert "Decision: ineligible" in done.text
+    assert "ecog corrected: 2 → 1" in done.text
+    assert done.text.rstrip().splitlines()[-3] == "Decision: eligible"
+    corrections = [e for e in done.session.history if e["event"] == "correction"]
+    assert [(c["fact"], c["old"], c["new"]) for c in corrections] == [("ecog", 2, 1)]
+    assert [e for e in done.session.history if e["fact"] == "ecog" and e["event"] == "answer"][0]["value"] == 2
+    assert ("correction", "ecog", 2, 1, "corrected") in done.observer.events
+    assert [e for e in done.observer.events if e[0] == "result"] == [("result", "ineligible"),
+                                                                     ("result", "eligible")]
+
+
+def test_change_fact_with_a_reason(run: Any) -> None:
+    done = run(["female", "change sex entered wrongly", "male", "?", "quit"])
+    assert ("correction", "sex", "female", "male", "entered wrongly") in done.observer.events
+    assert done.session.status == "in_progress"
+
+
+def test_change_unknown_fact_suggests_the_name(run: Any) -> None:
+    done = run(["change ecgo", "quit"])
+    assert "'ecgo' is not a question of this screening (did you mean ecog?)." in done.text
+
+
+def test_why_quotes_the_protocol_for_both_criteria_of_a_shared_fact(run: Any) -> None:
+    done = run(["male", "1961-03-03", "", "0", "1", "why", "quit"])
+    why = done.text.split("> why")[1]
+    assert "[other_malignancy_within_5y] decides:" in why
+    assert "I4 No other malignancy within five years" in why
+    assert "E8 Other malignancy within five years" in why
+    assert "“No other malignant tumors occurred within five years;”" in why
+    assert "One question, one fact, two criteria." in why
+    assert done.asked.count("other_malignancy_within_5y") == 2  # asked again after `why`
+
+
+def test_how_shows_each_criterion_and_the_rules_that_fired(run: Any) -> None:
+    done = run(["male", "1961-03-03", "", "how", "quit"])
+    how = done.text.split("> how")[1]
+    assert "How the conclusion (undetermined) was reached" in how
+    assert re.search(r"I3\s+Aged 18 to 75 → met", how)
+    assert "age = 65, derived from birth_date=1961-03-03, screening_date=2026-11-25" in how
+    assert re.search(r"I5\s+ECOG performance status below 2 → unknown", how)
+
+
+def test_invalid_answers_get_a_reason_and_the_same_question(run: Any) -> None:
+    done = run(["male", "1961-13-40", "03/04/1961", "1961-03-03", "", "7", "0", "quit"])
+    assert "'1961-13-40' is not a date I can read" in done.text
+    assert "'03/04/1961' can be read two ways" in done.text
+    assert "'7' is above the highest possible value, 4." in done.text
+    assert done.asked == ["sex", "birth_date", "birth_date", "birth_date", "screening_date",
+                          "ecog", "ecog", "asa_class"]
+
+
+def test_unknown_birth_date_asks_age_instead(run: Any) -> None:
+    done = run(["male", "?", "65", "quit"])
+    assert done.asked == ["sex", "birth_date", "age", "ecog"]
+    assert "screening_date" not in done.asked
+
+
+def test_unknown_child_pugh_part_asks_the_class_then_b_correctability(run: Any) -> None:
+    before = answers(MAN[:29])
+    done = run(before + ["不知道", "B", "yes", "no", "yes", ""])
+    assert done.asked[29:] == ["bilirubin_umol_l", "child_pugh_class", "child_pugh_b_correctable",
+                               "severe_malnutrition", "informed_consent"]
+    assert "Decision: eligible" in done.text
+
+
+def test_summary_and_help(run: Any) -> None:
+    done = run(["male", "summary", "help", "quit"])
+    assert re.search(r"sex\s+male\s+answered", done.text)
+    assert "Eastern" not in done.text and "Date of birth?" in done.text
+    assert "change FACT   correct the answer for FACT" in done.text
+
+
+def test_quit_then_resume_loses_nothing(trial: Trial, screener: Screener, dialog_en: DialogSpec,
+                                        tmp_path: Path) -> None:
+    first = screen(trial, screener, dialog_en, answers(MAN[:10]) + ["quit"], tmp_path)
+    assert first.session.status == "in_progress"
+    assert stat.S_IMODE((tmp_path / "s.json").stat().st_mode) == 0o600
+    session = store.load(tmp_path / "s.json", trial)
+    assert session.answers == first.session.answers
+    second = screen(trial, screener, dialog_en, answers(MAN[10:]) + [""], tmp_path, session=session)
+    assert second.asked == [fact for fact, _ in MAN[10:]]
+    assert "Decision: eligible" in second.text
+    saved = json.loads((tmp_path / "s.json").read_text())
+    assert saved["status"] == "finished" and saved["decision"] == "eligible"
+    assert len(saved["history"]) == len(MAN)
+
+
+def test_end_of_input_saves_after_every_answer(trial: Trial, screener: Screener,
+                                               dialog_en: DialogSpec, tmp_path: Path) -> None:
+    done = screen(trial, screener, dialog_en, ["male", "0"], tmp_path)  # then end of input
+    assert "Screening saved to" in done.text
+    saved = json.loads((tmp_path / "s.json").read_text())
+    assert saved["answers"] == {"sex": "male"}
+
+
+def test_prefilled_answers_are_not_asked(trial: Trial, screener: Screener, dialog_en: DialogSpec,
+                                         tmp_path: Path) -> None:
+    flow, out = make(trial, screener, dialog_en, ["quit"], tmp_path)
+    problems = flow.prefill({"sex": "male", "age": 50, "ecog": 0, "asa_class": "II",
+                             "child_pugh_class": "A", "other_malignancy_within_5y": False})
+    assert problems == []
+    flow.run()
+    asked = re.findall(r"\[(\w+)\]$", out.getvalue(), flags=re.M)
+    assert asked == ["gist_confirmed"]
+    assert flow.session.sources["sex"] == "answers"
+
+
+def test_prefill_refuses_bad_values(trial: Trial, screener: Screener, dialog_en: DialogSpec,
+                                    tmp_path: Path) -> None:
+    flow, _ = make(trial, screener, dialog_en, [], tmp_path)
+    problems = flow.prefill({"ecog": 9, "sexx": "male", "birth_date": "yesterday"})
+    assert problems == [
+        "ecog: above the maximum 4",
+        "'sexx' is not a question of this screening (did you mean sex?).",
+        "birth_date: 'yesterday' is not a date I can read; write e.g. 1961-03-03 or 3 March 1961.",
+    ]
+    assert flow.session.answers == {}
+
+
+def test_conflicting_age_is_refused_and_asked_again(run: Any) -> None:
+    done = run(["male", "1961-03-03", "", "change age", "30", "65", "quit"])
+    assert "That contradicts other answers: age given as 30, but the dates give 65." in done.text
