@@ -48,16 +48,21 @@ def write_new_file(path: str | os.PathLike[str], text: str) -> None:
         os.close(fd)
 
 
-def write_letter(trace_path: str | os.PathLike[str], letter_path: str | os.PathLike[str],
-                 issued: _dt.datetime, fmt: str | None = None) -> None:
-    """Render the letter for a sealed trace into a new file (format from the suffix if not given).
+def write_letters(trace_path: str | os.PathLike[str],
+                  letter_paths: Mapping[str, str | os.PathLike[str]], issued: _dt.datetime) -> str:
+    """Render the letters for a sealed trace into new files, one per format (`md`, `html`).
 
-    Raises TraceError / TraceIntegrityError when the trace cannot be read or fails its check,
-    ValueError when it has no decision.
+    Returns the trace file's sha256, which every letter names. Raises TraceError /
+    TraceIntegrityError when the trace cannot be read or fails its check, ValueError when it
+    has no decision.
     """
     trace = read_trace(trace_path)
-    letter = build_letter(trace, file_sha256(trace_path), issued)
-    write_new_file(letter_path, render_letter(letter, fmt or format_for(os.fspath(letter_path))))
+    trace_hash = file_sha256(trace_path)
+    if letter_paths:
+        letter = build_letter(trace, trace_hash, issued)
+        for fmt, path in letter_paths.items():
+            write_new_file(path, render_letter(letter, fmt))
+    return trace_hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +104,7 @@ def write_candidate_artifacts(
         if os.path.lexists(path):
             raise TraceError(os.fspath(path), "already exists; audit files are never overwritten")
     writer = TraceWriter.create(trace_path, trial, operator=operator, candidate_id=candidate_id,
-                                mode="batch", clock=lambda: now)
+                                mode="batch", clock=lambda: now, sync_each=False)
     try:
         for name, (value, source) in facts_with_sources.items():
             if value is not None:
@@ -110,9 +115,8 @@ def write_candidate_artifacts(
         writer.seal()
     finally:
         writer.close()
-    for fmt, path in letter_paths.items():
-        write_letter(trace_path, path, now, fmt)
-    return CandidateArtifacts(trace_path, letter_paths, file_sha256(trace_path))
+    trace_hash = write_letters(trace_path, letter_paths, now)
+    return CandidateArtifacts(trace_path, letter_paths, trace_hash)
 
 
 class TraceObserver:
@@ -149,9 +153,9 @@ class TraceObserver:
         """Record the decision, seal the trace, and write the letter if one was asked for."""
         self.writer.result(result)
         self.writer.seal()
-        self.trace_hash = file_sha256(self.trace_path)
-        if self.letter_path is not None:
-            write_letter(self.trace_path, self.letter_path, self.writer.clock())
+        letters = {} if self.letter_path is None else \
+            {format_for(os.fspath(self.letter_path)): self.letter_path}
+        self.trace_hash = write_letters(self.trace_path, letters, self.writer.clock())
 
     def close(self) -> None:
         """Seal the trace if no result came (the dialog was left); safe to call twice."""

@@ -7,6 +7,7 @@ the same byte for byte. Presentation never decides: every outcome comes from the
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -153,8 +154,11 @@ def markdown_escape(text: Any) -> str:
     return "<br>".join(line.replace("\t", " ") for line in lines)
 
 
+@functools.lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
-    """The Jinja2 environment for the package's templates (HTML autoescaped, strict)."""
+    """The Jinja2 environment for the package's templates (HTML autoescaped, strict).
+
+    Cached: compiling the templates costs more than rendering a letter."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("screener", "templates"),
         # select_autoescape looks only at the last suffix, so `.html.j2` is listed itself.

@@ -211,13 +211,14 @@ def create_exclusive(path: str | os.PathLike[str]) -> int:
         raise TraceError(os.fspath(path), f"cannot create: {error.strerror}") from error
 
 
-def write_all(fd: int, data: bytes) -> None:
-    """Write every byte to `fd` and fsync it."""
+def write_all(fd: int, data: bytes, sync: bool = True) -> None:
+    """Write every byte to `fd`, then fsync it unless `sync` is False."""
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
         view = view[written:]
-    os.fsync(fd)
+    if sync:
+        os.fsync(fd)
 
 
 def trial_header(trial: Trial) -> dict[str, Any]:
@@ -248,6 +249,10 @@ def trial_header(trial: Trial) -> dict[str, Any]:
 class TraceWriter:
     """Appends hash-chained records to a new trace file, one fsync'd line per record.
 
+    With `sync_each=False` (batch, whose input file still holds every answer) each record is
+    written at once but fsync'd only at the seal: a crash then leaves an unsealed trace that
+    fails verification, and one fsync per candidate instead of one per record.
+
     Create with `TraceWriter.create(path, trial, ...)`; it writes the start record at once.
     Call `seal()` at the end; a trace never sealed fails verification as incomplete.
     """
@@ -259,17 +264,18 @@ class TraceWriter:
     prev: str = GENESIS
     _digest: Any = field(default_factory=hashlib.sha256)
     sealed: bool = False
+    sync_each: bool = True
 
     @classmethod
     def create(cls, path: str | os.PathLike[str], trial: Trial, *, operator: str | None = None,
                candidate_id: str | None = None, mode: str = "dialog",
-               clock: Clock | None = None) -> "TraceWriter":
+               clock: Clock | None = None, sync_each: bool = True) -> "TraceWriter":
         """Create the file (0600, never overwriting) and write the start record.
 
         Returns the writer; raises TraceError when the file exists or cannot be created.
         """
         fd = create_exclusive(path)
-        writer = cls(os.fspath(path), fd, clock or _utc_now)
+        writer = cls(os.fspath(path), fd, clock or _utc_now, sync_each=sync_each)
         writer.append("start", {
             "format": FORMAT, "screener_version": __version__, "mode": mode,
             "operator": operator, "candidate_id": candidate_id, "trial": trial_header(trial),
@@ -288,7 +294,7 @@ class TraceWriter:
         }
         record["hash"] = record_hash(record)
         line = (canonical(record) + "\n").encode("utf-8")
-        write_all(self.fd, line)
+        write_all(self.fd, line, sync=self.sync_each or kind == "end")
         self._digest.update(line)
         self.seq += 1
         self.prev = record["hash"]
