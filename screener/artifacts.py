@@ -142,8 +142,10 @@ class TraceObserver:
         self.trace_hash: str | None = None
 
     def fact(self, name: str, value: Any, source: Source | Mapping[str, Any] | str | None) -> None:
-        """Record an answered (or imported) fact and where it came from."""
-        self.writer.fact(name, value, Source.coerce(source))
+        """Record an answered (or imported) fact and where it came from; a source word the
+        dialog uses (`"dialog"`, `"answers"`, `"default"`) is kept, as a dialog source note
+        when it names no kind."""
+        self.writer.fact(name, value, Source.coerce(source, default_kind="dialog"))
 
     def correction(self, name: str, old: Any, new: Any, reason: str | None = None) -> None:
         """Record a changed answer; the earlier value stays in the trace."""

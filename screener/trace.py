@@ -64,6 +64,7 @@ class TraceIntegrityError(ScreenerError):
 
 
 SOURCE_KINDS = ("dialog", "batch", "answers_file", "derived")
+_KIND_ALIASES = {"answers": "answers_file"}  # the dialog's word for an answers file
 _SOURCE_FIELDS = ("file", "row", "column", "line", "question", "rule", "note")
 
 
@@ -107,7 +108,7 @@ class Source:
                default_kind: str = "unspecified") -> "Source":
         """Return `source` as a Source.
 
-        A string naming a kind (`"dialog"`) is that kind; any other string is kept as the
+        A string naming a kind (`"dialog"`, or `"answers"`) is that kind; any other string is the
         `note` of a `default_kind` source (e.g. `"row 3, column 5"` from a batch reader).
         A mapping is read field by field; unknown fields are ignored.
         """
@@ -116,7 +117,8 @@ class Source:
         if source is None or source == "":
             return cls(default_kind)
         if isinstance(source, str):
-            return cls(source) if source in SOURCE_KINDS else cls(default_kind, note=source)
+            kind = _KIND_ALIASES.get(source, source)
+            return cls(kind) if kind in SOURCE_KINDS else cls(default_kind, note=source)
         data = {k: source[k] for k in _SOURCE_FIELDS if k in source}
         return cls(str(source.get("kind", default_kind)),
                    inputs=tuple(source.get("inputs", ())), **data)

@@ -104,10 +104,12 @@ def test_observer_refuses_an_existing_letter_before_writing_anything(tmp_path: P
     ({"kind": "answers_file", "file": "a.yaml", "line": 2},
      {"kind": "answers_file", "file": "a.yaml", "line": 2}),
     ("dialog", {"kind": "dialog"}),
-    (None, {"kind": "unspecified"}),
-    ("row 3, column 5", {"kind": "unspecified", "note": "row 3, column 5"}),
+    ("answers", {"kind": "answers_file"}),
+    ("default", {"kind": "dialog", "note": "default"}),
+    (None, {"kind": "dialog"}),
     ({"kind": "dialog", "question": "q", "future_field": 1}, {"kind": "dialog", "question": "q"}),
-], ids=["source", "mapping", "kind-only", "none", "free-text", "unknown-field"])
+], ids=["source", "mapping", "kind-only", "answers-word", "default-answer", "none",
+                       "unknown-field"])
 def test_observer_accepts_sources_in_plain_forms(tmp_path: Path, given, recorded):
     with TraceObserver(tmp_path / "t.jsonl", tiny_trial()) as observer:
         observer.fact("ecog", 1, given)
