@@ -60,30 +60,37 @@ def why(dialog: DialogSpec, trial: Trial, fact: str | None) -> RenderableType:
 
 
 def how(dialog: DialogSpec, trial: Trial, result: Result) -> RenderableType:
-    """How the current conclusion was reached: each criterion's outcome and the rules that fired."""
-    table = Table(title=dialog.message("how_title", decision=result.decision), show_header=False,
-                  box=None, pad_edge=False)
-    table.add_column(no_wrap=True)
-    table.add_column()
+    """How the current conclusion was reached: derived facts, then each criterion's outcome with
+    the rules that decided it, or the facts it still waits for."""
+    lines = [Text(dialog.message("how_title", decision=result.decision), style="bold")]
+    seen: set[object] = set()
     for firing in result.firings:
-        if firing.derived:
-            shown = ", ".join(f"{k}={show_value(dialog, v)}" for k, v in firing.facts.items())
-            for fact, value in firing.derived.items():
-                table.add_row("", dialog.message("how_derived", fact=fact, value=show_value(dialog, value),
-                                                 inputs=shown))
+        read = ", ".join(f"{k}={show_value(dialog, v)}" for k, v in firing.facts.items())
+        for fact, value in firing.derived.items():
+            line = dialog.message("how_derived", fact=fact, value=show_value(dialog, value), inputs=read)
+            if line not in seen:
+                seen.add(line)
+                lines.append(Text(f"    {line}"))
     for criterion in trial.criteria:
         outcome = result.outcomes.get(criterion.id, "unknown")
-        label = dialog.message(f"outcome_{outcome}")
-        style = {"met": "green", "not_met": "red"}.get(outcome, "yellow")
-        if criterion.kind == "exclusion":
-            style = {"met": "red", "not_met": "green"}.get(outcome, "yellow")
-        table.add_row(Text(criterion.id, style="bold"), Text.assemble(criterion.title, " → ", (label, style)))
+        good = "met" if criterion.kind == "inclusion" else "not_met"
+        style = "yellow" if outcome == "unknown" else ("green" if outcome == good else "red")
+        lines.append(Text.assemble((f"{criterion.id:<4}", "bold"), criterion.title, " → ",
+                                   (dialog.message(f"outcome_{outcome}"), style)))
+        if outcome == "unknown":
+            waiting = [f for f in trial.expanded_facts(criterion) if f in result.missing]
+            if waiting:
+                lines.append(Text(f"    {dialog.message('how_waiting', facts=', '.join(waiting))}", style="dim"))
+            continue
         for firing in result.firings:
-            if firing.criterion == criterion.id:
-                read = ", ".join(f"{k}={show_value(dialog, v)}" for k, v in firing.facts.items())
-                table.add_row("", Text(dialog.message("how_rule", rule=firing.rule, facts=read or "—"),
-                                       style="dim"))
-    return table
+            if firing.criterion != criterion.id or firing.outcome != outcome:
+                continue
+            read = ", ".join(f"{k}={show_value(dialog, v)}" for k, v in firing.facts.items())
+            line = dialog.message("how_rule", rule=firing.rule, facts=read or "—")
+            if (criterion.id, line) not in seen:
+                seen.add((criterion.id, line))
+                lines.append(Text(f"    {line}", style="dim"))
+    return Group(*lines)
 
 
 def summary(dialog: DialogSpec, answers: dict[str, Any], sources: dict[str, str],

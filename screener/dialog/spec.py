@@ -23,7 +23,7 @@ REQUIRED_MESSAGES = (
     "title", "intro", "candidate_question", "candidate_hint", "prefilled", "resumed",
     "default_hint", "date_echo", "unit_echo", "correcting", "corrected",
     "nothing_to_correct", "unknown_fact", "conflict", "quit_saved", "decision", "failed", "missing", "finished_prompt", "finished_hint",
-    "why_title", "why_none", "how_title", "how_rule", "how_derived", "summary_title",
+    "why_title", "why_none", "how_title", "how_rule", "how_derived", "how_waiting", "summary_title",
     "summary_none", "help_title", "help_commands", "outcome_met", "outcome_not_met",
     "outcome_unknown", "value_yes", "value_no", "value_unknown", "source_dialog",
     "source_answers", "source_default", "source_correction", "bad_yes_no", "bad_number",

@@ -1,0 +1,88 @@
+"""Dialog files: complete for every fact of the rules, checked with file:line:col messages."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from screener.dialog.spec import REQUIRED_MESSAGES, load_dialog
+from screener.errors import RulesError
+from screener.model import Trial
+from screener.trials import dialog_path
+
+ROOT = Path(__file__).resolve().parent.parent
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_every_fact_has_a_question_and_every_question_a_fact(trial: Trial, lang: str) -> None:
+    dialog = load_dialog(dialog_path(trial.id, lang), trial)
+    asked = {name for name in trial.facts if name != trial.id_fact}
+    assert set(dialog.questions) == asked
+    for criterion in trial.criteria:
+        for fact in trial.expanded_facts(criterion):
+            assert fact in dialog.questions
+    assert set(dialog.messages) == set(REQUIRED_MESSAGES)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_consent_is_asked_last(trial: Trial, lang: str) -> None:
+    dialog = load_dialog(dialog_path(trial.id, lang), trial)
+    assert max(dialog.questions, key=dialog.order) == "informed_consent"
+
+
+def test_chinese_dialog_is_chinese_throughout(trial: Trial) -> None:
+    zh = load_dialog(dialog_path(trial.id, "zh"), trial)
+    en = load_dialog(dialog_path(trial.id, "en"), trial)
+    for fact, question in zh.questions.items():
+        assert CJK.search(question.text) and CJK.search(question.help), fact
+        assert question.order == en.questions[fact].order, fact
+    untranslated = [k for k, v in zh.messages.items() if v == en.messages[k] and re.search("[a-z]{4}", v)]
+    assert untranslated == ["help_title"]  # "{question}" alone
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "broken.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_broken_dialog_reports_every_problem_with_its_position(trial: Trial, tmp_path: Path) -> None:
+    source = dialog_path(trial.id, "en").read_text(encoding="utf-8")
+    source = source.replace("  ecog:\n", "  ecgo:\n", 1)  # a question naming no fact, ecog unasked
+    source = source.replace("    roman: true\n", "    roman: yes\n", 1)
+    source = source.replace('      female: [f, woman', '      femme: [f, woman', 1)
+    path = write(tmp_path, source)
+    with pytest.raises(RulesError) as caught:
+        load_dialog(path, trial)
+    lines = source.splitlines()
+    messages = [str(p) for p in caught.value.problems]
+    ecgo = lines.index("  ecgo:") + 1
+    facts = lines.index("facts:") + 2
+    femme = next(i for i, line in enumerate(lines) if "femme:" in line) + 1
+    roman = lines.index("    roman: yes") + 1
+    assert messages == sorted([
+        f"{path}:{facts}:3: missing-question: fact 'ecog' has no question",
+        f"{path}:{ecgo}:3: unknown-fact: question for 'ecgo', which is not a fact of NCT03862768 "
+        "(did you mean 'ecog'?)",
+        f"{path}:{femme}:7: bad-synonym: facts.sex: 'femme' is not a value of sex (did you mean 'female'?)",
+        f"{path}:{roman}:12: wrong-type: facts.asa_class.roman is true or false, for whole-number facts",
+    ], key=lambda m: int(m.split(":")[1]))
+
+
+def test_duplicate_keys_and_syntax_errors_have_positions(trial: Trial, tmp_path: Path) -> None:
+    path = write(tmp_path, "dialog:\n  trial: NCT03862768\n  trial: X\n")
+    with pytest.raises(RulesError) as caught:
+        load_dialog(path, trial)
+    assert str(caught.value.problems[0]) == f"{path}:3:3: duplicate-key: 'trial' is already given at line 2"
+    path = write(tmp_path, "dialog: [unclosed\n")
+    with pytest.raises(RulesError, match=r"broken.yaml:2:1: yaml-syntax"):
+        load_dialog(path, trial)
+
+
+def test_dialog_code_names_no_trial_fact_or_criterion(trial: Trial) -> None:
+    names = {trial.id} | {n for n in trial.facts if n != trial.id_fact} | {c.id for c in trial.criteria}
+    for path in sorted((ROOT / "screener" / "dialog").glob("*.py")):
+        words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", path.read_text(encoding="utf-8")))
+        assert not words & names, f"{path.name} names {sorted(words & names)}"
