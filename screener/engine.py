@@ -27,7 +27,7 @@ import durable_rules_engine as _dre
 from screener.compiler import (
     DONE_PREFIX, FIELD_PREFIX, KIND, OPEN, SNAPSHOT, compile_trial, decode, encode,
 )
-from screener.errors import ConflictError, EngineError
+from screener.errors import ConflictError, EngineError, RuleProblem, RulesError
 from screener.functions import FUNCTIONS
 from screener.model import Criterion, FactValue, Firing, Result, Trial
 
@@ -37,11 +37,37 @@ _OBSERVED = 2
 _handles: dict[str, int] = {}  # ruleset name -> C handle; rulesets live for the process
 
 
-def _ruleset(name: str, definition: dict[str, Any]) -> int:
-    """Create the named ruleset once per process (names are global in the C core)."""
+def _ruleset(trial: Trial, name: str, definition: dict[str, Any]) -> int:
+    """Create the named ruleset once per process (names are global in the C core).
+
+    Raises RulesError pointing at the criterion or derivation whose rule the engine refused.
+    """
     if name not in _handles:
-        _handles[name] = _dre.create_ruleset(name, json.dumps(definition, ensure_ascii=False))
+        try:
+            _handles[name] = _dre.create_ruleset(name, json.dumps(definition, ensure_ascii=False))
+        except _dre.error as exc:
+            raise _refused(trial, name, definition, exc) from exc
     return _handles[name]
+
+
+def _refused(trial: Trial, name: str, definition: dict[str, Any], exc: Exception) -> RulesError:
+    """Find which rules durable-rules refuses, one by one, and name them with their source."""
+    problems: list[RuleProblem] = []
+    spans = {c.id: c.span for c in trial.criteria} | {f"derive.{d.id}": d.span for d in trial.derivations}
+    for rule, body in definition.items():
+        try:
+            _dre.create_ruleset(f"{name}-probe-{rule}", json.dumps({rule: body}, ensure_ascii=False))
+        except _dre.error as single:
+            owner = rule if rule in spans else rule.partition(".")[0]
+            span = spans.get(owner) or next(iter(spans.values()))
+            problems.append(RuleProblem(
+                span.path, span.line, span.column, "engine-refused",
+                f"durable-rules refuses rule {rule} ({single}); split the condition into "
+                "smaller criteria or fewer alternatives",
+            ))
+    if not problems:
+        problems.append(RuleProblem(trial.path, 1, 1, "engine-refused", str(exc)))
+    return RulesError(problems)
 
 
 class Screener:
@@ -54,7 +80,7 @@ class Screener:
         self.definition = compile_trial(trial)
         digest = hashlib.sha256(json.dumps(self.definition, sort_keys=True).encode()).hexdigest()
         self.ruleset_name = f"{trial.id}-{trial.content_hash[:12]}-{digest[:12]}"
-        self._handle = _ruleset(self.ruleset_name, self.definition)
+        self._handle = _ruleset(trial, self.ruleset_name, self.definition)
         self._derivations = {d.id: d for d in trial.derivations}
         self._criteria: dict[str, Criterion] = {c.id: c for c in trial.criteria}
         self._fact_order = {name: i for i, name in enumerate(trial.facts)}

@@ -113,22 +113,29 @@ def load_yaml(path: str | Path, display: str | None = None) -> Any:
     return load_yaml_text(text, shown)
 
 
-def load_yaml_text(text: str, shown: str) -> Any:
-    """Like `load_yaml` for text already in memory; `shown` names it in messages."""
+def load_yaml_text(text: str, shown: str, problems: list[RuleProblem] | None = None) -> Any:
+    """Like `load_yaml` for text already in memory; `shown` names it in messages.
+
+    With a `problems` list, duplicate keys are appended to it instead of raised, so the
+    caller can report them together with its own findings.
+    """
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise RulesError(
-            [RuleProblem(shown, line, column, "yaml-syntax", str(exc.problem or exc))]
-        ) from exc
+        message = str(exc.problem or exc)
+        if exc.context and exc.context_mark is not None:
+            message += f" ({exc.context} at line {exc.context_mark.line + 1})"
+        raise RulesError([RuleProblem(shown, line, column, "yaml-syntax", message)]) from exc
     except yaml.YAMLError as exc:
         raise RulesError([RuleProblem(shown, 1, 1, "yaml-syntax", str(exc))]) from exc
     if node is None:
         return None
-    problems: list[RuleProblem] = []
-    document = _convert(shown, node, problems)
-    if problems:
-        raise RulesError(problems)
+    found: list[RuleProblem] = []
+    document = _convert(shown, node, found)
+    if problems is not None:
+        problems.extend(found)
+    elif found:
+        raise RulesError(found)
     return document

@@ -184,7 +184,7 @@ def expr_facts(expr: Expr) -> tuple[str, ...]:
 class Firing:
     """One rule the engine fired: which, on what facts, with what result."""
 
-    rule: str  # e.g. "I3.met", "derive.D1", "I3.missing.age"
+    rule: str  # e.g. "<criterion>.met", "derive.<derivation>", "<criterion>.missing.<fact>"
     criterion: str | None
     outcome: str | None  # met / not_met / unknown for criterion rules
     facts: dict  # type: ignore[type-arg]  # the facts the rule read, with their values

@@ -5,6 +5,7 @@ Every problem is collected with its `file:line:col` and reported together, sorte
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from screener.functions import FUNCTIONS
 from screener.loader import PosDict, PosList, load_yaml_text
 from screener.model import FACT_TYPES, Criterion, Derivation, FactSpec, Span, Trial, expr_facts
 
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 TOP_KEYS = {"trial": True, "facts": True, "derivations": False, "criteria": True}
 TRIAL_KEYS = {"id": True, "title": True, "version": True, "id_fact": False, "source": False}
 FACT_KEYS = {
@@ -71,13 +73,16 @@ def load_trial(path: str | Path, display: str | None = None) -> Trial:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise RulesError([RuleProblem(shown, 1, 1, "unreadable", f"not UTF-8: {exc}")]) from exc
-    document = load_yaml_text(text, shown)
-    return build_trial(document, shown, hashlib.sha256(data).hexdigest())
+    problems: list[RuleProblem] = []
+    document = load_yaml_text(text, shown, problems)
+    return build_trial(document, shown, hashlib.sha256(data).hexdigest(), problems)
 
 
-def build_trial(document: Any, shown: str, content_hash: str) -> Trial:
+def build_trial(document: Any, shown: str, content_hash: str,
+                problems: list[RuleProblem] | None = None) -> Trial:
     """Check a loaded rules document and build the Trial; raises RulesError."""
     check = _Checker(shown)
+    check.problems.extend(problems or [])
     top = check.mapping(document, Span(shown, 1, 1), "the rules file", TOP_KEYS)
     if top is None:
         raise RulesError(check.problems)
@@ -164,8 +169,11 @@ def _facts(check: _Checker, top: PosDict) -> dict[str, FactSpec]:
 
 
 def _derivations(check: _Checker, top: PosDict, facts: dict[str, FactSpec]) -> list[Derivation]:
-    raw = top.get("derivations", PosList())
+    raw = top.get("derivations")
     out: list[Derivation] = []
+    if raw is None:
+        raw = PosList()
+        raw.item_spans = []
     if not isinstance(raw, PosList):
         check.add(top.value_spans["derivations"], "wrong-type", "derivations must be a list")
         return out
@@ -175,6 +183,10 @@ def _derivations(check: _Checker, top: PosDict, facts: dict[str, FactSpec]) -> l
         if entry is None or not all(k in entry for k in ("id", "fact", "function", "inputs")):
             continue
         rule_id = str(entry["id"])
+        if not _ID.match(rule_id):
+            check.add(entry.value_spans["id"], "bad-name",
+                      f"derivation id {rule_id!r} must be letters, digits, '_' or '-'")
+            continue
         if rule_id in ids:
             check.add(entry.value_spans["id"], "duplicate-id",
                       f"derivation id {rule_id!r} is already used at line {ids[rule_id].line}")
@@ -256,6 +268,10 @@ def _criteria(check: _Checker, top: PosDict, facts: dict[str, FactSpec]) -> list
         if entry is None or "id" not in entry or "when" not in entry:
             continue
         cid = str(entry["id"])
+        if not _ID.match(cid):
+            check.add(entry.value_spans["id"], "bad-name",
+                      f"criterion id {cid!r} must be letters, digits, '_' or '-'")
+            continue
         if cid in ids:
             check.add(entry.value_spans["id"], "duplicate-id",
                       f"criterion id {cid!r} is already used at line {ids[cid].line}")

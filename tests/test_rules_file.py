@@ -1,0 +1,89 @@
+"""The shipped rules file against the protocol and the spec, and broken rules files."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from screener.cli import main
+from screener.errors import RulesError
+from screener.trial import load_trial
+
+from conftest import ROOT, SHARED
+
+BAD = sorted((ROOT / "tests" / "data" / "bad_rules").glob("*.yaml"))
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+@pytest.mark.skipif(not (SHARED / "protocol").is_dir(), reason="shared protocol text not present")
+def test_every_criterion_quotes_the_protocol_verbatim(trial):
+    protocol = _squash((SHARED / "protocol" / "NCT03862768.txt").read_text(encoding="utf-8"))
+    for criterion in trial.criteria:
+        assert _squash(criterion.protocol) in protocol, criterion.id
+
+
+def test_criteria_follow_the_protocol_numbering(trial):
+    assert [c.id for c in trial.criteria] == [f"I{i}" for i in range(1, 9)] + [f"E{i}" for i in range(1, 10)]
+    assert {c.kind for c in trial.criteria if c.id.startswith("I")} == {"inclusion"}
+    assert {c.kind for c in trial.criteria if c.id.startswith("E")} == {"exclusion"}
+
+
+@pytest.mark.skipif(not (SHARED / "spec").is_dir(), reason="shared spec not present")
+def test_data_dictionary_names_every_fact_of_the_spec(trial):
+    spec = (SHARED / "spec" / "NCT03862768-criteria.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`([a-z][a-z0-9_]+)`", spec))
+    facts = {n for n in named if "_" in n or n in {"sex", "age", "ecog", "inr", "ascites", "encephalopathy"}}
+    not_facts = {"not_met", "screening_date", "very_severe", "localized_primary", "moderate_severe",
+                 "grade_1_2", "grade_3_4"}
+    assert (facts - not_facts) - set(trial.facts) == set()
+
+
+def test_interpretation_notes_of_the_spec_are_carried(trial):
+    notes = {c.id: c.note for c in trial.criteria}
+    for cid in ("I2", "E2", "I4", "E8", "E1", "E3", "E9", "I8"):
+        assert notes[cid], cid
+    assert "NYHA class II" in notes["E1"]
+
+
+@pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
+def test_broken_rules_file_reports_every_problem_with_its_position(path, capsys):
+    expected = path.with_suffix(".expected").read_text(encoding="utf-8")
+    relative = path.relative_to(ROOT)
+    with pytest.raises(RulesError):
+        load_trial(path, display=str(relative))
+    import os
+
+    old = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        assert main(["check", str(relative)]) == 2
+    finally:
+        os.chdir(old)
+    assert capsys.readouterr().err == expected
+    for line in expected.splitlines():
+        assert re.match(rf"{re.escape(str(relative))}:\d+:\d+: [a-z-]+: .+", line)
+
+
+def test_shipped_rules_check_clean(capsys):
+    assert main(["check"]) == 0
+    assert "NCT03862768" in capsys.readouterr().err
+
+
+def test_yaml_tags_construct_nothing(tmp_path: Path):
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("trial: !!python/object/apply:os.system ['echo owned']\n", encoding="utf-8")
+    with pytest.raises(RulesError) as info:
+        load_trial(evil)
+    assert "trial must be a mapping" in str(info.value)
+
+
+def test_yaml_1_1_surprises_are_not_applied(tmp_path: Path):
+    from screener.loader import load_yaml
+
+    path = tmp_path / "v.yaml"
+    path.write_text("a: no\nb: 2001-02-03\nc: 010\nd: 12:30\ne: true\n", encoding="utf-8")
+    assert load_yaml(path) == {"a": "no", "b": "2001-02-03", "c": 10, "d": "12:30", "e": True}
