@@ -102,3 +102,24 @@ def test_unknown_format_is_refused(tmp_path: Path):
     letter = build_letter(read_trace(trace_path), "0" * 64, NOW)
     with pytest.raises(ValueError, match="unknown letter format 'pdf'"):
         render_letter(letter, "pdf")
+
+
+@pytest.mark.parametrize("kind", ["eligible", "ineligible", "undetermined"])
+def test_html_letter_tags_are_balanced(tmp_path: Path, kind: str):
+    from html.parser import HTMLParser
+
+    void = {"meta", "br"}
+    problems: list[str] = []
+    open_tags: list[str] = []
+
+    class Checker(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if tag not in void:
+                open_tags.append(tag)
+
+        def handle_endtag(self, tag):
+            if not open_tags or open_tags.pop() != tag:
+                problems.append(f"{self.getpos()}: </{tag}>")
+
+    Checker().feed(letter_text(tmp_path, kind, "html", HOSTILE))
+    assert (problems, open_tags) == ([], [])
