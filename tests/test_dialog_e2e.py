@@ -1,0 +1,146 @@
+"""`screener screen` in a real pseudo-terminal, as a clinician uses it."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+pexpect = pytest.importorskip("pexpect")
+
+ROOT = Path(__file__).resolve().parent.parent
+TODAY = dt.date.today().isoformat()
+
+MAN = [
+    ("sex", "male"), ("birth_date", "3 March 1961"), ("screening_date", ""), ("ecog", "0"),
+    ("asa_class", "II"), ("other_malignancy_within_5y", "no"), ("gist_confirmed", "yes"),
+    ("disease_status", "metastatic"), ("on_standard_imatinib", "y"), ("progressed_on_imatinib", "y"),
+    ("imatinib_start_date", "2020-01-10"), ("first_progression_date", "2021/06/01"),
+    ("progressive_organ_count", "1"), ("progressive_lesion_count", "2"), ("mdt_resectable", "yes"),
+    ("tumor_bleeding", "no"), ("tumor_perforation", "no"), ("tumor_obstruction", "no"),
+    ("needs_concurrent_surgery", "no"), ("other_clinical_study", "no"), ("other_tki_use", "no"),
+    ("serious_mental_illness", "no"), ("severe_cardiopulmonary_disease", "no"), ("nyha_class", "I"),
+    ("pulmonary_infection", "no"), ("copd_severity", "none"), ("severe_diabetes", "no"),
+    ("renal_insufficiency", "no"), ("severe_hepatitis", "no"), ("bilirubin_umol_l", "1.2 mg/dL"),
+    ("albumin_g_l", "3.8 g/dL"), ("inr", "1.1"), ("ascites", "none"), ("encephalopathy", "none"),
+    ("severe_malnutrition", "no"), ("informed_consent", "yes"),
+]
+
+
+class Terminal:
+    def __init__(self, tmp_path: Path, *args: str):
+        env = dict(os.environ, PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm", NO_COLOR="1",
+                   PYTHONPATH=str(ROOT), XDG_STATE_HOME=str(tmp_path / "state"), COLUMNS="200")
+        self.child = pexpect.spawn(sys.executable, ["-m", "screener", *args], env=env, cwd=str(tmp_path),
+                                   encoding="utf-8", timeout=15, dimensions=(50, 200))
+
+    def answer(self, fact: str, text: str) -> None:
+        self.child.expect_exact(f"[{fact}]")
+        self.child.expect_exact(">")
+        self.child.send(f"{text}\r")
+
+    def answers(self, pairs: list[tuple[str, str]]) -> None:
+        for fact, text in pairs:
+            self.answer(fact, text)
+
+    def expect(self, text: str) -> None:
+        self.child.expect_exact(text)
+
+    def finish(self, prompt: str = "Press Enter to finish") -> int:
+        self.child.expect_exact(prompt)
+        self.child.send("\r")
+        self.child.expect(pexpect.EOF)
+        self.child.close()
+        return int(self.child.exitstatus)
+
+
+def start(tmp_path: Path, *extra: str) -> Terminal:
+    return Terminal(tmp_path, "screen", "--candidate-id", "P-1", "--session", str(tmp_path / "s.json"), *extra)
+
+
+def test_eligible_man(tmp_path: Path) -> None:
+    term = start(tmp_path)
+    term.answers(MAN)
+    term.expect("Decision: eligible")
+    assert term.finish() == 0
+    saved = json.loads((tmp_path / "s.json").read_text())
+    assert saved["decision"] == "eligible" and "pregnant" not in saved["answers"]
+
+
+def test_eligible_woman_in_chinese(tmp_path: Path) -> None:
+    term = start(tmp_path, "--lang", "zh")
+    term.expect("患者性别？")
+    term.answers([("sex", "女")] + MAN[1:22] + [("pregnant", "否"), ("breastfeeding", "否")] + MAN[22:])
+    term.expect("Decision: eligible")
+    assert term.finish("回车结束") == 0
+
+
+def test_ineligible_found_early(tmp_path: Path) -> None:
+    term = start(tmp_path)
+    term.answers([("sex", "male"), ("birth_date", "1940-01-01"), ("screening_date", "")])
+    term.expect("Decision: ineligible")
+    term.expect("Failed criteria: I3 Aged 18 to 75")
+    assert term.finish() == 0
+
+
+def test_correction_flips_the_decision(tmp_path: Path) -> None:
+    term = start(tmp_path)
+    term.answers(MAN[:3] + [("ecog", "2")])
+    term.expect("Decision: ineligible")
+    term.expect("Press Enter to finish")
+    term.child.send("change ecog typed 2 for 1\r")
+    term.answer("ecog", "1")
+    term.expect("ecog corrected: 2 → 1")
+    term.answers(MAN[4:])
+    term.expect("Decision: eligible")
+    assert term.finish() == 0
+    history = json.loads((tmp_path / "s.json").read_text())["history"]
+    assert [(e["old"], e["new"], e["reason"]) for e in history if e["event"] == "correction"] == [
+        (2, 1, "typed 2 for 1")]
+
+
+def test_why_and_how(tmp_path: Path) -> None:
+    term = start(tmp_path)
+    term.answers(MAN[:3])
+    term.answer("ecog", "why")
+    term.expect("[ecog] decides:")
+    term.expect("Eastern Cooperative Oncology Group (ECOG) physical status score <2 points;")
+    term.answer("ecog", "how")
+    term.expect("How the conclusion (undetermined) was reached")
+    term.expect("age = ")
+    term.answer("ecog", "quit")
+    term.expect("Screening saved to")
+    term.child.expect(pexpect.EOF)
+
+
+def test_invalid_answer_gets_a_reason_and_the_same_question(tmp_path: Path) -> None:
+    term = start(tmp_path)
+    term.answer("sex", "male")
+    term.answer("birth_date", "31 February 1961")
+    term.expect("is not a date I can read")
+    term.child.send("\x15" + "1961-03-03\r")  # Ctrl-U clears the refused text
+    term.expect("read as 1961-03-03")
+    term.answer("screening_date", "")
+    term.answer("ecog", "quit")
+    term.child.expect(pexpect.EOF)
+    assert json.loads((tmp_path / "s.json").read_text())["answers"]["birth_date"] == "1961-03-03"
+
+
+def test_quit_then_resume(tmp_path: Path) -> None:
+    term = start(tmp_path)
+    term.answers(MAN[:12])
+    term.expect("[progressive_organ_count]")
+    term.child.sendcontrol("c")
+    term.expect("Screening saved to")
+    term.child.expect(pexpect.EOF)
+    term.child.close()
+    assert term.child.exitstatus == 3
+    assert oct((tmp_path / "s.json").stat().st_mode & 0o777) == "0o600"
+    again = Terminal(tmp_path, "resume", str(tmp_path / "s.json"))
+    again.expect("12 answers so far")
+    again.answers(MAN[12:])
+    again.expect("Decision: eligible")
+    assert again.finish() == 0
