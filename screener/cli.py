@@ -119,7 +119,7 @@ def _progress(err: Console) -> Progress:
 
 
 def summary_table(summary: Summary, trial_id: str) -> Table:
-    table = Table(title=f"{trial_id}: {summary.total} candidates screened", title_justify="left")
+    table = Table(title=f"{trial_id}: {summary.total} screened", title_justify="left")
     table.add_column("decision")
     table.add_column("candidates", justify="right")
     for decision in ("eligible", "ineligible", "undetermined", "error"):

@@ -149,6 +149,11 @@ class Screener:
                         self._check(_dre.assert_fact(handle, json.dumps(snapshot, ensure_ascii=False)), snapshot)
                 elif rest.startswith("missing."):
                     missing.add(rest[len("missing."):])
+                elif head in outcomes:
+                    # A condition with OR clauses fires once per clause that holds; the
+                    # repeats carry nothing new, but two different outcomes would be a bug.
+                    if outcomes[head] != rest:
+                        raise EngineError(f"criterion {head} is both {outcomes[head]} and {rest}")
                 else:
                     criterion = self._criteria[head]
                     outcomes[head] = rest

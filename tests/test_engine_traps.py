@@ -1,0 +1,143 @@
+"""One test per durable-rules 2.0.28 trap that applies to us (shared notes/durable-rules.md)."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from screener.batch import screen_row
+from screener.compiler import KIND, compile_trial
+from screener.engine import Screener
+from screener.errors import ConflictError
+from screener.readers import Row
+
+from conftest import ROOT
+
+
+def _walk(cond):
+    if isinstance(cond, dict):
+        for key, value in cond.items():
+            yield key, value
+            yield from _walk(value)
+    elif isinstance(cond, list):
+        for item in cond:
+            yield from _walk(item)
+
+
+def test_no_background_threads(screener):
+    before = threading.active_count()
+    screener.evaluate({"ecog": 1})
+    assert threading.active_count() == before
+
+
+def test_every_rule_reads_one_fact_and_tests_its_kind(trial):
+    """No cross-fact comparisons (segfault), no kind-less condition (hang), no any/$div."""
+    for name, rule in compile_trial(trial).items():
+        assert list(rule) == ["all", "pri"], name
+        assert len(rule["all"]) == 1, name
+        condition = rule["all"][0]["m"]
+        tests_kind = condition.get(KIND) or any(
+            isinstance(part, dict) and KIND in part for part in condition.get("$and", [])
+        )
+        assert tests_kind, name
+        keys = {key for key, _ in _walk(condition)}
+        assert not keys & {"$div", "$l", "$r", "$add", "$sub", "$mul", "$mt", "$imt"}, name
+        assert 0 <= rule["pri"] < 65535, name
+
+
+def test_more_sessions_than_the_engine_ceiling(screener):
+    """1,024 live sessions is the ceiling: each candidate's session must be gone after it."""
+    for i in range(3000):
+        result = screener.evaluate({"ecog": i % 5})
+        assert result.outcomes["I5"] == ("met" if i % 5 < 2 else "not_met")
+
+
+def test_candidate_whose_facts_match_nothing_is_deleted_safely(screener):
+    """delete_state after no action segfaults: a session with no facts at all still works."""
+    for _ in range(50):
+        assert screener.evaluate({}).decision == "undetermined"
+
+
+def test_candidates_never_share_facts(screener):
+    """Sessions keyed by a 32-bit hash once mixed two patients: one live session at a time."""
+    first = screener.evaluate({"ecog": 3, "birth_date": dt.date(1990, 1, 1), "screening_date": dt.date(2024, 1, 1)})
+    second = screener.evaluate({"ecog": 0})
+    assert first.outcomes["I5"] == "not_met" and first.outcomes["I3"] == "met"
+    assert second.outcomes["I5"] == "met" and second.outcomes["I3"] == "unknown"
+    assert second.derived == {}
+
+
+def test_same_facts_twice_is_not_a_duplicate_assert(screener):
+    facts = {"ecog": 1, "asa_class": 2}
+    assert screener.evaluate(facts) == screener.evaluate(facts)
+
+
+def test_ids_with_quotes_and_backslashes_are_harmless(trial, screener):
+    for candidate_id in ['a"b', "c\\d", "e'f", "𝔤\u0000h"]:
+        record = screen_row(trial, screener, Row(1, {"candidate_id": candidate_id, "ecog": "3"})).record
+        assert record["candidate_id"] == candidate_id
+        assert record["decision"] == "ineligible"
+
+
+@pytest.mark.parametrize("value", ["abc", "18.5", "", " ", "1e1", "true"])
+def test_mixed_types_never_reach_the_engine(trial, screener, value):
+    """durable-rules compares "abc" >= 18 as true: values are typed before they are asserted."""
+    record = screen_row(trial, screener, Row(1, {"candidate_id": "x", "age": value})).record
+    if value.strip() == "":
+        assert record["decision"] == "undetermined"
+    else:
+        assert record["decision"] == "error"
+        assert record["errors"][0].startswith(f"age: {value!r}")
+
+
+@pytest.mark.parametrize("value", ["1e-05", "0.00001", "inf", "nan", "-inf", "1e400"])
+def test_floats_the_engine_cannot_take_are_errors(trial, screener, value):
+    """Exponent floats raise error 204 and inf crashes: they are refused by name first."""
+    record = screen_row(trial, screener, Row(1, {"candidate_id": "x", "inr": value})).record
+    assert record["decision"] == "error"
+    assert record["errors"][0].startswith(f"inr: {value!r}")
+
+
+def test_decimals_compare_exactly_at_band_edges(screener):
+    """Decimals go to the engine as scaled integers: 34.2 is 3420, never 34.19999."""
+    parts = {"albumin_g_l": 40.0, "inr": 1.0, "ascites": "none", "encephalopathy": "none"}
+    assert screener.evaluate({**parts, "bilirubin_umol_l": 34.2}).derived["child_pugh_class"] == "A"
+    assert screener.evaluate({**parts, "bilirubin_umol_l": 34.2, "albumin_g_l": 35.0}).derived[
+        "child_pugh_class"] == "B"
+
+
+def test_a_conflict_in_a_derivation_is_raised_not_swallowed(screener):
+    with pytest.raises(ConflictError) as info:
+        screener.evaluate({"age": 30, "birth_date": dt.date(1960, 1, 1), "screening_date": dt.date(2024, 1, 1)})
+    assert info.value.fact == "age" and info.value.derived == 64
+
+
+def test_derivations_fire_before_criteria_and_each_criterion_fires_once(screener):
+    result = screener.evaluate({"birth_date": dt.date(1960, 1, 1), "screening_date": dt.date(2024, 1, 1)})
+    rules = [f.rule for f in result.firings]
+    assert rules[0] == "derive.D-age"
+    criteria = [f.criterion for f in result.firings if f.criterion]
+    assert len(criteria) == len(set(criteria)) == 17
+    assert result.outcomes["I3"] == "met"
+
+
+def test_firing_order_is_the_same_whatever_the_hash_seed():
+    script = (
+        "import datetime as dt, json\n"
+        "from screener.trial import load_trial\nfrom screener.engine import Screener\n"
+        f"s = Screener(load_trial({str(ROOT / 'rules' / 'NCT03862768.yaml')!r}))\n"
+        "r = s.evaluate({'ecog': 1, 'sex': 'female', 'bilirubin_umol_l': 20.0, 'albumin_g_l': 40.0,"
+        " 'inr': 1.0, 'ascites': 'none', 'encephalopathy': 'none'})\n"
+        "print(json.dumps([f.rule for f in r.firings] + list(r.missing)))\n"
+    )
+    runs = {
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                       env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"}, cwd=ROOT).stdout
+        for seed in ("0", "1", "12345")
+    }
+    assert len(runs) == 1
+    assert json.loads(runs.pop())[0] == "derive.D-child-pugh"
