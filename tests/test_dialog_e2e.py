@@ -36,6 +36,7 @@ class Terminal:
                    PYTHONPATH=str(ROOT), XDG_STATE_HOME=str(tmp_path / "state"), COLUMNS="200")
         self.child = pexpect.spawn(sys.executable, ["-m", "screener", *args], env=env, cwd=str(tmp_path),
                                    encoding="utf-8", timeout=15, dimensions=(50, 200))
+        self.child.delaybeforesend = None
 
     def answer(self, fact: str, text: str) -> None:
         self.child.expect_exact(f"[{fact}]")

@@ -32,6 +32,7 @@ class LineReader:
 
     def read(self, prompt: str, words: list[str], facts: list[str], check: Check) -> str:
         self.console.print(prompt, end="", markup=False, highlight=False)
+        self.console.file.flush()  # a driving program sees the question before we wait
         line = self.stream.readline()
         if line == "":
             self.console.print()

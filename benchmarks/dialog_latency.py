@@ -1,0 +1,121 @@
+"""How quickly the screening dialog answers back.
+
+- next-question latency: from the moment an answer is entered to the moment the next question
+  waits for input (engine evaluation, choice of the next question, rendering, and the atomic,
+  fsync'ed session save), over full screenings of an eligible patient; target < 50 ms.
+- time to first question: `python -m screener screen` started as a process until the first
+  question is on its output (imports, rules, dialog file, ruleset); target < 1 s.
+
+Run: python benchmarks/dialog_latency.py [--runs N]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rich.console import Console  # noqa: E402
+
+from screener.dialog import store  # noqa: E402
+from screener.dialog.flow import Dialog  # noqa: E402
+from screener.dialog.spec import load_dialog  # noqa: E402
+from screener.engine import Screener  # noqa: E402
+from screener.trial import load_trial  # noqa: E402
+from screener.trials import dialog_path, rules_path  # noqa: E402
+
+# The answers of an eligible man, in the order the dialog asks (see tests/test_dialog_flow.py).
+ANSWERS = [
+    "male", "3 March 1961", "", "0", "II", "no", "yes", "metastatic", "y", "y", "2020-01-10",
+    "2021/06/01", "1", "2", "yes", "no", "no", "no", "no", "no", "no", "no", "no", "I", "no",
+    "none", "no", "no", "no", "1.2 mg/dL", "3.8 g/dL", "1.1", "none", "none", "no", "yes", "",
+]
+
+
+class TimedReader:
+    """Gives the scripted answers and times the gap between giving one and being asked again."""
+
+    def __init__(self, answers: list[str]):
+        self.answers = list(answers)
+        self.given_at: float | None = None
+        self.gaps: list[float] = []
+
+    def read(self, prompt: str, words: list[str], facts: list[str], check: object) -> str:
+        now = time.perf_counter()
+        if self.given_at is not None:
+            self.gaps.append(now - self.given_at)
+        if not self.answers:
+            raise EOFError
+        self.given_at = time.perf_counter()
+        return self.answers.pop(0)
+
+
+def next_question_latency(runs: int) -> list[float]:
+    trial = load_trial(rules_path())
+    engine = Screener(trial)
+    dialog = load_dialog(dialog_path(trial.id, "en"), trial)
+    gaps: list[float] = []
+    with tempfile.TemporaryDirectory() as folder:
+        for run in range(runs):
+            reader = TimedReader(ANSWERS)
+            session = store.Session(path=Path(folder) / f"s{run}.json", trial_id=trial.id,
+                                    trial_hash=trial.content_hash, language="en", candidate_id=f"B-{run}")
+            console = Console(file=io.StringIO(), width=100, color_system=None)
+            flow = Dialog(trial, engine, dialog, reader, console, session, save=store.save,
+                          today=dt.date(2026, 11, 25))
+            result = flow.run()
+            assert result.decision == "eligible", result
+            gaps.extend(reader.gaps[:-1])  # the last gap is the closing prompt, not a question
+    return gaps
+
+
+def first_question(runs: int) -> list[float]:
+    times = []
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    with tempfile.TemporaryDirectory() as folder:
+        env["XDG_STATE_HOME"] = folder
+        for _ in range(runs):
+            start = time.perf_counter()
+            child = subprocess.Popen(
+                [sys.executable, "-m", "screener", "screen", "--candidate-id", "B"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=folder)
+            assert child.stdout is not None and child.stdin is not None
+            seen = b""
+            while b"[sex]" not in seen:
+                chunk = child.stdout.read1(4096)
+                if not chunk:
+                    raise SystemExit(f"no question appeared: {seen!r}")
+                seen += chunk
+            times.append(time.perf_counter() - start)
+            child.stdin.close()
+            child.wait()
+    return times
+
+
+def report(name: str, seconds: list[float], target_ms: float) -> None:
+    ms = sorted(s * 1000 for s in seconds)
+    p95 = ms[min(len(ms) - 1, int(len(ms) * 0.95))]
+    verdict = "ok" if p95 < target_ms else "SLOW"
+    print(f"{name:<24} n={len(ms):<5} median {statistics.median(ms):7.2f} ms   p95 {p95:7.2f} ms   "
+          f"max {ms[-1]:7.2f} ms   target < {target_ms:.0f} ms: {verdict}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20, help="screenings / process starts (default 20 / 5)")
+    args = parser.parse_args()
+    report("next-question latency", next_question_latency(args.runs), 50)
+    report("time to first question", first_question(max(1, args.runs // 4)), 1000)
+
+
+if __name__ == "__main__":
+    main()
