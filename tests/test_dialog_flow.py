@@ -74,7 +74,8 @@ class Run:
 
 
 def make(trial: Trial, screener: Screener, spec: DialogSpec, lines: list[str], tmp_path: Path,
-         session: store.Session | None = None, complete: bool = False) -> tuple[Dialog, io.StringIO]:
+         session: store.Session | None = None, complete: bool = False,
+         observer: Any = None) -> tuple[Dialog, io.StringIO]:
     out = io.StringIO()
     console = Console(file=out, width=200, color_system=None, soft_wrap=True)
     reader = LineReader(io.StringIO("".join(f"{line}\n" for line in lines)), console)
@@ -82,7 +83,7 @@ def make(trial: Trial, screener: Screener, spec: DialogSpec, lines: list[str], t
                                        trial_hash=trial.content_hash, language="en",
                                        candidate_id="P-1", complete=complete)
     return Dialog(trial, screener, spec, reader, console, session, save=store.save,
-                  observer=Recorder(), today=TODAY), out
+                  observer=observer or Recorder(), today=TODAY), out
 
 
 def screen(trial: Trial, screener: Screener, spec: DialogSpec, lines: list[str], tmp_path: Path,
@@ -155,8 +156,7 @@ def test_correction_flips_the_decision_and_keeps_the_old_value(run: Any) -> None
     assert [(c["fact"], c["old"], c["new"]) for c in corrections] == [("ecog", 2, 1)]
     assert [e for e in done.session.history if e["fact"] == "ecog" and e["event"] == "answer"][0]["value"] == 2
     assert ("correction", "ecog", 2, 1, "corrected") in done.observer.events
-    assert [e for e in done.observer.events if e[0] == "result"] == [("result", "ineligible"),
-                                                                     ("result", "eligible")]
+    assert [e for e in done.observer.events if e[0] == "result"] == [("result", "eligible")]
 
 
 def test_change_fact_with_a_reason(run: Any) -> None:
@@ -270,3 +270,19 @@ def test_prefill_refuses_bad_values(trial: Trial, screener: Screener, dialog_en:
 def test_conflicting_age_is_refused_and_asked_again(run: Any) -> None:
     done = run(["male", "1961-03-03", "", "change age", "30", "65", "quit"])
     assert "That contradicts other answers: age given as 30, but the dates give 65." in done.text
+
+
+def test_a_trace_observer_records_answers_corrections_and_the_decision(
+        trial: Trial, screener: Screener, dialog_en: DialogSpec, tmp_path: Path) -> None:
+    from screener.artifacts import TraceObserver
+    from screener.trace_check import final_facts, read_trace
+
+    lines = ["male", "1961-03-03", "", "2", "back", "1"] + answers(MAN[4:]) + [""]
+    with TraceObserver(tmp_path / "t.jsonl", trial, candidate_id="P-1") as observer:
+        flow, _ = make(trial, screener, dialog_en, lines, tmp_path, observer=observer)
+        flow.run()
+    trace = read_trace(tmp_path / "t.jsonl")
+    assert trace.sealed and trace.decision is not None
+    assert trace.decision["decision"] == "eligible"
+    ecog = final_facts(trace)["ecog"]
+    assert ecog["value"] == 1 and [(c["old"], c["new"]) for c in ecog["corrections"]] == [(2, 1)]

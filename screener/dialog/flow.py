@@ -80,6 +80,10 @@ class Dialog:
                     continue
                 self._finish()
                 if not self._after_decision():
+                    # Only the decision the person leaves with is reported, once, after any
+                    # last corrections (a trace seals on it).
+                    if self.observer is not None:
+                        self.observer.result(self.result)
                     return self.result
         except _Stop:
             self.session.status = "in_progress"
@@ -303,8 +307,6 @@ class Dialog:
         self.session.status = "finished"
         self.session.decision = self.result.decision
         self.save(self.session)
-        if self.observer is not None:
-            self.observer.result(self.result)
         self._say(render.decision(self.dialog, self.trial, self.result))
 
     def _read(self, fact: str | None) -> str:
