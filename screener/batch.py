@@ -17,7 +17,7 @@ from screener.engine import Screener
 from screener.errors import ConflictError, InvalidValue
 from screener.model import FactValue, Result, Trial
 from screener.readers import Row
-from screener.values import coerce
+from screener.values import NO, YES, coerce
 
 COLUMNS = ("candidate_id", "decision", "failed_criteria", "missing", "errors")
 
@@ -28,19 +28,27 @@ class Screened:
 
     record: dict[str, Any]
     facts: dict[str, FactValue] = field(default_factory=dict)
-    sources: dict[str, str] = field(default_factory=dict)
     result: Result | None = None
 
 
-def candidate_facts(trial: Trial, row: Row) -> tuple[dict[str, FactValue], dict[str, str], list[str]]:
-    """Typed facts of a row, where each came from, and one error per bad value."""
+_YES_NO = {word: True for word in YES} | {word: False for word in NO}
+
+
+def candidate_facts(trial: Trial, row: Row) -> tuple[dict[str, FactValue], list[str]]:
+    """Typed facts of a row and one error per bad value (unknown facts are absent)."""
     facts: dict[str, FactValue] = {}
-    sources: dict[str, str] = {}
     errors: list[str] = []
+    specs = trial.facts
     for name, raw in row.fields.items():
-        spec = trial.facts.get(name)
-        if spec is None or name == trial.id_fact:
+        spec = specs.get(name)
+        if spec is None or name == trial.id_fact or raw is None or raw == "":
             continue
+        if spec.type == "boolean" and isinstance(raw, str):
+            # the commonest case in CSV, kept off the general path for speed
+            value = _YES_NO.get(raw.strip().lower())
+            if value is not None:
+                facts[name] = value
+                continue
         try:
             value = coerce(spec, raw)
         except InvalidValue as exc:
@@ -48,9 +56,16 @@ def candidate_facts(trial: Trial, row: Row) -> tuple[dict[str, FactValue], dict[
             continue
         if value is not None:
             facts[name] = value
-            column = row.columns.get(name)
-            sources[name] = f"row {row.number}" + (f", column {column} ({name})" if column else f", field {name}")
-    return facts, sources, errors
+    return facts, errors
+
+
+def fact_sources(row: Row, facts: dict[str, FactValue]) -> dict[str, str]:
+    """Where each fact of a row came from: row number, and column for CSV."""
+    sources: dict[str, str] = {}
+    for name in facts:
+        column = row.columns.get(name)
+        sources[name] = f"row {row.number}, " + (f"column {column} ({name})" if column else f"field {name}")
+    return sources
 
 
 def _id_of(trial: Trial, row: Row) -> Any:
@@ -68,17 +83,17 @@ def screen_row(trial: Trial, screener: Screener, row: Row) -> Screened:
         errors.append(f"{trial.id_fact}: missing: every candidate needs an id")
     elif not isinstance(candidate_id, (str, int)) or isinstance(candidate_id, bool):
         errors.append(f"{trial.id_fact}: {candidate_id!r}: expected text")
-    facts, sources, value_errors = candidate_facts(trial, row)
+    facts, value_errors = candidate_facts(trial, row)
     errors.extend(value_errors)
     if errors:
-        return Screened(_record(candidate_id, "error", errors=errors), facts, sources)
+        return Screened(_record(candidate_id, "error", errors=errors), facts)
     try:
         result = screener.evaluate(facts)
     except ConflictError as exc:
-        return Screened(_record(candidate_id, "error", errors=[str(exc)]), facts, sources)
+        return Screened(_record(candidate_id, "error", errors=[str(exc)]), facts)
     missing = list(result.missing) if result.decision == "undetermined" else []
     record = _record(candidate_id, result.decision, list(result.failed), missing)
-    return Screened(record, facts, sources, result)
+    return Screened(record, facts, result=result)
 
 
 def _record(candidate_id: Any, decision: str, failed: list[str] | None = None,

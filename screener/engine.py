@@ -16,6 +16,7 @@ its `engine.Host` makes, without the parts of the Python wrapper that are unsafe
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -84,6 +85,12 @@ class Screener:
         self._derivations = {d.id: d for d in trial.derivations}
         self._criteria: dict[str, Criterion] = {c.id: c for c in trial.criteria}
         self._fact_order = {name: i for i, name in enumerate(trial.facts)}
+        # only decimals and dates change form on their way into the engine
+        self._encoders = {
+            name: (None if spec.type in ("boolean", "enum", "text", "integer")
+                   else functools.partial(encode, spec))
+            for name, spec in trial.facts.items()
+        }
 
     # --- the durable-rules session ------------------------------------------------------
 
@@ -101,8 +108,9 @@ class Screener:
                   done: set[str]) -> dict[str, Any]:
         fact: dict[str, Any] = {"sid": sid, "id": f"v{version}", KIND: SNAPSHOT}
         for name, value in values.items():
-            fact[FIELD_PREFIX + name] = encode(self.trial.facts[name], value)
-        for rule_id in done:
+            scaled = self._encoders[name]
+            fact[FIELD_PREFIX + name] = value if scaled is None else scaled(value)
+        for rule_id in sorted(done):
             fact[DONE_PREFIX + rule_id] = 1
         return fact
 
