@@ -6,6 +6,7 @@ The contract (shared/spec/batch-io.md) fixes the record: `candidate_id`, `decisi
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import os
@@ -59,13 +60,42 @@ def candidate_facts(trial: Trial, row: Row) -> tuple[dict[str, FactValue], list[
     return facts, errors
 
 
-def fact_sources(row: Row, facts: dict[str, FactValue]) -> dict[str, str]:
-    """Where each fact of a row came from: row number, and column for CSV."""
-    sources: dict[str, str] = {}
-    for name in facts:
+@dataclass(frozen=True)
+class AuditOptions:
+    """Where `--traces` / `--letters` go, and what every trace and letter records."""
+
+    traces_dir: str
+    letters_dir: str | None
+    operator: str | None
+    input_name: str  # the input file as the operator named it ("-" for standard input)
+
+
+def write_audit(trial: Trial, row: Row, screened: Screened, options: AuditOptions) -> str | None:
+    """Write the candidate's trace (and letters). Returns a warning, or None when written.
+
+    Error records get no trace: they have no decision to audit. Warnings name the row, never
+    the candidate's data.
+    """
+    from screener.artifacts import write_candidate_artifacts
+    from screener.trace import Source, TraceError
+
+    if screened.result is None:
+        return f"row {row.number}: no trace for an error record"
+    sources: dict[str, tuple[Any, Any]] = {}
+    for name, value in screened.facts.items():
         column = row.columns.get(name)
-        sources[name] = f"row {row.number}, " + (f"column {column} ({name})" if column else f"field {name}")
-    return sources
+        sources[name] = (value, Source.batch(options.input_name, row.number,
+                                             f"{column} ({name})" if column else name))
+    try:
+        write_candidate_artifacts(
+            trial, str(screened.record["candidate_id"]), sources, screened.result,
+            options.traces_dir, options.letters_dir, options.operator,
+            dt.datetime.now(dt.timezone.utc), input_file=options.input_name,
+        )
+    except (TraceError, OSError) as exc:
+        return f"row {row.number}: trace not written: {type(exc).__name__}: " + (
+            "a file for this candidate id exists already" if isinstance(exc, TraceError) else str(exc.strerror))
+    return None
 
 
 def _id_of(trial: Trial, row: Row) -> Any:
@@ -118,6 +148,7 @@ class Summary:
         self.decisions: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()
         self.unknown_fields: set[str] = set()
+        self.warnings: list[str] = []
 
     def add(self, record: dict[str, Any]) -> None:
         self.decisions[record["decision"]] += 1
@@ -156,35 +187,40 @@ def open_private(path: str) -> TextIO:
 
 
 def screen_rows(trial: Trial, rows: Iterable[Row], summary: Summary,
-                on_screened: Callable[[Screened], None] | None = None) -> Iterator[dict[str, Any]]:
+                audit: AuditOptions | None = None) -> Iterator[dict[str, Any]]:
     """Screen rows in this process; yields output records in input order."""
     screener = Screener(trial)
     for row in rows:
         summary.unknown_fields.update(unknown_fields(trial, row))
         screened = screen_row(trial, screener, row)
-        if on_screened is not None:
-            on_screened(screened)
+        if audit is not None and (warning := write_audit(trial, row, screened, audit)):
+            summary.warnings.append(warning)
         summary.add(screened.record)
         yield screened.record
 
 
 # --- several processes -------------------------------------------------------------------
 
-_worker: tuple[Trial, Screener] | None = None
+_worker: tuple[Trial, Screener, AuditOptions | None] | None = None
 
 
-def _init_worker(rules_path: str) -> None:
+def _init_worker(rules_path: str, audit: AuditOptions | None) -> None:
     global _worker
     from screener.trial import load_trial
 
     trial = load_trial(rules_path)
-    _worker = (trial, Screener(trial))
+    _worker = (trial, Screener(trial), audit)
 
 
-def _screen_chunk(rows: list[Row]) -> list[tuple[dict[str, Any], list[str]]]:
+def _screen_chunk(rows: list[Row]) -> list[tuple[dict[str, Any], list[str], str | None]]:
     assert _worker is not None
-    trial, screener = _worker
-    return [(screen_row(trial, screener, row).record, unknown_fields(trial, row)) for row in rows]
+    trial, screener, audit = _worker
+    out = []
+    for row in rows:
+        screened = screen_row(trial, screener, row)
+        warning = write_audit(trial, row, screened, audit) if audit is not None else None
+        out.append((screened.record, unknown_fields(trial, row), warning))
+    return out
 
 
 def _chunks(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
@@ -199,7 +235,8 @@ def _chunks(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
 
 
 def screen_rows_parallel(trial: Trial, rules_path: str, rows: Iterable[Row], summary: Summary,
-                         jobs: int, chunk_size: int = 256) -> Iterator[dict[str, Any]]:
+                         jobs: int, audit: AuditOptions | None = None,
+                         chunk_size: int = 256) -> Iterator[dict[str, Any]]:
     """Screen rows in `jobs` worker processes; yields records in input order.
 
     Each worker loads the rules itself and keeps one durable-rules session live at a time.
@@ -209,12 +246,14 @@ def screen_rows_parallel(trial: Trial, rules_path: str, rows: Iterable[Row], sum
     from collections import deque
 
     context = multiprocessing.get_context("spawn")
-    with context.Pool(jobs, initializer=_init_worker, initargs=(rules_path,)) as pool:
+    with context.Pool(jobs, initializer=_init_worker, initargs=(rules_path, audit)) as pool:
         in_flight: deque[Any] = deque()
 
         def drain_one() -> Iterator[dict[str, Any]]:
-            for record, unknown in in_flight.popleft().get():
+            for record, unknown, warning in in_flight.popleft().get():
                 summary.unknown_fields.update(unknown)
+                if warning:
+                    summary.warnings.append(warning)
                 summary.add(record)
                 yield record
 

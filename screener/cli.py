@@ -13,7 +13,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from screener import __version__
-from screener.batch import Summary, Writer, open_private, screen_rows, screen_rows_parallel
+from screener.batch import AuditOptions, Summary, Writer, open_private, screen_rows, screen_rows_parallel
 from screener.errors import RulesError, ScreenerError
 from screener.readers import FORMATS, UnreadableInput, open_text, read_rows
 from screener.trial import load_trial
@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--rules", metavar="FILE", help="rules file to use instead of the shipped one")
     batch.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
                        help="screen in N processes (default 1)")
+    batch.add_argument("--traces", metavar="DIR",
+                       help="write one tamper-evident trace per candidate into DIR (error records get none)")
+    batch.add_argument("--letters", metavar="DIR",
+                       help="write each candidate's eligibility letter (Markdown and HTML) into DIR; needs --traces")
+    batch.add_argument("--operator", metavar="NAME", help="who runs the screening, recorded in traces and letters")
     batch.set_defaults(run=run_batch)
 
     check = sub.add_parser("check", help="check a rules file and report every problem as file:line:col",
@@ -140,6 +145,14 @@ def run_batch(args: argparse.Namespace) -> int:
     if args.output and Path(args.output).suffix.lower() not in (".jsonl", ".csv"):
         err.print(f"screener batch: OUTPUT must end .jsonl or .csv, not {args.output!r}")
         return EXIT_USAGE
+    if args.letters and not args.traces:
+        err.print("screener batch: --letters needs --traces (a letter is rendered from its trace)")
+        return EXIT_USAGE
+    audit = None
+    if args.traces:
+        for directory in filter(None, (args.traces, args.letters)):
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+        audit = AuditOptions(args.traces, args.letters, args.operator, args.input)
     path = _rules_file(args)
     trial = load_trial(path)
     try:
@@ -157,9 +170,9 @@ def run_batch(args: argparse.Namespace) -> int:
             rows = read_rows(text, fmt)
             records: Iterator[dict[str, Any]]
             if args.jobs > 1:
-                records = screen_rows_parallel(trial, str(path), rows, summary, args.jobs)
+                records = screen_rows_parallel(trial, str(path), rows, summary, args.jobs, audit)
             else:
-                records = screen_rows(trial, rows, summary)
+                records = screen_rows(trial, rows, summary, audit)
             writer = Writer(out, out_fmt)
             with _progress(err) as progress:
                 task = progress.add_task("screening", total=None)
@@ -175,6 +188,10 @@ def run_batch(args: argparse.Namespace) -> int:
             out.close()
         else:
             out.flush()
+    for warning in summary.warnings[:20]:
+        err.print(f"warning: {warning}")
+    if len(summary.warnings) > 20:
+        err.print(f"warning: {len(summary.warnings) - 20} more rows without a trace")
     if summary.unknown_fields:
         err.print("warning: fields that are not facts of "
                   f"{trial.id} were ignored: {', '.join(sorted(summary.unknown_fields))}")

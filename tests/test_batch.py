@@ -190,3 +190,32 @@ def test_output_into_a_closed_pipe_stops_quietly(tmp_path):
                           capture_output=True, timeout=120)
     assert done.stdout.count(b"\n") == 1
     assert b"Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_traces_and_letters_per_candidate_stay_inside_their_directories(tmp_path, jobs):
+    people = [{"candidate_id": "../../x", "ecog": 3}, {"candidate_id": "<b>&amp;</b>", "ecog": 1},
+              {"candidate_id": "../../X", "ecog": 0}, {"candidate_id": "bad", "ecog": 7}]
+    path = _write(tmp_path / "in.jsonl", "jsonl", people)
+    traces, letters = tmp_path / "traces", tmp_path / "letters"
+    done = _run([str(path), "--traces", str(traces), "--letters", str(letters), "--operator", "Dr Li",
+                 "--jobs", jobs], cwd=tmp_path)
+    assert done.returncode == 1  # the last one is an error record
+    assert len(_records(done.stdout)) == 4
+    written = sorted(p.name for p in traces.iterdir())
+    assert len(written) == 3 and all(n.endswith(".trace.jsonl") for n in written)
+    assert len(list(letters.iterdir())) == 6
+    assert not (tmp_path.parent / "x").exists() and not any(tmp_path.glob("x*"))
+    for trace in traces.iterdir():
+        assert stat.S_IMODE(trace.stat().st_mode) == 0o600
+        verified = subprocess.run([sys.executable, "-m", "screener", "verify", str(trace)],
+                                  capture_output=True, timeout=60)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+    html = "".join(p.read_text(encoding="utf-8") for p in letters.glob("*.html"))
+    assert "<b>&amp;</b>" not in html and "&lt;b&gt;&amp;amp;&lt;/b&gt;" in html
+    assert b"row 4: no trace for an error record" in done.stderr
+
+
+def test_letters_need_traces(tmp_path):
+    path = _write(tmp_path / "in.jsonl", "jsonl", PEOPLE)
+    assert _run([str(path), "--letters", str(tmp_path / "l")]).returncode == 2
