@@ -24,14 +24,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rich.console import Console  # noqa: E402
+from rich.console import Console
 
-from screener.dialog import store  # noqa: E402
-from screener.dialog.flow import Dialog  # noqa: E402
-from screener.dialog.spec import load_dialog  # noqa: E402
-from screener.engine import Screener  # noqa: E402
-from screener.trial import load_trial  # noqa: E402
-from screener.trials import dialog_path, rules_path  # noqa: E402
+from screener.dialog import store
+from screener.dialog.flow import Dialog
+from screener.dialog.spec import load_dialog
+from screener.engine import Screener
+from screener.trial import load_trial
+from screener.trials import dialog_path, rules_path
 
 # The answers of an eligible man, in the order the dialog asks (see tests/test_dialog_flow.py).
 ANSWERS = [

@@ -70,7 +70,7 @@ class Run:
     @property
     def asked(self) -> list[str]:
         """Facts asked, in order, as shown in brackets after each question."""
-        return re.findall(r"^.*\? \[(\w+)\]$", self.text, flags=re.M)
+        return re.findall(r"^.*\? \[(\w+)\]$", self.text, flags=re.MULTILINE)
 
 
 def make(trial: Trial, screener: Screener, spec: DialogSpec, lines: list[str], tmp_path: Path,
@@ -154,7 +154,8 @@ def test_correction_flips_the_decision_and_keeps_the_old_value(run: Any) -> None
     assert done.text.rstrip().splitlines()[-3] == "Decision: eligible"
     corrections = [e for e in done.session.history if e["event"] == "correction"]
     assert [(c["fact"], c["old"], c["new"]) for c in corrections] == [("ecog", 2, 1)]
-    assert [e for e in done.session.history if e["fact"] == "ecog" and e["event"] == "answer"][0]["value"] == 2
+    first = next(e for e in done.session.history if e["fact"] == "ecog" and e["event"] == "answer")
+    assert first["value"] == 2
     assert ("correction", "ecog", 2, 1, "corrected") in done.observer.events
     assert [e for e in done.observer.events if e[0] == "result"] == [("result", "eligible")]
 
@@ -250,7 +251,7 @@ def test_prefilled_answers_are_not_asked(trial: Trial, screener: Screener, dialo
                              "child_pugh_class": "A", "other_malignancy_within_5y": False})
     assert problems == []
     flow.run()
-    asked = re.findall(r"\[(\w+)\]$", out.getvalue(), flags=re.M)
+    asked = re.findall(r"\[(\w+)\]$", out.getvalue(), flags=re.MULTILINE)
     assert asked == ["gist_confirmed"]
     assert flow.session.sources["sex"] == "answers"
 

@@ -64,8 +64,8 @@ def test_broken_dialog_reports_every_problem_with_its_position(trial: Trial, tmp
     roman = lines.index("    roman: yes") + 1
     assert messages == sorted([
         f"{path}:{facts}:3: missing-question: fact 'ecog' has no question",
-        f"{path}:{ecgo}:3: unknown-fact: question for 'ecgo', which is not a fact of NCT03862768 "
-        "(did you mean 'ecog'?)",
+        (f"{path}:{ecgo}:3: unknown-fact: question for 'ecgo', which is not a fact of NCT03862768 "
+         "(did you mean 'ecog'?)"),
         f"{path}:{femme}:7: bad-synonym: facts.sex: 'femme' is not a value of sex (did you mean 'female'?)",
         f"{path}:{roman}:12: wrong-type: facts.asa_class.roman is true or false, for whole-number facts",
     ], key=lambda m: int(m.split(":")[1]))

@@ -173,7 +173,7 @@ def parse_date(said: str, words: Vocabulary, today: dt.date) -> dt.date:
 def command_of(text: str, words: Vocabulary) -> tuple[str, str] | None:
     """The command a line asks for, with the rest of the line; None when it is an answer."""
     said = normalize(text)
-    head, _, rest = said.partition(" ")
+    head = said.partition(" ")[0]
     if said in words.commands:
         return words.commands[said], ""
     if words.commands.get(head) == "change":

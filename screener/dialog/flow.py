@@ -41,7 +41,10 @@ class _Stop(Exception):
 
 
 class Dialog:
-    """One screening conversation over a Session; `run()` returns the latest Result."""
+    """One screening conversation over a Session; `run()` returns the latest Result.
+
+    Creating it evaluates the session's answers, so it raises ConflictError when they disagree.
+    """
 
     def __init__(
         self,
@@ -66,7 +69,6 @@ class Dialog:
         self.observer = observer
         self.today = today or dt.date.today()
         self.result = self._evaluate(session.answers)
-        self._change_words = [w for w, c in dialog.vocabulary.commands.items() if c == "change"]
 
     # --- the conversation -------------------------------------------------------------
 
@@ -117,18 +119,28 @@ class Dialog:
                 candidates.remove(derivation.fact)
         return candidates
 
-    def _ask(self, fact: str) -> None:
-        """Ask `fact` until it is answered or a command changes course."""
+    def _ask(self, fact: str, correction: str | None = None) -> bool:
+        """Ask `fact` until it is answered or a command changes course.
+
+        With a `correction` reason the answer replaces an earlier one (and back/change cancel
+        it). Returns True when an answer was recorded.
+        """
+        if correction is not None and fact in self.session.answers:
+            current = render.show_value(self.dialog, self.session.answers[fact])
+            self._say(render.note(self.dialog.message("correcting", fact=fact, value=current)))
         while True:
             self._say(render.question(self.dialog, fact, self.today))
             line = self._read(fact)
             command = command_of(line, self.dialog.vocabulary)
-            if command is not None:
-                if self._command(*command, fact=fact):
-                    return
-                continue
-            if self._take(fact, line, reason=None):
-                return
+            if command is None:
+                reason = correction if fact in self.session.answers else None
+                if self._take(fact, line, reason):
+                    return True
+            elif correction is not None and command[0] in ("back", "change"):
+                self._say(render.note(self.dialog.message("cancelled")))
+                return False
+            elif self._command(*command, fact=fact):
+                return False
 
     def _after_decision(self) -> bool:
         """Offer a last chance to correct; True when a correction reopened the screening."""
@@ -166,7 +178,7 @@ class Dialog:
             if target is None:
                 self._say(render.problem(self.dialog.message("nothing_to_correct")))
                 return False
-            return self._correct(target, self.dialog.message("source_correction"))
+            return self._ask(target, self.dialog.message("source_correction"))
         elif name == "change":
             target, _, reason = argument.partition(" ")
             target = target.strip()
@@ -176,26 +188,8 @@ class Dialog:
             if target not in self.dialog.questions:
                 self._say(render.problem(self._unknown_fact(target)))
                 return False
-            return self._correct(target, reason.strip() or self.dialog.message("source_correction"))
+            return self._ask(target, reason.strip() or self.dialog.message("source_correction"))
         return False
-
-    def _correct(self, fact: str, reason: str) -> bool:
-        """Ask `fact` again; True when a new answer was recorded."""
-        if fact in self.session.answers:
-            current = render.show_value(self.dialog, self.session.answers[fact])
-            self._say(render.note(self.dialog.message("correcting", fact=fact, value=current)))
-        while True:
-            self._say(render.question(self.dialog, fact, self.today))
-            line = self._read(fact)
-            command = command_of(line, self.dialog.vocabulary)
-            if command is not None:
-                if command[0] in ("back", "change"):
-                    self._say(render.note(self.dialog.message("cancelled")))
-                    return False
-                self._command(*command, fact=fact)
-                continue
-            if self._take(fact, line, reason=reason if fact in self.session.answers else None):
-                return True
 
     # --- answers ----------------------------------------------------------------------
 
