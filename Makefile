@@ -15,9 +15,11 @@ $(BIN)/screener: pyproject.toml
 
 setup: $(BIN)/screener
 
+# Exit status 1 means "screened, and some rows are errors": the sample has one on purpose.
 screen-sample: setup
-	umask 077; $(BIN)/screener batch examples/candidates.csv -o screened.jsonl
-	@echo "results: screened.jsonl"
+	umask 077; $(BIN)/screener batch examples/candidates.csv -o screened.jsonl; \
+	  status=$$?; [ $$status -le 1 ] || exit $$status
+	@echo "results, one per candidate: screened.jsonl"
 
 test: setup
 	$(BIN)/python -m pytest
