@@ -40,6 +40,7 @@ def test_chinese_dialog_is_chinese_throughout(trial: Trial) -> None:
         assert question.order == en.questions[fact].order, fact
     untranslated = [k for k, v in zh.messages.items() if v == en.messages[k] and re.search("[a-z]{4}", v)]
     assert untranslated == ["help_title"]  # "{question}" alone
+    assert all(CJK.search(zh.title(c)) for c in trial.criteria)
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -53,6 +54,7 @@ def test_broken_dialog_reports_every_problem_with_its_position(trial: Trial, tmp
     source = source.replace("  ecog:\n", "  ecgo:\n", 1)  # a question naming no fact, ecog unasked
     source = source.replace("    roman: true\n", "    roman: yes\n", 1)
     source = source.replace('      female: [f, woman', '      femme: [f, woman', 1)
+    source = source.replace("answers:\n", "criteria:\n  E10: Not a criterion\n\nanswers:\n", 1)
     path = write(tmp_path, source)
     with pytest.raises(RulesError) as caught:
         load_dialog(path, trial)
@@ -62,12 +64,14 @@ def test_broken_dialog_reports_every_problem_with_its_position(trial: Trial, tmp
     facts = lines.index("facts:") + 2
     femme = next(i for i, line in enumerate(lines) if "femme:" in line) + 1
     roman = lines.index("    roman: yes") + 1
+    e10 = lines.index("  E10: Not a criterion") + 1
     assert messages == sorted([
         f"{path}:{facts}:3: missing-question: fact 'ecog' has no question",
         (f"{path}:{ecgo}:3: unknown-fact: question for 'ecgo', which is not a fact of NCT03862768 "
          "(did you mean 'ecog'?)"),
         f"{path}:{femme}:7: bad-synonym: facts.sex: 'femme' is not a value of sex (did you mean 'female'?)",
         f"{path}:{roman}:12: wrong-type: facts.asa_class.roman is true or false, for whole-number facts",
+        f"{path}:{e10}:3: unknown-criterion: 'E10' is not a criterion of NCT03862768 (did you mean 'E1'?)",
     ], key=lambda m: int(m.split(":")[1]))
 
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from screener.dialog.spec import Question, Vocabulary, normalize
+from screener.dialog.spec import Question, Vocabulary, is_number, normalize
 from screener.errors import InvalidValue
 from screener.model import FactSpec, FactValue
 from screener.values import coerce
@@ -88,18 +88,10 @@ def _coerce(spec: FactSpec, value: Any, text: str) -> FactValue | None:
     try:
         typed = coerce(spec, value)
     except InvalidValue as exc:
-        if spec.type in ("integer", "decimal") and _is_number(value):
+        if spec.type in ("integer", "decimal") and is_number(value):
             _check_range(spec, float(value), text)
         raise InvalidAnswer("out_of_range", answer=text.strip(), reason=exc.reason) from None
     return typed
-
-
-def _is_number(value: Any) -> bool:
-    try:
-        float(value)
-    except (TypeError, ValueError):
-        return False
-    return not isinstance(value, bool)
 
 
 def _check_range(spec: FactSpec, number: float, text: str) -> None:

@@ -52,7 +52,7 @@ def why(dialog: DialogSpec, trial: Trial, fact: str | None) -> RenderableType:
         return Text(dialog.message("why_none"))
     parts: list[RenderableType] = [Text(dialog.message("why_title", fact=fact), style="bold")]
     for criterion in trial.criteria_using(fact):
-        parts.append(Text.assemble((f"{criterion.id}", "bold"), f" {criterion.title}"))
+        parts.append(Text.assemble((f"{criterion.id}", "bold"), f" {dialog.title(criterion)}"))
         parts.append(Text(f"  “{criterion.protocol.strip()}”", style="italic"))
         if criterion.note.strip():
             parts.append(Text(f"  {criterion.note.strip()}", style="dim"))
@@ -75,7 +75,7 @@ def how(dialog: DialogSpec, trial: Trial, result: Result) -> RenderableType:
         outcome = result.outcomes.get(criterion.id, "unknown")
         good = "met" if criterion.kind == "inclusion" else "not_met"
         style = "yellow" if outcome == "unknown" else ("green" if outcome == good else "red")
-        lines.append(Text.assemble((f"{criterion.id:<4}", "bold"), criterion.title, " → ",
+        lines.append(Text.assemble((f"{criterion.id:<4}", "bold"), dialog.title(criterion), " → ",
                                    (dialog.message(f"outcome_{outcome}"), style)))
         if outcome == "unknown":
             waiting = [f for f in trial.expanded_facts(criterion) if f in result.missing]
@@ -122,9 +122,10 @@ def help_text(dialog: DialogSpec, fact: str | None) -> RenderableType:
 
 def decision(dialog: DialogSpec, trial: Trial, result: Result) -> RenderableType:
     """The closing lines: the decision, the failed criteria, and what is missing if undetermined."""
-    lines = [Text(dialog.message("decision", decision=result.decision), style="bold")]
+    text = dialog.message(f"decision_{result.decision}")
+    lines = [Text(dialog.message("decision", decision=result.decision, decision_text=text), style="bold")]
     if result.failed:
-        failed = "; ".join(f"{cid} {trial.criterion(cid).title}" for cid in result.failed)
+        failed = "; ".join(f"{cid} {dialog.title(trial.criterion(cid))}" for cid in result.failed)
         lines.append(Text(dialog.message("failed", criteria=failed)))
     if result.decision == "undetermined" and result.missing:
         lines.append(Text(dialog.message("missing", facts=", ".join(result.missing))))

@@ -16,13 +16,14 @@ from typing import Any
 from screener.conditions import suggest
 from screener.errors import RuleProblem, RulesError
 from screener.loader import PosDict, PosList, load_yaml
-from screener.model import Span, Trial
+from screener.model import Criterion, Span, Trial
 
 # The message keys the dialog code formats; each dialog file must give all of them.
 REQUIRED_MESSAGES = (
     "title", "intro", "candidate_question", "candidate_hint", "prefilled", "resumed",
     "default_hint", "date_echo", "unit_echo", "correcting", "corrected",
-    "nothing_to_correct", "unknown_fact", "conflict", "quit_saved", "decision", "failed", "missing", "finished_prompt", "finished_hint",
+    "nothing_to_correct", "unknown_fact", "conflict", "quit_saved", "decision",
+    "decision_eligible", "decision_ineligible", "decision_undetermined", "failed", "missing", "finished_prompt", "finished_hint",
     "why_title", "why_none", "how_title", "how_rule", "how_derived", "how_waiting", "summary_title",
     "summary_none", "help_title", "help_commands", "outcome_met", "outcome_not_met",
     "outcome_unknown", "value_yes", "value_no", "value_unknown", "source_dialog",
@@ -33,7 +34,8 @@ REQUIRED_MESSAGES = (
 COMMANDS = ("why", "how", "back", "change", "summary", "help", "quit")
 DEFAULTS = ("today",)
 
-_TOP = {"dialog": True, "messages": True, "answers": True, "commands": True, "facts": True}
+_TOP = {"dialog": True, "messages": True, "answers": True, "commands": True, "facts": True,
+        "criteria": False}
 _HEAD = {"trial": True, "language": True}
 _ANSWERS = {"yes": True, "no": True, "unknown": True, "today": True, "months": True}
 _QUESTION = {
@@ -41,6 +43,17 @@ _QUESTION = {
     "units": False, "roman": False, "default": False,
 }
 _UNIT = {"unit": True, "factor": True, "names": True}
+
+
+def is_number(value: Any) -> bool:
+    """True for a number or text that reads as one (booleans are not numbers)."""
+    if isinstance(value, bool):
+        return False
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def normalize(text: str) -> str:
@@ -95,6 +108,11 @@ class DialogSpec:
     messages: dict[str, str]
     vocabulary: Vocabulary
     questions: dict[str, Question]
+    titles: dict[str, str]  # criterion id -> title in this language (else the rules' title)
+
+    def title(self, criterion: Criterion) -> str:
+        """The criterion's title in this language."""
+        return self.titles.get(criterion.id, criterion.title)
 
     def message(self, key: str, **params: Any) -> str:
         """The message `key` of this language with `params` filled in."""
@@ -171,10 +189,25 @@ def load_dialog(path: str | Path, trial: Trial, display: str | None = None) -> D
     messages = _messages(check, top)
     vocabulary = _vocabulary(check, top)
     questions = _questions(check, top, trial, vocabulary)
+    titles = _titles(check, top, trial)
     if check.problems:
         raise RulesError(check.problems)
     return DialogSpec(trial_id, check.text(head, "language", "dialog"), shown, messages,
-                      vocabulary, questions)
+                      vocabulary, questions, titles)
+
+
+def _titles(check: _Check, top: PosDict, trial: Trial) -> dict[str, str]:
+    if "criteria" not in top:
+        return {}
+    raw = check.mapping(top["criteria"], top.value_spans["criteria"], "criteria", None)
+    known = [c.id for c in trial.criteria]
+    titles = {}
+    for criterion_id in raw:
+        if criterion_id not in known:
+            check.add(raw.key_spans[criterion_id], "unknown-criterion",
+                      f"{criterion_id!r} is not a criterion of {trial.id}{suggest(criterion_id, known)}")
+        titles[criterion_id] = check.text(raw, criterion_id, "criteria")
+    return titles
 
 
 def _messages(check: _Check, top: PosDict) -> dict[str, str]:
@@ -262,7 +295,7 @@ def _question(check: _Check, raw: PosDict, fact: str, trial: Trial, vocabulary: 
             elif spec.type == "enum" and target not in spec.values:
                 canonical = None
             elif spec.type in ("integer", "decimal"):
-                canonical = target if _is_number(target) else None
+                canonical = target if is_number(target) else None
             if canonical is None:
                 check.add(table.key_spans[target], "bad-synonym",
                           f"{what}: {target!r} is not a value of {fact}{suggest(target, list(spec.values))}")
@@ -303,11 +336,3 @@ def _question(check: _Check, raw: PosDict, fact: str, trial: Trial, vocabulary: 
         help=check.text(entry, "help", what), hint=check.text(entry, "hint", what),
         synonyms=synonyms, units=tuple(units), roman=roman, default=default, span=entry.span,
     )
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
