@@ -287,3 +287,11 @@ def test_a_trace_observer_records_answers_corrections_and_the_decision(
     assert trace.decision["decision"] == "eligible"
     ecog = final_facts(trace)["ecog"]
     assert ecog["value"] == 1 and [(c["old"], c["new"]) for c in ecog["corrections"]] == [(2, 1)]
+
+
+def test_undetermined_when_only_unknowns_remain_lists_what_is_missing(run: Any) -> None:
+    done = run(answers(MAN[:-1]) + ["?", ""])
+    lines = done.text.splitlines()
+    decision = lines.index("Decision: undetermined")
+    assert lines[decision + 1] == "Missing: informed_consent"
+    assert done.session.answers["informed_consent"] is None
