@@ -1,33 +1,17 @@
 """`screener screen` in a real pseudo-terminal, as a clinician uses it."""
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import sys
 from pathlib import Path
 
 import pytest
+from test_dialog_flow import MAN  # the same eligible man, answered in a real terminal
 
 pexpect = pytest.importorskip("pexpect")
 
 ROOT = Path(__file__).resolve().parent.parent
-TODAY = dt.date.today().isoformat()
-
-MAN = [
-    ("sex", "male"), ("birth_date", "3 March 1961"), ("screening_date", ""), ("ecog", "0"),
-    ("asa_class", "II"), ("other_malignancy_within_5y", "no"), ("gist_confirmed", "yes"),
-    ("disease_status", "metastatic"), ("on_standard_imatinib", "y"), ("progressed_on_imatinib", "y"),
-    ("imatinib_start_date", "2020-01-10"), ("first_progression_date", "2021/06/01"),
-    ("progressive_organ_count", "1"), ("progressive_lesion_count", "2"), ("mdt_resectable", "yes"),
-    ("tumor_bleeding", "no"), ("tumor_perforation", "no"), ("tumor_obstruction", "no"),
-    ("needs_concurrent_surgery", "no"), ("other_clinical_study", "no"), ("other_tki_use", "no"),
-    ("serious_mental_illness", "no"), ("severe_cardiopulmonary_disease", "no"), ("nyha_class", "I"),
-    ("pulmonary_infection", "no"), ("copd_severity", "none"), ("severe_diabetes", "no"),
-    ("renal_insufficiency", "no"), ("severe_hepatitis", "no"), ("bilirubin_umol_l", "1.2 mg/dL"),
-    ("albumin_g_l", "3.8 g/dL"), ("inr", "1.1"), ("ascites", "none"), ("encephalopathy", "none"),
-    ("severe_malnutrition", "no"), ("informed_consent", "yes"),
-]
 
 
 class Terminal:
