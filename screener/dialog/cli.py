@@ -47,12 +47,36 @@ def add_screen_parsers(subparsers: Any) -> None:
     screen.add_argument("--candidate-id", help="the patient's id in the screening log")
     screen.add_argument("--complete", action="store_true",
                         help="after an ineligible finding, ask the rest for the screening log")
+    _add_audit_options(screen)
     screen.set_defaults(run=run_screen)
 
     resume = subparsers.add_parser("resume", help="continue a saved screening dialog", epilog=_EPILOG)
     resume.add_argument("path", nargs="?", type=Path, help="session file (default: the latest one)")
     resume.add_argument("--lang", help="dialog language (default: the session's)")
+    _add_audit_options(resume)
     resume.set_defaults(run=run_resume)
+
+
+def _add_audit_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trace", metavar="PATH", type=Path,
+                        help="write a tamper-evident trace of this screening to PATH (a new file; "
+                             "on resume, the earlier answers are recorded into it first)")
+    parser.add_argument("--letter", metavar="PATH", type=Path,
+                        help="write the eligibility letter to PATH when the screening ends "
+                             "(.html for HTML, otherwise Markdown); needs --trace")
+    parser.add_argument("--operator", metavar="NAME", help="who screens, recorded in the trace and letter")
+
+
+def _audit_observer(args: argparse.Namespace, trial: Trial, candidate: str | None) -> Any:
+    """The trace writer for --trace/--letter, or None; raises ScreenerError on bad options."""
+    if getattr(args, "letter", None) and not getattr(args, "trace", None):
+        raise ScreenerError("--letter needs --trace (a letter is rendered from its trace)")
+    if not getattr(args, "trace", None):
+        return None
+    from screener.artifacts import TraceObserver
+
+    return TraceObserver(args.trace, trial, operator=args.operator, candidate_id=candidate,
+                         letter_path=args.letter)
 
 
 def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout: IO[str] | None = None,
@@ -82,13 +106,20 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
     session = store.Session(path=path, trial_id=trial.id, trial_hash=trial.content_hash,
                             language=args.lang, candidate_id=str(candidate), complete=args.complete)
     try:
-        flow = _dialog(trial, dialog, reader, console, session, observer)
-        problems = flow.prefill({k: v for k, v in given.items() if v is not None})
-    except (ConflictError, OSError) as exc:
+        observer = observer or _audit_observer(args, trial, str(candidate))
+    except (ScreenerError, OSError) as exc:
         return _fail(console, exc)
-    if problems:
-        return _fail(console, "\n".join(f"{args.answers}: {p}" for p in problems))
-    return _run(flow)
+    try:
+        try:
+            flow = _dialog(trial, dialog, reader, console, session, observer)
+            problems = flow.prefill({k: v for k, v in given.items() if v is not None})
+        except (ConflictError, OSError) as exc:
+            return _fail(console, exc)
+        if problems:
+            return _fail(console, "\n".join(f"{args.answers}: {p}" for p in problems))
+        return _run(flow)
+    finally:
+        _close(observer)
 
 
 def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout: IO[str] | None = None,
@@ -114,11 +145,25 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
     console.print(render.note(dialog.message("resumed", candidate=session.candidate_id or "—",
                                              count=len(session.answers))))
     try:
-        flow = _dialog(trial, dialog, reader, console, session, observer)
-    except ConflictError as exc:
+        observer = observer or _audit_observer(args, trial, session.candidate_id)
+    except (ScreenerError, OSError) as exc:
         return _fail(console, exc)
-    _replay(trial, session, observer)
-    return _run(flow)
+    try:
+        try:
+            flow = _dialog(trial, dialog, reader, console, session, observer)
+        except ConflictError as exc:
+            return _fail(console, exc)
+        _replay(trial, session, observer)
+        return _run(flow)
+    finally:
+        _close(observer)
+
+
+def _close(observer: Observer | None) -> None:
+    """Seal an unfinished trace when the dialog stops without a decision."""
+    close = getattr(observer, "close", None)
+    if callable(close):
+        close()
 
 
 def _run(flow: Dialog) -> int:
