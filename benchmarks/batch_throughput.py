@@ -1,0 +1,254 @@
+"""End-to-end batch throughput and memory, against the plain-Python reference as the floor.
+
+    python benchmarks/batch_throughput.py [--count 100000] [--jobs 1,2] [--memory]
+
+Writes a CSV of realistic random candidates (benchmarks/candidates.py) under benchmarks/out/,
+runs `python -m screener batch FILE.csv -o OUT.jsonl --jobs J` as a child process for each J,
+and reports candidates per second and peak memory: the largest single process (wait4's
+ru_maxrss, which folds in the worker processes the child waited for) and the whole process
+tree (resident sizes summed, sampled every 0.2 s). The same candidates then go through the
+reference evaluator of tests/reference.py in this process (same CSV reader, no engine), which
+is the floor the engine is compared with; its results are also checked against the batch
+output. `--memory` adds a 1,000,000-candidate run per job count whose peak must stay under
+150 MB; the exit status is 1 if it does not, or if any result differs from the reference.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "benchmarks" / "out"
+RULES = ROOT / "rules" / "NCT03862768.yaml"
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
+
+from candidates import FACTS, REALISTIC, as_csv_cell, candidates  # noqa: E402
+from reference import reference_for  # noqa: E402
+
+from screener.readers import read_rows  # noqa: E402
+
+MEMORY_COUNT = 1_000_000
+MEMORY_LIMIT_MB = 150.0
+
+
+@dataclass
+class Run:
+    label: str
+    count: int
+    seconds: float
+    peak_process_mb: float | None = None
+    peak_tree_rss_mb: float | None = None
+    peak_tree_pss_mb: float | None = None
+    status: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds
+
+
+def write_csv(count: int, seed: int) -> Path:
+    """The candidates file for (count, seed), generated once and kept under benchmarks/out."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"candidates-{count}-s{seed}.csv"
+    if path.exists():
+        return path
+    started = time.perf_counter()
+    partial = path.with_suffix(".partial")
+    with partial.open("w", encoding="utf-8", newline="") as stream:
+        writer = csv.writer(stream, lineterminator="\n")
+        header = ["candidate_id", *FACTS]
+        writer.writerow(header)
+        for cand in candidates(seed, count, REALISTIC):
+            writer.writerow([as_csv_cell(cand.fields.get(name)) for name in header])
+    partial.rename(path)
+    print(f"wrote {path.relative_to(ROOT)} ({count:,} candidates, "
+          f"{time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    return path
+
+
+def _tree_kb(root: int) -> tuple[int, int]:
+    """Resident and proportional set size of `root` and its descendants, in kB (Linux /proc).
+
+    RSS counts pages shared between the processes (the interpreter, durable-rules) once per
+    process; PSS splits them, so its sum is what the tree really occupies.
+    """
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as stat:
+                    fields = stat.read().rsplit(b")", 1)[1].split()
+                parents[int(entry)] = int(fields[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    tree = {root}
+    grew = True
+    while grew:
+        grew = False
+        for pid, ppid in parents.items():
+            if ppid in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    rss = pss = 0
+    for pid in tree:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", encoding="ascii", errors="replace") as rollup:
+                for line in rollup:
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1])
+        except OSError:
+            continue
+    return rss, pss
+
+
+def run_batch(csv_path: Path, count: int, jobs: int, python: str) -> tuple[Run, Path]:
+    out = OUT / f"{csv_path.stem}-j{jobs}.jsonl"
+    err = OUT / f"{csv_path.stem}-j{jobs}.stderr"
+    cmd = [python, "-m", "screener", "batch", str(csv_path), "-o", str(out), "--jobs", str(jobs)]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    peak_rss = peak_pss = 0
+    started = time.perf_counter()
+    with err.open("w") as err_stream:
+        child = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err_stream)
+        done = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak_rss, peak_pss
+            while not done.wait(0.2):
+                rss, pss = _tree_kb(child.pid)
+                peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        done.set()
+        sampler.join()
+    if child.returncode not in (0, 1):  # 1: some candidates are errors, as expected
+        sys.exit(f"{' '.join(cmd)} exited {child.returncode}; see {err}")
+    run = Run(f"screener batch --jobs {jobs}", count, seconds,
+              usage.ru_maxrss / 1024, peak_rss / 1024 if peak_rss else None,
+              peak_pss / 1024 if peak_pss else None, child.returncode)
+    return run, out
+
+
+def run_reference(csv_path: Path, count: int) -> tuple[Run, list[dict]]:
+    reference = reference_for(RULES)
+    results: list[dict] = []
+    started = time.perf_counter()
+    with csv_path.open(encoding="utf-8", newline="") as stream:
+        for row in read_rows(stream, "csv"):
+            results.append(reference.decide(row.fields))
+    return Run("reference (plain Python, 1 process)", count, time.perf_counter() - started), results
+
+
+def mismatches(out: Path, results: list[dict]) -> int:
+    bad = 0
+    with out.open(encoding="utf-8") as stream:
+        for i, line in enumerate(stream):
+            record = json.loads(line)
+            want = results[i]
+            same = record["decision"] == want["decision"] and (
+                want["decision"] == "error"
+                or (record["failed_criteria"] == want["failed_criteria"]
+                    and record["missing"] == (want["missing"] or [])))
+            if not same:
+                bad += 1
+                if bad <= 5:
+                    print(f"MISMATCH row {i + 1}: engine {record} reference {want}", file=sys.stderr)
+        if i + 1 != len(results):
+            print(f"MISMATCH: {i + 1} records for {len(results)} candidates", file=sys.stderr)
+            bad += abs(len(results) - i - 1)
+    return bad
+
+
+def _mb(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def table(runs: list[Run], floor: Run) -> str:
+    lines = [
+        "| run | candidates | seconds | candidates/s | vs floor | peak RSS largest process MB "
+        "| peak RSS sum all processes MB | peak PSS sum all processes MB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for run in [*runs, floor]:
+        lines.append(
+            f"| {run.label} | {run.count:,} | {run.seconds:,.1f} | {run.rate:,.0f} | "
+            f"{run.rate / floor.rate:.2f} | {_mb(run.peak_process_mb)} | {_mb(run.peak_tree_rss_mb)} | "
+            f"{_mb(run.peak_tree_pss_mb)} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=100_000, help="candidates (default 100,000)")
+    parser.add_argument("--jobs", default="1,2", help="comma-separated job counts (default 1,2)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--memory", action="store_true",
+                        help=f"also screen {MEMORY_COUNT:,} candidates; peak must stay under "
+                             f"{MEMORY_LIMIT_MB:.0f} MB")
+    parser.add_argument("--python", default=sys.executable, help="interpreter for the batch runs")
+    args = parser.parse_args(argv)
+    job_counts = [int(j) for j in args.jobs.split(",")]
+
+    csv_path = write_csv(args.count, args.seed)
+    runs: list[Run] = []
+    outputs: list[Path] = []
+    for jobs in job_counts:
+        run, out = run_batch(csv_path, args.count, jobs, args.python)
+        runs.append(run)
+        outputs.append(out)
+        print(f"  {run.label}: {run.rate:,.0f} candidates/s", file=sys.stderr)
+    floor, results = run_reference(csv_path, args.count)
+    bad = sum(mismatches(out, results) for out in outputs)
+    decisions: dict[str, int] = {}
+    for result in results:
+        decisions[result["decision"]] = decisions.get(result["decision"], 0) + 1
+
+    print(f"\nmachine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; "
+          f"{args.count:,} realistic candidates (seed {args.seed}): "
+          + ", ".join(f"{k} {v:,}" for k, v in sorted(decisions.items())))
+    print(table(runs, floor))
+    print(f"engine/floor: " + ", ".join(f"--jobs {j}: {r.rate / floor.rate:.2f}"
+                                        for j, r in zip(job_counts, runs)))
+    print(f"results differing from the reference: {bad}")
+
+    failed = bad > 0
+    if args.memory:
+        big = write_csv(MEMORY_COUNT, args.seed)
+        memory_runs = []
+        for jobs in job_counts:
+            run, out = run_batch(big, MEMORY_COUNT, jobs, args.python)
+            memory_runs.append(run)
+            out.unlink()  # about 100 MB of results nobody reads
+        print(f"\nmemory: {MEMORY_COUNT:,} candidates, limit {MEMORY_LIMIT_MB:.0f} MB")
+        print(table(memory_runs, floor).rsplit("\n", 1)[0])
+        for run in memory_runs:
+            # one process: its peak RSS; several: what the tree occupies together (PSS)
+            peak = run.peak_process_mb or 0.0
+            if run.label.endswith("--jobs 1"):
+                what = "peak RSS"
+            else:
+                peak, what = max(peak, run.peak_tree_pss_mb or 0.0), "peak PSS of all processes"
+            verdict = "ok" if peak < MEMORY_LIMIT_MB else "OVER THE LIMIT"
+            print(f"{run.label}: {what} {peak:.1f} MB: {verdict}")
+            failed = failed or peak >= MEMORY_LIMIT_MB
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
