@@ -12,7 +12,7 @@ import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, TextIO
+from typing import Any, Iterable, Iterator, TextIO
 
 from screener.engine import Screener
 from screener.errors import ConflictError, InvalidValue

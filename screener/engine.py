@@ -26,7 +26,7 @@ from typing import Any
 import durable_rules_engine as _dre
 
 from screener.compiler import (
-    DONE_PREFIX, FIELD_PREFIX, KIND, OPEN, SNAPSHOT, compile_trial, decode, encode,
+    DONE_PREFIX, FIELD_PREFIX, KIND, OPEN, SNAPSHOT, compile_trial, encode,
 )
 from screener.errors import ConflictError, EngineError, RuleProblem, RulesError
 from screener.functions import FUNCTIONS

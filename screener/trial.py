@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from screener.checks import Checker
 from screener.conditions import ConditionError, parse_condition, suggest
 from screener.errors import RuleProblem, RulesError
 from screener.functions import FUNCTIONS
@@ -31,37 +32,6 @@ CRITERION_KEYS = {
 }
 
 
-class _Checker:
-    def __init__(self, shown: str):
-        self.shown = shown
-        self.problems: list[RuleProblem] = []
-
-    def add(self, span: Span, code: str, message: str) -> None:
-        self.problems.append(RuleProblem(self.shown, span.line, span.column, code, message))
-
-    def mapping(self, value: Any, span: Span, what: str, keys: dict[str, bool]) -> PosDict | None:
-        """Check a mapping's keys; returns it, or None when it is not a mapping."""
-        if not isinstance(value, PosDict):
-            self.add(span, "wrong-type", f"{what} must be a mapping")
-            return None
-        for key in value:
-            if key not in keys:
-                self.add(value.key_spans[key], "unknown-key",
-                         f"unknown key {key!r} in {what}{suggest(key, list(keys))}")
-        for key, required in keys.items():
-            if required and key not in value:
-                self.add(value.span, "missing-key", f"{what} needs {key!r}")
-        return value
-
-    def text(self, mapping: PosDict, key: str, what: str, default: str = "") -> str:
-        value = mapping.get(key, default)
-        if value is None or not isinstance(value, str) or (key in mapping and not value.strip()):
-            if key in mapping:
-                self.add(mapping.value_spans[key], "wrong-type", f"{what}.{key} must be non-empty text")
-            return default
-        return value
-
-
 def load_trial(path: str | Path, display: str | None = None) -> Trial:
     """Load and check a rules file. Returns the Trial; raises RulesError listing every problem."""
     shown = display or str(path)
@@ -81,7 +51,7 @@ def load_trial(path: str | Path, display: str | None = None) -> Trial:
 def build_trial(document: Any, shown: str, content_hash: str,
                 problems: list[RuleProblem] | None = None) -> Trial:
     """Check a loaded rules document and build the Trial; raises RulesError."""
-    check = _Checker(shown)
+    check = Checker(shown)
     check.problems.extend(problems or [])
     top = check.mapping(document, Span(shown, 1, 1), "the rules file", TOP_KEYS)
     if top is None:
@@ -109,7 +79,7 @@ def build_trial(document: Any, shown: str, content_hash: str,
     )
 
 
-def _number(check: _Checker, spec: PosDict, key: str, name: str) -> float | None:
+def _number(check: Checker, spec: PosDict, key: str, name: str) -> float | None:
     value = spec.get(key)
     if value is None:
         return None
@@ -119,7 +89,7 @@ def _number(check: _Checker, spec: PosDict, key: str, name: str) -> float | None
     return value
 
 
-def _facts(check: _Checker, top: PosDict) -> dict[str, FactSpec]:
+def _facts(check: Checker, top: PosDict) -> dict[str, FactSpec]:
     raw = top.get("facts")
     facts: dict[str, FactSpec] = {}
     if not isinstance(raw, PosDict):
@@ -168,7 +138,7 @@ def _facts(check: _Checker, top: PosDict) -> dict[str, FactSpec]:
     return facts
 
 
-def _derivations(check: _Checker, top: PosDict, facts: dict[str, FactSpec]) -> list[Derivation]:
+def _derivations(check: Checker, top: PosDict, facts: dict[str, FactSpec]) -> list[Derivation]:
     raw = top.get("derivations")
     out: list[Derivation] = []
     if raw is None:
@@ -255,7 +225,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _criteria(check: _Checker, top: PosDict, facts: dict[str, FactSpec]) -> list[Criterion]:
+def _criteria(check: Checker, top: PosDict, facts: dict[str, FactSpec]) -> list[Criterion]:
     raw = top.get("criteria")
     out: list[Criterion] = []
     if not isinstance(raw, PosList) or not raw:

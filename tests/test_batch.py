@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
-import os
 import stat
 import subprocess
 import sys
@@ -15,7 +13,6 @@ import yaml
 
 from screener.cli import main
 
-from conftest import ROOT
 
 PEOPLE = [
     {"candidate_id": "A-1", "ecog": 3},

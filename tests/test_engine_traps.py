@@ -11,7 +11,6 @@ import pytest
 
 from screener.batch import screen_row
 from screener.compiler import KIND, compile_trial
-from screener.engine import Screener
 from screener.errors import ConflictError
 from screener.readers import Row
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from screener.conditions import suggest
-from screener.errors import RuleProblem, RulesError
+from screener.checks import Checker
+from screener.errors import RulesError
 from screener.loader import PosDict, PosList, load_yaml
 from screener.model import Criterion, Span, Trial
 
@@ -123,37 +124,15 @@ class DialogSpec:
         return (self.questions[fact].order, fact)
 
 
-class _Check:
-    def __init__(self, shown: str):
-        self.shown = shown
-        self.problems: list[RuleProblem] = []
-
-    def add(self, span: Span, code: str, message: str) -> None:
-        self.problems.append(RuleProblem(self.shown, span.line, span.column, code, message))
-
-    def mapping(self, value: Any, span: Span, what: str, keys: dict[str, bool] | None) -> PosDict:
-        if not isinstance(value, PosDict):
-            self.add(span, "wrong-type", f"{what} must be a mapping")
-            empty = PosDict()
-            empty.span, empty.key_spans, empty.value_spans = span, {}, {}
-            return empty
-        if keys is not None:
-            for key in value:
-                if key not in keys:
-                    self.add(value.key_spans[key], "unknown-key",
-                             f"unknown key {key!r} in {what}{suggest(key, list(keys))}")
-            for key, required in keys.items():
-                if required and key not in value:
-                    self.add(value.span, "missing-key", f"{what} needs {key!r}")
-        return value
-
-    def text(self, mapping: PosDict, key: str, what: str) -> str:
-        value = mapping.get(key)
-        if not isinstance(value, str) or not value.strip():
-            if key in mapping:
-                self.add(mapping.value_spans[key], "wrong-type", f"{what}.{key} must be non-empty text")
-            return ""
-        return value.strip()
+class _Check(Checker):
+    def mapping(self, value: Any, span: Span, what: str,  # type: ignore[override]
+                keys: dict[str, bool] | None) -> PosDict:
+        """Like Checker.mapping, but an empty mapping stands in for a wrong value."""
+        checked = super().mapping(value, span, what, keys)
+        if checked is None:
+            checked = PosDict()
+            checked.span, checked.key_spans, checked.value_spans = span, {}, {}
+        return checked
 
     def words(self, mapping: PosDict, key: str, what: str) -> list[str]:
         value = mapping.get(key)
