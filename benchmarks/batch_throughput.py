@@ -4,9 +4,9 @@
 
 Writes a CSV of realistic random candidates (benchmarks/candidates.py) under benchmarks/out/,
 runs `python -m screener batch FILE.csv -o OUT.jsonl --jobs J` as a child process for each J,
-and reports candidates per second and peak memory: the largest single process (wait4's
-ru_maxrss, which folds in the worker processes the child waited for) and the whole process
-tree (resident sizes summed, sampled every 0.2 s). The same candidates then go through the
+and reports candidates per second and peak memory, sampled from /proc every 0.2 s: the largest
+peak RSS (VmHWM) of any one process, and RSS and PSS summed over the process tree. (wait4's
+ru_maxrss is not used: Linux carries the forking parent's peak into it across exec.) The same candidates then go through the
 reference evaluator of tests/reference.py in this process (same CSV reader, no engine), which
 is the floor the engine is compared with; its results are also checked against the batch
 output. `--memory` adds a 1,000,000-candidate run per job count whose peak must stay under
@@ -74,8 +74,9 @@ def write_csv(count: int, seed: int) -> Path:
     return path
 
 
-def _tree_kb(root: int) -> tuple[int, int]:
-    """Resident and proportional set size of `root` and its descendants, in kB (Linux /proc).
+def _tree_kb(root: int) -> tuple[int, int, int]:
+    """Summed RSS and PSS of `root` and its descendants, and the largest peak RSS (VmHWM)
+    of any one of them, in kB (Linux /proc).
 
     RSS counts pages shared between the processes (the interpreter, durable-rules) once per
     process; PSS splits them, so its sum is what the tree really occupies.
@@ -97,9 +98,14 @@ def _tree_kb(root: int) -> tuple[int, int]:
             if ppid in tree and pid not in tree:
                 tree.add(pid)
                 grew = True
-    rss = pss = 0
+    rss = pss = hwm = 0
     for pid in tree:
         try:
+            with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        hwm = max(hwm, int(line.split()[1]))
+                        break
             with open(f"/proc/{pid}/smaps_rollup", encoding="ascii", errors="replace") as rollup:
                 for line in rollup:
                     if line.startswith("Rss:"):
@@ -108,7 +114,7 @@ def _tree_kb(root: int) -> tuple[int, int]:
                         pss += int(line.split()[1])
         except OSError:
             continue
-    return rss, pss
+    return rss, pss, hwm
 
 
 def run_batch(csv_path: Path, count: int, jobs: int, python: str) -> tuple[Run, Path]:
@@ -117,21 +123,21 @@ def run_batch(csv_path: Path, count: int, jobs: int, python: str) -> tuple[Run, 
     cmd = [python, "-m", "screener", "batch", str(csv_path), "-o", str(out), "--jobs", str(jobs)]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    peak_rss = peak_pss = 0
+    peak_rss = peak_pss = peak_hwm = 0
     started = time.perf_counter()
     with err.open("w") as err_stream:
         child = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err_stream)
         done = threading.Event()
 
         def sample() -> None:
-            nonlocal peak_rss, peak_pss
+            nonlocal peak_rss, peak_pss, peak_hwm
             while not done.wait(0.2):
-                rss, pss = _tree_kb(child.pid)
-                peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+                rss, pss, hwm = _tree_kb(child.pid)
+                peak_rss, peak_pss, peak_hwm = max(peak_rss, rss), max(peak_pss, pss), max(peak_hwm, hwm)
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        _, status, usage = os.wait4(child.pid, 0)
+        _, status, _ = os.wait4(child.pid, 0)
         seconds = time.perf_counter() - started
         child.returncode = os.waitstatus_to_exitcode(status)
         done.set()
@@ -139,7 +145,7 @@ def run_batch(csv_path: Path, count: int, jobs: int, python: str) -> tuple[Run, 
     if child.returncode not in (0, 1):  # 1: some candidates are errors, as expected
         sys.exit(f"{' '.join(cmd)} exited {child.returncode}; see {err}")
     run = Run(f"screener batch --jobs {jobs}", count, seconds,
-              usage.ru_maxrss / 1024, peak_rss / 1024 if peak_rss else None,
+              peak_hwm / 1024, peak_rss / 1024 if peak_rss else None,
               peak_pss / 1024 if peak_pss else None, child.returncode)
     return run, out
 
@@ -223,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.count:,} realistic candidates (seed {args.seed}): "
           + ", ".join(f"{k} {v:,}" for k, v in sorted(decisions.items())))
     print(table(runs, floor))
-    print(f"engine/floor: " + ", ".join(f"--jobs {j}: {r.rate / floor.rate:.2f}"
+    print("engine/floor: " + ", ".join(f"--jobs {j}: {r.rate / floor.rate:.2f}"
                                         for j, r in zip(job_counts, runs)))
     print(f"results differing from the reference: {bad}")
 
