@@ -28,9 +28,12 @@ import durable_rules_engine as _dre
 from screener.compiler import (
     DONE_PREFIX, FIELD_PREFIX, KIND, OPEN, SNAPSHOT, compile_trial, encode,
 )
-from screener.errors import ConflictError, EngineError, RuleProblem, RulesError
-from screener.functions import FUNCTIONS
+from screener.errors import (
+    ConflictError, EngineError, ImpossibleFacts, InvalidValue, RuleProblem, RulesError,
+)
+from screener.functions import FUNCTIONS, DerivationError
 from screener.model import Criterion, FactValue, Firing, Result, Trial
+from screener.values import coerce
 
 _MESSAGE = re.compile(r'\{"([^"]+)":\{"m":\{"sid":\s*"[^"]*",\s*"id":\s*"([^"]*)"')
 _NOT_HANDLED = 1
@@ -118,7 +121,8 @@ class Screener:
         """Decide one candidate from typed facts (unknown facts simply absent).
 
         Returns the Result. Raises ConflictError when a given fact disagrees with what a
-        derivation computes, EngineError if durable-rules reports a failure.
+        derivation computes (ImpossibleFacts when the inputs contradict each other or give a
+        value outside the derived fact's range), EngineError if durable-rules reports a failure.
         """
         values = {k: v for k, v in facts.items() if v is not None and k in self.trial.facts}
         sid = f"s{next(self._sids)}"
@@ -194,7 +198,14 @@ class Screener:
         derivation = self._derivations[rule_id]
         function = FUNCTIONS[derivation.function]
         inputs = {name: values[name] for name in derivation.inputs}
-        value = function.call(inputs, derivation.params, derivation.inputs)
+        try:
+            value = function.call(inputs, derivation.params, derivation.inputs)
+        except DerivationError as exc:
+            raise ImpossibleFacts(derivation.fact, None, inputs, str(exc)) from None
+        try:
+            coerce(self.trial.facts[derivation.fact], value)
+        except InvalidValue as exc:
+            raise ImpossibleFacts(derivation.fact, value, inputs, exc.reason) from None
         given = values.get(derivation.fact)
         if given is not None and given != value:
             raise ConflictError(derivation.fact, given, value, inputs)

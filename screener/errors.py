@@ -60,6 +60,20 @@ class ConflictError(ScreenerError):
         super().__init__(f"{fact}: {given!r}: disagrees with {derived!r} derived from {shown}")
 
 
+class ImpossibleFacts(ConflictError):
+    """Facts that cannot all be true: a derivation's inputs contradict each other, or what
+    they give falls outside the derived fact's range (a birth date after the screening date)."""
+
+    code = "impossible"
+
+    def __init__(self, fact: str, derived: object, inputs: dict[str, object], reason: str):
+        self.reason = reason
+        ScreenerError.__init__(self)
+        self.fact, self.given, self.derived, self.inputs = fact, None, derived, inputs
+        shown = ", ".join(f"{k}={v}" for k, v in inputs.items())
+        self.args = (f"{fact}: cannot be derived from {shown}: {reason}",)
+
+
 class EngineError(ScreenerError):
     """The rules engine reported a failure; never silently ignored."""
 

@@ -16,11 +16,18 @@ from screener.model import FactSpec
 _BAND = re.compile(r"\s*(<=|>=|<|>|==)\s*(-?\d+(?:\.\d+)?)\s*\Z")
 
 
+class DerivationError(ValueError):
+    """The inputs of a derivation contradict each other; the message says how."""
+
+
 def completed_years(start: dt.date, end: dt.date) -> int:
     """Whole years from `start` to `end`; the anniversary itself counts as completed.
 
-    A 29 February start completes its year on 28 February in common years.
+    A 29 February start completes its year on 28 February in common years. Raises
+    DerivationError when `end` is before `start`.
     """
+    if end < start:
+        raise DerivationError("the second date is before the first")
     years = end.year - start.year
     anniversary = add_months(start, 12 * years)
     if end < anniversary:
@@ -37,7 +44,13 @@ def add_months(day: dt.date, months: int) -> dt.date:
 
 
 def before_months_after(start: dt.date, event: dt.date, months: int) -> bool:
-    """True when `event` falls earlier than `start` plus `months` calendar months."""
+    """True when `event` falls earlier than `start` plus `months` calendar months.
+
+    The event is one that follows the start (progression on a treatment); an event dated
+    before the start raises DerivationError rather than counting as "within".
+    """
+    if event < start:
+        raise DerivationError("the event is dated before the start")
     return event < add_months(start, months)
 
 

@@ -356,7 +356,16 @@ class Reference:
                 if d.fact in done or not all(name in values for name in d.inputs):
                     continue
                 done.add(d.fact)
+                # The spec: impossible combinations are errors, never guesses. Dates in the
+                # wrong order, or a derived value outside its fact's range.
+                dates = [values[name] for name in d.inputs]
+                if d.function in ("completed_years", "before_months_after") and dates[1] < dates[0]:
+                    return d.fact
                 value = _derive(d.function, d.inputs, d.params, values)
+                try:
+                    coerce(self.facts[d.fact], value)
+                except InvalidValue:
+                    return d.fact
                 if d.fact in values:
                     if values[d.fact] != value:
                         return d.fact

@@ -270,7 +270,7 @@ def test_prefill_refuses_bad_values(trial: Trial, screener: Screener, dialog_en:
 
 def test_conflicting_age_is_refused_and_asked_again(run: Any) -> None:
     done = run(["male", "1961-03-03", "", "change age", "30", "65", "quit"])
-    assert "That contradicts other answers: age given as 30, but the dates give 65." in done.text
+    assert "That contradicts other answers: age given as 30, but the other answers give 65." in done.text
 
 
 def test_a_trace_observer_records_answers_corrections_and_the_decision(
@@ -295,3 +295,8 @@ def test_undetermined_when_only_unknowns_remain_lists_what_is_missing(run: Any) 
     decision = lines.index("Decision: undetermined")
     assert lines[decision + 1] == "Missing: informed_consent"
     assert done.session.answers["informed_consent"] is None
+
+
+def test_a_birth_date_after_the_screening_date_is_refused_and_asked_again(run: Any) -> None:
+    done = run(["male", "2030-01-01", "2024-03-01", "quit"])
+    assert "birth_date, screening_date cannot all hold" in done.text

@@ -19,7 +19,7 @@ from screener.dialog.answers import InvalidAnswer, command_of, parse_answer
 from screener.dialog.spec import DialogSpec
 from screener.dialog.store import Session
 from screener.dialog.terminal import Reader
-from screener.errors import ConflictError, InvalidValue
+from screener.errors import ConflictError, ImpossibleFacts, InvalidValue
 from screener.model import FactValue, Result, Trial
 from screener.values import coerce
 
@@ -230,6 +230,10 @@ class Dialog:
         trial_answers[fact] = value
         try:
             result = self._evaluate(trial_answers)
+        except ImpossibleFacts as exc:
+            self._say(render.problem(self.dialog.message(
+                "impossible", fact=exc.fact, inputs=", ".join(exc.inputs))))
+            return False
         except ConflictError as exc:
             self._say(render.problem(self.dialog.message(
                 "conflict", fact=exc.fact, given=render.show_value(self.dialog, exc.given),

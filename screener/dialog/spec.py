@@ -23,7 +23,7 @@ from screener.model import Criterion, Span, Trial
 REQUIRED_MESSAGES = (
     "title", "intro", "candidate_question", "candidate_hint", "prefilled", "resumed",
     "default_hint", "date_echo", "unit_echo", "correcting", "corrected",
-    "nothing_to_correct", "unknown_fact", "conflict", "quit_saved", "decision",
+    "nothing_to_correct", "unknown_fact", "conflict", "impossible", "quit_saved", "decision",
     "decision_eligible", "decision_ineligible", "decision_undetermined", "failed", "missing", "finished_prompt", "finished_hint",
     "why_title", "why_none", "how_title", "how_rule", "how_derived", "how_waiting", "summary_title",
     "summary_none", "help_title", "help_commands", "outcome_met", "outcome_not_met",
