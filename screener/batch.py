@@ -46,9 +46,9 @@ def candidate_facts(trial: Trial, row: Row) -> tuple[dict[str, FactValue], list[
             continue
         if spec.type == "boolean" and isinstance(raw, str):
             # the commonest case in CSV, kept off the general path for speed
-            value = _YES_NO.get(raw.strip().lower())
-            if value is not None:
-                facts[name] = value
+            word = _YES_NO.get(raw.strip().lower())
+            if word is not None:
+                facts[name] = word
                 continue
         try:
             value = coerce(spec, raw)

@@ -61,8 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--operator", metavar="NAME", help="who runs the screening, recorded in traces and letters")
     batch.set_defaults(run=run_batch)
 
-    check = sub.add_parser("check", help="check a rules file and report every problem as file:line:col",
-                           description="Load and check rules files; exit 0 when all are valid, 2 otherwise.")
+    check = sub.add_parser("check", help="check rules and dialog files; report every problem as file:line:col",
+                           description="Load and check rules files, and the dialog files of each trial "
+                                       "(dialogs/<TRIAL>.<lang>.yaml); exit 0 when all are valid, 2 otherwise.")
     check.add_argument("files", nargs="*", metavar="FILE", help="rules files (default: the shipped trials)")
     check.set_defaults(run=run_check)
     _add_optional_commands(sub)
@@ -212,7 +213,27 @@ def run_check(args: argparse.Namespace) -> int:
             status = EXIT_USAGE
         else:
             err.print(f"{file}: ok: {trial.id}, {len(trial.criteria)} criteria, {len(trial.facts)} facts")
+            if not _check_dialogs(trial, err):
+                status = EXIT_USAGE
     return status
+
+
+def _check_dialogs(trial: Any, err: Console) -> bool:
+    """Check every dialog file of `trial`; print problems; True when all are valid."""
+    from screener.dialog.spec import load_dialog
+    from screener.trials import dialogs_dir
+
+    valid = True
+    for path in sorted(dialogs_dir().glob(f"{trial.id}.*.yaml")):
+        try:
+            load_dialog(path, trial)
+        except RulesError as exc:
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+            valid = False
+        else:
+            err.print(f"{path}: ok")
+    return valid
 
 
 def _shipped() -> list[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any, Union
+from typing import Any, Sequence, Union
 
 from screener.model import And, Compare, Const, Criterion, Expr, FactSpec, In, Not, Or, Trial
 
@@ -62,7 +62,7 @@ def decode(spec: FactSpec, value: Any) -> Any:
     return value
 
 
-def _all(parts: list[Cond]) -> Cond:
+def _all(parts: Sequence[Cond]) -> Cond:
     kept: list[Any] = []
     for part in parts:
         if part is False:
@@ -74,7 +74,7 @@ def _all(parts: list[Cond]) -> Cond:
     return kept[0] if len(kept) == 1 else ("and", kept)
 
 
-def _any(parts: list[Cond]) -> Cond:
+def _any(parts: Sequence[Cond]) -> Cond:
     kept: list[Any] = []
     for part in parts:
         if part is True:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 
 class ScreenerError(Exception):
@@ -51,7 +52,7 @@ class ConflictError(ScreenerError):
 
     code = "conflict"
 
-    def __init__(self, fact: str, given: object, derived: object, inputs: dict[str, object]):
+    def __init__(self, fact: str, given: object, derived: object, inputs: Mapping[str, object]):
         self.fact = fact
         self.given = given
         self.derived = derived
@@ -66,7 +67,7 @@ class ImpossibleFacts(ConflictError):
 
     code = "impossible"
 
-    def __init__(self, fact: str, derived: object, inputs: dict[str, object], reason: str):
+    def __init__(self, fact: str, derived: object, inputs: Mapping[str, object], reason: str):
         self.reason = reason
         ScreenerError.__init__(self)
         self.fact, self.given, self.derived, self.inputs = fact, None, derived, inputs

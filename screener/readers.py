@@ -186,6 +186,6 @@ def _yaml(stream: TextIO) -> Iterator[Row]:
         loader.dispose()
 
 
-def open_text(binary: io.BufferedIOBase | Any) -> TextIO:
+def open_text(binary: Any) -> TextIO:
     """UTF-8 text over a binary stream, dropping a byte-order mark; strict decoding."""
     return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="strict", newline="")

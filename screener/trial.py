@@ -5,6 +5,7 @@ Every problem is collected with its `file:line:col` and reported together, sorte
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ CRITERION_KEYS = {
 }
 
 
-def load_trial(path: str | Path, display: str | None = None) -> Trial:
+def load_trial(path: str | os.PathLike[str], display: str | None = None) -> Trial:
     """Load and check a rules file. Returns the Trial; raises RulesError listing every problem."""
     shown = display or str(path)
     try:

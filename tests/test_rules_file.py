@@ -87,3 +87,18 @@ def test_yaml_1_1_surprises_are_not_applied(tmp_path: Path):
     path = tmp_path / "v.yaml"
     path.write_text("a: no\nb: 2001-02-03\nc: 010\nd: 12:30\ne: true\n", encoding="utf-8")
     assert load_yaml(path) == {"a": "no", "b": "2001-02-03", "c": 10, "d": "12:30", "e": True}
+
+
+def test_check_also_checks_each_trials_dialog_files(tmp_path, monkeypatch, capsys):
+    dialogs = tmp_path / "dialogs"
+    dialogs.mkdir()
+    for path in (ROOT / "dialogs").glob("NCT03862768.*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        if path.name.endswith(".en.yaml"):
+            text = text.replace("\n  ecog:", "\n  ecgo:", 1)
+        (dialogs / path.name).write_text(text, encoding="utf-8")
+    monkeypatch.setenv("SCREENER_DIALOGS", str(dialogs))
+    assert main(["check"]) == 2
+    err = capsys.readouterr().err
+    assert "NCT03862768.en.yaml:" in err and "missing-question: fact 'ecog' has no question" in err
+    assert "(did you mean 'ecog'?)" in err
