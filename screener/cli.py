@@ -14,6 +14,7 @@ from rich.table import Table
 
 from screener import __version__
 from screener.batch import AuditOptions, Summary, Writer, open_private, screen_rows, screen_rows_parallel
+from screener.engine import Screener
 from screener.errors import RulesError, ScreenerError
 from screener.readers import FORMATS, UnreadableInput, open_text, read_rows
 from screener.trial import load_trial
@@ -207,6 +208,7 @@ def run_check(args: argparse.Namespace) -> int:
     for file in files:
         try:
             trial = load_trial(file)
+            Screener(trial)  # the engine must take every compiled rule too
         except RulesError as exc:
             for problem in exc.problems:
                 print(problem, file=sys.stderr)

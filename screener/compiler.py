@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any, Sequence, Union
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence, Union
 
 from screener.model import And, Compare, Const, Criterion, Expr, FactSpec, In, Not, Or, Trial
 
@@ -23,10 +24,13 @@ SNAPSHOT = "facts"
 OPEN = "open"
 FIELD_PREFIX = "f_"
 DONE_PREFIX = "d_"
+PART_PREFIX = "p_"
 
 PRI_OPEN = 0
 PRI_DERIVE = 1
 PRI_SEAL = 2
+PRI_PART = 3
+PRI_SEAL_PARTS = 4
 PRI_CRITERION = 5
 PRI_MISSING = 6
 
@@ -136,6 +140,80 @@ def to_cnf(cond: Cond) -> list[list[dict[str, Any]]] | bool:
     return [[leaves[k] for k in sorted(clause, key=order.index)] for clause in kept]
 
 
+@dataclass(frozen=True)
+class Part:
+    """A sub-condition decided by rules of its own, because the whole is too large for the
+    engine. Its outcome is written into the snapshot as field `field` (met/not_met/unknown)
+    and the enclosing condition tests that field."""
+
+    name: str  # "<criterion>.part<n>"
+    field: str
+    expr: "Expr | Part"
+    facts: tuple[str, ...]
+
+
+def split(e: Any, criterion: str, width: int, counter: list[int] | None = None) -> Any:
+    """Replace each and/or with more than `width` operands by and/or of Parts of at most
+    `width` operands each (innermost first). Kleene and/or are associative, so the meaning
+    is unchanged."""
+    counter = counter if counter is not None else [0]
+    if isinstance(e, Not):
+        return Not(split(e.operand, criterion, width, counter))
+    if not isinstance(e, (And, Or)):
+        return e
+    operands = [split(o, criterion, width, counter) for o in e.operands]
+    if len(operands) <= width:
+        return type(e)(tuple(operands))
+    grouped: list[Any] = []
+    for start in range(0, len(operands), width):
+        chunk = operands[start:start + width]
+        if len(chunk) == 1:
+            grouped.append(chunk[0])
+            continue
+        counter[0] += 1
+        name = f"{criterion}.part{counter[0]}"
+        inner = type(e)(tuple(chunk))
+        grouped.append(Part(name, PART_PREFIX + name.replace(".", "_"), inner, _part_facts(inner)))
+    return split(type(e)(tuple(grouped)), criterion, width, counter)
+
+
+def _part_facts(e: Any) -> tuple[str, ...]:
+    out: list[str] = []
+
+    def walk(x: Any) -> None:
+        if isinstance(x, Part):
+            walk(x.expr)
+        elif isinstance(x, (Compare, In)):
+            if x.fact not in out:
+                out.append(x.fact)
+        elif isinstance(x, Not):
+            walk(x.operand)
+        elif isinstance(x, (And, Or)):
+            for o in x.operands:
+                walk(o)
+
+    walk(e)
+    return tuple(out)
+
+
+def parts_of(e: Any) -> list[Part]:
+    """Every Part inside `e`, innermost first."""
+    found: list[Part] = []
+
+    def walk(x: Any) -> None:
+        if isinstance(x, Part):
+            walk(x.expr)
+            found.append(x)
+        elif isinstance(x, Not):
+            walk(x.operand)
+        elif isinstance(x, (And, Or)):
+            for o in x.operands:
+                walk(o)
+
+    walk(e)
+    return found
+
+
 class _Kleene:
     """Three-valued truth conditions of expressions over one trial's encoded facts.
 
@@ -158,6 +236,9 @@ class _Kleene:
 
     def absent(self, fact: str) -> dict[str, Any]:
         return {"$nex": {field(fact): 1}}
+
+    def absent_field(self, name: str) -> dict[str, Any]:
+        return {"$nex": {name: 1}}
 
     def _holds(self, fact: str, op: str, value: Any) -> Cond:
         """`fact op value` for a present fact, as equalities where the domain is finite.
@@ -185,7 +266,9 @@ class _Kleene:
             return _any([self._cmp(fact, "==", v) for v in values])
         return _all([self._cmp(fact, "!=", v) for v in values])
 
-    def true(self, e: Expr) -> Cond:
+    def true(self, e: "Expr | Part") -> Cond:
+        if isinstance(e, Part):
+            return {e.field: "met"}
         if isinstance(e, Const):
             return e.value
         if isinstance(e, Compare):
@@ -199,7 +282,9 @@ class _Kleene:
         assert isinstance(e, Or)
         return _any([self.true(o) for o in e.operands])
 
-    def false(self, e: Expr) -> Cond:
+    def false(self, e: "Expr | Part") -> Cond:
+        if isinstance(e, Part):
+            return {e.field: "not_met"}
         if isinstance(e, Const):
             return not e.value
         if isinstance(e, Compare):
@@ -213,7 +298,9 @@ class _Kleene:
         assert isinstance(e, Or)
         return _all([self.false(o) for o in e.operands])
 
-    def unknown(self, e: Expr) -> Cond:
+    def unknown(self, e: "Expr | Part") -> Cond:
+        if isinstance(e, Part):
+            return {e.field: "unknown"}
         if isinstance(e, Const):
             return False
         if isinstance(e, (Compare, In)):
@@ -227,8 +314,10 @@ class _Kleene:
         not_true = [_any([self.false(o), self.unknown(o)]) for o in e.operands]
         return _all(not_true + [_any([self.unknown(o) for o in e.operands])])
 
-    def relevant(self, e: Expr, fact: str) -> Cond:
+    def relevant(self, e: "Expr | Part", fact: str) -> Cond:
         """True when `fact` is absent and answering it could move `e` out of unknown."""
+        if isinstance(e, Part):
+            return _all([self.unknown(e), self.relevant(e.expr, fact)])
         if isinstance(e, Const):
             return False
         if isinstance(e, (Compare, In)):
@@ -248,10 +337,11 @@ def _rule(kind_value: str, cond: Cond, pri: int) -> dict[str, Any]:
     return {"all": [{"m": parts[0] if len(parts) == 1 else {"$and": parts}}], "pri": pri}
 
 
-def missing_conditions(trial: Trial, criterion: Criterion, kleene: _Kleene) -> list[tuple[str, Cond]]:
+def missing_conditions(trial: Trial, criterion: Criterion, condition: Any,
+                       kleene: _Kleene) -> list[tuple[str, Cond]]:
     """(fact, condition) pairs: when each absent input fact could move the criterion."""
     out: list[tuple[str, Cond]] = []
-    by_fact: dict[str, Cond] = {f: kleene.relevant(criterion.condition, f) for f in criterion.facts}
+    by_fact: dict[str, Cond] = {f: kleene.relevant(condition, f) for f in criterion.facts}
     pending = list(criterion.facts)
     while pending:
         fact = pending.pop(0)
@@ -269,11 +359,36 @@ def missing_conditions(trial: Trial, criterion: Criterion, kleene: _Kleene) -> l
     return out
 
 
-def compile_trial(trial: Trial) -> dict[str, dict[str, Any]]:
-    """Return the ruleset definition: rule name -> durable-rules rule (no actions attached).
+def _criterion_rules(trial: Trial, criterion: Criterion, condition: Any,
+                     kleene: _Kleene) -> dict[str, dict[str, Any]]:
+    rules: dict[str, dict[str, Any]] = {}
+    for part in parts_of(condition):
+        # a part is decided once per snapshot, after the parts inside it
+        ready = [kleene.absent_field(part.field)] + [
+            {"$ex": {inner.field: 1}} for inner in parts_of(part.expr)]
+        for outcome, cond in (("met", kleene.true(part.expr)), ("not_met", kleene.false(part.expr)),
+                              ("unknown", kleene.unknown(part.expr))):
+            if to_cnf(cond) is not False:
+                rules[f"{part.name}.{outcome}"] = _rule(SNAPSHOT, _all(ready + [cond]), PRI_PART)
+    for outcome, cond in (("met", kleene.true(condition)), ("not_met", kleene.false(condition)),
+                          ("unknown", kleene.unknown(condition))):
+        if to_cnf(cond) is not False:
+            rules[f"{criterion.id}.{outcome}"] = _rule(SNAPSHOT, cond, PRI_CRITERION)
+    if criterion.ask:
+        for fact, cond in missing_conditions(trial, criterion, condition, kleene):
+            rules[f"{criterion.id}.missing.{fact}"] = _rule(SNAPSHOT, cond, PRI_MISSING)
+    return rules
+
+
+def compile_trial(trial: Trial, accepts: Callable[[str, dict[str, Any]], bool] | None = None
+                  ) -> tuple[dict[str, dict[str, Any]], dict[str, Part]]:
+    """Return the ruleset definition (rule name -> durable-rules rule) and the parts used.
 
     Rule names: `open`, `derive.<id>`, `seal`, `<criterion>.<outcome>`,
-    `<criterion>.missing.<fact>`.
+    `<criterion>.missing.<fact>`, and for conditions split into parts `<criterion>.partN.<outcome>`
+    and `seal.parts`. `accepts(name, rule)` tells whether the engine takes a rule; a criterion
+    with a refused rule is split into ever smaller parts until every rule is taken (the
+    refused rules stay in, so the engine names them, when no split helps).
     The order is stable (trial order), so firing order is deterministic.
     """
     kleene = _Kleene(trial)
@@ -286,13 +401,18 @@ def compile_trial(trial: Trial) -> dict[str, dict[str, Any]]:
         # After the derivations that a snapshot triggered, one action replaces the snapshot
         # with the derived values added; the criteria then fire on the new snapshot only.
         rules["seal"] = _rule(SNAPSHOT, True, PRI_SEAL)
+    parts: dict[str, Part] = {}
     for criterion in trial.criteria:
-        e = criterion.condition
-        for outcome, cond in (("met", kleene.true(e)), ("not_met", kleene.false(e)),
-                              ("unknown", kleene.unknown(e))):
-            if to_cnf(cond) is not False:
-                rules[f"{criterion.id}.{outcome}"] = _rule(SNAPSHOT, cond, PRI_CRITERION)
-        if criterion.ask:
-            for fact, cond in missing_conditions(trial, criterion, kleene):
-                rules[f"{criterion.id}.missing.{fact}"] = _rule(SNAPSHOT, cond, PRI_MISSING)
-    return rules
+        condition: Any = criterion.condition
+        own = _criterion_rules(trial, criterion, condition, kleene)
+        for width in (8, 6, 4, 3, 2):
+            if accepts is None or all(accepts(name, rule) for name, rule in own.items()):
+                break
+            condition = split(criterion.condition, criterion.id, width)
+            own = _criterion_rules(trial, criterion, condition, kleene)
+        parts.update({p.name: p for p in parts_of(condition)})
+        rules.update(own)
+    if parts:
+        # After the parts, the snapshot is replaced once more with their outcomes added.
+        rules["seal.parts"] = _rule(SNAPSHOT, True, PRI_SEAL_PARTS)
+    return rules, parts

@@ -54,6 +54,20 @@ def _ruleset(trial: Trial, name: str, definition: dict[str, Any]) -> int:
     return _handles[name]
 
 
+_probes = itertools.count()
+
+
+def _accepted(name: str, rule: dict[str, Any]) -> bool:
+    """Whether durable-rules takes this one rule (tried in a throw-away ruleset)."""
+    probe = f"probe-{next(_probes)}"
+    try:
+        handle = _dre.create_ruleset(probe, json.dumps({name: rule}, ensure_ascii=False))
+    except _dre.error:
+        return False
+    _dre.delete_ruleset(handle)
+    return True
+
+
 def _refused(trial: Trial, name: str, definition: dict[str, Any], exc: Exception) -> RulesError:
     """Find which rules durable-rules refuses, one by one, and name them with their source."""
     problems: list[RuleProblem] = []
@@ -81,19 +95,29 @@ class Screener:
 
     def __init__(self, trial: Trial):
         self.trial = trial
-        self.definition = compile_trial(trial)
-        digest = hashlib.sha256(json.dumps(self.definition, sort_keys=True).encode()).hexdigest()
-        self.ruleset_name = f"{trial.id}-{trial.content_hash[:12]}-{digest[:12]}"
-        self._handle = _ruleset(trial, self.ruleset_name, self.definition)
+        self.definition, self._parts = compile_trial(trial)
+        try:
+            self._handle = self._create()
+        except RulesError:
+            # Some condition is too large for the engine: split it into parts, asking the
+            # engine rule by rule what it takes. Still refused rules are reported by name.
+            self.definition, self._parts = compile_trial(trial, accepts=_accepted)
+            self._handle = self._create()
         self._derivations = {d.id: d for d in trial.derivations}
         self._criteria: dict[str, Criterion] = {c.id: c for c in trial.criteria}
         self._fact_order = {name: i for i, name in enumerate(trial.facts)}
+        self._part_names = {rule.rsplit(".", 1)[0] for rule in self.definition} & set(self._parts)
         # only decimals and dates change form on their way into the engine
         self._encoders = {
             name: (None if spec.type in ("boolean", "enum", "text", "integer")
                    else functools.partial(encode, spec))
             for name, spec in trial.facts.items()
         }
+
+    def _create(self) -> int:
+        digest = hashlib.sha256(json.dumps(self.definition, sort_keys=True).encode()).hexdigest()
+        self.ruleset_name = f"{self.trial.id}-{self.trial.content_hash[:12]}-{digest[:12]}"
+        return _ruleset(self.trial, self.ruleset_name, self.definition)
 
     # --- the durable-rules session ------------------------------------------------------
 
@@ -108,13 +132,15 @@ class Screener:
         return state
 
     def _snapshot(self, sid: str, version: int, values: dict[str, FactValue],
-                  done: set[str]) -> dict[str, Any]:
+                  done: set[str], decided: dict[str, str]) -> dict[str, Any]:
         fact: dict[str, Any] = {"sid": sid, "id": f"v{version}", KIND: SNAPSHOT}
         for name, value in values.items():
             scaled = self._encoders[name]
             fact[FIELD_PREFIX + name] = value if scaled is None else scaled(value)
         for rule_id in sorted(done):
             fact[DONE_PREFIX + rule_id] = 1
+        for name in sorted(decided):
+            fact[self._parts[name].field] = decided[name]
         return fact
 
     def evaluate(self, facts: dict[str, FactValue]) -> Result:
@@ -132,15 +158,17 @@ class Screener:
         derived: dict[str, FactValue] = {}
         firings: list[Firing] = []
         done: set[str] = set()
+        decided: dict[str, str] = {}  # outcomes of parts of split conditions
         version = 1
         try:
             opener = {"sid": sid, "id": "open", KIND: OPEN}
             state = self._check(_dre.assert_fact(handle, json.dumps(opener)), opener)
             self._drain(handle, state, lambda rule, fact: None)
-            snapshot = self._snapshot(sid, version, values, done)
+            snapshot = self._snapshot(sid, version, values, done, decided)
             state = self._check(_dre.assert_fact(handle, json.dumps(snapshot, ensure_ascii=False)), snapshot)
 
             pending: list[str] = []  # derivations fired on the current snapshot
+            pending_parts: dict[str, str] = {}  # parts decided on the current snapshot
 
             def on_rule(rule: str, snapshot_id: str) -> None:
                 nonlocal snapshot, version
@@ -151,16 +179,24 @@ class Screener:
                     self._derive(rest, values, derived, firings)
                     pending.append(rest)
                 elif head == "seal":
-                    if pending:
+                    if pending or pending_parts:
                         done.update(pending)
+                        decided.update(pending_parts)
                         pending.clear()
+                        pending_parts.clear()
                         old = snapshot
                         version += 1
-                        snapshot = self._snapshot(sid, version, values, done)
+                        snapshot = self._snapshot(sid, version, values, done, decided)
                         self._check(_dre.retract_fact(handle, json.dumps(old, ensure_ascii=False)), old)
                         self._check(_dre.assert_fact(handle, json.dumps(snapshot, ensure_ascii=False)), snapshot)
                 elif rest.startswith("missing."):
                     missing.add(rest[len("missing."):])
+                elif rule.rsplit(".", 1)[0] in self._part_names:
+                    name, _, outcome = rule.rpartition(".")
+                    if name not in pending_parts:
+                        pending_parts[name] = outcome
+                        read = {f: values[f] for f in self._parts[name].facts if f in values}
+                        firings.append(Firing(rule=rule, criterion=head, outcome=outcome, facts=read))
                 elif head in outcomes:
                     # A condition with OR clauses fires once per clause that holds; the
                     # repeats carry nothing new, but two different outcomes would be a bug.

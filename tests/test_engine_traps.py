@@ -35,7 +35,7 @@ def test_no_background_threads(screener):
 
 def test_every_rule_reads_one_fact_and_tests_its_kind(trial):
     """No cross-fact comparisons (segfault), no kind-less condition (hang), no any/$div."""
-    for name, rule in compile_trial(trial).items():
+    for name, rule in compile_trial(trial)[0].items():
         assert list(rule) == ["all", "pri"], name
         assert len(rule["all"]) == 1, name
         condition = rule["all"][0]["m"]
