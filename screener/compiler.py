@@ -173,45 +173,36 @@ def split(e: Any, criterion: str, width: int, counter: list[int] | None = None) 
         counter[0] += 1
         name = f"{criterion}.part{counter[0]}"
         inner = type(e)(tuple(chunk))
-        grouped.append(Part(name, PART_PREFIX + name.replace(".", "_"), inner, _part_facts(inner)))
+        grouped.append(Part(name, PART_PREFIX + name.replace(".", "_"), inner, _facts_of(inner)))
     return split(type(e)(tuple(grouped)), criterion, width, counter)
 
 
-def _part_facts(e: Any) -> tuple[str, ...]:
-    out: list[str] = []
-
-    def walk(x: Any) -> None:
-        if isinstance(x, Part):
-            walk(x.expr)
-        elif isinstance(x, (Compare, In)):
-            if x.fact not in out:
-                out.append(x.fact)
-        elif isinstance(x, Not):
-            walk(x.operand)
-        elif isinstance(x, (And, Or)):
-            for o in x.operands:
-                walk(o)
-
-    walk(e)
-    return tuple(out)
+def _walk(e: Any, parts: list[Part], facts: list[str]) -> None:
+    """Collect the Parts inside `e` (innermost first) and the facts it reads."""
+    if isinstance(e, Part):
+        _walk(e.expr, parts, facts)
+        parts.append(e)
+    elif isinstance(e, (Compare, In)):
+        if e.fact not in facts:
+            facts.append(e.fact)
+    elif isinstance(e, Not):
+        _walk(e.operand, parts, facts)
+    elif isinstance(e, (And, Or)):
+        for operand in e.operands:
+            _walk(operand, parts, facts)
 
 
 def parts_of(e: Any) -> list[Part]:
     """Every Part inside `e`, innermost first."""
-    found: list[Part] = []
+    parts: list[Part] = []
+    _walk(e, parts, [])
+    return parts
 
-    def walk(x: Any) -> None:
-        if isinstance(x, Part):
-            walk(x.expr)
-            found.append(x)
-        elif isinstance(x, Not):
-            walk(x.operand)
-        elif isinstance(x, (And, Or)):
-            for o in x.operands:
-                walk(o)
 
-    walk(e)
-    return found
+def _facts_of(e: Any) -> tuple[str, ...]:
+    facts: list[str] = []
+    _walk(e, [], facts)
+    return tuple(facts)
 
 
 class _Kleene:
@@ -314,6 +305,11 @@ class _Kleene:
         not_true = [_any([self.false(o), self.unknown(o)]) for o in e.operands]
         return _all(not_true + [_any([self.unknown(o) for o in e.operands])])
 
+    def outcomes(self, e: "Expr | Part") -> list[tuple[str, Cond]]:
+        """(outcome, condition) for met, not_met and unknown, leaving out the impossible."""
+        candidates = (("met", self.true(e)), ("not_met", self.false(e)), ("unknown", self.unknown(e)))
+        return [(outcome, cond) for outcome, cond in candidates if to_cnf(cond) is not False]
+
     def relevant(self, e: "Expr | Part", fact: str) -> Cond:
         """True when `fact` is absent and answering it could move `e` out of unknown."""
         if isinstance(e, Part):
@@ -366,14 +362,10 @@ def _criterion_rules(trial: Trial, criterion: Criterion, condition: Any,
         # a part is decided once per snapshot, after the parts inside it
         ready = [kleene.absent_field(part.field)] + [
             {"$ex": {inner.field: 1}} for inner in parts_of(part.expr)]
-        for outcome, cond in (("met", kleene.true(part.expr)), ("not_met", kleene.false(part.expr)),
-                              ("unknown", kleene.unknown(part.expr))):
-            if to_cnf(cond) is not False:
-                rules[f"{part.name}.{outcome}"] = _rule(SNAPSHOT, _all(ready + [cond]), PRI_PART)
-    for outcome, cond in (("met", kleene.true(condition)), ("not_met", kleene.false(condition)),
-                          ("unknown", kleene.unknown(condition))):
-        if to_cnf(cond) is not False:
-            rules[f"{criterion.id}.{outcome}"] = _rule(SNAPSHOT, cond, PRI_CRITERION)
+        for outcome, cond in kleene.outcomes(part.expr):
+            rules[f"{part.name}.{outcome}"] = _rule(SNAPSHOT, _all(ready + [cond]), PRI_PART)
+    for outcome, cond in kleene.outcomes(condition):
+        rules[f"{criterion.id}.{outcome}"] = _rule(SNAPSHOT, cond, PRI_CRITERION)
     if criterion.ask:
         for fact, cond in missing_conditions(trial, criterion, condition, kleene):
             rules[f"{criterion.id}.missing.{fact}"] = _rule(SNAPSHOT, cond, PRI_MISSING)
