@@ -80,6 +80,20 @@ def build_trial(document: Any, shown: str, content_hash: str,
     )
 
 
+def _new_id(check: Checker, entry: PosDict, ids: dict[str, Span], what: str) -> str | None:
+    """The entry's id if it is well formed and not used before (recorded in `ids`); else None."""
+    value = str(entry["id"])
+    where = entry.value_spans["id"]
+    if not _ID.match(value):
+        check.add(where, "bad-name", f"{what} id {value!r} must be letters, digits, '_' or '-'")
+        return None
+    if value in ids:
+        check.add(where, "duplicate-id", f"{what} id {value!r} is already used at line {ids[value].line}")
+        return None
+    ids[value] = where
+    return value
+
+
 def _number(check: Checker, spec: PosDict, key: str, name: str) -> float | None:
     value = spec.get(key)
     if value is None:
@@ -153,15 +167,9 @@ def _derivations(check: Checker, top: PosDict, facts: dict[str, FactSpec]) -> li
         entry = check.mapping(item, where, "a derivation", DERIVATION_KEYS)
         if entry is None or not all(k in entry for k in ("id", "fact", "function", "inputs")):
             continue
-        rule_id = str(entry["id"])
-        if not _ID.match(rule_id):
-            check.add(entry.value_spans["id"], "bad-name",
-                      f"derivation id {rule_id!r} must be letters, digits, '_' or '-'")
+        rule_id = _new_id(check, entry, ids, "derivation")
+        if rule_id is None:
             continue
-        if rule_id in ids:
-            check.add(entry.value_spans["id"], "duplicate-id",
-                      f"derivation id {rule_id!r} is already used at line {ids[rule_id].line}")
-        ids[rule_id] = entry.value_spans["id"]
         fact = entry["fact"]
         function = FUNCTIONS.get(entry["function"])
         if function is None:
@@ -238,16 +246,9 @@ def _criteria(check: Checker, top: PosDict, facts: dict[str, FactSpec]) -> list[
         entry = check.mapping(item, where, "a criterion", CRITERION_KEYS)
         if entry is None or "id" not in entry or "when" not in entry:
             continue
-        cid = str(entry["id"])
-        if not _ID.match(cid):
-            check.add(entry.value_spans["id"], "bad-name",
-                      f"criterion id {cid!r} must be letters, digits, '_' or '-'")
+        cid = _new_id(check, entry, ids, "criterion")
+        if cid is None:
             continue
-        if cid in ids:
-            check.add(entry.value_spans["id"], "duplicate-id",
-                      f"criterion id {cid!r} is already used at line {ids[cid].line}")
-            continue
-        ids[cid] = entry.value_spans["id"]
         kind = entry.get("kind")
         if kind not in ("inclusion", "exclusion"):
             check.add(entry.value_spans.get("kind", where), "wrong-type",
