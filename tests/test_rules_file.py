@@ -19,11 +19,18 @@ def _squash(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-@pytest.mark.skipif(not (SHARED / "protocol").is_dir(), reason="shared protocol text not present")
+PROTOCOL = ROOT / "docs" / "protocol" / "NCT03862768.txt"
+
+
 def test_every_criterion_quotes_the_protocol_verbatim(trial):
-    protocol = _squash((SHARED / "protocol" / "NCT03862768.txt").read_text(encoding="utf-8"))
+    protocol = _squash(PROTOCOL.read_text(encoding="utf-8"))
     for criterion in trial.criteria:
         assert _squash(criterion.protocol) in protocol, criterion.id
+
+
+@pytest.mark.skipif(not (SHARED / "protocol").is_dir(), reason="shared protocol text not present")
+def test_the_shipped_protocol_is_the_registered_text():
+    assert PROTOCOL.read_bytes() == (SHARED / "protocol" / "NCT03862768.txt").read_bytes()
 
 
 def test_criteria_follow_the_protocol_numbering(trial):
