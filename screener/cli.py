@@ -210,8 +210,7 @@ def run_check(args: argparse.Namespace) -> int:
             trial = load_trial(file)
             Screener(trial)  # the engine must take every compiled rule too
         except RulesError as exc:
-            for problem in exc.problems:
-                print(problem, file=sys.stderr)
+            print(exc, file=sys.stderr)
             status = EXIT_USAGE
         else:
             err.print(f"{file}: ok: {trial.id}, {len(trial.criteria)} criteria, {len(trial.facts)} facts")
@@ -230,8 +229,7 @@ def _check_dialogs(trial: Any, err: Console) -> bool:
         try:
             load_dialog(path, trial)
         except RulesError as exc:
-            for problem in exc.problems:
-                print(problem, file=sys.stderr)
+            print(exc, file=sys.stderr)
             valid = False
         else:
             err.print(f"{path}: ok")
@@ -251,8 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except RulesError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+        print(exc, file=sys.stderr)  # one `file:line:col: code: message` line per problem
         return EXIT_USAGE
     except (TrialNotFound, ScreenerError) as exc:
         print(f"screener {args.command}: {exc}", file=sys.stderr)

@@ -21,3 +21,13 @@ def trial() -> Trial:
 @pytest.fixture(scope="session")
 def screener(trial: Trial) -> Screener:
     return Screener(trial)
+
+
+def case_fields(cases: dict, case: dict) -> dict:
+    """The candidate of one hand-made case: `base` changed by `set`/`unset`, or `only`."""
+    if "only" in case:
+        fields = dict(case["only"])
+    else:
+        fields = {k: v for k, v in cases["base"].items() if k not in case.get("unset", [])}
+        fields.update(case.get("set", {}))
+    return {"candidate_id": "case", **fields}

@@ -1,7 +1,6 @@
 """The hand-made boundary candidates of rules/NCT03862768.cases.yaml, through batch screening."""
 from __future__ import annotations
 
-from typing import Any
 
 import pytest
 
@@ -9,24 +8,15 @@ from screener.batch import screen_row
 from screener.loader import load_yaml
 from screener.readers import Row
 
-from conftest import ROOT
+from conftest import ROOT, case_fields
 
 CASES_FILE = ROOT / "rules" / "NCT03862768.cases.yaml"
 _doc = load_yaml(CASES_FILE)
 
 
-def _candidate(case: dict[str, Any]) -> dict[str, Any]:
-    if "only" in case:
-        fields = dict(case["only"])
-    else:
-        fields = {k: v for k, v in _doc["base"].items() if k not in case.get("unset", [])}
-        fields.update(case.get("set", {}))
-    return {"candidate_id": "case", **fields}
-
-
 @pytest.mark.parametrize("case", _doc["cases"], ids=[c["note"] for c in _doc["cases"]])
 def test_case(case, trial, screener):
-    screened = screen_row(trial, screener, Row(1, _candidate(case)))
+    screened = screen_row(trial, screener, Row(1, case_fields(_doc, case)))
     record = screened.record
     assert record["decision"] == case["want_decision"], record
     if "want_failed" in case:
@@ -42,6 +32,6 @@ def test_every_criterion_is_exercised_both_ways(trial, screener):
     """Each criterion fails in at least one case and the base passes it (no dead criterion)."""
     failed = set()
     for case in _doc["cases"]:
-        failed.update(screen_row(trial, screener, Row(1, _candidate(case))).record["failed_criteria"])
+        failed.update(screen_row(trial, screener, Row(1, case_fields(_doc, case))).record["failed_criteria"])
     askable = {c.id for c in trial.criteria if c.ask}
     assert askable <= failed

@@ -8,7 +8,6 @@ that names the fact.
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -18,7 +17,7 @@ from screener.batch import screen_row
 from screener.loader import load_yaml
 from screener.readers import Row
 
-from conftest import ROOT
+from conftest import ROOT, case_fields
 from reference import reference_decide
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -31,18 +30,9 @@ NEAR_THRESHOLDS = Profile(absent=(0.0, 0.03), passing=(0.95, 0.99), invalid=0.0,
 CASES = load_yaml(ROOT / "rules" / "NCT03862768.cases.yaml")
 
 
-def _case_fields(case: dict[str, Any]) -> dict[str, Any]:
-    if "only" in case:
-        fields = dict(case["only"])
-    else:
-        fields = {k: v for k, v in CASES["base"].items() if k not in case.get("unset", [])}
-        fields.update(case.get("set", {}))
-    return {"candidate_id": "case", **fields}
-
-
 @pytest.mark.parametrize("case", CASES["cases"], ids=[c["note"] for c in CASES["cases"]])
 def test_reference_decides_every_hand_made_case(case, trial):
-    got = reference_decide(trial, _case_fields(case))
+    got = reference_decide(trial, case_fields(CASES, case))
     assert got["decision"] == case["want_decision"], got
     if "want_failed" in case:
         assert got["failed_criteria"] == case["want_failed"]
