@@ -30,7 +30,7 @@ from screener.dialog import store
 from screener.dialog.flow import Dialog
 from screener.dialog.spec import load_dialog
 from screener.engine import Screener
-from screener.trial import load_trial
+from screener.rules.check import load_trial
 from screener.trials import dialog_path, rules_path
 
 # The answers of an eligible man, in the order the dialog asks (see tests/test_dialog_flow.py).

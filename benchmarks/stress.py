@@ -24,7 +24,7 @@ from reference import reference_for  # noqa: E402
 from screener.batch import screen_row  # noqa: E402
 from screener.engine import Screener  # noqa: E402
 from screener.readers import Row  # noqa: E402
-from screener.trial import load_trial  # noqa: E402
+from screener.rules.check import load_trial  # noqa: E402
 
 RULES = ROOT / "rules" / "NCT03862768.yaml"
 

@@ -76,8 +76,8 @@ def write_audit(trial: Trial, row: Row, screened: Screened, options: AuditOption
     Error records get no trace: they have no decision to audit. Warnings name the row, never
     the candidate's data.
     """
-    from screener.artifacts import write_candidate_artifacts
-    from screener.trace import Source, TraceError
+    from screener.audit.artifacts import write_candidate_artifacts
+    from screener.audit.trace import Source, TraceError
 
     if screened.result is None:
         return f"row {row.number}: no trace for an error record"
@@ -206,7 +206,7 @@ _worker: tuple[Trial, Screener, AuditOptions | None] | None = None
 
 def _init_worker(rules_path: str, audit: AuditOptions | None) -> None:
     global _worker
-    from screener.trial import load_trial
+    from screener.rules.check import load_trial
 
     trial = load_trial(rules_path)
     _worker = (trial, Screener(trial), audit)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from screener.conditions import suggest
+from screener.rules.parse import suggest
 from screener.errors import RuleProblem
-from screener.loader import PosDict
+from screener.rules.read import PosDict
 from screener.model import Span
 
 

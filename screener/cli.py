@@ -17,7 +17,7 @@ from screener.batch import AuditOptions, Summary, Writer, open_private, screen_r
 from screener.engine import Screener
 from screener.errors import RulesError, ScreenerError
 from screener.readers import FORMATS, UnreadableInput, open_text, read_rows
-from screener.trial import load_trial
+from screener.rules.check import load_trial
 from screener.trials import TrialNotFound, rules_path
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
@@ -80,7 +80,7 @@ def _add_optional_commands(sub: Any) -> None:
     else:
         add_screen_parsers(sub)
     try:
-        from screener.audit_cli import add_audit_parsers
+        from screener.audit.cli import add_audit_parsers
     except ImportError:
         pass
     else:

@@ -25,13 +25,13 @@ from typing import Any
 
 import durable_rules_engine as _dre
 
-from screener.compiler import (
+from screener.rules.compile import (
     DONE_PREFIX, FIELD_PREFIX, KIND, OPEN, SNAPSHOT, compile_trial, encode,
 )
 from screener.errors import (
     ConflictError, EngineError, ImpossibleFacts, InvalidValue, RuleProblem, RulesError,
 )
-from screener.functions import FUNCTIONS, DerivationError
+from screener.rules.functions import FUNCTIONS, DerivationError
 from screener.model import Criterion, FactValue, Firing, Result, Trial
 from screener.values import coerce
 

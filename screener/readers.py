@@ -16,7 +16,7 @@ from typing import Any, Iterator, TextIO
 import yaml
 
 from screener.errors import ScreenerError
-from screener.loader import scalar
+from screener.rules.read import scalar
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "json", ".yaml": "yaml", ".yml": "yaml"}
 

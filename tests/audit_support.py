@@ -9,12 +9,12 @@ from typing import Any, Callable
 
 from rich.console import Console
 
-from screener.artifacts import CandidateArtifacts, TraceObserver, write_candidate_artifacts
-from screener.audit_cli import add_audit_parsers
+from screener.audit.artifacts import CandidateArtifacts, TraceObserver, write_candidate_artifacts
+from screener.audit.cli import add_audit_parsers
 from screener.engine import Screener
 from screener.model import Trial
-from screener.trace import Source
-from screener.trial import load_trial
+from screener.audit.trace import Source
+from screener.rules.check import load_trial
 
 HERE = Path(__file__).parent
 TINY = HERE / "data" / "audit" / "tiny.yaml"

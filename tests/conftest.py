@@ -6,7 +6,7 @@ import pytest
 
 from screener.engine import Screener
 from screener.model import Trial
-from screener.trial import load_trial
+from screener.rules.check import load_trial
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules" / "NCT03862768.yaml"

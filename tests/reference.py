@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from screener.errors import InvalidValue
-from screener.loader import load_yaml
+from screener.rules.read import load_yaml
 from screener.model import FactSpec, Span, Trial
 from screener.values import coerce
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from audit_support import GOLDEN, TINY, batch_candidate, dialog_with_correction, run_cli as run
-from screener.trace import canonical, record_hash
+from screener.audit.trace import canonical, record_hash
 
 UPDATE = os.environ.get("SCREENER_UPDATE_GOLDEN") == "1"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from screener.batch import screen_row
-from screener.loader import load_yaml
+from screener.rules.read import load_yaml
 from screener.readers import Row
 
 from conftest import ROOT, case_fields

@@ -275,8 +275,8 @@ def test_conflicting_age_is_refused_and_asked_again(run: Any) -> None:
 
 def test_a_trace_observer_records_answers_corrections_and_the_decision(
         trial: Trial, screener: Screener, dialog_en: DialogSpec, tmp_path: Path) -> None:
-    from screener.artifacts import TraceObserver
-    from screener.trace_check import final_facts, read_trace
+    from screener.audit.artifacts import TraceObserver
+    from screener.audit.chain import final_facts, read_trace
 
     lines = ["male", "1961-03-03", "", "2", "back", "1"] + answers(MAN[4:]) + [""]
     with TraceObserver(tmp_path / "t.jsonl", trial, candidate_id="P-1") as observer:

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from screener.batch import screen_row
-from screener.compiler import KIND, compile_trial
+from screener.rules.compile import KIND, compile_trial
 from screener.errors import ConflictError
 from screener.readers import Row
 
@@ -127,7 +127,7 @@ def test_derivations_fire_before_criteria_and_each_criterion_fires_once(screener
 def test_firing_order_is_the_same_whatever_the_hash_seed():
     script = (
         "import datetime as dt, json\n"
-        "from screener.trial import load_trial\nfrom screener.engine import Screener\n"
+        "from screener.rules.check import load_trial\nfrom screener.engine import Screener\n"
         f"s = Screener(load_trial({str(ROOT / 'rules' / 'NCT03862768.yaml')!r}))\n"
         "r = s.evaluate({'ecog': 1, 'sex': 'female', 'bilirubin_umol_l': 20.0, 'albumin_g_l': 40.0,"
         " 'inr': 1.0, 'ascites': 'none', 'encephalopathy': 'none'})\n"

@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from screener.trial import load_trial
+from screener.rules.check import load_trial
 
 from conftest import ROOT
 

@@ -9,9 +9,9 @@ import jinja2
 import pytest
 
 from audit_support import GOLDEN, NOW, batch_candidate
-from screener.letter import build_letter, environment, markdown_escape, render_letter
-from screener.trace import file_sha256
-from screener.trace_check import read_trace
+from screener.audit.letter import build_letter, environment, markdown_escape, render_letter
+from screener.audit.trace import file_sha256
+from screener.audit.chain import read_trace
 
 UPDATE = os.environ.get("SCREENER_UPDATE_GOLDEN") == "1"
 

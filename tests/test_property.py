@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from screener.batch import screen_row
-from screener.loader import load_yaml
+from screener.rules.read import load_yaml
 from screener.readers import Row
 
 from conftest import ROOT, case_fields

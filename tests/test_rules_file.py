@@ -8,7 +8,7 @@ import pytest
 
 from screener.cli import main
 from screener.errors import RulesError
-from screener.trial import load_trial
+from screener.rules.check import load_trial
 
 from conftest import ROOT, SHARED
 
@@ -89,7 +89,7 @@ def test_yaml_tags_construct_nothing(tmp_path: Path):
 
 
 def test_yaml_1_1_surprises_are_not_applied(tmp_path: Path):
-    from screener.loader import load_yaml
+    from screener.rules.read import load_yaml
 
     path = tmp_path / "v.yaml"
     path.write_text("a: no\nb: 2001-02-03\nc: 010\nd: 12:30\ne: true\n", encoding="utf-8")

@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audit_support import batch_candidate, dialog_with_correction, ticking_clock, tiny_trial
-from screener.replay import replay
-from screener.trace import (
+from screener.audit.replay import replay
+from screener.audit.trace import (
     Source, TraceError, TraceIntegrityError, TraceWriter, canonical, record_hash,
 )
-from screener.trace_check import final_facts, read_trace
+from screener.audit.chain import final_facts, read_trace
 
 
 @pytest.fixture()

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from audit_support import NOW, batch_candidate, dialog_with_correction, tiny_trial
-from screener.artifacts import TraceObserver, safe_name, write_candidate_artifacts
+from screener.audit.artifacts import TraceObserver, safe_name, write_candidate_artifacts
 from screener.engine import Screener
-from screener.trace import Source, TraceError
-from screener.trace_check import read_trace
+from screener.audit.trace import Source, TraceError
+from screener.audit.chain import read_trace
 
 
 @pytest.mark.parametrize(("candidate_id", "slug"), [

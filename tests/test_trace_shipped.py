@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 
 from audit_support import NOW, run_cli
-from screener.artifacts import write_candidate_artifacts
+from screener.audit.artifacts import write_candidate_artifacts
 from screener.engine import Screener
-from screener.letter import markdown_escape
-from screener.trace import Source
+from screener.audit.letter import markdown_escape
+from screener.audit.trace import Source
 from screener.trials import rules_path
-from screener.trial import load_trial
+from screener.rules.check import load_trial
 from screener.values import coerce
 
 ROW = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 from hypothesis import given, settings, strategies as st
 
 from screener.engine import Screener
-from screener.trial import load_trial
+from screener.rules.check import load_trial
 
 from conftest import ROOT
 from reference import reference_decide

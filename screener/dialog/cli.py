@@ -21,9 +21,9 @@ from screener.dialog.spec import DialogSpec, load_dialog
 from screener.dialog.terminal import LineReader, PromptReader, Reader
 from screener.engine import Screener
 from screener.errors import ConflictError, RuleProblem, RulesError, ScreenerError
-from screener.loader import PosDict, load_yaml
+from screener.rules.read import PosDict, load_yaml
 from screener.model import Trial
-from screener.trial import load_trial
+from screener.rules.check import load_trial
 from screener.trials import dialog_path, rules_path
 from screener.values import coerce
 
@@ -73,7 +73,7 @@ def _audit_observer(args: argparse.Namespace, trial: Trial, candidate: str | Non
         raise ScreenerError("--letter needs --trace (a letter is rendered from its trace)")
     if not getattr(args, "trace", None):
         return None
-    from screener.artifacts import TraceObserver
+    from screener.audit.artifacts import TraceObserver
 
     return TraceObserver(args.trace, trial, operator=args.operator, candidate_id=candidate,
                          letter_path=args.letter)

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from screener.conditions import suggest
+from screener.rules.parse import suggest
 from screener.checks import Checker
 from screener.errors import RulesError
-from screener.loader import PosDict, PosList, load_yaml
+from screener.rules.read import PosDict, PosList, load_yaml
 from screener.model import Criterion, Span, Trial
 
 # The message keys the dialog code formats; each dialog file must give all of them.

@@ -11,8 +11,8 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 from rich.tree import Tree
 
-from screener.trace import Source, human_time
-from screener.trace_check import Trace, describe_correction, final_facts
+from screener.audit.trace import Source, human_time
+from screener.audit.chain import Trace, describe_correction, final_facts
 from screener.values import show
 
 OUTCOME_STYLES = {"met": "green", "not_met": "red", "unknown": "yellow"}

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from screener.checks import Checker
-from screener.conditions import ConditionError, parse_condition, suggest
+from screener.rules.parse import ConditionError, parse_condition, suggest
 from screener.errors import RuleProblem, RulesError
-from screener.functions import FUNCTIONS
-from screener.loader import PosDict, PosList, load_yaml_text
+from screener.rules.functions import FUNCTIONS
+from screener.rules.read import PosDict, PosList, load_yaml_text
 from screener.model import FACT_TYPES, Criterion, Derivation, FactSpec, Span, Trial, expr_facts
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")

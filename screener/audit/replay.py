@@ -1,6 +1,6 @@
 """Replay a trace: find the rules file it names, rerun its facts, compare the decision.
 
-Kept apart from `screener.trace` (which only reads and writes records) because replay is the
+Kept apart from `screener.audit.trace` (which only reads and writes records) because replay is the
 one part of auditing that needs the rules loader and the engine.
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 
 from screener.errors import InvalidValue, ScreenerError
 from screener.model import FactValue, Result, Trial
-from screener.trace import to_json_value
-from screener.trace_check import Trace, final_facts
+from screener.audit.trace import to_json_value
+from screener.audit.chain import Trace, final_facts
 from screener.values import coerce
 
 RULES_SUFFIXES = (".yaml", ".yml")
@@ -102,7 +102,7 @@ def replay(trace: Trace, rules_path: str | os.PathLike[str]) -> Replay:
     the one the trace names or the trace has no decision, and RulesError for broken rules.
     """
     from screener.engine import Screener  # the engine is only needed when replaying
-    from screener.trial import load_trial
+    from screener.rules.check import load_trial
 
     trial = load_trial(rules_path)
     recorded_hash = trace.start["trial"]["rules_hash"]

@@ -15,8 +15,8 @@ Record types, in the order a screening writes them:
   decision    decision, outcomes, failed criteria, missing facts, derived facts
   end         record count and hash of everything before it
 
-Reading a trace back and checking its chain is `screener.trace_check`; replaying it through
-the rules is `screener.replay`.
+Reading a trace back and checking its chain is `screener.audit.chain`; replaying it through
+the rules is `screener.audit.replay`.
 """
 from __future__ import annotations
 

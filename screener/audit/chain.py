@@ -1,6 +1,6 @@
 """Reading a trace back: the hash-chain check, the facts as last answered, corrections.
 
-Kept apart from `screener.trace` (the writer): everything here only reads, and it is what
+Kept apart from `screener.audit.trace` (the writer): everything here only reads, and it is what
 `verify`, `explain` and letters rely on to trust a trace.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from screener.trace import (
+from screener.audit.trace import (
     FORMAT, GENESIS, RECORD_TYPES, Source, TraceError, TraceIntegrityError, canonical,
     human_time, record_hash,
 )

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from screener.letter import FORMATS, build_letter, format_for, render_letter
+from screener.audit.letter import FORMATS, build_letter, format_for, render_letter
 from screener.model import Result, Trial
-from screener.trace import (
+from screener.audit.trace import (
     Source, TraceError, TraceWriter, create_exclusive, file_sha256, write_all,
 )
-from screener.trace_check import read_trace
+from screener.audit.chain import read_trace
 
 _SLUG_LENGTH = 40
 _HASH_LENGTH = 16

@@ -12,10 +12,10 @@ from typing import Any
 from rich.console import Console
 
 from screener.errors import ScreenerError
-from screener.explain import explanation
-from screener.replay import find_rules, replay
-from screener.trace import TraceError, TraceIntegrityError, file_sha256
-from screener.trace_check import read_trace
+from screener.audit.explain import explanation
+from screener.audit.replay import find_rules, replay
+from screener.audit.trace import TraceError, TraceIntegrityError, file_sha256
+from screener.audit.chain import read_trace
 from screener.trials import rules_dir
 
 VERIFY_EPILOG = ("exit status: 0 verified; 1 the chain is broken, the trace is unfinished or "

@@ -14,8 +14,8 @@ from typing import Any
 
 import jinja2
 
-from screener.trace import Source, human_time
-from screener.trace_check import Trace, describe_correction, final_facts
+from screener.audit.trace import Source, human_time
+from screener.audit.chain import Trace, describe_correction, final_facts
 from screener.values import show
 
 FORMATS = ("md", "html")
