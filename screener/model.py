@@ -6,12 +6,31 @@ nothing here knows a particular trial.
 from __future__ import annotations
 
 import datetime as _dt
+import enum
 from dataclasses import dataclass, field
-from typing import Union
+from decimal import Decimal
+from typing import Any, Mapping, Union
 
-FactValue = Union[bool, int, float, str, _dt.date]
 
-FACT_TYPES = ("boolean", "integer", "decimal", "date", "enum", "text")
+class Special(str, enum.Enum):
+    """The two values a date fact may take besides a date, when its spec allows them.
+
+    `never`: the event did not happen; every comparison and window with it is not met.
+    `ongoing`: still going at the screening (an end date not reached, a drug not stopped);
+    it orders after every date.
+    """
+
+    NEVER = "never"
+    ONGOING = "ongoing"
+
+
+# bool, int, float (decimal), Decimal (quantity, in the fact's declared unit), str (enum,
+# text), date or Special (date), or a tuple of items (list: each item maps field -> value,
+# None for unknown).
+FactValue = Union[bool, int, float, Decimal, str, _dt.date, Special,
+                  tuple[Mapping[str, Any], ...]]
+
+FACT_TYPES = ("boolean", "integer", "decimal", "date", "enum", "text", "quantity", "list")
 OUTCOMES = ("met", "not_met", "unknown")
 DECISIONS = ("eligible", "ineligible", "undetermined")
 
@@ -43,6 +62,12 @@ class FactSpec:
     unit: str = ""
     required: bool = False  # e.g. the candidate's id in batch input
     derived_by: str | None = None  # id of the derivation that can produce this fact
+    context: bool = False  # given once per run (site, cohort), not per candidate
+    special: tuple[Special, ...] = ()  # date facts: never and/or ongoing allowed
+    # quantity facts: `unit` is a UCUM code; other units of the analyte with their factor to
+    # `unit` (1 given unit = factor declared units), beyond what the unit system converts
+    convert: tuple[tuple[str, Decimal], ...] = ()
+    item: tuple["FactSpec", ...] = ()  # list facts: the fields of one item
 
 
 @dataclass(frozen=True, slots=True)
