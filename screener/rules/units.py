@@ -1,0 +1,213 @@
+"""UCUM units: read a code, name its dimension, and convert between codes.
+
+The unit system is pint with ucumvert's UCUM grammar and definitions; nothing here is a
+table of our own. Building the pint registry takes about a second, so it is built once per
+process and only when a unit is first needed (a trial without quantities never pays for it).
+
+Two conversions the unit system would make are refused, because for laboratory values they
+silently give wrong numbers:
+- between dimensionless codes that differ (`%` and `mmol/mol` are both ratios to pint, but an
+  HbA1c in % (NGSP) is not ten times the one in mmol/mol (IFCC));
+- between codes whose UCUM annotations differ (`mL/min/{1.73_m2}`, an eGFR normalised to body
+  surface, is not `mL/min`, a clearance).
+Both are possible when the fact declares the analyte's conversion (`convert:` in the rules).
+"""
+from __future__ import annotations
+
+import functools
+import re
+import threading
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Mapping
+
+MAX_CODE = 64  # longer text is not a unit code (and would cost the parser time)
+_DIGITS = 14  # significant digits kept of a factor computed in binary floating point
+_ANNOTATION = re.compile(r"\{[^{}]*\}")
+_EMPTY: Mapping[str, Decimal] = {}
+
+
+class UnitError(ValueError):
+    """A unit code is not UCUM, or one unit does not convert to another."""
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    """`to = given × factor + offset`; the offset is 0 except for affine scales (HbA1c %)."""
+
+    factor: Decimal
+    offset: Decimal = Decimal(0)
+
+    def apply(self, value: Decimal) -> Decimal:
+        return value * self.factor + self.offset
+
+
+class _Units:
+    """The pint registry with the UCUM definitions, and the UCUM parser feeding it."""
+
+    def __init__(self) -> None:
+        import pint  # imported here: importing pint alone costs a third of a second
+        import ucumvert
+        from ucumvert import UcumToPintTransformer, get_ucum_parser
+
+        self.registry = _registry(pint)
+        self.registry.load_definitions(Path(ucumvert.__file__).parent / "pint_ucum_defs.txt")
+        self.parser = get_ucum_parser()
+        self.transformer = UcumToPintTransformer(ureg=self.registry)
+
+    def quantity(self, code: str) -> Any:
+        from ucumvert import parse_ucum
+
+        try:
+            result = self.transformer.transform(parse_ucum(code, self.parser))
+            if not hasattr(result, "units"):  # a bare number such as "10*3"
+                result = self.registry.Quantity(result, "")
+            result.to_base_units()  # an exponent too large overflows here, not later
+        except Exception as exc:  # lark, pint and arithmetic errors all mean "not a unit"
+            raise UnitError(f"{code!r} is not a UCUM unit code{_reason(exc)}") from None
+        return result
+
+
+def _registry(pint: Any) -> Any:
+    """pint's registry, from pint's own definition cache when it can keep one."""
+    try:
+        return pint.UnitRegistry(cache_folder=":auto:")
+    except Exception:  # no writable cache directory: build it from the definitions
+        return pint.UnitRegistry()
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    if "unexpected" in text:
+        return ": " + text.split(": ", 1)[-1].rstrip(".")
+    return ""
+
+
+_lock = threading.Lock()
+_units: _Units | None = None
+
+
+def _system() -> _Units:
+    global _units
+    with _lock:
+        if _units is None:
+            _units = _Units()
+        return _units
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed(code: str) -> Any:
+    if not isinstance(code, str) or not code or len(code) > MAX_CODE or code != code.strip():
+        raise UnitError(f"{code!r} is not a UCUM unit code")
+    return _system().quantity(code)
+
+
+def parse_unit(code: str) -> Any:
+    """The pint unit of a UCUM code (`mg/dL`, `10*9/L`, `mm[Hg]`); UnitError if not UCUM.
+
+    A code with a number in it (`10*9/L`) gives a pint quantity whose magnitude is that
+    number; `factor` accounts for it."""
+    return _parsed(code)
+
+
+def _annotations(code: str) -> tuple[str, ...]:
+    return tuple(sorted(_ANNOTATION.findall(code)))
+
+
+@functools.lru_cache(maxsize=512)
+def dimension(code: str) -> str:
+    """A canonical text of the code's dimension; two codes convert into each other without a
+    declared factor exactly when their dimensions are equal.
+
+    `dimension("g/dL") == dimension("g/L") == "[mass] / [length] ** 3"`; dimensionless codes
+    other than `1` keep their code (`"1 [%]"`), and annotations are kept (`{1.73_m2}`)."""
+    quantity = _parsed(code)
+    text = str(quantity.dimensionality) or "1"
+    if text == "dimensionless":
+        text = "1"
+    if text == "1" and _ANNOTATION.sub("", code) not in ("", "1"):
+        text = f"1 [{_ANNOTATION.sub('', code)}]"
+    for annotation in _annotations(code):
+        text += f" {annotation}"
+    return text
+
+
+def _round(number: float) -> Decimal:
+    value = Decimal(repr(number))
+    if not value.is_finite() or value == 0:
+        raise UnitError(f"conversion factor {number!r} is not usable")
+    shift = _DIGITS - value.adjusted() - 1
+    value = value.quantize(Decimal(1).scaleb(-shift)).normalize()
+    return value.quantize(Decimal(1)) if value.as_tuple().exponent > 0 else value  # type: ignore[operator]
+
+
+@functools.lru_cache(maxsize=1024)
+def _pint_conversion(from_code: str, to_code: str) -> Conversion:
+    if from_code == to_code:
+        return Conversion(Decimal(1))
+    if dimension(from_code) != dimension(to_code):
+        raise UnitError(f"{from_code} does not convert to {to_code} "
+                        f"({dimension(from_code)} is not {dimension(to_code)})")
+    source, target = _parsed(from_code), _parsed(to_code)
+    registry = _system().registry
+    try:
+        def to(amount: float) -> float:
+            given = registry.Quantity(amount * source.magnitude, source.units)
+            return float(given.to(target.units).magnitude / target.magnitude)
+
+        zero = to(0.0)
+        scale = to(1.0) - zero
+    except Exception as exc:
+        raise UnitError(f"{from_code} does not convert to {to_code}: {exc}") from None
+    offset = Decimal(0) if zero == 0 else _round(zero)
+    return Conversion(_round(scale), offset)
+
+
+def conversion(from_code: str, to_code: str, convert: Mapping[str, Decimal] = _EMPTY,
+               offsets: Mapping[str, Decimal] = _EMPTY) -> Conversion:
+    """How a value in `from_code` becomes one in `to_code`.
+
+    `convert` holds the fact's analyte-specific factors (unit -> factor into `to_code`) and
+    `offsets` the offsets of its affine ones (HbA1c: % = 0.09148 × mmol/mol + 2.152). A
+    declared unit is used directly; a unit of the same dimension as a declared one is
+    converted to it by the unit system first (`mg/L` through a declared `mg/dL`).
+    Raises UnitError when no conversion exists."""
+    parse_unit(to_code)
+    if from_code in convert:
+        return Conversion(convert[from_code], offsets.get(from_code, Decimal(0)))
+    try:
+        return _pint_conversion(from_code, to_code)
+    except UnitError as direct:
+        for declared, scale in convert.items():
+            try:
+                first = _pint_conversion(from_code, declared)
+            except UnitError:
+                continue
+            if first.offset:
+                continue
+            return Conversion(first.factor * scale, offsets.get(declared, Decimal(0)))
+        raise direct
+
+
+def factor(from_code: str, to_code: str, convert: Mapping[str, Decimal] = _EMPTY) -> Decimal:
+    """How many `to_code` units one `from_code` unit is (`factor("g/dL", "g/L") == 10`).
+
+    `convert` holds the fact's analyte-specific factors (from unit -> declared unit).
+    UnitError when it cannot convert, or when the conversion is not a plain factor (a
+    temperature scale, an affine analyte conversion: use `conversion`)."""
+    found = conversion(from_code, to_code, convert)
+    if found.offset:
+        raise UnitError(f"{from_code} converts to {to_code} with an offset, not by a factor")
+    return found.factor
+
+
+def positive_factor(text: Any) -> Decimal | None:
+    """A declared conversion factor as a Decimal when it is a positive finite number."""
+    if isinstance(text, bool) or not isinstance(text, (int, float, str, Decimal)):
+        return None
+    try:
+        value = Decimal(str(text))
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() and value > 0 else None
