@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -13,14 +14,24 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from screener import __version__
-from screener.batch import AuditOptions, Summary, Writer, open_private, screen_rows, screen_rows_parallel
+from screener.batch import AuditOptions, Summary, Writer, screen_rows, screen_rows_parallel
+from screener.crashlog import log_failure
 from screener.engine import Screener
 from screener.errors import RulesError, ScreenerError
+from screener.outfile import AtomicOutput, check_output
 from screener.readers import FORMATS, UnreadableInput, open_text, read_rows
 from screener.rules.check import load_trial
 from screener.trials import TrialNotFound, rules_path
 
-EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL, EXIT_UNWRITTEN = 0, 1, 2, 3, 4
+
+EXIT_STATUS_HELP = (
+    "Exit status: 0 every candidate screened; 1 some candidates are errors (their rows name "
+    "what is wrong); 2 usage error, unreadable input or refused rules; 3 internal failure of "
+    "the screener (one line says where details were logged); 4 results, traces or letters "
+    "could not be written (disk full, no permission); 130/143 interrupted by Ctrl-C/SIGTERM "
+    "(results not kept)."
+)
 
 
 def _err_console() -> Console:
@@ -31,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="screener",
         description="Rule-based clinical-trial eligibility screening.",
+        epilog=EXIT_STATUS_HELP,
     )
     parser.add_argument("--version", action="version", version=f"screener {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -41,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Screen every candidate of INPUT and write one result per candidate, in input "
             "order, as JSON Lines (default, to standard output) or CSV. Progress and the "
-            "summary go to standard error. Exit status: 0 all screened, 1 some candidates "
-            "are errors, 2 usage error or unreadable input."
+            "summary go to standard error. The results file appears only when the run "
+            "finished; until then the previous one is kept. " + EXIT_STATUS_HELP
         ),
     )
     batch.add_argument("input", metavar="INPUT",
@@ -145,30 +157,39 @@ def run_batch(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     fmt = _input_format(args)
     if args.output and Path(args.output).suffix.lower() not in (".jsonl", ".csv"):
-        err.print(f"screener batch: OUTPUT must end .jsonl or .csv, not {args.output!r}")
+        _say(err, f"screener batch: OUTPUT must end .jsonl or .csv, not {args.output!r}")
         return EXIT_USAGE
     if args.letters and not args.traces:
         err.print("screener batch: --letters needs --traces (a letter is rendered from its trace)")
         return EXIT_USAGE
+    if args.output:
+        check_output(args.output, [args.input])
     audit = None
     if args.traces:
         for directory in filter(None, (args.traces, args.letters)):
-            os.makedirs(directory, mode=0o700, exist_ok=True)
+            try:
+                os.makedirs(directory, mode=0o700, exist_ok=True)
+            except OSError as exc:
+                _say(err, f"screener batch: cannot use {directory!r} as a folder: {exc.strerror}")
+                return EXIT_USAGE
         audit = AuditOptions(args.traces, args.letters, args.operator, args.input)
     path = _rules_file(args)
     trial = load_trial(path)
     try:
         binary = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
     except OSError as exc:
-        err.print(f"screener batch: cannot read {args.input}: {exc.strerror}")
+        _say(err, f"screener batch: cannot read {args.input}: {exc.strerror}")
         return EXIT_USAGE
     if fmt == "sniff":
         fmt = sniff_format(binary)
     out_fmt = "csv" if args.output and args.output.lower().endswith(".csv") else "jsonl"
-    out = open_private(args.output) if args.output else sys.stdout
+    result_file = AtomicOutput(args.output) if args.output else None
+    out = result_file.stream if result_file else sys.stdout
     summary = Summary()
+    written = 0
+    where = args.output or "standard output"
     try:
-        with open_text(binary) as text:
+        with _terminate_as_interrupt(), open_text(binary) as text:
             rows = read_rows(text, fmt)
             records: Iterator[dict[str, Any]]
             if args.jobs > 1:
@@ -180,25 +201,86 @@ def run_batch(args: argparse.Namespace) -> int:
                 task = progress.add_task("screening", total=None)
                 for record in records:
                     writer.write(record)
+                    written += 1
                     progress.advance(task)
-    except (UnreadableInput, UnicodeDecodeError) as exc:
-        out.flush()
-        err.print(f"screener batch: cannot read {args.input}: {exc}")
+            if result_file:
+                result_file.commit()
+            else:
+                out.flush()
+    except UnreadableInput as exc:
+        _discard(result_file)
+        _say(err, f"screener batch: cannot read {args.input}: {exc}")
+        if result_file:
+            _say(err, f"screener batch: no results written; {args.output} is unchanged")
         return EXIT_USAGE
-    finally:
-        if out is not sys.stdout:
-            out.close()
-        else:
-            out.flush()
+    except _Interrupted as exc:
+        _discard(result_file)
+        kept = f"; {args.output} is unchanged" if result_file else ""
+        _say(err, f"screener batch: interrupted after {written} candidates were written to {where}"
+                  f"{', but not kept' if result_file else ''}{kept}")
+        return 128 + exc.signum
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            raise
+        _discard(result_file)
+        kept = f"; {args.output} is unchanged" if result_file else ""
+        _say(err, f"screener batch: cannot write the results to {where} after {written} candidates: "
+                  f"{exc.strerror or exc}{kept}")
+        return EXIT_UNWRITTEN
+    except BaseException:
+        _discard(result_file)
+        raise
     for warning in summary.warnings[:20]:
-        err.print(f"warning: {warning}")
+        _say(err, f"warning: {warning}")
     if len(summary.warnings) > 20:
         err.print(f"warning: {len(summary.warnings) - 20} more rows without a trace")
     if summary.unknown_fields:
-        err.print("warning: fields that are not facts of "
-                  f"{trial.id} were ignored: {', '.join(sorted(summary.unknown_fields))}")
+        _say(err, f"warning: fields that are not facts of {trial.id} were ignored: "
+                  f"{', '.join(sorted(summary.unknown_fields))}")
     err.print(summary_table(summary, trial.id))
+    if summary.unwritten:
+        _say(err, f"screener batch: {summary.unwritten} requested traces or letters could not be written")
+        return EXIT_UNWRITTEN
     return EXIT_ERRORS if summary.decisions.get("error") else EXIT_OK
+
+
+class _Interrupted(Exception):
+    """Ctrl-C or SIGTERM arrived while screening."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into `_Interrupted`, so the run can say what it left behind."""
+    def handler(signum: int, frame: Any) -> None:
+        raise _Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise _Interrupted(signal.SIGINT) from None
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _say(err: Console, text: str) -> None:
+    """One plain line on standard error: no markup, no wrapping (messages may quote input)."""
+    err.print(printable(text), markup=False, soft_wrap=True)
+
+
+def _discard(result_file: AtomicOutput | None) -> None:
+    if result_file is not None:
+        result_file.discard()
+
+
+def printable(text: str) -> str:
+    """`text` without control characters, for the terminal (they may come from the input)."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -252,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)  # one `file:line:col: code: message` line per problem
         return EXIT_USAGE
     except (TrialNotFound, ScreenerError) as exc:
-        print(f"screener {args.command}: {exc}", file=sys.stderr)
+        print(f"screener {args.command}: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
         # The reader went away (`screener batch ... | head`): stop quietly, as the signal docs advise.
@@ -262,3 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 128 + signal.SIGINT
+    except Exception as exc:  # a bug of ours: one line for the user, the stack in the log
+        logged = log_failure(args.command, exc)
+        where = f"details in {logged}" if logged else "no log could be written"
+        print(f"screener {args.command}: internal failure ({type(exc).__name__}); {where}", file=sys.stderr)
+        return EXIT_INTERNAL
