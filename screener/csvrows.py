@@ -1,0 +1,255 @@
+"""CSV records with their row numbers, where a broken row stays one row.
+
+The standard `csv` module cannot say where a broken record ends: after "field larger than
+field limit" it resumes in the middle of the field (one pasted note becomes thousands of rows),
+and an unclosed quote takes every following line into one cell. This scanner reads RFC 4180
+(comma, double quote, quotes doubled inside quoted cells) and decides record boundaries itself:
+
+- a quoted cell may span lines only if the record it opens is well formed to its end: a
+  closing quote is followed by a comma or the end of the line, and the quote closes before the
+  end of the input. Otherwise the row where it started is reported broken and reading goes on
+  from the next line, so the following rows are neither swallowed nor merged;
+- a record longer than `RECORD_LIMIT` characters is one broken row, however long; memory
+  stays bounded (the lines of an open record are spilled to a temporary file).
+"""
+from __future__ import annotations
+
+import csv
+import re
+import tempfile
+from dataclasses import dataclass, field
+from typing import IO, Iterable, Iterator, TextIO
+
+RECORD_LIMIT = 1 << 20  # characters in one record (a row or a JSON/YAML item)
+_CHUNK = 1 << 16
+_SPILL = 1 << 22
+
+_START, _UNQUOTED, _QUOTED, _QUOTE = range(4)
+_UNQUOTED_STOP = re.compile(r"[,\r\n]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+@dataclass
+class Record:
+    """One CSV record: its cells, or the cells read before the problem that broke it."""
+
+    cells: list[str]
+    problem: str | None = None
+
+
+@dataclass
+class _Scan:
+    state: int = _START
+    cells: list[str] = field(default_factory=list)
+    parts: list[str] = field(default_factory=list)
+    size: int = 0
+    over: bool = False
+    read_whole: int = 0  # cells complete before the record went over the limit
+    bad: str | None = None
+    ended: bool = False
+
+
+def _feed(scan: _Scan, piece: str) -> None:
+    """Advance the scan over `piece` (a whole line or a part of one)."""
+    scan.size += len(piece)
+    if scan.size > RECORD_LIMIT and not scan.over:
+        scan.over = True
+        scan.read_whole = len(scan.cells)
+        scan.parts.clear()
+    keep = not scan.over
+    i, n = 0, len(piece)
+    while i < n:
+        state = scan.state
+        if state == _START:
+            c = piece[i]
+            if c == '"':
+                scan.state = _QUOTED
+                i += 1
+                continue
+            if c == "\r" or c == "\n":
+                if scan.cells:
+                    scan.cells.append("")
+                scan.ended = True
+                return
+            scan.state = state = _UNQUOTED
+        if state == _UNQUOTED:
+            match = _UNQUOTED_STOP.search(piece, i)
+            j = match.start() if match else n
+            if keep:
+                scan.parts.append(piece[i:j])
+            if match is None:
+                return
+            _end_cell(scan)
+            if piece[j] != ",":
+                scan.ended = True
+                return
+            scan.state = _START
+            i = j + 1
+        elif state == _QUOTED:
+            j = piece.find('"', i)
+            if j < 0:
+                if keep:
+                    scan.parts.append(piece[i:])
+                return
+            if keep:
+                scan.parts.append(piece[i:j])
+            scan.state = _QUOTE
+            i = j + 1
+        else:  # _QUOTE: just after a quote inside a quoted cell
+            c = piece[i]
+            if c == '"':
+                if keep:
+                    scan.parts.append('"')
+                scan.state = _QUOTED
+                i += 1
+            elif c == ",":
+                _end_cell(scan)
+                scan.state = _START
+                i += 1
+            elif c == "\r" or c == "\n":
+                _end_cell(scan)
+                scan.ended = True
+                return
+            else:
+                scan.bad = f"text after the closing quote of column {len(scan.cells) + 1}"
+                return
+
+
+def _end_cell(scan: _Scan) -> None:
+    scan.cells.append("".join(scan.parts))
+    scan.parts.clear()
+
+
+class _Lines:
+    """Pieces of lines (at most _CHUNK characters each) from a stream, with lines pushed back."""
+
+    def __init__(self, stream: TextIO):
+        self.sources: list[Iterator[str]] = [iter(lambda: stream.readline(_CHUNK), "")]
+
+    def next(self) -> str | None:
+        while self.sources:
+            piece = next(self.sources[-1], None)
+            if piece is not None:
+                return piece
+            self.sources.pop()
+        return None
+
+    def push(self, pieces: Iterable[str]) -> None:
+        self.sources.append(iter(pieces))
+
+
+class _Pending:
+    """The pieces of a record that spans lines, kept in case its first line must be re-read."""
+
+    def __init__(self, first: str):
+        self.pieces = [first]
+        self.size = len(first)
+        self.spill: IO[str] | None = None
+
+    def add(self, piece: str) -> None:
+        if self.spill is None and self.size + len(piece) > _SPILL:
+            self.spill = tempfile.TemporaryFile("w+", encoding="utf-8", errors="surrogateescape",
+                                                newline="")
+        if self.spill is not None:
+            self.spill.write(piece)
+        else:
+            self.pieces.append(piece)
+            self.size += len(piece)
+
+    def after_first_line(self) -> Iterator[str]:
+        """Every piece after the first line's end, in order; closes the spill file when done."""
+        first_done = False
+        for piece in self.pieces:
+            if first_done:
+                yield piece
+            elif piece.endswith(("\n", "\r")):
+                first_done = True
+        if self.spill is not None:
+            spill, self.spill = self.spill, None
+            with spill:
+                spill.seek(0)
+                for piece in iter(lambda: spill.readline(_CHUNK), ""):
+                    if first_done:
+                        yield piece
+                    else:
+                        first_done = piece.endswith(("\n", "\r"))
+
+    def first_line(self) -> str:
+        line = []
+        for piece in self.pieces:
+            line.append(piece)
+            if piece.endswith(("\n", "\r")):
+                break
+        return "".join(line)
+
+    def close(self) -> None:
+        if self.spill is not None:
+            self.spill.close()
+
+
+def records(stream: TextIO) -> Iterator[Record]:
+    """Yield the non-blank records of a CSV text stream in order; broken ones carry a problem."""
+    lines = _Lines(stream)
+    while True:
+        piece = lines.next()
+        if piece is None:
+            return
+        if piece in ("\n", "\r\n", "\r"):
+            continue  # a blank line is no record
+        if '"' not in piece and piece.endswith("\n") and len(piece) < _CHUNK:
+            yield _checked(piece.rstrip("\r\n").split(","))  # the common case, kept fast
+            continue
+        scan = _Scan()
+        _feed(scan, piece)
+        pending: _Pending | None = None
+        while not scan.ended and scan.bad is None:
+            more = lines.next()
+            if more is None:
+                break
+            if pending is None:
+                pending = _Pending(piece)
+            pending.add(more)
+            _feed(scan, more)
+        if scan.bad is None and not scan.ended:
+            if scan.state == _QUOTED:
+                scan.bad = f"the quote that opens column {len(scan.cells) + 1} is never closed"
+            else:
+                _end_cell(scan)  # the input ends without a line break
+        if scan.bad is not None:
+            first = pending.first_line() if pending is not None else piece
+            if pending is not None:
+                lines.push(pending.after_first_line())
+            yield Record(_checked(_lenient_cells(first)).cells, scan.bad)
+            continue
+        if pending is not None:
+            pending.close()
+        if scan.over:
+            kept = _checked(scan.cells[:scan.read_whole]).cells
+            yield Record(kept, f"longer than the limit of {RECORD_LIMIT // (1 << 20)} MiB")
+            continue
+        yield _checked(scan.cells)
+
+
+def _lenient_cells(line: str) -> list[str]:
+    """The cells of a broken line read before its broken cell (which is left out)."""
+    if len(line) > RECORD_LIMIT:
+        return []
+    try:
+        cells = next(csv.reader([line]), [])
+    except csv.Error:
+        return []
+    return cells[:-1]
+
+
+def _checked(cells: list[str]) -> Record:
+    """Cells with undecodable bytes (read as lone surrogates) left out and reported."""
+    bad = [i for i, cell in enumerate(cells) if not cell.isascii() and _SURROGATE.search(cell)]
+    if not bad:
+        return Record(cells)
+    first = _SURROGATE.search(cells[bad[0]])
+    assert first is not None
+    byte = ord(first.group()) - 0xDC00
+    shown = f"byte 0x{byte:02x}" if 0x80 <= byte <= 0xFF else "a lone surrogate"
+    columns = ", ".join(str(i + 1) for i in bad)
+    kept = [("" if i in bad else cell) for i, cell in enumerate(cells)]
+    return Record(kept, f"not UTF-8 in column {columns} ({shown})")
