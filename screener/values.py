@@ -19,6 +19,12 @@ NO = frozenset({"no", "n", "false", "0"})
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 _INTEGER = re.compile(r"[-+]?\d+\Z")
 
+# Longer numbers are refused before conversion: Python will not turn an integer of more than
+# 4,300 digits into text (so not into an error message either), and none is a clinical value.
+MAX_NUMBER_CHARS = 100
+_SHOWN_CHARS = 24
+_SHORT_KINDS = frozenset({"boolean", "integer", "decimal", "date", "enum"})
+
 
 def coerce(spec: FactSpec, raw: Any) -> FactValue | None:
     """Return the typed value of `raw` for `spec`, None when unknown; raises InvalidValue."""
@@ -29,6 +35,8 @@ def coerce(spec: FactSpec, raw: Any) -> FactValue | None:
         if raw == "":
             return None
     kind = spec.type
+    if kind in _SHORT_KINDS:
+        _refuse_oversized(spec, raw)
     if kind == "boolean":
         return _boolean(spec, raw)
     if kind == "integer":
@@ -46,6 +54,21 @@ def coerce(spec: FactSpec, raw: Any) -> FactValue | None:
     if isinstance(raw, (int, float)) and not isinstance(raw, bool):
         return str(raw)
     raise InvalidValue(spec.name, raw, "expected text")
+
+
+def _refuse_oversized(spec: FactSpec, raw: Any) -> None:
+    """Raise InvalidValue, showing the value shortened, when it is too long for any number."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw.bit_length() > 3 * MAX_NUMBER_CHARS:
+        raise InvalidValue(spec.name, shortened(f"{raw:x}"), f"a number far too large (at most "
+                                                              f"{MAX_NUMBER_CHARS} characters); shown in hex")
+    if isinstance(raw, str) and len(raw) > MAX_NUMBER_CHARS:
+        raise InvalidValue(spec.name, shortened(raw), f"{len(raw)} characters is too long for a "
+                                                      f"{spec.type} (at most {MAX_NUMBER_CHARS})")
+
+
+def shortened(text: str) -> str:
+    """The start of a long value, enough to find it, marked as cut."""
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "…"
 
 
 def _boolean(spec: FactSpec, raw: Any) -> bool:

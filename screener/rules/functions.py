@@ -36,9 +36,14 @@ def completed_years(start: dt.date, end: dt.date) -> int:
 
 
 def add_months(day: dt.date, months: int) -> dt.date:
-    """`day` plus calendar months, clamped to the month's last day (31 Aug + 6 = 28/29 Feb)."""
+    """`day` plus calendar months, clamped to the month's last day (31 Aug + 6 = 28/29 Feb).
+
+    Raises DerivationError when the day falls outside the calendar (past the year 9999).
+    """
     index = day.year * 12 + (day.month - 1) + months
     year, month = divmod(index, 12)
+    if not dt.MINYEAR <= year <= dt.MAXYEAR:
+        raise DerivationError(f"{months} months after {day.isoformat()} is past the year {dt.MAXYEAR}")
     last = calendar.monthrange(year, month + 1)[1]
     return dt.date(year, month + 1, min(day.day, last))
 

@@ -2,8 +2,11 @@
 
 Scalars are read with YAML 1.2 core rules, not PyYAML's YAML 1.1 defaults: only
 `true`/`false` are booleans, `no`/`off`/`yes` stay strings, `2001-02-03` stays a string,
-`010` is ten and `12:30` is text. Duplicate keys are refused. Only `yaml.compose` (safe,
-builds nodes, constructs nothing) is used.
+`010` is ten and `12:30` is text. Duplicate keys are refused. Only composing is used (safe,
+builds nodes, constructs nothing), through `BoundedLoader`, which refuses anchors and aliases
+(a few lines of aliases can stand for billions of nodes) and nesting deeper than
+`DEPTH_LIMIT`; merge keys (`<<`) are refused too. A plain integer longer than
+`MAX_NUMBER_CHARS` stays text, for the next stage to refuse with its position.
 """
 from __future__ import annotations
 
@@ -15,6 +18,10 @@ import yaml
 
 from screener.errors import RuleProblem, RulesError
 from screener.model import Span
+from screener.values import MAX_NUMBER_CHARS
+
+DEPTH_LIMIT = 64
+MERGE_TAG = "tag:yaml.org,2002:merge"
 
 _INT = re.compile(r"[-+]?[0-9]+\Z")
 _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
@@ -38,6 +45,56 @@ class PosList(list):  # type: ignore[type-arg]
     item_spans: list[Span]
 
 
+class NodeRefused(yaml.composer.ComposerError):
+    """A node this loader does not build: an anchor, an alias, or one nested too deep."""
+
+    def __init__(self, code: str, problem: str, mark: yaml.Mark | None):
+        super().__init__(None, None, problem, mark)
+        self.code = code
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, composing only: no anchors or aliases, nesting bounded.
+
+    `open_collections` counts the sequences and mappings started and not yet ended, so a
+    reader can skip the rest of an item after a refusal and go on with the next one.
+    """
+
+    def __init__(self, stream: Any):
+        super().__init__(stream)
+        self.depth = 0
+        self.open_collections = 0
+
+    def get_event(self) -> Any:
+        event = super().get_event()
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            self.open_collections += 1
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            self.open_collections -= 1
+        return event
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise NodeRefused("yaml-alias", f"the alias *{event.anchor} is not allowed: "
+                              "anchors and aliases are not read", event.start_mark)
+        if getattr(event, "anchor", None) is not None:
+            raise NodeRefused("yaml-alias", f"the anchor &{event.anchor} is not allowed: "
+                              "anchors and aliases are not read", event.start_mark)
+        if self.depth >= DEPTH_LIMIT:
+            raise NodeRefused("too-deep", f"nested deeper than {DEPTH_LIMIT} levels", event.start_mark)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def is_merge_key(node: yaml.Node) -> bool:
+    """True for a plain `<<` key, which YAML 1.1 reads as "merge another mapping in here"."""
+    return isinstance(node, yaml.ScalarNode) and node.tag == MERGE_TAG
+
+
 def _span(path: str, node: yaml.Node) -> Span:
     return Span(path, node.start_mark.line + 1, node.start_mark.column + 1)
 
@@ -53,7 +110,7 @@ def scalar(text: str, plain: bool) -> Any:
     if text in _FALSE:
         return False
     if _INT.match(text):
-        return int(text)
+        return int(text) if len(text) <= MAX_NUMBER_CHARS else text
     if _FLOAT.match(text):
         return float(text)
     return text
@@ -78,6 +135,10 @@ def _convert(path: str, node: yaml.Node, problems: list[RuleProblem]) -> Any:
         for key_node, value_node in node.value:
             key = _convert(path, key_node, problems)
             where = _span(path, key_node)
+            if is_merge_key(key_node):
+                problems.append(RuleProblem(path, where.line, where.column, "yaml-merge",
+                                            "merge keys (<<) are not allowed; write the keys out"))
+                continue
             if not isinstance(key, str):
                 problems.append(
                     RuleProblem(path, where.line, where.column, "bad-key", f"key {key!r} must be text")
@@ -103,7 +164,8 @@ def load_yaml(path: str | Path, display: str | None = None) -> Any:
     """Read a YAML file into PosDict/PosList/scalars.
 
     Returns the document (None for an empty file). Raises RulesError with
-    `file:line:col` for syntax errors, anchors/aliases or tags, and duplicate keys.
+    `file:line:col` for syntax errors, anchors and aliases, merge keys, nesting deeper
+    than DEPTH_LIMIT, and duplicate keys.
     """
     shown = display or str(path)
     try:
@@ -120,14 +182,15 @@ def load_yaml_text(text: str, shown: str, problems: list[RuleProblem] | None = N
     caller can report them together with its own findings.
     """
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=BoundedLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         message = str(exc.problem or exc)
         if exc.context and exc.context_mark is not None:
             message += f" ({exc.context} at line {exc.context_mark.line + 1})"
-        raise RulesError([RuleProblem(shown, line, column, "yaml-syntax", message)]) from exc
+        code = exc.code if isinstance(exc, NodeRefused) else "yaml-syntax"
+        raise RulesError([RuleProblem(shown, line, column, code, message)]) from exc
     except yaml.YAMLError as exc:
         raise RulesError([RuleProblem(shown, 1, 1, "yaml-syntax", str(exc))]) from exc
     if node is None:
