@@ -5,11 +5,11 @@ The contract (shared/spec/batch-io.md) fixes the record: `candidate_id`, `decisi
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, TextIO
@@ -108,8 +108,8 @@ def screen_row(trial: Trial, screener: Screener, row: Row) -> Screened:
     candidate_id = _id_of(trial, row)
     errors: list[str] = []
     if row.problem:
-        errors.append(row.problem)
-    if candidate_id == "" or (isinstance(candidate_id, str) and not candidate_id.strip()):
+        errors.append(row.problem)  # it says why the id may be unreadable too
+    elif candidate_id == "" or (isinstance(candidate_id, str) and not candidate_id.strip()):
         errors.append(f"{trial.id_fact}: missing: every candidate needs an id")
     elif not isinstance(candidate_id, (str, int)) or isinstance(candidate_id, bool):
         errors.append(f"{trial.id_fact}: {candidate_id!r}: expected text")
@@ -149,6 +149,7 @@ class Summary:
         self.failed: Counter[str] = Counter()
         self.unknown_fields: set[str] = set()
         self.warnings: list[str] = []
+        self.unwritten = 0  # screened candidates whose requested trace or letter is missing
 
     def add(self, record: dict[str, Any]) -> None:
         self.decisions[record["decision"]] += 1
@@ -159,22 +160,38 @@ class Summary:
         return sum(self.decisions.values())
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """`cell` with a leading `'` when a spreadsheet would read it as a formula (OWASP)."""
+    return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
+
+
+_CSV_SPECIAL = re.compile(r'[,"\r\n]')
+
+
+def _csv_cell(cell: str) -> str:
+    """A CSV cell, quoted when it holds a comma, a quote or any line break (a bare carriage
+    return too, which `csv.writer` leaves unquoted when lines end with a line feed)."""
+    return '"' + cell.replace('"', '""') + '"' if _CSV_SPECIAL.search(cell) else cell
+
+
 class Writer:
     """Writes records as JSONL or CSV (lists joined with ';')."""
 
     def __init__(self, stream: TextIO, fmt: str):
         self.stream = stream
         self.fmt = fmt
-        self._csv = csv.writer(stream, lineterminator="\n") if fmt == "csv" else None
-        if self._csv is not None:
-            self._csv.writerow(COLUMNS)
+        if fmt == "csv":
+            stream.write(",".join(COLUMNS) + "\n")
 
     def write(self, record: dict[str, Any]) -> None:
-        if self._csv is not None:
-            self._csv.writerow([
-                ";".join(map(str, v)) if isinstance(v, list) else v
+        if self.fmt == "csv":
+            self.stream.write(",".join(
+                _csv_cell(spreadsheet_safe(";".join(map(str, v)) if isinstance(v, list) else str(v)))
                 for v in (record[c] for c in COLUMNS)
-            ])
+            ) + "\n")
         else:
             self.stream.write(json.dumps(record, ensure_ascii=False) + "\n")
 
@@ -195,6 +212,7 @@ def screen_rows(trial: Trial, rows: Iterable[Row], summary: Summary,
         screened = screen_row(trial, screener, row)
         if audit is not None and (warning := write_audit(trial, row, screened, audit)):
             summary.warnings.append(warning)
+            summary.unwritten += screened.result is not None
         summary.add(screened.record)
         yield screened.record
 
@@ -206,7 +224,12 @@ _worker: tuple[Trial, Screener, AuditOptions | None] | None = None
 
 def _init_worker(rules_path: str, audit: AuditOptions | None) -> None:
     global _worker
+    import signal
+
     from screener.rules.check import load_trial
+
+    # Ctrl-C reaches the whole process group: the parent alone reports it and stops the pool.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     trial = load_trial(rules_path)
     _worker = (trial, Screener(trial), audit)
@@ -254,6 +277,7 @@ def screen_rows_parallel(trial: Trial, rules_path: str, rows: Iterable[Row], sum
                 summary.unknown_fields.update(unknown)
                 if warning:
                     summary.warnings.append(warning)
+                    summary.unwritten += record["decision"] != "error"
                 summary.add(record)
                 yield record
 
