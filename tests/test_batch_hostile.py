@@ -1,0 +1,334 @@
+"""Regression tests for broken and hostile batch inputs: each is named after what broke.
+
+Every case here once ended in a traceback, lost or invented candidates, or destroyed a file.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import resource
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from screener.cli import main
+from screener.readers import open_text, read_rows
+
+HUGE = "9" * 5000
+
+
+def _run(args: list[str], stdin: bytes | None = None, env: dict | None = None,
+         **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "screener", "batch", *args], input=stdin,
+                          capture_output=True, timeout=180, env=env, **kwargs)
+
+
+def _batch(tmp_path: Path, name: str, content: str | bytes, *extra: str) -> tuple[int, list[dict]]:
+    path = tmp_path / name
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    path.write_bytes(content)
+    out = tmp_path / "out.jsonl"
+    code = main(["batch", str(path), "-o", str(out), *extra])
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()] if out.exists() else []
+    return code, records
+
+
+def _ids(records: list[dict]) -> list[tuple[str, str]]:
+    return [(r["candidate_id"], r["decision"]) for r in records]
+
+
+# --- the output file ----------------------------------------------------------------------
+
+def test_output_naming_the_input_destroyed_it(tmp_path, capsys):
+    source = tmp_path / "in.csv"
+    source.write_text("candidate_id,ecog\nA,3\n", encoding="utf-8")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "alias.csv").symlink_to(source)
+    os.link(source, tmp_path / "hard.csv")
+    for output in (source, tmp_path / "sub" / ".." / "in.csv", tmp_path / "alias.csv", tmp_path / "hard.csv"):
+        assert main(["batch", str(source), "-o", str(output)]) == 2
+    assert main(["batch", str(tmp_path / "alias.csv"), "-o", str(source)]) == 2
+    assert source.read_text(encoding="utf-8") == "candidate_id,ecog\nA,3\n"
+    assert "input file" in capsys.readouterr().err
+
+
+def test_output_through_a_symlink_overwrote_its_target(tmp_path, capsys):
+    (tmp_path / "in.csv").write_text("candidate_id,ecog\nA,3\n", encoding="utf-8")
+    target = tmp_path / "precious.jsonl"
+    target.write_text("keep me\n", encoding="utf-8")
+    (tmp_path / "out.jsonl").symlink_to(target)
+    assert main(["batch", str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.jsonl")]) == 2
+    assert target.read_text(encoding="utf-8") == "keep me\n"
+    assert "symbolic link" in capsys.readouterr().err
+
+
+def test_unreadable_input_truncated_the_previous_results(tmp_path):
+    out = tmp_path / "out.jsonl"
+    out.write_text('{"previous": true}\n', encoding="utf-8")
+    (tmp_path / "in.json").write_text('{"not": "a list"}', encoding="utf-8")
+    assert main(["batch", str(tmp_path / "in.json"), "-o", str(out)]) == 2
+    assert out.read_text(encoding="utf-8") == '{"previous": true}\n'
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
+
+
+def test_missing_output_folder_gave_a_traceback(tmp_path, capsys):
+    (tmp_path / "in.csv").write_text("candidate_id,ecog\nA,3\n", encoding="utf-8")
+    assert main(["batch", str(tmp_path / "in.csv"), "-o", str(tmp_path / "nowhere" / "out.csv")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_traces_naming_a_file_gave_a_traceback(tmp_path, capsys):
+    (tmp_path / "in.csv").write_text("candidate_id,ecog\nA,3\n", encoding="utf-8")
+    (tmp_path / "file").write_text("", encoding="utf-8")
+    assert main(["batch", str(tmp_path / "in.csv"), "--traces", str(tmp_path / "file")]) == 2
+    assert "cannot use" in capsys.readouterr().err
+
+
+def test_full_disk_cut_the_last_record_and_exited_1(tmp_path):
+    rows = "".join(f"c{i:05d},{i % 5}\n" for i in range(3000))
+    (tmp_path / "in.csv").write_text("candidate_id,ecog\n" + rows, encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    out.write_text("previous\n", encoding="utf-8")
+
+    def small_disk() -> None:  # writes past 20 KB fail with EFBIG, as a full disk fails them
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    done = _run([str(tmp_path / "in.csv"), "-o", str(out)], preexec_fn=small_disk)
+    assert done.returncode == 4, done.stderr
+    assert out.read_text(encoding="utf-8") == "previous\n"
+    assert b"cannot write the results" in done.stderr and b"unchanged" in done.stderr
+    assert b"Traceback" not in done.stderr
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
+
+
+def test_sigterm_left_a_file_that_looked_complete(tmp_path):
+    rows = "".join(f"c{i:05d},{i % 5},{1 + i % 3}\n" for i in range(20_000))
+    (tmp_path / "in.csv").write_text("candidate_id,ecog,asa_class\n" + rows, encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    out.write_text("previous\n", encoding="utf-8")
+    process = subprocess.Popen([sys.executable, "-m", "screener", "batch", str(tmp_path / "in.csv"),
+                                "-o", str(out)], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not any(p.name.endswith(".part") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert b"interrupted after" in err and b"candidates were written" in err and b"unchanged" in err
+    assert b"Traceback" not in err
+    assert out.read_text(encoding="utf-8") == "previous\n"
+
+
+def test_kill_9_leaves_previous_results_or_none_never_a_cut_file(tmp_path):
+    rows = "".join(f"c{i:05d},{i % 5},{1 + i % 3}\n" for i in range(20_000))
+    (tmp_path / "in.csv").write_text("candidate_id,ecog,asa_class\n" + rows, encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    out.write_text("previous\n", encoding="utf-8")
+    process = subprocess.Popen([sys.executable, "-m", "screener", "batch", str(tmp_path / "in.csv"),
+                                "-o", str(out)], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not any(p.name.endswith(".part") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    process.kill()
+    process.wait(timeout=60)
+    assert out.read_text(encoding="utf-8") == "previous\n"
+    leftovers = [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    assert all(p.name.startswith(".out.jsonl.") for p in leftovers)  # hidden, never at the path
+
+
+def test_a_crash_exited_1_with_a_traceback(tmp_path):
+    """An internal failure exits 3 with one line; the log has the stack, not the candidate."""
+    (tmp_path / "in.csv").write_text("candidate_id,ecog\nSECRET-PATIENT,3\n", encoding="utf-8")
+    state = tmp_path / "state"
+    code = ("import sys\nimport screener.engine as engine\n"
+            "def broken(self, facts):\n    raise RuntimeError('facts were ' + repr(facts))\n"
+            "engine.Screener.evaluate = broken\n"
+            "from screener.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    done = subprocess.run([sys.executable, "-c", code, "batch", str(tmp_path / "in.csv"),
+                           "-o", str(tmp_path / "out.jsonl")], capture_output=True, timeout=120,
+                          env={**os.environ, "XDG_STATE_HOME": str(state)})
+    assert done.returncode == 3
+    lines = done.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "internal failure (RuntimeError)" in lines[0] and "Traceback" not in lines[0]
+    log = state / "screener" / "internal-errors.log"
+    assert str(log) in lines[0]
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    assert stat.S_IMODE(log.parent.stat().st_mode) == 0o700
+    text = log.read_text(encoding="utf-8")
+    assert "broken" in text and "RuntimeError" in text
+    assert "SECRET" not in text and "ecog" not in text
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+# --- one record per candidate, whatever a row holds ---------------------------------------
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "json", "yaml"])
+def test_a_5000_digit_integer_aborted_the_batch(tmp_path, fmt):
+    content = {
+        "csv": f"candidate_id,ecog\nA,{HUGE}\nB,3\n",
+        "jsonl": f'{{"candidate_id": "A", "ecog": {HUGE}}}\n{{"candidate_id": "B", "ecog": 3}}\n',
+        "json": f'[{{"candidate_id": "A", "ecog": {HUGE}}}, {{"candidate_id": "B", "ecog": 3}}]',
+        "yaml": f"- candidate_id: A\n  ecog: {HUGE}\n- candidate_id: B\n  ecog: 3\n",
+    }[fmt]
+    code, records = _batch(tmp_path, f"in.{fmt}", content)
+    assert code == 1
+    assert _ids(records) == [("A", "error"), ("B", "ineligible")]
+    assert records[0]["errors"] == ["ecog: '999999999999999999999999…': 5000 characters is too long "
+                                    "for a integer (at most 100)"]
+
+
+def test_imatinib_start_in_9999_overflowed_the_year(tmp_path):
+    code, records = _batch(tmp_path, "in.jsonl",
+                           '{"candidate_id": "late", "imatinib_start_date": "9999-09-01", '
+                           '"first_progression_date": "9999-10-01"}\n{"candidate_id": "B", "ecog": 3}\n')
+    assert code == 1
+    assert _ids(records) == [("late", "error"), ("B", "ineligible")]
+    assert "9999-09-01" in records[0]["errors"][0] and "past the year 9999" in records[0]["errors"][0]
+
+
+def test_a_lone_surrogate_in_json_crashed_the_writer(tmp_path):
+    code, records = _batch(tmp_path, "in.jsonl",
+                           '{"candidate_id": "A", "sex": "\\udc00"}\n{"candidate_id": "\\ud800x"}\n'
+                           '{"candidate_id": "C", "ecog": 3}\n')
+    assert code == 1
+    assert _ids(records) == [("A", "error"), ("", "error"), ("C", "ineligible")]
+    assert records[0]["errors"] == ["line 1: text that is not UTF-8 (a lone surrogate U+DC00)"]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+def test_json_nested_100000_deep_crashed(tmp_path, fmt):
+    deep = "[" * 100_000 + "]" * 100_000
+    record = f'{{"candidate_id": "A", "ecog": {deep}}}'
+    content = (f"{record}\n" + '{"candidate_id": "B", "ecog": 3}\n' if fmt == "jsonl"
+               else f'[{record}, {{"candidate_id": "B", "ecog": 3}}]')
+    code, records = _batch(tmp_path, f"in.{fmt}", content)
+    assert code == 1
+    assert _ids(records) == [("", "error"), ("B", "ineligible")]
+    assert "nested deeper than 64 levels" in records[0]["errors"][0]
+
+
+def test_a_quoted_cell_over_128_kib_became_thousands_of_records(tmp_path):
+    note = "pasted, note\n" * 11_000  # 143 KB, commas and line breaks included
+    code, records = _batch(tmp_path, "in.csv",
+                           f'candidate_id,ecog,notes\nA,3,x\nB,1,"{note}"\nC,3,y\n')
+    assert _ids(records)[::2] == [("A", "ineligible"), ("C", "ineligible")] and len(records) == 3
+    assert records[1]["candidate_id"] == "B"
+
+
+def test_a_cell_over_the_size_limit_is_one_error_naming_its_row(tmp_path):
+    note = "GHOST-9,0,1\n" * 100_000  # 1.2 MB of pasted rows inside one quoted cell
+    code, records = _batch(tmp_path, "in.csv", f'candidate_id,ecog,notes\nA,3,x\nB,1,"{note}"\nC,3,y\n')
+    assert code == 1
+    assert _ids(records) == [("A", "ineligible"), ("B", "error"), ("C", "ineligible")]
+    assert records[1]["errors"][0] == "row 2: longer than the limit of 1 MiB"
+
+
+def test_a_pasted_row_in_a_notes_cell_invented_a_candidate(tmp_path):
+    code, records = _batch(tmp_path, "in.csv",
+                           'candidate_id,ecog,notes\nA,3,"seen in clinic\nGHOST-1,0,\nsee above"\nB,3,\n')
+    assert [r["candidate_id"] for r in records] == ["A", "B"]
+
+
+def test_an_unclosed_quote_swallowed_the_following_rows(tmp_path):
+    code, records = _batch(tmp_path, "in.csv",
+                           'candidate_id,ecog,notes\nA,3,x\nB,1,"never closed\nC,3,y\nD,3,z\n')
+    assert code == 1
+    assert _ids(records) == [("A", "ineligible"), ("B", "error"), ("C", "ineligible"), ("D", "ineligible")]
+    assert records[1]["errors"][0] == "row 2: the quote that opens column 3 is never closed"
+
+
+def test_text_after_a_closing_quote_merged_rows(tmp_path):
+    code, records = _batch(tmp_path, "in.csv", 'candidate_id,ecog\nA,"3"x\nB,3\nC,"3\nD,3\n')
+    assert _ids(records) == [("A", "error"), ("B", "ineligible"), ("C", "error"), ("D", "ineligible")]
+    assert records[0]["errors"][0] == "row 1: text after the closing quote of column 2"
+
+
+def test_a_non_utf8_byte_in_row_10000_named_row_9954():
+    body = b"".join(b"c%d,1\n" % i if i != 10_000 else b"c10000,\xe9\n" for i in range(1, 10_002))
+    rows = list(read_rows(open_text(io.BytesIO(b"candidate_id,notes\n" + body)), "csv"))
+    assert len(rows) == 10_001
+    broken = [row for row in rows if row.problem]
+    assert [(row.number, row.problem, row.fields["candidate_id"]) for row in broken] == [
+        (10_000, "row 10000: not UTF-8 in column 2 (byte 0xe9)", "c10000")]
+
+
+def test_a_non_utf8_byte_stopped_the_run(tmp_path):
+    code, records = _batch(tmp_path, "in.csv", b"candidate_id,ecog\nA,3\nB\xff,1\nC,3\n")
+    assert code == 1
+    assert _ids(records) == [("A", "ineligible"), ("", "error"), ("C", "ineligible")]
+    assert records[1]["errors"][0] == "row 2: not UTF-8 in column 1 (byte 0xff)"
+
+
+def test_a_second_yaml_document_was_dropped(tmp_path, capsys):
+    code, _ = _batch(tmp_path, "in.yaml", "- candidate_id: A\n  ecog: 3\n---\n- candidate_id: B\n  ecog: 3\n")
+    assert code == 2
+    assert "a second YAML document starts at line 3" in capsys.readouterr().err
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_text_after_the_json_list_was_dropped(tmp_path, capsys):
+    code, _ = _batch(tmp_path, "in.json", '[{"candidate_id": "A"}] [{"candidate_id": "B"}]')
+    assert code == 2 and "text follows the JSON list" in capsys.readouterr().err
+
+
+def test_billion_laughs_yaml_hung_the_batch(tmp_path):
+    laughs = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for previous, name in zip("abcdefgh", "bcdefghi"):
+        laughs.append(f"{name}: &{name} [*{previous}, *{previous}, *{previous}, *{previous}, *{previous}, "
+                      f"*{previous}, *{previous}, *{previous}, *{previous}]")
+    item = "- candidate_id: laugh\n" + "".join(f"  {line}\n" for line in laughs)
+    started = time.monotonic()
+    code, records = _batch(tmp_path, "in.yaml", item + "- candidate_id: B\n  ecog: 3\n")
+    assert time.monotonic() - started < 30
+    assert _ids(records) == [("", "error"), ("B", "ineligible")]
+    assert records[0]["errors"] == ["record 1 (line 1): the anchor &a is not allowed: anchors and aliases are not read"]
+
+
+def test_a_yaml_merge_key_was_read_silently(tmp_path):
+    code, records = _batch(tmp_path, "in.yaml", "- candidate_id: A\n  <<: {ecog: 0}\n  ecog: 3\n")
+    assert _ids(records) == [("A", "error")]
+    assert "merge keys (<<) are not allowed" in records[0]["errors"][0]
+
+
+@pytest.mark.parametrize("name,content", [
+    ("in.jsonl", '{"candidate_id": "A", "ecog": 0, "ecog": 3}\n{"candidate_id": "B", "ecog": 3}\n'),
+    ("in.json", '[{"candidate_id": "A", "ecog": 0, "ecog": 3}, {"candidate_id": "B", "ecog": 3}]'),
+    ("in.yaml", "- candidate_id: A\n  ecog: 0\n  ecog: 3\n- candidate_id: B\n  ecog: 3\n"),
+])
+def test_duplicate_keys_kept_the_last_value(tmp_path, name, content):
+    code, records = _batch(tmp_path, name, content)
+    assert code == 1
+    assert _ids(records) == [("A", "error"), ("B", "ineligible")]
+    assert "the key 'ecog' is given more than once" in records[0]["errors"][0]
+
+
+def test_a_huge_jsonl_line_is_one_error(tmp_path):
+    big = '{"candidate_id": "A", "notes": "' + "x" * (1 << 21) + '"}\n'
+    code, records = _batch(tmp_path, "in.jsonl", big + '{"candidate_id": "B", "ecog": 3}\n')
+    assert _ids(records) == [("", "error"), ("B", "ineligible")]
+    assert records[0]["errors"] == ["line 1: longer than the limit of 1 MiB"]
+
+
+# --- spreadsheet safety -------------------------------------------------------------------
+
+def test_formula_ids_went_unescaped_into_csv_results(tmp_path):
+    ids = ['=HYPERLINK("http://x","y")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "\rx", "plain"]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"candidate_id": i, "ecog": 3}) + "\n" for i in ids), encoding="utf-8")
+    assert main(["batch", str(source), "-o", str(tmp_path / "out.csv")]) == 0
+    with (tmp_path / "out.csv").open(encoding="utf-8", newline="") as f:
+        cells = [row["candidate_id"] for row in csv.DictReader(f)]
+    assert cells == ["'" + i for i in ids[:-1]] + ["plain"]
+    assert main(["batch", str(source), "-o", str(tmp_path / "out.jsonl")]) == 0
+    kept = [json.loads(line)["candidate_id"] for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert kept == ids
