@@ -1,22 +1,34 @@
 """A second, deliberately plain evaluator of a rules file, to check the durable-rules engine.
 
-It reads the same YAML, but shares none of the engine's parsing, compilation, evaluation
-or derivation code: the `when:` language is tokenized and parsed here, conditions are
-evaluated over Python values with Kleene logic, and the three derivation functions are
-written from the spec. Only the YAML loader, value coercion (the batch contract for turning
-raw input into typed values) and the model types come from `screener`.
+It reads the same YAML, but shares none of the engine's parsing, type checking, compilation,
+evaluation or derivation code: the language of docs/rules-language.md is tokenized, parsed
+and evaluated exactly (decimal and calendar arithmetic, Kleene logic) in
+tests/reference_lang.py, and the derivation functions are written here from the spec. Only
+the YAML loader, value coercion (the batch contract for turning raw input into typed
+values), the unit system's conversion factors and the model types come from `screener`.
 
-    reference_decide(rules, fields) -> {"decision", "failed_criteria", "missing", "errors"}
+    reference_decide(rules, fields, context=None)
+        -> {"decision", "failed_criteria", "missing", "errors"}
 
 `rules` is a Trial, a rules-file path, or the document `load_yaml` returns; `fields` are the
-raw input fields of one candidate (as a CSV/JSON row gives them). `missing` is None unless
-the decision is `undetermined`.
+raw input fields of one candidate (as a CSV/JSON row gives them); `context` the raw values
+of context facts for the run. `missing` is None unless the decision is `undetermined`.
+
+Errors: a value coercion refuses (named by its fact); a context fact given per candidate; a
+derivation whose inputs are contradictory (dates out of order for a function, a derived value
+out of its fact's range, a given value differing from the derived one), named by the derived
+fact; a criterion that stays unknown because a value it reads could not be computed
+although its inputs are known (a division by zero, an overflow), named by the facts that
+criterion reads and that are known.
 
 `missing` follows the definition rather than any particular construction: an absent fact is
 missing when answering it could move an unknown criterion out of unknown, i.e. there is some
 way of answering or leaving unanswered the criterion's other absent facts under which the
 criterion is still unknown, and some answer to this fact that then settles it. A derived
 fact counts as an answerable fact; when it is missing, its absent inputs are missing too.
+The answers tried are one value in each region the criterion's literals tell apart, plus
+values beyond every edge (and `never`, `ongoing`, an empty list and a list of one unknown
+item where the fact allows them).
 """
 from __future__ import annotations
 
@@ -24,172 +36,21 @@ import calendar
 import datetime as dt
 import re
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any, Callable
 
 from screener.errors import InvalidValue
+from screener.model import FactSpec, Span, Special, Trial
 from screener.rules.read import load_yaml
-from screener.model import FactSpec, Span, Trial
 from screener.values import coerce
 
-MET, NOT_MET, UNKNOWN = True, False, None  # Kleene truth values as Python values
-
-# --- the condition language ----------------------------------------------------------------
-
-_LEX = re.compile(
-    r"""\s*(?:
-        (?P<date>\d{4}-\d{2}-\d{2})(?![\w-])
-      | (?P<num>-?\d+(?:\.\d+)?)(?![\w.-])
-      | (?P<sym>==|!=|<=|>=|<|>|\(|\)|\[|\]|,)
-      | '(?P<sq>[^']*)'
-      | "(?P<dq>[^"]*)"
-      | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
-    )""",
-    re.VERBOSE,
+from reference_lang import (
+    INF, NEVER, UNKNOWN, Cal, Day, Env, Q, Range, Unk, day, evaluate, names_read, number,
+    parse as parse_expr, to_unit,
 )
 
-
-def lex(text: str) -> list[tuple[str, str]]:
-    """(kind, text) pairs; kinds: date num sym str name, then ("eof", "")."""
-    out: list[tuple[str, str]] = []
-    pos = 0
-    text = text.rstrip()
-    while pos < len(text):
-        m = _LEX.match(text, pos)
-        if m is None or m.end() == pos:
-            raise ValueError(f"cannot read condition at {text[pos:]!r}")
-        kind = m.lastgroup
-        assert kind is not None
-        out.append(("str" if kind in ("sq", "dq") else kind, m.group(kind)))
-        pos = m.end()
-    out.append(("eof", ""))
-    return out
-
-
-# A parsed condition is a nested tuple:
-#   ("const", bool) | ("cmp", fact, op, literal) | ("in", fact, (literal, ...))
-#   ("not", c) | ("and", (c, ...)) | ("or", (c, ...))
-
-
-class _Parse:
-    def __init__(self, text: str, facts: dict[str, FactSpec]):
-        self.toks = lex(text)
-        self.i = 0
-        self.facts = facts
-
-    def peek(self) -> tuple[str, str]:
-        return self.toks[self.i]
-
-    def next(self) -> tuple[str, str]:
-        tok = self.toks[self.i]
-        self.i += 1
-        return tok
-
-    def want(self, text: str) -> None:
-        tok = self.next()
-        if tok[1] != text or tok[0] not in ("sym", "name"):
-            raise ValueError(f"expected {text!r}, got {tok[1]!r}")
-
-    def whole(self) -> tuple:
-        c = self.disj()
-        if self.peek()[0] != "eof":
-            raise ValueError(f"trailing {self.peek()[1]!r}")
-        return c
-
-    def disj(self) -> tuple:
-        parts = [self.conj()]
-        while self.peek() == ("name", "or"):
-            self.next()
-            parts.append(self.conj())
-        return parts[0] if len(parts) == 1 else ("or", tuple(parts))
-
-    def conj(self) -> tuple:
-        parts = [self.atom()]
-        while self.peek() == ("name", "and"):
-            self.next()
-            parts.append(self.atom())
-        return parts[0] if len(parts) == 1 else ("and", tuple(parts))
-
-    def atom(self) -> tuple:
-        kind, text = self.peek()
-        if (kind, text) == ("name", "not"):
-            self.next()
-            return ("not", self.atom())
-        if (kind, text) == ("sym", "("):
-            self.next()
-            inner = self.disj()
-            self.want(")")
-            return inner
-        if kind == "name" and text in ("true", "false"):
-            self.next()
-            return ("const", text == "true")
-        kind, name = self.next()
-        if kind != "name" or name not in self.facts:
-            raise ValueError(f"not a fact: {name!r}")
-        spec = self.facts[name]
-        kind, text = self.peek()
-        if kind == "sym" and text in ("==", "!=", "<", "<=", ">", ">="):
-            self.next()
-            return ("cmp", name, text, self.literal(spec))
-        if (kind, text) == ("name", "in"):
-            self.next()
-            self.want("[")
-            items = [self.literal(spec)]
-            while self.peek() == ("sym", ","):
-                self.next()
-                items.append(self.literal(spec))
-            self.want("]")
-            return ("in", name, tuple(items))
-        if spec.type != "boolean":
-            raise ValueError(f"{name} is not yes/no")
-        return ("cmp", name, "==", True)
-
-    def literal(self, spec: FactSpec) -> Any:
-        kind, text = self.next()
-        if spec.type == "boolean" and kind == "name" and text in ("true", "false"):
-            return text == "true"
-        if spec.type == "integer" and kind == "num" and "." not in text:
-            return int(text)
-        if spec.type == "decimal" and kind == "num":
-            return Decimal(text)
-        if spec.type == "date" and kind in ("date", "str"):
-            return dt.date.fromisoformat(text)
-        if spec.type == "enum" and kind in ("name", "str") and text in spec.values:
-            return text
-        if spec.type == "text" and kind in ("name", "str"):
-            return text
-        raise ValueError(f"{text!r} is not a {spec.type} value of {spec.name}")
-
-
-def parse(text: str, facts: dict[str, FactSpec]) -> tuple:
-    return _Parse(text, facts).whole()
-
-
-def condition_facts(c: tuple) -> list[str]:
-    """Facts a condition reads, in order of first use."""
-    out: list[str] = []
-
-    def walk(c: tuple) -> None:
-        if c[0] in ("cmp", "in"):
-            if c[1] not in out:
-                out.append(c[1])
-        elif c[0] == "not":
-            walk(c[1])
-        elif c[0] in ("and", "or"):
-            for part in c[1]:
-                walk(part)
-
-    walk(c)
-    return out
-
-
-def _num(value: Any) -> Any:
-    """Decimals compare exactly: floats from input go through their shortest repr."""
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    return value
-
+MET, NOT_MET = True, False
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "==": lambda a, b: a == b, "!=": lambda a, b: a != b,
@@ -198,30 +59,11 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
-def kleene(c: tuple, values: dict[str, Any]) -> bool | None:
-    """True (met), False (not met) or None (unknown) of condition `c` on `values`."""
-    tag = c[0]
-    if tag == "const":
-        return c[1]
-    if tag == "cmp":
-        if c[1] not in values:
-            return None
-        return _COMPARE[c[2]](_num(values[c[1]]), c[3])
-    if tag == "in":
-        if c[1] not in values:
-            return None
-        return _num(values[c[1]]) in c[2]
-    if tag == "not":
-        inner = kleene(c[1], values)
-        return None if inner is None else not inner
-    results = [kleene(part, values) for part in c[1]]
-    if tag == "and":
-        if False in results:
-            return False
-        return None if None in results else True
-    if True in results:
-        return True
-    return None if None in results else False
+def _num(value: Any) -> Any:
+    """Decimals compare exactly: floats from input go through their shortest repr."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    return value
 
 
 # --- derivation functions, from the spec ----------------------------------------------------
@@ -285,6 +127,72 @@ def _derive(function: str, inputs: list[str], params: dict[str, Any], values: di
 # --- the trial, read from the YAML document -------------------------------------------------
 
 _NOWHERE = Span("<reference>", 0, 0)
+_FUNCTION_DATES = ("completed_years", "before_months_after")
+
+
+def fact_spec(name: str, entry: dict[str, Any]) -> FactSpec:
+    kind = entry["type"]
+    unit = str(entry.get("unit", "") or "")
+    return FactSpec(
+        name=name, type=kind, description="", span=_NOWHERE,
+        values=tuple(entry.get("values", ())),
+        minimum=entry.get("min"), maximum=entry.get("max"),
+        places=entry.get("places", 2 if kind == "quantity" else 0),
+        unit=unit, required=bool(entry.get("required", False)),
+        context=bool(entry.get("context", False)),
+        special=tuple(Special(s) for s in entry.get("special", ()) or ()),
+        convert=tuple((str(k), Decimal(str(v))) for k, v in (entry.get("convert") or {}).items()),
+        item=tuple(fact_spec(n, e) for n, e in (entry.get("item") or {}).items()),
+        derived_by="derived" if entry.get("derived") else None,
+    )
+
+
+def runtime(spec: FactSpec, value: Any) -> Any:
+    """The evaluator's form of a typed fact value."""
+    if value is None:
+        return UNKNOWN
+    if value is Special.NEVER or value == "never" and spec.type == "date":
+        return NEVER
+    if value is Special.ONGOING or value == "ongoing" and spec.type == "date":
+        return Day(INF)
+    if spec.type == "date":
+        return day(value)
+    if spec.type in ("integer", "decimal"):
+        return number(value)
+    if spec.type == "quantity":
+        return Q(number(value), spec.unit, spec.name)
+    if spec.type == "list":
+        fields = {f.name: f for f in spec.item}
+        return tuple({n: runtime(fields[n], v) for n, v in dict(item).items() if n in fields}
+                     for item in value)
+    return value
+
+
+def typed_of(spec: FactSpec, value: Any) -> Any:
+    """A computed runtime value as the typed value of `spec` (for range checks), or raise."""
+    if spec.type == "date":
+        if value is NEVER:
+            return Special.NEVER
+        if isinstance(value, Day):
+            if value.ongoing:
+                return Special.ONGOING
+            return dt.date.fromordinal(int(value.ordinal))
+    if spec.type == "boolean" and isinstance(value, bool):
+        return value
+    if spec.type in ("enum", "text") and isinstance(value, str):
+        return value
+    if spec.type in ("integer", "decimal", "quantity"):
+        if isinstance(value, Q):
+            value = to_unit(value, spec.unit or value.unit, dict(spec.convert))
+        if isinstance(value, Decimal):
+            if not value.is_finite():
+                raise ArithmeticError("not a finite number")
+            places = 0 if spec.type == "integer" else spec.places
+            rounded = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+            if spec.type == "integer":
+                return int(rounded)
+            return float(rounded) if spec.type == "decimal" else rounded
+    raise TypeError(f"{value!r} is not a {spec.type}")
 
 
 @dataclass
@@ -293,14 +201,16 @@ class _Criterion:
     kind: str
     cond: tuple
     facts: list[str]
+    ask: bool
 
 
 @dataclass
 class _Derivation:
     fact: str
-    function: str
+    function: str | None
     inputs: list[str]
     params: dict[str, Any]
+    formula: tuple | None
 
 
 class Reference:
@@ -308,107 +218,140 @@ class Reference:
 
     def __init__(self, doc: dict[str, Any]):
         self.id_fact = doc["trial"].get("id_fact", "candidate_id")
-        self.facts: dict[str, FactSpec] = {}
-        for name, entry in doc["facts"].items():
-            self.facts[name] = FactSpec(
-                name=name, type=entry["type"], description="", span=_NOWHERE,
-                values=tuple(entry.get("values", ())),
-                minimum=entry.get("min"), maximum=entry.get("max"),
-                places=entry.get("places", 0), required=bool(entry.get("required", False)),
-            )
+        self.facts: dict[str, FactSpec] = {n: fact_spec(n, e) for n, e in doc["facts"].items()}
         self.order = {name: i for i, name in enumerate(self.facts)}
-        self.derivations = [
-            _Derivation(d["fact"], d["function"], list(d["inputs"]), dict(d.get("params") or {}))
-            for d in doc.get("derivations") or []
-        ]
+        self.items = {n: {f.name: f for f in s.item} for n, s in self.facts.items() if s.type == "list"}
+        self.units = {n: s.unit for n, s in self.facts.items() if s.type == "quantity"}
+        self.converts = {n: dict(s.convert) for n, s in self.facts.items() if s.convert}
+        self.definitions: dict[str, tuple] = {}
+        raw_defs = doc.get("definitions") or []
+        names = {d["name"]: None for d in raw_defs}
+        for d in raw_defs:
+            self.definitions[d["name"]] = self.parse(str(d["expr"]), names)
+        self.derivations = []
+        for d in doc.get("derivations") or []:
+            formula = self.parse(str(d["formula"])) if "formula" in d else None
+            inputs = names_read(formula, self.definitions) if formula else list(d["inputs"])
+            self.derivations.append(_Derivation(d["fact"], d.get("function"), inputs,
+                                                dict(d.get("params") or {}), formula))
         self.derived_by = {d.fact: d for d in self.derivations}
         self.criteria = []
         for c in doc["criteria"]:
-            cond = parse(str(c["when"]), self.facts)
-            self.criteria.append(_Criterion(c["id"], c["kind"], cond, condition_facts(cond)))
+            cond = self.parse(str(c["when"]))
+            self.criteria.append(_Criterion(c["id"], c["kind"], cond,
+                                            names_read(cond, self.definitions), c.get("ask", True)))
         self._options: dict[tuple[str, str], list[Any]] = {}
+
+    def parse(self, text: str, definitions: dict[str, Any] | None = None) -> tuple:
+        return parse_expr(text, self.facts, definitions if definitions is not None else self.definitions,
+                          self.items)
+
+    def env(self, values: dict[str, Any]) -> Env:
+        return Env(values, self.definitions, self.units, self.converts)
 
     # -- values ---------------------------------------------------------------------------
 
-    def typed(self, fields: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    def typed(self, fields: dict[str, Any], context: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         values: dict[str, Any] = {}
         errors: list[str] = []
-        for name, raw in fields.items():
-            spec = self.facts.get(name)
-            if spec is None or name == self.id_fact:
-                continue
-            try:
-                value = coerce(spec, raw)
-            except InvalidValue as exc:
-                errors.append(str(exc))
-                continue
-            if value is not None:
-                values[name] = value
+        for source, given in ((fields, False), (context, True)):
+            for name, raw in source.items():
+                spec = self.facts.get(name)
+                if spec is None or name == self.id_fact:
+                    continue
+                if spec.context != given:
+                    if not given and raw is not None and str(raw).strip() != "":
+                        errors.append(f"{name}: {raw!r}: a context fact is given once per run")
+                    continue
+                try:
+                    value = coerce(spec, raw)
+                except InvalidValue as exc:
+                    errors.append(str(exc))
+                    continue
+                if value is not None:
+                    values[name] = value
         return values, errors
 
-    def complete(self, values: dict[str, Any]) -> str | None:
-        """Add derived facts whose inputs are all known; the conflicting fact, or None."""
+    def complete(self, typed: dict[str, Any], rt: dict[str, Any]) -> str | None:
+        """Add derived facts whose inputs are all known; the contradictory fact, or None."""
         changed = True
         done: set[str] = set()
         while changed:
             changed = False
             for d in self.derivations:
-                if d.fact in done or not all(name in values for name in d.inputs):
+                if d.fact in done or not all(name in rt for name in d.inputs):
                     continue
+                if any(isinstance(rt[name], Unk) for name in d.inputs):
+                    continue  # an input that could not be computed is unknown here too
                 done.add(d.fact)
-                # The spec: impossible combinations are errors, never guesses. Dates in the
-                # wrong order, or a derived value outside its fact's range.
-                dates = [values[name] for name in d.inputs]
-                if d.function in ("completed_years", "before_months_after") and dates[1] < dates[0]:
-                    return d.fact
-                value = _derive(d.function, d.inputs, d.params, values)
+                spec = self.facts[d.fact]
+                if d.formula is None:
+                    args = [typed[name] for name in d.inputs]
+                    if d.function in _FUNCTION_DATES and not all(isinstance(a, dt.date) for a in args):
+                        continue  # never/ongoing: no completed years to count
+                    if d.function in _FUNCTION_DATES and args[1] < args[0]:
+                        return d.fact
+                    value = _derive(d.function or "", d.inputs, d.params, typed)
+                else:
+                    result = evaluate(d.formula, self.env(rt))
+                    if isinstance(result, Unk):
+                        if d.fact not in rt:
+                            rt[d.fact] = Unk(result.reasons | {f"{d.fact}: cannot be computed"})
+                            changed = True
+                        continue
+                    try:
+                        value = typed_of(spec, result)
+                    except (ArithmeticError, TypeError):
+                        if d.fact not in rt:
+                            rt[d.fact] = Unk(frozenset({f"{d.fact}: cannot be computed"}))
+                            changed = True
+                        continue
                 try:
-                    coerce(self.facts[d.fact], value)
+                    coerce(spec, value)
                 except InvalidValue:
                     return d.fact
-                if d.fact in values:
-                    if values[d.fact] != value:
+                if d.fact in typed:
+                    if _num(typed[d.fact]) != _num(value):
                         return d.fact
                 else:
-                    values[d.fact] = value
+                    typed[d.fact] = value
+                    rt[d.fact] = runtime(spec, value)
                     changed = True
         return None
 
     # -- missing facts ----------------------------------------------------------------------
 
     def options(self, criterion: _Criterion, name: str) -> list[Any]:
-        """One value from each region of `name` that the criterion's literals tell apart."""
+        """Runtime answers to `name`: one in each region the criterion's literals tell apart,
+        and beyond every edge."""
         key = (criterion.id, name)
         if key in self._options:
             return self._options[key]
         spec = self.facts[name]
-        literals: list[Any] = []
-
-        def collect(c: tuple) -> None:
-            if c[0] == "cmp" and c[1] == name:
-                literals.append(c[3])
-            elif c[0] == "in" and c[1] == name:
-                literals.extend(c[2])
-            elif c[0] == "not":
-                collect(c[1])
-            elif c[0] in ("and", "or"):
-                for part in c[1]:
-                    collect(part)
-
-        collect(criterion.cond)
+        literals = _literals(criterion.cond, self.definitions)
+        opts: list[Any]
         if spec.type == "boolean":
-            opts: list[Any] = [True, False]
+            opts = [True, False]
         elif spec.type == "enum":
             opts = list(spec.values)
-        elif spec.type in ("integer", "decimal", "date"):
-            step: Any = {"integer": 1, "decimal": Decimal("0.01"), "date": dt.timedelta(days=1)}[spec.type]
-            cuts = sorted(set(literals))
-            opts = []
-            for cut in cuts:
-                opts.extend([cut - step, cut, cut + step])
-            opts = sorted(set(opts)) or ([0] if spec.type != "date" else [dt.date(2000, 1, 1)])
+        elif spec.type in ("integer", "decimal", "quantity"):
+            step = Decimal(1) if spec.type == "integer" else Decimal("0.01")
+            cuts = {v for v in literals if isinstance(v, Decimal)}
+            cuts |= {v.value for v in literals if isinstance(v, Q)}
+            nums = sorted({c + d for c in cuts for d in (-step, 0, step)} | {Decimal(-10**9), Decimal(10**9)})
+            opts = [Q(n, spec.unit, name) if spec.type == "quantity" else n for n in nums]
+        elif spec.type == "date":
+            cuts = {v.ordinal for v in literals if isinstance(v, Day)}
+            opts = [Day(o) for o in sorted({c + d for c in cuts for d in (-1, 0, 1)}
+                                           | {Decimal(1), Decimal(dt.date(9000, 1, 1).toordinal())})]
+            if Special.NEVER in spec.special:
+                opts.append(NEVER)
+            if Special.ONGOING in spec.special:
+                opts.append(Day(INF))
+        elif spec.type == "list":
+            opts = [(), ({},)]
         else:
-            opts = sorted(set(literals)) + ["\x00other"]
+            opts = sorted({v for v in literals if isinstance(v, str)}) + ["\x00other"]
         self._options[key] = opts
         return opts
 
@@ -419,12 +362,15 @@ class Reference:
         trial_values = dict(values)
         fact_options = self.options(criterion, fact)
 
+        def unknown() -> bool:
+            return isinstance(evaluate(criterion.cond, self.env(trial_values)), Unk)
+
         def search(i: int) -> bool:
-            if kleene(criterion.cond, trial_values) is not None:
+            if not unknown():
                 return False  # settled without `fact`; more answers keep it settled
             for option in fact_options:
                 trial_values[fact] = option
-                settled = kleene(criterion.cond, trial_values) is not None
+                settled = not unknown()
                 del trial_values[fact]
                 if settled:
                     return True
@@ -440,41 +386,85 @@ class Reference:
 
         return search(0)
 
-    def missing(self, outcomes: dict[str, bool | None], values: dict[str, Any]) -> list[str]:
+    def missing(self, outcomes: dict[str, Any], rt: dict[str, Any]) -> list[str]:
         found: set[str] = set()
         for criterion in self.criteria:
-            if outcomes[criterion.id] is not None:
+            if not isinstance(outcomes[criterion.id], Unk) or not criterion.ask:
                 continue
-            pending = [name for name in criterion.facts if name not in values
-                       and self.could_settle(criterion, values, name)]
+            pending = [name for name in criterion.facts if name not in rt
+                       and self.could_settle(criterion, rt, name)]
             while pending:
                 name = pending.pop()
                 found.add(name)
                 d = self.derived_by.get(name)
                 if d is not None:
-                    pending.extend(i for i in d.inputs if i not in values and i not in found)
+                    pending.extend(i for i in d.inputs if i not in rt and i not in found)
         return sorted(found, key=self.order.__getitem__)
 
     # -- the decision ------------------------------------------------------------------------
 
-    def decide(self, fields: dict[str, Any]) -> dict[str, Any]:
-        values, errors = self.typed(fields)
+    def decide(self, fields: dict[str, Any], context: dict[str, Any] | None = None) -> dict[str, Any]:
+        typed, errors = self.typed(fields, context or {})
         if errors:
-            return {"decision": "error", "failed_criteria": [], "missing": None, "errors": errors}
-        conflict = self.complete(values)
+            return _error(errors)
+        rt = {name: runtime(self.facts[name], value) for name, value in typed.items()}
+        conflict = self.complete(typed, rt)
         if conflict is not None:
-            return {"decision": "error", "failed_criteria": [], "missing": None, "errors": [conflict]}
-        outcomes = {c.id: kleene(c.cond, values) for c in self.criteria}
+            return _error([f"{conflict}: contradicts its inputs"])
+        env = self.env(rt)
+        outcomes = {c.id: evaluate(c.cond, env) for c in self.criteria}
+        broken = [c for c in self.criteria if isinstance(outcomes[c.id], Unk) and outcomes[c.id].reasons]
+        if broken:
+            return _error([f"{name}: {_show(rt[name])}: {c.id} cannot be decided"
+                           for c in broken for name in c.facts
+                           if name in rt and not isinstance(rt[name], Unk)])
         failed = [c.id for c in self.criteria
                   if outcomes[c.id] is (NOT_MET if c.kind == "inclusion" else MET)]
         if failed:
             decision = "ineligible"
-        elif all(outcomes[c.id] is not None for c in self.criteria):
+        elif all(not isinstance(outcomes[c.id], Unk) for c in self.criteria):
             decision = "eligible"
         else:
             decision = "undetermined"
-        missing = self.missing(outcomes, values) if decision == "undetermined" else None
+        missing = self.missing(outcomes, rt) if decision == "undetermined" else None
         return {"decision": decision, "failed_criteria": failed, "missing": missing, "errors": []}
+
+
+def _error(errors: list[str]) -> dict[str, Any]:
+    return {"decision": "error", "failed_criteria": [], "missing": None, "errors": errors}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, Q):
+        return f"{value.value} {value.unit}"
+    if isinstance(value, Day):
+        return "ongoing" if value.ongoing else dt.date.fromordinal(int(value.ordinal)).isoformat()
+    return str(value)
+
+
+def _literals(e: Any, definitions: dict[str, tuple]) -> list[Any]:
+    out: list[Any] = []
+
+    def walk(e: Any) -> None:
+        if not isinstance(e, tuple) or not e:
+            return
+        if e[0] == "lit":
+            out.append(e[1])
+        elif e[0] == "word":
+            out.append(e[1])
+        elif e[0] == "def":
+            walk(definitions[e[1]])
+        elif e[0] not in ("fact", "field"):
+            for part in e[1:]:
+                if isinstance(part, tuple):
+                    if part and isinstance(part[0], str):
+                        walk(part)
+                    else:
+                        for p in part:
+                            walk(p)
+
+    walk(e)
+    return out
 
 
 _cache: dict[Any, Reference] = {}
@@ -497,6 +487,7 @@ def reference_for(rules: Any) -> Reference:
     return _cache[key]
 
 
-def reference_decide(rules: Any, facts: dict[str, Any]) -> dict[str, Any]:
+def reference_decide(rules: Any, facts: dict[str, Any], context: dict[str, Any] | None = None
+                     ) -> dict[str, Any]:
     """Decide one candidate: decision, failed_criteria (trial order), missing (or None), errors."""
-    return reference_for(rules).decide(facts)
+    return reference_for(rules).decide(facts, context)
