@@ -1,73 +1,70 @@
-"""Random NCT03862768 candidates for the stress and throughput benchmarks and property tests.
+"""Random candidates for any rules file, for the stress and throughput benchmarks and the
+property tests.
 
-Every fact is independently absent, valid or invalid. Valid values crowd the thresholds the
-criteria and derivations use (ages 17/18/75/76 given or by dates, bilirubin 34.1/34.2/51.3/51.4,
-albumin 27.9/28/35/35.1, INR 1.69/1.7/2.3/2.31, progression six months after the start of
-imatinib plus or minus a day, 29 February). Invalid values are out of range, of the wrong type,
-or impossible dates; the generator says which facts it made invalid so a test can demand an
-error naming each, without asking the code under test what is valid.
+    gen = Generator("rules/NCT06898385.yaml")
+    for cand in gen.candidates(seed=1, count=1000, profile=ADVERSARIAL): ...
+
+The generator reads the rules file's conditions, formulas and derivations (with the parser
+of tests/reference_lang.py) and crowds every edge they draw:
+- each bound of a comparison with a literal, on both sides and on the edge itself, in the
+  fact's unit (a literal in another unit is converted);
+- each edge that depends on other facts (`alt <= 3 * alt_uln`, `stop - start <= 14 days`,
+  windows, `years_between`), computed from the values already drawn: the day inside and the
+  day outside each window end, calendar months clamped to month end;
+- the inputs of derived facts at the derived fact's edges: dates giving an age of exactly 18,
+  a progression six months after the start, parts giving a score on a band edge, and for
+  formulas (BMI, creatinine clearance) the last input found by bisection;
+- quantities in their declared unit and in every other unit they convert from, written as
+  `"1.5 mg/dL"`, `{value, unit}` or a plain number; `never` and `ongoing` where allowed;
+  lists of 0-4 items with fields left unknown; facts left out; and invalid values.
+Invalid values are out of range, of the wrong type, in a unit that does not convert,
+impossible dates, malformed lists, or a context fact given per candidate; the generator says
+which facts it made invalid so a test can demand an error naming each, without asking the
+code under test what is valid.
+
+With the chance `passing`, a value is drawn among those that make the criteria reading it
+go the eligible way (judged leaf by leaf), so complete candidates are often eligible and
+undetermined ones name missing facts.
 
 Draws go through a `Chooser`, so the same generator runs on `random.Random` (benchmarks) and
-on Hypothesis' `draw` (property tests, which then shrink failures).
+on Hypothesis' `draw` (property tests, which then shrink failures). Same seed, same
+candidates.
 """
 from __future__ import annotations
 
 import calendar
 import datetime as dt
+import json
 import random
+import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
 
-BOOLEANS = (
-    "gist_confirmed", "on_standard_imatinib", "progressed_on_imatinib", "mdt_resectable",
-    "other_malignancy_within_5y", "informed_consent", "severe_cardiopulmonary_disease",
-    "pulmonary_infection", "severe_diabetes", "renal_insufficiency", "severe_hepatitis",
-    "child_pugh_b_correctable", "severe_malnutrition", "imatinib_primary_resistance",
-    "needs_concurrent_surgery", "tumor_bleeding", "tumor_perforation", "tumor_obstruction",
-    "pregnant", "breastfeeding", "serious_mental_illness", "other_clinical_study",
-    "other_tki_use",
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT / "tests") not in sys.path:
+    sys.path.insert(0, str(ROOT / "tests"))
+
+from reference import Reference, runtime, typed_of  # noqa: E402
+from reference_lang import (  # noqa: E402
+    INF, NEVER, Cal, Day, Env, Q, Unk, _pint_unit, evaluate, names_read, unit_factor,
 )
-ENUMS = {
-    "sex": ("female", "male"),
-    "disease_status": ("recurrent", "metastatic", "localized_primary"),
-    "copd_severity": ("none", "mild", "moderate", "severe", "very_severe"),
-    "child_pugh_class": ("A", "B", "C"),
-    "ascites": ("none", "mild", "moderate_severe"),
-    "encephalopathy": ("none", "grade_1_2", "grade_3_4"),
-}
-# integer facts: (minimum, maximum or None, values that pass, values that fail)
-INTEGERS = {
-    "age": (0, 120, (18, 19, 45, 63, 74, 75), (0, 17, 76, 120)),
-    "ecog": (0, 4, (0, 1), (2, 3, 4)),
-    "asa_class": (1, 6, (1, 2), (3, 4, 5, 6)),
-    "nyha_class": (1, 4, (1,), (2, 3, 4)),
-    "progressive_lesion_count": (1, None, (1, 2, 3), (4, 5, 12)),
-    "progressive_organ_count": (1, None, (1,), (2, 3)),
-}
-# decimal facts (two places): (minimum, maximum, values scoring 1 point, values scoring more)
-DECIMALS = {
-    "bilirubin_umol_l": ("0", "2000", ("0", "5.5", "34.1", "34.19"),
-                         ("34.2", "51.3", "51.31", "51.4", "120", "2000")),
-    "albumin_g_l": ("0", "100", ("35.01", "35.1", "45", "100"),
-                    ("0", "20", "27.9", "27.99", "28", "35")),
-    "inr": ("0.5", "20", ("0.5", "1", "1.69"), ("1.7", "2.3", "2.31", "3.5", "20")),
-}
-# enum values that pass (the rest fail or score more)
-ENUM_PASS = {
-    "sex": ("female", "male"),
-    "disease_status": ("recurrent", "metastatic"),
-    "copd_severity": ("none", "mild"),
-    "child_pugh_class": ("A", "B"),
-    "ascites": ("none",),
-    "encephalopathy": ("none",),
-}
-DATES = ("birth_date", "screening_date", "imatinib_start_date", "first_progression_date")
-FACTS = ("sex", "disease_status", *BOOLEANS, *ENUMS, *INTEGERS, *DECIMALS, *DATES)
-FACTS = tuple(dict.fromkeys(FACTS))  # every fact once, stable order
+from screener.model import FactSpec, Special  # noqa: E402
+from screener.rules.read import load_yaml  # noqa: E402
+
+DEFAULT_RULES = ROOT / "rules" / "NCT03862768.yaml"
 
 BAD_DATES = ("2021-02-29", "2020-02-30", "2020-13-01", "2020-00-10", "2020/01/01", "20200101",
              "2020-1-5", "01-02-2020", "yesterday", "2020-01-01T10:00")
 AWKWARD_DAYS = ((2, 28), (2, 29), (3, 1), (8, 31), (1, 31), (12, 31), (6, 15))
+# other units a lab may report in; only those of the fact's dimension are used
+UNIT_POOL = ("g/L", "g/dL", "mg/dL", "mg/L", "umol/L", "mmol/L", "mol/L", "10*9/L", "10*3/uL",
+             "/mm3", "/uL", "10*12/L", "kg", "g", "[lb_av]", "cm", "m", "[in_i]", "mm", "ms", "s",
+             "min", "h", "d", "wk", "mL/min", "L/min", "mL/s", "mm[Hg]", "kPa", "%", "mmol/mol",
+             "U/L", "[IU]/L", "ng/mL", "ug/L", "pg/mL", "mL/min/{1.73_m2}", "kg/m2", "[degF]",
+             "Cel")
+NOT_UNITS = ("furlongs", "mg/dL/", "10^9/L", "kg/", "bananas")
 
 
 class Chooser:
@@ -122,10 +119,10 @@ class Profile:
     """How candidates are drawn; each candidate picks its own rates from these."""
 
     absent: tuple[float, ...]  # chance a fact is left out (or empty)
-    passing: tuple[float, ...]  # chance a fact takes a value that passes its criterion
+    passing: tuple[float, ...]  # chance a value is drawn to pass the criteria reading it
     invalid: float  # chance a candidate has invalid values at all (then ~5% of its facts)
-    native: bool  # may use JSON/YAML-typed values (bool, int, float, date); else text only
-    consistent: bool  # give derived facts only in agreement with their inputs
+    native: bool  # may use JSON/YAML-typed values (bool, int, float, date, list); else text
+    consistent: bool  # give derived facts only when their inputs are not all given
 
 
 ADVERSARIAL = Profile(absent=(0.0, 0.03, 0.1, 0.3, 0.7), passing=(0.5, 0.9, 0.97, 1.0),
@@ -138,218 +135,720 @@ REALISTIC = Profile(absent=(0.0, 0.01, 0.05), passing=(0.9, 0.97, 0.99), invalid
 class Candidate:
     fields: dict[str, Any]
     invalid: set[str] = field(default_factory=set)  # facts given an invalid value
+    context: dict[str, Any] = field(default_factory=dict)  # the run's context facts (raw)
 
 
-def shift_months(day: dt.date, months: int) -> dt.date:
-    index = day.year * 12 + day.month - 1 + months
-    year, month0 = divmod(index, 12)
-    return dt.date(year, month0 + 1, min(day.day, calendar.monthrange(year, month0 + 1)[1]))
+# --- what the rules file says about each fact ------------------------------------------------
 
 
-def _a_date(c: Chooser, low: int = 1930, high: int = 2025) -> dt.date:
+@dataclass
+class Target:
+    """An edge of one fact (or list item field): `expr` evaluated on the values drawn so far
+    gives the value at the edge (None: `value` is a literal edge)."""
+
+    expr: tuple | None
+    value: Any = None
+
+
+@dataclass
+class Leaf:
+    """A comparison reading the fact, and the truth the eligible way wants of it."""
+
+    expr: tuple
+    want: bool
+
+
+def _inverse(side: tuple, other: tuple) -> list[tuple[tuple, tuple]]:
+    """(target, expression for it) when `side` == `other`: solve for the facts of `side`."""
+    tag = side[0]
+    if tag in ("fact", "field"):
+        return [(side, other)]
+    if tag == "bin":
+        op, a, b = side[1], side[2], side[3]
+        out: list[tuple[tuple, tuple]] = []
+        if op == "+":
+            out += _inverse(a, ("bin", "-", other, b)) + _inverse(b, ("bin", "-", other, a))
+        elif op == "-":
+            out += _inverse(a, ("bin", "+", other, b)) + _inverse(b, ("bin", "-", a, other))
+        elif op == "*":
+            out += _inverse(a, ("bin", "/", other, b)) + _inverse(b, ("bin", "/", other, a))
+        elif op == "/":
+            out += _inverse(a, ("bin", "*", other, b))
+        return out
+    if tag == "call" and side[1] in ("years_between", "months_between", "days_between") \
+            and other[0] == "lit" and isinstance(other[1], Decimal):
+        n = other[1]
+        if side[1] == "days_between":
+            span: Any = Q(n, "d")
+        else:
+            if n != n.to_integral_value():
+                return []
+            span = Cal(int(n) * (12 if side[1] == "years_between" else 1))
+        a, b = side[2]
+        return _inverse(b, ("bin", "+", a, ("lit", span))) + _inverse(a, ("bin", "-", b, ("lit", span)))
+    if tag == "neg":
+        return _inverse(side[1], ("neg", other))
+    return []
+
+
+class Generator:
+    """Random candidates for one rules file."""
+
+    def __init__(self, rules: Any = DEFAULT_RULES):
+        self.path = Path(rules)
+        doc = load_yaml(self.path)
+        self.ref = Reference(doc)
+        self.facts = self.ref.facts
+        self.id_fact = self.ref.id_fact
+        self.columns = tuple(n for n, s in self.facts.items() if n != self.id_fact and not s.context)
+        self.context_facts = tuple(n for n, s in self.facts.items() if s.context)
+        self.targets: dict[str, list[Target]] = {}  # "fact" or "list.field"
+        self.leaves: dict[str, list[Leaf]] = {}
+        self.words: dict[str, set[str]] = {}
+        for criterion in self.ref.criteria:
+            self._walk(criterion.cond, criterion.kind == "inclusion", None)
+        for expr in self.ref.definitions.values():
+            self._walk(expr, None, None)
+        self.derivations = self.ref.derivations
+        for d in self.derivations:
+            if d.formula is not None:
+                self._walk(d.formula, None, None)
+            self._derivation_targets(d)
+        self.inputs_of = {d.fact: d for d in self.derivations}
+        self.formula_inputs = {i for d in self.derivations if d.formula is not None for i in d.inputs}
+        # keys whose edges and wanted leaves read nothing else: their good values are fixed
+        self.static = {key for key in set(self.leaves) | set(self.targets)
+                       if all(t.expr is None for t in self.targets.get(key, []))
+                       and all(set(self._leaf_keys(leaf.expr, key.split(".")[0] if "." in key else None))
+                               <= {key} for leaf in self.leaves.get(key, []))}
+        self.good_cache: dict[str, list[Any]] = {}
+        self.edge_cache: dict[str, list[Any]] = {}
+        self.order = self._order()
+        self.units = {n: self._units(s) for n, s in self.facts.items() if s.type == "quantity"}
+        self.item_units = {f"{n}.{f.name}": self._units(f) for n, s in self.facts.items()
+                           for f in s.item if f.type == "quantity"}
+
+    # -- reading the rules ----------------------------------------------------------------
+
+    def _key(self, node: tuple, scope: str | None) -> str | None:
+        if node[0] == "fact":
+            return node[1]
+        if node[0] == "field" and scope is not None:
+            return f"{scope}.{node[1]}"
+        return None
+
+    def _spec(self, key: str) -> FactSpec:
+        if "." in key:
+            name, item = key.split(".", 1)
+            return next(f for f in self.facts[name].item if f.name == item)
+        return self.facts[key]
+
+    def _add_target(self, node: tuple, expr: tuple, scope: str | None) -> None:
+        key = self._key(node, scope)
+        if key is None:
+            return
+        if not names_read(expr, self.ref.definitions) and not _reads_fields(expr, self.ref.definitions):
+            try:
+                value = evaluate(expr, self.ref.env({}))
+            except Exception:
+                return
+            if not isinstance(value, Unk):
+                self.targets.setdefault(key, []).append(Target(None, value))
+            return
+        self.targets.setdefault(key, []).append(Target(expr))
+
+    def _walk(self, e: Any, want: bool | None, scope: str | None) -> None:
+        """Collect targets and wanted leaves; `want`: the truth the eligible way wants."""
+        if not isinstance(e, tuple) or not e:
+            return
+        tag = e[0]
+        if tag == "def":
+            self._walk(self.ref.definitions[e[1]], want, scope)
+            return
+        if tag == "not":
+            self._walk(e[1], None if want is None else not want, scope)
+            return
+        if tag in ("and", "or"):
+            for part in e[1]:
+                self._walk(part, want, scope)
+            return
+        if tag in ("fact", "field"):
+            key = self._key(e, scope)
+            if key is not None and want is not None and self._spec(key).type == "boolean":
+                self.leaves.setdefault(key, []).append(Leaf(e, want))
+            return
+        if tag == "cmp":
+            _, op, a, b = e
+            for side, other in ((a, b), (b, a)):
+                for node, expr in _inverse(side, other):
+                    self._add_target(node, expr, scope)
+                if side[0] == "word":
+                    key = self._key(other, scope)
+                    if key is not None:
+                        self.words.setdefault(key, set()).add(side[1])
+        elif tag == "in":
+            for item in e[2]:
+                for node, expr in _inverse(e[1], item):
+                    self._add_target(node, expr, scope)
+                if item[0] == "word":
+                    key = self._key(e[1], scope)
+                    if key is not None:
+                        self.words.setdefault(key, set()).add(item[1])
+        elif tag == "within":
+            _, x, d, direction, y = e
+            sign, back = ("-", "+") if direction == "before" else ("+", "-")
+            for node, expr in _inverse(x, ("bin", sign, y, d)) + _inverse(x, y):
+                self._add_target(node, expr, scope)
+            for node, expr in _inverse(y, ("bin", back, x, d)) + _inverse(y, x):
+                self._add_target(node, expr, scope)
+        elif tag == "call" and e[1] in ("any", "all", "count", "sum", "min_of", "max_of", "latest"):
+            inner = e[2][0][1]
+            for arg in e[2][1:]:
+                # inside an aggregate the eligible way is not known item by item
+                self._walk(arg, want if e[1] in ("any", "all") else None, inner)
+            return
+        if want is not None:
+            for key in self._leaf_keys(e, scope):
+                self.leaves.setdefault(key, []).append(Leaf(e, want))
+        for part in e[1:]:
+            if isinstance(part, tuple) and part and isinstance(part[0], str):
+                self._walk(part, None, scope)
+            elif isinstance(part, tuple):
+                for p in part:
+                    self._walk(p, None, scope)
+
+    def _leaf_keys(self, e: tuple, scope: str | None) -> list[str]:
+        out: list[str] = []
+
+        def walk(x: Any) -> None:
+            if not isinstance(x, tuple) or not x:
+                return
+            key = self._key(x, scope) if x[0] in ("fact", "field") else None
+            if key is not None:
+                out.append(key)
+            elif x[0] == "def":
+                walk(self.ref.definitions[x[1]])
+            else:
+                for part in x[1:]:
+                    if isinstance(part, tuple) and part and isinstance(part[0], str):
+                        walk(part)
+                    elif isinstance(part, tuple):
+                        for p in part:
+                            walk(p)
+
+        walk(e)
+        return out
+
+    def _derivation_targets(self, d: Any) -> None:
+        """Edges of a derived fact become edges of its inputs."""
+        edges = [t.value for t in self.targets.get(d.fact, []) if t.expr is None]
+        if d.function == "completed_years":
+            birth, anchor = d.inputs
+            for years in edges:
+                span = ("lit", Cal(int(years) * 12))
+                self.targets.setdefault(birth, []).append(Target(("bin", "-", ("fact", anchor), span)))
+                self.targets.setdefault(anchor, []).append(Target(("bin", "+", ("fact", birth), span)))
+        elif d.function == "before_months_after":
+            start, event = d.inputs
+            span = ("lit", Cal(int(d.params["months"])))
+            self.targets.setdefault(event, []).append(Target(("bin", "+", ("fact", start), span)))
+            self.targets.setdefault(start, []).append(Target(("bin", "-", ("fact", event), span)))
+        elif d.function == "banded_score":
+            for name, table in d.params.get("points", {}).items():
+                if isinstance(table, list):
+                    for _, band in table:
+                        edge = Decimal(str(band).lstrip("<>=! "))
+                        self.targets.setdefault(name, []).append(Target(None, edge))
+
+    def _order(self) -> list[str]:
+        """Facts in an order that draws anchors first: facts that others' edges are computed
+        from come before the facts whose edges they are."""
+        names = [n for n in self.facts if n != self.id_fact]
+        needs: dict[str, set[str]] = {n: set() for n in names}
+        for key, targets in self.targets.items():
+            fact = key.split(".", 1)[0]
+            for t in targets:
+                if t.expr is not None and fact in needs:
+                    needs[fact] |= {x for x in names_read(t.expr, self.ref.definitions) if x != fact}
+        for d in self.derivations:
+            if d.fact in needs:
+                needs[d.fact] |= set(d.inputs)
+        out: list[str] = []
+        placed: set[str] = set()
+        while len(out) < len(names):
+            ready = [n for n in names if n not in placed and needs[n] <= placed]
+            if not ready:  # a cycle of edges: take the one needing the fewest
+                ready = [min((n for n in names if n not in placed), key=lambda n: len(needs[n] - placed))]
+            for n in ready[:1]:
+                out.append(n)
+                placed.add(n)
+        return out
+
+    def _units(self, spec: FactSpec) -> list[tuple[str, Decimal]]:
+        """(unit, factor to the declared unit) for the declared unit and every convertible one."""
+        out = [(spec.unit, Decimal(1))]
+        convert = dict(spec.convert)
+        pool = list(UNIT_POOL) + list(convert)
+        try:
+            declared = _pint_unit(spec.unit).dimensionality
+        except Exception:
+            return out
+        for code in dict.fromkeys(pool):
+            if code == spec.unit:
+                continue
+            try:
+                same = _pint_unit(code).dimensionality == declared
+                if same or code in convert:
+                    out.append((code, unit_factor(code, spec.unit, convert)))
+            except Exception:
+                continue
+        return out
+
+    def _bad_units(self, spec: FactSpec) -> list[str]:
+        good = {code for code, _ in self._units(spec)}
+        out = list(NOT_UNITS)
+        try:
+            declared = _pint_unit(spec.unit).dimensionality
+            convertible = {_pint_unit(k).dimensionality for k in good}
+        except Exception:
+            return out
+        for code in UNIT_POOL:
+            try:
+                if code not in good and _pint_unit(code).dimensionality not in convertible | {declared}:
+                    out.append(code)
+            except Exception:
+                continue
+        return out
+
+    def _derived(self, name: str, rt: dict[str, Any]) -> Any:
+        """The value the derivations give `name` from the drawn values, or None."""
+        typed: dict[str, Any] = {}
+        for fact, value in rt.items():
+            try:
+                typed[fact] = value if self.facts[fact].type == "list" else typed_of(self.facts[fact], value)
+            except Exception:
+                pass
+        values = dict(rt)
+        try:
+            if self.ref.complete(typed, values) is not None:
+                return None
+        except Exception:
+            return None
+        value = values.get(name)
+        return None if value is None or isinstance(value, Unk) else value
+
+    # -- drawing ----------------------------------------------------------------------------
+
+    def candidates(self, seed: int, count: int, profile: Profile) -> Iterator[Candidate]:
+        """`count` candidates from `seed`, ids c1, c2, ..."""
+        chooser = RandomChooser(random.Random(seed))
+        for i in range(1, count + 1):
+            yield self.candidate(chooser, profile, f"c{i}")
+
+    def candidate(self, c: Chooser, profile: Profile, candidate_id: str = "c") -> Candidate:
+        draw = _Draw(self, c, profile)
+        fields: dict[str, Any] = {self.id_fact: candidate_id}
+        for name in self.order:
+            spec = self.facts[name]
+            if spec.context:
+                continue
+            d = self.inputs_of.get(name)
+            given_inputs = d is not None and all(i in draw.rt for i in d.inputs)
+            if d is not None and profile.consistent and given_inputs:
+                continue  # a realistic row does not repeat what its inputs give
+            if d is not None and given_inputs and not c.chance(0.15):
+                continue
+            if d is not None and given_inputs and c.chance(0.7):
+                value = self._derived(name, draw.rt)  # given, in agreement with its inputs
+                if value is not None:
+                    fields[name] = draw.raw_valid(name, spec, value)
+                    continue
+            raw = draw.fact(name, spec)
+            if raw is not _ABSENT:
+                fields[name] = raw
+        context: dict[str, Any] = {}
+        for name in self.context_facts:
+            raw = draw.fact(name, self.facts[name], context=True)
+            if raw is not _ABSENT:
+                context[name] = raw
+            if draw.invalid_rate and c.chance(draw.invalid_rate):  # given per candidate
+                fields[name] = draw.raw_valid(name, self.facts[name], draw.pick_value(name, self.facts[name]))
+                draw.bad.add(name)
+        return Candidate(fields, draw.bad, context)
+
+
+_ABSENT = object()
+
+
+def _reads_fields(e: Any, definitions: dict[str, tuple]) -> bool:
+    if not isinstance(e, tuple) or not e:
+        return False
+    if e[0] == "field":
+        return True
+    if e[0] == "def":
+        return _reads_fields(definitions[e[1]], definitions)
+    return any(_reads_fields(p, definitions) if isinstance(p, tuple) and p and isinstance(p[0], str)
+               else isinstance(p, tuple) and any(_reads_fields(x, definitions) for x in p)
+               for p in e[1:])
+
+
+class _Draw:
+    """The drawing of one candidate: its rates, the values so far, the invalid facts."""
+
+    def __init__(self, gen: Generator, c: Chooser, profile: Profile):
+        self.gen = gen
+        self.c = c
+        self.profile = profile
+        self.native = profile.native
+        self.absent = c.choice(profile.absent)
+        self.passing = c.choice(profile.passing)
+        self.invalid_rate = 0.05 if c.chance(profile.invalid) else 0.0
+        self.rt: dict[str, Any] = {}  # runtime values drawn so far (valid, given or derived)
+        self.bad: set[str] = set()
+        self.base = _a_date(c, 2015, 2026)
+
+    def env(self, item: dict[str, Any] | None = None) -> Env:
+        env = self.gen.ref.env(self.rt)
+        env.item = item
+        return env
+
+    # -- one fact ---------------------------------------------------------------------------
+
+    def fact(self, name: str, spec: FactSpec, context: bool = False) -> Any:
+        c = self.c
+        if c.chance(self.absent):
+            if c.chance(0.3) and not context:
+                return c.choice(("", "  ")) if not self.native or c.chance(0.5) else None
+            return _ABSENT
+        if self.invalid_rate and not context and c.chance(self.invalid_rate):
+            self.bad.add(name)
+            return self.raw_invalid(name, spec)
+        value = self.pick_value(name, spec)
+        self.rt[name] = value
+        if name in self.gen.formula_inputs:
+            self._derive()
+        return self.raw_valid(name, spec, value)
+
+    def _derive(self) -> None:
+        """Derived facts whose inputs are all drawn, so later edges can read them."""
+        for d in self.gen.derivations:
+            if d.fact in self.rt or not all(i in self.rt for i in d.inputs):
+                continue
+            if d.formula is not None:
+                value = evaluate(d.formula, self.env())
+                if not isinstance(value, Unk):
+                    try:
+                        self.rt[d.fact] = runtime(self.gen.facts[d.fact],
+                                                  typed_of(self.gen.facts[d.fact], value))
+                    except Exception:
+                        pass
+
+    def pick_value(self, key: str, spec: FactSpec, item: dict[str, Any] | None = None) -> Any:
+        """A runtime value of the fact (or item field) `key`."""
+        c = self.c
+        if spec.type == "list":
+            return self.pick_list(key, spec)
+        if spec.type == "date" and spec.special and c.chance(0.2):
+            return NEVER if c.choice(spec.special) is Special.NEVER else Day(INF)
+        static = key in self.gen.static
+        if static and key in self.gen.edge_cache:
+            options = self.gen.edge_cache[key]
+        else:
+            options = self.edge_values(key, spec, item)
+            if static:
+                self.gen.edge_cache[key] = options
+        leaves = self.gen.leaves.get(key, [])
+        if options and leaves and c.chance(self.passing):
+            if static and key in self.gen.good_cache:
+                good = self.gen.good_cache[key]
+            else:
+                good = [v for v in options if self._wanted(key, v, leaves, item)]
+                if static:
+                    self.gen.good_cache[key] = good
+            if good:
+                return c.choice(good)
+        if spec.type == "boolean":
+            return c.chance(0.5)
+        if spec.type == "enum":
+            return c.choice(spec.values)
+        if spec.type == "text":
+            return c.choice(sorted(self.gen.words.get(key, set())) + ["A", "other"])
+        if options and c.chance(0.85):
+            return c.choice(options)
+        return self.random_value(spec)
+
+    def _wanted(self, key: str, value: Any, leaves: list[Leaf], item: dict[str, Any] | None) -> bool:
+        if "." in key:
+            trial_item = dict(item or {})
+            trial_item[key.split(".", 1)[1]] = value
+            env = self.env(trial_item)
+        else:
+            saved = self.rt.get(key, _ABSENT)
+            self.rt[key] = value
+            env = self.env(item)
+        try:
+            for leaf in leaves:
+                try:
+                    got = evaluate(leaf.expr, env)
+                except Exception:
+                    continue
+                if isinstance(got, bool) and got != leaf.want:
+                    return False
+            return True
+        finally:
+            if "." not in key:
+                if saved is _ABSENT:
+                    del self.rt[key]
+                else:
+                    self.rt[key] = saved
+
+    def edge_values(self, key: str, spec: FactSpec, item: dict[str, Any] | None) -> list[Any]:
+        """Values on and either side of every edge of `key` computable now."""
+        if spec.type == "boolean":
+            return [True, False]
+        if spec.type == "enum":
+            return list(spec.values)
+        if spec.type == "text":
+            return sorted(self.gen.words.get(key, set()))
+        out: list[Any] = []
+        for target in self.gen.targets.get(key, []):
+            if target.expr is None:
+                edge = target.value
+            else:
+                try:
+                    edge = evaluate(target.expr, self.env(item))
+                except Exception:
+                    continue
+            out.extend(self._around(spec, edge))
+        if spec.type in ("integer", "decimal", "quantity"):
+            out = [v for v in out if _in_range(spec, v)]
+        return list(dict.fromkeys(out))
+
+    def _around(self, spec: FactSpec, edge: Any) -> list[Any]:
+        """The edge and one step either side, as runtime values of `spec`."""
+        if isinstance(edge, Unk) or edge is NEVER:
+            return []
+        if spec.type == "date":
+            if not isinstance(edge, Day) or edge.ongoing:
+                return []
+            whole = edge.ordinal.to_integral_value(rounding="ROUND_FLOOR")
+            days = [whole + d for d in (-1, 0, 1)] + ([whole + 1] if whole != edge.ordinal else [])
+            return [Day(d) for d in days if 1 <= d <= dt.date(9999, 12, 30).toordinal()]
+        if spec.type not in ("integer", "decimal", "quantity"):
+            return []
+        try:
+            if isinstance(edge, Q):
+                value = edge.value if edge.unit == spec.unit or spec.type != "quantity" \
+                    else edge.value * unit_factor(edge.unit, spec.unit, dict(spec.convert))
+            elif isinstance(edge, Decimal):
+                value = edge
+            else:
+                return []
+            if not value.is_finite():
+                return []
+            places = 0 if spec.type == "integer" else spec.places
+            step = Decimal(1).scaleb(-places)
+            base = value.quantize(step, rounding=ROUND_HALF_EVEN)
+        except Exception:
+            return []
+        values = {base - step, base, base + step}
+        if base != value:  # an edge between two steps: the steps either side
+            values |= {value.quantize(step, rounding="ROUND_FLOOR"),
+                       value.quantize(step, rounding="ROUND_CEILING")}
+        return [self._as(spec, v) for v in sorted(values)]
+
+    def _as(self, spec: FactSpec, value: Decimal) -> Any:
+        if spec.type == "quantity":
+            return Q(value, spec.unit, spec.name)
+        return value
+
+    def random_value(self, spec: FactSpec) -> Any:
+        c = self.c
+        if spec.type == "date":
+            if c.chance(0.5):
+                return Day(self.base.ordinal + c.integer(-4000, 400))
+            return _a_date(c, 1930, 2026)
+        low = Decimal(str(spec.minimum)) if spec.minimum is not None else Decimal(0)
+        high = Decimal(str(spec.maximum)) if spec.maximum is not None else low + 1000
+        places = 0 if spec.type == "integer" else spec.places
+        scale = 10 ** places
+        lo, hi = int(low * scale), int(high * scale)
+        if lo > hi:
+            lo, hi = hi, lo
+        value = Decimal(c.integer(lo, hi)).scaleb(-places)
+        return self._as(spec, value)
+
+    def pick_list(self, key: str, spec: FactSpec) -> tuple[dict[str, Any], ...]:
+        c = self.c
+        items: list[dict[str, Any]] = []
+        for _ in range(c.choice((0, 1, 1, 2, 2, 3, 4))):
+            item: dict[str, Any] = {}
+            for f in spec.item:
+                if c.chance(max(self.absent, 0.05)):
+                    continue  # an unknown field
+                item[f.name] = self.pick_value(f"{key}.{f.name}", f, item)
+            items.append(item)
+        return tuple(items)
+
+    # -- how a value is written -------------------------------------------------------------
+
+    def raw_valid(self, name: str, spec: FactSpec, value: Any, units_key: str | None = None) -> Any:
+        c = self.c
+        native = self.native
+        if spec.type == "boolean":
+            if native and c.chance(0.3):
+                return c.choice((value, int(value)))
+            return c.choice(("yes", "Yes", "y", "true", "1") if value else ("no", "NO", "n", "false", "0"))
+        if spec.type == "integer":
+            v = int(value)
+            if native and c.chance(0.3):
+                return c.choice((v, float(v)))
+            return c.choice((str(v), str(v), f" {v} ", f"+{v}"))
+        if spec.type == "decimal":
+            text = _plain(value)
+            if native and c.chance(0.3):
+                return float(text)
+            if c.chance(0.05) and "." not in text and text not in ("0", "-0"):
+                return f"{text}e0"
+            return text
+        if spec.type == "quantity":
+            return self._raw_quantity(spec, value.value, units_key or name)
+        if spec.type == "date":
+            if value is NEVER:
+                return c.choice(("never", "Never")) if c.chance(0.2) else "never"
+            if value.ongoing:
+                return "ongoing"
+            d = dt.date.fromordinal(int(value.ordinal))
+            if native and c.chance(0.3):
+                return d
+            return d.isoformat()
+        if spec.type == "list":
+            items = [{f.name: self._json_item(f, item[f.name], f"{name}.{f.name}")
+                      for f in spec.item if f.name in item} for item in value]
+            if native and c.chance(0.7):
+                return items
+            return json.dumps(items)
+        return value
+
+    def _json_item(self, spec: FactSpec, value: Any, key: str) -> Any:
+        raw = self.raw_valid(key, spec, value, key)
+        if isinstance(raw, dt.date):
+            return raw.isoformat()
+        return raw
+
+    def _raw_quantity(self, spec: FactSpec, value: Decimal, key: str) -> Any:
+        c = self.c
+        units = self.gen.item_units.get(key) if "." in key else self.gen.units.get(key)
+        code, factor = c.choice(units) if units and c.chance(0.4) else (spec.unit, Decimal(1))
+        amount = value / factor
+        text = _plain(amount.normalize() if amount == amount.to_integral_value() else
+                      Decimal(f"{amount:.12g}"))
+        if code == spec.unit and c.chance(0.4):
+            return float(text) if self.native and c.chance(0.3) else text
+        if self.native and c.chance(0.3):
+            return {"value": float(text) if c.chance(0.5) else text, "unit": code}
+        return f"{text} {code}"
+
+    def raw_invalid(self, name: str, spec: FactSpec) -> Any:
+        """A value that no reading of `spec` accepts."""
+        c = self.c
+        natives: list[Any] = [[1], {"a": 1}]
+        texts: list[Any]
+        kind = spec.type
+        if kind == "boolean":
+            texts = ["maybe", "2", "-1", "si", "yes please", "1.0"]
+            natives += [2, -1, 1.0, 0.5]
+        elif kind == "enum":
+            texts = ["unknown", spec.values[0].upper() + "x", "n/a", "0"]
+            natives += [1, True, 0.0]
+        elif kind in ("integer", "decimal"):
+            texts = ["abc", "one", "0x1", "nan", "inf", "1,5"]
+            if spec.minimum is not None:
+                texts.append(_plain(Decimal(str(spec.minimum)) - 1))
+            if spec.maximum is not None:
+                texts.append(_plain(Decimal(str(spec.maximum)) + 1))
+            if kind == "integer":
+                texts += ["1.5", "2.5"]
+                natives += [True, 1.5, float("nan")]
+            else:
+                texts.append("1." + "1" * (spec.places + 1))
+                natives += [True, float("nan"), float("inf")]
+        elif kind == "quantity":
+            texts = ["abc", "nan", "1,5", f"1 {c.choice(self.gen._bad_units(spec))}"]
+            if spec.minimum is not None:
+                texts.append(f"{_plain(Decimal(str(spec.minimum)) - 1)} {spec.unit}")
+            if spec.maximum is not None:
+                texts.append(f"{_plain(Decimal(str(spec.maximum)) + 1)} {spec.unit}")
+            natives += [True, {"value": 1}, {"value": "x", "unit": spec.unit}]
+        elif kind == "date":
+            texts = list(BAD_DATES)
+            for word in ("never", "ongoing"):
+                if Special(word) not in spec.special:
+                    texts.append(word)
+            natives += [20200101, dt.datetime(2020, 1, 1, 10, 0), 1.5, True]
+        elif kind == "list":
+            texts = ["[{", "{}", "3", "[1, 2]", '["a"]']
+            natives += [3, "x"]
+            if spec.item:
+                f = spec.item[0]
+                bad = {"boolean": "maybe", "integer": "x", "decimal": "x", "quantity": "x",
+                       "date": "2020-13-01", "enum": "not-a-value", "text": None}[f.type]
+                if bad is not None:
+                    texts.append(json.dumps([{f.name: bad}]))
+                    natives.append([{f.name: bad}])
+        else:  # text accepts any text; only a structure is wrong
+            texts = []
+            natives = [[1], {"a": 1}]
+            return c.choice(natives)
+        if self.native and c.chance(0.4):
+            return c.choice(natives)
+        return c.choice(texts)
+
+
+def _in_range(spec: FactSpec, value: Any) -> bool:
+    v = value.value if isinstance(value, Q) else value
+    if spec.minimum is not None and v < Decimal(str(spec.minimum)):
+        return False
+    if spec.maximum is not None and v > Decimal(str(spec.maximum)):
+        return False
+    return True
+
+
+def _plain(value: Decimal) -> str:
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def _a_date(c: Chooser, low: int, high: int) -> Day:
     year = c.integer(low, high)
     if c.chance(0.5):
-        month, day = c.choice(AWKWARD_DAYS)
-        if (month, day) == (2, 29) and not calendar.isleap(year):
+        month, d = c.choice(AWKWARD_DAYS)
+        if (month, d) == (2, 29) and not calendar.isleap(year):
             year = next(y for y in range(year, year + 8) if calendar.isleap(y))
     else:
-        month, day = c.integer(1, 12), c.integer(1, 28)
-    return dt.date(year, month, day)
+        month, d = c.integer(1, 12), c.integer(1, 28)
+    return Day(Decimal(dt.date(year, month, d).toordinal()))
 
 
-def _boolean(c: Chooser, value: bool, native: bool) -> Any:
-    if native and c.chance(0.3):
-        return c.choice((value, int(value)))
-    return c.choice(("yes", "Yes", "y", "true", "1") if value else ("no", "NO", "n", "false", "0"))
+_generators: dict[str, Generator] = {}
 
 
-def _integer(c: Chooser, value: int, native: bool) -> Any:
-    if native and c.chance(0.3):
-        return c.choice((value, float(value)))
-    return c.choice((str(value), str(value), f" {value} ", f"+{value}"))
+def generator_for(rules: Any = DEFAULT_RULES) -> Generator:
+    key = str(Path(rules).resolve())
+    if key not in _generators:
+        _generators[key] = Generator(rules)
+    return _generators[key]
 
 
-def _decimal(c: Chooser, text: str, native: bool) -> Any:
-    if native and c.chance(0.3):
-        return float(text)
-    if c.chance(0.05) and "." not in text and text != "0":
-        return f"{text}e0"
-    return text
+def candidates(seed: int, count: int, profile: Profile, rules: Any = DEFAULT_RULES) -> Iterator[Candidate]:
+    """`count` candidates of the trial in `rules` from `seed`, ids c1, c2, ..."""
+    return generator_for(rules).candidates(seed, count, profile)
 
 
-def _date(c: Chooser, day: dt.date, native: bool) -> Any:
-    if native and c.chance(0.3):
-        return day
-    return day.isoformat()
-
-
-def _invalid(c: Chooser, name: str, native: bool) -> Any:
-    """A value that no reading of `name`'s type accepts."""
-    texts: list[Any]
-    natives: list[Any] = [[1], {"a": 1}]
-    if name in BOOLEANS:
-        texts = ["maybe", "2", "-1", "si", "yes please", "1.0"]
-        natives += [2, -1, 1.0, 0.5]
-    elif name in ENUMS:
-        texts = ["unknown", "D", ENUMS[name][0].upper() + "x", "n/a", "0"]
-        natives += [1, True, 0.0]
-    elif name in INTEGERS:
-        low, high, _, _ = INTEGERS[name]
-        texts = [str(low - 1), str(low - 10), "abc", "1.5", "2.0", "1e2", "one", "0x1"]
-        if high is not None:
-            texts += [str(high + 1), str(high + 100)]
-        natives += [True, False, 1.5, float("nan"), float("inf")]
-        if high is not None:
-            natives += [high + 1]
-        natives += [low - 1]
-    elif name in DECIMALS:
-        low, high, _, _ = DECIMALS[name]
-        texts = ["-0.01" if low == "0" else "0.49", f"{high}.01", "abc", "1.234", "34.105",
-                 "nan", "inf", "-inf", "1,5"]
-        natives += [True, float("nan"), float("inf"), 1.234, float(high) + 1]
-    else:  # dates
-        texts = list(BAD_DATES)
-        natives += [20200101, dt.datetime(2020, 1, 1, 10, 0), 1.5, True]
-    if native and c.chance(0.4):
-        return c.choice(natives)
-    return c.choice(texts)
-
-
-# yes/no facts whose "yes" passes; for every other one "no" passes
-PASS_YES = {"gist_confirmed", "on_standard_imatinib", "progressed_on_imatinib", "mdt_resectable",
-            "informed_consent", "child_pugh_b_correctable"}
-DERIVED_OR_INPUT = {"age", "imatinib_primary_resistance", "child_pugh_class", "bilirubin_umol_l",
-                    "albumin_g_l", "inr", "ascites", "encephalopathy", *DATES}
-
-
-def candidate(c: Chooser, profile: Profile, candidate_id: str = "c") -> Candidate:
-    """One candidate's raw fields (id first) and the facts made invalid."""
-    fields: dict[str, Any] = {"candidate_id": candidate_id}
-    bad: set[str] = set()
-    native = profile.native
-    absent = c.choice(profile.absent)
-    passing = c.choice(profile.passing)
-    invalid = 0.05 if c.chance(profile.invalid) else 0.0
-
-    def passes() -> bool:
-        return c.chance(passing)
-
-    def put(name: str, make_valid: Callable[[], Any]) -> None:
-        if c.chance(absent):
-            if c.chance(0.3):
-                fields[name] = c.choice(("", "  ")) if not native or c.chance(0.5) else None
-            return
-        if invalid and c.chance(invalid):
-            fields[name] = _invalid(c, name, native)
-            bad.add(name)
-            return
-        fields[name] = make_valid()
-
-    # dates first: the age and the imatinib interval are built around their thresholds
-    screening = _a_date(c, 2015, 2026)
-    _, _, good, poor = INTEGERS["age"]
-    age_target = c.choice(good if passes() else poor) if c.chance(0.9) else c.integer(0, 120)
-    birth = shift_months(screening, -12 * age_target) + dt.timedelta(days=c.choice((-1, 0, 0, 1)))
-    if c.chance(0.1):  # born on 29 February
-        leap = next(y for y in range(birth.year, birth.year + 8) if calendar.isleap(y))
-        birth = dt.date(leap, 2, 29)
-    true_age = screening.year - birth.year - ((screening.month, screening.day) < (birth.month, birth.day))
-    if (birth.month, birth.day) == (2, 29) and (screening.month, screening.day) == (2, 28) \
-            and not calendar.isleap(screening.year):
-        true_age += 1  # the year completes on 28 February in a common year
-    start = _a_date(c, 2005, 2024)
-    if c.chance(0.8):
-        edge = shift_months(start, 6)
-        progression = edge + dt.timedelta(days=c.choice((0, 1, 40)) if passes() else -c.choice((1, 60)))
-    else:
-        progression = start + dt.timedelta(days=c.integer(-30, 2000))
-    resistant = progression < shift_months(start, 6)
-
-    put("sex", lambda: c.choice(ENUMS["sex"]))
-    put("disease_status", lambda: _enum(c, "disease_status", passes()))
-    put("birth_date", lambda: _date(c, birth, native))
-    put("screening_date", lambda: _date(c, screening, native))
-    have_dates = bool(str(fields.get("birth_date") or "").strip()) \
-        and bool(str(fields.get("screening_date") or "").strip())
-    if profile.consistent and have_dates:
-        pass  # a realistic row does not repeat the age its dates give
-    elif 0 <= true_age <= 120 and (profile.consistent or c.chance(0.85)):
-        put("age", lambda: _integer(c, true_age, native))
-    else:
-        put("age", lambda: _integer(c, _integer_value(c, "age", passes()), native))
-
-    if not profile.consistent or c.chance(0.7):
-        put("imatinib_start_date", lambda: _date(c, start, native))
-        put("first_progression_date", lambda: _date(c, progression, native))
-    if not profile.consistent or "imatinib_start_date" not in fields:
-        agree = profile.consistent or c.chance(0.85)
-        put("imatinib_primary_resistance",
-            lambda: _boolean(c, resistant if agree else not passes(), native))
-
-    parts = ("bilirubin_umol_l", "albumin_g_l", "inr", "ascites", "encephalopathy")
-    if not profile.consistent or c.chance(0.8):
-        for name in parts[:3]:
-            put(name, lambda name=name: _decimal(c, _decimal_value(c, name, passes()), native))
-        for name in parts[3:]:
-            put(name, lambda name=name: _enum(c, name, passes()))
-    if not profile.consistent or "bilirubin_umol_l" not in fields:
-        given = _child_pugh(fields) if c.chance(0.7) else None
-        put("child_pugh_class", lambda: given or _enum(c, "child_pugh_class", passes()))
-
-    for name in FACTS:
-        if name in fields or name in DERIVED_OR_INPUT:
-            continue
-        if name in BOOLEANS:
-            put(name, lambda name=name: _boolean(c, passes() == (name in PASS_YES), native))
-        elif name in ENUMS:
-            put(name, lambda name=name: _enum(c, name, passes()))
-        elif name in INTEGERS:
-            put(name, lambda name=name: _integer(c, _integer_value(c, name, passes()), native))
-    return Candidate(fields, bad)
-
-
-def _child_pugh(fields: dict[str, Any]) -> str | None:
-    """The class the parts in `fields` give, when all five are there and look valid."""
-    try:
-        bilirubin, albumin, inr = (float(fields[n]) for n in ("bilirubin_umol_l", "albumin_g_l", "inr"))
-        ascites, encephalopathy = fields["ascites"], fields["encephalopathy"]
-        if not (isinstance(ascites, str) and isinstance(encephalopathy, str)):
-            return None
-        total = (1 if bilirubin < 34.2 else 2 if bilirubin <= 51.3 else 3) \
-            + (1 if albumin > 35 else 2 if albumin >= 28 else 3) \
-            + (1 if inr < 1.7 else 2 if inr <= 2.3 else 3) \
-            + ENUMS["ascites"].index(ascites.strip()) + 1 \
-            + ENUMS["encephalopathy"].index(encephalopathy.strip()) + 1
-    except (KeyError, ValueError, TypeError):
-        return None
-    return "A" if total <= 6 else "B" if total <= 9 else "C"
-
-
-def _enum(c: Chooser, name: str, good: bool) -> str:
-    fine = ENUM_PASS[name]
-    return c.choice(fine if good else tuple(v for v in ENUMS[name] if v not in fine) or fine)
-
-
-def _decimal_value(c: Chooser, name: str, good: bool) -> str:
-    low, high, fine, poor = DECIMALS[name]
-    if c.chance(0.9):
-        return c.choice(fine if good else poor)
-    cents = c.integer(int(float(low) * 100), int(float(high) * 100))
-    return f"{cents // 100}.{cents % 100:02d}"
-
-
-def _integer_value(c: Chooser, name: str, good: bool) -> int:
-    low, high, fine, poor = INTEGERS[name]
-    if c.chance(0.9):
-        return c.choice(fine if good else poor)
-    return c.integer(low, high if high is not None else 1000)
-
-
-def candidates(seed: int, count: int, profile: Profile) -> Any:
-    """`count` candidates from `seed`, ids c1, c2, ..."""
-    chooser = RandomChooser(random.Random(seed))
-    for i in range(1, count + 1):
-        yield candidate(chooser, profile, f"c{i}")
+def candidate(c: Chooser, profile: Profile, candidate_id: str = "c", rules: Any = DEFAULT_RULES) -> Candidate:
+    return generator_for(rules).candidate(c, profile, candidate_id)
 
 
 def as_csv_cell(value: Any) -> str:
@@ -359,4 +858,9 @@ def as_csv_cell(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, dt.date):
         return value.isoformat()
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, default=str)
     return str(value)
+
+
+FACTS = generator_for().columns  # NCT03862768's columns, for the throughput benchmark

@@ -85,6 +85,8 @@ def merge(*values: Any) -> Unk | None:
     unks = [v for v in values if isinstance(v, Unk)]
     if not unks:
         return None
+    if len(unks) == 1 or not any(u.reasons for u in unks):
+        return unks[0]
     return Unk(frozenset().union(*(u.reasons for u in unks)))
 
 
@@ -486,16 +488,16 @@ def _eval(e: tuple, env: Env) -> Any:
     if tag == "not":
         inner = truth(_eval(e[1], env))
         return inner if isinstance(inner, Unk) else not inner
-    if tag == "and":
-        results = [truth(_eval(p, env)) for p in e[1]]
-        if False in results:
-            return False
-        return merge(*results) or True
-    if tag == "or":
-        results = [truth(_eval(p, env)) for p in e[1]]
-        if True in results:
-            return True
-        return merge(*results) or False
+    if tag == "and" or tag == "or":
+        settles = tag == "or"  # the value of one part that settles the whole
+        unknowns = []
+        for part in e[1]:
+            result = truth(_eval(part, env))
+            if result is settles:
+                return settles
+            if result is not (not settles):
+                unknowns.append(result)
+        return merge(*unknowns) if unknowns else (not settles)
     if tag == "neg":
         return _guard(lambda: negate(_eval(e[1], env)), e)
     if tag == "bin":
