@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "tests") not in sys.path:
     sys.path.insert(0, str(ROOT / "tests"))
 
-from reference import Reference, runtime, typed_of  # noqa: E402
+from reference import Reference, _derive, runtime, typed_of  # noqa: E402
 from reference_lang import (  # noqa: E402
     INF, NEVER, Cal, Day, Env, Q, Unk, _pint_unit, evaluate, names_read, unit_factor,
 )
@@ -216,12 +216,20 @@ class Generator:
             self._derivation_targets(d)
         self.inputs_of = {d.fact: d for d in self.derivations}
         self.formula_inputs = {i for d in self.derivations if d.formula is not None for i in d.inputs}
+        # an input of a derived fact that criteria read is judged by the derived value
+        self.feeds: dict[str, list[str]] = {}
+        for d in self.derivations:
+            if d.fact in self.leaves:
+                for i in d.inputs:
+                    self.feeds.setdefault(i, []).append(d.fact)
+                    self.leaves.setdefault(i, [])
         # keys whose edges and wanted leaves read nothing else: their good values are fixed
         self.static = {key for key in set(self.leaves) | set(self.targets)
-                       if all(t.expr is None for t in self.targets.get(key, []))
+                       if key not in self.feeds and all(t.expr is None for t in self.targets.get(key, []))
                        and all(set(self._leaf_keys(leaf.expr, key.split(".")[0] if "." in key else None))
                                <= {key} for leaf in self.leaves.get(key, []))}
         self.good_cache: dict[str, list[Any]] = {}
+        self.derived_cache: dict[tuple, Any] = {}
         self.edge_cache: dict[str, list[Any]] = {}
         self.order = self._order()
         self.units = {n: self._units(s) for n, s in self.facts.items() if s.type == "quantity"}
@@ -421,21 +429,34 @@ class Generator:
         return out
 
     def _derived(self, name: str, rt: dict[str, Any]) -> Any:
-        """The value the derivations give `name` from the drawn values, or None."""
-        typed: dict[str, Any] = {}
-        for fact, value in rt.items():
-            try:
-                typed[fact] = value if self.facts[fact].type == "list" else typed_of(self.facts[fact], value)
-            except Exception:
-                pass
-        values = dict(rt)
+        """The value the derivation of `name` gives from the drawn values, or None."""
+        d = self.inputs_of[name]
+        if not all(i in rt and not isinstance(rt[i], Unk) for i in d.inputs):
+            return None
+        key = (name, *(rt[i] for i in d.inputs))
         try:
-            if self.ref.complete(typed, values) is not None:
-                return None
+            return self.derived_cache[key]
+        except KeyError:
+            pass
+        except TypeError:  # a list input: not kept
+            return self._derive_now(name, d, rt)
+        value = self.derived_cache[key] = self._derive_now(name, d, rt)
+        return value
+
+    def _derive_now(self, name: str, d: Any, rt: dict[str, Any]) -> Any:
+        spec = self.facts[name]
+        try:
+            if d.formula is not None:
+                value = evaluate(d.formula, self.ref.env(rt))
+                return None if isinstance(value, Unk) else runtime(spec, typed_of(spec, value))
+            typed = {i: typed_of(self.facts[i], rt[i]) for i in d.inputs}
+            if d.function in ("completed_years", "before_months_after"):
+                first, second = (typed[i] for i in d.inputs)
+                if not isinstance(first, dt.date) or not isinstance(second, dt.date) or second < first:
+                    return None
+            return runtime(spec, _derive(d.function or "", d.inputs, d.params, typed))
         except Exception:
             return None
-        value = values.get(name)
-        return None if value is None or isinstance(value, Unk) else value
 
     # -- drawing ----------------------------------------------------------------------------
 
@@ -524,10 +545,27 @@ class _Draw:
             self.bad.add(name)
             return self.raw_invalid(name, spec)
         value = self.pick_value(name, spec)
+        if self.profile.consistent:
+            value = self._in_order(name, value)
         self.rt[name] = value
         if name in self.gen.formula_inputs:
             self._derive()
         return self.raw_valid(name, spec, value)
+
+    def _in_order(self, name: str, value: Any) -> Any:
+        """A realistic date is not before the date a derivation function counts from."""
+        if not isinstance(value, Day) or value.ongoing:
+            return value
+        for d in self.gen.derivations:
+            if d.function in ("completed_years", "before_months_after") and name in d.inputs:
+                first, second = d.inputs
+                other = self.rt.get(second if name == first else first)
+                if not isinstance(other, Day) or other.ongoing:
+                    continue
+                early, late = (value, other) if name == first else (other, value)
+                if early.ordinal > late.ordinal:  # mirror it around the other date
+                    value = Day(2 * other.ordinal - value.ordinal)
+        return value
 
     def _derive(self) -> None:
         """Derived facts whose inputs are all drawn, so later edges can read them."""
@@ -558,7 +596,7 @@ class _Draw:
             if static:
                 self.gen.edge_cache[key] = options
         leaves = self.gen.leaves.get(key, [])
-        if options and leaves and c.chance(self.passing):
+        if options and (leaves or key in self.gen.feeds) and c.chance(self.passing):
             if static and key in self.gen.good_cache:
                 good = self.gen.good_cache[key]
             else:
@@ -575,6 +613,9 @@ class _Draw:
             return c.choice(sorted(self.gen.words.get(key, set())) + ["A", "other"])
         if options and c.chance(0.85):
             return c.choice(options)
+        if options and spec.type == "date" and c.chance(0.7):  # near the edges, mostly in order
+            edge = c.choice(options)
+            return Day(max(Decimal(1), edge.ordinal + c.integer(-400, 400)))
         return self.random_value(spec)
 
     def _wanted(self, key: str, value: Any, leaves: list[Leaf], item: dict[str, Any] | None) -> bool:
@@ -594,6 +635,20 @@ class _Draw:
                     continue
                 if isinstance(got, bool) and got != leaf.want:
                     return False
+            for fact in self.gen.feeds.get(key, []):
+                if fact in self.rt or "." in key:
+                    continue
+                value = self.gen._derived(fact, self.rt)
+                if value is None:
+                    continue
+                self.rt[fact] = value
+                try:
+                    for leaf in self.gen.leaves[fact]:
+                        got = evaluate(leaf.expr, self.env(item))
+                        if isinstance(got, bool) and got != leaf.want:
+                            return False
+                finally:
+                    del self.rt[fact]
             return True
         finally:
             if "." not in key:

@@ -36,6 +36,7 @@ import calendar
 import datetime as dt
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any, Callable
@@ -92,11 +93,17 @@ def before_months_after(start: dt.date, event: dt.date, months: int) -> bool:
 _BAND = re.compile(r"\s*(<=|>=|==|<|>)\s*(-?\d+(?:\.\d+)?)\s*\Z")
 
 
-def _in_band(band: str, number: Any) -> bool:
+@lru_cache(maxsize=None)
+def _band(band: str) -> tuple[Callable[[Any, Any], bool], Decimal]:
     m = _BAND.match(band)
     if m is None:
         raise ValueError(f"band {band!r}")
-    return _COMPARE[m.group(1)](_num(number), Decimal(m.group(2)))
+    return _COMPARE[m.group(1)], Decimal(m.group(2))
+
+
+def _in_band(band: str, number: Any) -> bool:
+    compare, edge = _band(band)
+    return compare(_num(number), edge)
 
 
 def banded_score(values: dict[str, Any], points: dict[str, Any], classes: list[Any]) -> str:
