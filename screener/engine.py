@@ -26,13 +26,16 @@ from typing import Any
 import durable_rules_engine as _dre
 
 from screener.rules.compile import (
-    DONE_PREFIX, FIELD_PREFIX, KIND, OPEN, SNAPSHOT, compile_trial, encode,
+    DONE_PREFIX, FIELD_PREFIX, KIND, OPEN, SNAPSHOT, compile_trial, encode, lower_criteria,
 )
+from screener.rules import formulas
+from screener.rules.evaluate import Evaluator, Failure
+from screener.rules.terms import NEVER_PREFIX, Term, compute
 from screener.errors import (
     ConflictError, EngineError, ImpossibleFacts, InvalidValue, RuleProblem, RulesError,
 )
 from screener.rules.functions import FUNCTIONS, DerivationError
-from screener.model import Criterion, FactValue, Firing, Result, Trial
+from screener.model import Criterion, FactValue, Firing, Result, Special, Trial
 from screener.values import coerce
 
 _MESSAGE = re.compile(r'\{"([^"]+)":\{"m":\{"sid":\s*"[^"]*",\s*"id":\s*"([^"]*)"')
@@ -107,6 +110,10 @@ class Screener:
         self._criteria: dict[str, Criterion] = {c.id: c for c in trial.criteria}
         self._fact_order = {name: i for i, name in enumerate(trial.facts)}
         self._part_names = {rule.rsplit(".", 1)[0] for rule in self.definition} & set(self._parts)
+        lowered, self._terms = lower_criteria(trial)
+        self._criterion_terms = {cid: _terms_in(condition) for cid, condition in lowered.items()}
+        self._evaluator = Evaluator(trial.facts)
+        self._never_facts = tuple(name for name, spec in trial.facts.items() if Special.NEVER in spec.special)
         # only decimals and dates change form on their way into the engine
         self._encoders = {
             name: (None if spec.type in ("boolean", "enum", "text", "integer")
@@ -132,15 +139,21 @@ class Screener:
         return state
 
     def _snapshot(self, sid: str, version: int, values: dict[str, FactValue],
-                  done: set[str], decided: dict[str, str]) -> dict[str, Any]:
+                  done: set[str], decided: dict[str, str], terms: dict[str, int] | None = None) -> dict[str, Any]:
         fact: dict[str, Any] = {"sid": sid, "id": f"v{version}", KIND: SNAPSHOT}
         for name, value in values.items():
             scaled = self._encoders[name]
             fact[FIELD_PREFIX + name] = value if scaled is None else scaled(value)
+        for name in self._never_facts:
+            if values.get(name) is Special.NEVER:
+                del fact[FIELD_PREFIX + name]
+                fact[NEVER_PREFIX + name] = 1
         for rule_id in sorted(done):
             fact[DONE_PREFIX + rule_id] = 1
         for name in sorted(decided):
             fact[self._parts[name].field] = decided[name]
+        if terms:
+            fact.update(sorted(terms.items()))
         return fact
 
     def evaluate(self, facts: dict[str, FactValue]) -> Result:
@@ -159,6 +172,8 @@ class Screener:
         firings: list[Firing] = []
         done: set[str] = set()
         decided: dict[str, str] = {}  # outcomes of parts of split conditions
+        term_fields: dict[str, int] = {}  # computed hidden terms, with their done markers
+        failures: dict[str, tuple[Failure, dict[str, Any]]] = {}  # term or derived fact -> why
         version = 1
         try:
             opener = {"sid": sid, "id": "open", KIND: OPEN}
@@ -169,6 +184,7 @@ class Screener:
 
             pending: list[str] = []  # derivations fired on the current snapshot
             pending_parts: dict[str, str] = {}  # parts decided on the current snapshot
+            pending_terms: dict[str, int] = {}  # terms computed on the current snapshot
 
             def on_rule(rule: str, snapshot_id: str) -> None:
                 nonlocal snapshot, version
@@ -176,17 +192,22 @@ class Screener:
                     raise EngineError(f"rule {rule} fired on a stale snapshot")
                 head, _, rest = rule.partition(".")
                 if head == "derive":
-                    self._derive(rest, values, derived, firings)
-                    pending.append(rest)
+                    rule_id = rest.partition(".")[0]
+                    if rule_id not in pending and self._derive(rule_id, values, derived, firings, failures):
+                        pending.append(rule_id)
+                elif head == "term":
+                    self._term(rest.partition(".")[0], values, pending_terms, failures, firings)
                 elif head == "seal":
-                    if pending or pending_parts:
+                    if pending or pending_parts or pending_terms:
                         done.update(pending)
                         decided.update(pending_parts)
+                        term_fields.update(pending_terms)
                         pending.clear()
                         pending_parts.clear()
+                        pending_terms.clear()
                         old = snapshot
                         version += 1
-                        snapshot = self._snapshot(sid, version, values, done, decided)
+                        snapshot = self._snapshot(sid, version, values, done, decided, term_fields)
                         self._check(_dre.retract_fact(handle, json.dumps(old, ensure_ascii=False)), old)
                         self._check(_dre.assert_fact(handle, json.dumps(snapshot, ensure_ascii=False)), snapshot)
                 elif rest.startswith("missing."):
@@ -211,7 +232,39 @@ class Screener:
             self._drain(handle, state, on_rule)
         finally:
             _dre.delete_state(handle, sid)
+        if failures:
+            self._raise_needed_failure(outcomes, failures)
         return self._result(outcomes, missing, derived, firings)
+
+    def _term(self, name: str, values: dict[str, FactValue], pending: dict[str, int],
+              failures: dict[str, tuple[Failure, dict[str, Any]]], firings: list[Firing]) -> None:
+        """Compute hidden term `name` for the next snapshot (the action of its rule)."""
+        term = self._terms[name]
+        if term.done in pending:
+            return  # another of its rules fired on this snapshot
+        fields, failure = compute(term, self._evaluator, values)
+        read = {f: values[f] for f in term.inputs if f in values}
+        if failure is not None:
+            failures[name] = (failure, read)
+        elif fields is None:
+            return  # unknown for now: computed again if a later snapshot brings more facts
+        pending.update(fields or {})
+        pending[term.done] = 1
+        firings.append(Firing(rule=f"term.{name}", criterion=None, outcome=None, facts=read,
+                              derived=dict(fields or {})))
+
+    def _raise_needed_failure(self, outcomes: dict[str, str],
+                              failures: dict[str, tuple[Failure, dict[str, Any]]]) -> None:
+        """A value that could not be computed is an error only when a criterion reading it
+        stayed unknown (the decision depends on it)."""
+        for criterion in self.trial.criteria:
+            if outcomes.get(criterion.id) != "unknown":
+                continue
+            reads = set(self._criterion_terms[criterion.id]) | set(self.trial.expanded_facts(criterion))
+            for name, (failure, inputs) in failures.items():
+                if name in reads:
+                    what = name if name in self.trial.facts else f"criterion {criterion.id}"
+                    raise ImpossibleFacts(what, None, inputs, failure.reason)
 
     def _drain(self, handle: int, state: int, on_rule: Any) -> None:
         """Run every queued action of the session, handing each fired rule to `on_rule`.
@@ -230,16 +283,26 @@ class Screener:
             message = _dre.complete_and_start_action(handle, state)
 
     def _derive(self, rule_id: str, values: dict[str, FactValue], derived: dict[str, FactValue],
-                firings: list[Firing]) -> None:
+                firings: list[Firing], failures: dict[str, tuple[Failure, dict[str, Any]]]) -> bool:
+        """Run derivation `rule_id` (the action of its rule); returns whether it is done."""
         derivation = self._derivations[rule_id]
-        function = FUNCTIONS[derivation.function]
-        inputs = {name: values[name] for name in derivation.inputs}
+        if derivation.formula is not None:
+            inputs = {name: values[name] for name in derivation.inputs if name in values}
+            value = formulas.derive(self._evaluator, derivation, self.trial.facts[derivation.fact], values)
+            if isinstance(value, Failure):
+                failures[derivation.fact] = (value, inputs)
+                return True
+            if value is None:
+                return False  # unknown for now; computed again if more facts arrive
+        else:
+            function = FUNCTIONS[derivation.function]
+            inputs = {name: values[name] for name in derivation.inputs}
+            try:
+                value = function.call(inputs, derivation.params, derivation.inputs)
+            except DerivationError as exc:
+                raise ImpossibleFacts(derivation.fact, None, inputs, str(exc)) from None
         try:
-            value = function.call(inputs, derivation.params, derivation.inputs)
-        except DerivationError as exc:
-            raise ImpossibleFacts(derivation.fact, None, inputs, str(exc)) from None
-        try:
-            coerce(self.trial.facts[derivation.fact], value)
+            formulas.check_range(self.trial.facts[derivation.fact], value)
         except InvalidValue as exc:
             raise ImpossibleFacts(derivation.fact, value, inputs, exc.reason) from None
         given = values.get(derivation.fact)
@@ -250,6 +313,7 @@ class Screener:
             derived[derivation.fact] = value
         firings.append(Firing(rule=f"derive.{rule_id}", criterion=None, outcome=None,
                               facts=inputs, derived={derivation.fact: value}))
+        return True
 
     def _result(self, outcomes: dict[str, str], missing: set[str], derived: dict[str, FactValue],
                 firings: list[Firing]) -> Result:
@@ -266,6 +330,22 @@ class Screener:
             derived=derived,
             firings=tuple(firings),
         )
+
+
+def _terms_in(condition: Any) -> tuple[str, ...]:
+    found: list[str] = []
+    stack = [condition]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, Term):
+            found.append(e.name)
+        elif hasattr(e, "expr") and not isinstance(e, Term):  # a Part of a split condition
+            stack.append(e.expr)
+        elif hasattr(e, "operands"):
+            stack.extend(e.operands)
+        elif hasattr(e, "operand"):
+            stack.append(e.operand)
+    return tuple(found)
 
 
 def failed_criteria(trial: Trial, outcomes: dict[str, str]) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ import datetime as _dt
 import enum
 from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any, Mapping, Union
 
 
@@ -81,6 +82,7 @@ class Derivation:
     params: dict  # type: ignore[type-arg]
     description: str
     span: Span
+    formula: "Expr | None" = None  # `formula:` derivations: the checked expression (function "formula")
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,24 +183,168 @@ class Const:
     value: bool
 
 
-Expr = Union[Compare, In, Not, And, Or, Const]
+# --- expressions of the full language (docs/rules-language.md) ------------------------------
+# Values inside them: numbers, quantities (in the unit the type checker gave them) and day
+# durations are Decimal; calendar durations are Decimal months; dates are Decimal day numbers
+# (proleptic ordinals, `ongoing` is +Infinity); `never` is Special.NEVER.
 
 
-def expr_facts(expr: Expr) -> tuple[str, ...]:
-    """Facts an expression reads, in order of first appearance."""
+@dataclass(frozen=True, slots=True)
+class Number:
+    """A number literal, or a quantity literal already converted to the unit it is used in."""
+
+    value: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    """`N days|weeks|months|years`: `amount` in days (exact) or in months (`calendar`)."""
+
+    amount: Decimal
+    calendar: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Literal:
+    """A date, enum word, text or yes/no literal used as a value."""
+
+    value: FactValue
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """The value of a fact (for a list: the list)."""
+
+    fact: str
+
+
+@dataclass(frozen=True, slots=True)
+class ItemField:
+    """A field of the current item, inside an aggregate over a list."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Scale:
+    """`operand` times `factor`: a unit conversion the type checker inserted (an exact
+    fraction, so converting back and forth loses nothing: 132.6 umol/L is 1.5 mg/dL)."""
+
+    operand: "Expr"
+    factor: Fraction
+
+
+@dataclass(frozen=True, slots=True)
+class Arith:
+    """`left op right`, op one of + - * / ^; `calendar` for date +/- months."""
+
+    op: str
+    left: "Expr"
+    right: "Expr"
+    calendar: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Neg:
+    operand: "Expr"
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """min, max, abs, if, years_between, months_between, days_between."""
+
+    name: str
+    args: tuple["Expr", ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    """any, all, count, sum, min_of, max_of, latest over the items of list fact `fact`."""
+
+    name: str
+    fact: str
+    args: tuple["Expr", ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Cmp:
+    """`left op right` between two expressions (not a plain fact with a literal)."""
+
+    op: str
+    left: "Expr"
+    right: "Expr"
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """`operand in [values]` for an operand that is not a plain fact."""
+
+    operand: "Expr"
+    values: tuple[FactValue, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Within:
+    """`subject within duration before|after anchor`, both ends included."""
+
+    subject: "Expr"
+    duration: "Expr"
+    anchor: "Expr"
+    after: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IsSpecial:
+    """`operand is never|ongoing`."""
+
+    operand: "Expr"
+    word: Special
+
+
+@dataclass(frozen=True, slots=True)
+class Truth:
+    """A yes/no value (an item field, an `if`) used as a condition: met when it is yes."""
+
+    operand: "Expr"
+
+
+Expr = Union[Compare, In, Not, And, Or, Const, Number, Duration, Literal, Ref, ItemField, Scale,
+             Arith, Neg, Call, Aggregate, Cmp, Member, Within, IsSpecial, Truth]
+
+
+def children(e: Any) -> tuple[Any, ...]:
+    """The sub-expressions of an expression node."""
+    if isinstance(e, Not):
+        return (e.operand,)
+    if isinstance(e, (And, Or)):
+        return e.operands
+    if isinstance(e, (Scale, Neg, Member, IsSpecial, Truth)):
+        return (e.operand,)
+    if isinstance(e, (Arith, Cmp)):
+        return (e.left, e.right)
+    if isinstance(e, (Call, Aggregate)):
+        return e.args
+    if isinstance(e, Within):
+        return (e.subject, e.duration, e.anchor)
+    return ()
+
+
+def expr_facts(expr: Any) -> tuple[str, ...]:
+    """Facts an expression reads (lists included), in order of first appearance."""
     out: list[str] = []
-
-    def walk(e: Expr) -> None:
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        name = None
         if isinstance(e, (Compare, In)):
-            if e.fact not in out:
-                out.append(e.fact)
-        elif isinstance(e, Not):
-            walk(e.operand)
-        elif isinstance(e, (And, Or)):
-            for operand in e.operands:
-                walk(operand)
-
-    walk(expr)
+            name = e.fact
+        elif isinstance(e, Ref):
+            name = e.fact
+        elif isinstance(e, Aggregate):
+            name = e.fact
+        if name is not None and name not in out:
+            out.append(name)
+        stack.extend(reversed(children(e)))
     return tuple(out)
 
 

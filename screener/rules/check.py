@@ -7,26 +7,34 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from screener.checks import Checker
-from screener.rules.parse import ConditionError, parse_condition, suggest
 from screener.errors import RuleProblem, RulesError
+from screener.model import FACT_TYPES, Criterion, Derivation, FactSpec, Span, Special, Trial, expr_facts
+from screener.rules.derivations import check_derivations, fit_formula
 from screener.rules.functions import FUNCTIONS
+from screener.rules.parse import ConditionError, suggest
 from screener.rules.read import PosDict, PosList, load_yaml_text
-from screener.model import FACT_TYPES, Criterion, Derivation, FactSpec, Span, Trial, expr_facts
+from screener.rules.typecheck import Checker as Types
+from screener.rules.typecheck import Definition
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
-TOP_KEYS = {"trial": True, "facts": True, "derivations": False, "criteria": True}
+TOP_KEYS = {"trial": True, "facts": True, "definitions": False, "derivations": False, "criteria": True}
 TRIAL_KEYS = {"id": True, "title": True, "version": True, "id_fact": False, "source": False}
 FACT_KEYS = {
     "type": True, "description": True, "values": False, "min": False, "max": False,
     "places": False, "unit": False, "required": False, "derived": False,
+    "special": False, "convert": False, "item": False, "context": False,
 }
 DERIVATION_KEYS = {
-    "id": True, "fact": True, "function": True, "inputs": True, "params": False, "description": True,
+    "id": True, "fact": True, "function": False, "formula": False, "inputs": False, "params": False,
+    "description": True,
 }
+DEFINITION_KEYS = {"name": True, "expr": True, "description": False}
+MAX_CRITERIA = 2000
 CRITERION_KEYS = {
     "id": True, "kind": True, "title": True, "protocol": True, "note": False, "when": True,
     "ask": False,
@@ -59,8 +67,12 @@ def build_trial(document: Any, shown: str, content_hash: str,
         raise RulesError(check.problems)
     head = check.mapping(top.get("trial"), top.key_spans.get("trial", top.span), "trial", TRIAL_KEYS)
     facts = _facts(check, top)
-    derivations = _derivations(check, top, facts)
-    criteria = _criteria(check, top, facts)
+    _mark_derived(top, facts)
+    definitions = _definitions(check, top, facts)
+    derivations = _derivations(check, top, facts, definitions)
+    criteria = _criteria(check, top, facts, definitions)
+    for span, code, message in check_derivations(facts, derivations):
+        check.add(span, code, message)
     if head is not None:
         id_fact = check.text(head, "id_fact", "trial", "candidate_id")
         if id_fact not in facts and "facts" in top:
@@ -133,8 +145,8 @@ def _facts(check: Checker, top: PosDict) -> dict[str, FactSpec]:
                 values = tuple(listed)
         elif "values" in entry:
             check.add(entry.key_spans["values"], "unknown-key", f"fact {name}: only enums have 'values'")
-        places = entry.get("places", 0)
-        if kind != "decimal" and "places" in entry:
+        places = entry.get("places", 2 if kind == "quantity" else 0)
+        if kind not in ("decimal", "quantity") and "places" in entry:
             check.add(entry.key_spans["places"], "unknown-key", f"fact {name}: only decimals have 'places'")
         elif not isinstance(places, int) or isinstance(places, bool) or not 0 <= places <= 6:
             check.add(entry.value_spans["places"], "wrong-type", f"fact {name}: places must be 0-6")
@@ -149,11 +161,118 @@ def _facts(check: Checker, top: PosDict) -> dict[str, FactSpec]:
             places=places, unit=check.text(entry, "unit", f"fact {name}"),
             required=entry.get("required") is True,
             derived_by="?" if entry.get("derived") is True else None,
+            **_new_kind_fields(check, entry, name),
         )
     return facts
 
 
-def _derivations(check: Checker, top: PosDict, facts: dict[str, FactSpec]) -> list[Derivation]:
+def _new_kind_fields(check: Checker, entry: PosDict, name: str) -> dict[str, Any]:
+    """special (dates), convert (quantities), item (lists) and context, read plainly."""
+    out: dict[str, Any] = {"context": entry.get("context") is True}
+    special = entry.get("special", [])
+    if not isinstance(special, list) or any(word not in ("never", "ongoing") for word in special):
+        check.add(entry.value_spans["special"], "wrong-type", f"fact {name}: special is a list of never/ongoing")
+    else:
+        out["special"] = tuple(Special(word) for word in special)
+    convert = entry.get("convert", {})
+    if isinstance(convert, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                         for v in convert.values()):
+        out["convert"] = tuple((code, Decimal(str(v))) for code, v in convert.items())
+    else:
+        check.add(entry.value_spans["convert"], "wrong-type", f"fact {name}: convert maps units to numbers")
+    item = entry.get("item")
+    if isinstance(item, PosDict):
+        fields = []
+        for field_name, field_spec in item.items():
+            where = item.key_spans[field_name]
+            sub = check.mapping(field_spec, item.value_spans[field_name], f"field {name}.{field_name}", FACT_KEYS)
+            if sub is None:
+                continue
+            kind = sub.get("type")
+            if kind not in FACT_TYPES or kind == "list":
+                check.add(sub.value_spans.get("type", where), "wrong-type",
+                          f"field {name}.{field_name}: type {kind!r} is not a value type")
+                continue
+            values = sub.get("values", [])
+            fields.append(FactSpec(
+                name=field_name, type=kind, description=str(sub.get("description", "")), span=where,
+                values=tuple(values) if isinstance(values, list) else (),
+                places=sub.get("places", 2 if kind == "quantity" else 0), unit=str(sub.get("unit", "")),
+                **_new_kind_fields(check, sub, f"{name}.{field_name}"),
+            ))
+        out["item"] = tuple(fields)
+    return out
+
+
+def _mark_derived(top: PosDict, facts: dict[str, FactSpec]) -> None:
+    """Give every derived fact its derivation's id first, so formulas may read facts that a
+    later derivation computes (the order of the file does not matter)."""
+    raw = top.get("derivations")
+    if not isinstance(raw, PosList):
+        return
+    for entry in raw:
+        if isinstance(entry, PosDict) and isinstance(entry.get("fact"), str) and isinstance(entry.get("id"), str):
+            spec = facts.get(entry["fact"])
+            if spec is not None and spec.derived_by == "?":
+                facts[spec.name] = _with_derivation(spec, entry["id"])
+
+
+def _definitions(check: Checker, top: PosDict, facts: dict[str, FactSpec]) -> dict[str, Definition]:
+    raw = top.get("definitions")
+    out: dict[str, Definition] = {}
+    if raw is None:
+        return out
+    if not isinstance(raw, PosList):
+        check.add(top.value_spans["definitions"], "wrong-type", "definitions must be a list")
+        return out
+    declared = {item.get("name"): where for item, where in zip(raw, raw.item_spans) if isinstance(item, PosDict)}
+    for item, where in zip(raw, raw.item_spans):
+        entry = check.mapping(item, where, "a definition", DEFINITION_KEYS)
+        if entry is None or "name" not in entry or "expr" not in entry:
+            continue
+        name = entry["name"]
+        at = entry.value_spans["name"]
+        if not isinstance(name, str) or not name.isidentifier():
+            check.add(at, "bad-name", f"definition name {name!r} must be a word (letters, digits, _)")
+            continue
+        if name in facts:
+            check.add(at, "duplicate-id", f"definition {name!r} has the name of a fact")
+            continue
+        if name in out:
+            check.add(at, "duplicate-id", f"definition {name!r} is already given")
+            continue
+        expr_text = entry["expr"]
+        expr_at = entry.value_spans["expr"]
+        if isinstance(expr_text, bool) or isinstance(expr_text, (int, float)):
+            expr_text = str(expr_text).lower()
+        if not isinstance(expr_text, str):
+            check.add(expr_at, "wrong-type", f"definition {name}: 'expr' must be an expression")
+            continue
+        try:
+            expr, ty = Types(facts, out).value(expr_text)
+        except ConditionError as exc:
+            later = exc.code == "unknown-fact" and any(
+                f"'{other}'" in exc.message.split(" is not")[0] for other in declared if other not in out)
+            if later:
+                check.add(_at(expr_at, expr_text, exc.offset), "cycle",
+                          f"definition {name}: uses a definition that is not defined before it "
+                          "(definitions may only use earlier ones, so they cannot form a cycle)")
+            else:
+                check.add(_at(expr_at, expr_text, exc.offset), exc.code, f"definition {name}: {exc.message}")
+            continue
+        out[name] = Definition(name, expr, ty)
+    return out
+
+
+def _at(at: Span, text: str, offset: int) -> Span:
+    """The position of `offset` within text written at `at` (column moves on its first line)."""
+    if "\n" in text[:offset]:
+        return at
+    return Span(at.path, at.line, at.column + offset)
+
+
+def _derivations(check: Checker, top: PosDict, facts: dict[str, FactSpec],
+                 definitions: dict[str, Definition]) -> list[Derivation]:
     raw = top.get("derivations")
     out: list[Derivation] = []
     if raw is None:
@@ -165,7 +284,21 @@ def _derivations(check: Checker, top: PosDict, facts: dict[str, FactSpec]) -> li
     ids: dict[str, Span] = {}
     for item, where in zip(raw, raw.item_spans):
         entry = check.mapping(item, where, "a derivation", DERIVATION_KEYS)
-        if entry is None or not all(k in entry for k in ("id", "fact", "function", "inputs")):
+        if entry is None or not all(k in entry for k in ("id", "fact")):
+            continue
+        if "formula" in entry:
+            for key in ("function", "inputs", "params"):
+                if key in entry:
+                    check.add(entry.key_spans[key], "unknown-key",
+                              f"a derivation with a formula has no {key!r} (its inputs are the facts it reads)")
+            rule_id = _new_id(check, entry, ids, "derivation")
+            if rule_id is not None:
+                derivation = _formula(check, entry, where, rule_id, facts, definitions)
+                if derivation is not None:
+                    out.append(derivation)
+            continue
+        if not all(k in entry for k in ("function", "inputs")):
+            check.add(entry.span, "missing-key", "a derivation needs 'formula', or 'function' and 'inputs'")
             continue
         rule_id = _new_id(check, entry, ids, "derivation")
         if rule_id is None:
@@ -220,6 +353,41 @@ def _derivations(check: Checker, top: PosDict, facts: dict[str, FactSpec]) -> li
     return out
 
 
+def _formula(check: Checker, entry: PosDict, where: Span, rule_id: str, facts: dict[str, FactSpec],
+             definitions: dict[str, Definition]) -> Derivation | None:
+    fact = entry["fact"]
+    spec = facts.get(fact)
+    if spec is None:
+        check.add(entry.value_spans["fact"], "unknown-fact",
+                  f"derived fact {fact!r} is not in the data dictionary{suggest(str(fact), list(facts))}")
+        return None
+    if spec.derived_by is None:
+        check.add(entry.value_spans["fact"], "not-derived",
+                  f"fact {fact!r} is computed here but not marked 'derived: true'")
+    text = entry["formula"]
+    at = entry.value_spans["formula"]
+    if isinstance(text, bool) or isinstance(text, (int, float)):
+        text = str(text).lower()
+    if not isinstance(text, str):
+        check.add(at, "wrong-type", f"derivation {rule_id}: 'formula' must be an expression")
+        return None
+    try:
+        expr, ty = Types(facts, definitions).value(text)
+        expr = fit_formula(expr, ty, spec)
+    except ConditionError as exc:
+        check.add(_at(at, text, exc.offset), exc.code, f"derivation {rule_id}: {exc.message}")
+        return None
+    inputs = expr_facts(expr)
+    if fact in inputs:
+        check.add(at, "cycle", f"{fact!r} cannot be derived from itself")
+        return None
+    facts[fact] = _with_derivation(spec, rule_id)
+    return Derivation(
+        id=rule_id, fact=fact, function="formula", inputs=inputs, params={},
+        description=check.text(entry, "description", "derivation"), span=where, formula=expr,
+    )
+
+
 def _with_derivation(spec: FactSpec, rule_id: str) -> FactSpec:
     fields = {name: getattr(spec, name) for name in spec.__slots__}  # type: ignore[attr-defined]
     fields["derived_by"] = rule_id
@@ -234,13 +402,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _criteria(check: Checker, top: PosDict, facts: dict[str, FactSpec]) -> list[Criterion]:
+def _criteria(check: Checker, top: PosDict, facts: dict[str, FactSpec],
+              definitions: dict[str, Definition]) -> list[Criterion]:
     raw = top.get("criteria")
     out: list[Criterion] = []
     if not isinstance(raw, PosList) or not raw:
         if "criteria" in top:
             check.add(top.value_spans["criteria"], "wrong-type", "criteria must be a non-empty list")
         return out
+    if len(raw) > MAX_CRITERIA:
+        check.add(top.value_spans["criteria"], "too-large", f"more than {MAX_CRITERIA:,} criteria")
+        return out
+    types = Types(facts, definitions)
     ids: dict[str, Span] = {}
     for item, where in zip(raw, raw.item_spans):
         entry = check.mapping(item, where, "a criterion", CRITERION_KEYS)
@@ -260,13 +433,9 @@ def _criteria(check: Checker, top: PosDict, facts: dict[str, FactSpec]) -> list[
             continue
         text = when if isinstance(when, str) else ("true" if when else "false")
         try:
-            condition = parse_condition(text, facts)
+            condition = types.condition(text)
         except ConditionError as exc:
-            line, column = at.line, at.column
-            before = text[: exc.offset]
-            if "\n" not in before:
-                column += exc.offset
-            check.add(Span(at.path, line, column), exc.code, f"criterion {cid}: {exc.message}")
+            check.add(_at(at, text, exc.offset), exc.code, f"criterion {cid}: {exc.message}")
             continue
         ask = entry.get("ask", True)
         out.append(Criterion(

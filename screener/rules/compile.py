@@ -17,7 +17,12 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence, Union
 
-from screener.model import And, Compare, Const, Criterion, Expr, FactSpec, In, Not, Or, Trial
+from decimal import Decimal
+
+from screener.model import (
+    And, Compare, Const, Criterion, Expr, FactSpec, In, IsSpecial, Not, Or, Ref, Special, Trial,
+)
+from screener.rules.terms import NEVER_PREFIX, ONGOING_DAY, Term, lower, needs
 
 KIND = "t"  # the kind field every fact carries
 SNAPSHOT = "facts"
@@ -46,14 +51,26 @@ def field(fact: str) -> str:
 
 
 def encode(spec: FactSpec, value: Any) -> Any:
-    """The engine's form of a typed value (scaled integer, day number, bool or text)."""
+    """The engine's form of a typed value (scaled integer, day number, bool or text).
+
+    Quantities are integers scaled by their places; `ongoing` is a day after every date;
+    a list is its number of items (its items are read by term actions, not by conditions);
+    `never` is written as a marker field by the engine, not as a value."""
     if spec.type == "decimal":
         return int(round(float(value) * 10**spec.places))
     if spec.type == "date":
+        if value is Special.ONGOING:
+            return ONGOING_DAY
+        if value is Special.NEVER:
+            return None
         assert isinstance(value, dt.date)
         return value.toordinal()
     if spec.type == "integer":
         return int(value)
+    if spec.type == "quantity":
+        return int(Decimal(value).scaleb(spec.places).to_integral_value())
+    if spec.type == "list":
+        return len(value)
     return value
 
 
@@ -185,6 +202,10 @@ def _walk(e: Any, parts: list[Part], facts: list[str]) -> None:
     elif isinstance(e, (Compare, In)):
         if e.fact not in facts:
             facts.append(e.fact)
+    elif isinstance(e, (Term, IsSpecial)):
+        for name in e.inputs if isinstance(e, Term) else (e.operand.fact,):
+            if name not in facts:
+                facts.append(name)
     elif isinstance(e, Not):
         _walk(e.operand, parts, facts)
     elif isinstance(e, (And, Or)):
@@ -205,6 +226,24 @@ def _facts_of(e: Any) -> tuple[str, ...]:
     return tuple(facts)
 
 
+def _scaled(name: str, op: str, scaled: Decimal) -> Cond:
+    """`field op scaled` for an integer field, when `scaled` may have a fraction."""
+    whole = scaled.to_integral_value()
+    if scaled == whole:
+        value = int(whole)
+        return {name: value} if op == "==" else {_OPS[op]: {name: value}}
+    import math
+
+    if op == "==":
+        return False
+    if op == "!=":
+        return {"$ex": {name: 1}}
+    floor, ceil = math.floor(scaled), math.ceil(scaled)
+    # between two integers: > x is >= ceil, < x is <= floor
+    return {">": {"$gte": {name: ceil}}, ">=": {"$gte": {name: ceil}},
+            "<": {"$lte": {name: floor}}, "<=": {"$lte": {name: floor}}}[op]
+
+
 class _Kleene:
     """Three-valued truth conditions of expressions over one trial's encoded facts.
 
@@ -214,19 +253,73 @@ class _Kleene:
 
     def __init__(self, trial: Trial):
         self.facts = trial.facts
+        self.never = frozenset(name for name, spec in trial.facts.items() if Special.NEVER in spec.special)
 
-    def _cmp(self, fact: str, op: str, value: Any) -> dict[str, Any]:
+    def _cmp(self, fact: str, op: str, value: Any) -> Cond:
         name = field(fact)
-        encoded = encode(self.facts[fact], value)
+        spec = self.facts[fact]
+        if spec.type == "quantity":
+            return _scaled(name, op, Decimal(value).scaleb(spec.places))
+        encoded = encode(spec, value)
         if op == "==":
             return {name: encoded}
         return {_OPS[op]: {name: encoded}}
 
-    def present(self, fact: str) -> dict[str, Any]:
+    def present(self, fact: str) -> Cond:
+        if fact in self.never:
+            return _any([{"$ex": {field(fact): 1}}, {"$ex": {NEVER_PREFIX + fact: 1}}])
         return {"$ex": {field(fact): 1}}
 
-    def absent(self, fact: str) -> dict[str, Any]:
+    def absent(self, fact: str) -> Cond:
+        if fact in self.never:
+            return _all([{"$nex": {field(fact): 1}}, {"$nex": {NEVER_PREFIX + fact: 1}}])
         return {"$nex": {field(fact): 1}}
+
+    def _is_never(self, fact: str) -> Cond:
+        return {NEVER_PREFIX + fact: 1} if fact in self.never else False
+
+    def _special(self, e: IsSpecial, want: bool) -> Cond:
+        fact = e.operand.fact
+        if e.word is Special.NEVER:
+            hit: Cond = self._is_never(fact)
+            miss: Cond = {"$ex": {field(fact): 1}}
+        else:
+            hit = {field(fact): ONGOING_DAY}
+            miss = _any([{"$lt": {field(fact): ONGOING_DAY}}, self._is_never(fact)])
+        return hit if want else miss
+
+    def _term(self, t: Term, outcome: str) -> Cond:
+        """The conditions on a term's fields (see screener.rules.terms)."""
+        if not t.ranged:
+            if outcome == "met":
+                return {t.field: 0} if t.op == "==" else {_OPS[t.op]: {t.field: 0}}
+            if outcome == "not_met":
+                negated = _NEGATE[t.op]
+                test = {t.field: 0} if negated == "==" else {_OPS[negated]: {t.field: 0}}
+                return _any([test, {t.never_field: 1}])
+            return _all([{"$nex": {t.field: 1}}, {"$nex": {t.never_field: 1}}])
+        lo, hi = t.low, t.high
+
+        def c(name: str, op: str) -> dict[str, Any]:
+            return {name: 0} if op == "==" else {_OPS[op]: {name: 0}}
+
+        both_zero = _all([c(lo, "=="), c(hi, "==")])
+        off_zero = _any([c(lo, ">"), c(hi, "<")])
+        straddle = _all([c(lo, "<="), c(hi, ">="), _any([c(lo, "<"), c(hi, ">")])])
+        table: dict[str, tuple[Cond, Cond, Cond]] = {
+            ">=": (c(lo, ">="), c(hi, "<"), _all([c(lo, "<"), c(hi, ">=")])),
+            ">": (c(lo, ">"), c(hi, "<="), _all([c(lo, "<="), c(hi, ">")])),
+            "<=": (c(hi, "<="), c(lo, ">"), _all([c(hi, ">"), c(lo, "<=")])),
+            "<": (c(hi, "<"), c(lo, ">="), _all([c(hi, ">="), c(lo, "<")])),
+            "==": (both_zero, off_zero, straddle),
+            "!=": (off_zero, both_zero, straddle),
+        }
+        met, not_met, unsure = table[t.op]
+        if outcome == "met":
+            return met
+        if outcome == "not_met":
+            return not_met
+        return _any([{"$nex": {lo: 1}}, unsure])
 
     def absent_field(self, name: str) -> dict[str, Any]:
         return {"$nex": {name: 1}}
@@ -247,7 +340,18 @@ class _Kleene:
             return _any([self._cmp(fact, "==", other) for other in domain if other != value])
         return self._cmp(fact, op, value)
 
+    def _fails(self, fact: str, op: str, value: Any) -> Cond:
+        """`fact op value` not met: the negated comparison, or the fact is `never`."""
+        negated = self._holds(fact, _NEGATE[op], value)
+        return _any([negated, self._is_never(fact)]) if fact in self.never else negated
+
     def _in(self, fact: str, values: tuple[Any, ...], inside: bool) -> Cond:
+        spec = self.facts[fact]
+        if not inside and fact in self.never:
+            return _any([self._in_plain(fact, values, False), self._is_never(fact)])
+        return self._in_plain(fact, values, inside)
+
+    def _in_plain(self, fact: str, values: tuple[Any, ...], inside: bool) -> Cond:
         spec = self.facts[fact]
         if spec.type in ("enum", "boolean"):
             domain = spec.values if spec.type == "enum" else (True, False)
@@ -258,6 +362,10 @@ class _Kleene:
         return _all([self._cmp(fact, "!=", v) for v in values])
 
     def true(self, e: "Expr | Part") -> Cond:
+        if isinstance(e, Term):
+            return self._term(e, "met")
+        if isinstance(e, IsSpecial):
+            return self._special(e, True)
         if isinstance(e, Part):
             return {e.field: "met"}
         if isinstance(e, Const):
@@ -274,12 +382,16 @@ class _Kleene:
         return _any([self.true(o) for o in e.operands])
 
     def false(self, e: "Expr | Part") -> Cond:
+        if isinstance(e, Term):
+            return self._term(e, "not_met")
+        if isinstance(e, IsSpecial):
+            return self._special(e, False)
         if isinstance(e, Part):
             return {e.field: "not_met"}
         if isinstance(e, Const):
             return not e.value
         if isinstance(e, Compare):
-            return self._holds(e.fact, _NEGATE[e.op], e.value)
+            return self._fails(e.fact, e.op, e.value)
         if isinstance(e, In):
             return self._in(e.fact, e.values, False)
         if isinstance(e, Not):
@@ -290,6 +402,10 @@ class _Kleene:
         return _all([self.false(o) for o in e.operands])
 
     def unknown(self, e: "Expr | Part") -> Cond:
+        if isinstance(e, Term):
+            return self._term(e, "unknown")
+        if isinstance(e, IsSpecial):
+            return self.absent(e.operand.fact)
         if isinstance(e, Part):
             return {e.field: "unknown"}
         if isinstance(e, Const):
@@ -312,6 +428,16 @@ class _Kleene:
 
     def relevant(self, e: "Expr | Part", fact: str) -> Cond:
         """True when `fact` is absent and answering it could move `e` out of unknown."""
+        if isinstance(e, Term):
+            if fact not in e.inputs:
+                return False
+            if self.facts[fact].type != "list":
+                return _all([self.unknown(e), self.absent(fact)])
+            # a list is also missing when it is given but items it needs are unknown
+            others = [self.present(name) for name in e.inputs if name != fact]
+            return _all([self.unknown(e), _any([self.absent(fact), _all(others)])])
+        if isinstance(e, IsSpecial):
+            return self.absent(fact) if e.operand.fact == fact else False
         if isinstance(e, Part):
             return _all([self.unknown(e), self.relevant(e.expr, fact)])
         if isinstance(e, Const):
@@ -372,6 +498,15 @@ def _criterion_rules(trial: Trial, criterion: Criterion, condition: Any,
     return rules
 
 
+def lower_criteria(trial: Trial) -> tuple[dict[str, Any], dict[str, Term]]:
+    """Each criterion's condition with its hidden terms in place, and the terms by name
+    (equal expressions share one term, e.g. a definition used by two criteria)."""
+    by_expr: dict[Any, Term] = {}
+    never = frozenset(name for name, spec in trial.facts.items() if Special.NEVER in spec.special)
+    lowered = {c.id: lower(c.condition, by_expr, never) for c in trial.criteria}
+    return lowered, {term.name: term for term in by_expr.values()}
+
+
 def compile_trial(trial: Trial, accepts: Callable[[str, dict[str, Any]], bool] | None = None
                   ) -> tuple[dict[str, dict[str, Any]], dict[str, Part]]:
     """Return the ruleset definition (rule name -> durable-rules rule) and the parts used.
@@ -386,21 +521,33 @@ def compile_trial(trial: Trial, accepts: Callable[[str, dict[str, Any]], bool] |
     kleene = _Kleene(trial)
     rules: dict[str, dict[str, Any]] = {"open": _rule(OPEN, True, PRI_OPEN)}
     for derivation in trial.derivations:
-        inputs = [kleene.present(name) for name in derivation.inputs]
         not_done = {"$nex": {DONE_PREFIX + derivation.id: 1}}
-        rules[f"derive.{derivation.id}"] = _rule(SNAPSHOT, _all(inputs + [not_done]), PRI_DERIVE)
-    if trial.derivations:
+        alternatives = needs(derivation.formula, kleene.never) if derivation.formula is not None \
+            else (derivation.inputs,)
+        for index, need in enumerate(alternatives):
+            inputs = [kleene.present(name) for name in need]
+            suffix = f".{index}" if index else ""
+            rules[f"derive.{derivation.id}{suffix}"] = _rule(SNAPSHOT, _all(inputs + [not_done]), PRI_DERIVE)
+    lowered, terms = lower_criteria(trial)
+    for term in terms.values():
+        # a term is computed by the action of this rule, once its inputs are present
+        for index, need in enumerate(term.needs):
+            inputs = [kleene.present(name) for name in need]
+            suffix = f".{index}" if index else ""
+            rules[f"term.{term.name}{suffix}"] = _rule(
+                SNAPSHOT, _all(inputs + [{"$nex": {term.done: 1}}]), PRI_DERIVE)
+    if trial.derivations or terms:
         # After the derivations that a snapshot triggered, one action replaces the snapshot
         # with the derived values added; the criteria then fire on the new snapshot only.
         rules["seal"] = _rule(SNAPSHOT, True, PRI_SEAL)
     parts: dict[str, Part] = {}
     for criterion in trial.criteria:
-        condition: Any = criterion.condition
+        condition: Any = lowered[criterion.id]
         own = _criterion_rules(trial, criterion, condition, kleene)
         for width in (8, 6, 4, 3, 2):
             if accepts is None or all(accepts(name, rule) for name, rule in own.items()):
                 break
-            condition = split(criterion.condition, criterion.id, width)
+            condition = split(lowered[criterion.id], criterion.id, width)
             own = _criterion_rules(trial, criterion, condition, kleene)
         parts.update({p.name: p for p in parts_of(condition)})
         rules.update(own)

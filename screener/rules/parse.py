@@ -1,39 +1,59 @@
-"""The condition language of criteria: parsed by a small recursive-descent parser, never evaluated.
+"""The expression language of conditions, formulas and definitions: text -> syntax tree.
 
-    condition := or
-    or        := and ("or" and)*
-    and       := unary ("and" unary)*
-    unary     := "not" unary | "(" condition ")" | "true" | "false" | test
-    test      := FACT                                  -- a yes/no fact is true
-               | FACT ("=="|"!="|"<"|"<="|">"|">=") LITERAL
-               | FACT "in" "[" LITERAL ("," LITERAL)* "]"
-    LITERAL   := number | word | "true" | "false" | 'quoted text' | "quoted text"
+A small recursive-descent parser, never `eval`. Precedence, loosest first:
 
-Every fact and literal is checked against the data dictionary while parsing, so a typo or a
-type mismatch is reported when the rules load, with its line and column.
+    condition  := or
+    or         := and ("or" and)*
+    and        := not ("and" not)*
+    not        := "not" not | test
+    test       := sum ( (CMP sum)+                          -- chained: a <= b <= c
+                      | ["not"] "in" "[" item ("," item)* "]"
+                      | "is" ["not"] ("never" | "ongoing")
+                      | "within" sum ("before" | "after") sum )?
+    sum        := product (("+" | "-") product)*
+    product    := unary (("*" | "/") unary)*
+    unary      := "-" unary | power
+    power      := primary ("^" unary)?                   -- right-associative, -2^2 = -(2^2)
+    primary    := NUMBER ['unit' | DURATION-WORD] | DATE | 'text' | "true" | "false"
+                | NAME "(" [condition ("," condition)*] ")" | NAME | "(" condition ")"
+
+Names are resolved and every part is type-checked afterwards (`screener.rules.typecheck`).
+Limits (100,000 characters, 200 levels of nesting, 30 digits, 10,000 `in` values) are
+reported as problems with their position, never as a crash.
 """
 from __future__ import annotations
 
-import datetime as dt
 import difflib
+import sys
 import re
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
 
-from screener.model import And, Compare, Const, Expr, FactSpec, FactValue, In, Not, Or
+MAX_LENGTH = 100_000
+MAX_DEPTH = 200
+MAX_DIGITS = 30
+MAX_IN_VALUES = 10_000
+# Each level of nesting costs about ten parser frames; stay clear of Python's default limit.
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 20 * MAX_DEPTH + 2000))
 
 _TOKEN = re.compile(
     r"""\s*(?:
-        (?P<number>-?\d+(?:\.\d+)?(?![\w-]))
-      | (?P<date>\d{4}-\d{2}-\d{2})
-      | (?P<op>==|!=|<=|>=|<|>|\(|\)|\[|\]|,)
+        (?P<date>\d{4}-\d{2}-\d{2})(?![\w.])
+      | (?P<number>\d+(?:\.\d+)?)
+      | (?P<op>==|!=|<=|>=|<|>|\(|\)|\[|\]|,|\+|-|\*|/|\^)
       | (?P<word>[^\W\d]\w*)
       | '(?P<sq>[^']*)'
       | "(?P<dq>[^"]*)"
     )""",
     re.VERBOSE | re.UNICODE,
 )
-_KEYWORDS = {"and", "or", "not", "in", "true", "false"}
-_ORDERED = {"integer", "decimal", "date"}
+KEYWORDS = frozenset({"and", "or", "not", "in", "true", "false", "is", "within", "before", "after"})
+COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
+DURATION_WORDS = {
+    "day": ("days", 1), "days": ("days", 1), "week": ("days", 7), "weeks": ("days", 7),
+    "month": ("months", 1), "months": ("months", 1), "year": ("months", 12), "years": ("months", 12),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,14 +63,37 @@ class Token:
     offset: int
 
 
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A syntax node; `offset` is where it starts in the text (for messages).
+
+    kinds: number (value Decimal), quantity (value, text=unit), duration (value, text=days|
+    months), date, text, bool (value), name (text), call (text=function, args), neg (args),
+    arith (text=op, args), cmp (text=op, args), in (args=(operand, items...), value=negated),
+    is (text=never|ongoing, value=negated), within (text=before|after, args=(x, d, anchor)),
+    not, and, or (args).
+    """
+
+    kind: str
+    offset: int
+    text: str = ""
+    args: tuple["Node", ...] = ()
+    value: Any = None
+
+
 class ConditionError(Exception):
-    """A condition could not be parsed or checked; `offset` is where, within the text."""
+    """An expression could not be parsed or checked; `offset` is where, within the text."""
 
     def __init__(self, offset: int, code: str, message: str):
         self.offset = offset
         self.code = code
         self.message = message
         super().__init__(message)
+
+
+def suggest(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def tokenize(text: str) -> list[Token]:
@@ -73,25 +116,26 @@ def tokenize(text: str) -> list[Token]:
     return tokens
 
 
-def suggest(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 class _Parser:
-    def __init__(self, text: str, facts: dict[str, FactSpec]):
-        self.text = text
-        self.facts = facts
+    def __init__(self, text: str):
+        if len(text) > MAX_LENGTH:
+            raise ConditionError(0, "too-long", f"longer than {MAX_LENGTH:,} characters")
         self.tokens = tokenize(text)
         self.pos = 0
+        self.depth = 0
 
-    def peek(self) -> Token:
-        return self.tokens[self.pos]
+    def peek(self, ahead: int = 0) -> Token:
+        return self.tokens[min(self.pos + ahead, len(self.tokens) - 1)]
 
     def take(self) -> Token:
         token = self.tokens[self.pos]
-        self.pos += 1
+        if token.kind != "end":
+            self.pos += 1
         return token
+
+    def at(self, text: str, kind: str | None = None) -> bool:
+        token = self.peek()
+        return token.text == text and token.kind in ((kind,) if kind else ("op", "word"))
 
     def expect(self, text: str) -> Token:
         token = self.take()
@@ -100,117 +144,182 @@ class _Parser:
             raise ConditionError(token.offset, "syntax", f"expected {text!r}, found {found!r}")
         return token
 
-    def parse(self) -> Expr:
-        expr = self.parse_or()
+    def deeper(self, offset: int) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ConditionError(offset, "too-deep", f"nested more than {MAX_DEPTH} levels deep")
+
+    def parse(self) -> Node:
+        node = self.condition()
         token = self.peek()
         if token.kind != "end":
             raise ConditionError(token.offset, "syntax", f"unexpected {token.text!r}")
-        return expr
+        return node
 
-    def parse_or(self) -> Expr:
-        operands = [self.parse_and()]
-        while self.peek().kind == "word" and self.peek().text == "or":
+    def condition(self) -> Node:
+        return self.binary_words("or", self.conjunction)
+
+    def conjunction(self) -> Node:
+        return self.binary_words("and", self.negation)
+
+    def binary_words(self, word: str, inner: Any) -> Node:
+        first = inner()
+        operands = [first]
+        while self.at(word, "word"):
             self.take()
-            operands.append(self.parse_and())
-        return operands[0] if len(operands) == 1 else Or(tuple(operands))
+            operands.append(inner())
+        return first if len(operands) == 1 else Node(word, first.offset, args=tuple(operands))
 
-    def parse_and(self) -> Expr:
-        operands = [self.parse_unary()]
-        while self.peek().kind == "word" and self.peek().text == "and":
-            self.take()
-            operands.append(self.parse_unary())
-        return operands[0] if len(operands) == 1 else And(tuple(operands))
-
-    def parse_unary(self) -> Expr:
+    def negation(self) -> Node:
         token = self.peek()
         if token.kind == "word" and token.text == "not":
             self.take()
-            return Not(self.parse_unary())
-        if token.kind == "op" and token.text == "(":
+            self.deeper(token.offset)
+            node = Node("not", token.offset, args=(self.negation(),))
+            self.depth -= 1
+            return node
+        return self.test()
+
+    def test(self) -> Node:
+        left = self.sum()
+        token = self.peek()
+        if token.kind == "op" and token.text in COMPARISONS:
+            operands, ops = [left], []
+            while self.peek().kind == "op" and self.peek().text in COMPARISONS:
+                ops.append(self.take())
+                operands.append(self.sum())
+            parts = [Node("cmp", op.offset, op.text, (a, b))
+                     for op, a, b in zip(ops, operands, operands[1:])]
+            return parts[0] if len(parts) == 1 else Node("and", left.offset, args=tuple(parts))
+        if token.kind == "word" and (token.text == "in" or (
+                token.text == "not" and self.peek(1).kind == "word" and self.peek(1).text == "in")):
+            negated = token.text == "not"
+            if negated:
+                self.take()
             self.take()
-            inner = self.parse_or()
+            return Node("in", token.offset, args=(left, *self.items()), value=negated)
+        if token.kind == "word" and token.text == "is":
+            self.take()
+            negated = self.at("not", "word")
+            if negated:
+                self.take()
+            word = self.take()
+            if word.kind != "word" or word.text not in ("never", "ongoing"):
+                raise ConditionError(word.offset, "syntax",
+                                     f"expected 'never' or 'ongoing', found {word.text or 'end of condition'!r}")
+            return Node("is", token.offset, word.text, (left,), negated)
+        if token.kind == "word" and token.text == "within":
+            self.take()
+            duration = self.sum()
+            side = self.take()
+            if side.kind != "word" or side.text not in ("before", "after"):
+                raise ConditionError(side.offset, "syntax",
+                                     f"expected 'before' or 'after', found {side.text or 'end of condition'!r}")
+            return Node("within", token.offset, side.text, (left, duration, self.sum()))
+        return left
+
+    def items(self) -> tuple[Node, ...]:
+        self.expect("[")
+        items = [self.item()]
+        while self.at(",", "op"):
+            self.take()
+            items.append(self.item())
+            if len(items) > MAX_IN_VALUES:
+                raise ConditionError(items[-1].offset, "too-large",
+                                     f"more than {MAX_IN_VALUES:,} values in one list")
+        self.expect("]")
+        return tuple(items)
+
+    def item(self) -> Node:
+        token = self.peek()
+        if token.kind == "op" and token.text == "-" and self.peek(1).kind == "number":
+            self.take()
+            number = self.primary()
+            return Node("neg", token.offset, args=(number,))
+        if token.kind in ("number", "date", "text", "word"):
+            return self.primary()
+        raise ConditionError(token.offset, "syntax", f"expected a value, found {token.text or 'end of condition'!r}")
+
+    def sum(self) -> Node:
+        left = self.product()
+        while self.peek().kind == "op" and self.peek().text in ("+", "-"):
+            op = self.take()
+            left = Node("arith", op.offset, op.text, (left, self.product()))
+        return left
+
+    def product(self) -> Node:
+        left = self.unary()
+        while self.peek().kind == "op" and self.peek().text in ("*", "/"):
+            op = self.take()
+            left = Node("arith", op.offset, op.text, (left, self.unary()))
+        return left
+
+    def unary(self) -> Node:
+        token = self.peek()
+        if token.kind == "op" and token.text == "-":
+            self.take()
+            self.deeper(token.offset)
+            node = Node("neg", token.offset, args=(self.unary(),))
+            self.depth -= 1
+            return node
+        base = self.primary()
+        if self.at("^", "op"):
+            op = self.take()
+            self.deeper(op.offset)
+            node = Node("arith", op.offset, "^", (base, self.unary()))
+            self.depth -= 1
+            return node
+        return base
+
+    def primary(self) -> Node:
+        token = self.take()
+        if token.kind == "number":
+            digits = token.text.replace(".", "").lstrip("0")
+            if len(digits) > MAX_DIGITS:
+                raise ConditionError(token.offset, "too-large", f"a number of more than {MAX_DIGITS} digits")
+            value = Decimal(token.text)
+            nxt = self.peek()
+            if nxt.kind == "text":
+                self.take()
+                return Node("quantity", token.offset, nxt.text, value=value)
+            if nxt.kind == "word" and nxt.text in DURATION_WORDS:
+                self.take()
+                unit, times = DURATION_WORDS[nxt.text]
+                return Node("duration", token.offset, unit, value=value * times)
+            return Node("number", token.offset, token.text, value=value)
+        if token.kind == "date":
+            return Node("date", token.offset, token.text)
+        if token.kind == "text":
+            return Node("text", token.offset, token.text)
+        if token.kind == "op" and token.text == "(":
+            self.deeper(token.offset)
+            inner = self.condition()
             self.expect(")")
+            self.depth -= 1
             return inner
         if token.kind == "word" and token.text in ("true", "false"):
-            self.take()
-            return Const(token.text == "true")
-        return self.parse_test()
-
-    def parse_test(self) -> Expr:
-        token = self.take()
-        if token.kind != "word" or token.text in _KEYWORDS:
-            found = token.text or "end of condition"
-            raise ConditionError(token.offset, "syntax", f"expected a fact name, found {found!r}")
-        spec = self.facts.get(token.text)
-        if spec is None:
-            raise ConditionError(
-                token.offset, "unknown-fact",
-                f"{token.text!r} is not in the data dictionary{suggest(token.text, list(self.facts))}",
-            )
-        nxt = self.peek()
-        if nxt.kind == "op" and nxt.text in ("==", "!=", "<", "<=", ">", ">="):
-            self.take()
-            if nxt.text not in ("==", "!=") and spec.type not in _ORDERED:
-                raise ConditionError(
-                    nxt.offset, "wrong-type", f"{spec.name} is {spec.type}: it has no order for {nxt.text!r}"
-                )
-            return Compare(spec.name, nxt.text, self.literal(spec))
-        if nxt.kind == "word" and nxt.text == "in":
-            self.take()
-            self.expect("[")
-            values = [self.literal(spec)]
-            while self.peek().text == ",":
+            return Node("bool", token.offset, token.text, value=token.text == "true")
+        if token.kind == "word" and token.text not in KEYWORDS:
+            if self.at("(", "op"):
                 self.take()
-                values.append(self.literal(spec))
-            self.expect("]")
-            return In(spec.name, tuple(values))
-        if spec.type != "boolean":
-            raise ConditionError(
-                token.offset, "wrong-type",
-                f"{spec.name} is {spec.type}, not yes/no: compare it with a value",
-            )
-        return Compare(spec.name, "==", True)
-
-    def literal(self, spec: FactSpec) -> FactValue:
-        token = self.take()
-        wrong = ConditionError(
-            token.offset, "wrong-type",
-            f"{token.text or 'end of condition'!r} is not a value of {spec.name} ({spec.type})",
-        )
-        if spec.type == "boolean":
-            if token.kind == "word" and token.text in ("true", "false"):
-                return token.text == "true"
-            raise wrong
-        if spec.type == "integer":
-            if token.kind == "number" and "." not in token.text:
-                return int(token.text)
-            raise wrong
-        if spec.type == "decimal":
-            if token.kind == "number":
-                return float(token.text)
-            raise wrong
-        if spec.type == "date":
-            if token.kind in ("date", "text"):
-                try:
-                    return dt.date.fromisoformat(token.text)
-                except ValueError:
-                    raise wrong from None
-            raise wrong
-        if spec.type == "enum":
-            if token.kind in ("word", "text") and token.text in spec.values:
-                return token.text
-            if token.kind in ("word", "text"):
-                raise ConditionError(
-                    token.offset, "unknown-value",
-                    f"{token.text!r} is not one of {spec.name}'s values "
-                    f"{list(spec.values)}{suggest(token.text, list(spec.values))}",
-                )
-            raise wrong
-        if token.kind in ("text", "word"):
-            return token.text
-        raise wrong
+                self.deeper(token.offset)
+                args: list[Node] = []
+                if not self.at(")", "op"):
+                    args.append(self.condition())
+                    while self.at(",", "op"):
+                        self.take()
+                        args.append(self.condition())
+                self.expect(")")
+                self.depth -= 1
+                return Node("call", token.offset, token.text, tuple(args))
+            return Node("name", token.offset, token.text)
+        found = token.text or "end of condition"
+        raise ConditionError(token.offset, "syntax", f"expected a fact name, found {found!r}")
 
 
-def parse_condition(text: str, facts: dict[str, FactSpec]) -> Expr:
-    """Parse and type-check a condition; returns its expression tree, raises ConditionError."""
-    return _Parser(text, facts).parse()
+def parse_syntax(text: str) -> Node:
+    """Parse an expression into its syntax tree; raises ConditionError (never RecursionError)."""
+    try:
+        return _Parser(text).parse()
+    except RecursionError:
+        raise ConditionError(0, "too-deep", f"nested more than {MAX_DEPTH} levels deep") from None

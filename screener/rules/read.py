@@ -155,7 +155,10 @@ def _convert(path: str, node: yaml.Node, problems: list[RuleProblem]) -> Any:
                 continue
             mapping[key] = _convert(path, value_node, problems)
             mapping.key_spans[key] = where
-            mapping.value_spans[key] = _span(path, value_node)
+            where = _span(path, value_node)
+            if isinstance(value_node, yaml.ScalarNode) and value_node.style in ("'", '"'):
+                where = Span(path, where.line, where.column + 1)  # the text starts after the quote
+            mapping.value_spans[key] = where
         return mapping
     raise AssertionError(f"unexpected YAML node {node!r}")  # compose yields only these three
 

@@ -1,0 +1,364 @@
+"""The exact value of an expression over one candidate's facts, with Kleene logic.
+
+Used by the engine inside the actions of the rules that fire for hidden terms and formula
+derivations (never to decide a criterion outside the engine). Numbers, quantities and day
+durations are Decimal (28+ significant digits); calendar durations are Decimal months; dates
+are Decimal day numbers with `ongoing` as +Infinity; `never` is `Special.NEVER`.
+
+Results: a value; None for unknown; a `Failure` (unknown, with the reason kept) when the
+inputs are known but the value cannot be computed (division by zero, overflow); for
+conditions True / False / None / Failure.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Mapping
+
+from screener.model import (
+    Aggregate, And, Arith, Call, Cmp, Compare, Const, Duration, FactSpec, In, IsSpecial, ItemField,
+    Literal, Member, Neg, Not, Number, Or, Ref, Scale, Special, Truth, Within,
+)
+from screener.rules.functions import add_months
+
+NEVER = Special.NEVER
+ONGOING = Decimal("Infinity")
+_CONTEXT = decimal.Context(prec=34, Emax=9999, Emin=-9999,
+                           traps=[decimal.DivisionByZero, decimal.Overflow, decimal.InvalidOperation])
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A value that cannot be computed although its inputs are known."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """`count(L, c)` with unknown items: between `low` and `high`."""
+
+    low: int
+    high: int
+
+
+def load(spec: FactSpec, value: Any) -> Any:
+    """A typed fact value (as `screener.values.coerce` gives it) in the evaluator's form."""
+    if value is None:
+        return None
+    if value is Special.NEVER:
+        return NEVER
+    if value is Special.ONGOING:
+        return ONGOING
+    if spec.type in ("integer", "decimal", "quantity"):
+        return value if isinstance(value, Decimal) else Decimal(str(value))
+    if spec.type == "date":
+        return Decimal(value.toordinal())
+    return value
+
+
+def _literal(value: Any) -> Any:
+    if isinstance(value, dt.date):
+        return Decimal(value.toordinal())
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Decimal(str(value))
+    return value
+
+
+class Evaluator:
+    """Evaluates expressions of one trial over a candidate's typed facts."""
+
+    def __init__(self, facts: Mapping[str, FactSpec]):
+        self.specs = facts
+
+    def run(self, expr: Any, values: Mapping[str, Any]) -> Any:
+        """The value of `expr`; never raises for candidate data."""
+        try:
+            with decimal.localcontext(_CONTEXT):
+                return self.value(expr, values, None, None)
+        except (ArithmeticError, ValueError, OverflowError) as exc:
+            return Failure(_reason(exc))
+
+    def run_truth(self, expr: Any, values: Mapping[str, Any]) -> Any:
+        """Like `run`, for a condition: True, False, None or a Failure."""
+        try:
+            with decimal.localcontext(_CONTEXT):
+                return self.truth(expr, values, None, None)
+        except (ArithmeticError, ValueError, OverflowError) as exc:
+            return Failure(_reason(exc))
+
+    # --- values ------------------------------------------------------------------------
+
+    def value(self, e: Any, values: Mapping[str, Any], item: Mapping[str, Any] | None,
+              fields: Mapping[str, FactSpec] | None) -> Any:
+        if isinstance(e, Number):
+            return e.value
+        if isinstance(e, Duration):
+            return e.amount
+        if isinstance(e, Literal):
+            return _literal(e.value)
+        if isinstance(e, Ref):
+            return load(self.specs[e.fact], values.get(e.fact))
+        if isinstance(e, ItemField):
+            assert item is not None and fields is not None
+            return load(fields[e.name], item.get(e.name))
+        if isinstance(e, Scale):
+            inner = self.value(e.operand, values, item, fields)
+            return _numeric(inner, lambda v: v * e.factor.numerator / e.factor.denominator)
+        if isinstance(e, Neg):
+            return _numeric(self.value(e.operand, values, item, fields), lambda v: -v)
+        if isinstance(e, Arith):
+            return self.arith(e, values, item, fields)
+        if isinstance(e, Call):
+            return self.call(e, values, item, fields)
+        if isinstance(e, Aggregate):
+            return self.aggregate(e, values, item, fields)
+        return self.truth(e, values, item, fields)
+
+    def arith(self, e: Arith, values: Any, item: Any, fields: Any) -> Any:
+        a = self.value(e.left, values, item, fields)
+        b = self.value(e.right, values, item, fields)
+        blocked = _blocked(a, b)
+        if blocked is not _CLEAR:
+            return blocked
+        if e.calendar:
+            if a == ONGOING:
+                return a
+            months = int(b) if e.op == "+" else -int(b)
+            whole = a.to_integral_value(rounding=decimal.ROUND_FLOOR)
+            moved = add_months(dt.date.fromordinal(int(whole)), months)
+            return Decimal(moved.toordinal()) + (a - whole)
+        if e.op == "+":
+            return a + b
+        if e.op == "-":
+            if a == ONGOING and b == ONGOING:
+                return None
+            return a - b
+        if e.op == "*":
+            return a * b
+        if e.op == "/":
+            if b == 0:
+                return Failure("division by zero")
+            return a / b
+        if a == 0 and b < 0:
+            return Failure("division by zero")
+        return a ** b
+
+    def call(self, e: Call, values: Any, item: Any, fields: Any) -> Any:
+        if e.name == "if":
+            test = self.truth(e.args[0], values, item, fields)
+            if test is True:
+                return self.value(e.args[1], values, item, fields)
+            if test is False:
+                return self.value(e.args[2], values, item, fields)
+            return test
+        args = [self.value(a, values, item, fields) for a in e.args]
+        blocked = _blocked(*args)
+        if blocked is not _CLEAR:
+            return blocked
+        if e.name == "min":
+            return min(args)
+        if e.name == "max":
+            return max(args)
+        if e.name == "abs":
+            return abs(args[0])
+        a, b = args
+        if e.name == "days_between":
+            return b - a
+        if ONGOING in (a, b):
+            return None
+        start, end = (dt.date.fromordinal(int(v)) for v in (a, b))
+        months = e.name == "months_between"
+        return Decimal(_whole(start, end, 1 if months else 12))
+
+    def aggregate(self, e: Aggregate, values: Any, item: Any, fields: Any) -> Any:
+        items = values.get(e.fact)
+        if items is None:
+            return None
+        specs = {spec.name: spec for spec in self.specs[e.fact].item}
+        if e.name == "count" and not e.args:
+            return Decimal(len(items))
+        if e.name in ("any", "all", "count"):
+            truths = [self.truth(e.args[0], values, one, specs) for one in items]
+            certain = sum(1 for t in truths if t is True)
+            possible = sum(1 for t in truths if t is not False)
+            failure = next((t for t in truths if isinstance(t, Failure)), None)
+            if e.name == "count":
+                return Range(certain, possible) if certain != possible or failure is None else Decimal(certain)
+            if e.name == "any":
+                return True if certain else (False if possible == 0 else (failure or None))
+            return False if possible < len(items) else (True if certain == len(items) else (failure or None))
+        if e.name == "latest":
+            date_field, chosen = e.args
+            best: tuple[Any, Any] | None = None
+            for one in items:
+                when = self.value(date_field, values, one, specs)
+                if when is None or isinstance(when, Failure):
+                    return when
+                if when is NEVER:
+                    continue
+                if best is None or when >= best[0]:
+                    best = (when, one)
+            if best is None:
+                return None
+            return self.value(chosen, values, best[1], specs)
+        got = [self.value(e.args[0], values, one, specs) for one in items]
+        blocked = _blocked(*got)
+        if blocked is not _CLEAR:
+            return blocked
+        if e.name == "sum":
+            return sum(got, Decimal(0))
+        if not got:
+            return None
+        return min(got) if e.name == "min_of" else max(got)
+
+    # --- conditions --------------------------------------------------------------------
+
+    def truth(self, e: Any, values: Mapping[str, Any], item: Mapping[str, Any] | None,
+              fields: Mapping[str, FactSpec] | None) -> Any:
+        if isinstance(e, Const):
+            return e.value
+        if isinstance(e, Not):
+            inner = self.truth(e.operand, values, item, fields)
+            return (not inner) if isinstance(inner, bool) else inner
+        if isinstance(e, (And, Or)):
+            decisive = isinstance(e, Or)
+            pending: Any = not decisive
+            for operand in e.operands:
+                got = self.truth(operand, values, item, fields)
+                if got is decisive:
+                    return decisive
+                if isinstance(got, Failure) or (got is None and not isinstance(pending, Failure)):
+                    pending = got
+            return pending
+        if isinstance(e, Compare):
+            value = load(self.specs[e.fact], values.get(e.fact))
+            return compare(e.op, value, _literal(e.value))
+        if isinstance(e, In):
+            value = load(self.specs[e.fact], values.get(e.fact))
+            if value is None or value is NEVER:
+                return None if value is None else False
+            return value in {_literal(v) for v in e.values}
+        if isinstance(e, Cmp):
+            left = self.value(e.left, values, item, fields)
+            right = self.value(e.right, values, item, fields)
+            if isinstance(left, Range):
+                return _range_truth(e.op, left, right)
+            return compare(e.op, left, right)
+        if isinstance(e, Member):
+            value = self.value(e.operand, values, item, fields)
+            if value is None or isinstance(value, Failure):
+                return value
+            return value is not NEVER and value in {_literal(v) for v in e.values}
+        if isinstance(e, IsSpecial):
+            value = self.value(e.operand, values, item, fields)
+            if value is None or isinstance(value, Failure):
+                return value
+            return value is NEVER if e.word is Special.NEVER else value == ONGOING
+        if isinstance(e, Within):
+            return self.within(e, values, item, fields)
+        if isinstance(e, Truth):
+            return self.value(e.operand, values, item, fields)
+        if isinstance(e, Aggregate):
+            return self.aggregate(e, values, item, fields)
+        if isinstance(e, (Ref, ItemField, Call)):
+            return self.value(e, values, item, fields)
+        raise TypeError(f"not a condition: {type(e).__name__}")
+
+    def within(self, e: Within, values: Any, item: Any, fields: Any) -> Any:
+        x = self.value(e.subject, values, item, fields)
+        d = self.value(e.duration, values, item, fields)
+        y = self.value(e.anchor, values, item, fields)
+        blocked = _blocked(x, d, y)
+        if blocked is not _CLEAR:
+            return False if blocked is NEVER else blocked
+        if x == ONGOING:
+            return y != ONGOING  # still going at the anchor: inside the window
+        if y == ONGOING:
+            return False
+        calendar = isinstance(e.duration, Duration) and e.duration.calendar
+        if calendar:
+            whole = y.to_integral_value(rounding=decimal.ROUND_FLOOR)
+            moved = add_months(dt.date.fromordinal(int(whole)), int(d) if e.after else -int(d))
+            other = Decimal(moved.toordinal()) + (y - whole)
+        else:
+            other = y + d if e.after else y - d
+        low, high = (y, other) if e.after else (other, y)
+        return low <= x <= high
+
+
+_CLEAR = object()
+
+
+def _blocked(*args: Any) -> Any:
+    """What an operation gives when an operand is not a plain value: `never` (with which no
+    comparison is met, whatever the other side), else a Failure, else unknown."""
+    if any(a is NEVER for a in args):
+        return NEVER
+    failure = next((a for a in args if isinstance(a, Failure)), None)
+    if failure is not None:
+        return failure
+    if any(a is None for a in args):
+        return None
+    return _CLEAR
+
+
+def _numeric(value: Any, apply: Any) -> Any:
+    if value is None or value is NEVER or isinstance(value, Failure):
+        return value
+    return apply(value)
+
+
+def compare(op: str, left: Any, right: Any) -> Any:
+    """Kleene comparison: unknown with an unknown side, not met with `never`."""
+    blocked = _blocked(left, right)
+    if blocked is not _CLEAR:
+        return False if blocked is NEVER else blocked
+    if op == "==":
+        return left == right
+    if op == "!=":
+        return left != right
+    if op == "<":
+        return left < right
+    if op == "<=":
+        return left <= right
+    if op == ">":
+        return left > right
+    return left >= right
+
+
+def _range_truth(op: str, count: Range, right: Any) -> Any:
+    blocked = _blocked(right)
+    if blocked is not _CLEAR:
+        return False if blocked is NEVER else blocked
+    low, high = compare(op, Decimal(count.low), right), compare(op, Decimal(count.high), right)
+    if op in ("==", "!="):
+        inside = count.low <= right <= count.high
+        if not inside:
+            return op == "!="
+        return (op == "==") if count.low == count.high else None
+    return low if low == high else None
+
+
+def _whole(start: dt.date, end: dt.date, unit_months: int) -> int:
+    """Whole calendar units (months, or years as 12 months) from start to end; the
+    anniversary counts; negative when end is before start (CQL `years between`)."""
+    if end < start:
+        return -_whole(end, start, unit_months)
+    months = (end.year - start.year) * 12 + end.month - start.month
+    count = months // unit_months
+    if add_months(start, count * unit_months) > end:
+        count -= 1
+    return count
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, decimal.DivisionByZero) or isinstance(exc, ZeroDivisionError):
+        return "division by zero"
+    if isinstance(exc, decimal.Overflow) or isinstance(exc, OverflowError):
+        return "the value is too large (overflow)"
+    if isinstance(exc, decimal.InvalidOperation):
+        return "the value is not a number (e.g. a power of a negative number)"
+    return str(exc) or type(exc).__name__

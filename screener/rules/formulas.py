@@ -1,0 +1,63 @@
+"""What a `formula:` derivation gives, as a value of its derived fact.
+
+A formula's exact result (`screener.rules.evaluate`) is rounded half-even to the fact's
+places (0 for integers) in the fact's unit, then checked against the fact's range like any
+given value: outside it, the inputs are impossible (an error), as for function derivations.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from decimal import Decimal
+from typing import Any, Mapping
+
+from screener.errors import InvalidValue
+from screener.model import Derivation, FactSpec, FactValue, Special
+from screener.rules.evaluate import NEVER, ONGOING, Evaluator, Failure
+from screener.values import coerce
+
+
+def derive(evaluator: Evaluator, derivation: Derivation, spec: FactSpec,
+           values: Mapping[str, Any]) -> FactValue | Failure | None:
+    """The derived fact's value; None when still unknown; a Failure when not computable."""
+    if spec.type == "boolean":
+        result = evaluator.run_truth(derivation.formula, values)
+    else:
+        result = evaluator.run(derivation.formula, values)
+    if result is None or isinstance(result, Failure):
+        return result
+    return as_fact_value(spec, result)
+
+
+def as_fact_value(spec: FactSpec, result: Any) -> FactValue | Failure:
+    if result is NEVER:
+        return Special.NEVER if Special.NEVER in spec.special else Failure("the formula gives never")
+    try:
+        if spec.type == "date":
+            if result == ONGOING:
+                return Special.ONGOING if Special.ONGOING in spec.special else Failure("the formula gives ongoing")
+            return dt.date.fromordinal(int(result.to_integral_value(rounding=decimal.ROUND_FLOOR)))
+        if spec.type in ("integer", "decimal", "quantity"):
+            if not isinstance(result, Decimal) or not result.is_finite():
+                return Failure("the formula gives no finite number")
+            rounded = result.quantize(Decimal(1).scaleb(-spec.places if spec.type != "integer" else 0),
+                                      rounding=decimal.ROUND_HALF_EVEN)
+            if spec.type == "integer":
+                return int(rounded)
+            return float(rounded) if spec.type == "decimal" else rounded
+    except (ArithmeticError, ValueError, OverflowError) as exc:
+        return Failure(f"the value does not fit {spec.name}: {exc}")
+    return result  # type: ignore[no-any-return]
+
+
+def check_range(spec: FactSpec, value: Any) -> None:
+    """Raise InvalidValue when a derived value does not fit its fact (type or range)."""
+    if spec.type == "quantity":
+        if spec.minimum is not None and value < Decimal(str(spec.minimum)):
+            raise InvalidValue(spec.name, value, f"below the minimum {spec.minimum} {spec.unit}")
+        if spec.maximum is not None and value > Decimal(str(spec.maximum)):
+            raise InvalidValue(spec.name, value, f"above the maximum {spec.maximum} {spec.unit}")
+        return
+    if isinstance(value, Special):
+        return
+    coerce(spec, value)

@@ -1,0 +1,216 @@
+"""Hidden terms: the parts of conditions that the engine cannot compare directly.
+
+A comparison with arithmetic, a window, a function or an aggregate is decided in two steps,
+both rules of the ruleset. A term rule fires when the term's inputs are present in the
+snapshot; its action computes the term exactly (`screener.rules.evaluate`) and writes it
+into the next snapshot as integer fields; the criterion's outcome rules then compare those
+fields with 0 in the engine:
+
+- a comparison `a op b` becomes the sign-preserving difference `a - b` (field `x_<n>`,
+  compared `op 0`); `never` on either side writes the marker `x_<n>_n` instead, with which
+  the comparison is not met (its negation met);
+- `count(L, c) op b` becomes the range `[certain - b, possible - b]` (fields `x_<n>_lo`,
+  `x_<n>_hi`): met when the whole range meets `op 0`, not met when none of it does; `any`
+  and `all` are counts too;
+- any other yes/no expression (a window, `is never` of a computed date, `if`) becomes `1`
+  when met and `-1` when not met, compared `> 0`.
+
+A term that cannot be computed although its inputs are known (division by zero) is written
+as nothing (unknown) and remembered as a failure: the candidate is an error only if a
+criterion reading the term stays unknown.
+"""
+from __future__ import annotations
+
+import decimal
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Mapping
+
+from screener.model import (
+    Aggregate, And, Cmp, Compare, Const, Expr, In, IsSpecial, ItemField, Not, Number, Or, Ref,
+    Special, children,
+)
+from screener.rules.evaluate import NEVER, Evaluator, Failure, Range
+
+TERM_PREFIX = "x_"
+TERM_DONE_PREFIX = "e_"
+NEVER_PREFIX = "n_"
+ONGOING_DAY = 100_000_000  # `ongoing` in the engine: a day number after every date
+_BIG = 10**15  # differences are capped here; only their sign and order matter
+_MAX_NEEDS = 8
+
+
+@dataclass(frozen=True)
+class Term:
+    """One hidden term: how it is computed, where it is written, how it is compared."""
+
+    name: str  # t1, t2, ...
+    expr: Any  # a Cmp (`ranged`: its left side is a count) or a yes/no expression
+    op: str  # the comparison of the written difference with 0
+    ranged: bool
+    inputs: tuple[str, ...]  # facts (and lists) it reads
+    needs: tuple[tuple[str, ...], ...]  # sets of inputs, any of which may be enough to compute it
+    text: str = ""
+
+    @property
+    def field(self) -> str:
+        return TERM_PREFIX + self.name
+
+    @property
+    def never_field(self) -> str:
+        return self.field + "_n"
+
+    @property
+    def low(self) -> str:
+        return self.field + "_lo"
+
+    @property
+    def high(self) -> str:
+        return self.field + "_hi"
+
+    @property
+    def done(self) -> str:
+        return TERM_DONE_PREFIX + self.name
+
+
+def is_native(e: Any) -> bool:
+    """Whether the engine decides `e` by its own comparisons (no term needed)."""
+    if isinstance(e, (Compare, In, Const)):
+        return True
+    return isinstance(e, IsSpecial) and isinstance(e.operand, Ref)
+
+
+def lower(e: Any, terms: dict[Any, Term], never: frozenset[str] = frozenset()) -> Any:
+    """`e` with every leaf the engine cannot compare replaced by a Term (shared by equal
+    expressions, so a definition used by two criteria is computed once)."""
+    if isinstance(e, Not):
+        return Not(lower(e.operand, terms, never))
+    if isinstance(e, (And, Or)):
+        return type(e)(tuple(lower(o, terms, never) for o in e.operands))
+    if is_native(e):
+        return e
+    if e in terms:
+        return terms[e]
+    if isinstance(e, Aggregate) and e.name == "any":
+        expr, op, ranged = Cmp(">=", Aggregate("count", e.fact, e.args), Number(Decimal(1))), ">=", True
+    elif isinstance(e, Aggregate) and e.name == "all":
+        expr, op, ranged = Cmp(">=", Aggregate("count", e.fact, e.args), Aggregate("count", e.fact, ())), ">=", True
+    elif isinstance(e, Cmp):
+        ranged = isinstance(e.left, Aggregate) and e.left.name == "count" and bool(e.left.args)
+        expr, op = e, e.op
+    else:
+        expr, op, ranged = e, ">", False
+    term = Term(f"t{len(terms) + 1}", expr, op, ranged, _inputs(expr), needs(expr, never))
+    terms[e] = term
+    return term
+
+
+def _inputs(e: Any) -> tuple[str, ...]:
+    from screener.model import expr_facts
+
+    return expr_facts(e)
+
+
+def needs(e: Any, never: frozenset[str] = frozenset()) -> tuple[tuple[str, ...], ...]:
+    """Sets of facts any one of which, present, may be enough to compute `e` (an `if` needs its
+    test and one branch; an `or`/`and` may be settled by one side; a fact that may be `never`
+    settles a comparison alone); capped at a few sets, past which all inputs are needed."""
+    sets = _needs(e)
+    if len(sets) > _MAX_NEEDS:
+        sets = [frozenset(_inputs(e))]
+    sets += [frozenset([name]) for name in _inputs(e) if name in never]
+    minimal = [s for s in sets if not any(other < s for other in sets)]
+    ordered = sorted(set(minimal), key=lambda s: (len(s), sorted(s)))
+    order = _inputs(e)
+    return tuple(tuple(sorted(s, key=order.index)) for s in ordered)
+
+
+def _needs(e: Any) -> list[frozenset[str]]:
+    from screener.model import Call
+
+    if isinstance(e, (Ref, Compare, In)):
+        return [frozenset([e.fact])]
+    if isinstance(e, ItemField):
+        return [frozenset()]
+    if isinstance(e, (And, Or)):
+        out: list[frozenset[str]] = []
+        for operand in e.operands:
+            out.extend(_needs(operand))
+        return out
+    if isinstance(e, Call) and e.name == "if":
+        test = _needs(e.args[0])
+        branches = _needs(e.args[1]) + _needs(e.args[2])
+        return [a | b for a in test for b in branches]
+    combined = [frozenset([e.fact])] if isinstance(e, Aggregate) else [frozenset()]
+    for child in children(e):
+        combined = [a | b for a in combined for b in _needs(child)]
+        if len(combined) > _MAX_NEEDS:
+            return [frozenset(_inputs(e))]
+    return combined
+
+
+# --- computing a term in the engine's action ------------------------------------------------
+
+
+def encode_difference(d: Decimal) -> int:
+    """An integer with the sign (and, up to a cap, the order) of `d`; never 0 unless d is 0."""
+    if d == 0:
+        return 0
+    if d.is_infinite() or d.adjusted() > 8:
+        return _BIG if d > 0 else -_BIG
+    with decimal.localcontext() as context:
+        context.prec = 40
+        scaled = int(abs(d).scaleb(6).to_integral_value(rounding=decimal.ROUND_CEILING))
+    value = max(1, min(scaled, _BIG))
+    return value if d > 0 else -value
+
+
+def compute(term: Term, evaluator: Evaluator, values: Mapping[str, Any]
+            ) -> tuple[dict[str, int] | None, Failure | None]:
+    """The snapshot fields of `term` for these facts: (fields, None) when known or `never`,
+    (None, Failure) when it cannot be computed, (None, None) when unknown."""
+    try:
+        with decimal.localcontext(_context()):
+            if isinstance(term.expr, Cmp):
+                left = evaluator.value(term.expr.left, values, None, None)
+                right = evaluator.value(term.expr.right, values, None, None)
+                return _difference(term, left, right)
+            truth = evaluator.truth(term.expr, values, None, None)
+    except (ArithmeticError, ValueError, OverflowError) as exc:
+        return None, Failure(_explain(exc))
+    if isinstance(truth, Failure):
+        return None, truth
+    if truth is None:
+        return None, None
+    return {term.field: 1 if truth else -1}, None
+
+
+def _context() -> decimal.Context:
+    from screener.rules import evaluate
+
+    return evaluate._CONTEXT
+
+
+def _explain(exc: Exception) -> str:
+    from screener.rules import evaluate
+
+    return evaluate._reason(exc)
+
+
+def _difference(term: Term, left: Any, right: Any) -> tuple[dict[str, int] | None, Failure | None]:
+    if left is NEVER or right is NEVER:
+        return {term.never_field: 1}, None
+    for side in (left, right):
+        if isinstance(side, Failure):
+            return None, side
+    if left is None or right is None:
+        return None, None
+    if term.ranged:
+        low, high = (left.low, left.high) if isinstance(left, Range) else (left, left)
+        return {term.low: encode_difference(Decimal(low) - right),
+                term.high: encode_difference(Decimal(high) - right)}, None
+    if isinstance(left, Decimal) and isinstance(right, Decimal):
+        if left == right:
+            return {term.field: 0}, None
+        return {term.field: encode_difference(left - right)}, None
+    return {term.field: 0 if left == right else 1}, None

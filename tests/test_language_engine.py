@@ -1,0 +1,225 @@
+"""The engine decides every construct of the rules language as its words say: windows to
+the day, calendar months, never/ongoing, counts over lists with unknown items, units,
+formulas and failed computations."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from screener.engine import Screener
+from screener.errors import ImpossibleFacts
+from screener.model import Special
+from screener.rules.check import load_trial
+
+from conftest import ROOT
+
+DATA = ROOT / "tests" / "data" / "lang"
+D = dt.date
+
+
+@pytest.fixture(scope="module")
+def lang():
+    return Screener(load_trial(DATA / "LANG-1.yaml"))
+
+
+@pytest.fixture(scope="module")
+def edges():
+    return Screener(load_trial(DATA / "LANG-2.yaml"))
+
+
+BASE = dict(
+    candidate_id="a", sex="female", age=40, liver_metastases=False, alt=Decimal(100), alt_uln=Decimal(40),
+    hemoglobin=Decimal(95), weight=Decimal("70.0"), height=Decimal(175), half_life=Decimal(24),
+    screening_date=D(2024, 3, 1), consent_date=D(2024, 3, 1), mi_date=Special.NEVER,
+    last_dose_date=D(2024, 1, 1), stop_date=D(2023, 1, 1),
+    bp=({"date": D(2024, 1, 1), "systolic": 120},), regimens=(),
+)
+
+
+def outcome(screener, criterion, **facts):
+    return screener.evaluate({**BASE, **facts}).outcomes[criterion]
+
+
+def test_an_eligible_candidate_meets_every_construct(lang):
+    result = lang.evaluate(BASE)
+    assert result.decision == "eligible", result.outcomes
+    assert result.derived == {"bmi": Decimal("22.9"), "ratio": 2.5}
+
+
+def test_terms_and_formulas_are_rules_that_fire_in_the_engine(lang):
+    rules = [f.rule for f in lang.evaluate(BASE).firings]
+    assert "derive.D-bmi" in rules and any(r.startswith("term.") for r in rules)
+    assert all(name.startswith(("open", "derive.", "term.", "seal", "I", "E")) for name in lang.definition)
+
+
+@pytest.mark.parametrize("alt,liver,want", [
+    (120, False, "met"), (121, False, "not_met"), (200, True, "met"), (201, True, "not_met"),
+])
+def test_limits_in_multiples_of_another_fact(lang, alt, liver, want):
+    assert outcome(lang, "I2", alt=Decimal(alt), liver_metastases=liver) == want
+
+
+def test_a_threshold_depending_on_an_unknown_fact_is_unknown_and_names_it(lang):
+    result = lang.evaluate({**BASE, "liver_metastases": None, "alt": Decimal(130)})
+    assert result.outcomes["I2"] == "unknown" and result.missing == ("liver_metastases",)
+    # ...but a value under both limits needs no answer: 100 <= 3 x 40 and <= 5 x 40
+    assert outcome(lang, "I2", liver_metastases=None) == "unknown"  # whole term needs its inputs
+
+
+@pytest.mark.parametrize("hb,want", [(91, "met"), (90, "not_met")])
+def test_a_literal_in_another_unit_is_converted(lang, hb, want):
+    assert outcome(lang, "I3", hemoglobin=Decimal(hb)) == want  # hemoglobin > 9 g/dL, kept in g/L
+
+
+@pytest.mark.parametrize("creatinine,want", [("132.5", "met"), ("132.6", "not_met")])
+def test_value_in_a_unit_uses_the_analyte_factor(edges, creatinine, want):
+    assert edges.evaluate({"creatinine": Decimal(creatinine)}).outcomes["C1"] == want  # 132.6 = 1.5 mg/dL
+
+
+@pytest.mark.parametrize("weight,height,bmi,want", [
+    ("70.0", 175, "22.9", "met"), ("130.0", 180, "40.1", "not_met"), ("51.0", 166, "18.5", "met"),
+])
+def test_a_formula_derivation_feeds_the_criteria(lang, weight, height, bmi, want):
+    result = lang.evaluate({**BASE, "weight": Decimal(weight), "height": Decimal(height)})
+    assert result.derived["bmi"] == Decimal(bmi) and result.outcomes["I4"] == want
+
+
+def test_a_formula_with_an_unknown_input_leaves_its_criteria_unknown_and_names_the_input(lang):
+    result = lang.evaluate({**BASE, "height": None})
+    assert result.outcomes["I4"] == "unknown" and "bmi" not in result.derived
+    assert result.missing == ("height", "bmi")
+
+
+# --- windows ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dose,want", [
+    (D(2024, 2, 16), "met"),       # 14 days before: inside
+    (D(2024, 2, 15), "not_met"),   # 15 days before: outside
+    (D(2024, 3, 1), "met"),        # the anchor day itself
+    (D(2024, 3, 2), "not_met"),    # after the anchor
+    (Special.ONGOING, "met"),      # still taken at the anchor: inside, never an error
+])
+def test_a_day_window_includes_both_ends(edges, dose, want):
+    assert edges.evaluate({"dose_date": dose, "screening_date": D(2024, 3, 1)}).outcomes["W1"] == want
+
+
+@pytest.mark.parametrize("start,progression,want", [
+    (D(2024, 1, 31), D(2024, 2, 29), "met"),      # 31 Jan + 1 month = 29 Feb (clamped)
+    (D(2024, 1, 31), D(2024, 3, 1), "not_met"),
+    (D(2023, 1, 31), D(2023, 2, 28), "met"),      # common year: 28 Feb
+    (D(2023, 1, 31), D(2023, 3, 1), "not_met"),
+    (D(2024, 1, 31), D(2024, 1, 30), "not_met"),  # before the start
+    (D(2024, 1, 31), Special.NEVER, "not_met"),
+])
+def test_calendar_months_clamp_to_the_month_end(edges, start, progression, want):
+    assert edges.evaluate({"start_date": start, "progression_date": progression}).outcomes["W2"] == want
+
+
+def test_never_is_not_met_by_any_comparison_and_its_negation_is_met(edges):
+    result = edges.evaluate({"progression_date": Special.NEVER, "screening_date": D(2024, 3, 1),
+                             "start_date": D(2024, 1, 1)})
+    assert [result.outcomes[c] for c in ("W2", "W3", "W4")] == ["not_met", "met", "met"]
+    recent = edges.evaluate({"progression_date": D(2024, 2, 1), "screening_date": D(2024, 3, 1)})
+    assert [recent.outcomes[c] for c in ("W3", "W4")] == ["not_met", "not_met"]
+
+
+def test_never_answers_the_fact_so_it_is_not_missing(edges):
+    result = edges.evaluate({"progression_date": Special.NEVER})
+    assert "progression_date" not in result.missing and "start_date" not in result.missing
+    assert "screening_date" in result.missing  # W3 is met for never, but W1 and W5 need it
+
+
+@pytest.mark.parametrize("dose,want", [
+    (Special.ONGOING, "met"), (D(2023, 12, 2), "met"), (D(2023, 12, 1), "not_met"),
+])
+def test_ongoing_orders_after_every_date(edges, dose, want):
+    # dose_date >= screening_date - 90 days; 2024-03-01 - 90 days = 2023-12-02
+    assert edges.evaluate({"dose_date": dose, "screening_date": D(2024, 3, 1)}).outcomes["W5"] == want
+
+
+def test_ongoing_with_an_unknown_anchor_is_unknown_not_an_error(edges):
+    result = edges.evaluate({"dose_date": Special.ONGOING})
+    assert result.outcomes["W1"] == "unknown" and "screening_date" in result.missing
+
+
+def test_the_whichever_is_longer_window(lang):
+    # max(28 days, 5 x half-life): 24 h -> 5 days, so 28 days; 240 h -> 50 days
+    early = D(2024, 3, 1) - dt.timedelta(days=40)
+    assert outcome(lang, "E2", last_dose_date=early, half_life=Decimal(24)) == "not_met"
+    assert outcome(lang, "E2", last_dose_date=early, half_life=Decimal(240)) == "met"
+    assert outcome(lang, "E2", last_dose_date=D(2024, 2, 2), half_life=Decimal(24)) == "met"  # 28 days
+    assert outcome(lang, "E2", last_dose_date=D(2024, 2, 1), half_life=Decimal(24)) == "not_met"  # 29 days
+
+
+@pytest.mark.parametrize("birth,want", [(D(2006, 3, 1), "met"), (D(2006, 3, 2), "not_met"),
+                                        (D(2006, 2, 28), "met")])
+def test_years_between_counts_the_anniversary(edges, birth, want):
+    assert edges.evaluate({"birth_date": birth, "screening_date": D(2024, 3, 1)}).outcomes["A1"] == want
+
+
+# --- lists --------------------------------------------------------------------------------
+
+
+def _bp(*systolic):
+    return tuple({"date": D(2024, 1, i + 1), "systolic": s} for i, s in enumerate(systolic))
+
+
+@pytest.mark.parametrize("readings,want", [
+    (_bp(90, 80, None), "met"),          # two of three already below 95, the third unknown
+    (_bp(90, None, 100), "unknown"),     # one below, one unknown: could be two
+    (_bp(90, 100, 100), "not_met"),
+    (_bp(90, None, None), "unknown"),
+    (_bp(), "not_met"),                  # known to be empty
+    (None, "unknown"),                   # the list itself not given
+])
+def test_count_over_a_list_is_a_range(lang, readings, want):
+    assert outcome(lang, "E3", bp=readings) == want
+
+
+def test_a_list_with_unknown_items_that_matter_is_missing(lang):
+    assert lang.evaluate({**BASE, "bp": _bp(90, None, 100)}).missing == ("bp",)
+    assert lang.evaluate({**BASE, "bp": None}).missing == ("bp",)
+    assert lang.evaluate({**BASE, "bp": _bp(90, 80, None)}).missing == ()
+
+
+@pytest.mark.parametrize("regimens,want", [
+    (({"regimen": "folfirinox", "progression_date": D(2023, 5, 1)},), "met"),
+    (({"regimen": "folfirinox", "progression_date": Special.NEVER},), "not_met"),
+    (({"regimen": "gemcitabine", "progression_date": D(2023, 5, 1)},), "not_met"),
+    (({"regimen": None, "progression_date": D(2023, 5, 1)},), "unknown"),
+    (({"regimen": None, "progression_date": Special.NEVER},), "not_met"),
+    (({"regimen": "other"}, {"regimen": "folfirinox", "progression_date": D(2023, 5, 1)}), "met"),
+])
+def test_any_over_items_is_kleene(lang, regimens, want):
+    assert outcome(lang, "E5", regimens=regimens) == want
+
+
+# --- definitions and failed computations ---------------------------------------------------
+
+
+def test_a_definition_used_by_two_criteria_is_one_term(lang):
+    result = lang.evaluate({**BASE, "mi_date": D(2024, 1, 1), "sex": "male"})
+    assert result.outcomes["E1"] == result.outcomes["E6"] == "met"
+    terms = [f for f in result.firings if f.rule.startswith("term.") and "mi_date" in f.facts]
+    assert len(terms) == 1
+    assert outcome(lang, "E1", mi_date=D(2023, 12, 8)) == "met"      # 12 weeks = 84 days before
+    assert outcome(lang, "E1", mi_date=D(2023, 12, 7)) == "not_met"  # 85 days
+
+
+def test_division_by_zero_is_an_error_only_when_the_decision_needs_it(edges):
+    with pytest.raises(ImpossibleFacts) as info:
+        edges.evaluate({"alt": 40.0, "alt_uln": 0.0})
+    assert "division by zero" in str(info.value) and "alt_uln" in str(info.value)
+    waived = edges.evaluate({"alt": 40.0, "alt_uln": 0.0, "waived": True})
+    assert waived.outcomes["R1"] == "met"
+    assert edges.evaluate({"alt": 40.0, "alt_uln": 20.0}).outcomes["R1"] == "met"
+    assert edges.evaluate({"alt": 70.0, "alt_uln": 20.0}).outcomes["R1"] == "unknown"  # 3.5 > 3, waived?
+
+
+def test_a_failed_formula_that_no_criterion_needs_is_no_error(lang):
+    result = lang.evaluate({**BASE, "alt_uln": Decimal(0), "alt": Decimal(0)})
+    assert "ratio" not in result.derived  # alt / alt_uln cannot be computed, and nothing reads it
+    assert result.outcomes["I2"] == "met"
