@@ -128,8 +128,9 @@ def test_never_is_not_met_by_any_comparison_and_its_negation_is_met(edges):
 
 def test_never_answers_the_fact_so_it_is_not_missing(edges):
     result = edges.evaluate({"progression_date": Special.NEVER})
-    assert "progression_date" not in result.missing and "start_date" not in result.missing
-    assert "screening_date" in result.missing  # W3 is met for never, but W1 and W5 need it
+    assert (result.outcomes["W2"], result.outcomes["W3"]) == ("not_met", "met")  # no other date needed
+    assert "progression_date" not in result.missing
+    assert "screening_date" in result.missing  # W1 and W5 need it
 
 
 @pytest.mark.parametrize("dose,want", [
@@ -138,6 +139,14 @@ def test_never_answers_the_fact_so_it_is_not_missing(edges):
 def test_ongoing_orders_after_every_date(edges, dose, want):
     # dose_date >= screening_date - 90 days; 2024-03-01 - 90 days = 2023-12-02
     assert edges.evaluate({"dose_date": dose, "screening_date": D(2024, 3, 1)}).outcomes["W5"] == want
+
+
+@pytest.mark.parametrize("dose,want", [
+    (D(2024, 1, 31), "met"), (D(2024, 2, 1), "not_met"), (D(2024, 1, 1), "met"), (Special.ONGOING, "not_met"),
+])
+def test_a_window_after_an_anchor_and_ongoing_is_after_it(edges, dose, want):
+    # 2024-01-01 + 30 days = 2024-01-31; a drug not stopped has not ended within the window
+    assert edges.evaluate({"dose_date": dose, "screening_date": D(2024, 1, 1)}).outcomes["W6"] == want
 
 
 def test_ongoing_with_an_unknown_anchor_is_unknown_not_an_error(edges):
@@ -182,7 +191,7 @@ def test_count_over_a_list_is_a_range(lang, readings, want):
 def test_a_list_with_unknown_items_that_matter_is_missing(lang):
     assert lang.evaluate({**BASE, "bp": _bp(90, None, 100)}).missing == ("bp",)
     assert lang.evaluate({**BASE, "bp": None}).missing == ("bp",)
-    assert lang.evaluate({**BASE, "bp": _bp(90, 80, None)}).missing == ()
+    assert lang.evaluate({**BASE, "bp": _bp(90, 80, 100)}).missing == ()
 
 
 @pytest.mark.parametrize("regimens,want", [
@@ -223,3 +232,43 @@ def test_a_failed_formula_that_no_criterion_needs_is_no_error(lang):
     result = lang.evaluate({**BASE, "alt_uln": Decimal(0), "alt": Decimal(0)})
     assert "ratio" not in result.derived  # alt / alt_uln cannot be computed, and nothing reads it
     assert result.outcomes["I2"] == "met"
+
+
+@pytest.mark.parametrize("readings,want", [
+    (_bp(150, 170), "met"),                                      # the later reading counts
+    (_bp(170, 150), "not_met"),
+    ((({"date": D(2024, 1, 2), "systolic": 150}), {"date": D(2024, 1, 2), "systolic": 170}), "met"),  # tie: last listed
+    ((({"date": None, "systolic": 150}), {"date": D(2024, 1, 2), "systolic": 170}), "unknown"),
+])
+def test_latest_takes_the_item_with_the_latest_date(lang, readings, want):
+    assert outcome(lang, "E7", bp=readings) == want
+
+
+def test_all_and_sum_over_items(lang):
+    assert outcome(lang, "I5", regimens=()) == "met"  # all of nothing
+    assert outcome(lang, "I5", regimens=({"regimen": "other"},)) == "not_met"
+    assert outcome(lang, "I5", regimens=({"regimen": None}, {"regimen": "other"})) == "not_met"
+    assert outcome(lang, "I5", regimens=({"regimen": None}, {"regimen": "folfirinox"})) == "unknown"
+    assert outcome(lang, "I6", bp=_bp(500, 499)) == "met"
+    assert outcome(lang, "I6", bp=_bp(500, 500)) == "not_met"
+    assert outcome(lang, "I6", bp=_bp(500, None)) == "unknown"
+
+
+def test_is_ongoing_is_decided_by_the_engine(lang):
+    assert outcome(lang, "E8", stop_date=Special.ONGOING) == "met"
+    assert outcome(lang, "E8", stop_date=D(2024, 1, 1)) == "not_met"
+    assert lang.evaluate({**BASE, "stop_date": None}).missing == ("stop_date",)
+
+
+def test_if_needs_only_the_branch_it_takes(edges):
+    assert edges.evaluate({"alt": 500.0, "waived": True}).outcomes["R2"] == "met"
+    result = edges.evaluate({"alt": 500.0, "waived": False})
+    assert result.outcomes["R2"] == "unknown" and "alt_uln" in result.missing
+    assert edges.evaluate({"alt": 61.0, "alt_uln": 20.0, "waived": False}).outcomes["R2"] == "not_met"
+
+
+@pytest.mark.parametrize("start,want", [(D(2024, 1, 31), "met"), (D(2024, 2, 1), "met"), (D(2024, 2, 2), "not_met"),
+                                        (D(2024, 1, 1), "met"), (D(2023, 12, 1), "not_met")])
+def test_months_between_counts_whole_calendar_months(edges, start, want):
+    # from 31 Jan to 1 Mar 2024: one whole month (29 Feb is the clamped anniversary)
+    assert edges.evaluate({"start_date": start, "screening_date": D(2024, 3, 1)}).outcomes["M1"] == want

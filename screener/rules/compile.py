@@ -296,7 +296,9 @@ class _Kleene:
             if outcome == "not_met":
                 negated = _NEGATE[t.op]
                 test = {t.field: 0} if negated == "==" else {_OPS[negated]: {t.field: 0}}
-                return _any([test, {t.never_field: 1}])
+                return _any([test, {t.never_field: 1}]) if t.can_be_never else test
+            if not t.can_be_never:
+                return {"$nex": {t.field: 1}}
             return _all([{"$nex": {t.field: 1}}, {"$nex": {t.never_field: 1}}])
         lo, hi = t.low, t.high
 

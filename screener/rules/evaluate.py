@@ -134,7 +134,7 @@ class Evaluator:
             return a + b
         if e.op == "-":
             if a == ONGOING and b == ONGOING:
-                return None
+                return Failure("ongoing - ongoing")
             return a - b
         if e.op == "*":
             return a * b
@@ -165,10 +165,12 @@ class Evaluator:
         if e.name == "abs":
             return abs(args[0])
         a, b = args
+        if a == ONGOING:
+            return Failure(f"{e.name} from ongoing")
+        if b == ONGOING:
+            return ONGOING  # to a date still going: longer than any number of days or years
         if e.name == "days_between":
             return b - a
-        if ONGOING in (a, b):
-            return None
         start, end = (dt.date.fromordinal(int(v)) for v in (a, b))
         months = e.name == "months_between"
         return Decimal(_whole(start, end, 1 if months else 12))
@@ -271,11 +273,13 @@ class Evaluator:
         x = self.value(e.subject, values, item, fields)
         d = self.value(e.duration, values, item, fields)
         y = self.value(e.anchor, values, item, fields)
+        if x is NEVER or y is NEVER:
+            return False
+        if x == ONGOING and not e.after and isinstance(y, Decimal):
+            return True  # still going at the anchor: inside the window before it
         blocked = _blocked(x, d, y)
         if blocked is not _CLEAR:
             return False if blocked is NEVER else blocked
-        if x == ONGOING:
-            return y != ONGOING  # still going at the anchor: inside the window
         if y == ONGOING:
             return False
         calendar = isinstance(e.duration, Duration) and e.duration.calendar

@@ -50,7 +50,7 @@ class Term:
     ranged: bool
     inputs: tuple[str, ...]  # facts (and lists) it reads
     needs: tuple[tuple[str, ...], ...]  # sets of inputs, any of which may be enough to compute it
-    text: str = ""
+    can_be_never: bool = False  # an input may be `never`, so the never marker may be written
 
     @property
     def field(self) -> str:
@@ -100,7 +100,9 @@ def lower(e: Any, terms: dict[Any, Term], never: frozenset[str] = frozenset()) -
         expr, op = e, e.op
     else:
         expr, op, ranged = e, ">", False
-    term = Term(f"t{len(terms) + 1}", expr, op, ranged, _inputs(expr), needs(expr, never))
+    inputs = _inputs(expr)
+    term = Term(f"t{len(terms) + 1}", expr, op, ranged, inputs, needs(expr, never),
+                can_be_never=any(name in never for name in inputs))
     terms[e] = term
     return term
 
