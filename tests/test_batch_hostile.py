@@ -5,6 +5,7 @@ Every case here once ended in a traceback, lost or invented candidates, or destr
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import os
@@ -332,3 +333,47 @@ def test_formula_ids_went_unescaped_into_csv_results(tmp_path):
     assert main(["batch", str(source), "-o", str(tmp_path / "out.jsonl")]) == 0
     kept = [json.loads(line)["candidate_id"] for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
     assert kept == ids
+
+
+# --- traces and letters -------------------------------------------------------------------
+
+def test_full_disk_during_traces_left_files_that_blocked_later_runs_and_exited_0(tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"candidate_id": "A", "ecog": 3}\n{"candidate_id": "B", "ecog": 1}\n', encoding="utf-8")
+    traces, letters = tmp_path / "traces", tmp_path / "letters"
+    args = [str(source), "--traces", str(traces), "--letters", str(letters)]
+
+    def small_disk() -> None:  # every trace is larger than this: each write of one fails
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1500, 1500))
+
+    done = _run(args, preexec_fn=small_disk)
+    assert done.returncode == 4, done.stderr
+    assert b"2 requested traces or letters could not be written" in done.stderr
+    assert [p.name for p in traces.iterdir()] == [] and [p.name for p in letters.iterdir()] == []
+    assert len([line for line in done.stdout.splitlines() if line]) == 2  # the results are complete
+    again = _run(args)
+    assert again.returncode == 0, again.stderr
+    assert len(list(traces.glob("*.trace.jsonl"))) == 2 and len(list(letters.iterdir())) == 4
+
+
+def test_an_interrupted_candidate_left_an_unsealed_trace(tmp_path, trial, screener, monkeypatch):
+    from screener.audit import artifacts
+    from screener.audit.trace import TraceWriter
+
+    result = screener.evaluate({"ecog": 3})
+    real_seal = TraceWriter.seal
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(TraceWriter, "seal", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        artifacts.write_candidate_artifacts(trial, "A", {"ecog": (3, "row 1")}, result, tmp_path, tmp_path,
+                                            None, dt.datetime.now(dt.timezone.utc))
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(TraceWriter, "seal", real_seal)
+    written = artifacts.write_candidate_artifacts(trial, "A", {"ecog": (3, "row 1")}, result, tmp_path,
+                                                  tmp_path, None,
+                                                  dt.datetime.now(dt.timezone.utc))
+    assert written.trace.exists() and all(p.exists() for p in written.letters.values())
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".part")) == []

@@ -9,6 +9,7 @@ import datetime as _dt
 import hashlib
 import os
 import re
+import secrets
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,25 +99,58 @@ def write_candidate_artifacts(
     `now` (timezone-aware) stamps every record and the letters. Directories must exist.
     Returns the paths written; raises TraceError when any of the files exists already
     (nothing is written then).
+
+    Every file is written under a hidden temporary name and linked to its own name only once
+    the trace is sealed and the letters rendered, so a candidate interrupted half-way (disk
+    full, Ctrl-C, a crash) leaves no trace file that would make a later run refuse its id.
     """
     trace_path, letter_paths = artifact_paths(candidate_id, traces_dir, letters_dir)
     for path in (trace_path, *letter_paths.values()):
         if os.path.lexists(path):
             raise TraceError(os.fspath(path), "already exists; audit files are never overwritten")
-    writer = TraceWriter.create(trace_path, trial, operator=operator, candidate_id=candidate_id,
-                                mode="batch", clock=lambda: now, sync_each=False)
+    trace_part = _part_name(trace_path)
+    letter_parts = {fmt: _part_name(path) for fmt, path in letter_paths.items()}
     try:
-        for name, (value, source) in facts_with_sources.items():
-            if value is not None:
-                if isinstance(source, str):
-                    source = Source("batch", file=input_file, note=source)
-                writer.fact(name, value, source)
-        writer.result(result)
-        writer.seal()
+        writer = TraceWriter.create(trace_part, trial, operator=operator, candidate_id=candidate_id,
+                                    mode="batch", clock=lambda: now, sync_each=False)
+        try:
+            for name, (value, source) in facts_with_sources.items():
+                if value is not None:
+                    if isinstance(source, str):
+                        source = Source("batch", file=input_file, note=source)
+                    writer.fact(name, value, source)
+            writer.result(result)
+            writer.seal()
+        finally:
+            writer.close()
+        trace_hash = write_letters(trace_part, letter_parts, now)
+        _publish(trace_part, trace_path)
+        for fmt, part in letter_parts.items():
+            _publish(part, letter_paths[fmt])
     finally:
-        writer.close()
-    trace_hash = write_letters(trace_path, letter_paths, now)
+        for part in (trace_part, *letter_parts.values()):
+            try:
+                os.unlink(part)
+            except FileNotFoundError:
+                pass
     return CandidateArtifacts(trace_path, letter_paths, trace_hash)
+
+
+def _part_name(path: Path) -> Path:
+    """A hidden, unique name next to `path` for the file while it is being written."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
+
+
+def _publish(part: Path, path: Path) -> None:
+    """Give the finished file `part` its name `path`, never replacing an existing file."""
+    try:
+        os.link(part, path)
+    except FileExistsError:
+        raise TraceError(os.fspath(path), "already exists; audit files are never overwritten") from None
+    except OSError:  # a file system without hard links: check, then rename
+        if os.path.lexists(path):
+            raise TraceError(os.fspath(path), "already exists; audit files are never overwritten") from None
+        os.rename(part, path)
 
 
 class TraceObserver:
