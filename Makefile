@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: setup screen-sample test bench clean
+.PHONY: setup screen-sample test bench fuzz clean
 
 $(BIN)/screener: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,5 +27,14 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/batch_throughput.py
 
+# Coverage-guided fuzzing of the batch readers (atheris); new inputs collect in .fuzz-corpus/.
+# Any crash is saved as crash-* and stops the run. FUZZ_SECONDS=60 make fuzz for a short one.
+FUZZ_SECONDS ?= 600
+fuzz: setup
+	$(BIN)/pip install --quiet -e '.[test,fuzz]'
+	mkdir -p .fuzz-corpus
+	$(BIN)/python fuzz/fuzz_batch.py -max_total_time=$(FUZZ_SECONDS) -timeout=30 -rss_limit_mb=3072 \
+	  .fuzz-corpus fuzz/corpus
+
 clean:
-	rm -rf $(VENV) screened.jsonl
+	rm -rf $(VENV) screened.jsonl .fuzz-corpus

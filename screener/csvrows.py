@@ -47,10 +47,15 @@ class _Scan:
     read_whole: int = 0  # cells complete before the record went over the limit
     bad: str | None = None
     ended: bool = False
+    line: int = 0  # lines of the record fed so far
+    opened_line: int = 0  # the line where the last quoted cell opened
 
 
 def _feed(scan: _Scan, piece: str) -> None:
     """Advance the scan over `piece` (a whole line or a part of one)."""
+    current = scan.line
+    if piece.endswith(("\n", "\r")):
+        scan.line += 1
     scan.size += len(piece)
     if scan.size > RECORD_LIMIT and not scan.over:
         scan.over = True
@@ -64,6 +69,7 @@ def _feed(scan: _Scan, piece: str) -> None:
             c = piece[i]
             if c == '"':
                 scan.state = _QUOTED
+                scan.opened_line = current
                 i += 1
                 continue
             if c == "\r" or c == "\n":
@@ -156,23 +162,21 @@ class _Pending:
             self.pieces.append(piece)
             self.size += len(piece)
 
-    def after_first_line(self) -> Iterator[str]:
-        """Every piece after the first line's end, in order; closes the spill file when done."""
-        first_done = False
-        for piece in self.pieces:
-            if first_done:
+    def after_lines(self, count: int) -> Iterator[str]:
+        """Every piece after the first `count` lines, in order; closes the spill file when done."""
+        def stored() -> Iterator[str]:
+            yield from self.pieces
+            if self.spill is not None:
+                spill, self.spill = self.spill, None
+                with spill:
+                    spill.seek(0)
+                    yield from iter(lambda: spill.readline(_CHUNK), "")
+
+        for piece in stored():
+            if count <= 0:
                 yield piece
             elif piece.endswith(("\n", "\r")):
-                first_done = True
-        if self.spill is not None:
-            spill, self.spill = self.spill, None
-            with spill:
-                spill.seek(0)
-                for piece in iter(lambda: spill.readline(_CHUNK), ""):
-                    if first_done:
-                        yield piece
-                    else:
-                        first_done = piece.endswith(("\n", "\r"))
+                count -= 1
 
     def first_line(self) -> str:
         line = []
@@ -188,8 +192,13 @@ class _Pending:
 
 
 def records(stream: TextIO) -> Iterator[Record]:
-    """Yield the non-blank records of a CSV text stream in order; broken ones carry a problem."""
+    """Yield the non-blank records of a CSV text stream in order; broken ones carry a problem.
+
+    The first record is the header; a later record that spans lines must have as many cells
+    as the header, or its first line is taken for a row with a stray quote.
+    """
     lines = _Lines(stream)
+    width: int | None = None
     while True:
         piece = lines.next()
         if piece is None:
@@ -197,7 +206,9 @@ def records(stream: TextIO) -> Iterator[Record]:
         if piece in ("\n", "\r\n", "\r"):
             continue  # a blank line is no record
         if '"' not in piece and piece.endswith("\n") and len(piece) < _CHUNK:
-            yield _checked(piece.rstrip("\r\n").split(","))  # the common case, kept fast
+            cells = piece.rstrip("\r\n").split(",")  # the common case, kept fast
+            width = len(cells) if width is None else width
+            yield _checked(cells)
             continue
         scan = _Scan()
         _feed(scan, piece)
@@ -218,16 +229,29 @@ def records(stream: TextIO) -> Iterator[Record]:
         if scan.bad is not None:
             first = pending.first_line() if pending is not None else piece
             if pending is not None:
-                lines.push(pending.after_first_line())
+                lines.push(pending.after_lines(scan.opened_line + 1))
             yield Record(_checked(_lenient_cells(first)).cells, scan.bad)
+            continue
+        if pending is not None and not scan.over and width is not None and len(scan.cells) != width:
+            lines.push(pending.after_lines(scan.opened_line + 1))
+            yield Record(_checked(_lenient_cells(pending.first_line())).cells,
+                         f"a quote in column {_quoted_column(pending.first_line())} spans lines "
+                         "into rows that do not fit the header")
             continue
         if pending is not None:
             pending.close()
+        if width is None:
+            width = len(scan.cells)
         if scan.over:
             kept = _checked(scan.cells[:scan.read_whole]).cells
             yield Record(kept, f"longer than the limit of {RECORD_LIMIT // (1 << 20)} MiB")
             continue
         yield _checked(scan.cells)
+
+
+def _quoted_column(line: str) -> int:
+    """The column of the last cell of `line` read leniently: the one whose quote stays open."""
+    return len(_lenient_cells(line)) + 1
 
 
 def _lenient_cells(line: str) -> list[str]:

@@ -361,7 +361,10 @@ def _yaml(stream: TextIO) -> Iterator[Row]:
     An item with an anchor, an alias, a merge key, a repeated key or nesting past the limit
     is an error row and the next item is read as usual. A second document is refused.
     """
-    loader = BoundedLoader(stream)
+    try:
+        loader = BoundedLoader(stream)  # reads the first characters already
+    except yaml.YAMLError as exc:
+        raise UnreadableInput(f"YAML: {exc}") from exc
     try:
         loader.get_event()  # stream start
         if loader.check_event(yaml.StreamEndEvent):
