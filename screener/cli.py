@@ -183,7 +183,11 @@ def run_batch(args: argparse.Namespace) -> int:
     if fmt == "sniff":
         fmt = sniff_format(binary)
     out_fmt = "csv" if args.output and args.output.lower().endswith(".csv") else "jsonl"
-    result_file = AtomicOutput(args.output) if args.output else None
+    try:
+        result_file = AtomicOutput(args.output) if args.output else None
+    except OSError as exc:
+        _say(err, f"screener batch: cannot write the results to {args.output}: {exc.strerror or exc}")
+        return EXIT_UNWRITTEN
     out = result_file.stream if result_file else sys.stdout
     summary = Summary()
     written = 0

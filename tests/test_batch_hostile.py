@@ -377,3 +377,12 @@ def test_an_interrupted_candidate_left_an_unsealed_trace(tmp_path, trial, screen
                                                   dt.datetime.now(dt.timezone.utc))
     assert written.trace.exists() and all(p.exists() for p in written.letters.values())
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".part")) == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_output_folder_is_a_clear_refusal(tmp_path, capsys):
+    (tmp_path / "in.csv").write_text("candidate_id,ecog\nA,3\n", encoding="utf-8")
+    folder = tmp_path / "ro"
+    folder.mkdir(mode=0o500)
+    assert main(["batch", str(tmp_path / "in.csv"), "-o", str(folder / "out.jsonl")]) == 4
+    assert "cannot write the results" in capsys.readouterr().err
