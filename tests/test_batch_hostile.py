@@ -110,7 +110,8 @@ def test_full_disk_cut_the_last_record_and_exited_1(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
 
 
-def test_sigterm_left_a_file_that_looked_complete(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupted_run_left_a_file_that_looked_complete(tmp_path, signum):
     rows = "".join(f"c{i:05d},{i % 5},{1 + i % 3}\n" for i in range(20_000))
     (tmp_path / "in.csv").write_text("candidate_id,ecog,asa_class\n" + rows, encoding="utf-8")
     out = tmp_path / "out.jsonl"
@@ -121,9 +122,9 @@ def test_sigterm_left_a_file_that_looked_complete(tmp_path):
     while not any(p.name.endswith(".part") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
         assert time.monotonic() < deadline and process.poll() is None
         time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 128 + signal.SIGTERM
+    assert process.returncode == 128 + signum
     assert b"interrupted after" in err and b"candidates were written" in err and b"unchanged" in err
     assert b"Traceback" not in err
     assert out.read_text(encoding="utf-8") == "previous\n"
