@@ -26,7 +26,7 @@ from typing import Any
 import durable_rules_engine as _dre
 
 from screener.rules.compile import (
-    DONE_PREFIX, FIELD_PREFIX, KIND, OPEN, SNAPSHOT, compile_trial, encode, lower_criteria,
+    DONE_PREFIX, FIELD_PREFIX, KIND, OPEN, SNAPSHOT, Part, compile_rulesets, encode, lower_criteria,
 )
 from screener.rules import formulas
 from screener.rules.evaluate import Evaluator, Failure
@@ -57,20 +57,6 @@ def _ruleset(trial: Trial, name: str, definition: dict[str, Any]) -> int:
     return _handles[name]
 
 
-_probes = itertools.count()
-
-
-def _accepted(name: str, rule: dict[str, Any]) -> bool:
-    """Whether durable-rules takes this one rule (tried in a throw-away ruleset)."""
-    probe = f"probe-{next(_probes)}"
-    try:
-        handle = _dre.create_ruleset(probe, json.dumps({name: rule}, ensure_ascii=False))
-    except _dre.error:
-        return False
-    _dre.delete_ruleset(handle)
-    return True
-
-
 def _refused(trial: Trial, name: str, definition: dict[str, Any], exc: Exception) -> RulesError:
     """Find which rules durable-rules refuses, one by one, and name them with their source."""
     problems: list[RuleProblem] = []
@@ -91,25 +77,35 @@ def _refused(trial: Trial, name: str, definition: dict[str, Any], exc: Exception
     return RulesError(problems)
 
 
+class _Ruleset:
+    """One created durable-rules ruleset of a trial: its handle, rules and parts."""
+
+    def __init__(self, trial: Trial, definition: dict[str, Any], parts: dict[str, Part]):
+        digest = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
+        self.name = f"{trial.id}-{trial.content_hash[:12]}-{digest[:12]}"
+        self.definition = definition
+        self.parts = parts
+        self.handle = _ruleset(trial, self.name, definition)
+
+
 class Screener:
     """Evaluates candidates of one trial. Use from one thread; one per process is enough."""
 
     _sids = itertools.count()
 
     def __init__(self, trial: Trial):
+        """Compile the trial and create its rulesets; raises RulesError if the engine refuses.
+
+        The compiler keeps every rule and ruleset within what durable-rules takes (conditions
+        cut into parts, networks regrouped, criteria spread over several rulesets), so a
+        refusal here names a rule the engine still would not build.
+        """
         self.trial = trial
-        self.definition, self._parts = compile_trial(trial)
-        try:
-            self._handle = self._create()
-        except RulesError:
-            # Some condition is too large for the engine: split it into parts, asking the
-            # engine rule by rule what it takes. Still refused rules are reported by name.
-            self.definition, self._parts = compile_trial(trial, accepts=_accepted)
-            self._handle = self._create()
+        self._rulesets = [_Ruleset(trial, definition, parts)
+                          for definition, parts in compile_rulesets(trial)]
         self._derivations = {d.id: d for d in trial.derivations}
         self._criteria: dict[str, Criterion] = {c.id: c for c in trial.criteria}
         self._fact_order = {name: i for i, name in enumerate(trial.facts)}
-        self._part_names = {rule.rsplit(".", 1)[0] for rule in self.definition} & set(self._parts)
         lowered, self._terms = lower_criteria(trial)
         self._criterion_terms = {cid: _terms_in(condition) for cid, condition in lowered.items()}
         self._evaluator = Evaluator(trial.facts)
@@ -121,10 +117,10 @@ class Screener:
             for name, spec in trial.facts.items()
         }
 
-    def _create(self) -> int:
-        digest = hashlib.sha256(json.dumps(self.definition, sort_keys=True).encode()).hexdigest()
-        self.ruleset_name = f"{self.trial.id}-{self.trial.content_hash[:12]}-{digest[:12]}"
-        return _ruleset(self.trial, self.ruleset_name, self.definition)
+    @property
+    def ruleset_names(self) -> tuple[str, ...]:
+        """The names of the trial's durable-rules rulesets (usually one)."""
+        return tuple(r.name for r in self._rulesets)
 
     # --- the durable-rules session ------------------------------------------------------
 
@@ -139,7 +135,8 @@ class Screener:
         return state
 
     def _snapshot(self, sid: str, version: int, values: dict[str, FactValue],
-                  done: set[str], decided: dict[str, str], terms: dict[str, int] | None = None) -> dict[str, Any]:
+                  done: set[str], decided: dict[str, str], parts: dict[str, Part],
+                  terms: dict[str, int] | None = None) -> dict[str, Any]:
         fact: dict[str, Any] = {"sid": sid, "id": f"v{version}", KIND: SNAPSHOT}
         for name, value in values.items():
             scaled = self._encoders[name]
@@ -151,7 +148,7 @@ class Screener:
         for rule_id in sorted(done):
             fact[DONE_PREFIX + rule_id] = 1
         for name in sorted(decided):
-            fact[self._parts[name].field] = decided[name]
+            fact[parts[name].field] = decided[name]
         if terms:
             fact.update(sorted(terms.items()))
         return fact
@@ -164,22 +161,36 @@ class Screener:
         value outside the derived fact's range), EngineError if durable-rules reports a failure.
         """
         values = {k: v for k, v in facts.items() if v is not None and k in self.trial.facts}
-        sid = f"s{next(self._sids)}"
-        handle = self._handle
         outcomes: dict[str, str] = {}
         missing: set[str] = set()
         derived: dict[str, FactValue] = {}
         firings: list[Firing] = []
+        failures: dict[str, tuple[Failure, dict[str, Any]]] = {}  # term or derived fact -> why
+        for index, ruleset in enumerate(self._rulesets):
+            # every ruleset derives the same facts and terms; their firings are recorded once
+            self._evaluate_in(ruleset, values, outcomes, missing, derived, failures,
+                              firings, firings if index == 0 else [])
+        if failures:
+            self._raise_needed_failure(outcomes, failures)
+        return self._result(outcomes, missing, derived, firings)
+
+    def _evaluate_in(self, ruleset: "_Ruleset", values: dict[str, FactValue],
+                     outcomes: dict[str, str], missing: set[str], derived: dict[str, FactValue],
+                     failures: dict[str, tuple[Failure, dict[str, Any]]],
+                     firings: list[Firing], derivation_firings: list[Firing]) -> None:
+        """Run one candidate's session in one ruleset, adding to the results so far."""
+        sid = f"s{next(self._sids)}"
+        handle = ruleset.handle
+        parts = ruleset.parts
         done: set[str] = set()
         decided: dict[str, str] = {}  # outcomes of parts of split conditions
         term_fields: dict[str, int] = {}  # computed hidden terms, with their done markers
-        failures: dict[str, tuple[Failure, dict[str, Any]]] = {}  # term or derived fact -> why
         version = 1
         try:
             opener = {"sid": sid, "id": "open", KIND: OPEN}
             state = self._check(_dre.assert_fact(handle, json.dumps(opener)), opener)
             self._drain(handle, state, lambda rule, fact: None)
-            snapshot = self._snapshot(sid, version, values, done, decided)
+            snapshot = self._snapshot(sid, version, values, done, decided, parts)
             state = self._check(_dre.assert_fact(handle, json.dumps(snapshot, ensure_ascii=False)), snapshot)
 
             pending: list[str] = []  # derivations fired on the current snapshot
@@ -193,10 +204,12 @@ class Screener:
                 head, _, rest = rule.partition(".")
                 if head == "derive":
                     rule_id = rest.partition(".")[0]
-                    if rule_id not in pending and self._derive(rule_id, values, derived, firings, failures):
+                    if rule_id not in pending and self._derive(
+                            rule_id, values, derived, derivation_firings, failures):
                         pending.append(rule_id)
                 elif head == "term":
-                    self._term(rest.partition(".")[0], values, pending_terms, failures, firings)
+                    self._term(rest.partition(".")[0], values, pending_terms, failures,
+                               derivation_firings)
                 elif head == "seal":
                     if pending or pending_parts or pending_terms:
                         done.update(pending)
@@ -207,16 +220,18 @@ class Screener:
                         pending_terms.clear()
                         old = snapshot
                         version += 1
-                        snapshot = self._snapshot(sid, version, values, done, decided, term_fields)
+                        snapshot = self._snapshot(sid, version, values, done, decided, parts,
+                                                  term_fields)
                         self._check(_dre.retract_fact(handle, json.dumps(old, ensure_ascii=False)), old)
                         self._check(_dre.assert_fact(handle, json.dumps(snapshot, ensure_ascii=False)), snapshot)
                 elif rest.startswith("missing."):
-                    missing.add(rest[len("missing."):])
-                elif rule.rsplit(".", 1)[0] in self._part_names:
+                    # `<criterion>.missing.<fact>[.<n>]`: one rule per way the fact is read
+                    missing.add(rest.split(".")[1])
+                elif rule.rpartition(".")[0] in parts:
                     name, _, outcome = rule.rpartition(".")
-                    if name not in pending_parts:
+                    if name not in pending_parts and name not in decided:
                         pending_parts[name] = outcome
-                        read = {f: values[f] for f in self._parts[name].facts if f in values}
+                        read = {f: values[f] for f in parts[name].facts if f in values}
                         firings.append(Firing(rule=rule, criterion=head, outcome=outcome, facts=read))
                 elif head in outcomes:
                     # A condition with OR clauses fires once per clause that holds; the
@@ -232,9 +247,6 @@ class Screener:
             self._drain(handle, state, on_rule)
         finally:
             _dre.delete_state(handle, sid)
-        if failures:
-            self._raise_needed_failure(outcomes, failures)
-        return self._result(outcomes, missing, derived, firings)
 
     def _term(self, name: str, values: dict[str, FactValue], pending: dict[str, int],
               failures: dict[str, tuple[Failure, dict[str, Any]]], firings: list[Firing]) -> None:

@@ -15,7 +15,8 @@ _screener = Screener(_trial)
 
 
 def test_the_wide_criteria_are_split_into_parts():
-    assert {name.split(".")[0] for name in _screener._parts} == {"E1", "I1"}
+    parts = [name for ruleset in _screener._rulesets for name in ruleset.parts]
+    assert {name.split(".")[0] for name in parts} == {"E1", "I1"}
     rules = [f.rule for f in _screener.evaluate({"b3": True, "n": 50}).firings]
     assert "E1.met" in rules and "I1.not_met" in rules
     assert any(rule.startswith("E1.part") for rule in rules)

@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence, Union
 
 from decimal import Decimal
 
+from screener.errors import RuleProblem, RulesError
 from screener.model import (
     And, Compare, Const, Criterion, Expr, FactSpec, In, IsSpecial, Not, Or, Ref, Special, Trial,
 )
@@ -107,7 +108,18 @@ def _any(parts: Sequence[Cond]) -> Cond:
     return kept[0] if len(kept) == 1 else ("or", kept)
 
 
-MAX_CLAUSES = 512
+# What durable-rules 2.0.28 takes, from its C core (src/rules/rete.c, rules.h, events.c).
+# Every rule and every ruleset the compiler emits stays inside these bounds, so the engine
+# neither refuses a rule nor hangs building or running it.
+MAX_OR_CLAUSES = 14   # MAX_SEQUENCE_EXPRESSIONS 32: the $and takes 2 entries, each $or 2 (113)
+MAX_OR_WIDTH = 24     # leaves of one $or; each is a child of the same network node
+MAX_CLAUSES = 512     # clauses of a normal form before the condition is split instead
+MAX_CHILDREN = 384    # NEXT_BUCKET_LENGTH 512: findAlpha loops forever on a full table
+MAX_NEX = 100         # NEXT_LIST_LENGTH 128: absence tests and $or exits of one node (107)
+MAX_BETAS = 200       # BETA_LIST_LENGTH 256: rules ending on one node (108)
+MAX_STACK = 62        # MAX_STACK_SIZE 64: nodes pending while one fact is matched (303)
+MAX_RULES = 500       # per ruleset (MAX_ACTIONS is 4096, error 106); more go to another
+GROUPS = (8, 4, 2)    # rules (or groups) under one grouping node, tried in turn
 
 
 class TooComplex(Exception):
@@ -116,6 +128,18 @@ class TooComplex(Exception):
 
 def _key(leaf: dict[str, Any]) -> str:
     return json.dumps(leaf, sort_keys=True)
+
+
+def _rank(clause: frozenset[str]) -> int:
+    """Equality tests first, then other tests, absence tests last: rules sharing a prefix of
+    equalities (a part being unknown, a fact being yes) share network nodes, and mutually
+    exclusive equalities keep the engine's matching stack short."""
+    if len(clause) != 1:
+        return 3
+    (key,) = clause
+    if not key.startswith('{"$'):
+        return 0
+    return 2 if key.startswith('{"$nex"') else 1
 
 
 def to_cnf(cond: Cond) -> list[list[dict[str, Any]]] | bool:
@@ -138,18 +162,27 @@ def to_cnf(cond: Cond) -> list[list[dict[str, Any]]] | bool:
             return [clause for part in parts for clause in walk(part)]
         clauses: list[frozenset[str]] = [frozenset()]
         for part in parts:
-            clauses = [a | b for a in clauses for b in walk(part)]
-            if len(clauses) > MAX_CLAUSES:
+            inner = walk(part)
+            if len(clauses) * len(inner) > MAX_CLAUSES:
                 raise TooComplex(f"more than {MAX_CLAUSES} clauses")
+            clauses = [a | b for a in clauses for b in inner]
+        if len(clauses) > MAX_CLAUSES:
+            raise TooComplex(f"more than {MAX_CLAUSES} clauses")
         return clauses
 
     leaves: dict[str, dict[str, Any]] = {}
-    unique = sorted(set(walk(cond)), key=lambda c: (len(c), sorted(c)))
+    unique = sorted(set(walk(cond)), key=lambda c: (len(c), _rank(c), sorted(c)))
     kept: list[frozenset[str]] = []
+    singles: set[str] = set()  # leaves kept as clauses of their own
+    wide: list[frozenset[str]] = []
     for clause in unique:
         if not clause:
             return False
-        if not any(smaller <= clause for smaller in kept):
+        if len(clause) == 1:
+            singles.update(clause)
+            kept.append(clause)
+        elif singles.isdisjoint(clause) and not any(smaller <= clause for smaller in wide):
+            wide.append(clause)
             kept.append(clause)
     if not kept:
         return True
@@ -192,6 +225,52 @@ def split(e: Any, criterion: str, width: int, counter: list[int] | None = None) 
         inner = type(e)(tuple(chunk))
         grouped.append(Part(name, PART_PREFIX + name.replace(".", "_"), inner, _facts_of(inner)))
     return split(type(e)(tuple(grouped)), criterion, width, counter)
+
+
+def decompose(e: Any, criterion: str, width: int, depth: int = 1) -> Any:
+    """Cut the condition into Parts at most `depth` levels of and/or deep, with at most
+    `width` operands to each and/or.
+
+    With depth 1 this is the shape every condition fits, however deep or wide: each Part's
+    rules read only its operands (leaves, or the outcome fields of the Parts inside it), so
+    no rule grows with the condition; a larger depth needs fewer snapshot rounds. A long `in` list becomes an `or` of short ones first. Kleene
+    and/or are associative and a Part carries its sub-condition's outcome, so the meaning is
+    unchanged; the price is one more snapshot round per level of nesting.
+    """
+    counter = [0]
+
+    def part(inner: Any) -> Part:
+        counter[0] += 1
+        name = f"{criterion}.part{counter[0]}"
+        return Part(name, PART_PREFIX + name.replace(".", "_"), inner, _facts_of(inner))
+
+    def bounded(kind: type, operands: list[Any]) -> list[Any]:
+        while len(operands) > width:
+            operands = [chunk[0] if len(chunk) == 1 else part(kind(tuple(chunk)))
+                        for chunk in (operands[i:i + width] for i in range(0, len(operands), width))]
+        return operands
+
+    def walk(node: Any, top: bool) -> tuple[Any, int]:
+        """The node rewritten, and how many levels of and/or it has outside Parts."""
+        if isinstance(node, Not):
+            inner, levels = walk(node.operand, top)
+            return Not(inner), levels
+        if isinstance(node, In) and len(node.values) > MAX_OR_WIDTH:
+            chunks = [In(node.fact, node.values[i:i + MAX_OR_WIDTH])
+                      for i in range(0, len(node.values), MAX_OR_WIDTH)]
+            return walk(Or(tuple(chunks)), top)
+        if not isinstance(node, (And, Or)):
+            return node, 0
+        kind = type(node)
+        walked = [walk(o, False) for o in node.operands]
+        operands = bounded(kind, [o for o, _ in walked])
+        levels = 1 + max((n for _, n in walked), default=0)
+        inner = operands[0] if len(operands) == 1 else kind(tuple(operands))
+        if top or not isinstance(inner, (And, Or)) or levels < depth:
+            return inner, levels
+        return part(inner), 0
+
+    return walk(e, True)[0]
 
 
 def _walk(e: Any, parts: list[Part], facts: list[str]) -> None:
@@ -338,7 +417,7 @@ class _Kleene:
             domain = spec.values
         elif spec.type == "boolean":
             domain = (True, False)
-        if domain is not None and op == "!=":
+        if domain is not None and op == "!=" and len(domain) <= MAX_OR_WIDTH + 1:
             return _any([self._cmp(fact, "==", other) for other in domain if other != value])
         return self._cmp(fact, op, value)
 
@@ -358,7 +437,9 @@ class _Kleene:
         if spec.type in ("enum", "boolean"):
             domain = spec.values if spec.type == "enum" else (True, False)
             chosen = [v for v in domain if (v in values) == inside]
-            return _any([self._cmp(fact, "==", v) for v in chosen])
+            if inside or len(chosen) <= MAX_OR_WIDTH:
+                return _any([self._cmp(fact, "==", v) for v in chosen])
+            return _all([self._cmp(fact, "!=", v) for v in values])  # narrower than the rest
         if inside:
             return _any([self._cmp(fact, "==", v) for v in values])
         return _all([self._cmp(fact, "!=", v) for v in values])
@@ -453,32 +534,67 @@ class _Kleene:
 
 
 def _rule(kind_value: str, cond: Cond, pri: int) -> dict[str, Any]:
+    """One durable-rules rule: the kind test, then the clauses of `cond` in normal form.
+
+    Raises TooComplex when the normal form is past what the engine takes in one rule.
+    """
     cnf = to_cnf(cond)
     assert cnf is not False
+    clauses = [] if cnf is True else cnf
+    wide = [len(c) for c in clauses if len(c) > 1]
+    if len(wide) > MAX_OR_CLAUSES or max(wide, default=0) > MAX_OR_WIDTH:
+        raise TooComplex("too many alternatives for one rule")
     parts: list[dict[str, Any]] = [{KIND: kind_value}]
-    for clause in [] if cnf is True else cnf:
+    for clause in clauses:
         parts.append(clause[0] if len(clause) == 1 else {"$or": clause})
     return {"all": [{"m": parts[0] if len(parts) == 1 else {"$and": parts}}], "pri": pri}
 
 
+def _paths(kleene: "_Kleene", e: Any, fact: str) -> list[Cond]:
+    """`relevant(e, fact)` as a list of alternatives, one per place `fact` is read.
+
+    Used for conditions cut into Parts: each alternative is a conjunction of the Parts on the
+    way down being unknown, so it stays small however deep the condition is, where the
+    single condition `relevant` builds would multiply out.
+    """
+    if isinstance(e, Part):
+        inner = e.expr
+        below = inner.operands if isinstance(inner, (And, Or)) else (inner,)
+        return [_all([{e.field: "unknown"}, p]) for o in below for p in _paths(kleene, o, fact)]
+    if isinstance(e, Not):
+        return _paths(kleene, e.operand, fact)
+    if isinstance(e, (And, Or)):
+        unknown = kleene.unknown(e)
+        return [_all([unknown, p]) for o in e.operands for p in _paths(kleene, o, fact)]
+    cond = kleene.relevant(e, fact)
+    return [] if cond is False else [cond]
+
+
 def missing_conditions(trial: Trial, criterion: Criterion, condition: Any,
                        kleene: _Kleene) -> list[tuple[str, Cond]]:
-    """(fact, condition) pairs: when each absent input fact could move the criterion."""
+    """(fact, condition) pairs: when each absent input fact could move the criterion.
+
+    A fact may come with several conditions (alternatives) when the condition is cut into
+    Parts; any one of them firing names the fact.
+    """
     out: list[tuple[str, Cond]] = []
-    by_fact: dict[str, Cond] = {f: kleene.relevant(condition, f) for f in criterion.facts}
+    cut = bool(parts_of(condition))
+    by_fact: dict[str, list[Cond]] = {
+        f: _paths(kleene, condition, f) if cut else [kleene.relevant(condition, f)]
+        for f in criterion.facts}
     pending = list(criterion.facts)
     while pending:
         fact = pending.pop(0)
-        cond = by_fact[fact]
-        if to_cnf(cond) is False:
+        conds = [c for c in by_fact[fact] if to_cnf(c) is not False]
+        if not conds:
             continue
-        out.append((fact, cond))
+        out.extend((fact, cond) for cond in conds)
         spec = trial.facts[fact]
         if spec.derived_by is not None:
             derivation = next(d for d in trial.derivations if d.id == spec.derived_by)
             for name in derivation.inputs:
                 if name not in by_fact:
-                    by_fact[name] = _all([cond, kleene.absent(name)])
+                    by_fact[name] = [_all([cond, kleene.absent(name)]) for cond in conds]
                     pending.append(name)
     return out
 
@@ -495,8 +611,11 @@ def _criterion_rules(trial: Trial, criterion: Criterion, condition: Any,
     for outcome, cond in kleene.outcomes(condition):
         rules[f"{criterion.id}.{outcome}"] = _rule(SNAPSHOT, cond, PRI_CRITERION)
     if criterion.ask:
+        seen: dict[str, int] = {}
         for fact, cond in missing_conditions(trial, criterion, condition, kleene):
-            rules[f"{criterion.id}.missing.{fact}"] = _rule(SNAPSHOT, cond, PRI_MISSING)
+            seen[fact] = seen.get(fact, 0) + 1
+            suffix = "" if seen[fact] == 1 else f".{seen[fact]}"
+            rules[f"{criterion.id}.missing.{fact}{suffix}"] = _rule(SNAPSHOT, cond, PRI_MISSING)
     return rules
 
 
@@ -509,19 +628,83 @@ def lower_criteria(trial: Trial) -> tuple[dict[str, Any], dict[str, Term]]:
     return lowered, {term.name: term for term in by_expr.values()}
 
 
-def compile_trial(trial: Trial, accepts: Callable[[str, dict[str, Any]], bool] | None = None
-                  ) -> tuple[dict[str, dict[str, Any]], dict[str, Part]]:
-    """Return the ruleset definition (rule name -> durable-rules rule) and the parts used.
+MAX_PLAIN_DEPTH = 6   # deeper conditions are cut into Parts at once
+MAX_PLAIN_SIZE = 96   # so are conditions with more operators and tests than this
+
+
+def _shape_of(e: Any) -> tuple[int, int]:
+    """(nesting depth, number of operators and tests) of an expression, without recursion."""
+    depth = size = 0
+    pending: list[tuple[Any, int]] = [(e, 1)]
+    while pending:
+        node, level = pending.pop()
+        size += 1 + (len(node.values) // MAX_OR_WIDTH if isinstance(node, In) else 0)
+        depth = max(depth, level)
+        if isinstance(node, Not):
+            pending.append((node.operand, level + 1))
+        elif isinstance(node, (And, Or)):
+            pending.extend((o, level + 1) for o in node.operands)
+    return depth, size
+
+
+def _fitted_rules(trial: Trial, criterion: Criterion, lowered: Any, kleene: _Kleene
+                  ) -> tuple[Any, dict[str, dict[str, Any]]]:
+    """The criterion's (lowered) condition and rules, cut into Parts as far as the engine needs.
+
+    First as written; then wide and/or split into Parts of 8, 4, 2 operands; last every
+    and/or below the top a Part of its own, which fits any condition. Raises RulesError
+    only if even that does not fit (a single test too large for the engine).
+    """
+    attempts: list[Callable[[], Any]] = []
+    depth, size = _shape_of(lowered)
+    if depth <= MAX_PLAIN_DEPTH and size <= MAX_PLAIN_SIZE:
+        # the three-valued conditions of a whole expression grow quickly with its nesting
+        attempts.append(lambda: lowered)
+        attempts += [lambda w=w: split(lowered, criterion.id, w) for w in (8, 4, 2)]
+    attempts += [lambda w=w, d=d: decompose(lowered, criterion.id, w, d)
+                 for w, d in ((4, 3), (4, 2), (4, 1), (2, 1))]
+    for attempt in attempts:
+        condition = attempt()
+        try:
+            own = _criterion_rules(trial, criterion, condition, kleene)
+        except TooComplex:
+            continue
+        try:
+            _shape(own)
+        except TooComplex:
+            continue
+        return condition, own
+    span = criterion.span
+    raise RulesError([RuleProblem(span.path, span.line, span.column, "too-complex",
+                                  f"criterion {criterion.id}: the condition is too large for "
+                                  "the engine even cut into parts")])
+
+
+def compile_trial(trial: Trial) -> tuple[dict[str, dict[str, Any]], dict[str, Part]]:
+    """Return one ruleset definition (rule name -> durable-rules rule) and the parts used.
+
+    For a trial too large for one ruleset use `compile_rulesets`; this is its only ruleset
+    when there is one. Raises RulesError when a criterion cannot be made to fit.
+    """
+    rulesets = compile_rulesets(trial)
+    if len(rulesets) != 1:
+        raise TooComplex(f"{len(rulesets)} rulesets needed")
+    return rulesets[0]
+
+
+def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict[str, Part]]]:
+    """Compile the trial into durable-rules ruleset definitions and the parts each uses.
 
     Rule names: `open`, `derive.<id>`, `seal`, `<criterion>.<outcome>`,
-    `<criterion>.missing.<fact>`, and for conditions split into parts `<criterion>.partN.<outcome>`
-    and `seal.parts`. `accepts(name, rule)` tells whether the engine takes a rule; a criterion
-    with a refused rule is split into ever smaller parts until every rule is taken (the
-    refused rules stay in, so the engine names them, when no split helps).
-    The order is stable (trial order), so firing order is deterministic.
+    `<criterion>.missing.<fact>[.<n>]`, and for conditions cut into parts
+    `<criterion>.partN.<outcome>` and `seal.parts`. Conditions too large for one rule are cut
+    into parts (`_fitted_rules`); a ruleset whose network would overflow the engine's node
+    tables or matching stack is regrouped (`_shape`); criteria past the engine's rule count
+    go to further rulesets, each with the derivations. The order is stable (trial order), so
+    firing order is deterministic. Raises RulesError when a criterion cannot be made to fit.
     """
     kleene = _Kleene(trial)
-    rules: dict[str, dict[str, Any]] = {"open": _rule(OPEN, True, PRI_OPEN)}
+    base: dict[str, dict[str, Any]] = {"open": _rule(OPEN, True, PRI_OPEN)}
     for derivation in trial.derivations:
         not_done = {"$nex": {DONE_PREFIX + derivation.id: 1}}
         alternatives = needs(derivation.formula, kleene.never) if derivation.formula is not None \
@@ -529,31 +712,184 @@ def compile_trial(trial: Trial, accepts: Callable[[str, dict[str, Any]], bool] |
         for index, need in enumerate(alternatives):
             inputs = [kleene.present(name) for name in need]
             suffix = f".{index}" if index else ""
-            rules[f"derive.{derivation.id}{suffix}"] = _rule(SNAPSHOT, _all(inputs + [not_done]), PRI_DERIVE)
+            base[f"derive.{derivation.id}{suffix}"] = _rule(SNAPSHOT, _all(inputs + [not_done]), PRI_DERIVE)
     lowered, terms = lower_criteria(trial)
     for term in terms.values():
         # a term is computed by the action of this rule, once its inputs are present
         for index, need in enumerate(term.needs):
             inputs = [kleene.present(name) for name in need]
             suffix = f".{index}" if index else ""
-            rules[f"term.{term.name}{suffix}"] = _rule(
+            base[f"term.{term.name}{suffix}"] = _rule(
                 SNAPSHOT, _all(inputs + [{"$nex": {term.done: 1}}]), PRI_DERIVE)
     if trial.derivations or terms:
         # After the derivations that a snapshot triggered, one action replaces the snapshot
         # with the derived values added; the criteria then fire on the new snapshot only.
-        rules["seal"] = _rule(SNAPSHOT, True, PRI_SEAL)
+        base["seal"] = _rule(SNAPSHOT, True, PRI_SEAL)
+    shards: list[tuple[dict[str, dict[str, Any]], dict[str, Part]]] = []
+    rules: dict[str, dict[str, Any]] = dict(base)
     parts: dict[str, Part] = {}
+
+    def close() -> None:
+        if parts:
+            # After the parts, the snapshot is replaced once more with their outcomes added.
+            rules["seal.parts"] = _rule(SNAPSHOT, True, PRI_SEAL_PARTS)
+        try:
+            shards.append((_shape(rules), dict(parts)))
+        except TooComplex:
+            raise RulesError([RuleProblem(trial.path, 1, 1, "too-complex",
+                                          "the criteria do not fit the engine's network")]) from None
+
     for criterion in trial.criteria:
-        condition: Any = lowered[criterion.id]
-        own = _criterion_rules(trial, criterion, condition, kleene)
-        for width in (8, 6, 4, 3, 2):
-            if accepts is None or all(accepts(name, rule) for name, rule in own.items()):
-                break
-            condition = split(lowered[criterion.id], criterion.id, width)
-            own = _criterion_rules(trial, criterion, condition, kleene)
+        condition, own = _fitted_rules(trial, criterion, lowered[criterion.id], kleene)
+        if len(rules) + len(own) > MAX_RULES and len(rules) > len(base):
+            close()
+            rules, parts = dict(base), {}
         parts.update({p.name: p for p in parts_of(condition)})
         rules.update(own)
-    if parts:
-        # After the parts, the snapshot is replaced once more with their outcomes added.
-        rules["seal.parts"] = _rule(SNAPSHOT, True, PRI_SEAL_PARTS)
-    return rules, parts
+    close()
+    return shards
+
+
+class _Node:
+    """A node of the engine's discrimination network, as rete.c builds it from the rules."""
+
+    __slots__ = ("kids", "nex", "exits", "betas")
+
+    def __init__(self) -> None:
+        self.kids: dict[str, tuple[str, str, _Node]] = {}  # test -> (field, operator, node)
+        self.nex: dict[str, tuple[str, _Node]] = {}  # absence test -> (field, node)
+        self.exits: list[_Node] = []  # where the $or branches through this node continue
+        self.betas = 0  # rules ending here
+
+    def children(self) -> list["_Node"]:
+        return [n for _, _, n in self.kids.values()] + [n for _, n in self.nex.values()] + self.exits
+
+    def matching_at_once(self) -> int:
+        """How many children can match one fact together (all pushed on the stack at once).
+
+        Equality tests of one field exclude each other, an absence test excludes every test
+        of its field, and an $or exit is always pushed.
+        """
+        by_field: dict[str, int] = {}
+        equal: set[str] = set()
+        for name, op, _ in self.kids.values():
+            if op == "==":
+                if name in equal:
+                    continue
+                equal.add(name)
+            by_field[name] = by_field.get(name, 0) + 1
+        absent: dict[str, int] = {}
+        for name, _ in self.nex.values():
+            absent[name] = absent.get(name, 0) + 1
+        fields = set(by_field) | set(absent)
+        return sum(max(by_field.get(f, 0), absent.get(f, 0)) for f in fields) + len(self.exits)
+
+
+def _test_of(leaf: dict[str, Any]) -> tuple[str, str]:
+    """(field, operator) of a leaf test: `{f: v}` is equality, `{"$lt": {f: v}}` an order."""
+    (key, value), = leaf.items()
+    if key.startswith("$") and isinstance(value, dict) and len(value) == 1:
+        return next(iter(value)), key
+    return key, "=="
+
+
+def _network(rules: dict[str, dict[str, Any]]) -> list[_Node]:
+    """Model the alpha network durable-rules builds: shared prefixes, fresh $or exits."""
+    roots: dict[str, _Node] = {}
+
+    def attach(node: _Node, leaf: dict[str, Any]) -> _Node:
+        key = _key(leaf)
+        name, op = _test_of(leaf)
+        if op == "$nex":
+            if key not in node.nex:
+                node.nex[key] = (name, _Node())
+            return node.nex[key][1]
+        if key not in node.kids:
+            node.kids[key] = (name, op, _Node())
+        return node.kids[key][2]
+
+    for rule in rules.values():
+        m = rule["all"][0]["m"]
+        elements = m["$and"] if "$and" in m else [m]
+        node = roots.setdefault(_key(elements[0]), _Node())
+        for element in elements[1:]:
+            if "$or" in element:
+                exit_node = _Node()
+                for leaf in element["$or"]:
+                    attach(node, leaf).exits.append(exit_node)
+                node = exit_node
+            else:
+                node = attach(node, element)
+        node.betas += 1
+    return list(roots.values())
+
+
+def _network_fits(rules: dict[str, dict[str, Any]], stack: int = MAX_STACK) -> bool:
+    """Whether no node overflows its tables and matching one fact stays within the stack.
+
+    The matcher (events.c handleAlpha) pushes every matching child of a node before it
+    descends, so while a child is matched the stack holds its matching siblings, and so on
+    down every path.
+    """
+    peaks: dict[int, int] = {}
+    for root in _network(rules):
+        pending: list[tuple[_Node, bool]] = [(root, False)]  # iterative: chains can be long
+        while pending:
+            node, expanded = pending.pop()
+            if id(node) in peaks:
+                continue
+            below = node.children()
+            if not expanded:
+                pending.append((node, True))
+                pending.extend((c, False) for c in below if id(c) not in peaks)
+                continue
+            if (len(node.kids) > MAX_CHILDREN or len(node.nex) + len(node.exits) > MAX_NEX
+                    or node.betas > MAX_BETAS):
+                return False
+            # the child being matched was popped; its matching siblings wait
+            at_once = node.matching_at_once()
+            peaks[id(node)] = max([at_once] + [at_once - 1 + peaks[id(c)] for c in below])
+        if peaks[id(root)] > stack:
+            return False
+    return True
+
+
+def _shape(rules: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The rules, regrouped under grouping tests when the network would not fit as it is.
+
+    A grouping test (`t != "g<level>.<n>"`) holds for every snapshot; putting a few rules
+    (or groups) under each one keeps every node's children, and so the matcher's stack,
+    small. Rule order, and so firing order, is unchanged. Raises TooComplex when no grouping
+    fits.
+    """
+    if _network_fits(rules):
+        return rules
+    for size in GROUPS:
+        shaped = _grouped(rules, size)
+        if _network_fits(shaped):
+            return shaped
+    raise TooComplex("the ruleset does not fit the engine even regrouped")
+
+
+def _grouped(rules: dict[str, dict[str, Any]], size: int) -> dict[str, dict[str, Any]]:
+    names = [name for name, rule in rules.items() if _kind_of(rule) == SNAPSHOT]
+    prefixes: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    level, members = 0, [[name] for name in names]
+    while len(members) > size:
+        level += 1
+        grouped = [sum(members[i:i + size], []) for i in range(0, len(members), size)]
+        for n, group in enumerate(grouped):
+            for name in group:
+                prefixes[name].insert(0, {"$neq": {KIND: f"g{level}.{n}"}})
+        members = grouped
+    shaped = dict(rules)
+    for name in names:
+        m = rules[name]["all"][0]["m"]
+        elements = m["$and"] if "$and" in m else [m]
+        shaped[name] = {**rules[name], "all": [{"m": {"$and": [elements[0], *prefixes[name], *elements[1:]]}}]}
+    return shaped
+
+
+def _kind_of(rule: dict[str, Any]) -> Any:
+    m = rule["all"][0]["m"]
+    return (m["$and"][0] if "$and" in m else m).get(KIND)
