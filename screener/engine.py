@@ -118,6 +118,14 @@ class Screener:
         }
 
     @property
+    def definition(self) -> dict[str, Any]:
+        """Every rule of the trial's rulesets by name (they share the derivations and terms)."""
+        merged: dict[str, Any] = {}
+        for ruleset in self._rulesets:
+            merged.update(ruleset.definition)
+        return merged
+
+    @property
     def ruleset_names(self) -> tuple[str, ...]:
         """The names of the trial's durable-rules rulesets (usually one)."""
         return tuple(r.name for r in self._rulesets)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Mapping
@@ -242,7 +243,7 @@ class Evaluator:
             value = load(self.specs[e.fact], values.get(e.fact))
             if value is None or value is NEVER:
                 return None if value is None else False
-            return value in {_literal(v) for v in e.values}
+            return value in _members(e.values)
         if isinstance(e, Cmp):
             left = self.value(e.left, values, item, fields)
             right = self.value(e.right, values, item, fields)
@@ -366,3 +367,9 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, decimal.InvalidOperation):
         return "the value is not a number (e.g. a power of a negative number)"
     return str(exc) or type(exc).__name__
+
+
+@functools.lru_cache(maxsize=256)
+def _members(values: tuple[Any, ...]) -> frozenset[Any]:
+    """The literals of an `in` list as a set, built once per list (lists can be long)."""
+    return frozenset(_literal(v) for v in values)

@@ -73,9 +73,14 @@ class Term:
         return TERM_DONE_PREFIX + self.name
 
 
+MAX_NATIVE_IN = 64  # longer `in` lists are a term: as alternatives they would crowd the network
+
+
 def is_native(e: Any) -> bool:
     """Whether the engine decides `e` by its own comparisons (no term needed)."""
-    if isinstance(e, (Compare, In, Const)):
+    if isinstance(e, In):
+        return len(e.values) <= MAX_NATIVE_IN
+    if isinstance(e, (Compare, Const)):
         return True
     return isinstance(e, IsSpecial) and isinstance(e.operand, Ref)
 
