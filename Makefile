@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: setup screen-sample test bench fuzz clean
+.PHONY: setup screen-sample test bench fuzz catalogues clean
 
 $(BIN)/screener: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ fuzz: setup
 	mkdir -p .fuzz-corpus
 	$(BIN)/python fuzz/fuzz_batch.py -max_total_time=$(FUZZ_SECONDS) -timeout=30 -rss_limit_mb=3072 \
 	  .fuzz-corpus fuzz/corpus
+
+# The screener's own wording: collect the messages, merge them into each language's .po
+# (translate the new, empty ones there), then compile the .mo files the package ships.
+catalogues: setup
+	$(BIN)/pybabel extract -k tr --no-default-keywords --no-location --sort-output --omit-header \
+	  -o screener/locale/screener.pot screener
+	$(BIN)/pybabel update -i screener/locale/screener.pot -d screener/locale -D screener --no-location
+	$(BIN)/pybabel compile -d screener/locale -D screener
 
 clean:
 	rm -rf $(VENV) screened.jsonl .fuzz-corpus

@@ -71,7 +71,7 @@ def test_an_existing_session_is_not_overwritten(tmp_path: Path, monkeypatch: pyt
 def test_resume_without_a_path_takes_the_latest_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     status, _ = run(["screen", "--candidate-id", "P-3"], ["male", "quit"], tmp_path, monkeypatch)
     assert status == 3
-    status, text = run(["resume"], ["1961-03-03", "", "3"], tmp_path, monkeypatch)
+    status, text = run(["resume"], ["1961-03-03", "", "no"], tmp_path, monkeypatch)
     assert "Resuming the screening of P-3 (1 answers so far)." in text
     assert status == 0 and "Decision: ineligible" in text
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_dialog_flow import MAN  # the same eligible man, answered in a real terminal
+from test_dialog_flow import CONSENT, ECOG, MAN  # the same eligible man, answered in a real terminal
 
 pexpect = pytest.importorskip("pexpect")
 
@@ -58,7 +58,7 @@ def test_eligible_man(tmp_path: Path) -> None:
 def test_eligible_woman_in_chinese(tmp_path: Path) -> None:
     term = start(tmp_path, "--lang", "zh")
     term.expect("患者性别？")
-    term.answers([("sex", "女")] + MAN[1:22] + [("pregnant", "否"), ("breastfeeding", "否")] + MAN[22:])
+    term.answers([("sex", "女")] + MAN[1:CONSENT] + [("pregnant", "否"), ("breastfeeding", "否")] + MAN[CONSENT:])
     term.expect("Decision: eligible")
     assert term.finish("回车结束") == 0
 
@@ -73,13 +73,13 @@ def test_ineligible_found_early(tmp_path: Path) -> None:
 
 def test_correction_flips_the_decision(tmp_path: Path) -> None:
     term = start(tmp_path)
-    term.answers(MAN[:3] + [("ecog", "2")])
+    term.answers(MAN[:ECOG] + [("ecog", "2")])
     term.expect("Decision: ineligible")
     term.expect("Press Enter to finish")
     term.child.send("change ecog typed 2 for 1\r")
     term.answer("ecog", "1")
     term.expect("ecog corrected: 2 → 1")
-    term.answers(MAN[4:])
+    term.answers(MAN[ECOG + 1:])
     term.expect("Decision: eligible")
     assert term.finish() == 0
     history = json.loads((tmp_path / "s.json").read_text())["history"]
@@ -89,7 +89,7 @@ def test_correction_flips_the_decision(tmp_path: Path) -> None:
 
 def test_why_and_how(tmp_path: Path) -> None:
     term = start(tmp_path)
-    term.answers(MAN[:3])
+    term.answers(MAN[:ECOG])
     term.answer("ecog", "why")
     term.expect("[ecog] decides:")
     term.expect("Eastern Cooperative Oncology Group (ECOG) physical status score <2 points;")
@@ -109,14 +109,14 @@ def test_invalid_answer_gets_a_reason_and_the_same_question(tmp_path: Path) -> N
     term.child.send("\x15" + "1961-03-03\r")  # Ctrl-U clears the refused text
     term.expect("read as 1961-03-03")
     term.answer("screening_date", "")
-    term.answer("ecog", "quit")
+    term.answer("gist_confirmed", "quit")
     term.child.expect(pexpect.EOF)
     assert json.loads((tmp_path / "s.json").read_text())["answers"]["birth_date"] == "1961-03-03"
 
 
 def test_quit_then_resume(tmp_path: Path) -> None:
     term = start(tmp_path)
-    term.answers(MAN[:12])
+    term.answers(MAN[:9])
     term.expect("[progressive_organ_count]")
     term.child.sendcontrol("c")
     term.expect("Screening saved to")
@@ -125,7 +125,75 @@ def test_quit_then_resume(tmp_path: Path) -> None:
     assert term.child.exitstatus == 3
     assert oct((tmp_path / "s.json").stat().st_mode & 0o777) == "0o600"
     again = Terminal(tmp_path, "resume", str(tmp_path / "s.json"))
-    again.expect("12 answers so far")
-    again.answers(MAN[12:])
+    again.expect("9 answers so far")
+    again.answers(MAN[9:])
     again.expect("Decision: eligible")
     assert again.finish() == 0
+
+
+def test_a_correction_to_male_leaves_no_pregnancy_in_the_letter(tmp_path: Path) -> None:
+    term = start(tmp_path, "--trace", str(tmp_path / "t.jsonl"), "--letter", str(tmp_path / "l.html"))
+    term.answers([("sex", "female")] + MAN[1:CONSENT] + [("pregnant", "yes")])
+    term.expect("Decision: ineligible")
+    term.expect("Press Enter to finish")
+    term.child.send("change sex entered wrongly\r")
+    term.answer("sex", "male")
+    term.expect("Pregnant (yes) no longer applies once Sex is male: removed from the record.")
+    term.answers(MAN[CONSENT:])
+    term.expect("Decision: eligible")
+    assert term.finish() == 0
+    letter = (tmp_path / "l.html").read_text(encoding="utf-8")
+    assert "pregnant = " not in letter and "pregnant" not in letter.split("<tbody>")[1].split("E6 (exclusion)")[1].split("</tr>")[0].split("Pregnant or lactating women;")[1]
+    records = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text(encoding="utf-8").splitlines()]
+    kept = [(r["old"], r["new"], r["reason"]) for r in records if r["type"] == "correction" and r["fact"] == "pregnant"]
+    assert kept == [(True, None, "no longer applies once Sex is male")]  # the trace keeps it, superseded
+
+
+def test_zh_correction_to_male_takes_pregnancy_out(tmp_path: Path) -> None:
+    term = start(tmp_path, "--lang", "zh")
+    term.answers([("sex", "女")] + MAN[1:CONSENT] + [("pregnant", "是")])
+    term.expect("回车结束")
+    term.child.send("修改 sex\r")
+    term.answer("sex", "男")
+    term.expect("性别为男后，妊娠（是）不再适用，已从记录中移除。")
+    term.answers([("informed_consent", "是")])
+    assert term.finish("回车结束") == 0
+    saved = json.loads((tmp_path / "s.json").read_text())
+    assert "pregnant" not in saved["answers"] and saved["decision"] == "eligible"
+
+
+@pytest.mark.parametrize("lang, question, unit_check", [
+    ("en", "Question 22, at most", "Did you mean 3.8 g/dL = 38 g/L?"),
+    ("zh", "第 22 题，最多还剩", "您是指 3.8 g/dL = 38 g/L 吗？"),
+])
+def test_albumin_trap_and_progress_line(tmp_path: Path, lang: str, question: str, unit_check: str) -> None:
+    term = start(tmp_path, "--lang", lang)
+    term.answers(MAN[:ECOG + 3])
+    term.expect(question)
+    term.answer("albumin_g_l", "3.8")
+    term.expect(unit_check)
+    term.child.send("y\r")
+    term.answers(MAN[ECOG + 4:])
+    assert term.finish("Press Enter to finish" if lang == "en" else "回车结束") == 0
+    assert json.loads((tmp_path / "s.json").read_text())["answers"]["albumin_g_l"] == 38
+
+
+@pytest.mark.parametrize("lang, future, long_ago", [
+    ("en", "is in the future. Is that right?", "is more than 1 years before today"),
+    ("zh", "是将来的日期。确定无误吗？", "比今天早 1 年以上"),
+])
+def test_wrong_date_traps(tmp_path: Path, lang: str, future: str, long_ago: str) -> None:
+    term = start(tmp_path, "--lang", lang)
+    term.answer("sex", "male")
+    term.answer("birth_date", "2090-01-01")
+    term.expect(future)
+    term.child.send("n\r")
+    term.answer("birth_date", "1961-03-03")
+    term.answer("screening_date", "1986-03-13")
+    term.expect(long_ago)
+    term.child.send("n\r")
+    term.answer("screening_date", "")
+    term.answer("gist_confirmed", "quit")
+    term.child.expect(pexpect.EOF)
+    saved = json.loads((tmp_path / "s.json").read_text())["answers"]
+    assert saved["birth_date"] == "1961-03-03" and saved["screening_date"] != "1986-03-13"

@@ -22,21 +22,27 @@ from screener.trials import dialog_path
 
 TODAY = dt.date(2026, 11, 25)
 
-# An eligible man, question by question, in the order the dialog asks.
+# An eligible man, question by question, in the order the dialog asks: identity and diagnosis,
+# disease and prior treatment, performance status, organ function, comorbidities, consent.
 MAN = [
-    ("sex", "male"), ("birth_date", "3 March 1961"), ("screening_date", ""), ("ecog", "0"),
-    ("asa_class", "II"), ("other_malignancy_within_5y", "no"), ("gist_confirmed", "yes"),
-    ("disease_status", "metastatic"), ("on_standard_imatinib", "y"), ("progressed_on_imatinib", "y"),
+    ("sex", "male"), ("birth_date", "3 March 1961"), ("screening_date", ""),
+    ("gist_confirmed", "yes"), ("disease_status", "metastatic"),
+    ("on_standard_imatinib", "y"), ("progressed_on_imatinib", "y"),
     ("imatinib_start_date", "2020-01-10"), ("first_progression_date", "2021/06/01"),
     ("progressive_organ_count", "1"), ("progressive_lesion_count", "2"), ("mdt_resectable", "yes"),
     ("tumor_bleeding", "no"), ("tumor_perforation", "no"), ("tumor_obstruction", "no"),
-    ("needs_concurrent_surgery", "no"), ("other_clinical_study", "no"), ("other_tki_use", "no"),
-    ("serious_mental_illness", "no"), ("severe_cardiopulmonary_disease", "no"), ("nyha_class", "I"),
-    ("pulmonary_infection", "no"), ("copd_severity", "none"), ("severe_diabetes", "no"),
-    ("renal_insufficiency", "no"), ("severe_hepatitis", "no"), ("bilirubin_umol_l", "1.2 mg/dL"),
-    ("albumin_g_l", "3.8 g/dL"), ("inr", "1.1"), ("ascites", "none"), ("encephalopathy", "none"),
-    ("severe_malnutrition", "no"), ("informed_consent", "yes"),
+    ("other_malignancy_within_5y", "no"), ("other_tki_use", "no"), ("other_clinical_study", "no"),
+    ("ecog", "0"), ("asa_class", "II"),
+    ("bilirubin_umol_l", "1.2 mg/dL"), ("albumin_g_l", "3.8 g/dL"), ("inr", "1.1"),
+    ("ascites", "none"), ("encephalopathy", "none"), ("renal_insufficiency", "no"),
+    ("severe_hepatitis", "no"),
+    ("severe_cardiopulmonary_disease", "no"), ("nyha_class", "I"), ("pulmonary_infection", "no"),
+    ("copd_severity", "none"), ("severe_diabetes", "no"), ("severe_malnutrition", "no"),
+    ("serious_mental_illness", "no"), ("needs_concurrent_surgery", "no"),
+    ("informed_consent", "yes"),
 ]
+ECOG = [fact for fact, _ in MAN].index("ecog")
+CONSENT = len(MAN) - 1
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +122,7 @@ def test_eligible_man_is_asked_only_what_matters_in_order(run: Any) -> None:
 
 
 def test_eligible_woman_is_asked_about_pregnancy_and_breastfeeding(run: Any) -> None:
-    woman = [("sex", "女")] + MAN[1:21] + [("serious_mental_illness", "否"), ("pregnant", "否"),
-                                          ("breastfeeding", "no")] + MAN[22:]
+    woman = [("sex", "女")] + MAN[1:CONSENT] + [("pregnant", "否"), ("breastfeeding", "no")] + MAN[CONSENT:]
     done = run(answers(woman) + [""])
     assert done.asked == [fact for fact, _ in woman]
     assert "Decision: eligible" in done.text
@@ -131,23 +136,23 @@ def test_echoes_parsed_dates_and_converted_units(run: Any) -> None:
 
 
 def test_ineligible_found_early_ends_without_consent(run: Any) -> None:
-    done = run(["male", "1961-03-03", "", "2", ""])
-    assert done.asked == ["sex", "birth_date", "screening_date", "ecog"]
+    done = run(["male", "1961-03-03", "", "no", ""])
+    assert done.asked == ["sex", "birth_date", "screening_date", "gist_confirmed"]
     lines = done.text.splitlines()
     decision = lines.index("Decision: ineligible")
-    assert lines[decision + 1] == "Failed criteria: I5 ECOG performance status below 2"
-    assert done.result.failed == ("I5",)
+    assert lines[decision + 1] == "Failed criteria: I1 Recurrent or metastatic GIST progressing on standard imatinib"
+    assert done.result.failed == ("I1",)
 
 
 def test_complete_asks_the_rest_for_the_screening_log(run: Any) -> None:
-    done = run(["male", "1961-03-03", "", "2"] + answers(MAN[4:]) + [""], complete=True)
+    done = run(["male", "1961-03-03", "", "no"] + answers(MAN[4:]) + [""], complete=True)
     assert "Decision: ineligible" in done.text
     assert done.asked[-1] == "informed_consent"
     assert len(done.asked) == len(MAN)
 
 
 def test_correction_flips_the_decision_and_keeps_the_old_value(run: Any) -> None:
-    lines = ["male", "1961-03-03", "", "2", "back", "1"] + answers(MAN[4:]) + [""]
+    lines = answers(MAN[:ECOG]) + ["2", "back", "1"] + answers(MAN[ECOG + 1:]) + [""]
     done = run(lines)
     assert "Decision: ineligible" in done.text
     assert "ecog corrected: 2 → 1" in done.text
@@ -172,7 +177,7 @@ def test_change_unknown_fact_suggests_the_name(run: Any) -> None:
 
 
 def test_why_quotes_the_protocol_for_both_criteria_of_a_shared_fact(run: Any) -> None:
-    done = run(["male", "1961-03-03", "", "0", "1", "why", "quit"])
+    done = run(answers(MAN[:15]) + ["why", "quit"])
     why = done.text.split("> why")[1]
     assert "[other_malignancy_within_5y] decides:" in why
     assert "I4 No other malignancy within five years" in why
@@ -187,30 +192,30 @@ def test_how_shows_each_criterion_and_the_rules_that_fired(run: Any) -> None:
     how = done.text.split("> how")[1]
     assert "How the conclusion (undetermined) was reached" in how
     assert re.search(r"I3\s+Aged 18 to 75 → met", how)
-    assert "age = 65, derived from birth_date=1961-03-03, screening_date=2026-11-25" in how
+    assert "age = 65, derived from birth_date=3 March 1961, screening_date=25 November 2026" in how
     assert re.search(r"I5\s+ECOG performance status below 2 → unknown", how)
 
 
 def test_invalid_answers_get_a_reason_and_the_same_question(run: Any) -> None:
-    done = run(["male", "1961-13-40", "03/04/1961", "1961-03-03", "", "7", "0", "quit"])
+    done = run(["male", "1961-13-40", "03/04/1961", "1961-03-03", "", "change ecog", "7", "0", "quit"])
     assert "'1961-13-40' is not a date I can read" in done.text
     assert "'03/04/1961' can be read two ways" in done.text
     assert "'7' is above the highest possible value, 4." in done.text
     assert done.asked == ["sex", "birth_date", "birth_date", "birth_date", "screening_date",
-                          "ecog", "ecog", "asa_class"]
+                          "gist_confirmed", "ecog", "ecog", "gist_confirmed"]
 
 
 def test_unknown_birth_date_asks_age_instead(run: Any) -> None:
     done = run(["male", "?", "65", "quit"])
-    assert done.asked == ["sex", "birth_date", "age", "ecog"]
+    assert done.asked == ["sex", "birth_date", "age", "gist_confirmed"]
     assert "screening_date" not in done.asked
 
 
 def test_unknown_child_pugh_part_asks_the_class_then_b_correctability(run: Any) -> None:
-    before = answers(MAN[:29])
-    done = run(before + ["不知道", "B", "yes", "no", "yes", ""])
-    assert done.asked[29:] == ["bilirubin_umol_l", "child_pugh_class", "child_pugh_b_correctable",
-                               "severe_malnutrition", "informed_consent"]
+    before = answers(MAN[:ECOG + 2])
+    done = run(before + ["不知道", "B", "yes"] + answers(MAN[ECOG + 7:]) + [""])
+    assert done.asked[ECOG + 2:ECOG + 5] == ["bilirubin_umol_l", "child_pugh_class", "child_pugh_b_correctable"]
+    assert done.asked[ECOG + 5:] == [fact for fact, _ in MAN[ECOG + 7:]]
     assert "Decision: eligible" in done.text
 
 
@@ -278,7 +283,7 @@ def test_a_trace_observer_records_answers_corrections_and_the_decision(
     from screener.audit.artifacts import TraceObserver
     from screener.audit.chain import final_facts, read_trace
 
-    lines = ["male", "1961-03-03", "", "2", "back", "1"] + answers(MAN[4:]) + [""]
+    lines = answers(MAN[:ECOG]) + ["2", "back", "1"] + answers(MAN[ECOG + 1:]) + [""]
     with TraceObserver(tmp_path / "t.jsonl", trial, candidate_id="P-1") as observer:
         flow, _ = make(trial, screener, dialog_en, lines, tmp_path, observer=observer)
         flow.run()
@@ -298,5 +303,71 @@ def test_undetermined_when_only_unknowns_remain_lists_what_is_missing(run: Any) 
 
 
 def test_a_birth_date_after_the_screening_date_is_refused_and_asked_again(run: Any) -> None:
-    done = run(["male", "2030-01-01", "2024-03-01", "quit"])
+    done = run(["male", "2030-01-01", "yes", "2024-03-01", "yes", "quit"])
     assert "birth_date, screening_date cannot all hold" in done.text
+
+
+def test_a_correction_that_makes_pregnancy_irrelevant_takes_it_out_of_the_record(run: Any) -> None:
+    woman = answers(MAN[:CONSENT]) + ["yes"]  # pregnant: yes excludes at once
+    done = run(["female"] + woman[1:] + ["change sex entered wrongly", "male", "yes", ""])
+    assert "Pregnant (yes) no longer applies once Sex is male: removed from the record." in done.text
+    assert "pregnant" not in done.session.answers
+    assert done.result.decision == "eligible"
+    assert not any(f == "pregnant" for f in done.result.missing)
+    superseded = [e for e in done.session.history if e["event"] == "superseded"]
+    assert [(e["fact"], e["old"], e["reason"]) for e in superseded] == [
+        ("pregnant", True, "no longer applies once Sex is male")]
+    assert ("correction", "pregnant", True, None, "no longer applies once Sex is male") in done.observer.events
+
+
+def test_a_question_that_becomes_relevant_again_is_asked(run: Any) -> None:
+    lines = (answers(MAN[:CONSENT]) + ["yes", "change sex", "female", "no", "no", ""])
+    done = run(lines)
+    assert done.asked[-3:] == ["sex", "pregnant", "breastfeeding"]
+    assert done.result.decision == "eligible"
+
+
+def test_answers_that_still_matter_stay_after_a_correction(run: Any) -> None:
+    lines = answers(MAN[:ECOG]) + ["2", "back", "1"] + answers(MAN[ECOG + 1:]) + [""]
+    done = run(lines)
+    assert not [e for e in done.session.history if e["event"] == "superseded"]
+    assert len(done.session.answers) == len(MAN)
+
+
+def test_albumin_in_g_per_dl_without_its_unit_is_caught(run: Any) -> None:
+    before = answers(MAN[:ECOG + 3])  # up to the bilirubin
+    done = run(before + ["3.8", "yes"] + answers(MAN[ECOG + 4:]) + [""])
+    assert "Did you mean 3.8 g/dL = 38 g/L?" in done.text
+    assert done.session.answers["albumin_g_l"] == 38
+    assert done.result.decision == "eligible"
+
+
+def test_an_unusual_value_is_kept_only_when_confirmed(run: Any) -> None:
+    before = answers(MAN[:ECOG + 3])
+    done = run(before + ["3.8", "no", "no", "3.8", "no", "yes", "quit"])
+    assert "3.8 g/L is below the usual minimum, 15 g/L. Keep 3.8 g/L?" in done.text
+    assert "Not taken; please answer again." in done.text
+    assert done.asked.count("albumin_g_l") == 2
+    assert done.session.answers["albumin_g_l"] == 3.8
+
+
+def test_wrong_dates_are_caught(run: Any) -> None:
+    done = run(["male", "2031-01-01", "no", "1961-03-03", "1986-05-04", "no", "", "quit"])
+    assert "1 January 2031 is in the future. Is that right?" in done.text
+    assert "4 May 1986 is more than 1 years before today. Is that right?" in done.text
+    assert done.session.answers["birth_date"] == dt.date(1961, 3, 3)
+    assert done.session.answers["screening_date"] == TODAY
+    assert "Age = 65 (calculated)" in done.text
+
+
+def test_questions_come_in_clinical_order_with_a_progress_line(run: Any, dialog_en: DialogSpec) -> None:
+    done = run(answers(MAN) + [""])
+    sections = [dialog_en.questions[f].section for f in done.asked]
+    assert sections == sorted(sections, key=[s.id for s in dialog_en.sections].index)
+    assert sections[-1] == "consent" and sections[0] == "identity"
+    progress = re.findall(r"^Question (\d+), at most (\d+) left$", done.text, flags=re.MULTILINE)
+    assert [int(n) for n, _ in progress] == list(range(1, len(MAN) + 1))
+    lefts = [int(left) for _, left in progress]
+    assert all(later <= earlier for earlier, later in zip(lefts, lefts[1:])) and lefts[-1] == 1
+    assert all(len(MAN) - i <= left for i, left in enumerate(lefts))  # never fewer than asked
+    assert "— Organ function and labs —" in done.text

@@ -185,6 +185,8 @@ def _replay(trial: Trial, session: store.Session, observer: Observer | None) -> 
         spec = trial.facts[event["fact"]]
         if event["event"] == "answer":
             observer.fact(spec.name, coerce(spec, event["value"]), event["source"])
+        elif event["event"] == "superseded":
+            observer.correction(spec.name, coerce(spec, event["old"]), None, event["reason"])
         else:
             observer.correction(spec.name, coerce(spec, event["old"]), coerce(spec, event["new"]),
                                 event["reason"])

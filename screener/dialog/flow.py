@@ -16,7 +16,9 @@ from rich.console import Console, RenderableType
 
 from screener.dialog import render
 from screener.dialog.answers import InvalidAnswer, command_of, parse_answer
-from screener.dialog.spec import DialogSpec
+from screener.dialog.plausible import doubt
+from screener.dialog.relevance import superseded
+from screener.dialog.spec import DialogSpec, normalize
 from screener.dialog.store import Session
 from screener.dialog.terminal import Reader
 from screener.errors import ConflictError, ImpossibleFacts, InvalidValue
@@ -68,6 +70,7 @@ class Dialog:
         self.save = save
         self.observer = observer
         self.today = today or dt.date.today()
+        self._section = ""
         self.result = self._evaluate(session.answers)
 
     # --- the conversation -------------------------------------------------------------
@@ -126,10 +129,11 @@ class Dialog:
         it). Returns True when an answer was recorded.
         """
         if correction is not None and fact in self.session.answers:
-            current = render.show_value(self.dialog, self.session.answers[fact])
+            current = render.show_value(self.dialog, self.session.answers[fact], fact)
             self._say(render.note(self.dialog.message("correcting", fact=fact, value=current)))
+        progress = None if correction is not None else self._progress(fact)
         while True:
-            self._say(render.question(self.dialog, fact, self.today))
+            self._say(render.question(self.dialog, fact, self.today, progress))
             line = self._read(fact)
             command = command_of(line, self.dialog.vocabulary)
             if command is None:
@@ -141,6 +145,17 @@ class Dialog:
                 return False
             elif self._command(*command, fact=fact):
                 return False
+
+    def _progress(self, fact: str) -> str:
+        """`Question 7, at most 12 left`: this question's number in the screening and the most
+        questions that can still come, this one included; a new section is announced first."""
+        section = self.dialog.questions[fact].section
+        if section and section != self._section:
+            self._say(render.section(self.dialog.section_title(section)))
+        self._section = section
+        number = 1 + sum(1 for f in self.session.answers if self.session.sources.get(f) != "answers")
+        left = len(self._askable(self.result.missing))
+        return self.dialog.tr("Question {number}, at most {left} left", number=number, left=left)
 
     def _after_decision(self) -> bool:
         """Offer a last chance to correct; True when a correction reopened the screening."""
@@ -201,13 +216,32 @@ class Dialog:
         except InvalidAnswer as exc:
             self._say(render.problem(self.explain(exc)))
             return False
-        source = "default" if not line.strip() else "dialog"
-        if not self._record(fact, answer.value, source, line, reason):
-            return False
         if answer.echo is not None:
             key, params = answer.echo
             self._say(render.note(self.dialog.message(key, **params)))
-        return True
+        value = answer.value
+        doubts = doubt(self.dialog, self.trial.facts[fact], self.dialog.questions[fact], line,
+                       value, self.today)
+        if doubts:
+            for question in doubts:
+                if self._confirm(question.message):
+                    value = question.value
+                    break
+            else:
+                self._say(render.problem(self.dialog.tr("Not taken; please answer again.")))
+                return False
+        source = "default" if not line.strip() else "dialog"
+        return self._record(fact, value, source, line, reason)
+
+    def _confirm(self, message: str) -> bool:
+        """Ask a yes/no confirmation; True only for a yes."""
+        self._say(render.confirmation(message, self.dialog.tr("yes / no")))
+        words = self.dialog.vocabulary
+        try:
+            line = self.reader.read("> ", sorted(words.yes | words.no), [], lambda _line: None)
+        except (EOFError, KeyboardInterrupt):
+            raise _Stop from None
+        return normalize(line) in words.yes
 
     def explain(self, error: InvalidAnswer) -> str:
         """The one-line reason for a refused answer, in the dialog's language."""
@@ -236,24 +270,56 @@ class Dialog:
             return False
         except ConflictError as exc:
             self._say(render.problem(self.dialog.message(
-                "conflict", fact=exc.fact, given=render.show_value(self.dialog, exc.given),
-                derived=render.show_value(self.dialog, exc.derived))))
+                "conflict", fact=exc.fact, given=render.show_value(self.dialog, exc.given, exc.fact),
+                derived=render.show_value(self.dialog, exc.derived, exc.fact))))
             return False
         if reason is not None:
+            before = dict(self.session.answers)
             old = self.session.correct(fact, value, reason, raw)
             self._say(render.note(self.dialog.message(
-                "corrected", fact=fact, old=render.show_value(self.dialog, old),
-                new=render.show_value(self.dialog, value))))
+                "corrected", fact=fact, old=render.show_value(self.dialog, old, fact),
+                new=render.show_value(self.dialog, value, fact))))
             if self.observer is not None:
                 self.observer.correction(fact, old, value, reason)
+            result = self._drop_superseded(before, fact, value) or result
         else:
             self.session.answer(fact, value, source, raw)
             if self.observer is not None:
                 self.observer.fact(fact, value, source)
         self.session.status = "in_progress"
+        self._echo_derived(result)
         self.result = result
         self.save(self.session)
         return True
+
+    def _echo_derived(self, result: Result) -> None:
+        """Show values computed from the answers (derived facts) as they become known."""
+        for name, value in result.derived.items():
+            if self.result.derived.get(name) != value:
+                self._say(render.note(self.dialog.tr(
+                    "{fact} = {value} (calculated)", fact=self.dialog.label(name),
+                    value=render.show_value(self.dialog, value, name))))
+
+    def _drop_superseded(self, before: dict[str, FactValue | None], fact: str,
+                         value: FactValue | None) -> Result | None:
+        """Take back the answers the correction of `fact` made irrelevant; the new Result, or
+        None when every answer still matters."""
+        order = sorted(self.session.answers, key=lambda f: self.dialog.order(f) if f in self.dialog.questions else (0, 0, f))
+        dropped = superseded(self._evaluate, before, dict(self.session.answers), fact, order)
+        if not dropped:
+            return None
+        label = self.dialog.label(fact)
+        shown = render.show_value(self.dialog, value, fact)
+        for name in dropped:
+            reason = self.dialog.tr("no longer applies once {fact} is {value}", fact=label, value=shown)
+            old = self.session.supersede(name, reason)
+            self._say(render.note(self.dialog.tr(
+                "{fact} ({value}) no longer applies once {changed} is {new}: removed from the record.",
+                fact=self.dialog.label(name), value=render.show_value(self.dialog, old, name),
+                changed=label, new=shown)))
+            if self.observer is not None:
+                self.observer.correction(name, old, None, reason)
+        return self._evaluate(self.session.answers)
 
     def prefill(self, given: dict[str, Any]) -> list[str]:
         """Take answers from an answers file before asking; returns problems (empty when all fit).

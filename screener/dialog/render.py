@@ -16,8 +16,9 @@ from screener.dialog.spec import DialogSpec
 from screener.model import Result, Trial
 
 
-def show_value(dialog: DialogSpec, value: Any) -> str:
-    """A fact value as the person reads it, in the dialog's language."""
+def show_value(dialog: DialogSpec, value: Any, fact: str | None = None) -> str:
+    """A fact value as the person reads it, in the dialog's language (clinical labels for the
+    values of `fact` where the dialog file gives them)."""
     if value is None:
         return dialog.message("value_unknown")
     if isinstance(value, bool):
@@ -25,17 +26,29 @@ def show_value(dialog: DialogSpec, value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, dt.date):
-        return value.isoformat()
+        return dialog.local_date(value)
+    if fact is not None and isinstance(value, str):
+        return dialog.value_label(fact, value)
     return str(value)
 
 
-def question(dialog: DialogSpec, fact: str, today: dt.date) -> Text:
-    """The question line with its fact name dimmed in brackets, then the answer hint."""
+def question(dialog: DialogSpec, fact: str, today: dt.date, progress: str | None = None) -> Text:
+    """The progress line, the question with its fact name dimmed in brackets, then the hint."""
     entry = dialog.questions[fact]
     hint = entry.hint
     if entry.default == "today":
         hint = f"{hint} {dialog.message('default_hint', value=today.isoformat())}"
-    return Text.assemble("\n", (entry.text, "bold"), " ", (f"[{fact}]", "dim"), "\n", (hint, "dim"))
+    head = ("\n", (progress, "dim"), "\n") if progress else ("\n",)
+    return Text.assemble(*head, (entry.text, "bold"), " ", (f"[{fact}]", "dim"), "\n", (hint, "dim"))
+
+
+def section(title: str) -> Text:
+    """The heading shown when the questions move to a new part, e.g. organ function."""
+    return Text.assemble("\n", (f"— {title} —", "bold"))
+
+
+def confirmation(message: str, hint: str) -> Text:
+    return Text.assemble((message, "bold yellow"), "\n", (hint, "dim"))
 
 
 def problem(text: str) -> Text:
@@ -65,9 +78,9 @@ def how(dialog: DialogSpec, trial: Trial, result: Result) -> RenderableType:
     lines = [Text(dialog.message("how_title", decision=result.decision), style="bold")]
     seen: set[object] = set()
     for firing in result.firings:
-        read = ", ".join(f"{k}={show_value(dialog, v)}" for k, v in firing.facts.items())
+        read = ", ".join(f"{k}={show_value(dialog, v, k)}" for k, v in firing.facts.items())
         for fact, value in firing.derived.items():
-            line = dialog.message("how_derived", fact=fact, value=show_value(dialog, value), inputs=read)
+            line = dialog.message("how_derived", fact=fact, value=show_value(dialog, value, fact), inputs=read)
             if line not in seen:
                 seen.add(line)
                 lines.append(Text(f"    {line}"))
@@ -85,7 +98,7 @@ def how(dialog: DialogSpec, trial: Trial, result: Result) -> RenderableType:
         for firing in result.firings:
             if firing.criterion != criterion.id or firing.outcome != outcome:
                 continue
-            read = ", ".join(f"{k}={show_value(dialog, v)}" for k, v in firing.facts.items())
+            read = ", ".join(f"{k}={show_value(dialog, v, k)}" for k, v in firing.facts.items())
             line = dialog.message("how_rule", rule=firing.rule, facts=read or "—")
             if (criterion.id, line) not in seen:
                 seen.add((criterion.id, line))
@@ -103,9 +116,9 @@ def summary(dialog: DialogSpec, answers: dict[str, Any], sources: dict[str, str]
     table.add_column(no_wrap=True)
     table.add_column()
     table.add_column(style="dim")
-    for fact in sorted(answers, key=lambda f: dialog.order(f) if f in dialog.questions else (0, f)):
+    for fact in sorted(answers, key=lambda f: dialog.order(f) if f in dialog.questions else (0, 0, f)):
         source = sources.get(fact, "dialog")
-        table.add_row(fact, show_value(dialog, answers[fact]), dialog.message(f"source_{source}"))
+        table.add_row(fact, show_value(dialog, answers[fact], fact), dialog.message(f"source_{source}"))
     return table
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import string
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from screener.rules.parse import suggest
 from screener.checks import Checker
 from screener.errors import RulesError
+from screener.i18n import local_date, translate
 from screener.rules.read import PosDict, PosList, load_yaml
 from screener.model import Criterion, Span, Trial
 
@@ -36,13 +37,16 @@ COMMANDS = ("why", "how", "back", "change", "summary", "help", "quit")
 DEFAULTS = ("today",)
 
 _TOP = {"dialog": True, "messages": True, "answers": True, "commands": True, "facts": True,
-        "criteria": False}
+        "criteria": False, "sections": False}
 _HEAD = {"trial": True, "language": True}
 _ANSWERS = {"yes": True, "no": True, "unknown": True, "today": True, "months": True}
 _QUESTION = {
     "order": True, "question": True, "help": True, "hint": True, "synonyms": False,
-    "units": False, "roman": False, "default": False,
+    "units": False, "roman": False, "default": False, "label": False, "values": False,
+    "section": False, "plausible": False,
 }
+_PLAUSIBLE_NUMBER = {"min": False, "max": False}
+_PLAUSIBLE_DATE = {"years_before": False, "days_after": False}
 _UNIT = {"unit": True, "factor": True, "names": True}
 
 
@@ -72,6 +76,28 @@ class Unit:
 
 
 @dataclass(frozen=True, slots=True)
+class Plausible:
+    """The usual range of an answer; outside it the dialog asks for a confirmation.
+
+    Numbers: `low`..`high` in the fact's own unit. Dates: from `years_before` years before
+    today to `days_after` days after it. None where the file sets no bound.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    years_before: int | None = None
+    days_after: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A part of the conversation, e.g. "organ function and labs"; asked in file order."""
+
+    id: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
 class Question:
     """How to ask for one fact and read the answer."""
 
@@ -85,6 +111,10 @@ class Question:
     roman: bool
     default: str | None  # one of DEFAULTS
     span: Span
+    label: str = ""  # the clinical label, e.g. "NYHA class" ("" = the fact name)
+    values: dict[str, str] = field(default_factory=dict)  # enum value -> clinical label
+    section: str = ""  # id of its Section ("" = after every section)
+    plausible: Plausible | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +140,7 @@ class DialogSpec:
     vocabulary: Vocabulary
     questions: dict[str, Question]
     titles: dict[str, str]  # criterion id -> title in this language (else the rules' title)
+    sections: tuple[Section, ...] = ()
 
     def title(self, criterion: Criterion) -> str:
         """The criterion's title in this language."""
@@ -119,9 +150,33 @@ class DialogSpec:
         """The message `key` of this language with `params` filled in."""
         return self.messages[key].format(**params)
 
-    def order(self, fact: str) -> tuple[int, str]:
-        """Sort key of a fact: its order hint, then its name."""
-        return (self.questions[fact].order, fact)
+    def tr(self, message: str, **params: Any) -> str:
+        """A message of the screener itself (an English message id) in this language."""
+        return translate(self.language, message, **params)
+
+    def local_date(self, day: Any) -> str:
+        """A date as written in this language (`13 March 1970`, `1970年3月13日`)."""
+        return local_date(self.language, day)
+
+    def order(self, fact: str) -> tuple[int, int, str]:
+        """Sort key of a fact: its section, its order hint, then its name."""
+        question = self.questions[fact]
+        ranks = [section.id for section in self.sections]
+        rank = ranks.index(question.section) if question.section in ranks else len(ranks)
+        return (rank, question.order, fact)
+
+    def label(self, fact: str) -> str:
+        """The clinical label of a fact in this language (the fact name when none is given)."""
+        question = self.questions.get(fact)
+        return question.label if question is not None and question.label else fact
+
+    def value_label(self, fact: str, value: str) -> str:
+        """The clinical label of an enum value in this language (the value itself when none)."""
+        question = self.questions.get(fact)
+        return question.values.get(value, value) if question is not None else value
+
+    def section_title(self, section_id: str) -> str:
+        return next((s.title for s in self.sections if s.id == section_id), section_id)
 
 
 class _Check(Checker):
@@ -169,10 +224,25 @@ def load_dialog(path: str | Path, trial: Trial, display: str | None = None) -> D
     vocabulary = _vocabulary(check, top)
     questions = _questions(check, top, trial, vocabulary)
     titles = _titles(check, top, trial)
+    sections = _sections(check, top, questions)
     if check.problems:
         raise RulesError(check.problems)
     return DialogSpec(trial_id, check.text(head, "language", "dialog"), shown, messages,
-                      vocabulary, questions, titles)
+                      vocabulary, questions, titles, sections)
+
+
+def _sections(check: _Check, top: PosDict, questions: dict[str, Question]) -> tuple[Section, ...]:
+    if "sections" not in top:
+        return ()
+    raw = check.mapping(top["sections"], top.value_spans["sections"], "sections", None)
+    sections = tuple(Section(str(key), check.text(raw, key, "sections")) for key in raw)
+    known = [section.id for section in sections]
+    for question in questions.values():
+        if question.section and question.section not in known:
+            check.add(question.span, "unknown-section",
+                      f"facts.{question.fact}.section: {question.section!r} is not listed under "
+                      f"sections{suggest(question.section, known)}")
+    return sections
 
 
 def _titles(check: _Check, top: PosDict, trial: Trial) -> dict[str, str]:
@@ -314,4 +384,56 @@ def _question(check: _Check, raw: PosDict, fact: str, trial: Trial, vocabulary: 
         fact=fact, order=order, text=check.text(entry, "question", what),
         help=check.text(entry, "help", what), hint=check.text(entry, "hint", what),
         synonyms=synonyms, units=tuple(units), roman=roman, default=default, span=entry.span,
+        label=check.text(entry, "label", what) if "label" in entry else "",
+        values=_value_labels(check, entry, what, spec), section=_section_of(check, entry, what),
+        plausible=_plausible(check, entry, what, spec),
     )
+
+
+def _value_labels(check: _Check, entry: PosDict, what: str, spec: Any) -> dict[str, str]:
+    if "values" not in entry:
+        return {}
+    raw = check.mapping(entry["values"], entry.value_spans["values"], f"{what}.values", None)
+    labels: dict[str, str] = {}
+    for value in raw:
+        if spec.type != "enum" or value not in spec.values:
+            check.add(raw.key_spans[value], "bad-synonym",
+                      f"{what}.values: {value!r} is not a value of {spec.name}{suggest(str(value), list(spec.values))}")
+            continue
+        labels[str(value)] = check.text(raw, value, f"{what}.values")
+    return labels
+
+
+def _section_of(check: _Check, entry: PosDict, what: str) -> str:
+    if "section" not in entry:
+        return ""
+    return check.text(entry, "section", what)
+
+
+def _plausible(check: _Check, entry: PosDict, what: str, spec: Any) -> Plausible | None:
+    if "plausible" not in entry:
+        return None
+    span = entry.value_spans["plausible"]
+    if spec.type in ("integer", "decimal"):
+        raw = check.mapping(entry["plausible"], span, f"{what}.plausible", _PLAUSIBLE_NUMBER)
+        bounds = {}
+        for key in ("min", "max"):
+            value = raw.get(key)
+            if value is not None and not is_number(value):
+                check.add(raw.value_spans[key], "wrong-type", f"{what}.plausible.{key} must be a number")
+                value = None
+            bounds[key] = float(value) if value is not None else None
+        return Plausible(low=bounds["min"], high=bounds["max"])
+    if spec.type == "date":
+        raw = check.mapping(entry["plausible"], span, f"{what}.plausible", _PLAUSIBLE_DATE)
+        days = {}
+        for key in ("years_before", "days_after"):
+            value = raw.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                check.add(raw.value_spans[key], "wrong-type",
+                          f"{what}.plausible.{key} must be a whole number, 0 or more")
+                value = None
+            days[key] = value
+        return Plausible(years_before=days["years_before"], days_after=days["days_after"])
+    check.add(span, "wrong-type", f"{what}.plausible is for number and date facts")
+    return None

@@ -76,11 +76,23 @@ class Session:
                              "new": to_json(new), "raw": raw, "reason": reason, "time": now()})
         return old
 
+    def supersede(self, fact: str, reason: str) -> FactValue | None:
+        """Take back an answer a correction made irrelevant; returns the value it had.
+
+        The fact is open again (asked if it becomes relevant later); the history keeps it.
+        """
+        old = self.answers.pop(fact, None)
+        self.sources.pop(fact, None)
+        self.history.append({"event": "superseded", "fact": fact, "old": to_json(old),
+                             "reason": reason, "time": now()})
+        return old
+
     def last_answered(self) -> str | None:
         """The fact answered or corrected most recently in this dialog (not pre-filled)."""
         for event in reversed(self.history):
             if event["event"] == "correction" or event.get("source") == "dialog":
-                return str(event["fact"])
+                if event["fact"] in self.answers:
+                    return str(event["fact"])
         return None
 
     def to_json(self) -> dict[str, Any]:
