@@ -41,7 +41,7 @@ fuzz: setup
 catalogues: setup
 	$(BIN)/pybabel extract -k tr --no-default-keywords --no-location --sort-output --omit-header \
 	  -o screener/locale/screener.pot screener
-	$(BIN)/pybabel update -i screener/locale/screener.pot -d screener/locale -D screener --no-location
+	$(BIN)/pybabel update -i screener/locale/screener.pot -d screener/locale -D screener --ignore-obsolete --no-fuzzy-matching
 	$(BIN)/pybabel compile -d screener/locale -D screener
 
 clean:

@@ -59,7 +59,7 @@ def test_plain_lines_when_input_is_not_a_terminal(tmp_path: Path, monkeypatch: p
     status, text = run(["screen", "--session", str(tmp_path / "s.json")], ["P-9", "male", "1940-01-01", "", ""],
                        tmp_path, monkeypatch)
     assert status == 0
-    assert "Decision: ineligible\nFailed criteria: I3 Aged 18 to 75" in text
+    assert "Decision: ineligible\nScreening log: screen failure\nFailed criteria: I3\n  I3 Aged 18 to 75 — Age: 86" in text
 
 
 def test_an_existing_session_is_not_overwritten(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -59,7 +59,7 @@ def test_eligible_woman_in_chinese(tmp_path: Path) -> None:
     term = start(tmp_path, "--lang", "zh")
     term.expect("患者性别？")
     term.answers([("sex", "女")] + MAN[1:CONSENT] + [("pregnant", "否"), ("breastfeeding", "否")] + MAN[CONSENT:])
-    term.expect("Decision: eligible")
+    term.expect("结论：符合入组条件")
     assert term.finish("回车结束") == 0
 
 
@@ -67,7 +67,8 @@ def test_ineligible_found_early(tmp_path: Path) -> None:
     term = start(tmp_path)
     term.answers([("sex", "male"), ("birth_date", "1940-01-01"), ("screening_date", "")])
     term.expect("Decision: ineligible")
-    term.expect("Failed criteria: I3 Aged 18 to 75")
+    term.expect("Failed criteria: I3")
+    term.expect(" — Age: 86")
     assert term.finish() == 0
 
 
@@ -197,3 +198,20 @@ def test_wrong_date_traps(tmp_path: Path, lang: str, future: str, long_ago: str)
     term.child.expect(pexpect.EOF)
     saved = json.loads((tmp_path / "s.json").read_text())["answers"]
     assert saved["birth_date"] == "1961-03-03" and saved["screening_date"] != "1986-03-13"
+
+
+@pytest.mark.parametrize("lang, no, decision, declined, value, finish", [
+    ("en", "no", "Decision: ineligible", "Screening log: declined", " — Informed consent: no",
+     "Press Enter to finish"),
+    ("zh", "否", "结论：不符合入组条件", "筛选登记：拒绝参加", " — 知情同意: 否", "回车结束"),
+])
+def test_refused_consent_is_declined_on_the_decision_screen(tmp_path: Path, lang: str, no: str,
+                                                            decision: str, declined: str, value: str,
+                                                            finish: str) -> None:
+    term = start(tmp_path, "--lang", lang)
+    term.answers(MAN[:CONSENT] + [("informed_consent", no)])
+    term.expect(decision)
+    term.expect(declined)
+    term.expect(value)
+    assert term.finish(finish) == 0
+    assert json.loads((tmp_path / "s.json").read_text())["category"] == "declined"

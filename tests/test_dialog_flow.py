@@ -140,7 +140,9 @@ def test_ineligible_found_early_ends_without_consent(run: Any) -> None:
     assert done.asked == ["sex", "birth_date", "screening_date", "gist_confirmed"]
     lines = done.text.splitlines()
     decision = lines.index("Decision: ineligible")
-    assert lines[decision + 1] == "Failed criteria: I1 Recurrent or metastatic GIST progressing on standard imatinib"
+    assert lines[decision + 1:decision + 4] == [
+        "Screening log: screen failure", "Failed criteria: I1",
+        "  I1 Recurrent or metastatic GIST progressing on standard imatinib — GIST confirmed by pathology: no"]
     assert done.result.failed == ("I1",)
 
 
@@ -156,7 +158,7 @@ def test_correction_flips_the_decision_and_keeps_the_old_value(run: Any) -> None
     done = run(lines)
     assert "Decision: ineligible" in done.text
     assert "ecog corrected: 2 → 1" in done.text
-    assert done.text.rstrip().splitlines()[-3] == "Decision: eligible"
+    assert [line for line in done.text.splitlines() if line.startswith("Decision:")][-1] == "Decision: eligible"
     corrections = [e for e in done.session.history if e["event"] == "correction"]
     assert [(c["fact"], c["old"], c["new"]) for c in corrections] == [("ecog", 2, 1)]
     first = next(e for e in done.session.history if e["fact"] == "ecog" and e["event"] == "answer")
@@ -298,7 +300,8 @@ def test_undetermined_when_only_unknowns_remain_lists_what_is_missing(run: Any) 
     done = run(answers(MAN[:-1]) + ["?", ""])
     lines = done.text.splitlines()
     decision = lines.index("Decision: undetermined")
-    assert lines[decision + 1] == "Missing: informed_consent"
+    assert lines[decision + 1:decision + 3] == ["Screening log: pending", "Missing: Informed consent"]
+    assert lines[decision + 3].startswith("Next step: find out what is missing, then continue with: screener resume ")
     assert done.session.answers["informed_consent"] is None
 
 
@@ -371,3 +374,22 @@ def test_questions_come_in_clinical_order_with_a_progress_line(run: Any, dialog_
     assert all(later <= earlier for earlier, later in zip(lefts, lefts[1:])) and lefts[-1] == 1
     assert all(len(MAN) - i <= left for i, left in enumerate(lefts))  # never fewer than asked
     assert "— Organ function and labs —" in done.text
+
+
+def test_the_decision_screen_names_the_values_that_failed_and_counts_a_refusal_apart(run: Any) -> None:
+    lines = answers(MAN[:ECOG - 3]) + ["yes"] + answers(MAN[ECOG - 2:])  # another malignancy
+    done = run(lines + ["", ""], complete=True)
+    text = done.text.split("Decision: ineligible")[-1]
+    assert ("  I4 No other malignancy within five years; E8 Other malignancy within five years"
+            " — Other malignancy within 5 years: yes") in text  # one fact, one line
+    assert "Screening log: screen failure" in text
+    refused = run(answers(MAN[:CONSENT]) + ["no", ""])
+    assert "Screening log: declined" in refused.text and refused.session.category == "declined"
+    assert "I8 Informed consent — Informed consent: no" in refused.text
+
+
+def test_a_review_screen_lists_every_answer_by_section_before_finishing(run: Any) -> None:
+    done = run(answers(MAN) + [""])
+    review = done.text.split("Review before finishing")[1].split("Decision:")[0]
+    assert re.search(r"Organ function and labs\s*\n\s+Total bilirubin .*\n\s+Serum albumin\s+38\s+answered", review)
+    assert review.index("Identity and diagnosis") < review.index("Comorbidities") < review.index("Consent")

@@ -16,6 +16,7 @@ from rich.console import Console, RenderableType
 
 from screener.dialog import render
 from screener.dialog.answers import InvalidAnswer, command_of, parse_answer
+from screener.dialog.outcome import outcome
 from screener.dialog.plausible import doubt
 from screener.dialog.relevance import superseded
 from screener.dialog.spec import DialogSpec, normalize
@@ -370,8 +371,11 @@ class Dialog:
     def _finish(self) -> None:
         self.session.status = "finished"
         self.session.decision = self.result.decision
+        self.session.category = outcome(self.trial, self.dialog, self.result, self.session.answers).category
         self.save(self.session)
-        self._say(render.decision(self.dialog, self.trial, self.result))
+        self._say(render.review(self.dialog, self.session.answers, self.session.sources))
+        self._say(render.decision(self.dialog, self.trial, self.result, self.session.answers,
+                                  f"screener resume {self.session.path.stem}"))
 
     def _read(self, fact: str | None) -> str:
         words = list(self.dialog.vocabulary.commands)

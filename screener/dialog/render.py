@@ -12,6 +12,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from screener.dialog.outcome import outcome
 from screener.dialog.spec import DialogSpec
 from screener.model import Result, Trial
 
@@ -133,13 +134,51 @@ def help_text(dialog: DialogSpec, fact: str | None) -> RenderableType:
     return Group(*parts)
 
 
-def decision(dialog: DialogSpec, trial: Trial, result: Result) -> RenderableType:
-    """The closing lines: the decision, the failed criteria, and what is missing if undetermined."""
+def decision(dialog: DialogSpec, trial: Trial, result: Result, answers: dict[str, Any],
+             resume: str) -> RenderableType:
+    """The decision screen: the decision in words and its screening-log category, each failed
+    criterion with the values that decided it, and what is missing with the next step."""
+    seen = outcome(trial, dialog, result, answers)
+    facts = {**answers, **result.derived}
     text = dialog.message(f"decision_{result.decision}")
-    lines = [Text(dialog.message("decision", decision=result.decision, decision_text=text), style="bold")]
-    if result.failed:
-        failed = "; ".join(f"{cid} {dialog.title(trial.criterion(cid))}" for cid in result.failed)
-        lines.append(Text(dialog.message("failed", criteria=failed)))
-    if result.decision == "undetermined" and result.missing:
-        lines.append(Text(dialog.message("missing", facts=", ".join(result.missing))))
+    lines: list[RenderableType] = [
+        Text(dialog.message("decision", decision=result.decision, decision_text=text), style="bold"),
+        Text(dialog.tr("Screening log: {category}", category=category_text(dialog, seen.category))),
+    ]
+    if seen.failures:
+        lines.append(Text(dialog.message("failed", criteria=", ".join(result.failed))))
+        for failure in seen.failures:
+            titles = "; ".join(f"{cid} {dialog.title(trial.criterion(cid))}" for cid in failure.criteria)
+            values = ", ".join(f"{dialog.label(f)}: {show_value(dialog, facts.get(f), f)}" for f in failure.facts)
+            lines.append(Text.assemble("  ", (titles, "bold"), f" — {values}" if values else ""))
+    if result.decision == "undetermined" and seen.missing:
+        lines.append(Text(dialog.message("missing", facts=", ".join(dialog.label(f) for f in seen.missing))))
+        lines.append(Text(dialog.tr("Next step: find out what is missing, then continue with: {command}",
+                                    command=resume), style="dim"))
     return Group(*lines)
+
+
+def category_text(dialog: DialogSpec, category: str) -> str:
+    """A screening-log category in the dialog's language."""
+    words = {"eligible": dialog.tr("eligible"), "screen_failure": dialog.tr("screen failure"),
+             "declined": dialog.tr("declined"), "pending": dialog.tr("pending")}
+    return words[category]
+
+
+def review(dialog: DialogSpec, answers: dict[str, Any], sources: dict[str, str]) -> RenderableType:
+    """Every answer by section, with its clinical label and source, to check before finishing."""
+    table = Table(title=dialog.tr("Review before finishing"), show_header=False, box=None,
+                  pad_edge=False, title_justify="left")
+    table.add_column(no_wrap=True)
+    table.add_column()
+    table.add_column(style="dim")
+    table.add_column(style="dim")
+    section = None
+    for fact in sorted((f for f in answers if f in dialog.questions), key=dialog.order):
+        entry = dialog.questions[fact]
+        if entry.section != section and entry.section:
+            section = entry.section
+            table.add_row(Text(dialog.section_title(section), style="bold"), "", "", "")
+        table.add_row(f"  {dialog.label(fact)}", show_value(dialog, answers[fact], fact),
+                      dialog.message(f"source_{sources.get(fact, 'dialog')}"), fact)
+    return table

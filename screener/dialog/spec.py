@@ -43,7 +43,7 @@ _ANSWERS = {"yes": True, "no": True, "unknown": True, "today": True, "months": T
 _QUESTION = {
     "order": True, "question": True, "help": True, "hint": True, "synonyms": False,
     "units": False, "roman": False, "default": False, "label": False, "values": False,
-    "section": False, "plausible": False,
+    "section": False, "plausible": False, "refusal": False,
 }
 _PLAUSIBLE_NUMBER = {"min": False, "max": False}
 _PLAUSIBLE_DATE = {"years_before": False, "days_after": False}
@@ -115,6 +115,7 @@ class Question:
     values: dict[str, str] = field(default_factory=dict)  # enum value -> clinical label
     section: str = ""  # id of its Section ("" = after every section)
     plausible: Plausible | None = None
+    refusal: bool = False  # a "no" is the patient declining (counted apart in screening logs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,8 +387,17 @@ def _question(check: _Check, raw: PosDict, fact: str, trial: Trial, vocabulary: 
         synonyms=synonyms, units=tuple(units), roman=roman, default=default, span=entry.span,
         label=check.text(entry, "label", what) if "label" in entry else "",
         values=_value_labels(check, entry, what, spec), section=_section_of(check, entry, what),
-        plausible=_plausible(check, entry, what, spec),
+        plausible=_plausible(check, entry, what, spec), refusal=_refusal(check, entry, what, spec),
     )
+
+
+def _refusal(check: _Check, entry: PosDict, what: str, spec: Any) -> bool:
+    refusal = entry.get("refusal", False)
+    if not isinstance(refusal, bool) or (refusal and spec.type != "boolean"):
+        check.add(entry.value_spans.get("refusal", entry.span), "wrong-type",
+                  f"{what}.refusal is true or false, for yes/no facts")
+        return False
+    return refusal
 
 
 def _value_labels(check: _Check, entry: PosDict, what: str, spec: Any) -> dict[str, str]:

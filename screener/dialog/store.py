@@ -56,6 +56,7 @@ class Session:
     complete: bool = False
     status: str = "in_progress"  # in_progress | finished
     decision: str | None = None
+    category: str | None = None  # screening-log category: eligible, screen_failure, declined, pending
     created: str = field(default_factory=now)
     answers: dict[str, FactValue | None] = field(default_factory=dict)  # None = unknown
     sources: dict[str, str] = field(default_factory=dict)
@@ -100,7 +101,7 @@ class Session:
             "format": FORMAT, "trial": self.trial_id, "trial_hash": self.trial_hash,
             "language": self.language, "candidate_id": self.candidate_id,
             "complete": self.complete, "status": self.status, "decision": self.decision,
-            "created": self.created, "updated": now(),
+            "category": self.category, "created": self.created, "updated": now(),
             "answers": {fact: to_json(value) for fact, value in self.answers.items()},
             "sources": dict(self.sources), "history": self.history,
         }
@@ -161,7 +162,7 @@ def load(path: Path, trial: Trial) -> Session:
         path=path, trial_id=trial.id, trial_hash=str(data.get("trial_hash", "")),
         language=str(data.get("language", "en")), candidate_id=str(data.get("candidate_id", "")),
         complete=bool(data.get("complete", False)), status=str(data.get("status", "in_progress")),
-        decision=data.get("decision"), created=str(data.get("created", now())), answers=answers,
+        decision=data.get("decision"), category=data.get("category"), created=str(data.get("created", now())), answers=answers,
         sources={k: str(v) for k, v in dict(data.get("sources") or {}).items()},
         history=list(data.get("history") or []),
     )
