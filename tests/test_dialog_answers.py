@@ -34,6 +34,8 @@ READS = [
     ("birth_date", "March 3, 1961", dt.date(1961, 3, 3)), ("birth_date", "1961/03/03", dt.date(1961, 3, 3)),
     ("birth_date", "3-Mar-1961", dt.date(1961, 3, 3)), ("birth_date", "1961年3月3日", dt.date(1961, 3, 3)),
     ("birth_date", "1961.3.3", dt.date(1961, 3, 3)), ("screening_date", "", TODAY),
+    ("birth_date", "13/03/1970", dt.date(1970, 3, 13)),  # no month 13: one reading only
+    ("birth_date", "03/13/1970", dt.date(1970, 3, 13)), ("birth_date", "03/03/1970", dt.date(1970, 3, 3)),
     ("screening_date", "today", TODAY),
     ("bilirubin_umol_l", "20", 20.0), ("bilirubin_umol_l", "20.5 µmol/L", 20.5),
     ("bilirubin_umol_l", "20.5 umol/l", 20.5), ("bilirubin_umol_l", "2 mg/dL", 34.2),
@@ -55,7 +57,7 @@ REFUSED = [
     ("gist_confirmed", "maybe", "bad_yes_no"), ("ecog", "5", "above_maximum"), ("ecog", "-1", "below_minimum"),
     ("ecog", "one", "bad_integer"), ("ecog", "II", "bad_integer"),  # Roman numerals only for ASA and NYHA
     ("asa_class", "VII", "above_maximum"), ("birth_date", "03/04/1961", "ambiguous_date"),
-    ("birth_date", "31 February 1961", "bad_date"), ("birth_date", "soon", "bad_date"),
+    ("birth_date", "31 February 1961", "bad_date"), ("birth_date", "31/13/1970", "bad_date"), ("birth_date", "soon", "bad_date"),
     ("bilirubin_umol_l", "2 mmol/L", "bad_unit"), ("bilirubin_umol_l", "high", "bad_number"),
     ("bilirubin_umol_l", "12.345", "out_of_range"),  # more decimal places than the rules keep
     ("sex", "x", "bad_choice"), ("birth_date", "", "empty"), ("progressive_lesion_count", "0", "below_minimum"),

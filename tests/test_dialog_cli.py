@@ -82,15 +82,18 @@ def test_resume_reports_an_unreadable_session(tmp_path: Path, monkeypatch: pytes
     assert status == 2 and "bad.json" in text
 
 
-def test_prompt_toolkit_reader_validates_and_keeps_history() -> None:
+def test_prompt_toolkit_reader_hands_back_every_line_and_keeps_history() -> None:
+    # A refused answer is not held in the input line with a message on the terminal's bottom
+    # line: the flow prints the reason right under the answer and asks again.
     reader = PromptReader()
     with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
-        pipe.send_text("abc\r")  # refused by the check: stays in the buffer
-        pipe.send_text("\x15" + "yes\r")
-        got = reader.read("> ", ["yes", "no"], [], lambda text: None if text in ("yes", "no") else "yes or no")
+        pipe.send_text("abc\r")
+        refused = reader.read("> ", ["yes", "no"], [], lambda text: None if text in ("yes", "no") else "yes or no")
+        pipe.send_text("yes\r")
+        got = reader.read("> ", ["yes", "no"], [], lambda text: None)
         pipe.send_text("\x10\r")  # Ctrl-P: the previous answer from history
         again = reader.read("> ", [], [], lambda text: None)
-    assert (got, again) == ("yes", "yes")
+    assert (refused, got, again) == ("abc", "yes", "yes")
 
 
 def test_prompt_toolkit_reader_ctrl_d_ends_input() -> None:
@@ -107,3 +110,50 @@ def test_completion(typed: str, want: list[str]) -> None:
     completer = DialogCompleter(["yes", "no", "why"], ["asa_class", "ecog"], ["change", "修改"])
     got: list[Any] = [c.text for c in completer.get_completions(Document(typed), CompleteEvent())]
     assert got == want
+
+
+def test_sessions_are_listed_and_resumed_by_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    status, _ = run(["screen", "--candidate-id", "P-4"], ["male", "quit"], tmp_path, monkeypatch)
+    assert status == 3
+    status, text = run(["sessions"], [], tmp_path, monkeypatch)
+    assert status == 0
+    row = next(line for line in text.splitlines() if "P-4" in line)
+    session_id = row.split()[0]
+    assert session_id.startswith("screening-") and "NCT03862768" in row and "in_progress" in row
+    status, text = run(["resume", session_id], ["1961-03-03", "", "no"], tmp_path, monkeypatch)
+    assert "Resuming the screening of P-4 (1 answers so far)." in text and status == 0
+    status, text = run(["sessions"], [], tmp_path, monkeypatch)
+    assert "screen failure" in text and "finished" in text
+
+
+def test_reopening_a_finished_screening_asks_why_and_keeps_the_reason(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    session = tmp_path / "s.json"
+    status, _ = run(["screen", "--candidate-id", "P-5", "--session", str(session)],
+                    ["male", "1961-03-03", "", "no", ""], tmp_path, monkeypatch)
+    assert status == 0
+    status, text = run(["resume", str(session)], [""], tmp_path, monkeypatch)
+    assert "This screening is finished (ineligible). Why reopen it?" in text
+    assert "Not reopened: the screening stays finished." in text and status == 3
+    assert json.loads(session.read_text())["status"] == "finished"
+    status, text = run(["resume", str(session)], ["pathology report arrived", "change gist_confirmed", "yes",
+                                                  "quit"], tmp_path, monkeypatch)
+    history = json.loads(session.read_text())["history"]
+    reopened = [e for e in history if e["event"] == "reopened"]
+    assert [(e["decision"], e["reason"]) for e in reopened] == [("ineligible", "pathology report arrived")]
+    assert history[-1]["event"] == "correction" and history[-1]["fact"] == "gist_confirmed"
+
+
+@pytest.mark.parametrize("options, problem", [
+    (["--letter", "l.html"], "--letter needs --trace"),
+    (["--trace", "exists.jsonl"], "exists.jsonl: already exists"),
+    (["--trace", "t.jsonl", "--letter", "exists.jsonl"], "exists.jsonl: already exists"),
+    (["--trace", "no/such/dir/t.jsonl"], "cannot write in no/such/dir"),
+])
+def test_option_problems_are_reported_before_the_first_question(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: list[str], problem: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "exists.jsonl").write_text("", encoding="utf-8")
+    status, text = run(["screen", *options], ["P-1", "male"], tmp_path, monkeypatch)
+    assert status == 2 and problem in text
+    assert "Patient or candidate id?" not in text

@@ -215,3 +215,37 @@ def test_refused_consent_is_declined_on_the_decision_screen(tmp_path: Path, lang
     term.expect(value)
     assert term.finish(finish) == 0
     assert json.loads((tmp_path / "s.json").read_text())["category"] == "declined"
+
+
+def test_a_refused_answer_gets_its_reason_right_under_it(tmp_path: Path) -> None:
+    term = start(tmp_path)
+    term.answer("sex", "male")
+    term.answer("birth_date", "31/02/1961")
+    term.child.expect_exact("31/02/1961")
+    term.child.expect(r"\r\n(?:\x1b\[[0-9;?]*[a-zA-Z])*'31/02/1961' is not a date I can read")
+    term.answer("birth_date", "13/03/1970")  # one reading only: 13 March 1970
+    term.expect("read as 1970-03-13")
+    term.answer("screening_date", "quit")
+    term.child.expect(pexpect.EOF)
+
+
+@pytest.mark.parametrize("lang, prompt, reason", [
+    ("en", "Why reopen it?", "second opinion"), ("zh", "为什么要重新打开？", "病理复核"),
+])
+def test_sessions_then_reopen_a_finished_screening_by_id(tmp_path: Path, lang: str, prompt: str,
+                                                         reason: str) -> None:
+    term = Terminal(tmp_path, "screen", "--candidate-id", "P-2", "--lang", lang)
+    term.answers([("sex", "male"), ("birth_date", "1940-01-01"), ("screening_date", "")])
+    assert term.finish("Press Enter to finish" if lang == "en" else "回车结束") == 0
+    listing = Terminal(tmp_path, "sessions")
+    listing.child.expect(r"(screening-\S+)\s+NCT03862768\s+P-2")
+    session_id = listing.child.match.group(1)
+    listing.child.expect(pexpect.EOF)
+    again = Terminal(tmp_path, "resume", session_id)
+    again.expect(prompt)
+    again.child.send(f"{reason}\r")
+    again.expect("Press Enter to finish" if lang == "en" else "回车结束")
+    again.child.send("\r")
+    again.child.expect(pexpect.EOF)
+    saved = json.loads(next((tmp_path / "state" / "screener" / "sessions").glob("*.json")).read_text())
+    assert [e["reason"] for e in saved["history"] if e["event"] == "reopened"] == [reason]

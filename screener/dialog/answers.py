@@ -140,8 +140,9 @@ def _plain_number(value: float) -> str:
 def parse_date(said: str, words: Vocabulary, today: dt.date) -> dt.date:
     """Read a normalized date: ISO, `1961/03/03`, `1961年3月3日`, `3 March 1961`, `March 3, 1961`.
 
-    Raises InvalidAnswer for day/month/year written all in digits (`03/04/1961` reads two ways)
-    and for anything else it cannot read.
+    Day and month written all in digits are taken when only one reading is a date
+    (`13/03/1970`); raises InvalidAnswer when both are (`03/04/1961` reads two ways) and for
+    anything else it cannot read.
     """
     if said in words.today:
         return today
@@ -149,7 +150,7 @@ def parse_date(said: str, words: Vocabulary, today: dt.date) -> dt.date:
     if match := _YMD.match(said):
         year, month, day = (int(g) for g in match.groups())
     elif _DMY_OR_MDY.match(said):
-        raise InvalidAnswer("ambiguous_date", answer=said)
+        return _day_month_or_month_day(said)
     elif (match := _DAY_MONTH_YEAR.match(said)) and match.group(2) in words.months:
         day, month, year = int(match.group(1)), words.months[match.group(2)], int(match.group(3))
     elif (match := _MONTH_DAY_YEAR.match(said)) and match.group(1) in words.months:
@@ -160,6 +161,22 @@ def parse_date(said: str, words: Vocabulary, today: dt.date) -> dt.date:
         return dt.date(year, month, day)
     except ValueError:
         raise InvalidAnswer("bad_date", answer=said) from None
+
+
+def _day_month_or_month_day(said: str) -> dt.date:
+    """`13/03/1970` reads one way only (there is no month 13); `03/04/1961` reads two."""
+    first, second, year = (int(part) for part in re.split(r"[-/.]", said))
+    readings = set()
+    for day, month in ((first, second), (second, first)):
+        try:
+            readings.add(dt.date(year, month, day))
+        except ValueError:
+            continue
+    if not readings:
+        raise InvalidAnswer("bad_date", answer=said)
+    if len(readings) > 1:
+        raise InvalidAnswer("ambiguous_date", answer=said)
+    return readings.pop()
 
 
 def command_of(text: str, words: Vocabulary) -> tuple[str, str] | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 from typing import IO, Any
@@ -50,11 +51,42 @@ def add_screen_parsers(subparsers: Any) -> None:
     _add_audit_options(screen)
     screen.set_defaults(run=run_screen)
 
-    resume = subparsers.add_parser("resume", help="continue a saved screening dialog", epilog=_EPILOG)
-    resume.add_argument("path", nargs="?", type=Path, help="session file (default: the latest one)")
+    resume = subparsers.add_parser(
+        "resume", help="continue a saved screening dialog", epilog=_EPILOG,
+        description="Continue a saved screening. Reopening a finished one asks for the reason, "
+                    "which is kept in its history.")
+    resume.add_argument("path", nargs="?", type=Path, metavar="ID",
+                        help="session id as `screener sessions` lists it, or a session file "
+                             "(default: the latest one)")
     resume.add_argument("--lang", help="dialog language (default: the session's)")
     _add_audit_options(resume)
     resume.set_defaults(run=run_resume)
+
+    sessions = subparsers.add_parser(
+        "sessions", help="list the saved screenings",
+        description=f"List the saved screenings in {store.state_dir()}, newest first: id, trial, "
+                    "started, status, answers so far and decision.")
+    sessions.set_defaults(run=run_sessions)
+
+
+def run_sessions(args: argparse.Namespace, *, stdin: IO[str] | None = None,
+                 stdout: IO[str] | None = None) -> int:
+    """Print the saved screenings, newest first; returns 0."""
+    console = _console(stdout)
+    rows = store.listing()
+    if not rows:
+        console.print(f"no saved screening in {store.state_dir()}", markup=False)
+        return EXIT_DECIDED
+    header = ("id", "trial", "candidate", "started", "status", "answers", "decision")
+    cells = [header] + [tuple(_printable(str(cell)) for cell in (
+        row.id, row.trial, row.candidate, row.started, row.status, row.answers, row.decision or "—"))
+        for row in rows]
+    # Plain aligned columns, never cut: an id is meant to be copied into `screener resume ID`.
+    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
+    for line in cells:
+        console.print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip(),
+                      markup=False, highlight=False, crop=False, overflow="ignore")
+    return EXIT_DECIDED
 
 
 def _add_audit_options(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +97,21 @@ def _add_audit_options(parser: argparse.ArgumentParser) -> None:
                         help="write the eligibility letter to PATH when the screening ends "
                              "(.html for HTML, otherwise Markdown); needs --trace")
     parser.add_argument("--operator", metavar="NAME", help="who screens, recorded in the trace and letter")
+
+
+def _check_audit_options(args: argparse.Namespace) -> None:
+    """Raise ScreenerError for --trace/--letter problems, before anything is asked."""
+    trace, letter = getattr(args, "trace", None), getattr(args, "letter", None)
+    if letter and not trace:
+        raise ScreenerError("--letter needs --trace (a letter is rendered from its trace)")
+    for option, path in (("--trace", trace), ("--letter", letter)):
+        if path is None:
+            continue
+        if os.path.lexists(path):
+            raise ScreenerError(f"{option} {path}: already exists; audit files are never overwritten")
+        folder = Path(path).parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise ScreenerError(f"{option} {path}: cannot write in {folder}")
 
 
 def _audit_observer(args: argparse.Namespace, trial: Trial, candidate: str | None) -> Any:
@@ -88,6 +135,7 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         trial = load_trial(rules_path(args.trial))
         dialog = load_dialog(dialog_path(trial.id, args.lang), trial)
         given = _read_answers(args.answers) if args.answers else {}
+        _check_audit_options(args)
     except ScreenerError as exc:
         return _fail(console, exc)
     path = args.session or store.new_path()
@@ -127,14 +175,16 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
     """Continue a saved screening; returns the exit status."""
     stdin = stdin or sys.stdin
     console = _console(stdout)
-    path = args.path or store.latest()
+    path = store.find(args.path) if args.path else store.latest()
     if path is None:
-        return _fail(console, f"no saved screening in {store.state_dir()}")
+        return _fail(console, f"no saved screening {args.path or ''} in {store.state_dir()}"
+                              .replace("  ", " "))
     try:
         trial_id = json.loads(Path(path).read_text(encoding="utf-8")).get("trial")
         trial = load_trial(rules_path(trial_id if isinstance(trial_id, str) else None))
         session = store.load(Path(path), trial)
         dialog = load_dialog(dialog_path(trial.id, args.lang or session.language), trial)
+        _check_audit_options(args)
     except (ScreenerError, OSError, ValueError, AttributeError) as exc:
         return _fail(console, exc if isinstance(exc, ScreenerError) else f"{path}: {exc}")
     reader = _reader(stdin, console, dialog)
@@ -144,6 +194,16 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         session.trial_hash = trial.content_hash
     console.print(render.note(dialog.message("resumed", candidate=session.candidate_id or "—",
                                              count=len(session.answers))))
+    if session.status == "finished":
+        try:
+            reason = _ask_reopen_reason(reader, console, dialog, session)
+        except (EOFError, KeyboardInterrupt):
+            reason = ""
+        if not reason:
+            console.print(render.note(dialog.tr("Not reopened: the screening stays finished.")))
+            return EXIT_SAVED
+        session.reopen(reason)
+        store.save(session)
     try:
         observer = observer or _audit_observer(args, trial, session.candidate_id)
     except (ScreenerError, OSError) as exc:
@@ -182,6 +242,8 @@ def _replay(trial: Trial, session: store.Session, observer: Observer | None) -> 
     if observer is None:
         return
     for event in session.history:
+        if "fact" not in event:  # e.g. a reopening
+            continue
         spec = trial.facts[event["fact"]]
         if event["event"] == "answer":
             observer.fact(spec.name, coerce(spec, event["value"]), event["source"])
@@ -190,6 +252,19 @@ def _replay(trial: Trial, session: store.Session, observer: Observer | None) -> 
         else:
             observer.correction(spec.name, coerce(spec, event["old"]), coerce(spec, event["new"]),
                                 event["reason"])
+
+
+def _printable(text: str) -> str:
+    """`text` without control characters (a candidate id may hold some)."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
+def _ask_reopen_reason(reader: Reader, console: Console, dialog: DialogSpec, session: store.Session) -> str:
+    decision = dialog.message(f"decision_{session.decision}") if session.decision else "—"
+    console.print(Text.assemble(
+        "\n", (dialog.tr("This screening is finished ({decision}). Why reopen it?", decision=decision), "bold"),
+        "\n", (dialog.tr("the reason is kept in its record; Enter alone leaves it closed"), "dim")))
+    return reader.read("> ", [], [], lambda _line: None).strip()
 
 
 def _ask_candidate(reader: Reader, console: Console, dialog: DialogSpec) -> str:

@@ -88,6 +88,12 @@ class Session:
                              "reason": reason, "time": now()})
         return old
 
+    def reopen(self, reason: str) -> None:
+        """Open a finished screening again for changes; the reason goes into the history."""
+        self.history.append({"event": "reopened", "decision": self.decision, "reason": reason,
+                             "time": now()})
+        self.status = "in_progress"
+
     def last_answered(self) -> str | None:
         """The fact answered or corrected most recently in this dialog (not pre-filled)."""
         for event in reversed(self.history):
@@ -173,3 +179,47 @@ def latest(directory: Path | None = None) -> Path | None:
     folder = directory or state_dir()
     files = sorted(folder.glob("screening-*.json"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
     return files[-1] if files else None
+
+
+def find(name: Path, directory: Path | None = None) -> Path | None:
+    """The session file `name` names: a path to a file, or a session id from `listing`."""
+    if name.is_file():
+        return name
+    folder = directory or state_dir()
+    stem = name.name[:-5] if name.name.endswith(".json") else name.name
+    candidate = folder / f"{stem}.json"
+    return candidate if name.parent == Path(".") and candidate.is_file() else None
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """One saved screening as `screener sessions` shows it."""
+
+    id: str
+    trial: str
+    candidate: str
+    started: str
+    status: str
+    answers: int
+    decision: str | None
+
+
+def listing(directory: Path | None = None) -> list[Listed]:
+    """The saved screenings in `directory`, newest first; unreadable files are skipped."""
+    folder = directory or state_dir()
+    files = sorted(folder.glob("screening-*.json"), key=lambda p: p.stat().st_mtime, reverse=True) \
+        if folder.is_dir() else []
+    rows = []
+    for path in files:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            continue
+        decision = data.get("category") or data.get("decision")
+        rows.append(Listed(path.stem, str(data.get("trial", "")), str(data.get("candidate_id", "")),
+                           str(data.get("created", ""))[:16].replace("T", " "),
+                           str(data.get("status", "")), len(data.get("answers") or {}),
+                           str(decision).replace("_", " ") if decision else None))
+    return rows

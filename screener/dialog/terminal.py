@@ -12,7 +12,6 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.history import InMemoryHistory
-from prompt_toolkit.validation import ValidationError, Validator
 from rich.console import Console
 
 Check = Callable[[str], "str | None"]  # returns a one-line reason when the text is not acceptable
@@ -65,18 +64,8 @@ class DialogCompleter(Completer):
                 yield Completion(word, start_position=-len(text))
 
 
-class _CheckValidator(Validator):
-    def __init__(self, check: Check):
-        self.check = check
-
-    def validate(self, document: Document) -> None:
-        reason = self.check(document.text)
-        if reason is not None:
-            raise ValidationError(message=reason, cursor_position=len(document.text))
-
-
 class PromptReader:
-    """prompt-toolkit input with completion, validation on Enter and a shared history."""
+    """prompt-toolkit input with completion and a shared history."""
 
     def __init__(self, change_words: Iterable[str] = ("change",)):
         self.history = InMemoryHistory()
@@ -85,10 +74,11 @@ class PromptReader:
     def read(self, prompt: str, words: list[str], facts: list[str], check: Check) -> str:
         # A fresh session per question: prompt() keyword arguments stick to a session.
         session: PromptSession[str] = PromptSession(history=self.history)
+        # No prompt-toolkit validator: it shows its message on the bottom line of the
+        # terminal, far from the answer. A refused answer is taken as a line and the flow
+        # prints the reason right under it, then asks again.
         return session.prompt(
             prompt,
             completer=DialogCompleter(words, facts, self.change_words),
             complete_while_typing=False,
-            validator=_CheckValidator(check),
-            validate_while_typing=False,
         )
