@@ -60,7 +60,7 @@ class TimedReader:
 
 
 def next_question_latency(runs: int) -> list[float]:
-    trial = load_trial(rules_path())
+    trial = load_trial(rules_path("NCT03862768"))  # the answers above are this trial's
     engine = Screener(trial)
     dialog = load_dialog(dialog_path(trial.id, "en"), trial)
     gaps: list[float] = []

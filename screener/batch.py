@@ -180,17 +180,18 @@ def _csv_cell(cell: str) -> str:
 class Writer:
     """Writes records as JSONL or CSV (lists joined with ';')."""
 
-    def __init__(self, stream: TextIO, fmt: str):
+    def __init__(self, stream: TextIO, fmt: str, columns: tuple[str, ...] = COLUMNS):
         self.stream = stream
         self.fmt = fmt
+        self.columns = columns
         if fmt == "csv":
-            stream.write(",".join(COLUMNS) + "\n")
+            stream.write(",".join(columns) + "\n")
 
     def write(self, record: dict[str, Any]) -> None:
         if self.fmt == "csv":
             self.stream.write(",".join(
                 _csv_cell(spreadsheet_safe(";".join(map(str, v)) if isinstance(v, list) else str(v)))
-                for v in (record[c] for c in COLUMNS)
+                for v in (record[c] for c in self.columns)
             ) + "\n")
         else:
             self.stream.write(json.dumps(record, ensure_ascii=False) + "\n")

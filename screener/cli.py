@@ -12,6 +12,7 @@ from typing import Any, Iterator
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from screener import __version__
 from screener.batch import AuditOptions, Summary, Writer, screen_rows, screen_rows_parallel
@@ -21,7 +22,8 @@ from screener.errors import RulesError, ScreenerError
 from screener.outfile import AtomicOutput, check_output
 from screener.readers import FORMATS, UnreadableInput, open_text, read_rows
 from screener.rules.check import load_trial
-from screener.trials import TrialNotFound, rules_path
+from screener.model import Trial
+from screener.trials import RULES_DIR_HELP, TrialNotFound, catalog, dialogs_for
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL, EXIT_UNWRITTEN = 0, 1, 2, 3, 4
 
@@ -60,11 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("input", metavar="INPUT",
                        help="candidates file (.csv, .jsonl, .json, .yaml/.yml), or - for standard input")
     batch.add_argument("-o", "--output", metavar="OUTPUT", help="results file ending .jsonl or .csv")
-    batch.add_argument("--trial", metavar="TRIAL_ID", help="trial to screen for (default: the only one shipped)")
+    _add_trial_options(batch, "screen for")
     batch.add_argument("--format", choices=sorted(set(FORMATS.values())),
                        help="input format; by default the suffix tells, and standard input is "
                             "recognised from its first characters")
-    batch.add_argument("--rules", metavar="FILE", help="rules file to use instead of the shipped one")
+    batch.add_argument("--rules", metavar="FILE", help="rules file of the one trial to screen for, instead of "
+                                                        "looking the trial up")
     batch.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
                        help="screen in N processes (default 1)")
     batch.add_argument("--traces", metavar="DIR",
@@ -77,8 +80,35 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="check rules and dialog files; report every problem as file:line:col",
                            description="Load and check rules files, and the dialog files of each trial "
                                        "(dialogs/<TRIAL>.<lang>.yaml); exit 0 when all are valid, 2 otherwise.")
-    check.add_argument("files", nargs="*", metavar="FILE", help="rules files (default: the shipped trials)")
+    check.add_argument("files", nargs="*", metavar="FILE", help="rules files (default: every trial found)")
+    check.add_argument("--rules-dir", action="append", default=[], metavar="DIR", help=RULES_DIR_HELP)
     check.set_defaults(run=run_check)
+
+    trials = sub.add_parser(
+        "trials", help="list every trial found: id, title, version, content hash, origin, languages",
+        description="List the trials found in --rules-dir directories, $SCREENER_TRIALS_PATH and the "
+                    "shipped ones, in that order of precedence; exit 2 if a rules file cannot be loaded.")
+    trials.add_argument("--rules-dir", action="append", default=[], metavar="DIR", help=RULES_DIR_HELP)
+    trials.add_argument("--json", action="store_true", help="one JSON object per trial instead of a table")
+    trials.set_defaults(run=run_trials)
+
+    match = sub.add_parser(
+        "match", help="for each candidate, the trials ranked: which could this patient enter?",
+        description=(
+            "Screen every candidate of CANDIDATES for every chosen trial (default: every trial found) "
+            "and write, per candidate, one record per trial ranked best prospect first: eligible; "
+            "then undetermined, fewest missing answers first; then ineligible, fewest failed "
+            "criteria first; then errors. Records carry candidate_id, rank, trial_id, decision, "
+            "failed_criteria, missing, errors. Exit status as for batch."
+        ),
+    )
+    match.add_argument("input", metavar="CANDIDATES",
+                       help="candidates file (.csv, .jsonl, .json, .yaml/.yml), or - for standard input")
+    match.add_argument("-o", "--output", metavar="OUTPUT", help="results file ending .jsonl or .csv")
+    _add_trial_options(match, "match against")
+    match.add_argument("--format", choices=sorted(set(FORMATS.values())), help="input format (default: by suffix)")
+    match.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="screen in N processes (default 1)")
+    match.set_defaults(run=run_batch, rules=None, traces=None, letters=None, operator=None, match=True)
     _add_optional_commands(sub)
     return parser
 
@@ -99,10 +129,20 @@ def _add_optional_commands(sub: Any) -> None:
         add_audit_parsers(sub)
 
 
-def _rules_file(args: argparse.Namespace) -> Path:
+def _add_trial_options(parser: argparse.ArgumentParser, verb: str) -> None:
+    parser.add_argument("--trial", action="append", metavar="TRIAL_ID",
+                        help=f"a trial to {verb}; repeat for several (default: every trial found)")
+    parser.add_argument("--all-trials", action="store_true", help=f"{verb} every trial found")
+    parser.add_argument("--rules-dir", action="append", default=[], metavar="DIR", help=RULES_DIR_HELP)
+
+
+def chosen_trials(args: argparse.Namespace) -> list[tuple[Trial, Path]]:
+    """The trials named by --rules, --trial or --all-trials (default: every trial found),
+    loaded and checked; raises TrialNotFound or RulesError."""
     if getattr(args, "rules", None):
-        return Path(args.rules)
-    return rules_path(args.trial)
+        return [(load_trial(args.rules), Path(args.rules))]
+    found = catalog(args.rules_dir).select(args.trial, args.all_trials)
+    return [(load_trial(t.rules), t.rules) for t in found]
 
 
 def sniff_format(binary: Any) -> str:
@@ -135,6 +175,37 @@ def _progress(err: Console) -> Progress:
         console=err, redirect_stdout=False, redirect_stderr=False,
         disable=not err.is_terminal, transient=True,
     )
+
+
+def _records(args: argparse.Namespace, chosen: list[tuple[Trial, Path]], rows: Iterator[Any],
+             summary: Summary, audit: AuditOptions | None) -> tuple[Iterator[dict[str, Any]], Any]:
+    """The records of the run, and the per-trial tally when there are several trials."""
+    from screener import portfolio
+
+    trials = [trial for trial, _ in chosen]
+    if len(chosen) == 1 and not getattr(args, "match", False):
+        trial, path = chosen[0]
+        if args.jobs > 1:
+            return screen_rows_parallel(trial, str(path), rows, summary, args.jobs, audit), None
+        return screen_rows(trial, rows, summary, audit), None
+    tally = portfolio.Tally(trials, summary)
+    if args.jobs > 1:
+        records = portfolio.screen_portfolio_parallel(trials, [str(p) for _, p in chosen], rows, tally,
+                                                      args.jobs, audit)
+    else:
+        records = portfolio.screen_portfolio(trials, rows, tally, audit)
+    if getattr(args, "match", False):
+        records = (r for group in portfolio.per_candidate(records, len(trials)) for r in portfolio.rank(group))
+    return records, tally
+
+
+def _columns(args: argparse.Namespace, several: bool) -> tuple[str, ...]:
+    from screener import portfolio
+    from screener.batch import COLUMNS
+
+    if getattr(args, "match", False):
+        return portfolio.MATCH_COLUMNS
+    return portfolio.PORTFOLIO_COLUMNS if several else COLUMNS
 
 
 def summary_table(summary: Summary, trial_id: str) -> Table:
@@ -173,8 +244,7 @@ def run_batch(args: argparse.Namespace) -> int:
                 _say(err, f"screener batch: cannot use {directory!r} as a folder: {exc.strerror}")
                 return EXIT_USAGE
         audit = AuditOptions(args.traces, args.letters, args.operator, args.input)
-    path = _rules_file(args)
-    trial = load_trial(path)
+    chosen = chosen_trials(args)
     try:
         binary = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
     except OSError as exc:
@@ -195,12 +265,8 @@ def run_batch(args: argparse.Namespace) -> int:
     try:
         with _terminate_as_interrupt(), open_text(binary) as text:
             rows = read_rows(text, fmt)
-            records: Iterator[dict[str, Any]]
-            if args.jobs > 1:
-                records = screen_rows_parallel(trial, str(path), rows, summary, args.jobs, audit)
-            else:
-                records = screen_rows(trial, rows, summary, audit)
-            writer = Writer(out, out_fmt)
+            records, tally = _records(args, chosen, rows, summary, audit)
+            writer = Writer(out, out_fmt, _columns(args, tally is not None))
             with _progress(err) as progress:
                 task = progress.add_task("screening", total=None)
                 for record in records:
@@ -238,10 +304,12 @@ def run_batch(args: argparse.Namespace) -> int:
         _say(err, f"warning: {warning}")
     if len(summary.warnings) > 20:
         err.print(f"warning: {len(summary.warnings) - 20} more rows without a trace")
+    names = ", ".join(trial.id for trial, _ in chosen)
     if summary.unknown_fields:
-        _say(err, f"warning: fields that are not facts of {trial.id} were ignored: "
+        _say(err, f"warning: fields that are not facts of {names} were ignored: "
                   f"{', '.join(sorted(summary.unknown_fields))}")
-    err.print(summary_table(summary, trial.id))
+    for trial_id, table_summary in (tally.per_trial.items() if tally else [(names, summary)]):
+        err.print(summary_table(table_summary, trial_id))
     if summary.unwritten:
         _say(err, f"screener batch: {summary.unwritten} requested traces or letters could not be written")
         return EXIT_UNWRITTEN
@@ -289,7 +357,9 @@ def printable(text: str) -> str:
 
 def run_check(args: argparse.Namespace) -> int:
     err = _err_console()
-    files = [Path(f) for f in args.files] or [rules_path(t) for t in _shipped()]
+    files = [Path(f) for f in args.files] or [t.rules for t in catalog(args.rules_dir).trials]
+    if not files:
+        raise TrialNotFound(f"no trial found in {catalog(args.rules_dir).where()}")
     status = EXIT_OK
     for file in files:
         try:
@@ -300,18 +370,17 @@ def run_check(args: argparse.Namespace) -> int:
             status = EXIT_USAGE
         else:
             err.print(f"{file}: ok: {trial.id}, {len(trial.criteria)} criteria, {len(trial.facts)} facts")
-            if not _check_dialogs(trial, err):
+            if not _check_dialogs(trial, file, err):
                 status = EXIT_USAGE
     return status
 
 
-def _check_dialogs(trial: Any, err: Console) -> bool:
+def _check_dialogs(trial: Any, rules_file: Path, err: Console) -> bool:
     """Check every dialog file of `trial`; print problems; True when all are valid."""
     from screener.dialog.spec import load_dialog
-    from screener.trials import dialogs_dir
 
     valid = True
-    for path in sorted(dialogs_dir().glob(f"{trial.id}.*.yaml")):
+    for _, path in dialogs_for(rules_file):
         try:
             load_dialog(path, trial)
         except RulesError as exc:
@@ -322,10 +391,40 @@ def _check_dialogs(trial: Any, err: Console) -> bool:
     return valid
 
 
-def _shipped() -> list[str]:
-    from screener.trials import shipped_trials
+def run_trials(args: argparse.Namespace) -> int:
+    """List every trial found; a rules file that cannot be loaded is reported, exit 2."""
+    import json
 
-    return shipped_trials()
+    found = catalog(args.rules_dir)
+    status = EXIT_OK
+    rows = []
+    for entry in found.trials:
+        try:
+            trial = load_trial(entry.rules)
+        except RulesError as exc:
+            print(exc, file=sys.stderr)
+            status = EXIT_USAGE
+            continue
+        rows.append({"trial_id": trial.id, "title": trial.title, "version": trial.version,
+                     "content_hash": trial.content_hash, "origin": entry.origin,
+                     "rules": str(entry.rules), "languages": list(entry.languages)})
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+    else:
+        out = Console(highlight=False, soft_wrap=True)
+        for row in rows:
+            shown = {k: printable(", ".join(v) if isinstance(v, list) else str(v)) for k, v in row.items()}
+            out.print(Text(f"{shown['trial_id']}  version {shown['version']}  sha256 {shown['content_hash']}  "
+                           f"languages: {shown['languages'] or 'none'}\n  {shown['title']}\n"
+                           f"  from {shown['origin']}: {shown['rules']}"))
+    for entry in found.shadowed:
+        print(printable(f"warning: {entry.rules} is not used: trial {entry.id} is found first in "
+                         f"{found.get(entry.id).rules}"), file=sys.stderr)
+    if not found.trials:
+        print(printable(f"no trial found in {found.where()}"), file=sys.stderr)
+        status = EXIT_USAGE
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:

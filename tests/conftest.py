@@ -9,7 +9,8 @@ from screener.model import Trial
 from screener.rules.check import load_trial
 
 ROOT = Path(__file__).resolve().parent.parent
-RULES = ROOT / "rules" / "NCT03862768.yaml"
+TRIAL = "NCT03862768"  # tests name their trial: more trials may be shipped beside it
+RULES = ROOT / "rules" / f"{TRIAL}.yaml"
 SHARED = ROOT.parent / "shared"
 
 

@@ -13,6 +13,8 @@ import yaml
 
 from screener.cli import main
 
+from conftest import TRIAL
+
 
 PEOPLE = [
     {"candidate_id": "A-1", "ecog": 3},
@@ -46,7 +48,7 @@ def _write(path: Path, fmt: str, people: list[dict]) -> Path:
 
 def _run(args: list[str], stdin: bytes | None = None, cwd: Path | None = None,
          timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "screener", "batch", *args], input=stdin,
+    return subprocess.run([sys.executable, "-m", "screener", "batch", *args, "--trial", TRIAL], input=stdin,
                           capture_output=True, timeout=timeout, cwd=cwd)
 
 
@@ -62,7 +64,7 @@ def _summary(records: list[dict]) -> list[tuple]:
 def test_every_input_format_gives_the_same_results(tmp_path, fmt, capsys):
     path = _write(tmp_path / f"in.{fmt}", fmt, PEOPLE)
     out = tmp_path / "out.jsonl"
-    assert main(["batch", str(path), "-o", str(out)]) == 1  # D-4 is an error
+    assert main(["batch", str(path), "-o", str(out), "--trial", TRIAL]) == 1  # D-4 is an error
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert _summary(records) == WANT
     assert records[3]["errors"] == ["ecog: 9: above the maximum 4"] or records[3]["errors"] == ["ecog: '9': above the maximum 4"]
@@ -85,7 +87,7 @@ def test_standard_input_to_standard_output(tmp_path, fmt):
 def test_csv_output_joins_lists_with_semicolons(tmp_path):
     path = _write(tmp_path / "in.jsonl", "jsonl", [{"candidate_id": "x", "ecog": 2, "asa_class": 4}])
     out = tmp_path / "out.csv"
-    assert main(["batch", str(path), "-o", str(out)]) == 0
+    assert main(["batch", str(path), "-o", str(out), "--trial", TRIAL]) == 0
     with out.open(encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
     assert rows == [{"candidate_id": "x", "decision": "ineligible", "failed_criteria": "I5;I6",
@@ -185,7 +187,7 @@ def test_a_hundred_thousand_candidates_one_record_each_in_order(tmp_path):
 def test_output_into_a_closed_pipe_stops_quietly(tmp_path):
     path = tmp_path / "many.csv"
     path.write_text("candidate_id,ecog\n" + "".join(f"c{i},1\n" for i in range(5000)), encoding="utf-8")
-    done = subprocess.run(f"{sys.executable} -m screener batch {path} | head -n 1", shell=True,
+    done = subprocess.run(f"{sys.executable} -m screener batch {path} --trial {TRIAL} | head -n 1", shell=True,
                           capture_output=True, timeout=120)
     assert done.stdout.count(b"\n") == 1
     assert b"Traceback" not in done.stderr

@@ -16,9 +16,13 @@ from prompt_toolkit.output import DummyOutput
 from screener.cli import build_parser
 from screener.dialog.terminal import DialogCompleter, PromptReader
 
+from conftest import TRIAL
+
 
 def run(argv: list[str], lines: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    if argv[0] == "screen":
+        argv = [argv[0], "--trial", TRIAL, *argv[1:]]
     args = build_parser().parse_args(argv)
     out = io.StringIO()
     status = args.run(args, stdin=io.StringIO("".join(f"{line}\n" for line in lines)), stdout=out)

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from test_dialog_flow import CONSENT, ECOG, MAN  # the same eligible man, answered in a real terminal
 
+from conftest import TRIAL
+
 pexpect = pytest.importorskip("pexpect")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +45,7 @@ class Terminal:
 
 
 def start(tmp_path: Path, *extra: str) -> Terminal:
-    return Terminal(tmp_path, "screen", "--candidate-id", "P-1", "--session", str(tmp_path / "s.json"), *extra)
+    return Terminal(tmp_path, "screen", "--trial", TRIAL, "--candidate-id", "P-1", "--session", str(tmp_path / "s.json"), *extra)
 
 
 def test_eligible_man(tmp_path: Path) -> None:

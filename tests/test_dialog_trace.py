@@ -8,7 +8,7 @@ import sys
 
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, TRIAL
 
 ANSWERS = {
     "candidate_id": "ZS-77", "sex": "male", "disease_status": "metastatic", "gist_confirmed": "yes",
@@ -29,7 +29,7 @@ def _screen(tmp_path, lines: str, *extra: str) -> subprocess.CompletedProcess:
     answers = tmp_path / "answers.yaml"
     answers.write_text(yaml.safe_dump(ANSWERS), encoding="utf-8")
     return subprocess.run(
-        [sys.executable, "-m", "screener", "screen", "--answers", str(answers),
+        [sys.executable, "-m", "screener", "screen", "--trial", TRIAL, "--answers", str(answers),
          "--session", str(tmp_path / "session.json"), *extra],
         input=lines, capture_output=True, text=True, timeout=60, cwd=ROOT,
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_STATE_HOME": str(tmp_path)},

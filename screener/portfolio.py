@@ -1,0 +1,172 @@
+"""Several trials at once: each candidate screened for every chosen trial, and ranked.
+
+`screen_portfolio` yields, per input row, one batch record per trial in the order the trials
+were chosen, each with the `trial_id` key right after `candidate_id` (the "Several trials"
+addition of docs/batch-io.md). `rank` orders one candidate's records the way a coordinator
+acts on them. With one trial, `screener batch` does not come here: its output stays exactly
+the single-trial contract. Nothing here prints; `cli` owns the terminal.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Iterable, Iterator, Sequence
+
+from screener.batch import AuditOptions, Summary, screen_row, write_audit
+from screener.engine import Screener
+from screener.model import Trial
+from screener.readers import Row
+
+PORTFOLIO_COLUMNS = ("candidate_id", "trial_id", "decision", "failed_criteria", "missing", "errors")
+MATCH_COLUMNS = ("candidate_id", "rank", "trial_id", "decision", "failed_criteria", "missing", "errors")
+
+
+def with_trial(record: dict[str, Any], trial_id: str) -> dict[str, Any]:
+    """The record with `trial_id` placed right after `candidate_id`."""
+    out = {"candidate_id": record["candidate_id"], "trial_id": trial_id}
+    out.update((k, v) for k, v in record.items() if k != "candidate_id")
+    return out
+
+
+def unknown_to_all(trials: Sequence[Trial], row: Row) -> list[str]:
+    """Field names of the row that are facts of none of the trials."""
+    return [name for name in row.fields if not any(name in t.facts for t in trials)]
+
+
+def trial_audit(audit: AuditOptions | None, trial_id: str) -> AuditOptions | None:
+    """Traces and letters of a trial go to a folder of their own, named by the trial id:
+    a candidate has one trace per trial, and file names come from the candidate id."""
+    if audit is None:
+        return None
+    letters = os.path.join(audit.letters_dir, trial_id) if audit.letters_dir else None
+    for directory in filter(None, (os.path.join(audit.traces_dir, trial_id), letters)):
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    return dataclasses.replace(audit, traces_dir=os.path.join(audit.traces_dir, trial_id), letters_dir=letters)
+
+
+def _screen_one_row(trials: Sequence[Trial], screeners: Sequence[Screener], row: Row,
+                    audits: Sequence[AuditOptions | None]) -> list[tuple[dict[str, Any], str | None]]:
+    out = []
+    for trial, screener, audit in zip(trials, screeners, audits):
+        screened = screen_row(trial, screener, row)
+        warning = write_audit(trial, row, screened, audit) if audit is not None else None
+        if warning:
+            warning = f"{trial.id}: {warning}"
+        out.append((with_trial(screened.record, trial.id), warning))
+    return out
+
+
+class Tally:
+    """A summary per trial, and the run's own summary (all records, warnings, unknown fields)."""
+
+    def __init__(self, trials: Sequence[Trial], overall: Summary):
+        self.overall = overall
+        self.per_trial = {t.id: Summary() for t in trials}
+
+    def add(self, record: dict[str, Any], warning: str | None) -> None:
+        self.overall.add(record)
+        self.per_trial[record["trial_id"]].add(record)
+        if warning:
+            self.overall.warnings.append(warning)
+            self.overall.unwritten += record["decision"] != "error"  # errors get no trace anyway
+
+
+def screen_portfolio(trials: Sequence[Trial], rows: Iterable[Row], tally: Tally,
+                     audit: AuditOptions | None = None) -> Iterator[dict[str, Any]]:
+    """Screen every row for every trial in this process; yields records, input order then
+    trial order. One durable-rules session is live at a time, whatever the number of trials."""
+    screeners = [Screener(t) for t in trials]
+    audits = [trial_audit(audit, t.id) for t in trials]
+    for row in rows:
+        tally.overall.unknown_fields.update(unknown_to_all(trials, row))
+        for record, warning in _screen_one_row(trials, screeners, row, audits):
+            tally.add(record, warning)
+            yield record
+
+
+# --- several processes -------------------------------------------------------------------
+
+def _chunks(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
+    chunk: list[Row] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+_worker: tuple[list[Trial], list[Screener], list[AuditOptions | None]] | None = None
+
+
+def _init_worker(rules_paths: list[str], audit: AuditOptions | None) -> None:
+    global _worker
+    from screener.rules.check import load_trial
+
+    trials = [load_trial(p) for p in rules_paths]
+    _worker = (trials, [Screener(t) for t in trials], [trial_audit(audit, t.id) for t in trials])
+
+
+def _screen_chunk(rows: list[Row]) -> list[tuple[list[tuple[dict[str, Any], str | None]], list[str]]]:
+    assert _worker is not None
+    trials, screeners, audits = _worker
+    return [(_screen_one_row(trials, screeners, row, audits), unknown_to_all(trials, row)) for row in rows]
+
+
+def screen_portfolio_parallel(trials: Sequence[Trial], rules_paths: Sequence[str], rows: Iterable[Row],
+                              tally: Tally, jobs: int, audit: AuditOptions | None = None,
+                              chunk_size: int = 128) -> Iterator[dict[str, Any]]:
+    """As `screen_portfolio`, in `jobs` worker processes; records keep their order and at
+    most a few chunks per worker are in flight, so memory stays flat."""
+    import multiprocessing
+    from collections import deque
+
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(jobs, initializer=_init_worker, initargs=(list(rules_paths), audit)) as pool:
+        in_flight: deque[Any] = deque()
+
+        def drain_one() -> Iterator[dict[str, Any]]:
+            for screened, unknown in in_flight.popleft().get():
+                tally.overall.unknown_fields.update(unknown)
+                for record, warning in screened:
+                    tally.add(record, warning)
+                    yield record
+
+        for chunk in _chunks(rows, chunk_size):
+            in_flight.append(pool.apply_async(_screen_chunk, (chunk,)))
+            if len(in_flight) >= 3 * jobs:
+                yield from drain_one()
+        while in_flight:
+            yield from drain_one()
+
+
+# --- matching: which trials could this candidate enter? -----------------------------------
+
+_ORDER = {"eligible": 0, "undetermined": 1, "ineligible": 2, "error": 3}
+
+
+def rank(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One candidate's records, best prospect first: eligible; then undetermined, fewest
+    missing answers first; then ineligible, fewest failed criteria first; then errors.
+    Ties keep the trial order. Each record gains its 1-based `rank` after `candidate_id`."""
+    ordered = sorted(enumerate(records), key=lambda ir: (
+        _ORDER[ir[1]["decision"]], len(ir[1]["missing"]), len(ir[1]["failed_criteria"]), ir[0]))
+    out = []
+    for position, (_, record) in enumerate(ordered, 1):
+        ranked = {"candidate_id": record["candidate_id"], "rank": position}
+        ranked.update((k, v) for k, v in record.items() if k != "candidate_id")
+        out.append(ranked)
+    return out
+
+
+def per_candidate(records: Iterable[dict[str, Any]], trial_count: int) -> Iterator[list[dict[str, Any]]]:
+    """Group the portfolio's record stream into one list per input row (`trial_count` each)."""
+    group: list[dict[str, Any]] = []
+    for record in records:
+        group.append(record)
+        if len(group) == trial_count:
+            yield group
+            group = []
+    if group:
+        yield group
