@@ -22,12 +22,14 @@ import pytest
 from screener.cli import main
 from screener.readers import open_text, read_rows
 
+from conftest import TRIAL
+
 HUGE = "9" * 5000
 
 
 def _run(args: list[str], stdin: bytes | None = None, env: dict | None = None,
          **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "screener", "batch", *args], input=stdin,
+    return subprocess.run([sys.executable, "-m", "screener", "batch", "--trial", TRIAL, *args], input=stdin,
                           capture_output=True, timeout=180, env=env, **kwargs)
 
 
@@ -37,7 +39,7 @@ def _batch(tmp_path: Path, name: str, content: str | bytes, *extra: str) -> tupl
         content = content.encode("utf-8")
     path.write_bytes(content)
     out = tmp_path / "out.jsonl"
-    code = main(["batch", str(path), "-o", str(out), *extra])
+    code = main(["batch", "--trial", TRIAL, str(path), "-o", str(out), *extra])
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()] if out.exists() else []
     return code, records
 
@@ -55,8 +57,8 @@ def test_output_naming_the_input_destroyed_it(tmp_path, capsys):
     (tmp_path / "alias.csv").symlink_to(source)
     os.link(source, tmp_path / "hard.csv")
     for output in (source, tmp_path / "sub" / ".." / "in.csv", tmp_path / "alias.csv", tmp_path / "hard.csv"):
-        assert main(["batch", str(source), "-o", str(output)]) == 2
-    assert main(["batch", str(tmp_path / "alias.csv"), "-o", str(source)]) == 2
+        assert main(["batch", "--trial", TRIAL, str(source), "-o", str(output)]) == 2
+    assert main(["batch", "--trial", TRIAL, str(tmp_path / "alias.csv"), "-o", str(source)]) == 2
     assert source.read_text(encoding="utf-8") == "candidate_id,ecog\nA,3\n"
     assert "input file" in capsys.readouterr().err
 
@@ -66,7 +68,7 @@ def test_output_through_a_symlink_overwrote_its_target(tmp_path, capsys):
     target = tmp_path / "precious.jsonl"
     target.write_text("keep me\n", encoding="utf-8")
     (tmp_path / "out.jsonl").symlink_to(target)
-    assert main(["batch", str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.jsonl")]) == 2
+    assert main(["batch", "--trial", TRIAL, str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.jsonl")]) == 2
     assert target.read_text(encoding="utf-8") == "keep me\n"
     assert "symbolic link" in capsys.readouterr().err
 
@@ -75,21 +77,21 @@ def test_unreadable_input_truncated_the_previous_results(tmp_path):
     out = tmp_path / "out.jsonl"
     out.write_text('{"previous": true}\n', encoding="utf-8")
     (tmp_path / "in.json").write_text('{"not": "a list"}', encoding="utf-8")
-    assert main(["batch", str(tmp_path / "in.json"), "-o", str(out)]) == 2
+    assert main(["batch", "--trial", TRIAL, str(tmp_path / "in.json"), "-o", str(out)]) == 2
     assert out.read_text(encoding="utf-8") == '{"previous": true}\n'
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
 
 
 def test_missing_output_folder_gave_a_traceback(tmp_path, capsys):
     (tmp_path / "in.csv").write_text("candidate_id,ecog\nA,3\n", encoding="utf-8")
-    assert main(["batch", str(tmp_path / "in.csv"), "-o", str(tmp_path / "nowhere" / "out.csv")]) == 2
+    assert main(["batch", "--trial", TRIAL, str(tmp_path / "in.csv"), "-o", str(tmp_path / "nowhere" / "out.csv")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 
 def test_traces_naming_a_file_gave_a_traceback(tmp_path, capsys):
     (tmp_path / "in.csv").write_text("candidate_id,ecog\nA,3\n", encoding="utf-8")
     (tmp_path / "file").write_text("", encoding="utf-8")
-    assert main(["batch", str(tmp_path / "in.csv"), "--traces", str(tmp_path / "file")]) == 2
+    assert main(["batch", "--trial", TRIAL, str(tmp_path / "in.csv"), "--traces", str(tmp_path / "file")]) == 2
     assert "cannot use" in capsys.readouterr().err
 
 
@@ -116,7 +118,7 @@ def test_an_interrupted_run_left_a_file_that_looked_complete(tmp_path, signum):
     (tmp_path / "in.csv").write_text("candidate_id,ecog,asa_class\n" + rows, encoding="utf-8")
     out = tmp_path / "out.jsonl"
     out.write_text("previous\n", encoding="utf-8")
-    process = subprocess.Popen([sys.executable, "-m", "screener", "batch", str(tmp_path / "in.csv"),
+    process = subprocess.Popen([sys.executable, "-m", "screener", "batch", "--trial", TRIAL, str(tmp_path / "in.csv"),
                                 "-o", str(out)], stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not any(p.name.endswith(".part") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
@@ -135,7 +137,7 @@ def test_kill_9_leaves_previous_results_or_none_never_a_cut_file(tmp_path):
     (tmp_path / "in.csv").write_text("candidate_id,ecog,asa_class\n" + rows, encoding="utf-8")
     out = tmp_path / "out.jsonl"
     out.write_text("previous\n", encoding="utf-8")
-    process = subprocess.Popen([sys.executable, "-m", "screener", "batch", str(tmp_path / "in.csv"),
+    process = subprocess.Popen([sys.executable, "-m", "screener", "batch", "--trial", TRIAL, str(tmp_path / "in.csv"),
                                 "-o", str(out)], stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not any(p.name.endswith(".part") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
@@ -156,7 +158,7 @@ def test_a_crash_exited_1_with_a_traceback(tmp_path):
             "def broken(self, facts):\n    raise RuntimeError('facts were ' + repr(facts))\n"
             "engine.Screener.evaluate = broken\n"
             "from screener.cli import main\nsys.exit(main(sys.argv[1:]))\n")
-    done = subprocess.run([sys.executable, "-c", code, "batch", str(tmp_path / "in.csv"),
+    done = subprocess.run([sys.executable, "-c", code, "batch", "--trial", TRIAL, str(tmp_path / "in.csv"),
                            "-o", str(tmp_path / "out.jsonl")], capture_output=True, timeout=120,
                           env={**os.environ, "XDG_STATE_HOME": str(state)})
     assert done.returncode == 3
@@ -327,11 +329,11 @@ def test_formula_ids_went_unescaped_into_csv_results(tmp_path):
     ids = ['=HYPERLINK("http://x","y")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "\rx", "plain"]
     source = tmp_path / "in.jsonl"
     source.write_text("".join(json.dumps({"candidate_id": i, "ecog": 3}) + "\n" for i in ids), encoding="utf-8")
-    assert main(["batch", str(source), "-o", str(tmp_path / "out.csv")]) == 0
+    assert main(["batch", "--trial", TRIAL, str(source), "-o", str(tmp_path / "out.csv")]) == 0
     with (tmp_path / "out.csv").open(encoding="utf-8", newline="") as f:
         cells = [row["candidate_id"] for row in csv.DictReader(f)]
     assert cells == ["'" + i for i in ids[:-1]] + ["plain"]
-    assert main(["batch", str(source), "-o", str(tmp_path / "out.jsonl")]) == 0
+    assert main(["batch", "--trial", TRIAL, str(source), "-o", str(tmp_path / "out.jsonl")]) == 0
     kept = [json.loads(line)["candidate_id"] for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
     assert kept == ids
 
