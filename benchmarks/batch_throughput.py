@@ -1,6 +1,6 @@
 """End-to-end batch throughput and memory, against the plain-Python reference as the floor.
 
-    python benchmarks/batch_throughput.py [--count 100000] [--jobs 1,2] [--memory]
+    python benchmarks/batch_throughput.py [--count 100000] [--jobs 1,2] [--memory] [--all-trials]
 
 Writes a CSV of realistic random candidates (benchmarks/candidates.py) under benchmarks/out/,
 runs `python -m screener batch FILE.csv -o OUT.jsonl --jobs J` as a child process for each J,
@@ -11,6 +11,11 @@ reference evaluator of tests/reference.py in this process (same CSV reader, no e
 is the floor the engine is compared with; its results are also checked against the batch
 output. `--memory` adds a 1,000,000-candidate run per job count whose peak must stay under
 150 MB; the exit status is 1 if it does not, or if any result differs from the reference.
+
+`--all-trials` screens every shipped trial at once instead (`screener batch --all-trials`):
+the candidates carry the facts of every shipped trial (a fact two trials share drawn once),
+the rate is candidates x trials per second, and each trial's records are checked against
+that trial's reference.
 """
 from __future__ import annotations
 
@@ -117,10 +122,45 @@ def _tree_kb(root: int) -> tuple[int, int, int]:
     return rss, pss, hwm
 
 
-def run_batch(csv_path: Path, count: int, jobs: int, python: str) -> tuple[Run, Path]:
+def shipped_rules() -> list[Path]:
+    """The rules files of the shipped trials, in the order batch screens them."""
+    from screener.trials import catalog
+
+    return [t.rules for t in catalog().trials if t.origin == "shipped"]
+
+
+def write_portfolio_csv(count: int, seed: int) -> Path:
+    """Candidates with the facts of every shipped trial, generated once under benchmarks/out."""
+    from candidates import generator_for
+
+    rules = shipped_rules()
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"portfolio-{len(rules)}-{count}-s{seed}.csv"
+    if path.exists():
+        return path
+    generators = [generator_for(r) for r in rules]
+    header = list(dict.fromkeys(["candidate_id", *(c for g in generators for c in g.columns)]))
+    partial = path.with_suffix(".partial")
+    with partial.open("w", encoding="utf-8", newline="") as stream:
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(header)
+        streams = [g.candidates(seed, count, REALISTIC) for g in generators]
+        for parts in zip(*streams):
+            fields: dict = {}
+            for cand in parts:
+                for name, value in cand.fields.items():
+                    fields.setdefault(name, value)
+            writer.writerow([as_csv_cell(fields.get(name)) for name in header])
+    partial.rename(path)
+    return path
+
+
+def run_batch(csv_path: Path, count: int, jobs: int, python: str, trials: int = 0) -> tuple[Run, Path]:
+    """`screener batch` on `csv_path`: NCT03862768 alone, or with `trials` every shipped trial."""
     out = OUT / f"{csv_path.stem}-j{jobs}.jsonl"
     err = OUT / f"{csv_path.stem}-j{jobs}.stderr"
-    cmd = [python, "-m", "screener", "batch", str(csv_path), "-o", str(out), "--jobs", str(jobs)]
+    chosen = ["--all-trials"] if trials else ["--trial", RULES.stem]
+    cmd = [python, "-m", "screener", "batch", str(csv_path), "-o", str(out), "--jobs", str(jobs), *chosen]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     peak_rss = peak_pss = peak_hwm = 0
@@ -144,7 +184,8 @@ def run_batch(csv_path: Path, count: int, jobs: int, python: str) -> tuple[Run, 
         sampler.join()
     if child.returncode not in (0, 1):  # 1: some candidates are errors, as expected
         sys.exit(f"{' '.join(cmd)} exited {child.returncode}; see {err}")
-    run = Run(f"screener batch --jobs {jobs}", count, seconds,
+    label = f"screener batch --all-trials ({trials} trials) --jobs {jobs}" if trials else f"screener batch --jobs {jobs}"
+    run = Run(label, count * max(trials, 1), seconds,
               peak_hwm / 1024, peak_rss / 1024 if peak_rss else None,
               peak_pss / 1024 if peak_pss else None, child.returncode)
     return run, out
@@ -158,6 +199,43 @@ def run_reference(csv_path: Path, count: int) -> tuple[Run, list[dict]]:
         for row in read_rows(stream, "csv"):
             results.append(reference.decide(row.fields))
     return Run("reference (plain Python, 1 process)", count, time.perf_counter() - started), results
+
+
+def portfolio_mismatches(out: Path, csv_path: Path, rules: list[Path]) -> int:
+    """Records of an --all-trials run that differ from each trial's reference."""
+    import itertools
+
+    references = [reference_for(r) for r in rules]
+    bad = 0
+    with csv_path.open(encoding="utf-8", newline="") as stream, out.open(encoding="utf-8") as results:
+        for row in read_rows(stream, "csv"):
+            for reference, line in zip(references, itertools.islice(results, len(references))):
+                record, want = json.loads(line), reference.decide(row.fields)
+                same = record["decision"] == want["decision"] and (
+                    want["decision"] == "error" or (record["failed_criteria"] == want["failed_criteria"]
+                                                    and record["missing"] == (want["missing"] or [])))
+                if not same:
+                    bad += 1
+                    if bad <= 5:
+                        print(f"MISMATCH row {row.number}: engine {record} reference {want}", file=sys.stderr)
+    return bad
+
+
+def all_trials(args: argparse.Namespace, job_counts: list[int]) -> int:
+    rules = shipped_rules()
+    csv_path = write_portfolio_csv(args.count, args.seed)
+    runs = [run_batch(csv_path, args.count, jobs, args.python, trials=len(rules)) for jobs in job_counts]
+    print(f"\nmachine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; {args.count:,} realistic "
+          f"candidates (seed {args.seed}) x {len(rules)} shipped trials ({', '.join(r.stem for r in rules)})")
+    print("| run | candidates x trials | seconds | candidates x trials/s | peak RSS largest process MB "
+          "| peak PSS sum all processes MB |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for run, _ in runs:
+        print(f"| {run.label} | {run.count:,} | {run.seconds:,.1f} | {run.rate:,.0f} | "
+              f"{_mb(run.peak_process_mb)} | {_mb(run.peak_tree_pss_mb)} |")
+    bad = sum(portfolio_mismatches(out, csv_path, rules) for _, out in runs)
+    print(f"records differing from their trial's reference: {bad}")
+    return 1 if bad else 0
 
 
 def mismatches(out: Path, results: list[dict]) -> int:
@@ -208,8 +286,12 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"also screen {MEMORY_COUNT:,} candidates; peak must stay under "
                              f"{MEMORY_LIMIT_MB:.0f} MB")
     parser.add_argument("--python", default=sys.executable, help="interpreter for the batch runs")
+    parser.add_argument("--all-trials", action="store_true",
+                        help="screen every shipped trial at once; report candidates x trials per second")
     args = parser.parse_args(argv)
     job_counts = [int(j) for j in args.jobs.split(",")]
+    if args.all_trials:
+        return all_trials(args, job_counts)
 
     csv_path = write_csv(args.count, args.seed)
     runs: list[Run] = []
