@@ -25,7 +25,8 @@ from screener.errors import ConflictError, RuleProblem, RulesError, ScreenerErro
 from screener.rules.read import PosDict, load_yaml
 from screener.model import Trial
 from screener.rules.check import load_trial
-from screener.trials import dialog_path, rules_path
+from screener.dialog.several import SEPARATOR, Portfolio, PortfolioDialog, SplitObserver
+from screener.trials import RULES_DIR_HELP, catalog
 from screener.values import coerce
 
 EXIT_DECIDED, EXIT_USAGE, EXIT_SAVED = 0, 2, 3
@@ -39,7 +40,11 @@ def add_screen_parsers(subparsers: Any) -> None:
         "screen", help="screen one patient in a guided dialog", epilog=_EPILOG,
         description="Ask only what still matters for the decision, one question at a time. "
                     "Reads plain lines when standard input is not a terminal.")
-    screen.add_argument("--trial", help="trial id (default: the only trial shipped)")
+    screen.add_argument("--trial", action="append", metavar="TRIAL_ID",
+                        help="a trial to screen for; repeat for several in one conversation "
+                             "(default: every trial found)")
+    screen.add_argument("--all-trials", action="store_true", help="screen for every trial found")
+    screen.add_argument("--rules-dir", action="append", default=[], metavar="DIR", help=RULES_DIR_HELP)
     screen.add_argument("--lang", default="en", help="dialog language, e.g. en or zh (default: en)")
     screen.add_argument("--answers", metavar="FILE", type=Path,
                         help="YAML or JSON mapping fact -> value to pre-fill; only the rest is asked")
@@ -59,6 +64,7 @@ def add_screen_parsers(subparsers: Any) -> None:
                         help="session id as `screener sessions` lists it, or a session file "
                              "(default: the latest one)")
     resume.add_argument("--lang", help="dialog language (default: the session's)")
+    resume.add_argument("--rules-dir", action="append", default=[], metavar="DIR", help=RULES_DIR_HELP)
     _add_audit_options(resume)
     resume.set_defaults(run=run_resume)
 
@@ -92,7 +98,9 @@ def run_sessions(args: argparse.Namespace, *, stdin: IO[str] | None = None,
 def _add_audit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trace", metavar="PATH", type=Path,
                         help="write a tamper-evident trace of this screening to PATH (a new file; "
-                             "on resume, the earlier answers are recorded into it first)")
+                             "on resume, the earlier answers are recorded into it first); with "
+                             "several trials, one trace per trial, the trial id put in the name "
+                             "(p1.trace.jsonl -> p1.TRIAL.trace.jsonl), and so for --letter")
     parser.add_argument("--letter", metavar="PATH", type=Path,
                         help="write the eligibility letter to PATH when the screening ends "
                              "(.html for HTML, otherwise Markdown); needs --trace")
@@ -114,16 +122,47 @@ def _check_audit_options(args: argparse.Namespace) -> None:
             raise ScreenerError(f"{option} {path}: cannot write in {folder}")
 
 
-def _audit_observer(args: argparse.Namespace, trial: Trial, candidate: str | None) -> Any:
-    """The trace writer for --trace/--letter, or None; raises ScreenerError on bad options."""
+def _audit_observer(args: argparse.Namespace, trial: Trial, candidate: str | None,
+                    portfolio: Portfolio | None = None) -> Any:
+    """The trace writer for --trace/--letter, or None; raises ScreenerError on bad options.
+    With several trials, one trace (and letter) per trial, each verifiable on its own."""
     if getattr(args, "letter", None) and not getattr(args, "trace", None):
         raise ScreenerError("--letter needs --trace (a letter is rendered from its trace)")
     if not getattr(args, "trace", None):
         return None
     from screener.audit.artifacts import TraceObserver
 
-    return TraceObserver(args.trace, trial, operator=args.operator, candidate_id=candidate,
-                         letter_path=args.letter)
+    if portfolio is None:
+        return TraceObserver(args.trace, trial, operator=args.operator, candidate_id=candidate,
+                             letter_path=args.letter)
+    observers: dict[str, Observer] = {}
+    for member, _, _ in portfolio.members:
+        observers[member.id] = TraceObserver(
+            _per_trial(args.trace, member.id), member, operator=args.operator, candidate_id=candidate,
+            letter_path=_per_trial(args.letter, member.id) if args.letter else None)
+    return SplitObserver(portfolio, observers)
+
+
+def _per_trial(path: Path, trial_id: str) -> Path:
+    """`p1.trace.jsonl` -> `p1.<trial_id>.trace.jsonl`: one file per trial of a portfolio."""
+    stem, dot, rest = path.name.partition(".")
+    return path.with_name(f"{stem}.{trial_id}{dot}{rest}" if dot else f"{stem}.{trial_id}")
+
+
+def _load(trial_ids: list[str] | None, every: bool, rules_dirs: list[str],
+          lang: str) -> tuple[Trial, DialogSpec, Portfolio | None]:
+    """The trial and dialog to screen with: one trial as it is, several joined in a Portfolio.
+    Raises TrialNotFound, RulesError or ScreenerError."""
+    found = catalog(rules_dirs)
+    chosen = found.select(trial_ids, every)
+    members = []
+    for entry in chosen:
+        trial = load_trial(entry.rules)
+        members.append((trial, Screener(trial), load_dialog(found.dialog_path(entry.id, lang), trial)))
+    if len(members) == 1:
+        return members[0][0], members[0][2], None
+    portfolio = Portfolio(members)
+    return portfolio.trial, portfolio.dialog, portfolio
 
 
 def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout: IO[str] | None = None,
@@ -132,8 +171,7 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
     stdin = stdin or sys.stdin
     console = _console(stdout)
     try:
-        trial = load_trial(rules_path(args.trial))
-        dialog = load_dialog(dialog_path(trial.id, args.lang), trial)
+        trial, dialog, portfolio = _load(args.trial, args.all_trials, args.rules_dir, args.lang)
         given = _read_answers(args.answers) if args.answers else {}
         _check_audit_options(args)
     except ScreenerError as exc:
@@ -154,12 +192,12 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
     session = store.Session(path=path, trial_id=trial.id, trial_hash=trial.content_hash,
                             language=args.lang, candidate_id=str(candidate), complete=args.complete)
     try:
-        observer = observer or _audit_observer(args, trial, str(candidate))
+        observer = observer or _audit_observer(args, trial, str(candidate), portfolio)
     except (ScreenerError, OSError) as exc:
         return _fail(console, exc)
     try:
         try:
-            flow = _dialog(trial, dialog, reader, console, session, observer)
+            flow = _dialog(trial, dialog, reader, console, session, observer, portfolio)
             problems = flow.prefill({k: v for k, v in given.items() if v is not None})
         except (ConflictError, OSError) as exc:
             return _fail(console, exc)
@@ -181,9 +219,10 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
                               .replace("  ", " "))
     try:
         trial_id = json.loads(Path(path).read_text(encoding="utf-8")).get("trial")
-        trial = load_trial(rules_path(trial_id if isinstance(trial_id, str) else None))
+        ids = trial_id.split(SEPARATOR) if isinstance(trial_id, str) else None
+        language = json.loads(Path(path).read_text(encoding="utf-8")).get("language", "en")
+        trial, dialog, portfolio = _load(ids, False, args.rules_dir, args.lang or str(language))
         session = store.load(Path(path), trial)
-        dialog = load_dialog(dialog_path(trial.id, args.lang or session.language), trial)
         _check_audit_options(args)
     except (ScreenerError, OSError, ValueError, AttributeError) as exc:
         return _fail(console, exc if isinstance(exc, ScreenerError) else f"{path}: {exc}")
@@ -205,12 +244,12 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         session.reopen(reason)
         store.save(session)
     try:
-        observer = observer or _audit_observer(args, trial, session.candidate_id)
+        observer = observer or _audit_observer(args, trial, session.candidate_id, portfolio)
     except (ScreenerError, OSError) as exc:
         return _fail(console, exc)
     try:
         try:
-            flow = _dialog(trial, dialog, reader, console, session, observer)
+            flow = _dialog(trial, dialog, reader, console, session, observer, portfolio)
         except ConflictError as exc:
             return _fail(console, exc)
         _replay(trial, session, observer)
@@ -232,7 +271,10 @@ def _run(flow: Dialog) -> int:
 
 
 def _dialog(trial: Trial, dialog: DialogSpec, reader: Reader, console: Console,
-            session: store.Session, observer: Observer | None) -> Dialog:
+            session: store.Session, observer: Observer | None, portfolio: Portfolio | None = None) -> Dialog:
+    if portfolio is not None:
+        return PortfolioDialog(trial, portfolio, dialog, reader, console, session,
+                               save=store.save, observer=observer, today=dt.date.today())
     return Dialog(trial, Screener(trial), dialog, reader, console, session,
                   save=store.save, observer=observer, today=dt.date.today())
 
