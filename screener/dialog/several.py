@@ -2,7 +2,7 @@
 
 `Portfolio` joins the trials into one Trial and one DialogSpec the dialog loop understands:
 the facts of every trial (a fact two trials share must be defined alike, and is asked once),
-their derivations, and their criteria with ids prefixed by the trial (`NCT01 I5`), so `why`
+their derivations, and their criteria with ids prefixed by the trial (`<trial> <criterion>`), so `why`
 names the criteria of every trial a question serves. As the dialog's engine it evaluates
 each trial on its own facts and reports as missing only what still-open trials need.
 `PortfolioDialog` asks first the fact that the most still-open trials need (then the dialog
