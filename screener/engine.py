@@ -12,7 +12,12 @@ its `engine.Host` makes, without the parts of the Python wrapper that are unsafe
 - sids are generated (`s<n>`), never taken from input, so no quote or backslash reaches them;
 - facts carry an explicit `id` and are asserted one at a time, each result code checked;
 - values are validated and encoded before they reach the engine (no mixed types, no floats,
-  no exponent notation), and conditions never compare two facts or divide.
+  no exponent notation), and conditions never compare two facts or divide;
+- one ruleset per trial, created once per process and kept: a site's portfolio of 20 trials
+  is 20 rulesets of about 100 rules (about 1 MB each; benchmarks/portfolio.py). Trials are
+  never merged into one ruleset: durable-rules refuses more than about 4,000 rules in one
+  (error 106) and spins forever in `create_ruleset` when one node of its network has more
+  than 512 children, a count that merged trials would pass where each alone stays far below.
 """
 from __future__ import annotations
 

@@ -102,3 +102,14 @@ def test_two_trials_in_one_conversation_in_a_real_terminal(tmp_path):
     term.expect(f"{SITE_TRIAL}: Decision: ineligible")
     term.expect(f"{TRIAL}: Decision: ineligible")
     assert term.finish() == 0
+
+
+def test_without_trial_every_trial_found_that_speaks_the_language_is_screened(tmp_path, monkeypatch):
+    toy = ROOT / "tests" / "data" / "toy" / "rules"  # a trial without any dialog file
+    status, text = run(["screen", "--rules-dir", str(toy), "--rules-dir", str(SITE), "--candidate-id", "P-2",
+                        "--session", str(tmp_path / "s.json")], ["quit"], tmp_path, monkeypatch)
+    title = text.splitlines()[0]
+    assert status == 3 and SITE_TRIAL in title and TRIAL in title and "TOY-1" not in title
+    status, text = run(["screen", "--rules-dir", str(toy), "--all-trials", "--candidate-id", "P-2",
+                        "--session", str(tmp_path / "t.json")], ["quit"], tmp_path, monkeypatch)
+    assert status == 2 and "no 'en' dialog for trial 'TOY-1'" in text

@@ -155,6 +155,9 @@ def _load(trial_ids: list[str] | None, every: bool, rules_dirs: list[str],
     Raises TrialNotFound, RulesError or ScreenerError."""
     found = catalog(rules_dirs)
     chosen = found.select(trial_ids, every)
+    if not trial_ids and not every and len(chosen) > 1:
+        # by default, the trials that can be asked in this language
+        chosen = [t for t in chosen if lang in t.languages] or chosen
     members = []
     for entry in chosen:
         trial = load_trial(entry.rules)
