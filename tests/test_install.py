@@ -36,8 +36,9 @@ def test_the_wheel_carries_the_shipped_trials_and_screens_from_any_directory(tmp
     wheel = next((tmp_path / "dist").glob("screener-*.whl"))
 
     names = set(zipfile.ZipFile(wheel).namelist())
-    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "screener").rglob("*.py")}
-    assert modules - names == set(), "a module is missing from the wheel: list its package in pyproject.toml"
+    shipped = {p.relative_to(ROOT).as_posix() for p in (ROOT / "screener").rglob("*")
+               if p.suffix in (".py", ".j2", ".mo")}  # code, letter templates, compiled catalogues
+    assert shipped - names == set(), "missing from the wheel: list its package or data in pyproject.toml"
     trials = {p.name for p in (ROOT / "rules").glob("*.yaml")} | {p.name for p in (ROOT / "dialogs").glob("*.yaml")}
     packed = {n.rsplit("/", 1)[1] for n in names if n.startswith("screener/shipped/")}
     assert trials <= packed and any(n.endswith(".en.yaml") for n in packed)
