@@ -79,16 +79,16 @@ def _joined_trial(trials: Sequence[Trial]) -> Trial:
     derivations: dict[str, Any] = {}
     for trial in trials:
         for name, spec in trial.facts.items():
+            # one answer serves every trial, so a shared fact must take the same answers
             other = facts.setdefault(name, spec)
-            if (other.type, other.values, other.derived_by) != (spec.type, spec.values, spec.derived_by):
+            if (other.type, other.values) != (spec.type, spec.values):
                 raise ScreenerError(f"trials define fact {name!r} differently ({other.span} and {spec.span}); "
                                     "screen them in separate dialogs")
         for derivation in trial.derivations:
-            other = derivations.setdefault(derivation.id, derivation)
-            if (other.fact, other.function, other.inputs) != (derivation.fact, derivation.function,
-                                                              derivation.inputs):
-                raise ScreenerError(f"trials define derivation {derivation.id!r} differently; "
-                                    "screen them in separate dialogs")
+            # how a trial derives a fact is its own business: each derivation is kept
+            key = derivation.id if derivations.get(derivation.id, derivation) == derivation \
+                else f"{trial.id} {derivation.id}"
+            derivations[key] = derivation
     criteria = tuple(dataclasses.replace(c, id=criterion_id(t.id, c.id)) for t in trials for c in t.criteria)
     first = trials[0]
     return Trial(
