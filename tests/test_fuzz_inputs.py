@@ -202,7 +202,7 @@ def test_the_command_exits_by_the_contract_whatever_the_file(trial, data, fmt, o
         source, results = Path(folder) / f"in.{fmt}", Path(folder) / f"out.{out}"
         source.write_bytes(data)
         results.write_text("previous\n", encoding="utf-8")
-        code = main(["batch", str(source), "-o", str(results)])
+        code = main(["batch", "--trial", trial.id, str(source), "-o", str(results)])
         err = capsys.readouterr().err
         assert "Traceback" not in err
         try:
