@@ -119,6 +119,7 @@ MAX_NEX = 100         # NEXT_LIST_LENGTH 128: absence tests and $or exits of one
 MAX_BETAS = 200       # BETA_LIST_LENGTH 256: rules ending on one node (108)
 MAX_STACK = 62        # MAX_STACK_SIZE 64: nodes pending while one fact is matched (303)
 MAX_RULES = 500       # per ruleset (MAX_ACTIONS is 4096, error 106); more go to another
+MAX_FIELDS = 250      # of the snapshot fact: the engine refuses a fact of 254+ properties
 GROUPS = (8, 4, 2)    # rules (or groups) under one grouping node, tried in turn
 
 
@@ -728,6 +729,14 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
         # After the derivations that a snapshot triggered, one action replaces the snapshot
         # with the derived values added; the criteria then fire on the new snapshot only.
         base["seal"] = _rule(SNAPSHOT, True, PRI_SEAL)
+    # sid, id and kind; a fact's value or its `never` marker; a derivation's done marker; a
+    # term's value or range, its `never` marker and its done marker; then a field per Part
+    fields = 3 + len(trial.facts) + len(trial.derivations) + 3 * len(terms)
+    if fields > MAX_FIELDS:
+        raise RulesError([RuleProblem(trial.path, 1, 1, "too-large",
+                                      f"{len(trial.facts)} facts, {len(trial.derivations)} derivations "
+                                      f"and {len(terms)} computed comparisons need {fields} fields in "
+                                      f"one engine fact; durable-rules takes at most {MAX_FIELDS}")])
     shards: list[tuple[dict[str, dict[str, Any]], dict[str, Part]]] = []
     rules: dict[str, dict[str, Any]] = dict(base)
     parts: dict[str, Part] = {}
@@ -744,7 +753,14 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
 
     for criterion in trial.criteria:
         condition, own = _fitted_rules(trial, criterion, lowered[criterion.id], kleene)
-        if len(rules) + len(own) > MAX_RULES and len(rules) > len(base):
+        more = len(parts_of(condition))
+        if fields + more > MAX_FIELDS:
+            span = criterion.span
+            raise RulesError([RuleProblem(span.path, span.line, span.column, "too-large",
+                                          f"criterion {criterion.id}: cut into {more} parts, more "
+                                          "than the engine's fact can carry beside the facts")])
+        if (len(rules) + len(own) > MAX_RULES or fields + len(parts) + more > MAX_FIELDS) \
+                and len(rules) > len(base):
             close()
             rules, parts = dict(base), {}
         parts.update({p.name: p for p in parts_of(condition)})
