@@ -517,11 +517,7 @@ class _Kleene:
         if isinstance(e, Term):
             if fact not in e.inputs:
                 return False
-            if self.facts[fact].type != "list":
-                return _all([self.unknown(e), self.absent(fact)])
-            # a list is also missing when it is given but items it needs are unknown
-            others = [self.present(name) for name in e.inputs if name != fact]
-            return _all([self.unknown(e), _any([self.absent(fact), _all(others)])])
+            return _all([self.unknown(e), self.absent(fact)])
         if isinstance(e, IsSpecial):
             return self.absent(fact) if e.operand.fact == fact else False
         if isinstance(e, Part):
