@@ -263,6 +263,8 @@ def test_is_ongoing_is_decided_by_the_engine(lang):
 
 def test_if_needs_only_the_branch_it_takes(edges):
     assert edges.evaluate({"alt": 500.0, "waived": True}).outcomes["R2"] == "met"
+    chosen = edges.evaluate({"waived": True})  # alt <= 1000: the other branch's ULN is not needed
+    assert "alt" in chosen.missing and "alt_uln" not in chosen.missing
     result = edges.evaluate({"alt": 500.0, "waived": False})
     assert result.outcomes["R2"] == "unknown" and "alt_uln" in result.missing
     assert edges.evaluate({"alt": 61.0, "alt_uln": 20.0, "waived": False}).outcomes["R2"] == "not_met"
