@@ -40,6 +40,9 @@ PARSED = [
                                                       Not(Compare("liver_metastases", "==", True))))),
     ("sex not in [male]", Not(In("sex", ("male",)))),
     ("true", Const(True)),
+    ("sex == 'female'", Compare("sex", "==", "female")),      # quoted words, as before
+    ("mi_date > '2024-03-01'", Compare("mi_date", ">", dt.date(2024, 3, 1))),
+    ("sex in ['male']", In("sex", ("male",))),
     ("hemoglobin > 9 'g/dL'", Compare("hemoglobin", ">", Decimal(90))),
     ("hemoglobin >= 95", Compare("hemoglobin", ">=", Decimal(95))),
     ("alt <= 3 * alt_uln", Cmp("<=", Ref("alt"), Arith("*", Number(Decimal(3)), Ref("alt_uln")))),

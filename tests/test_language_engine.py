@@ -188,8 +188,9 @@ def test_count_over_a_list_is_a_range(lang, readings, want):
     assert outcome(lang, "E3", bp=readings) == want
 
 
-def test_a_list_with_unknown_items_that_matter_is_missing(lang):
-    assert lang.evaluate({**BASE, "bp": _bp(90, None, 100)}).missing == ("bp",)
+def test_an_absent_list_is_missing_and_a_given_one_is_not(lang):
+    # `missing` names facts not given; a list given with unknown items leaves it unknown
+    assert lang.evaluate({**BASE, "bp": _bp(90, None, 100)}).missing == ()
     assert lang.evaluate({**BASE, "bp": None}).missing == ("bp",)
     assert lang.evaluate({**BASE, "bp": _bp(90, 80, 100)}).missing == ()
 
@@ -262,6 +263,8 @@ def test_is_ongoing_is_decided_by_the_engine(lang):
 
 def test_if_needs_only_the_branch_it_takes(edges):
     assert edges.evaluate({"alt": 500.0, "waived": True}).outcomes["R2"] == "met"
+    chosen = edges.evaluate({"waived": True})  # alt <= 1000: the other branch's ULN is not needed
+    assert "alt" in chosen.missing and "alt_uln" not in chosen.missing
     result = edges.evaluate({"alt": 500.0, "waived": False})
     assert result.outcomes["R2"] == "unknown" and "alt_uln" in result.missing
     assert edges.evaluate({"alt": 61.0, "alt_uln": 20.0, "waived": False}).outcomes["R2"] == "not_met"

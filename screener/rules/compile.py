@@ -21,7 +21,8 @@ from decimal import Decimal
 
 from screener.errors import RuleProblem, RulesError
 from screener.model import (
-    And, Compare, Const, Criterion, Expr, FactSpec, In, IsSpecial, Not, Or, Ref, Special, Trial,
+    Aggregate, And, Call, Compare, Const, Criterion, Expr, FactSpec, In, IsSpecial, Not, Or, Ref,
+    Special, Trial, children, expr_facts,
 )
 from screener.rules.terms import NEVER_PREFIX, ONGOING_DAY, Term, lower, needs
 
@@ -309,6 +310,15 @@ def _facts_of(e: Any) -> tuple[str, ...]:
     return tuple(facts)
 
 
+def _native(e: Any) -> bool:
+    """Whether the engine's own rules decide `e` (so its Kleene conditions exist)."""
+    if isinstance(e, (Not,)):
+        return _native(e.operand)
+    if isinstance(e, (And, Or)):
+        return all(_native(o) for o in e.operands)
+    return isinstance(e, (Compare, In, Const)) or (isinstance(e, IsSpecial) and isinstance(e.operand, Ref))
+
+
 def _scaled(name: str, op: str, scaled: Decimal) -> Cond:
     """`field op scaled` for an integer field, when `scaled` may have a fraction."""
     whole = scaled.to_integral_value()
@@ -370,6 +380,27 @@ class _Kleene:
             hit = {field(fact): ONGOING_DAY}
             miss = _any([{"$lt": {field(fact): ONGOING_DAY}}, self._is_never(fact)])
         return hit if want else miss
+
+    def _matters(self, e: Any, fact: str) -> Cond:
+        """When `fact` can change the value of `e`: always, except in a branch of an `if`
+        whose test (decided by the engine) already chose the other branch."""
+        if isinstance(e, Call) and e.name == "if":
+            test, then, other = e.args
+            decided = _native(test)
+            parts: list[Cond] = []
+            if fact in expr_facts(test):
+                parts.append(True)
+            if fact in expr_facts(then):
+                parts.append(_all([_any([self.true(test), self.unknown(test)]) if decided else True,
+                                   self._matters(then, fact)]))
+            if fact in expr_facts(other):
+                parts.append(_all([_any([self.false(test), self.unknown(test)]) if decided else True,
+                                   self._matters(other, fact)]))
+            return _any(parts)
+        if isinstance(e, Aggregate) and e.fact == fact:
+            return True
+        inside = [c for c in children(e) if fact in expr_facts(c)]
+        return _any([self._matters(c, fact) for c in inside]) if inside else True
 
     def _term(self, t: Term, outcome: str) -> Cond:
         """The conditions on a term's fields (see screener.rules.terms)."""
@@ -518,11 +549,7 @@ class _Kleene:
         if isinstance(e, Term):
             if fact not in e.inputs:
                 return False
-            if self.facts[fact].type != "list":
-                return _all([self.unknown(e), self.absent(fact)])
-            # a list is also missing when it is given but items it needs are unknown
-            others = [self.present(name) for name in e.inputs if name != fact]
-            return _all([self.unknown(e), _any([self.absent(fact), _all(others)])])
+            return _all([self.unknown(e), self.absent(fact), self._matters(e.expr, fact)])
         if isinstance(e, IsSpecial):
             return self.absent(fact) if e.operand.fact == fact else False
         if isinstance(e, Part):

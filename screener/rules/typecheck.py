@@ -285,7 +285,21 @@ class Checker:
             a = self.word_as(a.node, b[1], b[0])
         if isinstance(b, _Word):
             b = self.word_as(b.node, a[1], a[0])
-        return a, b
+        return self.quoted_as(left, b, a), self.quoted_as(right, a, b)
+
+    def quoted_as(self, node: Node, other: tuple[Expr, Ty], this: tuple[Expr, Ty]) -> tuple[Expr, Ty]:
+        """Quoted text compared with an enum or a date reads as the enum word or the date."""
+        expr, ty = this
+        if node.kind != "text" or not isinstance(expr, Literal) or not isinstance(expr.value, str):
+            return this
+        if other[1].kind == "enum":
+            return self.enum_word(node, expr.value, other[1], other[0]), other[1]
+        if other[1].kind == "date":
+            try:
+                return Literal(dt.date.fromisoformat(expr.value)), Ty("date")
+            except ValueError:
+                raise self.wrong(node, f"{expr.value!r} is not a date") from None
+        return this
 
     def word_as(self, node: Node, ty: Ty, other: Expr) -> tuple[Expr, Ty]:
         if ty.kind != "enum":
@@ -380,8 +394,12 @@ class Checker:
             raise self.wrong(node, f"'in' needs a value, not {ty.show()}")
         values: list[Any] = []
         for item in item_nodes:
-            if item.kind == "name" and ty.kind == "enum":
+            if item.kind in ("name", "text") and ty.kind == "enum":
                 values.append(self.enum_word(item, item.text, ty, operand).value)
+                continue
+            if item.kind == "text" and ty.kind == "date":
+                got_date, _ = self.quoted_as(item, (operand, ty), (Literal(item.text), Ty("text")))
+                values.append(got_date.value)  # type: ignore[union-attr]
                 continue
             got, item_ty = self.typed(item, None)
             if isinstance(operand, Ref) and ty.kind != "quantity":
