@@ -22,6 +22,7 @@ from screener.outfile import AtomicOutput, check_output
 from screener.readers import FORMATS, UnreadableInput, open_text, read_rows
 from screener.rules.check import load_trial
 from screener.trials import TrialNotFound, rules_path
+from screener.values import context_facts
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL, EXIT_UNWRITTEN = 0, 1, 2, 3, 4
 
@@ -72,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--letters", metavar="DIR",
                        help="write each candidate's eligibility letter (Markdown and HTML) into DIR; needs --traces")
     batch.add_argument("--operator", metavar="NAME", help="who runs the screening, recorded in traces and letters")
+    batch.add_argument("--context", action="append", metavar="NAME=VALUE",
+                       help="a context fact of the trial (site, cohort), the same for every candidate "
+                            "of this run; repeat for several. A candidate record may not carry one.")
     batch.set_defaults(run=run_batch)
 
     check = sub.add_parser("check", help="check rules and dialog files; report every problem as file:line:col",
@@ -176,6 +180,11 @@ def run_batch(args: argparse.Namespace) -> int:
     path = _rules_file(args)
     trial = load_trial(path)
     try:
+        context = context_facts(trial.facts, args.context)
+    except ValueError as exc:
+        _say(err, f"screener batch: {exc}")
+        return EXIT_USAGE
+    try:
         binary = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
     except OSError as exc:
         _say(err, f"screener batch: cannot read {args.input}: {exc.strerror}")
@@ -197,9 +206,10 @@ def run_batch(args: argparse.Namespace) -> int:
             rows = read_rows(text, fmt)
             records: Iterator[dict[str, Any]]
             if args.jobs > 1:
-                records = screen_rows_parallel(trial, str(path), rows, summary, args.jobs, audit)
+                records = screen_rows_parallel(trial, str(path), rows, summary, args.jobs, audit,
+                                               context=context)
             else:
-                records = screen_rows(trial, rows, summary, audit)
+                records = screen_rows(trial, rows, summary, audit, context=context)
             writer = Writer(out, out_fmt)
             with _progress(err) as progress:
                 task = progress.add_task("screening", total=None)

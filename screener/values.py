@@ -395,3 +395,33 @@ def show(value: Any) -> str:
         return "; ".join(", ".join(f"{k}={show(v)}" for k, v in item.items() if v is not None)
                          if isinstance(item, Mapping) else show(item) for item in value)
     return str(value)
+
+
+def context_facts(facts: Mapping[str, FactSpec], pairs: list[str] | None) -> dict[str, FactValue]:
+    """The run's context facts from `NAME=VALUE` texts (`--context cohort=B`).
+
+    Raises ValueError, whose message is for the person who typed the option, for a text that
+    is not NAME=VALUE, a name that is not a context fact of the trial, a name given twice
+    or a value the fact does not take."""
+    out: dict[str, FactValue] = {}
+    for pair in pairs or []:
+        name, equals, text = pair.partition("=")
+        name = name.strip()
+        if not equals or not name:
+            raise ValueError(f"--context takes NAME=VALUE, not {shortened(pair)!r}")
+        spec = facts.get(name)
+        if spec is None or not spec.context:
+            known = sorted(n for n, s in facts.items() if s.context)
+            listed = ", ".join(known) if known else "none in this trial"
+            raise ValueError(f"--context {shortened(name)!r} is not a context fact "
+                             f"(context facts: {listed})")
+        if name in out:
+            raise ValueError(f"--context {name} is given twice")
+        try:
+            value = coerce(spec, text)
+        except InvalidValue as exc:
+            raise ValueError(f"--context {name}: {shortened(text)!r}: {exc.reason}") from None
+        if value is None:
+            raise ValueError(f"--context {name} needs a value")
+        out[name] = value
+    return out

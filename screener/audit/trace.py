@@ -63,7 +63,7 @@ class TraceIntegrityError(ScreenerError):
         super().__init__(f"{path}:{line}: {reason}")
 
 
-SOURCE_KINDS = ("dialog", "batch", "answers_file", "derived")
+SOURCE_KINDS = ("dialog", "batch", "answers_file", "derived", "context")
 _KIND_ALIASES = {"answers": "answers_file"}  # the dialog's word for an answers file
 _SOURCE_FIELDS = ("file", "row", "column", "line", "question", "rule", "note")
 
@@ -98,6 +98,11 @@ class Source:
     @classmethod
     def answers_file(cls, file: str, line: int | None = None) -> "Source":
         return cls("answers_file", file=file, line=line)
+
+    @classmethod
+    def context(cls, fact: str) -> "Source":
+        """A context fact of the run (`--context NAME=VALUE`), the same for every candidate."""
+        return cls("context", note=f"--context {fact}")
 
     @classmethod
     def derived(cls, rule: str, inputs: Iterable[str]) -> "Source":

@@ -25,6 +25,7 @@ from screener.errors import ConflictError, RuleProblem, RulesError, ScreenerErro
 from screener.rules.read import PosDict, load_yaml
 from screener.model import Trial
 from screener.rules.check import load_trial
+from screener.values import context_facts
 from screener.trials import dialog_path, rules_path
 from screener.values import coerce
 
@@ -46,6 +47,8 @@ def add_screen_parsers(subparsers: Any) -> None:
     screen.add_argument("--session", metavar="PATH", type=Path,
                         help="session file (default: a new file under $XDG_STATE_HOME/screener/sessions)")
     screen.add_argument("--candidate-id", help="the patient's id in the screening log")
+    screen.add_argument("--context", action="append", metavar="NAME=VALUE",
+                        help="a context fact of the trial (site, cohort), never asked; repeat for several")
     screen.add_argument("--complete", action="store_true",
                         help="after an ineligible finding, ask the rest for the screening log")
     _add_audit_options(screen)
@@ -136,8 +139,15 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         dialog = load_dialog(dialog_path(trial.id, args.lang), trial)
         given = _read_answers(args.answers) if args.answers else {}
         _check_audit_options(args)
+        context = context_facts(trial.facts, getattr(args, "context", None))
     except ScreenerError as exc:
         return _fail(console, exc)
+    except ValueError as exc:
+        return _fail(console, exc)
+    carried = [name for name in given if name in trial.facts and trial.facts[name].context]
+    if carried:
+        return _fail(console, f"{args.answers}: {carried[0]} is a context fact: give it with "
+                              f"--context {carried[0]}=VALUE")
     path = args.session or store.new_path()
     if path.exists():
         return _fail(console, f"{path} exists; continue it with: screener resume {path}")
@@ -157,6 +167,10 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         observer = observer or _audit_observer(args, trial, str(candidate))
     except (ScreenerError, OSError) as exc:
         return _fail(console, exc)
+    for name, value in context.items():  # recorded first, so a resumed screening keeps them
+        session.answer(name, value, "context", f"--context {name}")
+        if observer is not None:
+            observer.fact(name, value, "context")
     try:
         try:
             flow = _dialog(trial, dialog, reader, console, session, observer)
