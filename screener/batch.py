@@ -5,6 +5,7 @@ The contract (shared/spec/batch-io.md) fixes the record: `candidate_id`, `decisi
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -18,7 +19,7 @@ from screener.engine import Screener
 from screener.errors import ConflictError, InvalidValue
 from screener.model import FactValue, Result, Trial
 from screener.readers import Row
-from screener.values import NO, YES, coerce
+from screener.values import NO, YES, coerce, describe_conversion
 
 COLUMNS = ("candidate_id", "decision", "failed_criteria", "missing", "errors")
 
@@ -92,9 +93,12 @@ def write_audit(trial: Trial, row: Row, screened: Screened, options: AuditOption
     sources: dict[str, tuple[Any, Any]] = {}
     for name, value in screened.facts.items():
         column = row.columns.get(name)
-        sources[name] = (value, Source.batch(options.input_name, row.number,
-                                             f"{column} ({name})" if column else name)
-                         if not trial.facts[name].context else Source.context(name))
+        source = Source.batch(options.input_name, row.number, f"{column} ({name})" if column else name)
+        if trial.facts[name].context:
+            source = Source.context(name)
+        elif (converted := describe_conversion(trial.facts[name], row.fields.get(name))) is not None:
+            source = dataclasses.replace(source, given=converted.given_text)
+        sources[name] = (value, source)
     try:
         write_candidate_artifacts(
             trial, str(screened.record["candidate_id"]), sources, screened.result,

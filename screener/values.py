@@ -42,6 +42,11 @@ class Converted:
     def to_json(self) -> dict[str, str]:
         return {"value": _plain(self.given), "unit": self.unit}
 
+    @property
+    def given_text(self) -> str:
+        """The value as given, with its unit: `1.5 mg/dL`."""
+        return f"{_plain(self.given)} {self.unit}"
+
 # Longer numbers are refused before conversion: Python will not turn an integer of more than
 # 4,300 digits into text (so not into an error message either), and none is a clinical value.
 MAX_NUMBER_CHARS = 100

@@ -175,3 +175,45 @@ def test_screen_takes_context_facts_and_never_asks_them(tmp_path, monkeypatch):
     assert saved["answers"]["cohort"] == "A" and saved["answers"]["hemoglobin"] == "95"
     args = build_parser().parse_args(["screen", "--context", "cohort=Z", "--candidate-id", "P2"])
     assert args.run(args, stdin=io.StringIO(""), stdout=io.StringIO()) == 2
+
+
+# --- traces ---------------------------------------------------------------------------------
+
+
+def _explain(trace: Path) -> str:
+    done = subprocess.run([sys.executable, "-m", "screener", "explain", str(trace)],
+                          capture_output=True, text=True, timeout=120, env={
+                              "SCREENER_RULES": str(KINDS), "PATH": "/usr/bin:/bin", "COLUMNS": "200"})
+    return done.stdout + done.stderr
+
+
+def test_explain_shows_a_converted_lab_value_as_given_and_as_kept(tmp_path):
+    csv = ("candidate_id,consent,hemoglobin,creatinine,mi_date,bp\n"
+           'c1,yes,9.5 g/dL,1.5 mg/dL,never,"[{""systolic"": ""22 kPa""}]"\n')
+    traces = tmp_path / "traces"
+    status, records, _ = _batch(tmp_path, "c.csv", csv, "--context", "cohort=A", "--traces", str(traces))
+    assert records[0]["decision"] == "eligible"
+    (trace,) = traces.iterdir()
+    text = _explain(trace)
+    assert "creatinine = 1.5 mg/dL = 132.6 umol/L" in text
+    assert "hemoglobin = 9.5 g/dL = 95 g/L" in text
+    assert "cohort = A  context (--context cohort)" in text
+    assert "mi_date = never" in text and "bp = systolic=165" in text
+    done = subprocess.run([sys.executable, "-m", "screener", "verify", str(trace)], capture_output=True,
+                          text=True, timeout=120, env={"SCREENER_RULES": str(KINDS), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0 and "gives the recorded decision: eligible" in done.stdout
+
+
+def test_a_dialog_trace_keeps_the_unit_the_clinician_typed(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("SCREENER_RULES", str(KINDS))
+    monkeypatch.setenv("SCREENER_DIALOGS", str(KINDS / "dialogs"))
+    trace = tmp_path / "p1.trace.jsonl"
+    args = build_parser().parse_args(["screen", "--context", "cohort=A", "--candidate-id", "P1",
+                                      "--session", str(tmp_path / "s.json"), "--trace", str(trace)])
+    lines = ["yes", "9.5 g/dL", "1,1 mg/dL", "never", "none", ""]
+    status = args.run(args, stdin=io.StringIO("".join(f"{x}\n" for x in lines)), stdout=io.StringIO())
+    assert status == 0
+    text = _explain(trace)
+    assert "hemoglobin = 9.5 g/dL = 95 g/L" in text
+    assert "creatinine = 1.1 mg/dL = 97.2 umol/L" in text  # 97.24, half-even to one place

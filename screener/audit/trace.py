@@ -65,7 +65,7 @@ class TraceIntegrityError(ScreenerError):
 
 SOURCE_KINDS = ("dialog", "batch", "answers_file", "derived", "context")
 _KIND_ALIASES = {"answers": "answers_file"}  # the dialog's word for an answers file
-_SOURCE_FIELDS = ("file", "row", "column", "line", "question", "rule", "note")
+_SOURCE_FIELDS = ("file", "row", "column", "line", "question", "rule", "note", "given")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +74,9 @@ class Source:
 
     `kind` is one of SOURCE_KINDS; the other fields say where exactly (batch: file, row and
     column; answers file: file and line; dialog: the question; derived: the rule and the
-    facts it read); `note` holds a free-text location when nothing finer is known.
+    facts it read); `note` holds a free-text location when nothing finer is known; `given`
+    holds the value as the source wrote it when it was converted (a quantity in another
+    unit: "1.5 mg/dL", recorded beside the value in the fact's own unit).
     """
 
     kind: str
@@ -86,6 +88,7 @@ class Source:
     rule: str = ""
     inputs: tuple[str, ...] = ()
     note: str = ""
+    given: str = ""
 
     @classmethod
     def dialog(cls, question: str = "") -> "Source":

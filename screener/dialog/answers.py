@@ -23,7 +23,7 @@ from typing import Any
 from screener.dialog.spec import Question, Vocabulary, is_number, normalize
 from screener.errors import InvalidValue
 from screener.model import FactSpec, FactValue
-from screener.values import coerce, quantity
+from screener.values import coerce, describe_conversion, quantity
 
 
 class InvalidAnswer(Exception):
@@ -112,13 +112,29 @@ _SPECIAL_WORDS = frozenset({"never", "ongoing"})
 _MICRO = str.maketrans({"µ": "u", "μ": "u"})
 
 
-def _quantity(spec: FactSpec, text: str) -> Answer:
-    """`3.8 g/dL` (any UCUM unit that converts), or a plain number in the fact's own unit."""
+def _quantity_text(text: str) -> tuple[str, str] | None:
+    """The number (decimal point) and unit of a typed quantity: `1,5 µmol/L` -> 1.5, umol/L."""
     typed = unicodedata.normalize("NFKC", text).strip().translate(_MICRO)
     match = _NUMBER.match(typed)
     if not match:
+        return None
+    return match.group(1).replace(",", "."), match.group(2).strip()
+
+
+def typed_quantity(spec: FactSpec, text: str | None) -> str | None:
+    """For the trace: a typed quantity as given (`1.5 mg/dL`) when it was converted; else None."""
+    if spec.type != "quantity" or not text or (parts := _quantity_text(text)) is None:
+        return None
+    converted = describe_conversion(spec, " ".join(parts).strip())
+    return None if converted is None or converted.unit == spec.unit else converted.given_text
+
+
+def _quantity(spec: FactSpec, text: str) -> Answer:
+    """`3.8 g/dL` (any UCUM unit that converts), or a plain number in the fact's own unit."""
+    parts = _quantity_text(text)
+    if parts is None:
         raise InvalidAnswer("bad_number", answer=text)
-    number_text, unit_text = match.group(1).replace(",", "."), match.group(2).strip()
+    number_text, unit_text = parts
     try:
         value, converted = quantity(spec, f"{number_text} {unit_text}".strip())
     except InvalidValue as exc:
