@@ -5,6 +5,9 @@
   fsync'ed session save), over full screenings of an eligible patient; target < 50 ms.
 - time to first question: `python -m screener screen` started as a process until the first
   question is on its output (imports, rules, dialog file, ruleset); target < 1 s.
+- the same for a trial with quantities (tests/data/kinds), which loads the UCUM unit system
+  (pint) to check the units its rules declare; pint keeps its parsed definitions in the
+  user's cache folder, so the first run after installing is slower than the rest.
 
 Run: python benchmarks/dialog_latency.py [--runs N]
 """
@@ -78,9 +81,11 @@ def next_question_latency(runs: int) -> list[float]:
     return gaps
 
 
-def first_question(runs: int) -> list[float]:
+def first_question(runs: int, trial_dir: Path | None = None, question: bytes = b"[sex]") -> list[float]:
     times = []
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    if trial_dir is not None:
+        env.update(SCREENER_RULES=str(trial_dir), SCREENER_DIALOGS=str(trial_dir / "dialogs"))
     with tempfile.TemporaryDirectory() as folder:
         env["XDG_STATE_HOME"] = folder
         for _ in range(runs):
@@ -90,7 +95,7 @@ def first_question(runs: int) -> list[float]:
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=folder)
             assert child.stdout is not None and child.stdin is not None
             seen = b""
-            while b"[sex]" not in seen:
+            while question not in seen:
                 chunk = child.stdout.read1(4096)
                 if not chunk:
                     raise SystemExit(f"no question appeared: {seen!r}")
@@ -115,6 +120,8 @@ def main() -> None:
     args = parser.parse_args()
     report("next-question latency", next_question_latency(args.runs), 50)
     report("time to first question", first_question(max(1, args.runs // 4)), 1000)
+    report("... with quantities", first_question(max(1, args.runs // 4), ROOT / "tests" / "data" / "kinds",
+                                                 b"[consent]"), 1000)
 
 
 if __name__ == "__main__":

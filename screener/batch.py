@@ -5,6 +5,7 @@ The contract (shared/spec/batch-io.md) fixes the record: `candidate_id`, `decisi
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -12,13 +13,13 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, TextIO
+from typing import Any, Iterable, Iterator, Mapping, TextIO
 
 from screener.engine import Screener
 from screener.errors import ConflictError, InvalidValue
 from screener.model import FactValue, Result, Trial
 from screener.readers import Row
-from screener.values import NO, YES, coerce
+from screener.values import NO, YES, coerce, describe_conversion
 
 COLUMNS = ("candidate_id", "decision", "failed_criteria", "missing", "errors")
 
@@ -35,14 +36,21 @@ class Screened:
 _YES_NO = {word: True for word in YES} | {word: False for word in NO}
 
 
-def candidate_facts(trial: Trial, row: Row) -> tuple[dict[str, FactValue], list[str]]:
-    """Typed facts of a row and one error per bad value (unknown facts are absent)."""
+def candidate_facts(trial: Trial, row: Row, context: Mapping[str, FactValue] | None = None,
+                    ) -> tuple[dict[str, FactValue], list[str]]:
+    """Typed facts of a row and one error per bad value (unknown facts are absent), with the
+    run's context facts. JSON and YAML rows give quantities as numbers, text or {value,
+    unit} and lists natively; a CSV cell gives them as text (a list as JSON text)."""
     facts: dict[str, FactValue] = {}
     errors: list[str] = []
     specs = trial.facts
     for name, raw in row.fields.items():
         spec = specs.get(name)
         if spec is None or name == trial.id_fact or raw is None or raw == "":
+            continue
+        if spec.context:
+            errors.append(f"{name}: a context fact is given once per run (--context "
+                          f"{name}=VALUE), not in a candidate's record")
             continue
         if spec.type == "boolean" and isinstance(raw, str):
             # the commonest case in CSV, kept off the general path for speed
@@ -57,6 +65,7 @@ def candidate_facts(trial: Trial, row: Row) -> tuple[dict[str, FactValue], list[
             continue
         if value is not None:
             facts[name] = value
+    facts.update(context or {})
     return facts, errors
 
 
@@ -84,8 +93,12 @@ def write_audit(trial: Trial, row: Row, screened: Screened, options: AuditOption
     sources: dict[str, tuple[Any, Any]] = {}
     for name, value in screened.facts.items():
         column = row.columns.get(name)
-        sources[name] = (value, Source.batch(options.input_name, row.number,
-                                             f"{column} ({name})" if column else name))
+        source = Source.batch(options.input_name, row.number, f"{column} ({name})" if column else name)
+        if trial.facts[name].context:
+            source = Source.context(name)
+        elif (converted := describe_conversion(trial.facts[name], row.fields.get(name))) is not None:
+            source = dataclasses.replace(source, given=converted.given_text)
+        sources[name] = (value, source)
     try:
         write_candidate_artifacts(
             trial, str(screened.record["candidate_id"]), sources, screened.result,
@@ -103,7 +116,8 @@ def _id_of(trial: Trial, row: Row) -> Any:
     return "" if value is None else value
 
 
-def screen_row(trial: Trial, screener: Screener, row: Row) -> Screened:
+def screen_row(trial: Trial, screener: Screener, row: Row,
+               context: Mapping[str, FactValue] | None = None) -> Screened:
     """Screen one row. Never raises for bad data: that becomes an `error` record."""
     candidate_id = _id_of(trial, row)
     errors: list[str] = []
@@ -113,7 +127,7 @@ def screen_row(trial: Trial, screener: Screener, row: Row) -> Screened:
         errors.append(f"{trial.id_fact}: missing: every candidate needs an id")
     elif not isinstance(candidate_id, (str, int)) or isinstance(candidate_id, bool):
         errors.append(f"{trial.id_fact}: {candidate_id!r}: expected text")
-    facts, value_errors = candidate_facts(trial, row)
+    facts, value_errors = candidate_facts(trial, row, context)
     errors.extend(value_errors)
     if errors:
         return Screened(_record(candidate_id, "error", errors=errors), facts)
@@ -205,12 +219,13 @@ def open_private(path: str) -> TextIO:
 
 
 def screen_rows(trial: Trial, rows: Iterable[Row], summary: Summary,
-                audit: AuditOptions | None = None) -> Iterator[dict[str, Any]]:
+                audit: AuditOptions | None = None,
+                context: Mapping[str, FactValue] | None = None) -> Iterator[dict[str, Any]]:
     """Screen rows in this process; yields output records in input order."""
     screener = Screener(trial)
     for row in rows:
         summary.unknown_fields.update(unknown_fields(trial, row))
-        screened = screen_row(trial, screener, row)
+        screened = screen_row(trial, screener, row, context)
         if audit is not None and (warning := write_audit(trial, row, screened, audit)):
             summary.warnings.append(warning)
             summary.unwritten += screened.result is not None
@@ -220,10 +235,11 @@ def screen_rows(trial: Trial, rows: Iterable[Row], summary: Summary,
 
 # --- several processes -------------------------------------------------------------------
 
-_worker: tuple[Trial, Screener, AuditOptions | None] | None = None
+_worker: tuple[Trial, Screener, AuditOptions | None, Mapping[str, FactValue]] | None = None
 
 
-def _init_worker(rules_path: str, audit: AuditOptions | None) -> None:
+def _init_worker(rules_path: str, audit: AuditOptions | None,
+                 context: Mapping[str, FactValue] | None = None) -> None:
     global _worker
     import signal
 
@@ -233,15 +249,15 @@ def _init_worker(rules_path: str, audit: AuditOptions | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     trial = load_trial(rules_path)
-    _worker = (trial, Screener(trial), audit)
+    _worker = (trial, Screener(trial), audit, context or {})
 
 
 def _screen_chunk(rows: list[Row]) -> list[tuple[dict[str, Any], list[str], str | None]]:
     assert _worker is not None
-    trial, screener, audit = _worker
+    trial, screener, audit, context = _worker
     out = []
     for row in rows:
-        screened = screen_row(trial, screener, row)
+        screened = screen_row(trial, screener, row, context)
         warning = write_audit(trial, row, screened, audit) if audit is not None else None
         out.append((screened.record, unknown_fields(trial, row), warning))
     return out
@@ -260,7 +276,8 @@ def _chunks(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
 
 def screen_rows_parallel(trial: Trial, rules_path: str, rows: Iterable[Row], summary: Summary,
                          jobs: int, audit: AuditOptions | None = None,
-                         chunk_size: int = 256) -> Iterator[dict[str, Any]]:
+                         chunk_size: int = 256,
+                         context: Mapping[str, FactValue] | None = None) -> Iterator[dict[str, Any]]:
     """Screen rows in `jobs` worker processes; yields records in input order.
 
     Each worker loads the rules itself and keeps one durable-rules session live at a time.
@@ -269,8 +286,8 @@ def screen_rows_parallel(trial: Trial, rules_path: str, rows: Iterable[Row], sum
     import multiprocessing
     from collections import deque
 
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(jobs, initializer=_init_worker, initargs=(rules_path, audit)) as pool:
+    spawn = multiprocessing.get_context("spawn")
+    with spawn.Pool(jobs, initializer=_init_worker, initargs=(rules_path, audit, context)) as pool:
         in_flight: deque[Any] = deque()
 
         def drain_one() -> Iterator[dict[str, Any]]:

@@ -24,6 +24,7 @@ from screener.readers import FORMATS, UnreadableInput, open_text, read_rows
 from screener.rules.check import load_trial
 from screener.model import Trial
 from screener.trials import RULES_DIR_HELP, TrialNotFound, catalog, dialogs_for
+from screener.values import context_facts
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL, EXIT_UNWRITTEN = 0, 1, 2, 3, 4
 
@@ -75,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--letters", metavar="DIR",
                        help="write each candidate's eligibility letter (Markdown and HTML) into DIR; needs --traces")
     batch.add_argument("--operator", metavar="NAME", help="who runs the screening, recorded in traces and letters")
+    batch.add_argument("--context", action="append", metavar="NAME=VALUE",
+                       help="a context fact of the trial (site, cohort), the same for every candidate "
+                            "of this run; repeat for several. A candidate record may not carry one.")
     batch.set_defaults(run=run_batch)
 
     check = sub.add_parser("check", help="check rules and dialog files; report every problem as file:line:col",
@@ -178,7 +182,8 @@ def _progress(err: Console) -> Progress:
 
 
 def _records(args: argparse.Namespace, chosen: list[tuple[Trial, Path]], rows: Iterator[Any],
-             summary: Summary, audit: AuditOptions | None) -> tuple[Iterator[dict[str, Any]], Any]:
+             summary: Summary, audit: AuditOptions | None, context: dict[str, Any]
+             ) -> tuple[Iterator[dict[str, Any]], Any]:
     """The records of the run, and the per-trial tally when there are several trials."""
     from screener import portfolio
 
@@ -186,8 +191,9 @@ def _records(args: argparse.Namespace, chosen: list[tuple[Trial, Path]], rows: I
     if len(chosen) == 1 and not getattr(args, "match", False):
         trial, path = chosen[0]
         if args.jobs > 1:
-            return screen_rows_parallel(trial, str(path), rows, summary, args.jobs, audit), None
-        return screen_rows(trial, rows, summary, audit), None
+            return screen_rows_parallel(trial, str(path), rows, summary, args.jobs, audit,
+                                        context=context), None
+        return screen_rows(trial, rows, summary, audit, context=context), None
     tally = portfolio.Tally(trials, summary)
     if args.jobs > 1:
         records = portfolio.screen_portfolio_parallel(trials, [str(p) for _, p in chosen], rows, tally,
@@ -245,6 +251,14 @@ def run_batch(args: argparse.Namespace) -> int:
                 return EXIT_USAGE
         audit = AuditOptions(args.traces, args.letters, args.operator, args.input)
     chosen = chosen_trials(args)
+    if getattr(args, "context", None) and len(chosen) > 1:
+        _say(err, "screener batch: --context goes with one trial (--trial TRIAL)")
+        return EXIT_USAGE
+    try:
+        context = context_facts(chosen[0][0].facts, getattr(args, "context", None))
+    except ValueError as exc:
+        _say(err, f"screener batch: {exc}")
+        return EXIT_USAGE
     try:
         binary = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
     except OSError as exc:
@@ -265,7 +279,7 @@ def run_batch(args: argparse.Namespace) -> int:
     try:
         with _terminate_as_interrupt(), open_text(binary) as text:
             rows = read_rows(text, fmt)
-            records, tally = _records(args, chosen, rows, summary, audit)
+            records, tally = _records(args, chosen, rows, summary, audit, context)
             writer = Writer(out, out_fmt, _columns(args, tally is not None))
             with _progress(err) as progress:
                 task = progress.add_task("screening", total=None)

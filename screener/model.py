@@ -69,6 +69,9 @@ class FactSpec:
     # `unit` (1 given unit = factor declared units), beyond what the unit system converts
     convert: tuple[tuple[str, Decimal], ...] = ()
     item: tuple["FactSpec", ...] = ()  # list facts: the fields of one item
+    # quantity facts: conversions that are not a plain factor (HbA1c mmol/mol -> %), as
+    # (unit, factor, offset): declared = given * factor + offset; not repeated in `convert`
+    affine: tuple[tuple[str, Decimal, Decimal], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,18 +6,46 @@ unknown and never clipped into range. Empty text and null mean unknown (None).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import re
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
+from typing import Any, Mapping
 
 from screener.errors import InvalidValue
-from screener.model import FactSpec, FactValue
+from screener.model import FactSpec, FactValue, Special
 
 YES = frozenset({"yes", "y", "true", "1"})
 NO = frozenset({"no", "n", "false", "0"})
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 _INTEGER = re.compile(r"[-+]?\d+\Z")
+_QUANTITY = re.compile(r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*)\Z", re.S)
+MAX_DIGITS = 30  # a number of more digits than this is not a measurement
+MAX_ITEMS = 1000  # items of one list fact
+MAX_LIST_TEXT = 1_000_000  # characters of a list given as JSON text
+
+
+@dataclass(frozen=True, slots=True)
+class Converted:
+    """A quantity given in another unit (or with more decimals) than the fact keeps: what was
+    given and what it became, for the trace ("1.5 mg/dL = 132.6 umol/L")."""
+
+    given: Decimal
+    unit: str
+    value: Decimal
+    declared: str
+
+    def __str__(self) -> str:
+        return f"{_plain(self.given)} {self.unit} = {_plain(self.value)} {self.declared}"
+
+    def to_json(self) -> dict[str, str]:
+        return {"value": _plain(self.given), "unit": self.unit}
+
+    @property
+    def given_text(self) -> str:
+        """The value as given, with its unit: `1.5 mg/dL`."""
+        return f"{_plain(self.given)} {self.unit}"
 
 # Longer numbers are refused before conversion: Python will not turn an integer of more than
 # 4,300 digits into text (so not into an error message either), and none is a clinical value.
@@ -37,6 +65,10 @@ def coerce(spec: FactSpec, raw: Any) -> FactValue | None:
     kind = spec.type
     if kind in _SHORT_KINDS:
         _refuse_oversized(spec, raw)
+    if kind == "quantity":
+        return quantity(spec, raw)[0]
+    if kind == "list":
+        return _list(spec, raw)
     if kind == "boolean":
         return _boolean(spec, raw)
     if kind == "integer":
@@ -128,7 +160,14 @@ def _unit(spec: FactSpec) -> str:
     return f" {spec.unit}" if spec.unit else ""
 
 
-def _date(spec: FactSpec, raw: Any) -> dt.date:
+def _date(spec: FactSpec, raw: Any) -> dt.date | Special:
+    if isinstance(raw, str) and raw.lower() in _SPECIAL_WORDS:
+        word = Special(raw.lower())
+        if word in spec.special:
+            return word
+        raise InvalidValue(spec.name, raw, f"{word.value!r} is not a value of this date")
+    if isinstance(raw, Special):
+        return _date(spec, raw.value)
     if isinstance(raw, dt.datetime):
         raise InvalidValue(spec.name, raw, "expected a date (YYYY-MM-DD), not a time")
     if isinstance(raw, dt.date):
@@ -138,18 +177,211 @@ def _date(spec: FactSpec, raw: Any) -> dt.date:
             return dt.date.fromisoformat(raw)
         except ValueError:
             raise InvalidValue(spec.name, raw, "no such date") from None
-    raise InvalidValue(spec.name, raw, "expected a date as YYYY-MM-DD")
+    words = "".join(f" or {s.value}" for s in spec.special)
+    raise InvalidValue(spec.name, raw, f"expected a date as YYYY-MM-DD{words}")
+
+
+_SPECIAL_WORDS = frozenset(s.value for s in Special)
+
+
+def _not_huge(spec: FactSpec, raw: Any) -> None:
+    """Refuse numbers too long to be measurements before any conversion of them."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw.bit_length() > 100:
+        raise InvalidValue(spec.name, _short(raw), f"a number of more than {MAX_DIGITS} digits")
+    if isinstance(raw, str) and sum(c.isdigit() for c in raw) > MAX_DIGITS + 10:
+        raise InvalidValue(spec.name, _short(raw), f"a number of more than {MAX_DIGITS} digits")
+
+
+def _short(raw: Any) -> str:
+    """A long value cut for an error message (a 5,000-digit number is named, not copied)."""
+    if isinstance(raw, int) and raw.bit_length() > 100:  # str() of it may itself fail
+        return f"a number of about {int(raw.bit_length() * 0.30103) + 1} digits"
+    text = raw if isinstance(raw, str) else str(raw)
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
+
+
+# --- quantities ---------------------------------------------------------------------------
+
+
+def quantity(spec: FactSpec, raw: Any) -> tuple[Decimal | None, Converted | None]:
+    """A quantity's value in the declared unit, and what was given when it differs.
+
+    `raw` is a number (in the declared unit), text with an optional UCUM unit ("1.2 mg/dL",
+    "1.2mg/dL") or a mapping {value, unit}. Converted by the unit system or the fact's
+    declared factors, rounded half-even to `places`, then checked against min/max."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None, None
+    number, unit = _number_and_unit(spec, raw)
+    with localcontext() as context:
+        context.prec = 60
+        if unit and unit != spec.unit:
+            from screener.rules import units
+
+            try:
+                how = units.conversion(unit, spec.unit, _factors(spec), _offsets(spec))
+            except units.UnitError:
+                raise InvalidValue(spec.name, _short(raw),
+                                   f"the unit {unit} does not convert to {spec.unit}") from None
+            exact = how.apply(number)
+        else:
+            exact = number
+        try:
+            value = exact.quantize(Decimal(1).scaleb(-spec.places), rounding=ROUND_HALF_EVEN)
+        except InvalidOperation:
+            raise InvalidValue(spec.name, _short(raw), "too large") from None
+    low = None if spec.minimum is None else Decimal(str(spec.minimum))
+    high = None if spec.maximum is None else Decimal(str(spec.maximum))
+    if low is not None and value < low:
+        raise InvalidValue(spec.name, _short(raw), f"{_plain(value)} {spec.unit} is below the "
+                           f"minimum {_plain(low)} {spec.unit}")
+    if high is not None and value > high:
+        raise InvalidValue(spec.name, _short(raw), f"{_plain(value)} {spec.unit} is above the "
+                           f"maximum {_plain(high)} {spec.unit}")
+    if (unit or spec.unit) != spec.unit or value != number:
+        return value, Converted(number, unit or spec.unit, value, spec.unit)
+    return value, None
+
+
+def describe_conversion(spec: FactSpec, raw: Any) -> Converted | None:
+    """What a quantity value was given as, when it was converted or rounded; else None."""
+    if spec.type != "quantity":
+        return None
+    try:
+        return quantity(spec, raw)[1]
+    except InvalidValue:
+        return None
+
+
+def _factors(spec: FactSpec) -> dict[str, Decimal]:
+    return {**dict(spec.convert), **{unit: scale for unit, scale, _ in spec.affine}}
+
+
+def _offsets(spec: FactSpec) -> dict[str, Decimal]:
+    return {unit: offset for unit, _, offset in spec.affine}
+
+
+def _number_and_unit(spec: FactSpec, raw: Any) -> tuple[Decimal, str]:
+    if isinstance(raw, Mapping):
+        if set(raw) - {"value", "unit"} or "value" not in raw:
+            raise InvalidValue(spec.name, _short(json.dumps(_jsonable(raw))),
+                               "expected {value: number, unit: UCUM code}")
+        unit = raw.get("unit")
+        if unit is not None and not isinstance(unit, str):
+            raise InvalidValue(spec.name, _short(str(unit)), "the unit must be text")
+        inner = raw["value"]
+        if isinstance(inner, str):
+            number, written = _number_and_unit(spec, inner)
+            if written and unit:
+                raise InvalidValue(spec.name, _short(inner), "give the unit once")
+            return number, written or (unit or "").strip()
+        return _number(spec, inner), (unit or "").strip()
+    if isinstance(raw, str):
+        text = raw.strip()
+        _not_huge(spec, text)
+        match = _QUANTITY.match(text)
+        if not match:
+            raise InvalidValue(spec.name, _short(raw), f"expected a number in {spec.unit}, "
+                               "optionally followed by its unit")
+        return _number(spec, match.group(1)), match.group(2).strip()
+    return _number(spec, raw), ""
+
+
+def _number(spec: FactSpec, raw: Any) -> Decimal:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str, Decimal)):
+        raise InvalidValue(spec.name, _short(str(raw)), f"expected a number in {spec.unit}")
+    _not_huge(spec, raw)
+    try:
+        number = Decimal(raw) if isinstance(raw, Decimal) else Decimal(str(raw).strip())
+    except InvalidOperation:
+        raise InvalidValue(spec.name, _short(raw), f"expected a number in {spec.unit}") from None
+    if not number.is_finite():
+        raise InvalidValue(spec.name, _short(raw), f"expected a number in {spec.unit}")
+    if len(number.as_tuple().digits) > MAX_DIGITS or number.adjusted() > MAX_DIGITS \
+            or number.adjusted() < -MAX_DIGITS:
+        raise InvalidValue(spec.name, _short(raw), f"a number of more than {MAX_DIGITS} digits")
+    return number
+
+
+# --- lists --------------------------------------------------------------------------------
+
+
+def _list(spec: FactSpec, raw: Any) -> tuple[dict[str, Any], ...]:
+    if isinstance(raw, str):
+        raw = _json_list(spec, raw)
+    if not isinstance(raw, (list, tuple)):
+        raise InvalidValue(spec.name, _short(str(raw)), "expected a list of items (JSON list)")
+    if len(raw) > MAX_ITEMS:
+        raise InvalidValue(spec.name, f"a list of {len(raw)} items", f"at most {MAX_ITEMS} items")
+    fields = {field.name: field for field in spec.item}
+    items = []
+    for number, item in enumerate(raw, 1):
+        if not isinstance(item, Mapping):
+            raise InvalidValue(spec.name, _short(str(item)),
+                               f"item {number} must be a mapping of {', '.join(fields)}")
+        unknown = [str(k) for k in item if k not in fields]
+        if unknown:
+            raise InvalidValue(spec.name, _short(unknown[0]), f"item {number}: not a field of "
+                               f"its items ({', '.join(fields)})")
+        typed: dict[str, Any] = {}
+        for name, field in fields.items():
+            try:
+                typed[name] = coerce(field, item.get(name))
+            except InvalidValue as exc:
+                raise InvalidValue(spec.name, exc.value,
+                                   f"item {number}, {name}: {exc.reason}") from None
+        items.append(typed)
+    return tuple(items)
+
+
+def _json_list(spec: FactSpec, text: str) -> Any:
+    if len(text) > MAX_LIST_TEXT:
+        raise InvalidValue(spec.name, _short(text), f"longer than {MAX_LIST_TEXT} characters")
+    if not text.startswith("["):
+        raise InvalidValue(spec.name, _short(text), "expected a JSON list of items, [] for none")
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                raise InvalidValue(spec.name, _short(text), f"the field {key!r} is given twice "
+                                   "in one item")
+            seen[key] = value
+        return seen
+
+    try:
+        return json.loads(text, object_pairs_hook=unique, parse_float=str, parse_int=str)
+    except (ValueError, RecursionError):
+        raise InvalidValue(spec.name, _short(text), "not a JSON list of items") from None
+
+
+def _jsonable(raw: Mapping[Any, Any]) -> dict[str, str]:
+    return {str(k): str(v) for k, v in raw.items()}
+
+
+def _plain(number: Decimal) -> str:
+    """A Decimal as it is written, without exponent (1E+1 reads 10)."""
+    return f"{number:f}"
 
 
 def to_json(value: Any) -> Any:
-    """A JSON-safe form of a fact value: dates as ISO text, everything else unchanged."""
+    """A JSON-safe form of a fact value that `coerce` reads back to the same value: dates as
+    ISO text, quantities as their exact decimal text ("132.6"), never/ongoing as the word,
+    lists as lists of objects."""
     if isinstance(value, dt.date):
         return value.isoformat()
+    if isinstance(value, Special):
+        return value.value
+    if isinstance(value, Decimal):
+        return _plain(value)
+    if isinstance(value, (tuple, list)):
+        return [{str(k): to_json(v) for k, v in item.items()} if isinstance(item, Mapping)
+                else to_json(item) for item in value]
     return value
 
 
 def show(value: Any) -> str:
-    """How a value reads for a person: yes/no, ISO dates, numbers without trailing '.0'."""
+    """How a value reads for a person: yes/no, ISO dates, numbers without trailing '.0',
+    quantities as their decimals, a list as `field=value, ...` items joined by `; `."""
     if value is None:
         return "unknown"
     if isinstance(value, bool):
@@ -158,4 +390,43 @@ def show(value: Any) -> str:
         return str(int(value))
     if isinstance(value, dt.date):
         return value.isoformat()
+    if isinstance(value, Special):
+        return value.value
+    if isinstance(value, Decimal):
+        return _plain(value)
+    if isinstance(value, (tuple, list)):
+        if not value:
+            return "none"
+        return "; ".join(", ".join(f"{k}={show(v)}" for k, v in item.items() if v is not None)
+                         if isinstance(item, Mapping) else show(item) for item in value)
     return str(value)
+
+
+def context_facts(facts: Mapping[str, FactSpec], pairs: list[str] | None) -> dict[str, FactValue]:
+    """The run's context facts from `NAME=VALUE` texts (`--context cohort=B`).
+
+    Raises ValueError, whose message is for the person who typed the option, for a text that
+    is not NAME=VALUE, a name that is not a context fact of the trial, a name given twice
+    or a value the fact does not take."""
+    out: dict[str, FactValue] = {}
+    for pair in pairs or []:
+        name, equals, text = pair.partition("=")
+        name = name.strip()
+        if not equals or not name:
+            raise ValueError(f"--context takes NAME=VALUE, not {shortened(pair)!r}")
+        spec = facts.get(name)
+        if spec is None or not spec.context:
+            known = sorted(n for n, s in facts.items() if s.context)
+            listed = ", ".join(known) if known else "none in this trial"
+            raise ValueError(f"--context {shortened(name)!r} is not a context fact "
+                             f"(context facts: {listed})")
+        if name in out:
+            raise ValueError(f"--context {name} is given twice")
+        try:
+            value = coerce(spec, text)
+        except InvalidValue as exc:
+            raise ValueError(f"--context {name}: {shortened(text)!r}: {exc.reason}") from None
+        if value is None:
+            raise ValueError(f"--context {name} needs a value")
+        out[name] = value
+    return out

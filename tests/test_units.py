@@ -80,3 +80,18 @@ def test_a_trial_without_quantities_never_loads_the_unit_system():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, timeout=120)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_a_rules_file_declares_quantities_conversions_never_dates_lists_and_context_facts():
+    from conftest import ROOT
+    from screener.rules.check import load_trial
+
+    trial = load_trial(ROOT / "tests" / "data" / "kinds" / "KINDS-1.yaml")
+    facts = trial.facts
+    assert facts["creatinine"].convert == (("mg/dL", Decimal("88.4")),)
+    assert facts["hba1c"].affine == (("mmol/mol", Decimal("0.09148"), Decimal("2.152")),)
+    assert facts["hba1c"].convert == ()  # an affine conversion is never used as a plain factor
+    assert facts["platelets"].places == 0 and facts["bp"].item[1].places == 0
+    assert [f.name for f in facts["bp"].item] == ["date", "systolic", "arm"]
+    assert [s.value for s in facts["drug_stop"].special] == ["never", "ongoing"]
+    assert facts["cohort"].context and not facts["consent"].context

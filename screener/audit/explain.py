@@ -25,12 +25,16 @@ def _outcome_words(outcome: str, excludes: bool) -> str:
     return f"{words} (excludes)" if excludes else words
 
 
-def _fact_node(parent: Tree, name: str, entry: dict[str, Any] | None) -> None:
+def _fact_node(parent: Tree, name: str, entry: dict[str, Any] | None, unit: str = "") -> None:
     if entry is None or entry.get("value") is None:
         parent.add(Text.assemble((name, "bold"), " = ", ("unknown", "yellow")))
         return
-    source = Source.from_json(entry.get("source", {"kind": "unspecified"})).describe()
-    label = Text.assemble((name, "bold"), " = ", show(entry["value"]), "  ",
+    origin = Source.from_json(entry.get("source", {"kind": "unspecified"}))
+    source = origin.describe()
+    value = show(entry["value"])
+    if origin.given:  # converted on input: "1.5 mg/dL = 132.6 umol/L"
+        value = f"{origin.given} = {value}{f' {unit}' if unit else ''}"
+    label = Text.assemble((name, "bold"), " = ", value, "  ",
                           (f"{source}, {human_time(entry['time'])}", "dim"))
     if entry["corrections"]:
         label.append("  corrected", style="bold magenta")
@@ -66,7 +70,8 @@ def criteria_tree(trace: Trace) -> Tree:
             read = ", ".join(f"{k} = {show(v)}" for k, v in sorted(firing["facts"].items()))
             node.add(Text(f"rule {firing['rule']} fired on {read or 'no facts'}", style="dim"))
         for name in criterion["facts"]:
-            _fact_node(node, name, facts.get(name))
+            unit = start["trial"].get("facts", {}).get(name, {}).get("unit", "")
+            _fact_node(node, name, facts.get(name), unit)
     return root
 
 

@@ -63,9 +63,9 @@ class TraceIntegrityError(ScreenerError):
         super().__init__(f"{path}:{line}: {reason}")
 
 
-SOURCE_KINDS = ("dialog", "batch", "answers_file", "derived")
+SOURCE_KINDS = ("dialog", "batch", "answers_file", "derived", "context")
 _KIND_ALIASES = {"answers": "answers_file"}  # the dialog's word for an answers file
-_SOURCE_FIELDS = ("file", "row", "column", "line", "question", "rule", "note")
+_SOURCE_FIELDS = ("file", "row", "column", "line", "question", "rule", "note", "given")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +74,9 @@ class Source:
 
     `kind` is one of SOURCE_KINDS; the other fields say where exactly (batch: file, row and
     column; answers file: file and line; dialog: the question; derived: the rule and the
-    facts it read); `note` holds a free-text location when nothing finer is known.
+    facts it read); `note` holds a free-text location when nothing finer is known; `given`
+    holds the value as the source wrote it when it was converted (a quantity in another
+    unit: "1.5 mg/dL", recorded beside the value in the fact's own unit).
     """
 
     kind: str
@@ -86,6 +88,7 @@ class Source:
     rule: str = ""
     inputs: tuple[str, ...] = ()
     note: str = ""
+    given: str = ""
 
     @classmethod
     def dialog(cls, question: str = "") -> "Source":
@@ -98,6 +101,11 @@ class Source:
     @classmethod
     def answers_file(cls, file: str, line: int | None = None) -> "Source":
         return cls("answers_file", file=file, line=line)
+
+    @classmethod
+    def context(cls, fact: str) -> "Source":
+        """A context fact of the run (`--context NAME=VALUE`), the same for every candidate."""
+        return cls("context", note=f"--context {fact}")
 
     @classmethod
     def derived(cls, rule: str, inputs: Iterable[str]) -> "Source":

@@ -4,18 +4,26 @@ Yes/no in any language the dialog file lists, numbers, Roman numerals, written d
 with units, synonyms and "unknown" words all come from the dialog file; the result is passed
 through the engine's own `coerce` so the trial's types and ranges have the last word. A
 parser raises `InvalidAnswer` carrying a message key of the dialog file and its parameters.
+
+Quantities take a UCUM unit after the number (`3.8 g/dL`, `180 10*9/L`), converted into the
+fact's unit and echoed. A date that may be `never` or `ongoing` takes those words (any case,
+and the dialog file's synonyms for them). A list is typed on one line: items separated by
+`;`, each item's fields as `name=value` separated by `,`, and `none` (or a "no" word) for an
+empty list, e.g. `date=2024-03-01, systolic=150; date=2024-03-08, systolic=138`; a JSON
+list is read as well.
 """
 from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 from screener.dialog.spec import Question, Vocabulary, is_number, normalize
 from screener.errors import InvalidValue
 from screener.model import FactSpec, FactValue
-from screener.values import coerce
+from screener.values import coerce, describe_conversion, quantity
 
 
 class InvalidAnswer(Exception):
@@ -62,6 +70,12 @@ def parse_answer(
     if said in question.synonyms:
         return Answer(_coerce(spec, question.synonyms[said], text))
     kind = spec.type
+    if kind == "quantity":
+        return _quantity(spec, text)
+    if kind == "list":
+        return _list(spec, words, said, text)
+    if kind == "date" and said in _SPECIAL_WORDS:
+        return Answer(_coerce(spec, said, text))
     if kind == "boolean":
         if said in words.yes:
             return Answer(True)
@@ -92,6 +106,72 @@ def _coerce(spec: FactSpec, value: Any, text: str) -> FactValue | None:
             _check_range(spec, float(value), text)
         raise InvalidAnswer("out_of_range", answer=text.strip(), reason=exc.reason) from None
     return typed
+
+
+_SPECIAL_WORDS = frozenset({"never", "ongoing"})
+_MICRO = str.maketrans({"µ": "u", "μ": "u"})
+
+
+def _quantity_text(text: str) -> tuple[str, str] | None:
+    """The number (decimal point) and unit of a typed quantity: `1,5 µmol/L` -> 1.5, umol/L."""
+    typed = unicodedata.normalize("NFKC", text).strip().translate(_MICRO)
+    match = _NUMBER.match(typed)
+    if not match:
+        return None
+    return match.group(1).replace(",", "."), match.group(2).strip()
+
+
+def typed_quantity(spec: FactSpec, text: str | None) -> str | None:
+    """For the trace: a typed quantity as given (`1.5 mg/dL`) when it was converted; else None."""
+    if spec.type != "quantity" or not text or (parts := _quantity_text(text)) is None:
+        return None
+    converted = describe_conversion(spec, " ".join(parts).strip())
+    return None if converted is None or converted.unit == spec.unit else converted.given_text
+
+
+def _quantity(spec: FactSpec, text: str) -> Answer:
+    """`3.8 g/dL` (any UCUM unit that converts), or a plain number in the fact's own unit."""
+    parts = _quantity_text(text)
+    if parts is None:
+        raise InvalidAnswer("bad_number", answer=text)
+    number_text, unit_text = parts
+    try:
+        value, converted = quantity(spec, f"{number_text} {unit_text}".strip())
+    except InvalidValue as exc:
+        if "does not convert" in exc.reason:
+            units = [spec.unit, *(u for u, _ in spec.convert), *(u for u, _, _ in spec.affine)]
+            raise InvalidAnswer("bad_unit", answer=text, units=" / ".join(units)) from None
+        raise InvalidAnswer("out_of_range", answer=text.strip(), reason=exc.reason) from None
+    if converted is None or converted.unit == spec.unit:
+        return Answer(value)
+    return Answer(value, ("unit_echo", {"given": str(converted).partition(" = ")[0],
+                                        "value": str(value), "unit": spec.unit}))
+
+
+def _list(spec: FactSpec, words: Vocabulary, said: str, text: str) -> Answer:
+    """One line: items split by `;`, fields `name=value` split by `,`; `none` is empty."""
+    if said in ("none", "[]") or said in words.no:
+        return Answer(_coerce(spec, [], text))
+    if said.startswith("["):
+        return Answer(_coerce(spec, text.strip(), text))
+    items = []
+    for part in text.split(";"):
+        if not part.strip():
+            continue
+        item: dict[str, str] = {}
+        for pair in part.split(","):
+            name, equals, value = pair.partition("=")
+            name = normalize(name).replace(" ", "_")
+            if not equals or not name:
+                fields = ", ".join(f"{f.name}=..." for f in spec.item)
+                raise InvalidAnswer("out_of_range", answer=text.strip(), reason=(
+                    f"write each item as {fields}, items separated by ';' (none for no items)"))
+            if name in item:
+                raise InvalidAnswer("out_of_range", answer=text.strip(),
+                                    reason=f"{name} is given twice in one item")
+            item[name] = value.strip()
+        items.append(item)
+    return Answer(_coerce(spec, items, text))
 
 
 def _check_range(spec: FactSpec, number: float, text: str) -> None:

@@ -27,6 +27,7 @@ from screener.model import Trial
 from screener.rules.check import load_trial
 from screener.dialog.several import SEPARATOR, Portfolio, PortfolioDialog, SplitObserver
 from screener.trials import RULES_DIR_HELP, catalog
+from screener.values import context_facts
 from screener.values import coerce
 
 EXIT_DECIDED, EXIT_USAGE, EXIT_SAVED = 0, 2, 3
@@ -51,6 +52,8 @@ def add_screen_parsers(subparsers: Any) -> None:
     screen.add_argument("--session", metavar="PATH", type=Path,
                         help="session file (default: a new file under $XDG_STATE_HOME/screener/sessions)")
     screen.add_argument("--candidate-id", help="the patient's id in the screening log")
+    screen.add_argument("--context", action="append", metavar="NAME=VALUE",
+                        help="a context fact of the trial (site, cohort), never asked; repeat for several")
     screen.add_argument("--complete", action="store_true",
                         help="after an ineligible finding, ask the rest for the screening log")
     _add_audit_options(screen)
@@ -177,8 +180,15 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         trial, dialog, portfolio = _load(args.trial, args.all_trials, args.rules_dir, args.lang)
         given = _read_answers(args.answers) if args.answers else {}
         _check_audit_options(args)
+        context = context_facts(trial.facts, getattr(args, "context", None))
     except ScreenerError as exc:
         return _fail(console, exc)
+    except ValueError as exc:
+        return _fail(console, exc)
+    carried = [name for name in given if name in trial.facts and trial.facts[name].context]
+    if carried:
+        return _fail(console, f"{args.answers}: {carried[0]} is a context fact: give it with "
+                              f"--context {carried[0]}=VALUE")
     path = args.session or store.new_path()
     if path.exists():
         return _fail(console, f"{path} exists; continue it with: screener resume {path}")
@@ -198,6 +208,10 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         observer = observer or _audit_observer(args, trial, str(candidate), portfolio)
     except (ScreenerError, OSError) as exc:
         return _fail(console, exc)
+    for name, value in context.items():  # recorded first, so a resumed screening keeps them
+        session.answer(name, value, "context", f"--context {name}")
+        if observer is not None:
+            observer.fact(name, value, "context")
     try:
         try:
             flow = _dialog(trial, dialog, reader, console, session, observer, portfolio)

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from rich.console import Console, RenderableType
 
 from screener.dialog import render
-from screener.dialog.answers import InvalidAnswer, command_of, parse_answer
+from screener.dialog.answers import InvalidAnswer, command_of, parse_answer, typed_quantity
 from screener.dialog.outcome import outcome
 from screener.dialog.plausible import doubt
 from screener.dialog.relevance import superseded
@@ -286,7 +286,9 @@ class Dialog:
         else:
             self.session.answer(fact, value, source, raw)
             if self.observer is not None:
-                self.observer.fact(fact, value, source)
+                given = typed_quantity(self.trial.facts[fact], raw)
+                self.observer.fact(fact, value, source if given is None else
+                                   {"kind": "dialog", "question": fact, "given": given})
         self.session.status = "in_progress"
         self._echo_derived(result)
         self.result = result

@@ -119,7 +119,7 @@ def summary(dialog: DialogSpec, answers: dict[str, Any], sources: dict[str, str]
     table.add_column(style="dim")
     for fact in sorted(answers, key=lambda f: dialog.order(f) if f in dialog.questions else (0, 0, f)):
         source = sources.get(fact, "dialog")
-        table.add_row(fact, show_value(dialog, answers[fact], fact), dialog.message(f"source_{source}"))
+        table.add_row(fact, show_value(dialog, answers[fact], fact), _source(dialog, source))
     return table
 
 
@@ -180,5 +180,11 @@ def review(dialog: DialogSpec, answers: dict[str, Any], sources: dict[str, str])
             section = entry.section
             table.add_row(Text(dialog.section_title(section), style="bold"), "", "", "")
         table.add_row(f"  {dialog.label(fact)}", show_value(dialog, answers[fact], fact),
-                      dialog.message(f"source_{sources.get(fact, 'dialog')}"), fact)
+                      _source(dialog, sources.get(fact, "dialog")), fact)
     return table
+
+
+def _source(dialog: DialogSpec, source: str) -> str:
+    """Where an answer came from, in the dialog's words; a context fact shows `--context`."""
+    key = f"source_{source}"
+    return dialog.message(key) if key in dialog.messages else f"--{source}"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from screener.checks import Checker
+from screener.rules import units
 from screener.errors import RuleProblem, RulesError
 from screener.model import FACT_TYPES, Criterion, Derivation, FactSpec, Span, Special, Trial, expr_facts
 from screener.rules.derivations import check_derivations, fit_formula
@@ -106,12 +107,13 @@ def _new_id(check: Checker, entry: PosDict, ids: dict[str, Span], what: str) -> 
     return value
 
 
-def _number(check: Checker, spec: PosDict, key: str, name: str) -> float | None:
+def _number(check: Checker, spec: PosDict, key: str, label: str) -> float | None:
     value = spec.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        check.add(spec.value_spans[key], "wrong-type", f"fact {name}: {key} must be a number")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value \
+            or value in (float("inf"), float("-inf")):
+        check.add(spec.value_spans[key], "wrong-type", f"{label}: {key} must be a number")
         return None
     return value
 
@@ -124,84 +126,171 @@ def _facts(check: Checker, top: PosDict) -> dict[str, FactSpec]:
             check.add(top.value_spans["facts"], "wrong-type", "facts must be a mapping of name to spec")
         return facts
     for name, spec in raw.items():
-        where = raw.key_spans[name]
-        if not name.isidentifier():
-            check.add(where, "bad-name", f"fact name {name!r} must be a word (letters, digits, _)")
-        entry = check.mapping(spec, raw.value_spans[name], f"fact {name}", FACT_KEYS)
-        if entry is None:
-            continue
-        kind = entry.get("type")
-        if kind not in FACT_TYPES:
-            check.add(entry.value_spans.get("type", where), "wrong-type",
-                      f"fact {name}: type {kind!r} is not one of {list(FACT_TYPES)}")
-            continue
-        values: tuple[str, ...] = ()
-        if kind == "enum":
-            listed = entry.get("values")
-            if not isinstance(listed, PosList) or not listed or not all(isinstance(v, str) for v in listed):
-                check.add(entry.value_spans.get("values", where), "wrong-type",
-                          f"fact {name}: an enum needs 'values', a list of words")
-            else:
-                values = tuple(listed)
-        elif "values" in entry:
-            check.add(entry.key_spans["values"], "unknown-key", f"fact {name}: only enums have 'values'")
-        places = entry.get("places", 2 if kind == "quantity" else 0)
-        if kind not in ("decimal", "quantity") and "places" in entry:
-            check.add(entry.key_spans["places"], "unknown-key", f"fact {name}: only decimals have 'places'")
-        elif not isinstance(places, int) or isinstance(places, bool) or not 0 <= places <= 6:
-            check.add(entry.value_spans["places"], "wrong-type", f"fact {name}: places must be 0-6")
-            places = 0
-        for flag in ("required", "derived"):
-            if flag in entry and not isinstance(entry[flag], bool):
-                check.add(entry.value_spans[flag], "wrong-type", f"fact {name}: {flag} must be true or false")
-        facts[name] = FactSpec(
-            name=name, type=kind, description=check.text(entry, "description", f"fact {name}"),
-            span=where, values=values,
-            minimum=_number(check, entry, "min", name), maximum=_number(check, entry, "max", name),
-            places=places, unit=check.text(entry, "unit", f"fact {name}"),
-            required=entry.get("required") is True,
-            derived_by="?" if entry.get("derived") is True else None,
-            **_new_kind_fields(check, entry, name),
-        )
+        built = _fact(check, name, spec, raw.key_spans[name], raw.value_spans[name], None)
+        if built is not None:
+            facts[name] = built
+    for spec in facts.values():
+        for field in spec.item:
+            if field.name in facts:
+                check.add(field.span, "bad-name", f"fact {spec.name}: item field {field.name!r} "
+                          "has the name of a fact; aggregates read item fields by plain name")
     return facts
 
 
-def _new_kind_fields(check: Checker, entry: PosDict, name: str) -> dict[str, Any]:
-    """special (dates), convert (quantities), item (lists) and context, read plainly."""
-    out: dict[str, Any] = {"context": entry.get("context") is True}
-    special = entry.get("special", [])
-    if not isinstance(special, list) or any(word not in ("never", "ongoing") for word in special):
-        check.add(entry.value_spans["special"], "wrong-type", f"fact {name}: special is a list of never/ongoing")
-    else:
-        out["special"] = tuple(Special(word) for word in special)
-    convert = entry.get("convert", {})
-    if isinstance(convert, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                         for v in convert.values()):
-        out["convert"] = tuple((code, Decimal(str(v))) for code, v in convert.items())
-    else:
-        check.add(entry.value_spans["convert"], "wrong-type", f"fact {name}: convert maps units to numbers")
-    item = entry.get("item")
-    if isinstance(item, PosDict):
-        fields = []
-        for field_name, field_spec in item.items():
-            where = item.key_spans[field_name]
-            sub = check.mapping(field_spec, item.value_spans[field_name], f"field {name}.{field_name}", FACT_KEYS)
-            if sub is None:
+def _fact(check: Checker, name: str, spec: Any, where: Span, at: Span,
+          owner: str | None) -> FactSpec | None:
+    """One data-dictionary entry; `owner` is the list fact when this is a field of its items."""
+    label = f"fact {name}" if owner is None else f"fact {owner}: item field {name}"
+    if not isinstance(name, str) or not name.isidentifier():
+        check.add(where, "bad-name", f"{label!r} must be a word (letters, digits, _)")
+    entry = check.mapping(spec, at, label, FACT_KEYS)
+    if entry is None:
+        return None
+    kind = entry.get("type")
+    if kind not in FACT_TYPES or (owner is not None and kind == "list"):
+        allowed = [t for t in FACT_TYPES if owner is None or t != "list"]
+        nested = " (lists do not nest)" if kind == "list" else ""
+        check.add(entry.value_spans.get("type", where), "wrong-type",
+                  f"{label}: type {kind!r} is not one of {allowed}{nested}")
+        return None
+    for key in ("derived", "context", "required"):
+        if owner is not None and key in entry:
+            check.add(entry.key_spans[key], "unknown-key",
+                      f"{label}: an item field cannot be {key!r}; it is given with its item")
+    for key, kinds in _KIND_KEYS.items():
+        if key in entry and kind not in kinds:
+            check.add(entry.key_spans[key], "unknown-key",
+                      f"{label}: only {' and '.join(kinds)} facts have {key!r}")
+    values: tuple[str, ...] = ()
+    if kind == "enum":
+        listed = entry.get("values")
+        if not isinstance(listed, PosList) or not listed or not all(isinstance(v, str) for v in listed):
+            check.add(entry.value_spans.get("values", where), "wrong-type",
+                      f"{label}: an enum needs 'values', a list of words")
+        else:
+            values = tuple(listed)
+    places = entry.get("places", 2 if kind == "quantity" else 0)
+    if not isinstance(places, int) or isinstance(places, bool) or not 0 <= places <= 6:
+        check.add(entry.value_spans["places"], "wrong-type", f"{label}: places must be 0-6")
+        places = 0
+    for flag in ("required", "derived", "context"):
+        if flag in entry and not isinstance(entry[flag], bool):
+            check.add(entry.value_spans[flag], "wrong-type", f"{label}: {flag} must be true or false")
+    if entry.get("context") is True and entry.get("derived") is True:
+        check.add(entry.key_spans["context"], "unknown-key",
+                  f"{label}: a context fact is given once per run, it cannot also be derived")
+    unit = check.text(entry, "unit", label)
+    convert: tuple[tuple[str, Decimal], ...] = ()
+    affine: tuple[tuple[str, Decimal, Decimal], ...] = ()
+    if kind == "quantity":
+        if "unit" not in entry:
+            check.add(entry.span, "unit", f"{label}: a quantity needs 'unit', a UCUM code")
+        elif unit and _unit_problem(check, entry.value_spans["unit"], label, unit):
+            unit = ""
+        if "convert" in entry:
+            convert, affine = _convert(check, entry, label, unit)
+    item: tuple[FactSpec, ...] = ()
+    if kind == "list":
+        item = _item(check, entry, name, where)
+    minimum, maximum = _number(check, entry, "min", label), _number(check, entry, "max", label)
+    if minimum is not None and maximum is not None and minimum > maximum:
+        check.add(entry.value_spans["min"], "wrong-type", f"{label}: min is above max")
+    return FactSpec(
+        name=name, type=kind, description=check.text(entry, "description", label),
+        span=where, values=values, minimum=minimum, maximum=maximum,
+        places=places, unit=unit, required=entry.get("required") is True,
+        derived_by="?" if entry.get("derived") is True and owner is None else None,
+        context=entry.get("context") is True and owner is None, special=_special(check, entry, label),
+        convert=convert, item=item, affine=affine,
+    )
+
+
+_KIND_KEYS = {
+    "values": ("enum",), "places": ("decimal", "quantity"), "convert": ("quantity",),
+    "special": ("date",), "item": ("list",),
+    "min": ("integer", "decimal", "quantity"), "max": ("integer", "decimal", "quantity"),
+}
+
+
+def _unit_problem(check: Checker, at: Span, label: str, code: str) -> bool:
+    """Record a `unit` problem when `code` is not a UCUM unit; True when there was one."""
+    try:
+        units.parse_unit(code)
+    except units.UnitError as exc:
+        check.add(at, "unit", f"{label}: {exc}")
+        return True
+    return False
+
+
+def _convert(check: Checker, entry: PosDict, label: str, unit: str) -> tuple[
+        tuple[tuple[str, Decimal], ...], tuple[tuple[str, Decimal, Decimal], ...]]:
+    """`convert: {unit: factor}` or `{unit: {factor: F, offset: O}}` (declared = given × F + O)."""
+    raw = entry["convert"]
+    plain: list[tuple[str, Decimal]] = []
+    affine: list[tuple[str, Decimal, Decimal]] = []
+    if not isinstance(raw, PosDict) or not raw:
+        check.add(entry.value_spans["convert"], "wrong-type",
+                  f"{label}: convert must map units to their factor into {unit or 'the unit'}")
+        return (), ()
+    for code, value in raw.items():
+        at = raw.value_spans[code]
+        if _unit_problem(check, raw.key_spans[code], label, str(code)):
+            continue
+        if code == unit:
+            check.add(raw.key_spans[code], "unit", f"{label}: {code} is the declared unit itself")
+            continue
+        offset = None
+        if isinstance(value, PosDict):
+            shape = check.mapping(value, at, f"{label}: convert {code}", {"factor": True, "offset": False})
+            offset = _decimal_number(value.get("offset", 0))
+            if offset is None:
+                check.add(value.value_spans.get("offset", at), "wrong-type",
+                          f"{label}: convert {code}: offset must be a number")
                 continue
-            kind = sub.get("type")
-            if kind not in FACT_TYPES or kind == "list":
-                check.add(sub.value_spans.get("type", where), "wrong-type",
-                          f"field {name}.{field_name}: type {kind!r} is not a value type")
+            if shape is None or "factor" not in value:
                 continue
-            values = sub.get("values", [])
-            fields.append(FactSpec(
-                name=field_name, type=kind, description=str(sub.get("description", "")), span=where,
-                values=tuple(values) if isinstance(values, list) else (),
-                places=sub.get("places", 2 if kind == "quantity" else 0), unit=str(sub.get("unit", "")),
-                **_new_kind_fields(check, sub, f"{name}.{field_name}"),
-            ))
-        out["item"] = tuple(fields)
-    return out
+            at, value = value.value_spans["factor"], value["factor"]
+        scale = units.positive_factor(value) if isinstance(value, (int, float)) else None
+        if scale is None:
+            check.add(at, "wrong-type", f"{label}: convert {code}: the factor must be a positive number")
+        elif offset:
+            affine.append((str(code), scale, offset))
+        else:
+            plain.append((str(code), scale))
+    return tuple(plain), tuple(affine)
+
+
+def _decimal_number(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = Decimal(str(value))
+    return number if number.is_finite() else None
+
+
+def _special(check: Checker, entry: PosDict, label: str) -> tuple[Special, ...]:
+    raw = entry.get("special")
+    if raw is None or entry.get("type") != "date":
+        return ()
+    words = [s.value for s in Special]
+    if not isinstance(raw, PosList) or not raw or any(w not in words for w in raw) or len(set(raw)) < len(raw):
+        check.add(entry.value_spans["special"], "wrong-type",
+                  f"{label}: special must be a list of {' and/or '.join(words)}")
+        return ()
+    return tuple(Special(w) for w in raw)
+
+
+def _item(check: Checker, entry: PosDict, name: str, where: Span) -> tuple[FactSpec, ...]:
+    raw = entry.get("item")
+    if not isinstance(raw, PosDict) or not raw:
+        check.add(entry.value_spans.get("item", entry.span), "wrong-type",
+                  f"fact {name}: a list needs 'item', a mapping of field name to spec")
+        return ()
+    fields = []
+    for field, spec in raw.items():
+        built = _fact(check, str(field), spec, raw.key_spans[field], raw.value_spans[field], name)
+        if built is not None:
+            fields.append(built)
+    return tuple(fields)
 
 
 def _mark_derived(top: PosDict, facts: dict[str, FactSpec]) -> None:
