@@ -77,6 +77,23 @@ def test_interpretation_notes_of_the_spec_are_carried(trial):
     assert "NYHA class II" in notes["E1"]
 
 
+@pytest.mark.parametrize("trial_id, inclusions, exclusions", [("NCT06534411", 6, 4), ("NCT06898385", 10, 21)])
+def test_new_trials_follow_the_protocol_numbering(trial_id, inclusions, exclusions):
+    shipped = load_trial(ROOT / "rules" / f"{trial_id}.yaml")
+    assert [c.id for c in shipped.criteria] == (
+        [f"I{i}" for i in range(1, inclusions + 1)] + [f"E{i}" for i in range(1, exclusions + 1)])
+
+
+def test_wording_the_registry_got_wrong_is_explained_to_auditors():
+    reimagine = {c.id: c.note for c in load_trial(ROOT / "rules" / "NCT06534411.yaml").criteria}
+    assert "Metformin" in reimagine["I4"] and "SGLT2i" in reimagine["I4"]  # bullets of I4
+    assert "less than < 30" in reimagine["E2"] and "Inker" in reimagine["E2"]
+    ix001 = {c.id: c.note for c in load_trial(ROOT / "rules" / "NCT06898385.yaml").criteria}
+    assert "90 g/dL" in ix001["I9"] and "90 g/L" in ix001["I9"]
+    assert "INR ≤ 1.5 × ULN" in ix001["I9"]
+    assert "whichever is longer" in ix001["E16"].lower()
+
+
 @pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
 def test_broken_rules_file_reports_every_problem_with_its_position(path, capsys):
     expected = path.with_suffix(".expected").read_text(encoding="utf-8")
