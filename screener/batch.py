@@ -285,13 +285,19 @@ def screen_rows_parallel(trial: Trial, rules_path: str, rows: Iterable[Row], sum
     """
     import multiprocessing
     from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
 
     spawn = multiprocessing.get_context("spawn")
-    with spawn.Pool(jobs, initializer=_init_worker, initargs=(rules_path, audit, context)) as pool:
+    # An executor, not a Pool: when a worker dies (killed, out of memory) its chunk raises
+    # BrokenProcessPool instead of waiting for ever.
+    pool = ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_init_worker,
+                               initargs=(rules_path, audit, context))
+    finished = False
+    try:
         in_flight: deque[Any] = deque()
 
         def drain_one() -> Iterator[dict[str, Any]]:
-            for record, unknown, warning in in_flight.popleft().get():
+            for record, unknown, warning in in_flight.popleft().result():
                 summary.unknown_fields.update(unknown)
                 if warning:
                     summary.warnings.append(warning)
@@ -299,10 +305,13 @@ def screen_rows_parallel(trial: Trial, rules_path: str, rows: Iterable[Row], sum
                 summary.add(record)
                 yield record
 
-        # Pool.imap would read the whole input ahead; a bounded queue keeps memory flat.
+        # Reading the whole input ahead would not keep memory flat; a bounded queue does.
         for chunk in _chunks(rows, chunk_size):
-            in_flight.append(pool.apply_async(_screen_chunk, (chunk,)))
+            in_flight.append(pool.submit(_screen_chunk, chunk))
             if len(in_flight) >= 3 * jobs:
                 yield from drain_one()
         while in_flight:
             yield from drain_one()
+        finished = True
+    finally:
+        pool.shutdown(wait=finished, cancel_futures=not finished)

@@ -389,3 +389,24 @@ def test_a_read_only_output_folder_is_a_clear_refusal(tmp_path, capsys):
     folder.mkdir(mode=0o500)
     assert main(["batch", str(tmp_path / "in.csv"), "-o", str(folder / "out.jsonl")]) == 4
     assert "cannot write the results" in capsys.readouterr().err
+
+
+def test_a_killed_worker_hung_the_parallel_batch(tmp_path):
+    rows = "".join(f"c{i:05d},{i % 5},{1 + i % 3}\n" for i in range(20_000))
+    (tmp_path / "in.csv").write_text("candidate_id,ecog,asa_class\n" + rows, encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    process = subprocess.Popen([sys.executable, "-m", "screener", "batch", str(tmp_path / "in.csv"),
+                                "-o", str(out), "--jobs", "2"], stderr=subprocess.PIPE,
+                               env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")})
+    deadline = time.monotonic() + 120
+    while not any(p.name.endswith(".part") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    workers = [pid for pid in children
+               if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    os.kill(int(workers[0]), signal.SIGKILL)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 3
+    assert b"internal failure (BrokenProcessPool)" in err and b"Traceback" not in err
+    assert not out.exists()
