@@ -54,7 +54,9 @@ class _Scan:
 def _feed(scan: _Scan, piece: str) -> None:
     """Advance the scan over `piece` (a whole line or a part of one)."""
     current = scan.line
-    if piece.endswith(("\n", "\r")):
+    # lines are counted at "\n": a bare "\r" within a quoted cell is the cell's text, and a
+    # broken record re-read from its second line must not start inside that cell
+    if piece.endswith("\n"):
         scan.line += 1
     scan.size += len(piece)
     if scan.size > RECORD_LIMIT and not scan.over:
@@ -175,14 +177,14 @@ class _Pending:
         for piece in stored():
             if count <= 0:
                 yield piece
-            elif piece.endswith(("\n", "\r")):
+            elif piece.endswith("\n"):
                 count -= 1
 
     def first_line(self) -> str:
         line = []
         for piece in self.pieces:
             line.append(piece)
-            if piece.endswith(("\n", "\r")):
+            if piece.endswith("\n"):
                 break
         return "".join(line)
 

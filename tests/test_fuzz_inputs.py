@@ -24,7 +24,9 @@ from screener.readers import UnreadableInput, open_text, read_rows
 EXAMPLES = int(os.environ.get("SCREENER_FUZZ_EXAMPLES", "40"))
 # a failing example's repr may be large; hypothesis warns, and warnings are errors here
 pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
-FUZZ = settings(max_examples=EXAMPLES, deadline=None,
+# CI runs the same examples every time (a red build names a bug, not a dice roll); a longer,
+# random search is `SCREENER_FUZZ_EXAMPLES=5000 pytest tests/test_fuzz_inputs.py` or `make fuzz`
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=bool(os.environ.get("CI")),
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.function_scoped_fixture])
 FORMATS = ["csv", "jsonl", "json", "yaml"]
@@ -164,13 +166,16 @@ def test_jsonl_gives_one_row_per_line(trial, screener, items):
 @given(items=st.lists(raw_json, max_size=8))
 def test_a_json_list_gives_one_row_per_item_or_a_refusal(trial, screener, items):
     data = ("[" + ", ".join(items) + "]").encode("utf-8", "surrogatepass")
+    # only items whose brackets do not close may lose the list's structure: then the list
+    # is refused, or read as error rows whose count the broken brackets decide
+    broken = any(item in ("{oops", "[1, 2", "}{", "]") for item in items)
     try:
         rows = _rows(data, "json")
     except UnreadableInput:
-        # only items whose brackets or strings do not close may lose the list's structure
-        assert any(item in ("{oops", "[1, 2", "}{", "]") for item in items)
+        assert broken
         return
-    assert len(rows) == len(items)
+    if not broken:
+        assert len(rows) == len(items)
     _assert_one_record_per_row(rows, _screen_and_write(trial, screener, rows), "jsonl")
 
 
