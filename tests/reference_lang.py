@@ -738,8 +738,6 @@ def within(x: Any, dur: Any, direction: str, y: Any, env: Env, e: tuple) -> Any:
     """`x within D before y`: y - D <= x <= y; after: y <= x <= y + D."""
     if x is NEVER or y is NEVER:
         return False
-    if isinstance(x, Day) and x.ongoing and direction == "before" and not isinstance(y, Unk):
-        return True  # an event still going at the anchor is inside the window before it
     unknown = merge(x, dur, y)
     if unknown is not None:
         return unknown
