@@ -46,9 +46,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "tests") not in sys.path:
     sys.path.insert(0, str(ROOT / "tests"))
 
-from reference import Reference, _derive, runtime, typed_of  # noqa: E402
+from reference import Reference, _derive, conv_of, runtime, typed_of  # noqa: E402
 from reference_lang import (  # noqa: E402
-    INF, NEVER, Cal, Day, Env, Q, Unk, _pint_unit, evaluate, names_read, unit_factor,
+    INF, NEVER, Cal, Day, Env, Q, Unk, _conversion, _pint_unit, evaluate, names_read, to_unit,
 )
 from screener.model import FactSpec, Special  # noqa: E402
 from screener.rules.read import load_yaml  # noqa: E402
@@ -392,11 +392,11 @@ class Generator:
                 placed.add(n)
         return out
 
-    def _units(self, spec: FactSpec) -> list[tuple[str, Decimal]]:
-        """(unit, factor to the declared unit) for the declared unit and every convertible one."""
-        out = [(spec.unit, Decimal(1))]
-        convert = dict(spec.convert)
-        pool = list(UNIT_POOL) + list(convert)
+    def _units(self, spec: FactSpec) -> list[tuple[str, Decimal, Decimal]]:
+        """(unit, factor, offset) into the declared unit, for it and every convertible unit."""
+        out = [(spec.unit, Decimal(1), Decimal(0))]
+        conv = conv_of(spec)
+        pool = list(UNIT_POOL) + list(conv[0])
         try:
             declared = _pint_unit(spec.unit).dimensionality
         except Exception:
@@ -405,15 +405,14 @@ class Generator:
             if code == spec.unit:
                 continue
             try:
-                same = _pint_unit(code).dimensionality == declared
-                if same or code in convert:
-                    out.append((code, unit_factor(code, spec.unit, convert)))
+                if _pint_unit(code).dimensionality == declared or code in conv[0]:
+                    out.append((code, *_conversion(code, spec.unit, conv)))
             except Exception:
                 continue
         return out
 
     def _bad_units(self, spec: FactSpec) -> list[str]:
-        good = {code for code, _ in self._units(spec)}
+        good = {code for code, _, _ in self._units(spec)}
         out = list(NOT_UNITS)
         try:
             declared = _pint_unit(spec.unit).dimensionality
@@ -694,7 +693,7 @@ class _Draw:
         try:
             if isinstance(edge, Q):
                 value = edge.value if edge.unit == spec.unit or spec.type != "quantity" \
-                    else edge.value * unit_factor(edge.unit, spec.unit, dict(spec.convert))
+                    else to_unit(edge, spec.unit, conv_of(spec))
             elif isinstance(edge, Decimal):
                 value = edge
             else:
@@ -794,8 +793,8 @@ class _Draw:
     def _raw_quantity(self, spec: FactSpec, value: Decimal, key: str) -> Any:
         c = self.c
         units = self.gen.item_units.get(key) if "." in key else self.gen.units.get(key)
-        code, factor = c.choice(units) if units and c.chance(0.4) else (spec.unit, Decimal(1))
-        amount = value / factor
+        code, factor, offset = c.choice(units) if units and c.chance(0.4) else (spec.unit, Decimal(1), Decimal(0))
+        amount = (value - offset) / factor
         text = _plain(amount.normalize() if amount == amount.to_integral_value() else
                       Decimal(f"{amount:.12g}"))
         if code == spec.unit and c.chance(0.4):

@@ -137,10 +137,27 @@ _NOWHERE = Span("<reference>", 0, 0)
 _FUNCTION_DATES = ("completed_years", "before_months_after")
 
 
+def conv_of(spec: FactSpec) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+    """A quantity fact's analyte conversions: ({unit: factor}, {unit: offset})."""
+    factors = dict(spec.convert)
+    offsets: dict[str, Decimal] = {}
+    for unit, factor, offset in getattr(spec, "affine", ()):
+        factors[unit] = factor
+        offsets[unit] = offset
+    return factors, offsets
+
+
 def fact_spec(name: str, entry: dict[str, Any]) -> FactSpec:
     kind = entry["type"]
     unit = str(entry.get("unit", "") or "")
-    return FactSpec(
+    plain, affine = [], []
+    for code, how in (entry.get("convert") or {}).items():
+        if isinstance(how, dict):
+            affine.append((str(code), Decimal(str(how["factor"])), Decimal(str(how.get("offset", 0)))))
+        else:
+            plain.append((str(code), Decimal(str(how))))
+    extra = {"affine": tuple(affine)} if "affine" in FactSpec.__slots__ else {}  # type: ignore[attr-defined]
+    return FactSpec(**extra, 
         name=name, type=kind, description="", span=_NOWHERE,
         values=tuple(entry.get("values", ())),
         minimum=entry.get("min"), maximum=entry.get("max"),
@@ -148,7 +165,7 @@ def fact_spec(name: str, entry: dict[str, Any]) -> FactSpec:
         unit=unit, required=bool(entry.get("required", False)),
         context=bool(entry.get("context", False)),
         special=tuple(Special(s) for s in entry.get("special", ()) or ()),
-        convert=tuple((str(k), Decimal(str(v))) for k, v in (entry.get("convert") or {}).items()),
+        convert=tuple(plain),
         item=tuple(fact_spec(n, e) for n, e in (entry.get("item") or {}).items()),
         derived_by="derived" if entry.get("derived") else None,
     )
@@ -190,7 +207,7 @@ def typed_of(spec: FactSpec, value: Any) -> Any:
         return value
     if spec.type in ("integer", "decimal", "quantity"):
         if isinstance(value, Q):
-            value = to_unit(value, spec.unit or value.unit, dict(spec.convert))
+            value = to_unit(value, spec.unit or value.unit, conv_of(spec))
         if isinstance(value, Decimal):
             if not value.is_finite():
                 raise ArithmeticError("not a finite number")
@@ -229,7 +246,9 @@ class Reference:
         self.order = {name: i for i, name in enumerate(self.facts)}
         self.items = {n: {f.name: f for f in s.item} for n, s in self.facts.items() if s.type == "list"}
         self.units = {n: s.unit for n, s in self.facts.items() if s.type == "quantity"}
-        self.converts = {n: dict(s.convert) for n, s in self.facts.items() if s.convert}
+        self.converts = {n: conv_of(s) for n, s in self.facts.items() if s.type == "quantity"}
+        for spec in self.facts.values():  # item fields: their names are their own
+            self.converts.update({f.name: conv_of(f) for f in spec.item if f.type == "quantity"})
         self.definitions: dict[str, tuple] = {}
         raw_defs = doc.get("definitions") or []
         names = {d["name"]: None for d in raw_defs}
