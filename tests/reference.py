@@ -226,6 +226,7 @@ class _Criterion:
     cond: tuple
     facts: list[str]
     ask: bool
+    read_once: bool | None = None
 
 
 @dataclass
@@ -412,13 +413,46 @@ class Reference:
 
         return search(0)
 
+    def read_once(self, criterion: _Criterion) -> bool:
+        """Each comparison reads at most one fact, and no fact is read twice."""
+        if criterion.read_once is None:
+            seen: list[str] = []
+            for leaf in _leaves(criterion.cond, self.definitions):
+                names = names_read(leaf, self.definitions)
+                seen.extend(names)
+                if len(names) > 1:
+                    criterion.read_once = False
+                    return False
+            criterion.read_once = len(seen) == len(set(seen))
+        return criterion.read_once
+
+    def relevant(self, e: tuple, env: Env, out: set[str]) -> None:
+        """For a read-once condition: the absent facts of the unknown comparisons reached
+        through unknown `and`/`or`/`not` only. Each other comparison can be answered either
+        way, so these are exactly the facts the definition calls missing."""
+        if e[0] == "def":
+            self.relevant(self.definitions[e[1]], env, out)
+        elif e[0] == "not":
+            self.relevant(e[1], env, out)
+        elif e[0] in ("and", "or"):
+            for part in e[1]:
+                if isinstance(evaluate(part, env), Unk):
+                    self.relevant(part, env, out)
+        else:
+            out.update(n for n in names_read(e, self.definitions) if n not in env.values)
+
     def missing(self, outcomes: dict[str, Any], rt: dict[str, Any]) -> list[str]:
         found: set[str] = set()
         for criterion in self.criteria:
             if not isinstance(outcomes[criterion.id], Unk) or not criterion.ask:
                 continue
-            pending = [name for name in criterion.facts if name not in rt
-                       and self.could_settle(criterion, rt, name)]
+            if self.read_once(criterion):
+                reached: set[str] = set()
+                self.relevant(criterion.cond, self.env(rt), reached)
+                pending = [name for name in criterion.facts if name in reached]
+            else:
+                pending = [name for name in criterion.facts if name not in rt
+                           and self.could_settle(criterion, rt, name)]
             while pending:
                 name = pending.pop()
                 found.add(name)
@@ -466,6 +500,17 @@ def _show(value: Any) -> str:
     if isinstance(value, Day):
         return "ongoing" if value.ongoing else dt.date.fromordinal(int(value.ordinal)).isoformat()
     return str(value)
+
+
+def _leaves(e: tuple, definitions: dict[str, tuple]) -> list[tuple]:
+    """The comparisons (everything but and/or/not and definitions) of a condition."""
+    if e[0] == "def":
+        return _leaves(definitions[e[1]], definitions)
+    if e[0] == "not":
+        return _leaves(e[1], definitions)
+    if e[0] in ("and", "or"):
+        return [leaf for part in e[1] for leaf in _leaves(part, definitions)]
+    return [e]
 
 
 def _literals(e: Any, definitions: dict[str, tuple]) -> list[Any]:

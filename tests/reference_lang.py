@@ -21,11 +21,13 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import re
+import sys
 from dataclasses import dataclass
 from decimal import Decimal, DivisionByZero, InvalidOperation, Overflow, localcontext
 from functools import lru_cache
 from typing import Any, Callable, Mapping
 
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))  # conditions nest 200 deep
 INF = Decimal("Infinity")
 CAL_WORDS = {"month": 1, "months": 1, "year": 12, "years": 12}
 DAY_WORDS = {"day": 1, "days": 1, "week": 7, "weeks": 7}
