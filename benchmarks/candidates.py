@@ -64,6 +64,7 @@ UNIT_POOL = ("g/L", "g/dL", "mg/dL", "mg/L", "umol/L", "mmol/L", "mol/L", "10*9/
              "min", "h", "d", "wk", "mL/min", "L/min", "mL/s", "mm[Hg]", "kPa", "%", "mmol/mol",
              "U/L", "[IU]/L", "ng/mL", "ug/L", "pg/mL", "mL/min/{1.73_m2}", "kg/m2", "[degF]",
              "Cel")
+MANY = 64  # edges of one fact beyond which a candidate draws near a sample of them
 NOT_UNITS = ("furlongs", "mg/dL/", "10^9/L", "kg/", "bananas")
 
 
@@ -587,7 +588,7 @@ class _Draw:
             return self.pick_list(key, spec)
         if spec.type == "date" and spec.special and c.chance(0.2):
             return NEVER if c.choice(spec.special) is Special.NEVER else Day(INF)
-        static = key in self.gen.static
+        static = key in self.gen.static and len(self.gen.targets.get(key, ())) <= MANY
         if static and key in self.gen.edge_cache:
             options = self.gen.edge_cache[key]
         else:
@@ -665,7 +666,10 @@ class _Draw:
         if spec.type == "text":
             return sorted(self.gen.words.get(key, set()))
         out: list[Any] = []
-        for target in self.gen.targets.get(key, []):
+        targets = self.gen.targets.get(key, [])
+        if len(targets) > MANY:  # a long `in` list: a few of its values each time
+            targets = [self.c.choice(targets) for _ in range(8)]
+        for target in targets:
             if target.expr is None:
                 edge = target.value
             else:

@@ -537,6 +537,9 @@ def _eval(e: tuple, env: Env) -> Any:
         return compare(e[1], _eval(e[2], env), _eval(e[3], env), env)
     if tag == "in":
         x = _eval(e[1], env)
+        words = _literal_set(e[2])
+        if words is not None and isinstance(x, (Decimal, str, int)) and not isinstance(x, bool):
+            return (number(x) in words) != e[3]  # a list of plain literals: one lookup
         results = [compare("==", x, _eval(item, env), env) for item in e[2]]
         found: Any = True if True in results else (merge(*results) or False)
         if x is NEVER:
@@ -553,6 +556,20 @@ def _eval(e: tuple, env: Env) -> Any:
     if tag == "call":
         return call(e[1], e[2], env, e)
     raise AssertionError(tag)
+
+
+_SETS: dict[int, tuple[tuple, frozenset | None]] = {}
+
+
+def _literal_set(items: tuple) -> frozenset | None:
+    """The values of an `in` list made only of plain numbers or only of words, else None."""
+    kept = _SETS.get(id(items))
+    if kept is None or kept[0] is not items:
+        values = [item[1] for item in items if item[0] in ("lit", "word")]
+        kinds = {type(v) for v in values}
+        plain = len(values) == len(items) and (kinds <= {Decimal} or kinds <= {str})
+        kept = _SETS[id(items)] = (items, frozenset(values) if plain else None)
+    return kept[1]
 
 
 def truth(value: Any) -> Any:
