@@ -785,9 +785,13 @@ def within(x: Any, dur: Any, direction: str, y: Any, env: Env, e: tuple) -> Any:
     """`x within D before y`: y - D <= x <= y; after: y <= x <= y + D."""
     if x is NEVER or y is NEVER:
         return False
+    if isinstance(x, Day) and x.ongoing and direction == "before" and isinstance(y, Day):
+        return True  # still going at the anchor: inside the window before it, whatever D
     unknown = merge(x, dur, y)
     if unknown is not None:
         return unknown
+    if isinstance(y, Day) and y.ongoing:
+        return False  # an anchor still going has no end to count a window from
     try:
         sign = "-" if direction == "before" else "+"
         edge = arith(sign, y, dur, env)
