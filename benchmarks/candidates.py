@@ -837,7 +837,7 @@ class _Draw:
                 texts.append(f"{_plain(Decimal(str(spec.minimum)) - 1)} {spec.unit}")
             if spec.maximum is not None:
                 texts.append(f"{_plain(Decimal(str(spec.maximum)) + 1)} {spec.unit}")
-            natives += [True, {"value": 1}, {"value": "x", "unit": spec.unit}]
+            natives += [True, {"value": "x", "unit": spec.unit}, {"unit": spec.unit}]
         elif kind == "date":
             texts = list(BAD_DATES)
             for word in ("never", "ongoing"):

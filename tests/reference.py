@@ -134,6 +134,7 @@ def _derive(function: str, inputs: list[str], params: dict[str, Any], values: di
 # --- the trial, read from the YAML document -------------------------------------------------
 
 _NOWHERE = Span("<reference>", 0, 0)
+_NONE = object()
 _FUNCTION_DATES = ("completed_years", "before_months_after")
 
 
@@ -382,12 +383,52 @@ class Reference:
         self._options[key] = opts
         return opts
 
+    def completions(self, criterion: _Criterion, name: str, items: tuple) -> list[tuple]:
+        """Ways of filling the unknown fields of a given list's items: the k-th answer of
+        every unknown field together, for each k."""
+        fields = {f.name: f for f in self.facts[name].item}
+        options = {f: self.field_options(criterion, name, spec) for f, spec in fields.items()}
+        width = max((len(o) for o in options.values()), default=0)
+        out = []
+        for k in range(width):
+            out.append(tuple({f: (item[f] if not isinstance(item.get(f, UNKNOWN), Unk)
+                                  else options[f][k % len(options[f])]) for f in fields}
+                             for item in items))
+        return out
+
+    def field_options(self, criterion: _Criterion, name: str, spec: FactSpec) -> list[Any]:
+        key = (criterion.id, f"{name}.{spec.name}")
+        if key not in self._options:
+            saved = self.facts.get(spec.name)
+            self.facts[spec.name] = spec
+            try:
+                self._options[key] = [v for v in self.options(criterion, spec.name) if v != ()]
+            finally:
+                del self._options[(criterion.id, spec.name)]
+                if saved is None:
+                    del self.facts[spec.name]
+                else:
+                    self.facts[spec.name] = saved
+        return self._options[key]
+
+    def partial(self, rt: dict[str, Any], name: str) -> bool:
+        """A given list with an item field left unknown."""
+        value = rt.get(name)
+        return isinstance(value, tuple) and any(
+            isinstance(item.get(f.name, UNKNOWN), Unk) for item in value for f in self.facts[name].item)
+
     def could_settle(self, criterion: _Criterion, values: dict[str, Any], fact: str) -> bool:
         """Is there a way of (not) answering the other absent facts that leaves the criterion
-        unknown, and an answer to `fact` that then settles it?"""
+        unknown, and an answer to `fact` that then settles it? A given list with unknown
+        item fields is answered further by filling them in."""
         others = [name for name in criterion.facts if name not in values and name != fact]
         trial_values = dict(values)
-        fact_options = self.options(criterion, fact)
+        if fact in values:  # a partly given list
+            fact_options = self.completions(criterion, fact, values[fact])
+            del trial_values[fact]
+            trial_values[fact] = values[fact]
+        else:
+            fact_options = self.options(criterion, fact)
 
         def unknown() -> bool:
             return isinstance(evaluate(criterion.cond, self.env(trial_values)), Unk)
@@ -395,10 +436,14 @@ class Reference:
         def search(i: int) -> bool:
             if not unknown():
                 return False  # settled without `fact`; more answers keep it settled
+            given = trial_values.get(fact, _NONE)
             for option in fact_options:
                 trial_values[fact] = option
                 settled = not unknown()
-                del trial_values[fact]
+                if given is _NONE:
+                    del trial_values[fact]
+                else:
+                    trial_values[fact] = given
                 if settled:
                     return True
             for j in range(i, len(others)):
@@ -446,12 +491,13 @@ class Reference:
         for criterion in self.criteria:
             if not isinstance(outcomes[criterion.id], Unk) or not criterion.ask:
                 continue
-            if self.read_once(criterion):
+            if self.read_once(criterion) and not any(self.partial(rt, n) for n in criterion.facts):
                 reached: set[str] = set()
                 self.relevant(criterion.cond, self.env(rt), reached)
                 pending = [name for name in criterion.facts if name in reached]
             else:
-                pending = [name for name in criterion.facts if name not in rt
+                pending = [name for name in criterion.facts
+                           if (name not in rt or self.partial(rt, name))
                            and self.could_settle(criterion, rt, name)]
             while pending:
                 name = pending.pop()
