@@ -46,9 +46,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "tests") not in sys.path:
     sys.path.insert(0, str(ROOT / "tests"))
 
-from reference import Reference, _derive, runtime, typed_of  # noqa: E402
+from reference import Reference, _derive, conv_of, runtime, typed_of  # noqa: E402
 from reference_lang import (  # noqa: E402
-    INF, NEVER, Cal, Day, Env, Q, Unk, _pint_unit, evaluate, names_read, unit_factor,
+    INF, NEVER, Cal, Day, Env, Q, Unk, _conversion, _pint_unit, evaluate, names_read, to_unit,
 )
 from screener.model import FactSpec, Special  # noqa: E402
 from screener.rules.read import load_yaml  # noqa: E402
@@ -64,6 +64,7 @@ UNIT_POOL = ("g/L", "g/dL", "mg/dL", "mg/L", "umol/L", "mmol/L", "mol/L", "10*9/
              "min", "h", "d", "wk", "mL/min", "L/min", "mL/s", "mm[Hg]", "kPa", "%", "mmol/mol",
              "U/L", "[IU]/L", "ng/mL", "ug/L", "pg/mL", "mL/min/{1.73_m2}", "kg/m2", "[degF]",
              "Cel")
+MANY = 64  # edges of one fact beyond which a candidate draws near a sample of them
 NOT_UNITS = ("furlongs", "mg/dL/", "10^9/L", "kg/", "bananas")
 
 
@@ -392,11 +393,11 @@ class Generator:
                 placed.add(n)
         return out
 
-    def _units(self, spec: FactSpec) -> list[tuple[str, Decimal]]:
-        """(unit, factor to the declared unit) for the declared unit and every convertible one."""
-        out = [(spec.unit, Decimal(1))]
-        convert = dict(spec.convert)
-        pool = list(UNIT_POOL) + list(convert)
+    def _units(self, spec: FactSpec) -> list[tuple[str, Decimal, Decimal]]:
+        """(unit, factor, offset) into the declared unit, for it and every convertible unit."""
+        out = [(spec.unit, Decimal(1), Decimal(0))]
+        conv = conv_of(spec)
+        pool = list(UNIT_POOL) + list(conv[0])
         try:
             declared = _pint_unit(spec.unit).dimensionality
         except Exception:
@@ -405,15 +406,14 @@ class Generator:
             if code == spec.unit:
                 continue
             try:
-                same = _pint_unit(code).dimensionality == declared
-                if same or code in convert:
-                    out.append((code, unit_factor(code, spec.unit, convert)))
+                if _pint_unit(code).dimensionality == declared or code in conv[0]:
+                    out.append((code, *_conversion(code, spec.unit, conv)))
             except Exception:
                 continue
         return out
 
     def _bad_units(self, spec: FactSpec) -> list[str]:
-        good = {code for code, _ in self._units(spec)}
+        good = {code for code, _, _ in self._units(spec)}
         out = list(NOT_UNITS)
         try:
             declared = _pint_unit(spec.unit).dimensionality
@@ -588,7 +588,7 @@ class _Draw:
             return self.pick_list(key, spec)
         if spec.type == "date" and spec.special and c.chance(0.2):
             return NEVER if c.choice(spec.special) is Special.NEVER else Day(INF)
-        static = key in self.gen.static
+        static = key in self.gen.static and len(self.gen.targets.get(key, ())) <= MANY
         if static and key in self.gen.edge_cache:
             options = self.gen.edge_cache[key]
         else:
@@ -666,7 +666,10 @@ class _Draw:
         if spec.type == "text":
             return sorted(self.gen.words.get(key, set()))
         out: list[Any] = []
-        for target in self.gen.targets.get(key, []):
+        targets = self.gen.targets.get(key, [])
+        if len(targets) > MANY:  # a long `in` list: a few of its values each time
+            targets = [self.c.choice(targets) for _ in range(8)]
+        for target in targets:
             if target.expr is None:
                 edge = target.value
             else:
@@ -694,7 +697,7 @@ class _Draw:
         try:
             if isinstance(edge, Q):
                 value = edge.value if edge.unit == spec.unit or spec.type != "quantity" \
-                    else edge.value * unit_factor(edge.unit, spec.unit, dict(spec.convert))
+                    else to_unit(edge, spec.unit, conv_of(spec))
             elif isinstance(edge, Decimal):
                 value = edge
             else:
@@ -794,8 +797,8 @@ class _Draw:
     def _raw_quantity(self, spec: FactSpec, value: Decimal, key: str) -> Any:
         c = self.c
         units = self.gen.item_units.get(key) if "." in key else self.gen.units.get(key)
-        code, factor = c.choice(units) if units and c.chance(0.4) else (spec.unit, Decimal(1))
-        amount = value / factor
+        code, factor, offset = c.choice(units) if units and c.chance(0.4) else (spec.unit, Decimal(1), Decimal(0))
+        amount = (value - offset) / factor
         text = _plain(amount.normalize() if amount == amount.to_integral_value() else
                       Decimal(f"{amount:.12g}"))
         if code == spec.unit and c.chance(0.4):
@@ -834,7 +837,7 @@ class _Draw:
                 texts.append(f"{_plain(Decimal(str(spec.minimum)) - 1)} {spec.unit}")
             if spec.maximum is not None:
                 texts.append(f"{_plain(Decimal(str(spec.maximum)) + 1)} {spec.unit}")
-            natives += [True, {"value": 1}, {"value": "x", "unit": spec.unit}]
+            natives += [True, {"value": "x", "unit": spec.unit}, {"unit": spec.unit}]
         elif kind == "date":
             texts = list(BAD_DATES)
             for word in ("never", "ongoing"):

@@ -134,13 +134,31 @@ def _derive(function: str, inputs: list[str], params: dict[str, Any], values: di
 # --- the trial, read from the YAML document -------------------------------------------------
 
 _NOWHERE = Span("<reference>", 0, 0)
+_NONE = object()
 _FUNCTION_DATES = ("completed_years", "before_months_after")
+
+
+def conv_of(spec: FactSpec) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+    """A quantity fact's analyte conversions: ({unit: factor}, {unit: offset})."""
+    factors = dict(spec.convert)
+    offsets: dict[str, Decimal] = {}
+    for unit, factor, offset in getattr(spec, "affine", ()):
+        factors[unit] = factor
+        offsets[unit] = offset
+    return factors, offsets
 
 
 def fact_spec(name: str, entry: dict[str, Any]) -> FactSpec:
     kind = entry["type"]
     unit = str(entry.get("unit", "") or "")
-    return FactSpec(
+    plain, affine = [], []
+    for code, how in (entry.get("convert") or {}).items():
+        if isinstance(how, dict):
+            affine.append((str(code), Decimal(str(how["factor"])), Decimal(str(how.get("offset", 0)))))
+        else:
+            plain.append((str(code), Decimal(str(how))))
+    extra = {"affine": tuple(affine)} if "affine" in FactSpec.__slots__ else {}  # type: ignore[attr-defined]
+    return FactSpec(**extra, 
         name=name, type=kind, description="", span=_NOWHERE,
         values=tuple(entry.get("values", ())),
         minimum=entry.get("min"), maximum=entry.get("max"),
@@ -148,7 +166,7 @@ def fact_spec(name: str, entry: dict[str, Any]) -> FactSpec:
         unit=unit, required=bool(entry.get("required", False)),
         context=bool(entry.get("context", False)),
         special=tuple(Special(s) for s in entry.get("special", ()) or ()),
-        convert=tuple((str(k), Decimal(str(v))) for k, v in (entry.get("convert") or {}).items()),
+        convert=tuple(plain),
         item=tuple(fact_spec(n, e) for n, e in (entry.get("item") or {}).items()),
         derived_by="derived" if entry.get("derived") else None,
     )
@@ -190,7 +208,7 @@ def typed_of(spec: FactSpec, value: Any) -> Any:
         return value
     if spec.type in ("integer", "decimal", "quantity"):
         if isinstance(value, Q):
-            value = to_unit(value, spec.unit or value.unit, dict(spec.convert))
+            value = to_unit(value, spec.unit or value.unit, conv_of(spec))
         if isinstance(value, Decimal):
             if not value.is_finite():
                 raise ArithmeticError("not a finite number")
@@ -209,6 +227,7 @@ class _Criterion:
     cond: tuple
     facts: list[str]
     ask: bool
+    read_once: bool | None = None
 
 
 @dataclass
@@ -229,7 +248,9 @@ class Reference:
         self.order = {name: i for i, name in enumerate(self.facts)}
         self.items = {n: {f.name: f for f in s.item} for n, s in self.facts.items() if s.type == "list"}
         self.units = {n: s.unit for n, s in self.facts.items() if s.type == "quantity"}
-        self.converts = {n: dict(s.convert) for n, s in self.facts.items() if s.convert}
+        self.converts = {n: conv_of(s) for n, s in self.facts.items() if s.type == "quantity"}
+        for spec in self.facts.values():  # item fields: their names are their own
+            self.converts.update({f.name: conv_of(f) for f in spec.item if f.type == "quantity"})
         self.definitions: dict[str, tuple] = {}
         raw_defs = doc.get("definitions") or []
         names = {d["name"]: None for d in raw_defs}
@@ -362,12 +383,52 @@ class Reference:
         self._options[key] = opts
         return opts
 
+    def completions(self, criterion: _Criterion, name: str, items: tuple) -> list[tuple]:
+        """Ways of filling the unknown fields of a given list's items: the k-th answer of
+        every unknown field together, for each k."""
+        fields = {f.name: f for f in self.facts[name].item}
+        options = {f: self.field_options(criterion, name, spec) for f, spec in fields.items()}
+        width = max((len(o) for o in options.values()), default=0)
+        out = []
+        for k in range(width):
+            out.append(tuple({f: (item[f] if not isinstance(item.get(f, UNKNOWN), Unk)
+                                  else options[f][k % len(options[f])]) for f in fields}
+                             for item in items))
+        return out
+
+    def field_options(self, criterion: _Criterion, name: str, spec: FactSpec) -> list[Any]:
+        key = (criterion.id, f"{name}.{spec.name}")
+        if key not in self._options:
+            saved = self.facts.get(spec.name)
+            self.facts[spec.name] = spec
+            try:
+                self._options[key] = [v for v in self.options(criterion, spec.name) if v != ()]
+            finally:
+                del self._options[(criterion.id, spec.name)]
+                if saved is None:
+                    del self.facts[spec.name]
+                else:
+                    self.facts[spec.name] = saved
+        return self._options[key]
+
+    def partial(self, rt: dict[str, Any], name: str) -> bool:
+        """A given list with an item field left unknown."""
+        value = rt.get(name)
+        return isinstance(value, tuple) and any(
+            isinstance(item.get(f.name, UNKNOWN), Unk) for item in value for f in self.facts[name].item)
+
     def could_settle(self, criterion: _Criterion, values: dict[str, Any], fact: str) -> bool:
         """Is there a way of (not) answering the other absent facts that leaves the criterion
-        unknown, and an answer to `fact` that then settles it?"""
+        unknown, and an answer to `fact` that then settles it? A given list with unknown
+        item fields is answered further by filling them in."""
         others = [name for name in criterion.facts if name not in values and name != fact]
         trial_values = dict(values)
-        fact_options = self.options(criterion, fact)
+        if fact in values:  # a partly given list
+            fact_options = self.completions(criterion, fact, values[fact])
+            del trial_values[fact]
+            trial_values[fact] = values[fact]
+        else:
+            fact_options = self.options(criterion, fact)
 
         def unknown() -> bool:
             return isinstance(evaluate(criterion.cond, self.env(trial_values)), Unk)
@@ -375,10 +436,14 @@ class Reference:
         def search(i: int) -> bool:
             if not unknown():
                 return False  # settled without `fact`; more answers keep it settled
+            given = trial_values.get(fact, _NONE)
             for option in fact_options:
                 trial_values[fact] = option
                 settled = not unknown()
-                del trial_values[fact]
+                if given is _NONE:
+                    del trial_values[fact]
+                else:
+                    trial_values[fact] = given
                 if settled:
                     return True
             for j in range(i, len(others)):
@@ -393,13 +458,47 @@ class Reference:
 
         return search(0)
 
+    def read_once(self, criterion: _Criterion) -> bool:
+        """Each comparison reads at most one fact, and no fact is read twice."""
+        if criterion.read_once is None:
+            seen: list[str] = []
+            for leaf in _leaves(criterion.cond, self.definitions):
+                names = names_read(leaf, self.definitions)
+                seen.extend(names)
+                if len(names) > 1:
+                    criterion.read_once = False
+                    return False
+            criterion.read_once = len(seen) == len(set(seen))
+        return criterion.read_once
+
+    def relevant(self, e: tuple, env: Env, out: set[str]) -> None:
+        """For a read-once condition: the absent facts of the unknown comparisons reached
+        through unknown `and`/`or`/`not` only. Each other comparison can be answered either
+        way, so these are exactly the facts the definition calls missing."""
+        if e[0] == "def":
+            self.relevant(self.definitions[e[1]], env, out)
+        elif e[0] == "not":
+            self.relevant(e[1], env, out)
+        elif e[0] in ("and", "or"):
+            for part in e[1]:
+                if isinstance(evaluate(part, env), Unk):
+                    self.relevant(part, env, out)
+        else:
+            out.update(n for n in names_read(e, self.definitions) if n not in env.values)
+
     def missing(self, outcomes: dict[str, Any], rt: dict[str, Any]) -> list[str]:
         found: set[str] = set()
         for criterion in self.criteria:
             if not isinstance(outcomes[criterion.id], Unk) or not criterion.ask:
                 continue
-            pending = [name for name in criterion.facts if name not in rt
-                       and self.could_settle(criterion, rt, name)]
+            if self.read_once(criterion) and not any(self.partial(rt, n) for n in criterion.facts):
+                reached: set[str] = set()
+                self.relevant(criterion.cond, self.env(rt), reached)
+                pending = [name for name in criterion.facts if name in reached]
+            else:
+                pending = [name for name in criterion.facts
+                           if (name not in rt or self.partial(rt, name))
+                           and self.could_settle(criterion, rt, name)]
             while pending:
                 name = pending.pop()
                 found.add(name)
@@ -447,6 +546,17 @@ def _show(value: Any) -> str:
     if isinstance(value, Day):
         return "ongoing" if value.ongoing else dt.date.fromordinal(int(value.ordinal)).isoformat()
     return str(value)
+
+
+def _leaves(e: tuple, definitions: dict[str, tuple]) -> list[tuple]:
+    """The comparisons (everything but and/or/not and definitions) of a condition."""
+    if e[0] == "def":
+        return _leaves(definitions[e[1]], definitions)
+    if e[0] == "not":
+        return _leaves(e[1], definitions)
+    if e[0] in ("and", "or"):
+        return [leaf for part in e[1] for leaf in _leaves(part, definitions)]
+    return [e]
 
 
 def _literals(e: Any, definitions: dict[str, tuple]) -> list[Any]:

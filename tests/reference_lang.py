@@ -21,11 +21,13 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import re
+import sys
 from dataclasses import dataclass
 from decimal import Decimal, DivisionByZero, InvalidOperation, Overflow, localcontext
 from functools import lru_cache
 from typing import Any, Callable, Mapping
 
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))  # conditions nest 200 deep
 INF = Decimal("Infinity")
 CAL_WORDS = {"month": 1, "months": 1, "year": 12, "years": 12}
 DAY_WORDS = {"day": 1, "days": 1, "week": 7, "weeks": 7}
@@ -132,21 +134,51 @@ def _decimal_of(x: float) -> Decimal:
     return Decimal(f"{x:.15g}")
 
 
-def unit_factor(from_code: str, to_code: str,
-                convert: Mapping[str, Decimal] | None = None) -> Decimal:
-    """How many `to_code` one `from_code` is; analyte factors `convert` go to the fact's unit."""
+Conv = tuple  # a fact's analyte conversions: ({unit: factor}, {unit: offset})
+NO_CONV: Conv = ({}, {})
+
+
+def unit_factor(from_code: str, to_code: str, convert: Mapping[str, Decimal] | None = None) -> Decimal:
+    """How many `to_code` one `from_code` is (a plain factor)."""
+    factor, offset = _conversion(from_code, to_code, (dict(convert or {}), {}))
+    if offset:
+        raise UnitProblem(f"{from_code} converts to {to_code} with an offset")
+    return factor
+
+
+def convert_value(value: Decimal, from_code: str, to_code: str, conv: Conv = NO_CONV) -> Decimal:
+    """`value` in `from_code` as a number in `to_code`; the fact's analyte conversions `conv`
+    go from their unit into the fact's declared unit, and are used backwards too."""
     if from_code == to_code:
-        return Decimal(1)
+        return value
     try:
-        from screener.rules.units import factor  # the product's unit system, when it exists
+        factor, offset = _conversion(from_code, to_code, conv)
+        return value * factor + offset
+    except UnitProblem:
+        factor, offset = _conversion(to_code, from_code, conv)
+        return (value - offset) / factor
+
+
+@lru_cache(maxsize=4096)
+def _cached(from_code: str, to_code: str, factors: tuple, offsets: tuple) -> tuple[Decimal, Decimal]:
+    try:
+        from screener.rules.units import conversion  # the product's unit system, when it exists
     except ImportError:
-        factor = None
-    if factor is not None:
+        conversion = None
+    if conversion is not None:
         try:
-            return Decimal(factor(from_code, to_code, dict(convert or {})))
+            found = conversion(from_code, to_code, dict(factors), dict(offsets))
         except ValueError as exc:
             raise UnitProblem(str(exc)) from None
-    return _pint_factor(from_code, to_code, convert or {})
+        return Decimal(found.factor), Decimal(found.offset)
+    if from_code in dict(factors):
+        return Decimal(dict(factors)[from_code]), Decimal(dict(offsets).get(from_code, 0))
+    return _pint_factor(from_code, to_code, dict(factors)), Decimal(0)
+
+
+def _conversion(from_code: str, to_code: str, conv: Conv) -> tuple[Decimal, Decimal]:
+    factors, offsets = conv
+    return _cached(from_code, to_code, tuple(sorted(factors.items())), tuple(sorted(offsets.items())))
 
 
 def _pint_factor(from_code: str, to_code: str, convert: Mapping[str, Decimal]) -> Decimal:
@@ -157,8 +189,6 @@ def _pint_factor(from_code: str, to_code: str, convert: Mapping[str, Decimal]) -
         k = _pint_unit(key)
         if k.dimensionality == a.dimensionality:  # into the declared unit `to_code`
             return _pint_factor(from_code, key, {}) * Decimal(f)
-        if k.dimensionality == b.dimensionality:  # out of the declared unit `from_code`
-            return _pint_factor(key, to_code, {}) / Decimal(f)
     raise UnitProblem(f"cannot convert {from_code} to {to_code}")
 
 
@@ -451,11 +481,11 @@ class Env:
     """What an expression reads: typed fact values, definitions, and the current item."""
 
     def __init__(self, values: Mapping[str, Any], definitions: Mapping[str, tuple],
-                 units: Mapping[str, str], converts: Mapping[str, Mapping[str, Decimal]]):
+                 units: Mapping[str, str], converts: Mapping[str, Conv]):
         self.values = values  # fact -> runtime value (absent facts are not in it)
         self.definitions = definitions
         self.units = units  # quantity fact -> its UCUM unit
-        self.converts = converts  # quantity fact -> analyte factors
+        self.converts = converts  # quantity fact -> its analyte conversions (factors, offsets)
         self.item: Mapping[str, Any] | None = None
         self.memo: dict[str, Any] = {}
 
@@ -507,6 +537,9 @@ def _eval(e: tuple, env: Env) -> Any:
         return compare(e[1], _eval(e[2], env), _eval(e[3], env), env)
     if tag == "in":
         x = _eval(e[1], env)
+        words = _literal_set(e[2])
+        if words is not None and isinstance(x, (Decimal, str, int)) and not isinstance(x, bool):
+            return (number(x) in words) != e[3]  # a list of plain literals: one lookup
         results = [compare("==", x, _eval(item, env), env) for item in e[2]]
         found: Any = True if True in results else (merge(*results) or False)
         if x is NEVER:
@@ -523,6 +556,20 @@ def _eval(e: tuple, env: Env) -> Any:
     if tag == "call":
         return call(e[1], e[2], env, e)
     raise AssertionError(tag)
+
+
+_SETS: dict[int, tuple[tuple, frozenset | None]] = {}
+
+
+def _literal_set(items: tuple) -> frozenset | None:
+    """The values of an `in` list made only of plain numbers or only of words, else None."""
+    kept = _SETS.get(id(items))
+    if kept is None or kept[0] is not items:
+        values = [item[1] for item in items if item[0] in ("lit", "word")]
+        kinds = {type(v) for v in values}
+        plain = len(values) == len(items) and (kinds <= {Decimal} or kinds <= {str})
+        kept = _SETS[id(items)] = (items, frozenset(values) if plain else None)
+    return kept[1]
 
 
 def truth(value: Any) -> Any:
@@ -562,8 +609,8 @@ def negate(x: Any) -> Any:
     raise TypeError(f"cannot negate {x!r}")
 
 
-def to_unit(q: Q, unit: str, convert: Mapping[str, Decimal] | None = None) -> Decimal:
-    return q.value if q.unit == unit else q.value * unit_factor(q.unit, unit, convert)
+def to_unit(q: Q, unit: str, conv: Conv | None = None) -> Decimal:
+    return q.value if q.unit == unit else convert_value(q.value, q.unit, unit, conv or NO_CONV)
 
 
 def _exact(x: Any) -> Any:
@@ -738,11 +785,13 @@ def within(x: Any, dur: Any, direction: str, y: Any, env: Env, e: tuple) -> Any:
     """`x within D before y`: y - D <= x <= y; after: y <= x <= y + D."""
     if x is NEVER or y is NEVER:
         return False
-    if isinstance(x, Day) and x.ongoing and direction == "before" and not isinstance(y, Unk):
-        return True  # an event still going at the anchor is inside the window before it
+    if isinstance(x, Day) and x.ongoing and direction == "before" and isinstance(y, Day):
+        return True  # still going at the anchor: inside the window before it, whatever D
     unknown = merge(x, dur, y)
     if unknown is not None:
         return unknown
+    if isinstance(y, Day) and y.ongoing:
+        return False  # an anchor still going has no end to count a window from
     try:
         sign = "-" if direction == "before" else "+"
         edge = arith(sign, y, dur, env)
