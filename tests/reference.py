@@ -133,6 +133,13 @@ def _derive(function: str, inputs: list[str], params: dict[str, Any], values: di
 
 # --- the trial, read from the YAML document -------------------------------------------------
 
+SEARCH_BUDGET = 4000  # condition evaluations tried per fact before the shortcut
+
+
+class _OutOfBudget(Exception):
+    pass
+
+
 _NOWHERE = Span("<reference>", 0, 0)
 _NONE = object()
 _FUNCTION_DATES = ("completed_years", "before_months_after")
@@ -430,7 +437,12 @@ class Reference:
         else:
             fact_options = self.options(criterion, fact)
 
+        budget = [SEARCH_BUDGET]
+
         def unknown() -> bool:
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise _OutOfBudget
             return isinstance(evaluate(criterion.cond, self.env(trial_values)), Unk)
 
         def search(i: int) -> bool:
@@ -456,7 +468,14 @@ class Reference:
                         return True
             return False
 
-        return search(0)
+        try:
+            return search(0)
+        except _OutOfBudget:
+            # too many answers to try: decide by the comparisons reached through unknown
+            # and/or/not, which is the same for conditions whose comparisons are independent
+            reached: set[str] = set()
+            self.relevant(criterion.cond, self.env(values), reached, partial=True)
+            return fact in reached
 
     def read_once(self, criterion: _Criterion) -> bool:
         """Each comparison reads at most one fact, and no fact is read twice."""
@@ -471,20 +490,21 @@ class Reference:
             criterion.read_once = len(seen) == len(set(seen))
         return criterion.read_once
 
-    def relevant(self, e: tuple, env: Env, out: set[str]) -> None:
+    def relevant(self, e: tuple, env: Env, out: set[str], partial: bool = False) -> None:
         """For a read-once condition: the absent facts of the unknown comparisons reached
         through unknown `and`/`or`/`not` only. Each other comparison can be answered either
         way, so these are exactly the facts the definition calls missing."""
         if e[0] == "def":
-            self.relevant(self.definitions[e[1]], env, out)
+            self.relevant(self.definitions[e[1]], env, out, partial)
         elif e[0] == "not":
-            self.relevant(e[1], env, out)
+            self.relevant(e[1], env, out, partial)
         elif e[0] in ("and", "or"):
             for part in e[1]:
                 if isinstance(evaluate(part, env), Unk):
-                    self.relevant(part, env, out)
+                    self.relevant(part, env, out, partial)
         else:
-            out.update(n for n in names_read(e, self.definitions) if n not in env.values)
+            out.update(n for n in names_read(e, self.definitions) if n not in env.values
+                       or partial and self.partial(env.values, n))
 
     def missing(self, outcomes: dict[str, Any], rt: dict[str, Any]) -> list[str]:
         found: set[str] = set()
