@@ -384,7 +384,8 @@ class Reference:
             if Special.ONGOING in spec.special:
                 opts.append(Day(INF))
         elif spec.type == "list":
-            opts = [(), ({},)]
+            self._options[key] = [(), ({},)]  # while the items' own answers are found
+            opts = [(), ({},)] + self.completions(criterion, name, ({},))
         else:
             opts = sorted({v for v in literals if isinstance(v, str)}) + ["\x00other"]
         self._options[key] = opts
