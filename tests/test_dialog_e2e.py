@@ -98,7 +98,7 @@ def test_why_and_how(tmp_path: Path) -> None:
     term.expect("Eastern Cooperative Oncology Group (ECOG) physical status score <2 points;")
     term.answer("ecog", "how")
     term.expect("How the conclusion (undetermined) was reached")
-    term.expect("age = ")
+    term.expect("Age = ")
     term.answer("ecog", "quit")
     term.expect("Screening saved to")
     term.child.expect(pexpect.EOF)
@@ -251,3 +251,14 @@ def test_sessions_then_reopen_a_finished_screening_by_id(tmp_path: Path, lang: s
     again.child.expect(pexpect.EOF)
     saved = json.loads(next((tmp_path / "state" / "screener" / "sessions").glob("*.json")).read_text())
     assert [e["reason"] for e in saved["history"] if e["event"] == "reopened"] == [reason]
+
+
+def test_zh_how_speaks_chinese_with_clinical_labels(tmp_path: Path) -> None:
+    term = start(tmp_path, "--lang", "zh")
+    term.answers([("sex", "男")] + MAN[1:ECOG])
+    term.answer("ecog", "怎么")
+    term.expect("结论（尚无法确定）的推导过程")
+    term.expect("年龄 = 65，由 出生日期 = 1961年3月3日, 筛选日期 = ")
+    term.expect("规则 I1：病理确诊 GIST = 是, 疾病状态 = 转移")
+    term.answer("ecog", "退出")
+    term.child.expect(pexpect.EOF)

@@ -194,7 +194,8 @@ def test_how_shows_each_criterion_and_the_rules_that_fired(run: Any) -> None:
     how = done.text.split("> how")[1]
     assert "How the conclusion (undetermined) was reached" in how
     assert re.search(r"I3\s+Aged 18 to 75 → met", how)
-    assert "age = 65, derived from birth_date=3 March 1961, screening_date=25 November 2026" in how
+    assert "Age = 65, derived from Date of birth = 3 March 1961, Screening date = 25 November 2026" in how
+    assert "rule I3: Age = 65" in how
     assert re.search(r"I5\s+ECOG performance status below 2 → unknown", how)
 
 
@@ -223,7 +224,7 @@ def test_unknown_child_pugh_part_asks_the_class_then_b_correctability(run: Any) 
 
 def test_summary_and_help(run: Any) -> None:
     done = run(["male", "summary", "help", "quit"])
-    assert re.search(r"sex\s+male\s+answered", done.text)
+    assert re.search(r"Sex\s+male\s+answered", done.text)
     assert "Eastern" not in done.text and "Date of birth?" in done.text
     assert "change FACT   correct the answer for FACT" in done.text
 
