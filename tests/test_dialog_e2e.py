@@ -81,7 +81,7 @@ def test_correction_flips_the_decision(tmp_path: Path) -> None:
     term.expect("Press Enter to finish")
     term.child.send("change ecog typed 2 for 1\r")
     term.answer("ecog", "1")
-    term.expect("ecog corrected: 2 → 1")
+    term.expect("ECOG performance status corrected: 2 → 1")
     term.answers(MAN[ECOG + 1:])
     term.expect("Decision: eligible")
     assert term.finish() == 0
