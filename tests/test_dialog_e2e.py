@@ -262,3 +262,17 @@ def test_zh_how_speaks_chinese_with_clinical_labels(tmp_path: Path) -> None:
     term.expect("规则 I1：病理确诊 GIST = 是, 疾病状态 = 转移")
     term.answer("ecog", "退出")
     term.child.expect(pexpect.EOF)
+
+
+def test_a_prefilled_value_corrected_in_the_dialog_is_credited_to_the_dialog(tmp_path: Path) -> None:
+    answers = tmp_path / "known.yaml"
+    answers.write_text("sex: female\n", encoding="utf-8")
+    term = start(tmp_path, "--answers", str(answers), "--trace", str(tmp_path / "t.jsonl"),
+                 "--letter", str(tmp_path / "l.html"))
+    term.answer("birth_date", "change sex wrong field in the referral")
+    term.answer("sex", "male")
+    term.answers(MAN[1:])
+    assert term.finish() == 0
+    letter = (tmp_path / "l.html").read_text(encoding="utf-8")
+    sex = next(line for line in letter.splitlines() if "<li>sex = male" in line)
+    assert "<li>sex = male (dialog answer (sex), " in sex and "answers file" not in sex.split("corrected:")[0]
