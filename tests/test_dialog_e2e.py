@@ -81,7 +81,7 @@ def test_correction_flips_the_decision(tmp_path: Path) -> None:
     term.expect("Press Enter to finish")
     term.child.send("change ecog typed 2 for 1\r")
     term.answer("ecog", "1")
-    term.expect("ecog corrected: 2 → 1")
+    term.expect("ECOG performance status corrected: 2 → 1")
     term.answers(MAN[ECOG + 1:])
     term.expect("Decision: eligible")
     assert term.finish() == 0
@@ -98,7 +98,7 @@ def test_why_and_how(tmp_path: Path) -> None:
     term.expect("Eastern Cooperative Oncology Group (ECOG) physical status score <2 points;")
     term.answer("ecog", "how")
     term.expect("How the conclusion (undetermined) was reached")
-    term.expect("age = ")
+    term.expect("Age = ")
     term.answer("ecog", "quit")
     term.expect("Screening saved to")
     term.child.expect(pexpect.EOF)
@@ -251,3 +251,28 @@ def test_sessions_then_reopen_a_finished_screening_by_id(tmp_path: Path, lang: s
     again.child.expect(pexpect.EOF)
     saved = json.loads(next((tmp_path / "state" / "screener" / "sessions").glob("*.json")).read_text())
     assert [e["reason"] for e in saved["history"] if e["event"] == "reopened"] == [reason]
+
+
+def test_zh_how_speaks_chinese_with_clinical_labels(tmp_path: Path) -> None:
+    term = start(tmp_path, "--lang", "zh")
+    term.answers([("sex", "男")] + MAN[1:ECOG])
+    term.answer("ecog", "怎么")
+    term.expect("结论（尚无法确定）的推导过程")
+    term.expect("年龄 = 65，由 出生日期 = 1961年3月3日, 筛选日期 = ")
+    term.expect("规则 I1：病理确诊 GIST = 是, 疾病状态 = 转移")
+    term.answer("ecog", "退出")
+    term.child.expect(pexpect.EOF)
+
+
+def test_a_prefilled_value_corrected_in_the_dialog_is_credited_to_the_dialog(tmp_path: Path) -> None:
+    answers = tmp_path / "known.yaml"
+    answers.write_text("sex: female\n", encoding="utf-8")
+    term = start(tmp_path, "--answers", str(answers), "--trace", str(tmp_path / "t.jsonl"),
+                 "--letter", str(tmp_path / "l.html"))
+    term.answer("birth_date", "change sex wrong field in the referral")
+    term.answer("sex", "male")
+    term.answers(MAN[1:])
+    assert term.finish() == 0
+    letter = (tmp_path / "l.html").read_text(encoding="utf-8")
+    sex = next(line for line in letter.splitlines() if "<li>sex = male" in line)
+    assert "<li>sex = male (dialog answer (sex), " in sex and "answers file" not in sex.split("corrected:")[0]

@@ -157,7 +157,7 @@ def test_correction_flips_the_decision_and_keeps_the_old_value(run: Any) -> None
     lines = answers(MAN[:ECOG]) + ["2", "back", "1"] + answers(MAN[ECOG + 1:]) + [""]
     done = run(lines)
     assert "Decision: ineligible" in done.text
-    assert "ecog corrected: 2 → 1" in done.text
+    assert "ECOG performance status corrected: 2 → 1" in done.text
     assert [line for line in done.text.splitlines() if line.startswith("Decision:")][-1] == "Decision: eligible"
     corrections = [e for e in done.session.history if e["event"] == "correction"]
     assert [(c["fact"], c["old"], c["new"]) for c in corrections] == [("ecog", 2, 1)]
@@ -194,7 +194,8 @@ def test_how_shows_each_criterion_and_the_rules_that_fired(run: Any) -> None:
     how = done.text.split("> how")[1]
     assert "How the conclusion (undetermined) was reached" in how
     assert re.search(r"I3\s+Aged 18 to 75 → met", how)
-    assert "age = 65, derived from birth_date=3 March 1961, screening_date=25 November 2026" in how
+    assert "Age = 65, derived from Date of birth = 3 March 1961, Screening date = 25 November 2026" in how
+    assert "rule I3: Age = 65" in how
     assert re.search(r"I5\s+ECOG performance status below 2 → unknown", how)
 
 
@@ -223,7 +224,7 @@ def test_unknown_child_pugh_part_asks_the_class_then_b_correctability(run: Any) 
 
 def test_summary_and_help(run: Any) -> None:
     done = run(["male", "summary", "help", "quit"])
-    assert re.search(r"sex\s+male\s+answered", done.text)
+    assert re.search(r"Sex\s+male\s+answered", done.text)
     assert "Eastern" not in done.text and "Date of birth?" in done.text
     assert "change FACT   correct the answer for FACT" in done.text
 
@@ -277,7 +278,7 @@ def test_prefill_refuses_bad_values(trial: Trial, screener: Screener, dialog_en:
 
 def test_conflicting_age_is_refused_and_asked_again(run: Any) -> None:
     done = run(["male", "1961-03-03", "", "change age", "30", "65", "quit"])
-    assert "That contradicts other answers: age given as 30, but the other answers give 65." in done.text
+    assert "That contradicts other answers: Age given as 30, but the other answers give 65." in done.text
 
 
 def test_a_trace_observer_records_answers_corrections_and_the_decision(
@@ -307,7 +308,7 @@ def test_undetermined_when_only_unknowns_remain_lists_what_is_missing(run: Any) 
 
 def test_a_birth_date_after_the_screening_date_is_refused_and_asked_again(run: Any) -> None:
     done = run(["male", "2030-01-01", "yes", "2024-03-01", "yes", "quit"])
-    assert "birth_date, screening_date cannot all hold" in done.text
+    assert "Date of birth, Screening date cannot all hold" in done.text
 
 
 def test_a_correction_that_makes_pregnancy_irrelevant_takes_it_out_of_the_record(run: Any) -> None:

@@ -182,8 +182,9 @@ class TraceObserver:
         self.writer.fact(name, value, Source.coerce(source, default_kind="dialog"))
 
     def correction(self, name: str, old: Any, new: Any, reason: str | None = None) -> None:
-        """Record a changed answer; the earlier value stays in the trace."""
-        self.writer.correction(name, old, new, reason or None)
+        """Record a changed answer; the earlier value stays in the trace. The new value came
+        from the dialog, so a corrected pre-filled value is no longer credited to its file."""
+        self.writer.correction(name, old, new, reason or None, Source.dialog(name))
 
     def result(self, result: Result) -> None:
         """Record the decision, seal the trace, and write the letter if one was asked for."""

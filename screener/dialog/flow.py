@@ -131,7 +131,7 @@ class Dialog:
         """
         if correction is not None and fact in self.session.answers:
             current = render.show_value(self.dialog, self.session.answers[fact], fact)
-            self._say(render.note(self.dialog.message("correcting", fact=fact, value=current)))
+            self._say(render.note(self.dialog.message("correcting", fact=self.dialog.label(fact), value=current)))
         progress = None if correction is not None else self._progress(fact)
         while True:
             self._say(render.question(self.dialog, fact, self.today, progress))
@@ -267,18 +267,18 @@ class Dialog:
             result = self._evaluate(trial_answers)
         except ImpossibleFacts as exc:
             self._say(render.problem(self.dialog.message(
-                "impossible", fact=exc.fact, inputs=", ".join(exc.inputs))))
+                "impossible", fact=self.dialog.label(exc.fact), inputs=", ".join(self.dialog.label(i) for i in exc.inputs))))
             return False
         except ConflictError as exc:
             self._say(render.problem(self.dialog.message(
-                "conflict", fact=exc.fact, given=render.show_value(self.dialog, exc.given, exc.fact),
+                "conflict", fact=self.dialog.label(exc.fact), given=render.show_value(self.dialog, exc.given, exc.fact),
                 derived=render.show_value(self.dialog, exc.derived, exc.fact))))
             return False
         if reason is not None:
             before = dict(self.session.answers)
             old = self.session.correct(fact, value, reason, raw)
             self._say(render.note(self.dialog.message(
-                "corrected", fact=fact, old=render.show_value(self.dialog, old, fact),
+                "corrected", fact=self.dialog.label(fact), old=render.show_value(self.dialog, old, fact),
                 new=render.show_value(self.dialog, value, fact))))
             if self.observer is not None:
                 self.observer.correction(fact, old, value, reason)

@@ -76,12 +76,14 @@ def why(dialog: DialogSpec, trial: Trial, fact: str | None) -> RenderableType:
 def how(dialog: DialogSpec, trial: Trial, result: Result) -> RenderableType:
     """How the current conclusion was reached: derived facts, then each criterion's outcome with
     the rules that decided it, or the facts it still waits for."""
-    lines = [Text(dialog.message("how_title", decision=result.decision), style="bold")]
+    decided = dialog.message(f"decision_{result.decision}")
+    lines = [Text(dialog.message("how_title", decision=decided), style="bold")]
     seen: set[object] = set()
     for firing in result.firings:
-        read = ", ".join(f"{k}={show_value(dialog, v, k)}" for k, v in firing.facts.items())
+        read = _read(dialog, firing.facts)
         for fact, value in firing.derived.items():
-            line = dialog.message("how_derived", fact=fact, value=show_value(dialog, value, fact), inputs=read)
+            line = dialog.message("how_derived", fact=dialog.label(fact), value=show_value(dialog, value, fact),
+                                  inputs=read)
             if line not in seen:
                 seen.add(line)
                 lines.append(Text(f"    {line}"))
@@ -94,17 +96,22 @@ def how(dialog: DialogSpec, trial: Trial, result: Result) -> RenderableType:
         if outcome == "unknown":
             waiting = [f for f in trial.expanded_facts(criterion) if f in result.missing]
             if waiting:
-                lines.append(Text(f"    {dialog.message('how_waiting', facts=', '.join(waiting))}", style="dim"))
+                labels = ", ".join(dialog.label(f) for f in waiting)
+                lines.append(Text(f"    {dialog.message('how_waiting', facts=labels)}", style="dim"))
             continue
         for firing in result.firings:
             if firing.criterion != criterion.id or firing.outcome != outcome:
                 continue
-            read = ", ".join(f"{k}={show_value(dialog, v, k)}" for k, v in firing.facts.items())
-            line = dialog.message("how_rule", rule=firing.rule, facts=read or "—")
+            line = dialog.message("how_rule", rule=criterion.id, facts=_read(dialog, firing.facts) or "—")
             if (criterion.id, line) not in seen:
                 seen.add((criterion.id, line))
                 lines.append(Text(f"    {line}", style="dim"))
     return Group(*lines)
+
+
+def _read(dialog: DialogSpec, facts: dict[str, Any]) -> str:
+    """Facts a rule read, as `label = value` in the dialog's language."""
+    return ", ".join(f"{dialog.label(k)} = {show_value(dialog, v, k)}" for k, v in facts.items())
 
 
 def summary(dialog: DialogSpec, answers: dict[str, Any], sources: dict[str, str],
@@ -119,7 +126,7 @@ def summary(dialog: DialogSpec, answers: dict[str, Any], sources: dict[str, str]
     table.add_column(style="dim")
     for fact in sorted(answers, key=lambda f: dialog.order(f) if f in dialog.questions else (0, 0, f)):
         source = sources.get(fact, "dialog")
-        table.add_row(fact, show_value(dialog, answers[fact], fact), _source(dialog, source))
+        table.add_row(dialog.label(fact), show_value(dialog, answers[fact], fact), _source(dialog, source))
     return table
 
 
