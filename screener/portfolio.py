@@ -121,24 +121,33 @@ def screen_portfolio_parallel(trials: Sequence[Trial], rules_paths: Sequence[str
     most a few chunks per worker are in flight, so memory stays flat."""
     import multiprocessing
     from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
 
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(jobs, initializer=_init_worker, initargs=(list(rules_paths), audit)) as pool:
+    spawn = multiprocessing.get_context("spawn")
+    # An executor, not a Pool: when a worker dies (killed, out of memory) its chunk raises
+    # BrokenProcessPool instead of waiting for ever.
+    pool = ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_init_worker,
+                               initargs=(list(rules_paths), audit))
+    finished = False
+    try:
         in_flight: deque[Any] = deque()
 
         def drain_one() -> Iterator[dict[str, Any]]:
-            for screened, unknown in in_flight.popleft().get():
+            for screened, unknown in in_flight.popleft().result():
                 tally.overall.unknown_fields.update(unknown)
                 for record, warning in screened:
                     tally.add(record, warning)
                     yield record
 
         for chunk in _chunks(rows, chunk_size):
-            in_flight.append(pool.apply_async(_screen_chunk, (chunk,)))
+            in_flight.append(pool.submit(_screen_chunk, chunk))
             if len(in_flight) >= 3 * jobs:
                 yield from drain_one()
         while in_flight:
             yield from drain_one()
+        finished = True
+    finally:
+        pool.shutdown(wait=finished, cancel_futures=not finished)
 
 
 # --- matching: which trials could this candidate enter? -----------------------------------

@@ -391,12 +391,13 @@ def test_a_read_only_output_folder_is_a_clear_refusal(tmp_path, capsys):
     assert "cannot write the results" in capsys.readouterr().err
 
 
-def test_a_killed_worker_hung_the_parallel_batch(tmp_path):
+@pytest.mark.parametrize("trials", [["--trial", "NCT03862768"], ["--all-trials"]])
+def test_a_killed_worker_hung_the_parallel_batch(tmp_path, trials):
     rows = "".join(f"c{i:05d},{i % 5},{1 + i % 3}\n" for i in range(20_000))
     (tmp_path / "in.csv").write_text("candidate_id,ecog,asa_class\n" + rows, encoding="utf-8")
     out = tmp_path / "out.jsonl"
     process = subprocess.Popen([sys.executable, "-m", "screener", "batch", str(tmp_path / "in.csv"),
-                                "-o", str(out), "--jobs", "2"], stderr=subprocess.PIPE,
+                                "-o", str(out), "--jobs", "2", *trials], stderr=subprocess.PIPE,
                                env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")})
     deadline = time.monotonic() + 120
     while not any(p.name.endswith(".part") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
