@@ -236,7 +236,7 @@ def test_a_refused_answer_gets_its_reason_right_under_it(tmp_path: Path) -> None
 ])
 def test_sessions_then_reopen_a_finished_screening_by_id(tmp_path: Path, lang: str, prompt: str,
                                                          reason: str) -> None:
-    term = Terminal(tmp_path, "screen", "--candidate-id", "P-2", "--lang", lang)
+    term = Terminal(tmp_path, "screen", "--trial", TRIAL, "--candidate-id", "P-2", "--lang", lang)
     term.answers([("sex", "male"), ("birth_date", "1940-01-01"), ("screening_date", "")])
     assert term.finish("Press Enter to finish" if lang == "en" else "回车结束") == 0
     listing = Terminal(tmp_path, "sessions")
