@@ -1,6 +1,8 @@
 """One conversation for several trials: shared facts asked once, decided trials ask nothing more."""
 from __future__ import annotations
 
+import shutil
+
 import io
 import json
 import re
@@ -106,6 +108,14 @@ def test_two_trials_in_one_conversation_in_a_real_terminal(tmp_path):
 
 def test_without_trial_every_trial_found_that_speaks_the_language_is_screened(tmp_path, monkeypatch):
     toy = ROOT / "tests" / "data" / "toy" / "rules"  # a trial without any dialog file
+    # the shipped trials that can share one conversation with SITE-2 (NCT06898385 defines
+    # hemoglobin otherwise, so it would be refused together with it)
+    for folder, pattern in (("rules", f"{TRIAL}.yaml"), ("dialogs", f"{TRIAL}.*.yaml")):
+        (tmp_path / folder).mkdir()
+        for path in (ROOT / folder).glob(pattern):
+            shutil.copy(path, tmp_path / folder / path.name)
+    monkeypatch.setenv("SCREENER_RULES", str(tmp_path / "rules"))
+    monkeypatch.setenv("SCREENER_DIALOGS", str(tmp_path / "dialogs"))
     status, text = run(["screen", "--rules-dir", str(toy), "--rules-dir", str(SITE), "--candidate-id", "P-2",
                         "--session", str(tmp_path / "s.json")], ["quit"], tmp_path, monkeypatch)
     title = text.splitlines()[0]
