@@ -19,7 +19,9 @@ from conftest import ROOT
 
 
 def _run(args: list[str], cwd: Path, timeout: int = 120) -> subprocess.CompletedProcess:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd)}  # no SCREENER_* variable
+    home = cwd.parent / "home"  # caches (the unit system keeps one) go there, not where it ran
+    home.mkdir(exist_ok=True)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home)}  # no SCREENER_* variable
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
