@@ -283,6 +283,23 @@ def screen_rows_parallel(trial: Trial, rules_path: str, rows: Iterable[Row], sum
     Each worker loads the rules itself and keeps one durable-rules session live at a time.
     At most a few chunks per worker are in flight, so memory stays flat.
     """
+    for chunk in chunk_results(rows, jobs, chunk_size, _init_worker, (rules_path, audit, context),
+                               _screen_chunk):
+        for record, unknown, warning in chunk:
+            summary.unknown_fields.update(unknown)
+            if warning:
+                summary.warnings.append(warning)
+                summary.unwritten += record["decision"] != "error"
+            summary.add(record)
+            yield record
+
+
+def chunk_results(rows: Iterable[Row], jobs: int, chunk_size: int, initializer: Any,
+                  initargs: tuple[Any, ...], work: Any) -> Iterator[Any]:
+    """`work(chunk)` for each chunk of `rows`, in `jobs` spawned worker processes set up by
+    `initializer(*initargs)`; yields the results in input order, with at most a few chunks
+    per worker in flight, so memory stays flat whatever the input's size.
+    """
     import multiprocessing
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
@@ -290,28 +307,16 @@ def screen_rows_parallel(trial: Trial, rules_path: str, rows: Iterable[Row], sum
     spawn = multiprocessing.get_context("spawn")
     # An executor, not a Pool: when a worker dies (killed, out of memory) its chunk raises
     # BrokenProcessPool instead of waiting for ever.
-    pool = ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_init_worker,
-                               initargs=(rules_path, audit, context))
+    pool = ProcessPoolExecutor(jobs, mp_context=spawn, initializer=initializer, initargs=initargs)
     finished = False
     try:
         in_flight: deque[Any] = deque()
-
-        def drain_one() -> Iterator[dict[str, Any]]:
-            for record, unknown, warning in in_flight.popleft().result():
-                summary.unknown_fields.update(unknown)
-                if warning:
-                    summary.warnings.append(warning)
-                    summary.unwritten += record["decision"] != "error"
-                summary.add(record)
-                yield record
-
-        # Reading the whole input ahead would not keep memory flat; a bounded queue does.
         for chunk in _chunks(rows, chunk_size):
-            in_flight.append(pool.submit(_screen_chunk, chunk))
+            in_flight.append(pool.submit(work, chunk))
             if len(in_flight) >= 3 * jobs:
-                yield from drain_one()
+                yield in_flight.popleft().result()
         while in_flight:
-            yield from drain_one()
+            yield in_flight.popleft().result()
         finished = True
     finally:
         pool.shutdown(wait=finished, cancel_futures=not finished)

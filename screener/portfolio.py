@@ -12,7 +12,7 @@ import dataclasses
 import os
 from typing import Any, Iterable, Iterator, Sequence
 
-from screener.batch import AuditOptions, Summary, screen_row, write_audit
+from screener.batch import AuditOptions, Summary, chunk_results, screen_row, write_audit
 from screener.engine import Screener
 from screener.model import Trial
 from screener.readers import Row
@@ -86,17 +86,6 @@ def screen_portfolio(trials: Sequence[Trial], rows: Iterable[Row], tally: Tally,
 
 # --- several processes -------------------------------------------------------------------
 
-def _chunks(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
-    chunk: list[Row] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 _worker: tuple[list[Trial], list[Screener], list[AuditOptions | None]] | None = None
 
 
@@ -119,35 +108,13 @@ def screen_portfolio_parallel(trials: Sequence[Trial], rules_paths: Sequence[str
                               chunk_size: int = 128) -> Iterator[dict[str, Any]]:
     """As `screen_portfolio`, in `jobs` worker processes; records keep their order and at
     most a few chunks per worker are in flight, so memory stays flat."""
-    import multiprocessing
-    from collections import deque
-    from concurrent.futures import ProcessPoolExecutor
-
-    spawn = multiprocessing.get_context("spawn")
-    # An executor, not a Pool: when a worker dies (killed, out of memory) its chunk raises
-    # BrokenProcessPool instead of waiting for ever.
-    pool = ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_init_worker,
-                               initargs=(list(rules_paths), audit))
-    finished = False
-    try:
-        in_flight: deque[Any] = deque()
-
-        def drain_one() -> Iterator[dict[str, Any]]:
-            for screened, unknown in in_flight.popleft().result():
-                tally.overall.unknown_fields.update(unknown)
-                for record, warning in screened:
-                    tally.add(record, warning)
-                    yield record
-
-        for chunk in _chunks(rows, chunk_size):
-            in_flight.append(pool.submit(_screen_chunk, chunk))
-            if len(in_flight) >= 3 * jobs:
-                yield from drain_one()
-        while in_flight:
-            yield from drain_one()
-        finished = True
-    finally:
-        pool.shutdown(wait=finished, cancel_futures=not finished)
+    for chunk in chunk_results(rows, jobs, chunk_size, _init_worker, (list(rules_paths), audit),
+                               _screen_chunk):
+        for screened, unknown in chunk:
+            tally.overall.unknown_fields.update(unknown)
+            for record, warning in screened:
+                tally.add(record, warning)
+                yield record
 
 
 # --- matching: which trials could this candidate enter? -----------------------------------
