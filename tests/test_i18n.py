@@ -2,13 +2,12 @@
 the compiled form of its translations."""
 from __future__ import annotations
 
-import io
 import string
 from pathlib import Path
 
 import pytest
 from babel.messages.extract import extract_from_dir
-from babel.messages.mofile import write_mo
+from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
 from screener.i18n import LOCALE_DIR, local_date, translate
@@ -47,10 +46,12 @@ def test_every_message_of_the_screener_is_translated(language: str) -> None:
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_the_shipped_catalogue_is_compiled_from_its_translations(language: str) -> None:
-    compiled = io.BytesIO()
-    write_mo(compiled, catalogue(language))
-    shipped = (LOCALE_DIR / language / "LC_MESSAGES" / "screener.mo").read_bytes()
-    assert shipped == compiled.getvalue(), "run make catalogues"
+    # Compared message by message: the compiled header names the Babel version that wrote it,
+    # so a byte comparison would fail on every Babel release.
+    with open(LOCALE_DIR / language / "LC_MESSAGES" / "screener.mo", "rb") as handle:
+        shipped = {m.id: m.string for m in read_mo(handle) if m.id}
+    wanted = {m.id: m.string for m in catalogue(language) if m.id and m.string}
+    assert shipped == wanted, "run make catalogues"
 
 
 def test_messages_and_dates_read_in_the_screening_language() -> None:
