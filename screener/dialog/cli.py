@@ -1,7 +1,12 @@
 """`screener screen` and `screener resume`: set up a screening dialog from argv and run it.
 
+The session file remembers the screening's traces (path, letter path, and how far each chain
+had come at the last save), its operator, language and trials, so `resume` goes on in the same
+trace files after checking that they still end where the session left them.
+
 Exit status: 0 when the screening reached its decision, 3 when it was saved to be resumed,
-2 for a usage error or an unreadable rules, dialog, answers or session file.
+2 for a usage error, an unreadable rules, dialog, answers or session file, or a trace that
+cannot be continued.
 """
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, Callable
 
 from rich.console import Console
 from rich.text import Text
@@ -30,9 +35,14 @@ from screener.trials import RULES_DIR_HELP, catalog
 from screener.values import context_facts
 from screener.values import coerce
 
+if TYPE_CHECKING:
+    from screener.audit.artifacts import TraceObserver
+    from screener.audit.trace import TraceError
+
 EXIT_DECIDED, EXIT_USAGE, EXIT_SAVED = 0, 2, 3
 
-_EPILOG = "exit status: 0 decided, 3 saved to resume later, 2 usage or file error"
+_EPILOG = ("exit status: 0 decided, 3 saved to resume later, 2 usage or file error (also a trace "
+           "changed or removed since the screening stopped)")
 
 
 def add_screen_parsers(subparsers: Any) -> None:
@@ -61,8 +71,11 @@ def add_screen_parsers(subparsers: Any) -> None:
 
     resume = subparsers.add_parser(
         "resume", help="continue a saved screening dialog", epilog=_EPILOG,
-        description="Continue a saved screening. Reopening a finished one asks for the reason, "
-                    "which is kept in its history.")
+        description="Continue a saved screening in its language, for its trials. A screening "
+                    "started with --trace goes on in the same trace (and writes its letter at "
+                    "the end): the pause and the resumption are recorded, earlier answers keep "
+                    "their times; a trace changed or removed meanwhile is refused. Reopening a "
+                    "finished one asks for the reason, which is kept in its history.")
     resume.add_argument("path", nargs="?", type=Path, metavar="ID",
                         help="session id as `screener sessions` lists it, or a session file "
                              "(default: the latest one)")
@@ -101,13 +114,17 @@ def run_sessions(args: argparse.Namespace, *, stdin: IO[str] | None = None,
 def _add_audit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trace", metavar="PATH", type=Path,
                         help="write a tamper-evident trace of this screening to PATH (a new file; "
-                             "on resume, the earlier answers are recorded into it first); with "
-                             "several trials, one trace per trial, the trial id put in the name "
-                             "(p1.trace.jsonl -> p1.TRIAL.trace.jsonl), and so for --letter")
+                             "on resume, only to start a new trace: the earlier answers are "
+                             "recorded into it first; without it, resume goes on in the trace the "
+                             "screening was started with); with several trials, one trace per "
+                             "trial, the trial id put in the name (p1.trace.jsonl -> "
+                             "p1.TRIAL.trace.jsonl), and so for --letter")
     parser.add_argument("--letter", metavar="PATH", type=Path,
                         help="write the eligibility letter to PATH when the screening ends "
                              "(.html for HTML, otherwise Markdown); needs --trace")
-    parser.add_argument("--operator", metavar="NAME", help="who screens, recorded in the trace and letter")
+    parser.add_argument("--operator", metavar="NAME",
+                        help="who screens, recorded in the trace and letter (on resume: who "
+                             "continues, recorded with the resumption; default: who started)")
 
 
 def _check_audit_options(args: argparse.Namespace) -> None:
@@ -133,7 +150,7 @@ def _audit_observer(args: argparse.Namespace, trial: Trial, candidate: str | Non
         raise ScreenerError("--letter needs --trace (a letter is rendered from its trace)")
     if not getattr(args, "trace", None):
         return None
-    from screener.audit.artifacts import TraceObserver
+    from screener.audit.artifacts import TraceObserver  # letters need jinja2: only when asked
 
     if portfolio is None:
         return TraceObserver(args.trace, trial, operator=args.operator, candidate_id=candidate,
@@ -203,7 +220,8 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         except (EOFError, KeyboardInterrupt):
             return EXIT_SAVED
     session = store.Session(path=path, trial_id=trial.id, trial_hash=trial.content_hash,
-                            language=args.lang, candidate_id=str(candidate), complete=args.complete)
+                            language=args.lang, candidate_id=str(candidate), complete=args.complete,
+                            operator=args.operator)
     try:
         observer = observer or _audit_observer(args, trial, str(candidate), portfolio)
     except (ScreenerError, OSError) as exc:
@@ -250,7 +268,13 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         session.trial_hash = trial.content_hash
     console.print(render.note(dialog.message("resumed", candidate=session.candidate_id or "—",
                                              count=len(session.answers))))
-    if session.status == "finished":
+    reopening = session.status == "finished"
+    if reopening and session.traces and not args.trace and observer is None:
+        return _fail(console, dialog.tr(
+            "The trace of this screening, {path}, is sealed with its decision. To reopen the "
+            "screening, record it in a new trace: screener resume {id} --trace NEW.trace.jsonl",
+            path=session.traces[0].path, id=str(session.path)))
+    if reopening:
         try:
             reason = _ask_reopen_reason(reader, console, dialog, session)
         except (EOFError, KeyboardInterrupt):
@@ -260,8 +284,17 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
             return EXIT_SAVED
         session.reopen(reason)
         store.save(session)
+    continued = observer is None and not args.trace and bool(session.traces)
+    from screener.audit.trace import TraceError
     try:
-        observer = observer or _audit_observer(args, trial, session.candidate_id, portfolio)
+        if continued:
+            observer = _continued_observer(session, trial, portfolio, args.operator or session.operator)
+            console.print(render.note(dialog.tr("The trace goes on in {path}.", path=", ".join(
+                kept.path for kept in session.traces))))
+        else:
+            observer = observer or _audit_observer(args, trial, session.candidate_id, portfolio)
+    except TraceError as exc:
+        return _fail(console, _refusal(dialog, exc, session) if continued else exc)
     except (ScreenerError, OSError) as exc:
         return _fail(console, exc)
     try:
@@ -269,14 +302,92 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
             flow = _dialog(trial, dialog, reader, console, session, observer, portfolio)
         except ConflictError as exc:
             return _fail(console, exc)
-        _replay(trial, session, observer)
+        if not continued:
+            _replay(trial, session, observer)
         return _run(flow)
     finally:
         _close(observer)
 
 
+def _continued_observer(session: store.Session, trial: Trial, portfolio: Portfolio | None,
+                        operator: str | None) -> Observer:
+    """Observers that go on with the traces a paused session remembers, each checked first and
+    then given its `resume` record. Raises ContinuationRefused (nothing written) when any trace
+    was changed, removed or sealed meanwhile."""
+    from screener.audit.artifacts import ContinuationRefused, TraceObserver
+
+    members = {member.id: member for member, _, _ in portfolio.members} if portfolio else {trial.id: trial}
+    opened: dict[str, TraceObserver] = {}
+    try:
+        for kept in session.traces:
+            member = members.get(kept.trial)
+            if member is None:
+                raise ContinuationRefused(kept.path, "rules", f"trial {kept.trial} is not screened here")
+            opened[kept.trial] = TraceObserver.continuing(
+                kept.path, member, records=kept.records, last_hash=kept.last_hash,
+                letter_path=kept.letter)
+    except BaseException:
+        for done in opened.values():
+            done.close()
+        raise
+    for continuing in opened.values():
+        continuing.resume(operator)
+    if portfolio is None:
+        return opened[trial.id]
+    return SplitObserver(portfolio, dict(opened))
+
+
+def _refusal(dialog: DialogSpec, error: TraceError, session: store.Session) -> str:
+    """Why a paused screening's trace cannot go on (a ContinuationRefused), and what the
+    person can do instead."""
+    detail = error.message
+    reasons = {
+        "missing": dialog.tr("The trace {path} of this screening is gone.", path=error.path),
+        "altered": dialog.tr("The trace {path} was changed after the screening stopped ({detail}).",
+                             path=error.path, detail=detail),
+        "sealed": dialog.tr("The trace {path} is sealed: nothing may be added to it.", path=error.path),
+        "rules": dialog.tr("The trace {path} was started under other rules ({detail}).",
+                           path=error.path, detail=detail),
+        "letter": dialog.tr("The letter {path} exists already; letters are never overwritten.",
+                            path=error.path),
+    }
+    reason = reasons.get(getattr(error, "problem", "")) or dialog.tr("The trace {path} cannot be opened ({detail}).",
+                                                     path=error.path, detail=detail)
+    return reason + " " + dialog.tr(
+        "The screening was not continued; its answers stay saved. To go on in a new trace that "
+        "records them again: screener resume {id} --trace NEW.trace.jsonl", id=str(session.path))
+
+
+def _kept(observer: Observer | None, trial_id: str) -> tuple[store.KeptTrace, ...]:
+    """How far each trace of `observer` has come, for the session to remember."""
+    if observer is None:
+        return ()
+    from screener.audit.artifacts import TraceObserver
+
+    if isinstance(observer, SplitObserver):
+        members = list(observer.observers.items())
+    else:
+        members = [(trial_id, observer)]
+    return tuple(
+        store.KeptTrace(member, os.path.abspath(kept.trace_path),
+                        os.path.abspath(kept.letter_path) if kept.letter_path else None,
+                        kept.writer.seq, kept.writer.prev, kept.writer.sealed)
+        for member, kept in members if isinstance(kept, TraceObserver))
+
+
+def _saver(observer: Observer | None, trial_id: str) -> Callable[[store.Session], None]:
+    """`store.save`, noting first in the session how far its traces have come, so that
+    `screener resume` can check that they were left alone meanwhile."""
+    def save(session: store.Session) -> None:
+        kept = _kept(observer, trial_id)
+        if kept:
+            session.traces = kept
+        store.save(session)
+    return save
+
+
 def _close(observer: Observer | None) -> None:
-    """Seal an unfinished trace when the dialog stops without a decision."""
+    """Close the trace files when the dialog stops; without a decision they stay unsealed."""
     close = getattr(observer, "close", None)
     if callable(close):
         close()
@@ -289,11 +400,12 @@ def _run(flow: Dialog) -> int:
 
 def _dialog(trial: Trial, dialog: DialogSpec, reader: Reader, console: Console,
             session: store.Session, observer: Observer | None, portfolio: Portfolio | None = None) -> Dialog:
+    save = _saver(observer, trial.id)
     if portfolio is not None:
         return PortfolioDialog(trial, portfolio, dialog, reader, console, session,
-                               save=store.save, observer=observer, today=dt.date.today())
+                               save=save, observer=observer, today=dt.date.today())
     return Dialog(trial, Screener(trial), dialog, reader, console, session,
-                  save=store.save, observer=observer, today=dt.date.today())
+                  save=save, observer=observer, today=dt.date.today())
 
 
 def _replay(trial: Trial, session: store.Session, observer: Observer | None) -> None:
@@ -364,5 +476,5 @@ def _console(stdout: IO[str] | None) -> Console:
 
 def _fail(console: Console, problem: object) -> int:
     err = Console(stderr=True, highlight=False) if console.file is sys.stdout else console
-    err.print(f"screener: {problem}", markup=False)
+    err.print(f"screener: {problem}", markup=False, soft_wrap=True)
     return EXIT_USAGE
