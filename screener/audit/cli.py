@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 
 from screener.errors import ScreenerError
+from screener.safe import make_safe, safe_console
 from screener.audit.explain import explanation, tr
 from screener.audit.replay import find_rules, replay
 from screener.audit.trace import TraceError, TraceIntegrityError, file_sha256, human_time
@@ -28,7 +29,8 @@ VERIFY_EPILOG = ("exit status: 0 verified; 1 the chain is broken or the replay d
 
 
 def _say(console: Console, text: str) -> None:
-    """Print plain text: no markup, no highlighting, no wrapping inside paths."""
+    """Print plain text: no markup, no highlighting, no wrapping inside paths. (The consoles
+    escape control characters: paths and reasons may quote the trace or the command line.)"""
     console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
@@ -57,8 +59,8 @@ def add_audit_parsers(subparsers: Any) -> None:
 def run_verify(args: argparse.Namespace, out: Console | None = None,
                err: Console | None = None) -> int:
     """Verify `args.trace`; report on `out` (success) or `err` (failure). Returns exit status."""
-    out = out or Console()
-    err = err or Console(stderr=True)
+    out = safe_console() if out is None else make_safe(out)
+    err = safe_console(stderr=True) if err is None else make_safe(err)
     try:
         trace = read_trace(args.trace)
     except TraceIntegrityError as error:
@@ -113,8 +115,8 @@ def run_explain(args: argparse.Namespace, out: Console | None = None,
                 err: Console | None = None) -> int:
     """Render `args.trace` on `out`. Returns 0, or 1 when the chain is broken (nothing shown:
     an altered record would mislead), or 2 when the trace cannot be read."""
-    out = out or Console()
-    err = err or Console(stderr=True)
+    out = safe_console() if out is None else make_safe(out)
+    err = safe_console(stderr=True) if err is None else make_safe(err)
     try:
         trace = read_trace(args.trace)
     except TraceIntegrityError as error:

@@ -1,7 +1,8 @@
 """`screener explain`: a screening's reasoning for a person, rendered from its trace alone.
 
 Functions here return rich renderables; only the caller's Console writes. All text from the
-trace goes in as `rich.text.Text`, never as markup, so a candidate id like `[bold]` stays text.
+trace goes in as `rich.text.Text`, never as markup, so a candidate id like `[bold]` stays text;
+the console (`screener.safe`) shows the control characters it may hold escaped.
 """
 from __future__ import annotations
 

@@ -28,6 +28,7 @@ from screener.dialog.terminal import LineReader, PromptReader, Reader
 from screener.engine import Screener
 from screener.errors import ConflictError, RuleProblem, RulesError, ScreenerError
 from screener.rules.read import PosDict, load_yaml
+from screener.safe import safe_console, safe_text
 from screener.model import Trial
 from screener.rules.check import load_trial
 from screener.dialog.several import SEPARATOR, Portfolio, PortfolioDialog, SplitObserver
@@ -100,7 +101,7 @@ def run_sessions(args: argparse.Namespace, *, stdin: IO[str] | None = None,
         console.print(f"no saved screening in {store.state_dir()}", markup=False)
         return EXIT_DECIDED
     header = ("id", "trial", "candidate", "started", "status", "answers", "decision")
-    cells = [header] + [tuple(_printable(str(cell)) for cell in (
+    cells = [header] + [tuple(safe_text(str(cell)) for cell in (
         row.id, row.trial, row.candidate, row.started, row.status, row.answers, row.decision or "—"))
         for row in rows]
     # Plain aligned columns, never cut: an id is meant to be copied into `screener resume ID`.
@@ -425,11 +426,6 @@ def _replay(trial: Trial, session: store.Session, observer: Observer | None) -> 
                                 event["reason"])
 
 
-def _printable(text: str) -> str:
-    """`text` without control characters (a candidate id may hold some)."""
-    return "".join(ch if ch.isprintable() else "?" for ch in text)
-
-
 def _ask_reopen_reason(reader: Reader, console: Console, dialog: DialogSpec, session: store.Session) -> str:
     decision = dialog.message(f"decision_{session.decision}") if session.decision else "—"
     console.print(Text.assemble(
@@ -471,10 +467,12 @@ def _reader(stdin: IO[str], console: Console, dialog: DialogSpec) -> Reader:
 
 
 def _console(stdout: IO[str] | None) -> Console:
-    return Console(file=stdout or sys.stdout, highlight=False, soft_wrap=True)
+    """The dialog's console. Answers, ids and file names go on screen: no markup is read and
+    control characters are shown escaped (screener.safe)."""
+    return safe_console(stdout or sys.stdout, soft_wrap=True)
 
 
 def _fail(console: Console, problem: object) -> int:
-    err = Console(stderr=True, highlight=False) if console.file is sys.stdout else console
+    err = safe_console(stderr=True) if console.file is sys.stdout else console
     err.print(f"screener: {problem}", markup=False, soft_wrap=True)
     return EXIT_USAGE
