@@ -199,3 +199,16 @@ def test_a_trace_may_be_paused_and_resumed_more_than_once(tmp_path: Path):
     trace = read_trace(path)
     assert [r["type"] for r in trace.records].count("resume") == 2
     assert run_cli("verify", str(path), "--rules", str(TINY))[0] == 0
+
+
+def test_a_trace_still_open_in_another_screening_is_not_continued(tmp_path: Path):
+    path = tmp_path / "t.jsonl"
+    running = TraceObserver(path, tiny_trial(), clock=ticking_clock())  # the first dialog, still open
+    running.fact("ecog", 1, "dialog")
+    before = path.read_bytes()
+    with pytest.raises(ContinuationRefused) as refused:
+        TraceObserver.continuing(path, tiny_trial(), **_state(path))
+    assert refused.value.problem == "busy"
+    running.close()
+    assert path.read_bytes() == before
+    TraceObserver.continuing(path, tiny_trial(), **_state(path)).close()  # free once it is closed

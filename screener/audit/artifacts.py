@@ -136,6 +136,20 @@ def write_candidate_artifacts(
     return CandidateArtifacts(trace_path, letter_paths, trace_hash)
 
 
+def _lock(fd: int) -> bool:
+    """Take the advisory lock on a dialog's open trace, held until the file is closed, so two
+    `screener resume` of one screening cannot both append to it. False when another holds it."""
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks on this system
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 def _read_all(fd: int) -> bytes:
     """Every byte of the open file `fd`, from its start."""
     chunks = []
@@ -165,9 +179,10 @@ def _publish(part: Path, path: Path) -> None:
 
 class ContinuationRefused(TraceError):
     """A paused dialog's trace cannot be continued. `problem` says why: `missing` (the file is
-    gone), `unreadable`, `altered` (its chain is broken, or it no longer ends where the session
-    left it), `sealed` (it was finished), `rules` (the rules changed since it started) or
-    `letter` (the letter file exists already)."""
+    gone), `unreadable`, `busy` (another screening still has it open), `altered` (its chain is
+    broken, or it no longer ends where the session left it), `sealed` (it was finished),
+    `rules` (the rules changed since it started) or `letter` (the letter file exists
+    already)."""
 
     code = "trace-continuation"
 
@@ -195,6 +210,7 @@ class TraceObserver:
             raise TraceError(os.fspath(letter_path), "already exists; letters are never overwritten")
         self.writer = TraceWriter.create(trace_path, trial, operator=operator,
                                          candidate_id=candidate_id, mode="dialog", clock=clock)
+        _lock(self.writer.fd)  # a new file: nobody else can hold it yet
         self.trace_path = Path(trace_path)
         self.letter_path = Path(letter_path) if letter_path is not None else None
         self.trace_hash: str | None = None
@@ -220,6 +236,8 @@ class TraceObserver:
         except OSError as error:
             raise ContinuationRefused(name, "unreadable", f"cannot open: {error.strerror}") from None
         try:
+            if not _lock(fd):
+                raise ContinuationRefused(name, "busy", "another screening is still writing it")
             written = _read_all(fd)
             try:
                 trace = parse_trace(name, written)

@@ -16,12 +16,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Callable
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.text import Text
 
-from screener.dialog import render, store
+from screener.dialog import render, store, traces
 from screener.dialog.flow import Dialog, Observer
 from screener.dialog.spec import DialogSpec, load_dialog
 from screener.dialog.terminal import LineReader, PromptReader, Reader
@@ -35,10 +35,6 @@ from screener.dialog.several import SEPARATOR, Portfolio, PortfolioDialog, Split
 from screener.trials import RULES_DIR_HELP, catalog
 from screener.values import context_facts
 from screener.values import coerce
-
-if TYPE_CHECKING:
-    from screener.audit.artifacts import TraceObserver
-    from screener.audit.trace import TraceError
 
 EXIT_DECIDED, EXIT_USAGE, EXIT_SAVED = 0, 2, 3
 
@@ -289,13 +285,13 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
     from screener.audit.trace import TraceError
     try:
         if continued:
-            observer = _continued_observer(session, trial, portfolio, args.operator or session.operator)
+            observer = traces.continued_observer(session, trial, portfolio, args.operator or session.operator)
             console.print(render.note(dialog.tr("The trace goes on in {path}.", path=", ".join(
                 kept.path for kept in session.traces))))
         else:
             observer = observer or _audit_observer(args, trial, session.candidate_id, portfolio)
     except TraceError as exc:
-        return _fail(console, _refusal(dialog, exc, session) if continued else exc)
+        return _fail(console, traces.refusal(dialog, exc, session) if continued else exc)
     except (ScreenerError, OSError) as exc:
         return _fail(console, exc)
     try:
@@ -308,83 +304,6 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         return _run(flow)
     finally:
         _close(observer)
-
-
-def _continued_observer(session: store.Session, trial: Trial, portfolio: Portfolio | None,
-                        operator: str | None) -> Observer:
-    """Observers that go on with the traces a paused session remembers, each checked first and
-    then given its `resume` record. Raises ContinuationRefused (nothing written) when any trace
-    was changed, removed or sealed meanwhile."""
-    from screener.audit.artifacts import ContinuationRefused, TraceObserver
-
-    members = {member.id: member for member, _, _ in portfolio.members} if portfolio else {trial.id: trial}
-    opened: dict[str, TraceObserver] = {}
-    try:
-        for kept in session.traces:
-            member = members.get(kept.trial)
-            if member is None:
-                raise ContinuationRefused(kept.path, "rules", f"trial {kept.trial} is not screened here")
-            opened[kept.trial] = TraceObserver.continuing(
-                kept.path, member, records=kept.records, last_hash=kept.last_hash,
-                letter_path=kept.letter)
-    except BaseException:
-        for done in opened.values():
-            done.close()
-        raise
-    for continuing in opened.values():
-        continuing.resume(operator)
-    if portfolio is None:
-        return opened[trial.id]
-    return SplitObserver(portfolio, dict(opened))
-
-
-def _refusal(dialog: DialogSpec, error: TraceError, session: store.Session) -> str:
-    """Why a paused screening's trace cannot go on (a ContinuationRefused), and what the
-    person can do instead."""
-    detail = error.message
-    reasons = {
-        "missing": dialog.tr("The trace {path} of this screening is gone.", path=error.path),
-        "altered": dialog.tr("The trace {path} was changed after the screening stopped ({detail}).",
-                             path=error.path, detail=detail),
-        "sealed": dialog.tr("The trace {path} is sealed: nothing may be added to it.", path=error.path),
-        "rules": dialog.tr("The trace {path} was started under other rules ({detail}).",
-                           path=error.path, detail=detail),
-        "letter": dialog.tr("The letter {path} exists already; letters are never overwritten.",
-                            path=error.path),
-    }
-    reason = reasons.get(getattr(error, "problem", "")) or dialog.tr("The trace {path} cannot be opened ({detail}).",
-                                                     path=error.path, detail=detail)
-    return reason + " " + dialog.tr(
-        "The screening was not continued; its answers stay saved. To go on in a new trace that "
-        "records them again: screener resume {id} --trace NEW.trace.jsonl", id=str(session.path))
-
-
-def _kept(observer: Observer | None, trial_id: str) -> tuple[store.KeptTrace, ...]:
-    """How far each trace of `observer` has come, for the session to remember."""
-    if observer is None:
-        return ()
-    from screener.audit.artifacts import TraceObserver
-
-    if isinstance(observer, SplitObserver):
-        members = list(observer.observers.items())
-    else:
-        members = [(trial_id, observer)]
-    return tuple(
-        store.KeptTrace(member, os.path.abspath(kept.trace_path),
-                        os.path.abspath(kept.letter_path) if kept.letter_path else None,
-                        kept.writer.seq, kept.writer.prev, kept.writer.sealed)
-        for member, kept in members if isinstance(kept, TraceObserver))
-
-
-def _saver(observer: Observer | None, trial_id: str) -> Callable[[store.Session], None]:
-    """`store.save`, noting first in the session how far its traces have come, so that
-    `screener resume` can check that they were left alone meanwhile."""
-    def save(session: store.Session) -> None:
-        kept = _kept(observer, trial_id)
-        if kept:
-            session.traces = kept
-        store.save(session)
-    return save
 
 
 def _close(observer: Observer | None) -> None:
@@ -401,7 +320,7 @@ def _run(flow: Dialog) -> int:
 
 def _dialog(trial: Trial, dialog: DialogSpec, reader: Reader, console: Console,
             session: store.Session, observer: Observer | None, portfolio: Portfolio | None = None) -> Dialog:
-    save = _saver(observer, trial.id)
+    save = traces.saver(observer, trial.id)
     if portfolio is not None:
         return PortfolioDialog(trial, portfolio, dialog, reader, console, session,
                                save=save, observer=observer, today=dt.date.today())
