@@ -4,7 +4,6 @@ escaped, and rich markup in them is not read, in explain, verify, the dialog and
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 import sys
 from pathlib import Path
