@@ -23,6 +23,7 @@ from screener.outfile import AtomicOutput, check_output
 from screener.readers import FORMATS, UnreadableInput, open_text, read_rows
 from screener.rules.check import load_trial
 from screener.model import Trial
+from screener.safe import safe_console, safe_text
 from screener.trials import RULES_DIR_HELP, TrialNotFound, catalog, dialogs_for
 from screener.values import context_facts
 
@@ -38,7 +39,8 @@ EXIT_STATUS_HELP = (
 
 
 def _err_console() -> Console:
-    return Console(stderr=True, highlight=False)
+    """Standard error for people: no markup read, control characters from input escaped."""
+    return safe_console(stderr=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -365,8 +367,9 @@ def _discard(result_file: AtomicOutput | None) -> None:
 
 
 def printable(text: str) -> str:
-    """`text` without control characters, for the terminal (they may come from the input)."""
-    return "".join(ch if ch.isprintable() else "?" for ch in text)
+    """`text` with its control characters shown escaped, for the terminal (they may come from
+    the input): `screener.safe.safe_text`."""
+    return safe_text(text)
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -380,7 +383,7 @@ def run_check(args: argparse.Namespace) -> int:
             trial = load_trial(file)
             Screener(trial)  # the engine must take every compiled rule too
         except RulesError as exc:
-            print(exc, file=sys.stderr)
+            print(safe_text(str(exc), keep="\n"), file=sys.stderr)
             status = EXIT_USAGE
         else:
             err.print(f"{file}: ok: {trial.id}, {len(trial.criteria)} criteria, {len(trial.facts)} facts")
@@ -398,7 +401,7 @@ def _check_dialogs(trial: Any, rules_file: Path, err: Console) -> bool:
         try:
             load_dialog(path, trial)
         except RulesError as exc:
-            print(exc, file=sys.stderr)
+            print(safe_text(str(exc), keep="\n"), file=sys.stderr)
             valid = False
         else:
             err.print(f"{path}: ok")
@@ -416,7 +419,7 @@ def run_trials(args: argparse.Namespace) -> int:
         try:
             trial = load_trial(entry.rules)
         except RulesError as exc:
-            print(exc, file=sys.stderr)
+            print(safe_text(str(exc), keep="\n"), file=sys.stderr)
             status = EXIT_USAGE
             continue
         rows.append({"trial_id": trial.id, "title": trial.title, "version": trial.version,
@@ -426,7 +429,7 @@ def run_trials(args: argparse.Namespace) -> int:
         for row in rows:
             print(json.dumps(row, ensure_ascii=False))
     else:
-        out = Console(highlight=False, soft_wrap=True)
+        out = safe_console(soft_wrap=True)
         for row in rows:
             shown = {k: printable(", ".join(v) if isinstance(v, list) else str(v)) for k, v in row.items()}
             out.print(Text(f"{shown['trial_id']}  version {shown['version']}  sha256 {shown['content_hash']}  "
@@ -448,7 +451,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except RulesError as exc:
-        print(exc, file=sys.stderr)  # one `file:line:col: code: message` line per problem
+        # one `file:line:col: code: message` line per problem
+        print(safe_text(str(exc), keep="\n"), file=sys.stderr)
         return EXIT_USAGE
     except (TrialNotFound, ScreenerError) as exc:
         print(f"screener {args.command}: {printable(str(exc))}", file=sys.stderr)

@@ -53,12 +53,22 @@ def test_verify_names_the_first_bad_line(trace_path, rules_dir):
                    "verify: FAILED\n")
 
 
-def test_verify_fails_a_trace_cut_before_its_end(trace_path, rules_dir):
+def test_verify_calls_a_trace_cut_before_its_end_incomplete_not_verified(trace_path, rules_dir):
     lines = trace_path.read_text().splitlines(keepends=True)
     trace_path.write_text("".join(lines[:-1]))
+    status, out, err = run("verify", str(trace_path), "--rules-dir", str(rules_dir))
+    assert (status, out) == (3, "")
+    assert err.startswith(f"{trace_path}: incomplete, 5 facts recorded, last at 2026-03-04 09:30:00 UTC\n"
+                          "  the 11 records written so far are intact;")
+    assert err.endswith("verify: INCOMPLETE\n")
+
+
+def test_verify_still_fails_a_cut_trace_whose_chain_is_broken(trace_path, rules_dir):
+    lines = trace_path.read_text().splitlines(keepends=True)
+    trace_path.write_text("".join(lines[:3] + lines[4:-1]))
     status, _, err = run("verify", str(trace_path), "--rules-dir", str(rules_dir))
     assert status == 1
-    assert err.startswith(f"{trace_path}:11: trace ends without its end record")
+    assert err.endswith("verify: FAILED\n") and "incomplete" not in err
 
 
 def test_verify_fails_when_no_rules_file_has_the_hash(trace_path, tmp_path):

@@ -97,6 +97,28 @@ def test_quit_then_resume_continues_for_every_trial(tmp_path, monkeypatch):
     assert f"{SITE_TRIAL}: Decision: eligible" in text
 
 
+def test_quit_then_resume_goes_on_in_every_trials_own_trace(tmp_path, monkeypatch):
+    session, trace = tmp_path / "s.json", tmp_path / "p.trace.jsonl"
+    status, _ = run(["screen", *BOTH, "--candidate-id", "P-5", "--session", str(session), "--trace", str(trace),
+                     "--letter", str(tmp_path / "p.letter.md"), "--operator", "Dr Wang"], ["male", "quit"],
+                    tmp_path, monkeypatch)
+    assert status == 3
+    status, text = run(["resume", str(session), "--rules-dir", str(SITE)], ["2", "10.5", "yes", ""],
+                       tmp_path, monkeypatch)
+    assert status == 0, text
+    for trial_id, rules_dir, decision in ((SITE_TRIAL, SITE, "eligible"), (TRIAL, ROOT / "rules", "ineligible")):
+        path = tmp_path / f"p.{trial_id}.trace.jsonl"
+        verified = subprocess.run([sys.executable, "-m", "screener", "verify", str(path), "--rules-dir",
+                                   str(rules_dir)], capture_output=True, text=True, timeout=60)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert f"gives the recorded decision: {decision}" in verified.stdout
+        kept = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        types = [r["type"] for r in kept]
+        assert types[:4] == ["start", "fact", "pause", "resume"] and kept[1]["fact"] == "sex"
+        assert kept[3]["operator"] == "Dr Wang"  # the session remembers who screens
+        assert (tmp_path / f"p.{trial_id}.letter.md").is_file()
+
+
 def test_two_trials_in_one_conversation_in_a_real_terminal(tmp_path):
     term = Terminal(tmp_path, "screen", *BOTH, "--candidate-id", "P-1", "--session", str(tmp_path / "s.json"))
     term.answers([("sex", "female"), ("ecog", "1"), ("pregnant", "yes")])

@@ -1,5 +1,6 @@
 """Per-candidate files: safe names inside their directory, private, never overwritten; the
-dialog observer writes as it goes and seals with the letter."""
+dialog observer writes as it goes, leaves a paused dialog's trace unsealed and seals with the
+letter."""
 from __future__ import annotations
 
 import os
@@ -83,12 +84,15 @@ def test_dialog_observer_writes_trace_and_letter(tmp_path: Path):
     assert "answers file answers.yaml line 4" in html
 
 
-def test_dialog_left_without_a_result_is_sealed_without_a_decision(tmp_path: Path):
+def test_dialog_left_without_a_result_stays_an_unsealed_prefix_of_its_chain(tmp_path: Path):
     with TraceObserver(tmp_path / "t.jsonl", tiny_trial(), operator="op") as observer:
         observer.fact("ecog", 1, "dialog")
+        observer.pause("quit")
     trace = read_trace(tmp_path / "t.jsonl")
-    assert trace.sealed
+    assert not trace.sealed
     assert trace.decision is None
+    assert [r["type"] for r in trace.records] == ["start", "fact", "pause"]
+    assert trace.paused is not None and trace.paused["reason"] == "quit"
 
 
 def test_observer_refuses_an_existing_letter_before_writing_anything(tmp_path: Path):

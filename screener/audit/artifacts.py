@@ -18,9 +18,9 @@ from typing import Any, Callable, Mapping
 from screener.audit.letter import FORMATS, build_letter, format_for, render_letter
 from screener.model import Result, Trial
 from screener.audit.trace import (
-    Source, TraceError, TraceWriter, create_exclusive, file_sha256, write_all,
+    Source, TraceError, TraceIntegrityError, TraceWriter, create_exclusive, file_sha256, write_all,
 )
-from screener.audit.chain import read_trace
+from screener.audit.chain import parse_trace, read_trace
 
 _SLUG_LENGTH = 40
 _HASH_LENGTH = 16
@@ -136,6 +136,30 @@ def write_candidate_artifacts(
     return CandidateArtifacts(trace_path, letter_paths, trace_hash)
 
 
+def _lock(fd: int) -> bool:
+    """Take the advisory lock on a dialog's open trace, held until the file is closed, so two
+    `screener resume` of one screening cannot both append to it. False when another holds it."""
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks on this system
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _read_all(fd: int) -> bytes:
+    """Every byte of the open file `fd`, from its start."""
+    chunks = []
+    offset = 0
+    while chunk := os.pread(fd, 1 << 20, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
 def _part_name(path: Path) -> Path:
     """A hidden, unique name next to `path` for the file while it is being written."""
     return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
@@ -153,13 +177,28 @@ def _publish(part: Path, path: Path) -> None:
         os.rename(part, path)
 
 
+class ContinuationRefused(TraceError):
+    """A paused dialog's trace cannot be continued. `problem` says why: `missing` (the file is
+    gone), `unreadable`, `busy` (another screening still has it open), `altered` (its chain is
+    broken, or it no longer ends where the session left it), `sealed` (it was finished),
+    `rules` (the rules changed since it started) or `letter` (the letter file exists
+    already)."""
+
+    code = "trace-continuation"
+
+    def __init__(self, path: str, problem: str, message: str):
+        self.problem = problem
+        super().__init__(path, message)
+
+
 class TraceObserver:
     """Records a dialog as it goes: the dialog calls `fact`, `correction` and `result`.
 
     Every call appends one fsync'd record, so a crash loses nothing already answered. `result`
     records the firings and decision, seals the trace and, when a letter path was given,
-    writes the letter. Call `close()` when the dialog ends without a result: the trace is then
-    sealed without a decision (verification reports it as unfinished).
+    writes the letter. When the dialog stops before its decision, `pause(reason)` records why
+    and `close()` leaves the trace unsealed, a valid prefix of its chain; `continuing` opens it
+    again for `screener resume`, which records a `resume` and goes on in the same chain.
     """
 
     def __init__(self, trace_path: str | os.PathLike[str], trial: Trial, *,
@@ -171,9 +210,68 @@ class TraceObserver:
             raise TraceError(os.fspath(letter_path), "already exists; letters are never overwritten")
         self.writer = TraceWriter.create(trace_path, trial, operator=operator,
                                          candidate_id=candidate_id, mode="dialog", clock=clock)
+        _lock(self.writer.fd)  # a new file: nobody else can hold it yet
         self.trace_path = Path(trace_path)
         self.letter_path = Path(letter_path) if letter_path is not None else None
         self.trace_hash: str | None = None
+
+    @classmethod
+    def continuing(cls, trace_path: str | os.PathLike[str], trial: Trial, *, records: int,
+                   last_hash: str, letter_path: str | os.PathLike[str] | None = None,
+                   clock: Callable[[], _dt.datetime] | None = None) -> "TraceObserver":
+        """Open the unsealed trace of a paused dialog to go on with it.
+
+        The file must still be the chain the session remembers: intact, `records` records long,
+        the last with hash `last_hash`, unsealed, and started with `trial`'s rules. Nothing is
+        written yet (`resume` records the resumption). Raises ContinuationRefused otherwise.
+        """
+        name = os.fspath(trace_path)
+        if letter_path is not None and os.path.lexists(letter_path):
+            raise ContinuationRefused(os.fspath(letter_path), "letter",
+                                      "already exists; letters are never overwritten")
+        try:
+            fd = os.open(name, os.O_RDWR | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            raise ContinuationRefused(name, "missing", "the trace file is gone") from None
+        except OSError as error:
+            raise ContinuationRefused(name, "unreadable", f"cannot open: {error.strerror}") from None
+        try:
+            if not _lock(fd):
+                raise ContinuationRefused(name, "busy", "another screening is still writing it")
+            written = _read_all(fd)
+            try:
+                trace = parse_trace(name, written)
+            except TraceIntegrityError as error:
+                raise ContinuationRefused(name, "altered", f"line {error.line}: {error.reason}") from None
+            if trace.sealed:
+                raise ContinuationRefused(name, "sealed", "the trace is sealed: that screening finished")
+            if len(trace.records) != records or trace.records[-1]["hash"] != last_hash:
+                raise ContinuationRefused(
+                    name, "altered", f"it holds {len(trace.records)} records ending in "
+                    f"{trace.records[-1]['hash'][:12]}, the screening left {records} ending in "
+                    f"{last_hash[:12]}")
+            if trace.start["trial"].get("rules_hash") != trial.content_hash:
+                raise ContinuationRefused(name, "rules", "the rules of its trial changed since it "
+                                                         "started")
+        except BaseException:
+            os.close(fd)
+            raise
+        observer = cls.__new__(cls)
+        observer.writer = TraceWriter.continuing(name, fd, written, records=records,
+                                                 last_hash=last_hash, clock=clock)
+        observer.trace_path = Path(trace_path)
+        observer.letter_path = Path(letter_path) if letter_path is not None else None
+        observer.trace_hash = None
+        return observer
+
+    def resume(self, operator: str | None = None) -> None:
+        """Record that the paused dialog goes on, and who continues it."""
+        self.writer.append("resume", {"operator": operator})
+
+    def pause(self, reason: str) -> None:
+        """Record that the dialog stopped before its decision: quit, interrupt or eof."""
+        if not self.writer.sealed and self.writer.fd >= 0:
+            self.writer.pause(reason)
 
     def fact(self, name: str, value: Any, source: Source | Mapping[str, Any] | str | None) -> None:
         """Record an answered (or imported) fact and where it came from; a source word the
@@ -195,9 +293,8 @@ class TraceObserver:
         self.trace_hash = write_letters(self.trace_path, letters, self.writer.clock())
 
     def close(self) -> None:
-        """Seal the trace if no result came (the dialog was left); safe to call twice."""
-        if not self.writer.sealed and self.writer.fd >= 0:
-            self.writer.seal()
+        """Close the file; without a result the trace stays unsealed, to be continued or
+        reported by `verify` as incomplete. Safe to call twice."""
         self.writer.close()
 
     def __enter__(self) -> "TraceObserver":

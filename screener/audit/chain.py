@@ -35,6 +35,12 @@ class Trace:
     def decision(self) -> dict[str, Any] | None:
         return next((r for r in self.records if r["type"] == "decision"), None)
 
+    @property
+    def paused(self) -> dict[str, Any] | None:
+        """The pause record the trace ends with (a dialog left to `screener resume`), or None."""
+        last = self.records[-1]
+        return last if last["type"] == "pause" else None
+
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         return [r for r in self.records if r["type"] == kind]
 
@@ -51,6 +57,11 @@ def read_trace(path: str | os.PathLike[str]) -> Trace:
         data = Path(path).read_bytes()
     except OSError as error:
         raise TraceError(name, f"cannot read: {error.strerror}") from error
+    return parse_trace(name, data)
+
+
+def parse_trace(name: str, data: bytes) -> Trace:
+    """Check the hash chain of a trace's bytes `data` (read from `name`); as `read_trace`."""
     if not data:
         raise TraceIntegrityError(name, 1, "empty trace: the start record is missing")
     lines = data.split(b"\n")

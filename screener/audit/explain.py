@@ -1,7 +1,8 @@
 """`screener explain`: a screening's reasoning for a person, rendered from its trace alone.
 
 Functions here return rich renderables; only the caller's Console writes. All text from the
-trace goes in as `rich.text.Text`, never as markup, so a candidate id like `[bold]` stays text.
+trace goes in as `rich.text.Text`, never as markup, so a candidate id like `[bold]` stays text;
+the console (`screener.safe`) shows the control characters it may hold escaped.
 """
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ from rich.tree import Tree
 
 from screener.audit.trace import Source, human_time
 from screener.audit.chain import Trace, describe_correction, final_facts
+from screener.i18n import translate
 from screener.values import show
+
+LANGUAGE = "en"  # verify and explain speak English until they take a language option
+
+
+def tr(message: str, **params: Any) -> str:
+    """The screener's own wording (an English message id) in the audit commands' language."""
+    return translate(LANGUAGE, message, **params)
 
 OUTCOME_STYLES = {"met": "green", "not_met": "red", "unknown": "yellow"}
 DECISION_STYLES = {"eligible": "bold green", "ineligible": "bold red",
@@ -89,6 +98,13 @@ def explanation(trace: Trace) -> RenderableType:
     header.append(f"Operator: {start.get('operator') or '(not given)'}\n")
     header.append(f"Started: {human_time(start['time'])} ({start['mode']}, screener "
                   f"{start['screener_version']})\n")
+    for record in trace.records:  # a dialog left and taken up again
+        if record["type"] == "pause":
+            header.append(tr("Paused: {time} ({reason})", time=human_time(record["time"]),
+                             reason=record.get("reason")) + "\n")
+        elif record["type"] == "resume":
+            header.append(tr("Resumed: {time} by {operator}", time=human_time(record["time"]),
+                             operator=record.get("operator") or "(not given)") + "\n")
     header.append(f"Rules: {start['trial']['rules_file']} sha256 {start['trial']['rules_hash']}\n")
     header.append("Decision: ")
     if decision is None:

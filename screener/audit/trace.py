@@ -13,7 +13,13 @@ Record types, in the order a screening writes them:
   correction  a fact changed: old value, new value, reason
   firing      a rule the engine fired: rule id, criterion, outcome, facts read, facts derived
   decision    decision, outcomes, failed criteria, missing facts, derived facts
+  pause       the dialog stopped before its decision: `reason` is quit, interrupt or eof
+  resume      the same dialog went on (`screener resume`), with the operator who continued
   end         record count and hash of everything before it
+
+A paused dialog leaves its trace without an end record, a valid prefix of the chain; `screener
+resume` appends to the same file (after checking that it still ends where the session left it)
+and seals it when the screening finishes.
 
 Reading a trace back and checking its chain is `screener.audit.chain`; replaying it through
 the rules is `screener.audit.replay`.
@@ -35,7 +41,8 @@ from screener.values import to_json
 
 FORMAT = "screener-trace/1"
 GENESIS = "0" * 64
-RECORD_TYPES = ("start", "fact", "correction", "firing", "decision", "end")
+RECORD_TYPES = ("start", "fact", "correction", "firing", "decision", "pause", "resume", "end")
+PAUSE_REASONS = ("quit", "interrupt", "eof")
 
 Clock = Callable[[], _dt.datetime]
 
@@ -261,10 +268,11 @@ class TraceWriter:
 
     With `sync_each=False` (batch, whose input file still holds every answer) each record is
     written at once but fsync'd only at the seal: a crash then leaves an unsealed trace that
-    fails verification, and one fsync per candidate instead of one per record.
+    is not verified, and one fsync per candidate instead of one per record.
 
     Create with `TraceWriter.create(path, trial, ...)`; it writes the start record at once.
-    Call `seal()` at the end; a trace never sealed fails verification as incomplete.
+    `TraceWriter.continuing(...)` goes on with a paused one. Call `seal()` at the end; a trace
+    never sealed is reported by verification as incomplete.
     """
 
     path: str
@@ -291,6 +299,18 @@ class TraceWriter:
             "operator": operator, "candidate_id": candidate_id, "trial": trial_header(trial),
         })
         return writer
+
+    @classmethod
+    def continuing(cls, path: str | os.PathLike[str], fd: int, written: bytes, *, records: int,
+                   last_hash: str, clock: Clock | None = None) -> "TraceWriter":
+        """A writer that goes on with an unsealed trace open for appending on `fd`.
+
+        `written` is every byte of the file so far and `records`/`last_hash` its record count
+        and last record hash; the caller has checked them against the chain
+        (`screener.audit.chain`). The next record follows them in the same chain.
+        """
+        return cls(os.fspath(path), fd, clock or _utc_now, seq=records, prev=last_hash,
+                   _digest=hashlib.sha256(written))
 
     def append(self, kind: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         """Write one record of type `kind` and return it (with its hash)."""
@@ -337,6 +357,12 @@ class TraceWriter:
             "failed": list(result.failed), "missing": list(result.missing),
             "derived": result.derived,
         })
+
+    def pause(self, reason: str) -> dict[str, Any]:
+        """Record that the dialog stopped before its decision (`reason`: one of PAUSE_REASONS)."""
+        if reason not in PAUSE_REASONS:
+            raise ValueError(f"unknown pause reason {reason!r}")
+        return self.append("pause", {"reason": reason})
 
     def seal(self) -> str:
         """Write the end record and close the file. Returns the end record's `trace_hash`."""

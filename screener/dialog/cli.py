@@ -1,7 +1,12 @@
 """`screener screen` and `screener resume`: set up a screening dialog from argv and run it.
 
+The session file remembers the screening's traces (path, letter path, and how far each chain
+had come at the last save), its operator, language and trials, so `resume` goes on in the same
+trace files after checking that they still end where the session left them.
+
 Exit status: 0 when the screening reached its decision, 3 when it was saved to be resumed,
-2 for a usage error or an unreadable rules, dialog, answers or session file.
+2 for a usage error, an unreadable rules, dialog, answers or session file, or a trace that
+cannot be continued.
 """
 from __future__ import annotations
 
@@ -16,13 +21,14 @@ from typing import IO, Any
 from rich.console import Console
 from rich.text import Text
 
-from screener.dialog import render, store
+from screener.dialog import render, store, traces
 from screener.dialog.flow import Dialog, Observer
 from screener.dialog.spec import DialogSpec, load_dialog
 from screener.dialog.terminal import LineReader, PromptReader, Reader
 from screener.engine import Screener
 from screener.errors import ConflictError, RuleProblem, RulesError, ScreenerError
 from screener.rules.read import PosDict, load_yaml
+from screener.safe import safe_console, safe_text
 from screener.model import Trial
 from screener.rules.check import load_trial
 from screener.dialog.several import SEPARATOR, Portfolio, PortfolioDialog, SplitObserver
@@ -32,7 +38,8 @@ from screener.values import coerce
 
 EXIT_DECIDED, EXIT_USAGE, EXIT_SAVED = 0, 2, 3
 
-_EPILOG = "exit status: 0 decided, 3 saved to resume later, 2 usage or file error"
+_EPILOG = ("exit status: 0 decided, 3 saved to resume later, 2 usage or file error (also a trace "
+           "changed or removed since the screening stopped)")
 
 
 def add_screen_parsers(subparsers: Any) -> None:
@@ -61,8 +68,11 @@ def add_screen_parsers(subparsers: Any) -> None:
 
     resume = subparsers.add_parser(
         "resume", help="continue a saved screening dialog", epilog=_EPILOG,
-        description="Continue a saved screening. Reopening a finished one asks for the reason, "
-                    "which is kept in its history.")
+        description="Continue a saved screening in its language, for its trials. A screening "
+                    "started with --trace goes on in the same trace (and writes its letter at "
+                    "the end): the pause and the resumption are recorded, earlier answers keep "
+                    "their times; a trace changed or removed meanwhile is refused. Reopening a "
+                    "finished one asks for the reason, which is kept in its history.")
     resume.add_argument("path", nargs="?", type=Path, metavar="ID",
                         help="session id as `screener sessions` lists it, or a session file "
                              "(default: the latest one)")
@@ -87,7 +97,7 @@ def run_sessions(args: argparse.Namespace, *, stdin: IO[str] | None = None,
         console.print(f"no saved screening in {store.state_dir()}", markup=False)
         return EXIT_DECIDED
     header = ("id", "trial", "candidate", "started", "status", "answers", "decision")
-    cells = [header] + [tuple(_printable(str(cell)) for cell in (
+    cells = [header] + [tuple(safe_text(str(cell)) for cell in (
         row.id, row.trial, row.candidate, row.started, row.status, row.answers, row.decision or "—"))
         for row in rows]
     # Plain aligned columns, never cut: an id is meant to be copied into `screener resume ID`.
@@ -101,13 +111,17 @@ def run_sessions(args: argparse.Namespace, *, stdin: IO[str] | None = None,
 def _add_audit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trace", metavar="PATH", type=Path,
                         help="write a tamper-evident trace of this screening to PATH (a new file; "
-                             "on resume, the earlier answers are recorded into it first); with "
-                             "several trials, one trace per trial, the trial id put in the name "
-                             "(p1.trace.jsonl -> p1.TRIAL.trace.jsonl), and so for --letter")
+                             "on resume, only to start a new trace: the earlier answers are "
+                             "recorded into it first; without it, resume goes on in the trace the "
+                             "screening was started with); with several trials, one trace per "
+                             "trial, the trial id put in the name (p1.trace.jsonl -> "
+                             "p1.TRIAL.trace.jsonl), and so for --letter")
     parser.add_argument("--letter", metavar="PATH", type=Path,
                         help="write the eligibility letter to PATH when the screening ends "
                              "(.html for HTML, otherwise Markdown); needs --trace")
-    parser.add_argument("--operator", metavar="NAME", help="who screens, recorded in the trace and letter")
+    parser.add_argument("--operator", metavar="NAME",
+                        help="who screens, recorded in the trace and letter (on resume: who "
+                             "continues, recorded with the resumption; default: who started)")
 
 
 def _check_audit_options(args: argparse.Namespace) -> None:
@@ -133,7 +147,7 @@ def _audit_observer(args: argparse.Namespace, trial: Trial, candidate: str | Non
         raise ScreenerError("--letter needs --trace (a letter is rendered from its trace)")
     if not getattr(args, "trace", None):
         return None
-    from screener.audit.artifacts import TraceObserver
+    from screener.audit.artifacts import TraceObserver  # letters need jinja2: only when asked
 
     if portfolio is None:
         return TraceObserver(args.trace, trial, operator=args.operator, candidate_id=candidate,
@@ -203,7 +217,8 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         except (EOFError, KeyboardInterrupt):
             return EXIT_SAVED
     session = store.Session(path=path, trial_id=trial.id, trial_hash=trial.content_hash,
-                            language=args.lang, candidate_id=str(candidate), complete=args.complete)
+                            language=args.lang, candidate_id=str(candidate), complete=args.complete,
+                            operator=args.operator)
     try:
         observer = observer or _audit_observer(args, trial, str(candidate), portfolio)
     except (ScreenerError, OSError) as exc:
@@ -250,7 +265,13 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         session.trial_hash = trial.content_hash
     console.print(render.note(dialog.message("resumed", candidate=session.candidate_id or "—",
                                              count=len(session.answers))))
-    if session.status == "finished":
+    reopening = session.status == "finished"
+    if reopening and session.traces and not args.trace and observer is None:
+        return _fail(console, dialog.tr(
+            "The trace of this screening, {path}, is sealed with its decision. To reopen the "
+            "screening, record it in a new trace: screener resume {id} --trace NEW.trace.jsonl",
+            path=session.traces[0].path, id=str(session.path)))
+    if reopening:
         try:
             reason = _ask_reopen_reason(reader, console, dialog, session)
         except (EOFError, KeyboardInterrupt):
@@ -260,8 +281,17 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
             return EXIT_SAVED
         session.reopen(reason)
         store.save(session)
+    continued = observer is None and not args.trace and bool(session.traces)
+    from screener.audit.trace import TraceError
     try:
-        observer = observer or _audit_observer(args, trial, session.candidate_id, portfolio)
+        if continued:
+            observer = traces.continued_observer(session, trial, portfolio, args.operator or session.operator)
+            console.print(render.note(dialog.tr("The trace goes on in {path}.", path=", ".join(
+                kept.path for kept in session.traces))))
+        else:
+            observer = observer or _audit_observer(args, trial, session.candidate_id, portfolio)
+    except TraceError as exc:
+        return _fail(console, traces.refusal(dialog, exc, session) if continued else exc)
     except (ScreenerError, OSError) as exc:
         return _fail(console, exc)
     try:
@@ -269,14 +299,15 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
             flow = _dialog(trial, dialog, reader, console, session, observer, portfolio)
         except ConflictError as exc:
             return _fail(console, exc)
-        _replay(trial, session, observer)
+        if not continued:
+            _replay(trial, session, observer)
         return _run(flow)
     finally:
         _close(observer)
 
 
 def _close(observer: Observer | None) -> None:
-    """Seal an unfinished trace when the dialog stops without a decision."""
+    """Close the trace files when the dialog stops; without a decision they stay unsealed."""
     close = getattr(observer, "close", None)
     if callable(close):
         close()
@@ -289,11 +320,12 @@ def _run(flow: Dialog) -> int:
 
 def _dialog(trial: Trial, dialog: DialogSpec, reader: Reader, console: Console,
             session: store.Session, observer: Observer | None, portfolio: Portfolio | None = None) -> Dialog:
+    save = traces.saver(observer, trial.id)
     if portfolio is not None:
         return PortfolioDialog(trial, portfolio, dialog, reader, console, session,
-                               save=store.save, observer=observer, today=dt.date.today())
+                               save=save, observer=observer, today=dt.date.today())
     return Dialog(trial, Screener(trial), dialog, reader, console, session,
-                  save=store.save, observer=observer, today=dt.date.today())
+                  save=save, observer=observer, today=dt.date.today())
 
 
 def _replay(trial: Trial, session: store.Session, observer: Observer | None) -> None:
@@ -311,11 +343,6 @@ def _replay(trial: Trial, session: store.Session, observer: Observer | None) -> 
         else:
             observer.correction(spec.name, coerce(spec, event["old"]), coerce(spec, event["new"]),
                                 event["reason"])
-
-
-def _printable(text: str) -> str:
-    """`text` without control characters (a candidate id may hold some)."""
-    return "".join(ch if ch.isprintable() else "?" for ch in text)
 
 
 def _ask_reopen_reason(reader: Reader, console: Console, dialog: DialogSpec, session: store.Session) -> str:
@@ -359,10 +386,12 @@ def _reader(stdin: IO[str], console: Console, dialog: DialogSpec) -> Reader:
 
 
 def _console(stdout: IO[str] | None) -> Console:
-    return Console(file=stdout or sys.stdout, highlight=False, soft_wrap=True)
+    """The dialog's console. Answers, ids and file names go on screen: no markup is read and
+    control characters are shown escaped (screener.safe)."""
+    return safe_console(stdout or sys.stdout, soft_wrap=True)
 
 
 def _fail(console: Console, problem: object) -> int:
-    err = Console(stderr=True, highlight=False) if console.file is sys.stdout else console
-    err.print(f"screener: {problem}", markup=False)
+    err = safe_console(stderr=True) if console.file is sys.stdout else console
+    err.print(f"screener: {problem}", markup=False, soft_wrap=True)
     return EXIT_USAGE

@@ -32,7 +32,12 @@ class Engine(Protocol):
 
 
 class Observer(Protocol):
-    """Receives what happens in a screening, e.g. to write an audit trace."""
+    """Receives what happens in a screening, e.g. to write an audit trace.
+
+    An observer may also have `pause(reason)`, called when the person stops before the
+    decision (reason `quit`, `interrupt` for Ctrl-C, `eof` for Ctrl-D or the end of input),
+    before the session is saved for `screener resume`.
+    """
 
     def fact(self, name: str, value: FactValue | None, source: str) -> None: ...
     def correction(self, name: str, old: FactValue | None, new: FactValue | None, reason: str) -> None: ...
@@ -40,7 +45,16 @@ class Observer(Protocol):
 
 
 class _Stop(Exception):
-    """The person asked to stop (quit, Ctrl-C, Ctrl-D, end of input)."""
+    """The person asked to stop: `reason` is quit, interrupt (Ctrl-C) or eof (Ctrl-D, end of
+    input)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _stop_for(error: BaseException) -> _Stop:
+    return _Stop("interrupt" if isinstance(error, KeyboardInterrupt) else "eof")
 
 
 class Dialog:
@@ -90,9 +104,13 @@ class Dialog:
                     # last corrections (a trace seals on it).
                     if self.observer is not None:
                         self.observer.result(self.result)
+                        self.save(self.session)  # the session remembers the sealed trace
                     return self.result
-        except _Stop:
+        except _Stop as stop:
             self.session.status = "in_progress"
+            pause = getattr(self.observer, "pause", None)
+            if callable(pause):
+                pause(stop.reason)
             self.save(self.session)
             self._say(render.note(self.dialog.message("quit_saved", path=str(self.session.path))))
             return self.result
@@ -188,7 +206,7 @@ class Dialog:
         elif name == "help":
             self._say(render.help_text(self.dialog, fact))
         elif name == "quit":
-            raise _Stop
+            raise _Stop("quit")
         elif name == "back":
             target = self.session.last_answered()
             if target is None:
@@ -240,8 +258,8 @@ class Dialog:
         words = self.dialog.vocabulary
         try:
             line = self.reader.read("> ", sorted(words.yes | words.no), [], lambda _line: None)
-        except (EOFError, KeyboardInterrupt):
-            raise _Stop from None
+        except (EOFError, KeyboardInterrupt) as error:
+            raise _stop_for(error) from None
         return normalize(line) in words.yes
 
     def explain(self, error: InvalidAnswer) -> str:
@@ -390,8 +408,8 @@ class Dialog:
         try:
             return self.reader.read("> ", list(dict.fromkeys(words)), sorted(self.session.answers),
                                     lambda line: self.check(fact, line))
-        except (EOFError, KeyboardInterrupt):
-            raise _Stop from None
+        except (EOFError, KeyboardInterrupt) as error:
+            raise _stop_for(error) from None
 
     def _evaluate(self, answers: dict[str, FactValue | None]) -> Result:
         return self.engine.evaluate({k: v for k, v in answers.items() if v is not None})

@@ -177,6 +177,13 @@ class SplitObserver:
         for trial, observer in self._members():
             observer.result(self.portfolio.results[trial.id])
 
+    def pause(self, reason: str) -> None:
+        """The conversation stopped before its decision: every trial's observer hears why."""
+        for observer in self.observers.values():
+            pause = getattr(observer, "pause", None)
+            if callable(pause):
+                pause(reason)
+
     def close(self) -> None:
         for observer in self.observers.values():
             close = getattr(observer, "close", None)

@@ -44,6 +44,33 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+@dataclass(frozen=True, slots=True)
+class KeptTrace:
+    """The audit trace a screening writes (one per trial of a conversation), as the session
+    remembers it, so `screener resume` goes on with the same file: where it and the letter
+    are, and how far the chain had come when the session was last saved."""
+
+    trial: str
+    path: str
+    letter: str | None
+    records: int
+    last_hash: str
+    sealed: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"trial": self.trial, "path": self.path, "letter": self.letter,
+                "records": self.records, "last_hash": self.last_hash, "sealed": self.sealed}
+
+    @classmethod
+    def from_json(cls, data: Any) -> "KeptTrace":
+        """Read one entry of a session file; raises ValueError when it is malformed."""
+        if not isinstance(data, dict):
+            raise ValueError("a kept trace must be a mapping")
+        letter = data.get("letter")
+        return cls(str(data["trial"]), str(data["path"]), None if letter is None else str(letter),
+                   int(data["records"]), str(data["last_hash"]), bool(data.get("sealed", False)))
+
+
 @dataclass
 class Session:
     """One patient's screening: answers so far, their history, and how it was started."""
@@ -61,6 +88,8 @@ class Session:
     answers: dict[str, FactValue | None] = field(default_factory=dict)  # None = unknown
     sources: dict[str, str] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
+    operator: str | None = None
+    traces: tuple[KeptTrace, ...] = ()  # the audit traces it writes, empty when none
 
     def answer(self, fact: str, value: FactValue | None, source: str, raw: str | None = None) -> None:
         self.answers[fact] = value
@@ -110,6 +139,7 @@ class Session:
             "category": self.category, "created": self.created, "updated": now(),
             "answers": {fact: to_json(value) for fact, value in self.answers.items()},
             "sources": dict(self.sources), "history": self.history,
+            "operator": self.operator, "traces": [kept.to_json() for kept in self.traces],
         }
 
 
@@ -164,6 +194,11 @@ def load(path: Path, trial: Trial) -> Session:
             answers[fact] = coerce(spec, raw)
         except InvalidValue as exc:
             raise SessionError(str(path), str(exc)) from exc
+    try:
+        traces = tuple(KeptTrace.from_json(entry) for entry in data.get("traces") or ())
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SessionError(str(path), f"the traces it remembers are unreadable: {exc}") from exc
+    operator = data.get("operator")
     return Session(
         path=path, trial_id=trial.id, trial_hash=str(data.get("trial_hash", "")),
         language=str(data.get("language", "en")), candidate_id=str(data.get("candidate_id", "")),
@@ -171,6 +206,7 @@ def load(path: Path, trial: Trial) -> Session:
         decision=data.get("decision"), category=data.get("category"), created=str(data.get("created", now())), answers=answers,
         sources={k: str(v) for k, v in dict(data.get("sources") or {}).items()},
         history=list(data.get("history") or []),
+        operator=None if operator is None else str(operator), traces=traces,
     )
 
 

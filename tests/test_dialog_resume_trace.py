@@ -1,0 +1,145 @@
+"""A screening left with quit, Ctrl-C or Ctrl-D and taken up with `screener resume` goes on in
+the same trace: one chain that `screener verify` accepts, earlier answers with their own times,
+the pause and the resumption on record; a trace changed meanwhile is not continued."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_dialog_e2e import Terminal
+from test_dialog_flow import MAN
+
+from conftest import ROOT, TRIAL
+
+pexpect = pytest.importorskip("pexpect")
+
+STOP_AT = 9  # answers given before the screening is left
+
+
+def verify(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "screener", "verify", str(path)], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT)
+
+
+def records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def leave(term: Terminal, how: str) -> None:
+    """Stop at the next question: typing quit, or Ctrl-C, or Ctrl-D."""
+    term.expect(f"[{MAN[STOP_AT][0]}]")
+    term.expect(">")
+    if how == "quit":
+        term.child.send("quit\r")
+    else:
+        term.child.sendcontrol({"interrupt": "c", "eof": "d"}[how])
+    term.expect("Screening saved to")
+    term.child.expect(pexpect.EOF)
+    term.child.close()
+    assert term.child.exitstatus == 3
+
+
+@pytest.mark.parametrize("how", ["quit", "interrupt", "eof"])
+def test_a_screening_left_and_resumed_leaves_one_trace_that_verifies(tmp_path: Path, how: str) -> None:
+    trace, letter = tmp_path / "p1.trace.jsonl", tmp_path / "p1.letter.html"
+    term = Terminal(tmp_path, "screen", "--trial", TRIAL, "--candidate-id", "P-1", "--trace", str(trace),
+                    "--letter", str(letter), "--operator", "Dr Wang")
+    term.answers(MAN[:STOP_AT])
+    leave(term, how)
+    paused = verify(trace)
+    assert paused.returncode == 3, paused.stderr
+    assert f"incomplete, {STOP_AT} facts recorded" in paused.stderr
+    assert f"paused ({how}) at" in paused.stderr
+    before = {r["fact"]: r["time"] for r in records(trace) if r["type"] == "fact"}
+    assert not letter.exists()
+
+    again = Terminal(tmp_path, "resume", "--operator", "Dr Li")  # the latest screening
+    again.expect(f"{STOP_AT} answers so far")
+    again.expect(f"The trace goes on in {trace}")
+    again.answers(MAN[STOP_AT:])
+    again.expect("Decision: eligible")
+    assert again.finish() == 0
+
+    done = verify(trace)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "gives the recorded decision: eligible" in done.stdout
+    kept = records(trace)
+    types = [r["type"] for r in kept]
+    assert types.count("start") == 1 and types.count("pause") == 1 and types.count("resume") == 1
+    pause, resume = kept[types.index("pause")], kept[types.index("resume")]
+    assert types.index("resume") == types.index("pause") + 1
+    assert (pause["reason"], resume["operator"]) == (how, "Dr Li")
+    facts = [r for r in kept if r["type"] == "fact" and r["source"]["kind"] != "derived"]
+    assert [r["fact"] for r in facts] == [fact for fact, _ in MAN]  # each answer once, in order
+    assert {r["fact"]: r["time"] for r in facts[:STOP_AT]} == before  # earlier answers keep their times
+    assert all(r["time"] < pause["time"] < resume["time"] for r in facts[:STOP_AT])
+    assert all(r["time"] > resume["time"] for r in facts[STOP_AT:])
+    html = letter.read_text(encoding="utf-8")
+    assert "P-1" in html and "eligible" in html
+
+
+def _screen_and_quit(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    lines = "".join(f"{answer}\n" for _, answer in MAN[:STOP_AT]) + "quit\n"
+    return _run(tmp_path, lines, "screen", "--trial", TRIAL, "--candidate-id", "P-2", "--session",
+                str(tmp_path / "s.json"), *extra)
+
+
+def _run(tmp_path: Path, lines: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "screener", *argv], input=lines, capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(ROOT),
+                               "XDG_STATE_HOME": str(tmp_path / "state")})
+
+
+def _rest() -> str:
+    return "".join(f"{answer}\n" for _, answer in MAN[STOP_AT:]) + "\n"
+
+
+@pytest.mark.parametrize(("edit", "says"), [
+    (lambda path: path.write_text(path.read_text().replace('"male"', '"female"')),
+     "was changed after the screening stopped (line 2: record hash does not match its content)"),
+    (lambda path: path.write_text("".join(path.read_text().splitlines(keepends=True)[:-2])),
+     "was changed after the screening stopped (it holds 9 records"),
+    (lambda path: path.unlink(), "of this screening is gone"),
+], ids=["value-edited", "records-removed", "file-removed"])
+def test_a_resume_after_the_trace_was_changed_is_refused(tmp_path: Path, edit, says: str) -> None:
+    trace = tmp_path / "t.jsonl"
+    assert _screen_and_quit(tmp_path, "--trace", str(trace)).returncode == 3
+    edit(trace)
+    after = trace.read_bytes() if trace.exists() else None
+    session = (tmp_path / "s.json").read_bytes()
+    refused = _run(tmp_path, _rest(), "resume", "s.json")
+    assert refused.returncode == 2
+    assert says in refused.stderr
+    assert "The screening was not continued; its answers stay saved." in refused.stderr
+    assert "Traceback" not in refused.stderr + refused.stdout
+    assert (trace.read_bytes() if trace.exists() else None) == after  # nothing appended
+    assert (tmp_path / "s.json").read_bytes() == session
+
+
+def test_after_a_refusal_a_new_trace_can_take_the_screening_on(tmp_path: Path) -> None:
+    trace, fresh = tmp_path / "t.jsonl", tmp_path / "new.jsonl"
+    assert _screen_and_quit(tmp_path, "--trace", str(trace)).returncode == 3
+    trace.unlink()
+    done = _run(tmp_path, _rest(), "resume", "s.json", "--trace", str(fresh))
+    assert done.returncode == 0, done.stderr
+    assert verify(fresh).returncode == 0
+    assert json.loads((tmp_path / "s.json").read_text())["traces"][0]["path"] == str(fresh)
+
+
+def test_reopening_a_traced_screening_asks_for_a_new_trace(tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    lines = "".join(f"{answer}\n" for _, answer in MAN) + "\n"
+    assert _run(tmp_path, lines, "screen", "--trial", TRIAL, "--candidate-id", "P-3", "--session",
+                str(tmp_path / "s.json"), "--trace", str(trace)).returncode == 0
+    sealed = trace.read_bytes()
+    refused = _run(tmp_path, "second opinion\n\n", "resume", "s.json")
+    assert refused.returncode == 2
+    assert "is sealed with its decision. To reopen the screening, record it in a new trace" in refused.stderr
+    assert trace.read_bytes() == sealed
+    reopened = _run(tmp_path, "second opinion\n\n", "resume", "s.json", "--trace", str(tmp_path / "r.jsonl"))
+    assert reopened.returncode == 0, reopened.stderr
+    assert verify(tmp_path / "r.jsonl").returncode == 0 and verify(trace).returncode == 0
