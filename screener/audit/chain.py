@@ -35,6 +35,10 @@ class Trace:
     def decision(self) -> dict[str, Any] | None:
         return next((r for r in self.records if r["type"] == "decision"), None)
 
+    @property
+    def signatures(self) -> list[dict[str, Any]]:
+        return self.of_type("signature")
+
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         return [r for r in self.records if r["type"] == kind]
 
@@ -44,7 +48,8 @@ def read_trace(path: str | os.PathLike[str]) -> Trace:
 
     Returns the Trace (possibly unsealed); raises TraceError when the file cannot be read and
     TraceIntegrityError naming the first bad line when any record was altered, removed,
-    reordered or inserted, or when anything follows the end record.
+    reordered or inserted, or when anything but signature records follows the end record
+    (whether a signature is sound is `screener.audit.sign`'s to check).
     """
     name = os.fspath(path)
     try:
@@ -61,10 +66,14 @@ def read_trace(path: str | os.PathLike[str]) -> Trace:
     records: list[dict[str, Any]] = []
     digest = hashlib.sha256()
     prev = GENESIS
+    ended = False
     for number, raw in enumerate(lines, start=1):
         record = _parse_line(name, number, raw)
-        if records and records[-1]["type"] == "end":
-            raise TraceIntegrityError(name, number, "record after the end record")
+        if ended and record.get("type") != "signature":
+            raise TraceIntegrityError(name, number, "record after the end record (only "
+                                      "signatures may follow it)")
+        if not ended and record.get("type") == "signature":
+            raise TraceIntegrityError(name, number, "signature before the end record")
         if record.get("seq") != number - 1:
             raise TraceIntegrityError(
                 name, number, f"sequence number {record.get('seq')!r}, expected {number - 1}")
@@ -86,9 +95,10 @@ def read_trace(path: str | os.PathLike[str]) -> Trace:
         if number == 1 and record.get("format") != FORMAT:
             raise TraceIntegrityError(name, 1, f"unknown trace format {record.get('format')!r}")
         digest.update(raw + b"\n")
+        ended = ended or record["type"] == "end"
         prev = record["hash"]
         records.append(record)
-    return Trace(name, tuple(records), records[-1]["type"] == "end")
+    return Trace(name, tuple(records), ended)
 
 
 def _parse_line(path: str, number: int, raw: bytes) -> dict[str, Any]:

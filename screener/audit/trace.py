@@ -14,6 +14,8 @@ Record types, in the order a screening writes them:
   firing      a rule the engine fired: rule id, criterion, outcome, facts read, facts derived
   decision    decision, outcomes, failed criteria, missing facts, derived facts
   end         record count and hash of everything before it
+  signature   after `end` only, any number: a person's signature over everything before it
+              (`screener.audit.sign`), so counter-signatures can be added later
 
 Reading a trace back and checking its chain is `screener.audit.chain`; replaying it through
 the rules is `screener.audit.replay`.
@@ -35,7 +37,7 @@ from screener.values import to_json
 
 FORMAT = "screener-trace/1"
 GENESIS = "0" * 64
-RECORD_TYPES = ("start", "fact", "correction", "firing", "decision", "end")
+RECORD_TYPES = ("start", "fact", "correction", "firing", "decision", "end", "signature")
 
 Clock = Callable[[], _dt.datetime]
 
