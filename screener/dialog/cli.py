@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.text import Text
 
 from screener.dialog import render, store
+from screener.audit.signing_cli import add_sign_options, signer_from_args
 from screener.dialog.flow import Dialog, Observer
 from screener.dialog.spec import DialogSpec, load_dialog
 from screener.dialog.terminal import LineReader, PromptReader, Reader
@@ -108,6 +109,7 @@ def _add_audit_options(parser: argparse.ArgumentParser) -> None:
                         help="write the eligibility letter to PATH when the screening ends "
                              "(.html for HTML, otherwise Markdown); needs --trace")
     parser.add_argument("--operator", metavar="NAME", help="who screens, recorded in the trace and letter")
+    add_sign_options(parser)
 
 
 def _check_audit_options(args: argparse.Namespace) -> None:
@@ -115,6 +117,10 @@ def _check_audit_options(args: argparse.Namespace) -> None:
     trace, letter = getattr(args, "trace", None), getattr(args, "letter", None)
     if letter and not trace:
         raise ScreenerError("--letter needs --trace (a letter is rendered from its trace)")
+    if getattr(args, "sign_key", None) and not trace:
+        raise ScreenerError("--sign-key needs --trace (a signature seals a trace)")
+    # The key is unlocked before the first question, not when the screening ends.
+    args.signing = signer_from_args(args)
     for option, path in (("--trace", trace), ("--letter", letter)):
         if path is None:
             continue
@@ -137,12 +143,13 @@ def _audit_observer(args: argparse.Namespace, trial: Trial, candidate: str | Non
 
     if portfolio is None:
         return TraceObserver(args.trace, trial, operator=args.operator, candidate_id=candidate,
-                             letter_path=args.letter)
+                             letter_path=args.letter, signer=getattr(args, "signing", None))
     observers: dict[str, Observer] = {}
     for member, _, _ in portfolio.members:
         observers[member.id] = TraceObserver(
             _per_trial(args.trace, member.id), member, operator=args.operator, candidate_id=candidate,
-            letter_path=_per_trial(args.letter, member.id) if args.letter else None)
+            letter_path=_per_trial(args.letter, member.id) if args.letter else None,
+            signer=getattr(args, "signing", None))
     return SplitObserver(portfolio, observers)
 
 
