@@ -235,6 +235,9 @@ def _what_changed(trace: Trace, index: int, statement: Mapping[str, Any]) -> lis
         return out
     changed = [n for n, record in enumerate(trace.records[:index])
                if n >= len(signed) or signed[n] != content_digest(record)]
+    if any(trace.records[n]["type"] != "end" for n in changed):
+        # The end record holds the hash of all before it: it changes with any of them.
+        changed = [n for n in changed if trace.records[n]["type"] != "end"]
     same = index - len(changed)
     if changed and same == 0:
         out.append("no record before it is one it signed: the signature was made for another "
