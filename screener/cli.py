@@ -31,7 +31,8 @@ EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL, EXIT_UNWRITTEN = 0, 1, 2, 3, 4
 
 EXIT_STATUS_HELP = (
     "Exit status: 0 every candidate screened; 1 some candidates are errors (their rows name "
-    "what is wrong); 2 usage error, unreadable input or refused rules; 3 internal failure of "
+    "what is wrong); 2 usage error, unreadable input, refused rules or a signing key that "
+    "cannot be unlocked; 3 internal failure of "
     "the screener (one line says where details were logged); 4 results, traces or letters "
     "could not be written (disk full, no permission); 130/143 interrupted by Ctrl-C/SIGTERM "
     "(results not kept)."
