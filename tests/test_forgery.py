@@ -56,6 +56,10 @@ def edit_meaning(records: Records) -> None:
     records[-1]["statement"]["meaning"] = "approval"
 
 
+def add_unsigned_words(records: Records) -> None:
+    records[-1]["note"] = "approved by the sponsor"
+
+
 # (forgery, what the messages must name)
 FORGERIES: list[tuple[Callable[[Records], None], list[str]]] = [
     (edit_fact, [":13: signature of Dr. A. Investigator (authorship): line 4 (fact ecog) is "
@@ -72,6 +76,8 @@ FORGERIES: list[tuple[Callable[[Records], None], list[str]]] = [
                          "line 1 (start) is not the record signed"]),
     (edit_signer, ["signature of Prof. Somebody Else (authorship): the signature does not verify"]),
     (edit_meaning, ["signature of Dr. A. Investigator (approval): the signature does not verify"]),
+    (add_unsigned_words, ["signature of Dr. A. Investigator (authorship): fields outside the "
+                          "signed statement: note"]),
 ]
 
 

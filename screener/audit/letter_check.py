@@ -62,7 +62,9 @@ def check_letter(letter_path: str | os.PathLike[str], trace: Trace, data: bytes)
                                               "match it",))
     fmt = format_for(name)
     best: list[str] | None = None
-    for stamp in dict.fromkeys(_TIME.findall(text)) or ("1970-01-01 00:00:00",):
+    # The issue time is among the letter's times; the record part, where it is printed,
+    # comes last, so the search starts from the end.
+    for stamp in reversed(dict.fromkeys(_TIME.findall(text)) or ["1970-01-01 00:00:00"]):
         issued = _dt.datetime.fromisoformat(stamp).replace(tzinfo=_dt.timezone.utc)
         expected = render_letter(build_letter(state, trace_hash, issued), fmt)
         if expected == text:

@@ -165,6 +165,7 @@ class SignatureCheck:
 
 _STATEMENT_FIELDS = ("format", "signer", "meaning", "signed_at", "key", "public_key",
                      "trace_hash", "records", "record_digests")
+_RECORD_FIELDS = {"type", "seq", "time", "prev", "hash", "statement", "signature"}
 _SUBJECT_WORDS = {"trial_id": "trial", "rules_hash": "rules hash", "candidate_id": "candidate id",
                   "operator": "operator", "decision": "decision"}
 
@@ -197,6 +198,9 @@ def _check_one(trace: Trace, index: int, before: bytes, record: Mapping[str, Any
         return SignatureCheck(line, "?", "?", record.get("time", "?"), "?",
                               ("not a signature statement this screener can read",), None)
     problems: list[str] = []
+    extra = sorted(set(record) - _RECORD_FIELDS)
+    if extra:  # the chain covers them, the signature does not: nothing unsigned may ride along
+        problems.append(f"fields outside the signed statement: {', '.join(extra)}")
     print_ = str(statement["key"])
     try:
         public = public_from_b64(str(statement["public_key"]))

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 
 from screener.audit.chain import read_trace
@@ -85,7 +86,8 @@ def signer_from_args(args: argparse.Namespace, ask: Ask | None = None) -> Signer
     return Signer.from_key(str(name), args.meaning, key)
 
 
-def unlock(path: str | os.PathLike[str], passphrase_file: str | None, ask: Ask | None = None) -> Any:
+def unlock(path: str | os.PathLike[str], passphrase_file: str | None,
+           ask: Ask | None = None) -> Ed25519PrivateKey:
     """The private key at `path`, asking for its passphrase on the terminal when it has one
     and neither --passphrase-file nor $SCREENER_KEY_PASSPHRASE gave it."""
     passphrase = read_passphrase(passphrase_file)
