@@ -1,6 +1,7 @@
 """Signing keys, signed traces and letters, as a site and an investigator use them."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import stat
@@ -293,3 +294,34 @@ def test_a_key_that_is_not_ed25519_or_not_private_is_refused(tmp_path: Path):
     with pytest.raises(SigningKeyError, match=r"not a PEM private key \(a \.pub file is the "
                                               r"public half\)"):
         load_private(public, None)
+
+
+def test_keygen_and_sign_ask_the_passphrase_in_a_real_terminal(tmp_path: Path):
+    pexpect = pytest.importorskip("pexpect")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TERM": "xterm", "NO_COLOR": "1"}
+
+    def spawn(*argv: str) -> "pexpect.spawn":
+        return pexpect.spawn(sys.executable, ["-m", "screener", *argv], env=env,
+                             cwd=str(tmp_path), encoding="utf-8", timeout=60)
+
+    child = spawn("keygen", "li.key")
+    seen = io.StringIO()
+    child.logfile_read = seen  # everything the terminal showed
+    child.expect_exact("Passphrase for the new key (Enter for none): ")
+    child.sendline("open sesame")
+    child.expect_exact("The same passphrase again: ")
+    child.sendline("open sesame")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert "open sesame" not in seen.getvalue()  # typed without echo
+    assert "fingerprint: " in seen.getvalue()
+    trace = signed_candidate(tmp_path, "eligible").trace
+    child = spawn("sign", str(trace), "--key", "li.key", "--name", "Dr Li", "--rules", str(TINY))
+    child.expect_exact("passphrase for li.key: ")
+    child.sendline("open sesame")
+    child.expect_exact(f"{trace}: signed by Dr Li for approval at ")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert [r["type"] for r in records_of(trace)][-2:] == ["signature", "signature"]
