@@ -219,3 +219,12 @@ def _tiny() -> Path:
     from audit_support import TINY
 
     return TINY
+
+
+def test_a_letter_that_cannot_be_read_is_not_taken_as_matching(tmp_path: Path):
+    written = signed_candidate(tmp_path, "ineligible")
+    status, out, err = run_cli("verify", str(written.trace), "--rules", str(_tiny()),
+                               "--letter", str(tmp_path / "missing.html"))
+    assert (status, out) == (1, "")
+    assert err == (f"{tmp_path / 'missing.html'}: cannot read the letter: No such file or "
+                   "directory\nverify: FAILED\n")

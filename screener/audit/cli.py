@@ -4,9 +4,10 @@ Exit status of `verify`: 0 when the chain is intact, the trace is sealed, replay
 facts through the rules file it names gives every recorded record again, every signature is
 sound and every `--letter` says what the trace replays to, and, with `--trusted-keys`, the
 trace is signed and every signature's key is trusted; 1 when any of that fails (each message
-names the record's line and what differs); 2 when the trace, a letter's folder or the
-trusted keys cannot be read; 5 with `--trusted-keys`, an intact trace nobody signed; 6 with
-`--trusted-keys`, a sound signature made with a key that is not trusted.
+names the record's line and what differs; a letter that cannot be read is one that does
+not match); 2 when the trace or the trusted keys cannot be read; 5 with `--trusted-keys`,
+an intact trace nobody signed; 6 with `--trusted-keys`, a sound signature made with a key
+that is not trusted.
 """
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ EXIT_OK, EXIT_FAILED, EXIT_UNREADABLE, EXIT_UNSIGNED, EXIT_UNTRUSTED = 0, 1, 2, 
 
 VERIFY_EPILOG = ("exit status: 0 verified (with --trusted-keys: and signed, every key "
                  "trusted); 1 the chain is broken, the trace is unfinished, the replay differs, "
-                 "a signature does not verify or a letter differs from its trace; 2 the trace "
+                 "a signature does not verify or a letter differs from its trace (or cannot be "
+                 "read); 2 the trace "
                  "or the trusted keys cannot be read; 5 intact but unsigned (with "
                  "--trusted-keys); 6 signed with a key not in the trusted keys. Without "
                  "--trusted-keys, 0 says the record is intact and replays, not who signed it.")
