@@ -325,3 +325,27 @@ def test_keygen_and_sign_ask_the_passphrase_in_a_real_terminal(tmp_path: Path):
     child.close()
     assert child.exitstatus == 0
     assert [r["type"] for r in records_of(trace)][-2:] == ["signature", "signature"]
+
+
+def test_a_screening_in_a_real_terminal_asks_the_passphrase_first_and_ends_signed(
+        tmp_path: Path, passphrase_file: Path):
+    pytest.importorskip("pexpect")
+    from test_dialog_e2e import Terminal
+    from test_dialog_flow import MAN
+
+    screener("keygen", "wang.key", "--passphrase-file", str(passphrase_file), cwd=tmp_path)
+    term = Terminal(tmp_path, "screen", "--trial", TRIAL, "--candidate-id", "P-1", "--session",
+                    str(tmp_path / "s.json"), "--trace", "p1.trace.jsonl", "--letter",
+                    "p1.letter.html", "--operator", "Dr Wang", "--sign-key", "wang.key")
+    term.expect("passphrase for wang.key: ")
+    term.child.send("correct horse battery staple\r")
+    term.answers(MAN)
+    term.expect("Decision: eligible")
+    assert term.finish() == 0
+    (tmp_path / "trusted").mkdir()
+    (tmp_path / "trusted" / "wang.pub").write_bytes((tmp_path / "wang.key.pub").read_bytes())
+    done = screener("verify", "p1.trace.jsonl", "--rules-dir", str(ROOT / "rules"),
+                    "--trusted-keys", "trusted", "--letter", "p1.letter.html", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "  signed by Dr Wang for authorship at " in done.stdout
+    assert "<tr><td>Dr Wang</td><td>authorship</td>" in (tmp_path / "p1.letter.html").read_text()
