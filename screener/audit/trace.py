@@ -3,9 +3,10 @@
 A trace is the versioned decision record of one screening. Each line is one record, written
 in canonical JSON (sorted keys, no spaces) and flushed to disk before the screening goes on.
 Every record carries `seq`, `time`, `prev` (the hash of the record before it; zeros for the
-first) and `hash` (sha256 of the record's canonical JSON without `hash`). The last record,
-`end`, also carries `trace_hash`: the sha256 of every byte before it. Changing, removing,
-reordering or inserting a record, or cutting the file short, breaks the chain.
+first) and `hash` (sha256 of the record's canonical JSON without `hash`). The `end` record,
+last but for signatures, also carries `trace_hash`: the sha256 of every byte before it.
+Changing, removing, reordering or inserting a record, or cutting the file short, breaks the
+chain; only signature records may follow `end`.
 
 Record types, in the order a screening writes them:
   start       trial identity and rules hash, screener version, operator, criteria and facts
