@@ -13,13 +13,16 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping, TextIO
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, TextIO
 
 from screener.engine import Screener
 from screener.errors import ConflictError, InvalidValue
 from screener.model import FactValue, Result, Trial
 from screener.readers import Row
 from screener.values import NO, YES, coerce, describe_conversion
+
+if TYPE_CHECKING:
+    from screener.audit.sign import Signer
 
 COLUMNS = ("candidate_id", "decision", "failed_criteria", "missing", "errors")
 
@@ -77,6 +80,7 @@ class AuditOptions:
     letters_dir: str | None
     operator: str | None
     input_name: str  # the input file as the operator named it ("-" for standard input)
+    signer: Signer | None = None  # --sign-key: each trace is signed as it is sealed
 
 
 def write_audit(trial: Trial, row: Row, screened: Screened, options: AuditOptions) -> str | None:
@@ -103,7 +107,7 @@ def write_audit(trial: Trial, row: Row, screened: Screened, options: AuditOption
         write_candidate_artifacts(
             trial, str(screened.record["candidate_id"]), sources, screened.result,
             options.traces_dir, options.letters_dir, options.operator,
-            dt.datetime.now(dt.timezone.utc), input_file=options.input_name,
+            dt.datetime.now(dt.timezone.utc), input_file=options.input_name, signer=options.signer,
         )
     except (TraceError, OSError) as exc:
         return f"row {row.number}: trace not written: {type(exc).__name__}: " + (

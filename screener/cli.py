@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from screener import __version__
+from screener.audit.signing_cli import add_sign_options, add_signing_parsers, signer_from_args
 from screener.batch import AuditOptions, Summary, Writer, screen_rows, screen_rows_parallel
 from screener.crashlog import log_failure
 from screener.engine import Screener
@@ -31,7 +32,8 @@ EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL, EXIT_UNWRITTEN = 0, 1, 2, 3, 4
 
 EXIT_STATUS_HELP = (
     "Exit status: 0 every candidate screened; 1 some candidates are errors (their rows name "
-    "what is wrong); 2 usage error, unreadable input or refused rules; 3 internal failure of "
+    "what is wrong); 2 usage error, unreadable input, refused rules or a signing key that "
+    "cannot be unlocked; 3 internal failure of "
     "the screener (one line says where details were logged); 4 results, traces or letters "
     "could not be written (disk full, no permission); 130/143 interrupted by Ctrl-C/SIGTERM "
     "(results not kept)."
@@ -78,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--letters", metavar="DIR",
                        help="write each candidate's eligibility letter (Markdown and HTML) into DIR; needs --traces")
     batch.add_argument("--operator", metavar="NAME", help="who runs the screening, recorded in traces and letters")
+    add_sign_options(batch)
     batch.add_argument("--context", action="append", metavar="NAME=VALUE",
                        help="a context fact of the trial (site, cohort), the same for every candidate "
                             "of this run; repeat for several. A candidate record may not carry one.")
@@ -114,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trial_options(match, "match against")
     match.add_argument("--format", choices=sorted(set(FORMATS.values())), help="input format (default: by suffix)")
     match.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="screen in N processes (default 1)")
-    match.set_defaults(run=run_batch, rules=None, traces=None, letters=None, operator=None, match=True)
+    match.set_defaults(run=run_batch, rules=None, traces=None, letters=None, operator=None, sign_key=None,
+                       match=True)
     _add_optional_commands(sub)
     return parser
 
@@ -133,6 +137,7 @@ def _add_optional_commands(sub: Any) -> None:
         pass
     else:
         add_audit_parsers(sub)
+    add_signing_parsers(sub)
 
 
 def _add_trial_options(parser: argparse.ArgumentParser, verb: str) -> None:
@@ -241,8 +246,12 @@ def run_batch(args: argparse.Namespace) -> int:
     if args.letters and not args.traces:
         err.print("screener batch: --letters needs --traces (a letter is rendered from its trace)")
         return EXIT_USAGE
+    if getattr(args, "sign_key", None) and not args.traces:
+        err.print("screener batch: --sign-key needs --traces (a signature seals a trace)")
+        return EXIT_USAGE
     if args.output:
         check_output(args.output, [args.input])
+    signer = signer_from_args(args)  # a wrong passphrase stops the run before anything is read
     audit = None
     if args.traces:
         for directory in filter(None, (args.traces, args.letters)):
@@ -251,7 +260,7 @@ def run_batch(args: argparse.Namespace) -> int:
             except OSError as exc:
                 _say(err, f"screener batch: cannot use {directory!r} as a folder: {exc.strerror}")
                 return EXIT_USAGE
-        audit = AuditOptions(args.traces, args.letters, args.operator, args.input)
+        audit = AuditOptions(args.traces, args.letters, args.operator, args.input, signer)
     chosen = chosen_trials(args)
     if getattr(args, "context", None) and len(chosen) > 1:
         _say(err, "screener batch: --context goes with one trial (--trial TRIAL)")

@@ -108,7 +108,7 @@ def test_verify_fails_when_the_recorded_decision_differs_from_the_replay(trace_p
     assert status == 1
     assert err.splitlines()[:2] == [
         f"{trace_path}:11: replaying with {rules_dir / 'tiny-renamed.yaml'} gives a different result:",
-        "  decision: recorded 'eligible', replayed 'ineligible'",
+        "  line 11: decision: recorded 'eligible', replayed 'ineligible'",
     ]
 
 

@@ -143,3 +143,21 @@ def test_reopening_a_traced_screening_asks_for_a_new_trace(tmp_path: Path) -> No
     reopened = _run(tmp_path, "second opinion\n\n", "resume", "s.json", "--trace", str(tmp_path / "r.jsonl"))
     assert reopened.returncode == 0, reopened.stderr
     assert verify(tmp_path / "r.jsonl").returncode == 0 and verify(trace).returncode == 0
+
+
+def test_a_resumed_screening_is_signed_in_the_trace_it_goes_on_in(tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    (tmp_path / "pass").write_text("s3cret\n")
+    assert _run(tmp_path, "", "keygen", "nurse.key", "--passphrase-file", "pass").returncode == 0
+    assert _screen_and_quit(tmp_path, "--trace", str(trace), "--operator", "Nurse Li").returncode == 3
+    done = _run(tmp_path, _rest(), "resume", "s.json", "--sign-key", "nurse.key",
+                "--passphrase-file", "pass")
+    assert done.returncode == 0, done.stderr
+    (tmp_path / "trusted").mkdir()
+    (tmp_path / "trusted" / "nurse.pub").write_bytes((tmp_path / "nurse.key.pub").read_bytes())
+    checked = subprocess.run([sys.executable, "-m", "screener", "verify", str(trace), "--trusted-keys",
+                              str(tmp_path / "trusted")], capture_output=True, text=True, timeout=60,
+                             cwd=ROOT)
+    assert checked.returncode == 0, checked.stderr
+    assert "  signed by Nurse Li for authorship at " in checked.stdout
+    assert [r["type"] for r in records(trace)].count("signature") == 1

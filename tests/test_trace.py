@@ -208,7 +208,7 @@ def test_replay_applies_corrections(tmp_path: Path):
 
 def test_a_rewritten_chain_is_caught_by_replay(trace_path: Path):
     """A forger who recomputes every hash after changing a fact still leaves the recorded
-    decision disagreeing with what the rules say about the changed facts."""
+    firing and decision disagreeing with what the rules say about the changed facts."""
     lines = lines_of(trace_path)
     records = [json.loads(line) for line in lines]
     ecog = next(i for i, r in enumerate(records) if r.get("fact") == "ecog")
@@ -222,4 +222,6 @@ def test_a_rewritten_chain_is_caught_by_replay(trace_path: Path):
     trace_path.write_text("".join(forged), encoding="utf-8")
     trace = read_trace(trace_path)  # chain intact but unsealed (end record left out)
     differences = replay(trace, tiny_trial().path).differences
-    assert [d.field for d in differences] == ["decision", "outcomes.I2", "failed"]
+    assert [(d.line, d.field) for d in differences] == [
+        (9, "firing I2.met: rule"), (9, "firing I2.met: outcome"), (9, "firing I2.met: facts"),
+        (11, "decision"), (11, "outcomes.I2"), (11, "failed")]

@@ -21,6 +21,7 @@ from screener.audit.trace import (
     Source, TraceError, TraceIntegrityError, TraceWriter, create_exclusive, file_sha256, write_all,
 )
 from screener.audit.chain import parse_trace, read_trace
+from screener.audit.sign import Signer, sign_trace
 
 _SLUG_LENGTH = 40
 _HASH_LENGTH = 16
@@ -90,6 +91,7 @@ def write_candidate_artifacts(
     facts_with_sources: Mapping[str, tuple[Any, Source | str]], result: Result,
     traces_dir: str | os.PathLike[str], letters_dir: str | os.PathLike[str] | None,
     operator: str | None, now: _dt.datetime, input_file: str = "",
+    signer: Signer | None = None,
 ) -> CandidateArtifacts:
     """Write one batch candidate's trace and, if `letters_dir` is given, its letters (md, html).
 
@@ -97,6 +99,8 @@ def write_candidate_artifacts(
     is skipped. The source is a Source, e.g. `Source.batch("in.csv", 3, "weight")`, or a
     string such as `"row 3, column 5 (weight)"`, recorded as a batch source in `input_file`.
     `now` (timezone-aware) stamps every record and the letters. Directories must exist.
+    With a `signer`, the sealed trace gets its signature before the letters are rendered,
+    so they show it.
     Returns the paths written; raises TraceError when any of the files exists already
     (nothing is written then).
 
@@ -123,6 +127,8 @@ def write_candidate_artifacts(
             writer.seal()
         finally:
             writer.close()
+        if signer is not None:
+            sign_trace(trace_part, signer, clock=lambda: now)
         trace_hash = write_letters(trace_part, letter_parts, now)
         _publish(trace_part, trace_path)
         for fmt, part in letter_parts.items():
@@ -204,8 +210,9 @@ class TraceObserver:
     def __init__(self, trace_path: str | os.PathLike[str], trial: Trial, *,
                  operator: str | None = None, candidate_id: str | None = None,
                  letter_path: str | os.PathLike[str] | None = None,
-                 clock: Callable[[], _dt.datetime] | None = None):
-        """Create the trace file (0600, never overwriting); raises TraceError if it exists."""
+                 clock: Callable[[], _dt.datetime] | None = None, signer: Signer | None = None):
+        """Create the trace file (0600, never overwriting); raises TraceError if it exists.
+        With a `signer`, a trace sealed with a decision is signed before its letter is written."""
         if letter_path is not None and os.path.lexists(letter_path):
             raise TraceError(os.fspath(letter_path), "already exists; letters are never overwritten")
         self.writer = TraceWriter.create(trace_path, trial, operator=operator,
@@ -214,11 +221,13 @@ class TraceObserver:
         self.trace_path = Path(trace_path)
         self.letter_path = Path(letter_path) if letter_path is not None else None
         self.trace_hash: str | None = None
+        self.signer = signer
 
     @classmethod
     def continuing(cls, trace_path: str | os.PathLike[str], trial: Trial, *, records: int,
                    last_hash: str, letter_path: str | os.PathLike[str] | None = None,
-                   clock: Callable[[], _dt.datetime] | None = None) -> "TraceObserver":
+                   clock: Callable[[], _dt.datetime] | None = None,
+                   signer: Signer | None = None) -> "TraceObserver":
         """Open the unsealed trace of a paused dialog to go on with it.
 
         The file must still be the chain the session remembers: intact, `records` records long,
@@ -262,6 +271,7 @@ class TraceObserver:
         observer.trace_path = Path(trace_path)
         observer.letter_path = Path(letter_path) if letter_path is not None else None
         observer.trace_hash = None
+        observer.signer = signer
         return observer
 
     def resume(self, operator: str | None = None) -> None:
@@ -288,6 +298,8 @@ class TraceObserver:
         """Record the decision, seal the trace, and write the letter if one was asked for."""
         self.writer.result(result)
         self.writer.seal()
+        if self.signer is not None:
+            sign_trace(self.trace_path, self.signer, clock=self.writer.clock)
         letters = {} if self.letter_path is None else \
             {format_for(os.fspath(self.letter_path)): self.letter_path}
         self.trace_hash = write_letters(self.trace_path, letters, self.writer.clock())

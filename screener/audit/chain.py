@@ -41,6 +41,10 @@ class Trace:
         last = self.records[-1]
         return last if last["type"] == "pause" else None
 
+    @property
+    def signatures(self) -> list[dict[str, Any]]:
+        return self.of_type("signature")
+
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         return [r for r in self.records if r["type"] == kind]
 
@@ -50,7 +54,8 @@ def read_trace(path: str | os.PathLike[str]) -> Trace:
 
     Returns the Trace (possibly unsealed); raises TraceError when the file cannot be read and
     TraceIntegrityError naming the first bad line when any record was altered, removed,
-    reordered or inserted, or when anything follows the end record.
+    reordered or inserted, or when anything but signature records follows the end record
+    (whether a signature is sound is `screener.audit.sign`'s to check).
     """
     name = os.fspath(path)
     try:
@@ -72,10 +77,14 @@ def parse_trace(name: str, data: bytes) -> Trace:
     records: list[dict[str, Any]] = []
     digest = hashlib.sha256()
     prev = GENESIS
+    ended = False
     for number, raw in enumerate(lines, start=1):
         record = _parse_line(name, number, raw)
-        if records and records[-1]["type"] == "end":
-            raise TraceIntegrityError(name, number, "record after the end record")
+        if ended and record.get("type") != "signature":
+            raise TraceIntegrityError(name, number, "record after the end record (only "
+                                      "signatures may follow it)")
+        if not ended and record.get("type") == "signature":
+            raise TraceIntegrityError(name, number, "signature before the end record")
         if record.get("seq") != number - 1:
             raise TraceIntegrityError(
                 name, number, f"sequence number {record.get('seq')!r}, expected {number - 1}")
@@ -97,9 +106,10 @@ def parse_trace(name: str, data: bytes) -> Trace:
         if number == 1 and record.get("format") != FORMAT:
             raise TraceIntegrityError(name, 1, f"unknown trace format {record.get('format')!r}")
         digest.update(raw + b"\n")
+        ended = ended or record["type"] == "end"
         prev = record["hash"]
         records.append(record)
-    return Trace(name, tuple(records), records[-1]["type"] == "end")
+    return Trace(name, tuple(records), ended)
 
 
 def _parse_line(path: str, number: int, raw: bytes) -> dict[str, Any]:

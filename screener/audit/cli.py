@@ -1,15 +1,20 @@
 """The `verify` and `explain` subcommands. Only this module knows their argv and exit codes.
 
-Exit status of `verify`: 0 when the chain is intact, the trace is sealed and replaying its
-facts through the rules file it names gives the recorded decision; 1 when the chain is broken
-or the replay differs (the message names the first bad line); 2 when the trace cannot be read
-at all; 3 when the chain holds but the screening never finished (a paused dialog, or one
-stopped by a crash): "incomplete", with how many facts it holds and when the last came.
+Exit status of `verify`: 0 when the chain is intact, the trace is sealed, replaying its
+facts through the rules file it names gives every recorded record again, every signature is
+sound and every `--letter` says what the trace replays to, and, with `--trusted-keys`, the
+trace is signed and every signature's key is trusted; 1 when any of that fails (each message
+names the record's line and what differs; a letter that cannot be read is one that does
+not match); 2 when the trace or the trusted keys cannot be read; 3 when the chain holds but
+the screening never finished (a paused dialog, or one stopped by a crash): "incomplete", with
+how many facts it holds and when the last came; 5 with `--trusted-keys`, an intact trace
+nobody signed; 6 with `--trusted-keys`, a sound signature made with a key that is not trusted.
 """
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from pathlib import Path
+from typing import Any, Mapping
 
 from rich.console import Console
 
@@ -17,15 +22,24 @@ from screener.errors import ScreenerError
 from screener.safe import make_safe, safe_console
 from screener.audit.explain import explanation, tr
 from screener.audit.replay import find_rules, replay
+from screener.audit.keys import readable_fingerprint, trusted_keys
+from screener.audit.letter_check import check_letter
+from screener.audit.sign import SignatureCheck, check_signatures
 from screener.audit.trace import TraceError, TraceIntegrityError, file_sha256, human_time
 from screener.audit.chain import Trace, read_trace
 from screener.trials import rules_dir
 
-EXIT_VERIFIED, EXIT_FAILED, EXIT_UNREADABLE, EXIT_INCOMPLETE = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_UNREADABLE, EXIT_INCOMPLETE = 0, 1, 2, 3
+EXIT_UNSIGNED, EXIT_UNTRUSTED = 5, 6
 
-VERIFY_EPILOG = ("exit status: 0 verified; 1 the chain is broken or the replay differs; 2 the "
-                 "trace cannot be read; 3 incomplete: the records so far are intact but the "
-                 "screening has not finished (paused for `screener resume`, or stopped by a crash)")
+VERIFY_EPILOG = ("exit status: 0 verified (with --trusted-keys: and signed, every key "
+                 "trusted); 1 the chain is broken, the replay differs, a signature does not "
+                 "verify or a letter differs from its trace (or cannot be read); 2 the trace "
+                 "or the trusted keys cannot be read; 3 incomplete: the records so far are "
+                 "intact but the screening has not finished (paused for `screener resume`, or "
+                 "stopped by a crash); 5 intact but unsigned (with --trusted-keys); 6 signed "
+                 "with a key not in the trusted keys. Without --trusted-keys, 0 says the record "
+                 "is intact and replays, not who signed it.")
 
 
 def _say(console: Console, text: str) -> None:
@@ -47,6 +61,12 @@ def add_audit_parsers(subparsers: Any) -> None:
                              "directory whose content hash the trace names)")
     verify.add_argument("--rules-dir", metavar="DIR",
                         help="where to look for the rules file (default: the shipped rules)")
+    verify.add_argument("--trusted-keys", metavar="DIR",
+                        help="folder of trusted public keys (.pub): accept the trace only when "
+                             "it is signed and every signature's key is one of them")
+    verify.add_argument("--letter", action="append", metavar="LETTER",
+                        help="a letter (.html or .md) to check against the trace: it must say "
+                             "what the trace replays to, word for word; repeat for several")
     verify.set_defaults(run=run_verify)
     explain = subparsers.add_parser(
         "explain", help="show how a trace's decision was reached",
@@ -75,6 +95,19 @@ def run_verify(args: argparse.Namespace, out: Console | None = None,
         _incomplete(err, trace)
         return EXIT_INCOMPLETE
     try:
+        trusted = trusted_keys(args.trusted_keys) if getattr(args, "trusted_keys", None) else None
+        data = Path(trace.path).read_bytes()
+    except (ScreenerError, OSError) as error:
+        _say(err, f"verify: {error}")
+        return EXIT_UNREADABLE
+    signatures = check_signatures(trace, data, trusted)
+    failed = False
+    for check in signatures:
+        for problem in check.problems:
+            _say(err, f"{trace.path}:{check.line}: signature of {check.signer} "
+                      f"({check.meaning}): {problem}")
+            failed = True
+    try:
         rules = args.rules or find_rules(trace.start["trial"]["rules_hash"],
                                          args.rules_dir or rules_dir())
         outcome = replay(trace, rules)
@@ -83,18 +116,57 @@ def run_verify(args: argparse.Namespace, out: Console | None = None,
         _say(err, "verify: FAILED")
         return EXIT_FAILED
     if not outcome.matches:
-        _say(err, f"{trace.path}:{outcome.decision_line}: replaying with {outcome.rules_path} "
+        first = next((d.line for d in outcome.differences if d.line), outcome.decision_line)
+        _say(err, f"{trace.path}:{first}: replaying with {outcome.rules_path} "
                   "gives a different result:")
         for difference in outcome.differences:
             _say(err, f"  {difference}")
+        failed = True
+    for letter in getattr(args, "letter", None) or ():
+        checked = check_letter(letter, trace, data)
+        for problem in checked.problems:
+            _say(err, f"{checked.path}: {problem}")
+            failed = True
+    if failed:
         _say(err, "verify: FAILED")
         return EXIT_FAILED
-    _say(out, f"{trace.path}: verified")
+    status = _trust_status(signatures, trusted)
+    if status == EXIT_OK:
+        _say(out, f"{trace.path}: verified")
     _say(out, f"  chain: {last} records intact and sealed; file sha256 "
               f"{file_sha256(trace.path)}")
     _say(out, f"  replay: {outcome.rules_path} gives the recorded decision: "
               f"{outcome.result.decision}")
-    return EXIT_VERIFIED
+    _say(out, "  records: every derived fact, firing and criterion text agrees with the rules")
+    for check in signatures:
+        trust = ("key trusted: " + check.trusted_as if check.trusted_as else
+                 "key NOT in the trusted keys" if trusted is not None else
+                 "key not checked (no --trusted-keys)")
+        _say(out, f"  signed by {check.signer} for {check.meaning} at "
+                  f"{human_time(check.signed_at)}; key {readable_fingerprint(check.fingerprint)}"
+                  f"; {trust}")
+    if not signatures:
+        _say(out, "  signatures: none")
+    for letter in getattr(args, "letter", None) or ():
+        _say(out, f"  letter: {letter} says what the trace replays to")
+    if status == EXIT_UNSIGNED:
+        _say(err, f"{trace.path}: NOT verified: intact, but nobody signed it")
+    elif status == EXIT_UNTRUSTED:
+        _say(err, f"{trace.path}: NOT verified: signed with a key that is not in "
+                  f"{args.trusted_keys}")
+    return status
+
+
+def _trust_status(signatures: list[SignatureCheck],
+                  trusted: Mapping[str, Path] | None) -> int:
+    """0 when trust was not asked for or every signature's key is trusted; else 5 or 6."""
+    if trusted is None:
+        return EXIT_OK
+    if not signatures:
+        return EXIT_UNSIGNED
+    if any(check.trusted_as is None for check in signatures):
+        return EXIT_UNTRUSTED
+    return EXIT_OK
 
 
 def _incomplete(err: Console, trace: Trace) -> None:

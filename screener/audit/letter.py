@@ -14,6 +14,7 @@ from typing import Any
 
 import jinja2
 
+from screener.audit.keys import readable_fingerprint
 from screener.audit.trace import Source, human_time
 from screener.audit.chain import Trace, describe_correction, final_facts
 from screener.values import show
@@ -70,6 +71,17 @@ class MissingFact:
 
 
 @dataclass(frozen=True, slots=True)
+class SignatureLine:
+    """One electronic signature as a letter shows it (21 CFR 11.50): printed name, meaning,
+    date and time, and the fingerprint of the key that made it."""
+
+    name: str
+    meaning: str
+    time: str
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
 class Letter:
     """Everything a letter shows, as plain text fields in a fixed order."""
 
@@ -89,6 +101,7 @@ class Letter:
     rules_file: str
     rules_hash: str
     trace_hash: str
+    signatures: tuple[SignatureLine, ...] = ()
 
 
 def _evidence(name: str, entry: dict[str, Any], description: str) -> Evidence:
@@ -139,6 +152,11 @@ def build_letter(trace: Trace, trace_hash: str, issued: _dt.datetime) -> Letter:
         operator=start.get("operator") or "(not given)",
         screener_version=start["screener_version"], rules_file=trial["rules_file"],
         rules_hash=trial["rules_hash"], trace_hash=trace_hash,
+        signatures=tuple(
+            SignatureLine(s["statement"]["signer"], s["statement"]["meaning"],
+                          human_time(s["statement"]["signed_at"]),
+                          readable_fingerprint(s["statement"]["key"]))
+            for s in trace.signatures),
     )
 
 

@@ -1,4 +1,9 @@
-"""Replay a trace: find the rules file it names, rerun its facts, compare the decision.
+"""Replay a trace: find the rules file it names, rerun its facts, compare every record.
+
+Every record a letter or `explain` shows is checked: the trial description in the start
+record (protocol texts, notes, conditions, data dictionary) against the rules file found by
+hash; the derived-fact records, every firing record and the decision against a fresh run of
+the engine on the input facts. Each difference names the record's line.
 
 Kept apart from `screener.audit.trace` (which only reads and writes records) because replay is the
 one part of auditing that needs the rules loader and the engine.
@@ -7,13 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from screener.errors import InvalidValue, ScreenerError
 from screener.model import FactValue, Result, Trial
-from screener.audit.trace import to_json_value
+from screener.audit.trace import Source, to_json_value
 from screener.audit.chain import Trace, final_facts
 from screener.values import coerce
 
@@ -35,12 +40,14 @@ class ReplayError(ScreenerError):
 class Difference:
     """One part of the decision that came out differently on replay."""
 
-    field: str  # decision / outcomes.<criterion> / failed / missing / derived.<fact>
+    field: str  # decision / outcomes.<criterion> / failed / missing / derived.<fact> / ...
     recorded: Any
     replayed: Any
+    line: int = 0  # 1-based line of the record that differs; 0 when not one record's
 
     def __str__(self) -> str:
-        return f"{self.field}: recorded {self.recorded!r}, replayed {self.replayed!r}"
+        where = f"line {self.line}: " if self.line else ""
+        return f"{where}{self.field}: recorded {self.recorded!r}, replayed {self.replayed!r}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +120,75 @@ def replay(trace: Trace, rules_path: str | os.PathLike[str]) -> Replay:
     if decision is None:
         raise ReplayError(trace.path, "no decision recorded: the screening did not finish")
     result = Screener(trial).evaluate(replay_facts(trace, trial))
-    return Replay(os.fspath(rules_path), result, tuple(compare(decision, result)),
-                  decision["seq"] + 1)
+    differences = [*compare_start(trace, trial), *compare_derived(trace, result),
+                   *compare_firings(trace, result),
+                   *(replace(d, line=decision["seq"] + 1) for d in compare(decision, result))]
+    return Replay(os.fspath(rules_path), result, tuple(differences), decision["seq"] + 1)
+
+
+def compare_start(trace: Trace, trial: Trial) -> list[Difference]:
+    """What the start record says about the trial (titles, protocol texts, notes, conditions,
+    the data dictionary) against the rules file itself: a letter prints these, so they must
+    be the rules file's words."""
+    from screener.audit.trace import trial_header
+
+    recorded, source = trace.start["trial"], trial_header(trial)
+    out: list[Difference] = []
+    for key in ("id", "title", "version", "id_fact", "facts"):
+        if recorded.get(key) != source[key]:
+            out.append(Difference(f"trial.{key}", recorded.get(key), source[key], 1))
+    was = {c.get("id"): c for c in recorded.get("criteria", [])}
+    now = {c["id"]: c for c in source["criteria"]}
+    if list(was) != list(now):
+        out.append(Difference("trial.criteria", list(was), list(now), 1))
+    for criterion in now:
+        for key, value in now[criterion].items():
+            if criterion in was and was[criterion].get(key) != value:
+                out.append(Difference(f"criterion {criterion}.{key}", was[criterion].get(key),
+                                      value, 1))
+    return out
+
+
+def compare_derived(trace: Trace, result: Result) -> list[Difference]:
+    """The derived-fact records against the facts the rules derive again, with their sources."""
+    recorded = [r for r in trace.of_type("fact") if r["source"].get("kind") == "derived"]
+    expected = [{"fact": name, "value": to_json_value(value),
+                 "source": Source.derived(firing.rule, firing.facts).to_json()}
+                for firing in result.firings for name, value in firing.derived.items()]
+    out: list[Difference] = []
+    for n in range(max(len(recorded), len(expected))):
+        record = recorded[n] if n < len(recorded) else None
+        want = expected[n] if n < len(expected) else None
+        line = record["seq"] + 1 if record else 0
+        if record is None or want is None:
+            out.append(Difference("derived fact", record and record["fact"],
+                                  want and want["fact"], line))
+            continue
+        for key in ("fact", "value", "source"):
+            if record.get(key) != to_json_value(want[key]):
+                out.append(Difference(f"derived fact {want['fact']}: {key}", record.get(key),
+                                      want[key], line))
+    return out
+
+
+def compare_firings(trace: Trace, result: Result) -> list[Difference]:
+    """Each firing record against the rule the engine fires again, in order, field by field."""
+    recorded = trace.of_type("firing")
+    out: list[Difference] = []
+    for n in range(max(len(recorded), len(result.firings))):
+        record = recorded[n] if n < len(recorded) else None
+        firing = result.firings[n] if n < len(result.firings) else None
+        line = record["seq"] + 1 if record else 0
+        if record is None or firing is None:
+            out.append(Difference("firing", record and record["rule"],
+                                  firing and firing.rule, line))
+            continue
+        for key in ("rule", "criterion", "outcome", "facts", "derived"):
+            want = to_json_value(getattr(firing, key))
+            if record.get(key) != want:
+                out.append(Difference(f"firing {record.get('rule')}: {key}", record.get(key), want,
+                                      line))
+    return out
 
 
 def compare(recorded: dict[str, Any], result: Result) -> list[Difference]:

@@ -3,9 +3,10 @@
 A trace is the versioned decision record of one screening. Each line is one record, written
 in canonical JSON (sorted keys, no spaces) and flushed to disk before the screening goes on.
 Every record carries `seq`, `time`, `prev` (the hash of the record before it; zeros for the
-first) and `hash` (sha256 of the record's canonical JSON without `hash`). The last record,
-`end`, also carries `trace_hash`: the sha256 of every byte before it. Changing, removing,
-reordering or inserting a record, or cutting the file short, breaks the chain.
+first) and `hash` (sha256 of the record's canonical JSON without `hash`). The `end` record,
+last but for signatures, also carries `trace_hash`: the sha256 of every byte before it.
+Changing, removing, reordering or inserting a record, or cutting the file short, breaks the
+chain; only signature records may follow `end`.
 
 Record types, in the order a screening writes them:
   start       trial identity and rules hash, screener version, operator, criteria and facts
@@ -16,6 +17,8 @@ Record types, in the order a screening writes them:
   pause       the dialog stopped before its decision: `reason` is quit, interrupt or eof
   resume      the same dialog went on (`screener resume`), with the operator who continued
   end         record count and hash of everything before it
+  signature   after `end` only, any number: a person's signature over everything before it
+              (`screener.audit.sign`), so counter-signatures can be added later
 
 A paused dialog leaves its trace without an end record, a valid prefix of the chain; `screener
 resume` appends to the same file (after checking that it still ends where the session left it)
@@ -41,7 +44,8 @@ from screener.values import to_json
 
 FORMAT = "screener-trace/1"
 GENESIS = "0" * 64
-RECORD_TYPES = ("start", "fact", "correction", "firing", "decision", "pause", "resume", "end")
+RECORD_TYPES = ("start", "fact", "correction", "firing", "decision", "pause", "resume", "end",
+                "signature")
 PAUSE_REASONS = ("quit", "interrupt", "eof")
 
 Clock = Callable[[], _dt.datetime]

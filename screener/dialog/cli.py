@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.text import Text
 
 from screener.dialog import render, store, traces
+from screener.audit.signing_cli import add_sign_options, signer_from_args
 from screener.dialog.flow import Dialog, Observer
 from screener.dialog.spec import DialogSpec, load_dialog
 from screener.dialog.terminal import LineReader, PromptReader, Reader
@@ -122,13 +123,21 @@ def _add_audit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--operator", metavar="NAME",
                         help="who screens, recorded in the trace and letter (on resume: who "
                              "continues, recorded with the resumption; default: who started)")
+    add_sign_options(parser)
 
 
-def _check_audit_options(args: argparse.Namespace) -> None:
-    """Raise ScreenerError for --trace/--letter problems, before anything is asked."""
+def _check_audit_options(args: argparse.Namespace, kept_trace: bool = False,
+                         operator: str | None = None) -> None:
+    """Raise ScreenerError for --trace/--letter problems, before anything is asked.
+    A resumed screening goes on in the trace it remembers (`kept_trace`), which --sign-key
+    seals, signed by default in the name of who started it (`operator`)."""
     trace, letter = getattr(args, "trace", None), getattr(args, "letter", None)
     if letter and not trace:
         raise ScreenerError("--letter needs --trace (a letter is rendered from its trace)")
+    if getattr(args, "sign_key", None) and not (trace or kept_trace):
+        raise ScreenerError("--sign-key needs --trace (a signature seals a trace)")
+    # The key is unlocked before the first question, not when the screening ends.
+    args.signing = signer_from_args(args, operator=operator)
     for option, path in (("--trace", trace), ("--letter", letter)):
         if path is None:
             continue
@@ -151,12 +160,13 @@ def _audit_observer(args: argparse.Namespace, trial: Trial, candidate: str | Non
 
     if portfolio is None:
         return TraceObserver(args.trace, trial, operator=args.operator, candidate_id=candidate,
-                             letter_path=args.letter)
+                             letter_path=args.letter, signer=getattr(args, "signing", None))
     observers: dict[str, Observer] = {}
     for member, _, _ in portfolio.members:
         observers[member.id] = TraceObserver(
             _per_trial(args.trace, member.id), member, operator=args.operator, candidate_id=candidate,
-            letter_path=_per_trial(args.letter, member.id) if args.letter else None)
+            letter_path=_per_trial(args.letter, member.id) if args.letter else None,
+            signer=getattr(args, "signing", None))
     return SplitObserver(portfolio, observers)
 
 
@@ -255,7 +265,7 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         language = json.loads(Path(path).read_text(encoding="utf-8")).get("language", "en")
         trial, dialog, portfolio = _load(ids, False, args.rules_dir, args.lang or str(language))
         session = store.load(Path(path), trial)
-        _check_audit_options(args)
+        _check_audit_options(args, kept_trace=bool(session.traces), operator=session.operator)
     except (ScreenerError, OSError, ValueError, AttributeError) as exc:
         return _fail(console, exc if isinstance(exc, ScreenerError) else f"{path}: {exc}")
     reader = _reader(stdin, console, dialog)
@@ -285,7 +295,9 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
     from screener.audit.trace import TraceError
     try:
         if continued:
-            observer = traces.continued_observer(session, trial, portfolio, args.operator or session.operator)
+            observer = traces.continued_observer(session, trial, portfolio,
+                                                 args.operator or session.operator,
+                                                 getattr(args, "signing", None))
             console.print(render.note(dialog.tr("The trace goes on in {path}.", path=", ".join(
                 kept.path for kept in session.traces))))
         else:

@@ -19,11 +19,12 @@ from screener.model import Trial
 
 if TYPE_CHECKING:
     from screener.audit.artifacts import TraceObserver
+    from screener.audit.sign import Signer
     from screener.audit.trace import TraceError
 
 
 def continued_observer(session: store.Session, trial: Trial, portfolio: Portfolio | None,
-                        operator: str | None) -> Observer:
+                        operator: str | None, signer: "Signer | None" = None) -> Observer:
     """Observers that go on with the traces a paused session remembers, each checked first and
     then given its `resume` record. Raises ContinuationRefused (nothing written) when any trace
     was changed, removed or sealed meanwhile."""
@@ -38,7 +39,7 @@ def continued_observer(session: store.Session, trial: Trial, portfolio: Portfoli
                 raise ContinuationRefused(kept.path, "rules", f"trial {kept.trial} is not screened here")
             opened[kept.trial] = TraceObserver.continuing(
                 kept.path, member, records=kept.records, last_hash=kept.last_hash,
-                letter_path=kept.letter)
+                letter_path=kept.letter, signer=signer)
     except BaseException:
         for done in opened.values():
             done.close()
