@@ -150,6 +150,12 @@ def catalog(extra_dirs: Sequence[str | os.PathLike[str]] = ()) -> Catalog:
     return Catalog(tuple(trials), tuple(shadowed), tuple(p for p, _, _ in places))
 
 
+def trial_dirs(rules_dir: str | os.PathLike[str] | None = None) -> tuple[Path, ...]:
+    """The directories trials are looked up in, in order: `rules_dir` (a --rules-dir) when
+    given, then those of $SCREENER_TRIALS_PATH, then the shipped rules."""
+    return catalog([rules_dir] if rules_dir else []).searched
+
+
 def dialogs_for(rules_file: str | os.PathLike[str]) -> tuple[tuple[str, Path], ...]:
     """The dialog files of the trial in `rules_file`, (language, path) sorted by language:
     the shipped dialogs for a shipped rules file, else those beside it or in ../dialogs."""

@@ -119,6 +119,15 @@ def test_traces_of_several_trials_go_to_a_folder_per_trial(tmp_path):
     verified = subprocess.run([sys.executable, "-m", "screener", "verify", str(trace), "--rules-dir", str(SITE)],
                               capture_output=True, text=True, timeout=60)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    # a site's trials on SCREENER_TRIALS_PATH are found by verify as by batch, without --rules-dir
+    env = {**os.environ, "SCREENER_TRIALS_PATH": str(SITE)}
+    verified = subprocess.run([sys.executable, "-m", "screener", "verify", str(trace)],
+                              capture_output=True, text=True, timeout=60, env=env)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    env.pop("SCREENER_TRIALS_PATH")
+    unfound = subprocess.run([sys.executable, "-m", "screener", "verify", str(trace)],
+                             capture_output=True, text=True, timeout=60, env=env)
+    assert unfound.returncode == 1 and "name one with --rules or its directory with --rules-dir" in unfound.stderr
 
 
 def test_match_ranks_each_candidates_trials_best_prospect_first(tmp_path):

@@ -27,7 +27,7 @@ from screener.audit.letter_check import check_letter
 from screener.audit.sign import SignatureCheck, check_signatures
 from screener.audit.trace import TraceError, TraceIntegrityError, file_sha256, human_time
 from screener.audit.chain import Trace, read_trace
-from screener.trials import rules_dir
+from screener.trials import trial_dirs
 
 EXIT_OK, EXIT_FAILED, EXIT_UNREADABLE, EXIT_INCOMPLETE = 0, 1, 2, 3
 EXIT_UNSIGNED, EXIT_UNTRUSTED = 5, 6
@@ -60,7 +60,8 @@ def add_audit_parsers(subparsers: Any) -> None:
                         help="rules file to replay with (default: the one in the rules "
                              "directory whose content hash the trace names)")
     verify.add_argument("--rules-dir", metavar="DIR",
-                        help="where to look for the rules file (default: the shipped rules)")
+                        help="where to look first for the rules file the trace names by its hash "
+                             "(then $SCREENER_TRIALS_PATH, then the shipped rules)")
     verify.add_argument("--trusted-keys", metavar="DIR",
                         help="folder of trusted public keys (.pub): accept the trace only when "
                              "it is signed and every signature's key is one of them")
@@ -109,7 +110,7 @@ def run_verify(args: argparse.Namespace, out: Console | None = None,
             failed = True
     try:
         rules = args.rules or find_rules(trace.start["trial"]["rules_hash"],
-                                         args.rules_dir or rules_dir())
+                                         trial_dirs(args.rules_dir))
         outcome = replay(trace, rules)
     except ScreenerError as error:
         _say(err, f"{trace.path}: cannot replay: {error}")

@@ -14,7 +14,7 @@ import hashlib
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from screener.errors import InvalidValue, ScreenerError
 from screener.model import FactValue, Result, Trial
@@ -64,20 +64,24 @@ class Replay:
         return not self.differences
 
 
-def find_rules(content_hash: str, rules_dir: str | os.PathLike[str]) -> Path:
-    """The rules file in `rules_dir` whose bytes hash to `content_hash`.
+def find_rules(content_hash: str, rules_dirs: Iterable[str | os.PathLike[str]]) -> Path:
+    """The first rules file, in the directories `rules_dirs` in their order, whose bytes hash
+    to `content_hash`.
 
     Returns its path; raises ReplayError when none matches.
     """
-    directory = Path(rules_dir)
-    candidates = sorted(p for p in directory.iterdir() if p.suffix in RULES_SUFFIXES) \
-        if directory.is_dir() else []
-    for path in candidates:
-        if hashlib.sha256(path.read_bytes()).hexdigest() == content_hash:
-            return path
-    raise ReplayError(os.fspath(directory),
-                      f"no rules file with hash {content_hash} (looked at {len(candidates)} "
-                      "files); name one with --rules")
+    directories = [Path(directory) for directory in rules_dirs]
+    looked = 0
+    for directory in directories:
+        candidates = sorted(p for p in directory.iterdir() if p.suffix in RULES_SUFFIXES) \
+            if directory.is_dir() else []
+        looked += len(candidates)
+        for path in candidates:
+            if hashlib.sha256(path.read_bytes()).hexdigest() == content_hash:
+                return path
+    raise ReplayError(", ".join(os.fspath(d) for d in directories) or "no directory",
+                      f"no rules file with hash {content_hash} (looked at {looked} files); "
+                      "name one with --rules or its directory with --rules-dir")
 
 
 def replay_facts(trace: Trace, trial: Trial) -> dict[str, FactValue]:

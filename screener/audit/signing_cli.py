@@ -30,7 +30,7 @@ from screener.audit.sign import MEANINGS, Signer, check_signatures, sign_trace
 from screener.audit.trace import TraceError, TraceIntegrityError, human_time
 from screener.errors import ScreenerError
 from screener.i18n import translate
-from screener.trials import rules_dir
+from screener.trials import trial_dirs
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
@@ -142,7 +142,8 @@ def add_signing_parsers(subparsers: Any) -> None:
     sign.add_argument("--rules", metavar="PATH", help="rules file to replay with (default: found "
                                                       "by the hash the trace names)")
     sign.add_argument("--rules-dir", metavar="DIR",
-                      help="where to look for the rules file (default: the shipped rules)")
+                      help="where to look first for the rules file the trace names by its hash "
+                           "(then $SCREENER_TRIALS_PATH, then the shipped rules)")
     sign.add_argument("--lang", default="en", help="language of the messages (en, zh)")
     sign.set_defaults(run=run_sign)
 
@@ -210,7 +211,7 @@ def run_sign(args: argparse.Namespace, out: Console | None = None, err: Console 
             return _refuse(err, words, f"{trace.path}:{check.line}: {check.problems[0]}")
     try:
         rules = args.rules or find_rules(trace.start["trial"]["rules_hash"],
-                                         args.rules_dir or rules_dir())
+                                         trial_dirs(args.rules_dir))
         outcome = replay(trace, rules)
     except ScreenerError as error:
         return _refuse(err, words, f"{trace.path}: {error}")
