@@ -22,6 +22,7 @@ from screener.dialog.spec import DialogSpec, load_dialog
 from screener.dialog.terminal import LineReader, PromptReader, Reader
 from screener.engine import Screener
 from screener.errors import ConflictError, RuleProblem, RulesError, ScreenerError
+from screener.i18n import TZ_HELP, site_zone
 from screener.rules.read import PosDict, load_yaml
 from screener.model import Trial
 from screener.rules.check import load_trial
@@ -108,6 +109,7 @@ def _add_audit_options(parser: argparse.ArgumentParser) -> None:
                         help="write the eligibility letter to PATH when the screening ends "
                              "(.html for HTML, otherwise Markdown); needs --trace")
     parser.add_argument("--operator", metavar="NAME", help="who screens, recorded in the trace and letter")
+    parser.add_argument("--tz", metavar="ZONE", help=TZ_HELP)
 
 
 def _check_audit_options(args: argparse.Namespace) -> None:
@@ -115,6 +117,10 @@ def _check_audit_options(args: argparse.Namespace) -> None:
     trace, letter = getattr(args, "trace", None), getattr(args, "letter", None)
     if letter and not trace:
         raise ScreenerError("--letter needs --trace (a letter is rendered from its trace)")
+    try:
+        site_zone(getattr(args, "tz", None))
+    except ValueError as error:
+        raise ScreenerError(f"--tz: {error}") from None
     for option, path in (("--trace", trace), ("--letter", letter)):
         if path is None:
             continue
@@ -125,24 +131,29 @@ def _check_audit_options(args: argparse.Namespace) -> None:
             raise ScreenerError(f"{option} {path}: cannot write in {folder}")
 
 
-def _audit_observer(args: argparse.Namespace, trial: Trial, candidate: str | None,
-                    portfolio: Portfolio | None = None) -> Any:
+def _audit_observer(args: argparse.Namespace, trial: Trial, dialog: DialogSpec,
+                    candidate: str | None, portfolio: Portfolio | None = None) -> Any:
     """The trace writer for --trace/--letter, or None; raises ScreenerError on bad options.
-    With several trials, one trace (and letter) per trial, each verifiable on its own."""
+    Each trace records the dialog's language and its wording of the trial, so its letter and
+    explanation speak that language. With several trials, one trace (and letter) per trial,
+    each verifiable on its own."""
     if getattr(args, "letter", None) and not getattr(args, "trace", None):
         raise ScreenerError("--letter needs --trace (a letter is rendered from its trace)")
     if not getattr(args, "trace", None):
         return None
     from screener.audit.artifacts import TraceObserver
 
+    zone = site_zone(getattr(args, "tz", None))
     if portfolio is None:
         return TraceObserver(args.trace, trial, operator=args.operator, candidate_id=candidate,
-                             letter_path=args.letter)
+                             letter_path=args.letter, language=dialog.language,
+                             wording=dialog.wording(), zone=zone)
     observers: dict[str, Observer] = {}
-    for member, _, _ in portfolio.members:
+    for member, _, member_dialog in portfolio.members:
         observers[member.id] = TraceObserver(
             _per_trial(args.trace, member.id), member, operator=args.operator, candidate_id=candidate,
-            letter_path=_per_trial(args.letter, member.id) if args.letter else None)
+            letter_path=_per_trial(args.letter, member.id) if args.letter else None,
+            language=member_dialog.language, wording=member_dialog.wording(), zone=zone)
     return SplitObserver(portfolio, observers)
 
 
@@ -205,7 +216,7 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
     session = store.Session(path=path, trial_id=trial.id, trial_hash=trial.content_hash,
                             language=args.lang, candidate_id=str(candidate), complete=args.complete)
     try:
-        observer = observer or _audit_observer(args, trial, str(candidate), portfolio)
+        observer = observer or _audit_observer(args, trial, dialog, str(candidate), portfolio)
     except (ScreenerError, OSError) as exc:
         return _fail(console, exc)
     for name, value in context.items():  # recorded first, so a resumed screening keeps them
@@ -261,7 +272,7 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         session.reopen(reason)
         store.save(session)
     try:
-        observer = observer or _audit_observer(args, trial, session.candidate_id, portfolio)
+        observer = observer or _audit_observer(args, trial, dialog, session.candidate_id, portfolio)
     except (ScreenerError, OSError) as exc:
         return _fail(console, exc)
     try:
