@@ -123,7 +123,8 @@ def explanation(trace: Trace, words: Words | None = None) -> RenderableType:
                            version=start["screener_version"]) + "\n")
     header.append(words.tr("Rules: {file} sha256 {hash}", file=start["trial"]["rules_file"],
                            hash=start["trial"]["rules_hash"]) + "\n")
-    header.append(words.tr("Decision:") + " ")
+    label = words.tr("Decision:")
+    header.append(label if label.endswith("：") else f"{label} ")
     if decision is None:
         header.append(words.tr("none recorded"), style="bold yellow")
     else:

@@ -112,23 +112,28 @@ def _add_audit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tz", metavar="ZONE", help=TZ_HELP)
 
 
-def _check_audit_options(args: argparse.Namespace) -> None:
-    """Raise ScreenerError for --trace/--letter problems, before anything is asked."""
+def _check_audit_options(args: argparse.Namespace, dialog: DialogSpec) -> None:
+    """Raise ScreenerError for --trace/--letter/--tz problems, before anything is asked,
+    worded in the dialog's language."""
     trace, letter = getattr(args, "trace", None), getattr(args, "letter", None)
     if letter and not trace:
-        raise ScreenerError("--letter needs --trace (a letter is rendered from its trace)")
+        raise ScreenerError(dialog.tr("--letter needs --trace (a letter is rendered from its trace)"))
+    zone = getattr(args, "tz", None)
     try:
-        site_zone(getattr(args, "tz", None))
-    except ValueError as error:
-        raise ScreenerError(f"--tz: {error}") from None
+        site_zone(zone)
+    except ValueError:
+        raise ScreenerError(dialog.tr("--tz {zone}: unknown time zone; expected a name such as "
+                                      "Asia/Shanghai or Europe/Paris", zone=repr(zone))) from None
     for option, path in (("--trace", trace), ("--letter", letter)):
         if path is None:
             continue
         if os.path.lexists(path):
-            raise ScreenerError(f"{option} {path}: already exists; audit files are never overwritten")
+            raise ScreenerError(dialog.tr("{option} {path}: already exists; audit files are never "
+                                          "overwritten", option=option, path=path))
         folder = Path(path).parent
         if not folder.is_dir() or not os.access(folder, os.W_OK):
-            raise ScreenerError(f"{option} {path}: cannot write in {folder}")
+            raise ScreenerError(dialog.tr("{option} {path}: cannot write in {folder}",
+                                          option=option, path=path, folder=folder))
 
 
 def _audit_observer(args: argparse.Namespace, trial: Trial, dialog: DialogSpec,
@@ -190,7 +195,7 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
     try:
         trial, dialog, portfolio = _load(args.trial, args.all_trials, args.rules_dir, args.lang)
         given = _read_answers(args.answers) if args.answers else {}
-        _check_audit_options(args)
+        _check_audit_options(args, dialog)
         context = context_facts(trial.facts, getattr(args, "context", None))
     except ScreenerError as exc:
         return _fail(console, exc)
@@ -198,11 +203,12 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         return _fail(console, exc)
     carried = [name for name in given if name in trial.facts and trial.facts[name].context]
     if carried:
-        return _fail(console, f"{args.answers}: {carried[0]} is a context fact: give it with "
-                              f"--context {carried[0]}=VALUE")
+        return _fail(console, dialog.tr("{file}: {fact} is a context fact: give it with "
+                                        "--context {fact}=VALUE", file=args.answers, fact=carried[0]))
     path = args.session or store.new_path()
     if path.exists():
-        return _fail(console, f"{path} exists; continue it with: screener resume {path}")
+        return _fail(console, dialog.tr("{path} exists; continue it with: screener resume {path}",
+                                        path=path))
     reader = _reader(stdin, console, dialog)
     console.print(render.note(dialog.message("title", trial=trial.id, title=trial.title)))
     console.print(render.note(dialog.message("intro")))
@@ -227,7 +233,9 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         try:
             flow = _dialog(trial, dialog, reader, console, session, observer, portfolio)
             problems = flow.prefill({k: v for k, v in given.items() if v is not None})
-        except (ConflictError, OSError) as exc:
+        except ConflictError as exc:
+            return _fail(console, render.conflict(dialog, exc))
+        except OSError as exc:
             return _fail(console, exc)
         if problems:
             return _fail(console, "\n".join(f"{args.answers}: {p}" for p in problems))
@@ -251,7 +259,7 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         language = json.loads(Path(path).read_text(encoding="utf-8")).get("language", "en")
         trial, dialog, portfolio = _load(ids, False, args.rules_dir, args.lang or str(language))
         session = store.load(Path(path), trial)
-        _check_audit_options(args)
+        _check_audit_options(args, dialog)
     except (ScreenerError, OSError, ValueError, AttributeError) as exc:
         return _fail(console, exc if isinstance(exc, ScreenerError) else f"{path}: {exc}")
     reader = _reader(stdin, console, dialog)
@@ -279,7 +287,7 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         try:
             flow = _dialog(trial, dialog, reader, console, session, observer, portfolio)
         except ConflictError as exc:
-            return _fail(console, exc)
+            return _fail(console, render.conflict(dialog, exc))
         _replay(trial, session, observer)
         return _run(flow)
     finally:

@@ -22,7 +22,7 @@ from screener.dialog.relevance import superseded
 from screener.dialog.spec import DialogSpec, normalize
 from screener.dialog.store import Session
 from screener.dialog.terminal import Reader
-from screener.errors import ConflictError, ImpossibleFacts, InvalidValue
+from screener.errors import ConflictError, InvalidValue
 from screener.model import FactValue, Result, Trial
 from screener.values import coerce
 
@@ -265,14 +265,8 @@ class Dialog:
         trial_answers[fact] = value
         try:
             result = self._evaluate(trial_answers)
-        except ImpossibleFacts as exc:
-            self._say(render.problem(self.dialog.message(
-                "impossible", fact=self.dialog.label(exc.fact), inputs=", ".join(self.dialog.label(i) for i in exc.inputs))))
-            return False
-        except ConflictError as exc:
-            self._say(render.problem(self.dialog.message(
-                "conflict", fact=self.dialog.label(exc.fact), given=render.show_value(self.dialog, exc.given, exc.fact),
-                derived=render.show_value(self.dialog, exc.derived, exc.fact))))
+        except ConflictError as exc:  # ImpossibleFacts too
+            self._say(render.problem(render.conflict(self.dialog, exc)))
             return False
         if reason is not None:
             before = dict(self.session.answers)
@@ -353,7 +347,7 @@ class Dialog:
         try:
             self.result = self._evaluate(merged)
         except ConflictError as exc:
-            return [str(exc)]
+            return [render.conflict(self.dialog, exc)]
         for fact, (value, raw) in values.items():
             self.session.answer(fact, value, "answers", raw)
             if self.observer is not None:
