@@ -17,6 +17,7 @@ from typing import Any, Iterable, Iterator, Mapping, TextIO
 
 from screener.engine import Screener
 from screener.errors import ConflictError, InvalidValue
+from screener.i18n import site_zone
 from screener.model import FactValue, Result, Trial
 from screener.readers import Row
 from screener.values import NO, YES, coerce, describe_conversion
@@ -77,6 +78,10 @@ class AuditOptions:
     letters_dir: str | None
     operator: str | None
     input_name: str  # the input file as the operator named it ("-" for standard input)
+    language: str = "en"  # of the letters, recorded in every trace
+    # trial id -> that trial's wording in `language` (its dialog file's), when there is one
+    wordings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    zone: str | None = None  # the time zone letters show times in (None: TZ, else the system's)
 
 
 def write_audit(trial: Trial, row: Row, screened: Screened, options: AuditOptions) -> str | None:
@@ -104,6 +109,8 @@ def write_audit(trial: Trial, row: Row, screened: Screened, options: AuditOption
             trial, str(screened.record["candidate_id"]), sources, screened.result,
             options.traces_dir, options.letters_dir, options.operator,
             dt.datetime.now(dt.timezone.utc), input_file=options.input_name,
+            language=options.language, wording=options.wordings.get(trial.id),
+            zone=site_zone(options.zone),
         )
     except (TraceError, OSError) as exc:
         return f"row {row.number}: trace not written: {type(exc).__name__}: " + (
