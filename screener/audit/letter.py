@@ -216,7 +216,11 @@ def render_letter(letter: Letter, fmt: str) -> str:
     def code(text: str) -> markupsafe.Markup:
         return markupsafe.Markup("<code>{}</code>").format(text)
 
-    return environment().get_template(f"letter.{fmt}.j2").render(letter=letter, tr=tr, code=code)
+    def bold(text: str) -> markupsafe.Markup:
+        return markupsafe.Markup("<b>{}</b>").format(text)
+
+    return environment().get_template(f"letter.{fmt}.j2").render(letter=letter, tr=tr, code=code,
+                                                                  bold=bold)
 
 
 def format_for(path: str) -> str:

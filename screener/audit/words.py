@@ -113,7 +113,9 @@ class Words:
         else:
             text = {"context": self.tr("context of the run"),
                     "correction": self.tr("correction")}.get(origin.kind, self.tr("unspecified"))
-        return self.tr("{text} ({note})", text=text, note=origin.note) if origin.note else text
+        # The dialog notes an answer left at its default (the screening date: today).
+        note = self.tr("default value") if origin.note == "default" else origin.note
+        return self.tr("{text} ({note})", text=text, note=note) if note else text
 
     def correction(self, fact: str, change: Mapping[str, Any]) -> str:
         """One correction (from `final_facts`): the replaced value with its source and time,
@@ -126,4 +128,6 @@ class Words:
                            time=self.time(change["old_time"]), new=new, when=when)
         else:
             text = self.tr("{old} changed to {new} at {when}", old=old, new=new, when=when)
-        return f"{text}: {change['reason']}" if change.get("reason") else text
+        if not change.get("reason"):
+            return text
+        return self.tr("{change}: {reason}", change=text, reason=change["reason"])
