@@ -55,7 +55,7 @@ def test_bad_answers_file_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.M
     answers.write_text('{"ecog": 7, "sexe": "male"}', encoding="utf-8")
     status, text = run(["screen", "--answers", str(answers), "--candidate-id", "X"], [], tmp_path, monkeypatch)
     assert status == 2
-    assert f"{answers}: ecog: above the maximum 4" in text
+    assert f"{answers}: ecog: '7' is above the highest possible value, 4." in text
     assert "'sexe' is not a question of this screening (did you mean sex?)." in text
 
 

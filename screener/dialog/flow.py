@@ -340,7 +340,7 @@ class Dialog:
             except InvalidAnswer as exc:
                 problems.append(f"{fact}: {self.explain(exc)}")
             except InvalidValue as exc:
-                problems.append(f"{fact}: {exc.reason}")
+                problems.append(f"{fact}: {self._refusal_of(fact, raw, exc)}")
         if problems:
             return problems
         merged = {**self.session.answers, **{f: v for f, (v, _) in values.items()}}
@@ -356,6 +356,16 @@ class Dialog:
         if values:
             self._say(render.note(self.dialog.message("prefilled", count=len(values))))
         return []
+
+    def _refusal_of(self, fact: str, raw: Any, error: InvalidValue) -> str:
+        """Why a pre-filled value (a number, a date) does not fit, in the dialog's language:
+        the reason a typed answer of the same text would get, else the engine's own."""
+        try:
+            parse_answer(self.trial.facts[fact], self.dialog.questions[fact],
+                         self.dialog.vocabulary, str(raw), self.today)
+        except InvalidAnswer as refused:
+            return self.explain(refused)
+        return error.reason
 
     # --- plumbing ---------------------------------------------------------------------
 
