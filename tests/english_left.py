@@ -1,8 +1,9 @@
 """Finds English left in what a Chinese screening shows: the words that remain once the
 protocol's verbatim text, codes (fact names, criterion and rule ids, the trial id, file
-names and paths, hashes, numbers) and the Latin terms the Chinese dialog file itself uses
-(GIST, ECOG, Child-Pugh, units) are taken out. A zh letter, explain or verify output should
-leave nothing."""
+names and paths, hashes, numbers, a list item's `field=value` pairs, which the Chinese dialog
+asks in that form too) and the Latin terms the Chinese dialog file itself uses (GIST, ECOG,
+Child-Pugh, units) are taken out. A zh letter, explain or verify output should leave
+nothing."""
 from __future__ import annotations
 
 import html.parser
@@ -86,7 +87,7 @@ def english_left(text: str, verbatim: Iterable[str], codes: set[str], terms: set
     left: list[str] = []
     for run in _RUN.findall(text):
         bare = run.strip(".:;,'")
-        if bare in codes or bare in FIXED or "/" in bare or _HASH.fullmatch(bare) or bare.endswith((".jsonl", ".yaml")):
+        if bare in codes or bare in FIXED or "/" in bare or "=" in bare or _HASH.fullmatch(bare) or bare.endswith((".jsonl", ".yaml")):
             continue
         left += [w for w in _WORD.findall(bare) if w not in terms and w not in FIXED]
     return left

@@ -162,3 +162,22 @@ def test_chinese_letter_matches_reviewed_golden_file(tmp_path: Path, trial: Tria
     if UPDATE:
         golden.write_text(text, encoding="utf-8")
     assert text == golden.read_text(encoding="utf-8")
+
+
+def test_batch_letters_of_the_tcr_t_trial_in_chinese_leave_no_english(tmp_path: Path) -> None:
+    from screener.rules.check import load_trial
+    from screener.trials import rules_path
+
+    trial = load_trial(rules_path("NCT06898385"))
+    cases = yaml.safe_load(rules_path("NCT06898385").with_suffix(".cases.yaml").read_text(encoding="utf-8"))
+    facts = {name: coerce(trial.facts[name], value) for name, value in cases["base"].items()}
+    result = Screener(trial).evaluate(facts)
+    wording = load_dialog(dialog_path(trial.id, "zh"), trial).wording()
+    sources = {name: (value, Source.batch("k.jsonl", 1, name)) for name, value in facts.items()}
+    written = write_candidate_artifacts(trial, "K-1", sources, result, tmp_path, tmp_path, None,
+                                        NOW, language="zh", wording=wording)
+    md = plain_markdown(written.letters["md"].read_text(encoding="utf-8"))
+    assert "既往全身治疗方案 = end_date=2025年2月15日" in md  # a list fact, its dates local
+    assert "性别 = 男" in md
+    for text in (md, plain_html(written.letters["html"].read_text(encoding="utf-8"))):
+        assert english_in(text, written.trace) == []

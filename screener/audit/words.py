@@ -69,17 +69,26 @@ class Words:
 
     def value(self, fact: str, value: Any) -> str:
         """A fact value as a person reads it in this language: yes/no, dates in local form
-        (English keeps ISO dates), enum values by their clinical labels."""
+        (English keeps ISO dates), enum values by their clinical labels; a list fact's items
+        as `field=value` pairs, the form they are typed in, their values read the same way."""
+        if isinstance(value, str) and value in self.values.get(fact, {}):
+            return self.values[fact][value]
+        if isinstance(value, list):  # a list fact: items as `field=value` (as they are typed)
+            if not value:
+                return self.tr("none")
+            return "; ".join(
+                ", ".join(f"{k}={self._plain(v)}" for k, v in item.items() if v is not None)
+                if isinstance(item, Mapping) else self._plain(item) for item in value)
+        return self._plain(value)
+
+    def _plain(self, value: Any) -> str:
+        """A value without clinical labels: yes/no, never/ongoing, dates, numbers."""
         if value is None:
             return self.tr("unknown")
         if isinstance(value, bool):
             return self.tr("yes") if value else self.tr("no")
-        if isinstance(value, str) and value in self.values.get(fact, {}):
-            return self.values[fact][value]
         if value in ("never", "ongoing"):
             return self.tr("never") if value == "never" else self.tr("ongoing")
-        if value == []:
-            return self.tr("none")
         if self.language != "en" and isinstance(value, str) and len(value) == 10:
             try:
                 return local_date(self.language, _dt.date.fromisoformat(value))
