@@ -56,6 +56,7 @@ def translate(language: str, message: str, **params: Any) -> str:
     return text.format(**params) if params else text
 
 
+@functools.lru_cache(maxsize=4096)  # Babel's formatting costs more than a letter's other work
 def local_date(language: str, day: dt.date) -> str:
     """A date as written in `language`: `13 March 1970`, `1970年3月13日`."""
     from babel.dates import format_date
@@ -90,6 +91,7 @@ def site_zone(name: str | None) -> dt.tzinfo | None:
                          "or Europe/Paris") from None
 
 
+@functools.lru_cache(maxsize=4096)  # a letter shows the same few record times many times
 def local_time(language: str, text: str, zone: dt.tzinfo | None = None) -> str:
     """A stored time (ISO 8601 with offset, as traces keep it) in the site's zone, written in
     `language` with its UTC offset: `4 Mar 2026, 17:30:00 UTC+08:00`."""

@@ -209,8 +209,9 @@ def render_letter(letter: Letter, fmt: str) -> str:
         raise ValueError(f"unknown letter format {fmt!r}; expected one of {', '.join(FORMATS)}")
     def tr(message: str, **params: Any) -> str:
         text = translate(letter.language, message)
-        if fmt == "html":  # the message escaped, then its parameters (unless already markup)
-            return markupsafe.Markup(markupsafe.escape(text)).format(**params)
+        if fmt == "html":  # the message escaped, and its parameters (unless already markup)
+            safe = {name: markupsafe.escape(value) for name, value in params.items()}
+            return markupsafe.Markup(str(markupsafe.escape(text)).format(**safe))
         return text.format(**params) if params else text
 
     def code(text: str) -> markupsafe.Markup:
