@@ -14,7 +14,8 @@ from typing import Any, Iterable
 _RUN = re.compile(r"[A-Za-z0-9_.\-/*:+'@#%=~]+")
 _WORD = re.compile(r"[A-Za-z]{2,}")
 _HASH = re.compile(r"[0-9a-f]{64}")
-# Not English to a Chinese reader: the zone name, the hash algorithm, the command to type.
+# Not English to a Chinese reader: the zone name, the hash algorithm, the command to type
+# (command-line options, `--rules`, are codes too).
 FIXED = {"UTC", "sha256"}
 COMMANDS = ("screener verify",)
 
@@ -87,7 +88,7 @@ def english_left(text: str, verbatim: Iterable[str], codes: set[str], terms: set
     left: list[str] = []
     for run in _RUN.findall(text):
         bare = run.strip(".:;,'")
-        if bare in codes or bare in FIXED or "/" in bare or "=" in bare or _HASH.fullmatch(bare) or bare.endswith((".jsonl", ".yaml")):
+        if bare in codes or bare in FIXED or "/" in bare or "=" in bare or bare.startswith("--") or _HASH.fullmatch(bare) or bare.endswith((".jsonl", ".yaml")):
             continue
         left += [w for w in _WORD.findall(bare) if w not in terms and w not in FIXED]
     return left

@@ -104,9 +104,10 @@ def test_a_corrected_ineligible_screening_in_chinese_gets_a_chinese_markdown_let
     assert "不符合入组条件" in text and "I5（纳入）：ECOG 体能状态评分低于 2 分" in text
     assert "已修改：原为 2（对话回答，" in text and " 改为 3：录入错误" in text
     assert english_in(text, trace) == []
-    broken = screener("verify", str(trace), "--rules", str(tmp_path / "missing.yaml"))
+    broken = screener("verify", str(trace), "--rules-dir", str(tmp_path))  # no rules file there
     assert broken.returncode == 1
-    assert "核验：未通过" in broken.stderr
+    assert "无法重放" in broken.stderr and "核验：未通过" in broken.stderr
+    assert english_in(broken.stderr, trace) == []
 
 
 def test_explain_and_verify_speak_the_language_asked_for(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from screener.errors import ScreenerError
 from screener.audit.explain import decision_word, explanation
-from screener.audit.replay import find_rules, replay
+from screener.audit.replay import ReplayError, find_rules, replay
 from screener.audit.trace import TraceError, TraceIntegrityError, file_sha256
 from screener.audit.chain import Trace, chain_reason, read_trace
 from screener.audit.words import Words
@@ -123,7 +123,8 @@ def run_verify(args: argparse.Namespace, out: Console | None = None,
                                          args.rules_dir or rules_dir())
         outcome = replay(trace, rules)
     except ScreenerError as error:
-        _say(err, tr("{path}: cannot replay: {error}", path=trace.path, error=error))
+        reason = error.in_language(language) if isinstance(error, ReplayError) else error
+        _say(err, tr("{path}: cannot replay: {error}", path=trace.path, error=reason))
         _say(err, tr("verify: FAILED"))
         return 1
     if not outcome.matches:

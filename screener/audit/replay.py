@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from screener.i18n import Message, tr
 from screener.errors import InvalidValue, ScreenerError
 from screener.model import FactValue, Result, Trial
 from screener.audit.trace import to_json_value
@@ -25,10 +26,16 @@ class ReplayError(ScreenerError):
 
     code = "replay"
 
-    def __init__(self, path: str, message: str):
+    def __init__(self, path: str, message: str | Message):
         self.path = path
-        self.message = message
+        self.message = str(message)  # English
+        self._message = message if isinstance(message, Message) else None
         super().__init__(f"{path}: {message}")
+
+    def in_language(self, language: str) -> str:
+        """The error as `path: message`, the message in `language` where it has one."""
+        text = self._message.in_language(language) if self._message else self.message
+        return f"{self.path}: {text}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +76,8 @@ def find_rules(content_hash: str, rules_dir: str | os.PathLike[str]) -> Path:
         if hashlib.sha256(path.read_bytes()).hexdigest() == content_hash:
             return path
     raise ReplayError(os.fspath(directory),
-                      f"no rules file with hash {content_hash} (looked at {len(candidates)} "
-                      "files); name one with --rules")
+                      tr("no rules file with hash {hash} (looked at {count} files); name one "
+                         "with --rules", hash=content_hash, count=len(candidates)))
 
 
 def replay_facts(trace: Trace, trial: Trial) -> dict[str, FactValue]:
@@ -85,7 +92,7 @@ def replay_facts(trace: Trace, trial: Trial) -> dict[str, FactValue]:
             continue
         spec = trial.facts.get(name)
         if spec is None:
-            raise ReplayError(trace.path, f"fact {name!r} is not in the rules file")
+            raise ReplayError(trace.path, tr("fact {fact} is not in the rules file", fact=repr(name)))
         try:
             value = coerce(spec, entry["value"])
         except InvalidValue as error:
@@ -108,10 +115,11 @@ def replay(trace: Trace, rules_path: str | os.PathLike[str]) -> Replay:
     recorded_hash = trace.start["trial"]["rules_hash"]
     if trial.content_hash != recorded_hash:
         raise ReplayError(os.fspath(rules_path),
-                          f"rules hash {trial.content_hash} is not the trace's {recorded_hash}")
+                          tr("rules hash {hash} is not the trace's {recorded}",
+                             hash=trial.content_hash, recorded=recorded_hash))
     decision = trace.decision
     if decision is None:
-        raise ReplayError(trace.path, "no decision recorded: the screening did not finish")
+        raise ReplayError(trace.path, tr("no decision recorded: the screening did not finish"))
     result = Screener(trial).evaluate(replay_facts(trace, trial))
     return Replay(os.fspath(rules_path), result, tuple(compare(decision, result)),
                   decision["seq"] + 1)
