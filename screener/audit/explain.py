@@ -79,9 +79,11 @@ def criteria_tree(trace: Trace, words: Words | None = None) -> Tree:
     for criterion in start["trial"]["criteria"]:
         outcome = decision["outcomes"].get(criterion["id"], "unknown")
         excludes = criterion["id"] in decision["failed"]
-        label = Text.assemble(
-            (criterion["id"], "bold"), f" {words.title(criterion)}: ",
-            (_outcome_words(words, outcome, excludes), OUTCOME_STYLES[outcome]))
+        said = _outcome_words(words, outcome, excludes)
+        label = Text(words.tr("{criterion}: {outcome}",
+                              criterion=f"{criterion['id']} {words.title(criterion)}", outcome=said))
+        label.stylize("bold", 0, len(criterion["id"]))
+        label.stylize(OUTCOME_STYLES[outcome], len(label) - len(said))
         node = branches.get(criterion["kind"], root).add(label)
         node.add(Text(words.tr("protocol: {text}", text=criterion["protocol"]), style="italic"))
         translation = words.protocol_translation(criterion)
