@@ -48,11 +48,12 @@ def _in(language: str) -> Words:
     return Words(language)
 
 
-def _add_wording_options(parser: argparse.ArgumentParser) -> None:
+def _add_wording_options(parser: argparse.ArgumentParser, times: bool) -> None:
     parser.add_argument("--lang", metavar="LANG",
                         help="language to report in, e.g. en or zh (default: the screening's, "
                              "as its trace records it)")
-    parser.add_argument("--tz", metavar="ZONE", help=TZ_HELP)
+    if times:
+        parser.add_argument("--tz", metavar="ZONE", help=TZ_HELP)
 
 
 def add_audit_parsers(subparsers: Any) -> None:
@@ -68,7 +69,7 @@ def add_audit_parsers(subparsers: Any) -> None:
                              "directory whose content hash the trace names)")
     verify.add_argument("--rules-dir", metavar="DIR",
                         help="where to look for the rules file (default: the shipped rules)")
-    _add_wording_options(verify)
+    _add_wording_options(verify, times=False)
     verify.set_defaults(run=run_verify)
     explain = subparsers.add_parser(
         "explain", help="show how a trace's decision was reached",
@@ -78,7 +79,7 @@ def add_audit_parsers(subparsers: Any) -> None:
         epilog="exit status: 0 shown; 1 the chain is broken; 2 the trace cannot be read or "
                "an option is wrong")
     explain.add_argument("trace", help="trace file (JSON Lines)")
-    _add_wording_options(explain)
+    _add_wording_options(explain, times=True)
     explain.set_defaults(run=run_explain)
 
 
@@ -95,12 +96,6 @@ def run_verify(args: argparse.Namespace, out: Console | None = None,
     err = err or Console(stderr=True)
     language = getattr(args, "lang", None) or _recorded_language(args.trace)
     tr = _in(language).tr
-
-    try:
-        zone = site_zone(getattr(args, "tz", None))
-    except ValueError as error:
-        _say(err, f"verify: {error}")
-        return 2
     try:
         trace = read_trace(args.trace)
     except TraceIntegrityError as error:
@@ -111,7 +106,7 @@ def run_verify(args: argparse.Namespace, out: Console | None = None,
     except TraceError as error:
         _say(err, f"verify: {error}")
         return 2
-    words = Words.of(trace, getattr(args, "lang", None), zone)
+    words = Words.of(trace, getattr(args, "lang", None))
     last = len(trace.records)
     if not trace.sealed:
         _say(err, tr("{path}:{line}: trace ends without its end record: cut short, or the "
