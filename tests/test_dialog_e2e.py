@@ -276,5 +276,5 @@ def test_a_prefilled_value_corrected_in_the_dialog_is_credited_to_the_dialog(tmp
     term.answers(MAN[1:])
     assert term.finish() == 0
     letter = (tmp_path / "l.html").read_text(encoding="utf-8")
-    sex = next(line for line in letter.splitlines() if "<li>sex = male" in line)
-    assert "<li>sex = male (dialog answer (sex), " in sex and "answers file" not in sex.split("corrected:")[0]
+    sex = next(line for line in letter.splitlines() if "<li>Sex = male" in line)
+    assert "<li>Sex = male (dialog answer (sex), " in sex and "answers file" not in sex.split("corrected:")[0]
