@@ -182,3 +182,20 @@ def test_batch_letters_of_the_tcr_t_trial_in_chinese_leave_no_english(tmp_path: 
     assert "性别 = 男" in md
     for text in (md, plain_html(written.letters["html"].read_text(encoding="utf-8"))):
         assert english_in(text, written.trace) == []
+
+
+def test_batch_lang_writes_chinese_letters_in_the_sites_zone(tmp_path: Path) -> None:
+    done = screener("batch", str(ROOT / "examples" / "candidates.csv"), "--trial", TRIAL, "--jobs", "2",
+                    "--traces", str(tmp_path / "t"), "--letters", str(tmp_path / "l"),
+                    "--lang", "zh", "--tz", "Asia/Shanghai", "-o", str(tmp_path / "r.jsonl"))
+    assert done.returncode in (0, 1), done.stderr
+    letters = sorted((tmp_path / "l").glob("*.letter.html"))
+    assert letters
+    for letter in letters:
+        trace = tmp_path / "t" / letter.name.replace(".letter.html", ".trace.jsonl")
+        html = letter.read_text(encoding="utf-8")
+        assert '<html lang="zh">' in html and "UTC+08:00" in html
+        assert english_in(plain_html(html), trace) == []
+    wrong = screener("batch", str(ROOT / "examples" / "candidates.csv"), "--trial", TRIAL,
+                     "--traces", str(tmp_path / "t2"), "--tz", "Nowhere/Land")
+    assert wrong.returncode == 2 and "unknown time zone" in wrong.stderr
