@@ -207,6 +207,7 @@ def render_letter(letter: Letter, fmt: str) -> str:
     """The letter as text in `fmt` (`md` or `html`); raises ValueError for another format."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown letter format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
     def tr(message: str, **params: Any) -> str:
         text = translate(letter.language, message)
         if fmt == "html":  # the message escaped, and its parameters (unless already markup)
