@@ -194,7 +194,7 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
     console = _console(stdout)
     try:
         trial, dialog, portfolio = _load(args.trial, args.all_trials, args.rules_dir, args.lang)
-        given = _read_answers(args.answers) if args.answers else {}
+        given = _read_answers(args.answers, dialog) if args.answers else {}
         _check_audit_options(args, dialog)
         context = context_facts(trial.facts, getattr(args, "context", None))
     except ScreenerError as exc:
@@ -351,18 +351,21 @@ def _ask_candidate(reader: Reader, console: Console, dialog: DialogSpec) -> str:
     return reader.read("> ", [], [], lambda _line: None).strip()
 
 
-def _read_answers(path: Path) -> dict[str, Any]:
-    """A mapping fact -> value from a YAML or JSON file, read with YAML 1.2 core types."""
+def _read_answers(path: Path, dialog: DialogSpec) -> dict[str, Any]:
+    """A mapping fact -> value from a YAML or JSON file, read with YAML 1.2 core types.
+    Raises RulesError, its problems worded in the dialog's language."""
     document = load_yaml(path)
     if document is None:
         return {}
     if not isinstance(document, PosDict):
-        raise RulesError([_problem(str(path), "wrong-type", "the answers file must be a mapping fact: value")])
+        raise RulesError([_problem(str(path), "wrong-type",
+                                   dialog.tr("the answers file must be a mapping fact: value"))])
     for key, value in document.items():
         if isinstance(value, (dict, list)):
             span = document.value_spans[key]
-            raise RulesError([_problem(str(path), "wrong-type", f"{key}: expected a single value", span.line,
-                                       span.column)])
+            raise RulesError([_problem(str(path), "wrong-type",
+                                       dialog.tr("{fact}: expected a single value", fact=key),
+                                       span.line, span.column)])
     return dict(document)
 
 
