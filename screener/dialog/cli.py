@@ -386,5 +386,5 @@ def _console(stdout: IO[str] | None) -> Console:
 
 def _fail(console: Console, problem: object) -> int:
     err = Console(stderr=True, highlight=False) if console.file is sys.stdout else console
-    err.print(f"screener: {problem}", markup=False)
+    err.print(f"screener: {problem}", markup=False, soft_wrap=True)  # never cut mid-word
     return EXIT_USAGE
