@@ -120,7 +120,7 @@ class Words:
             text = self.tr("derived by {rule} from {facts}", rule=origin.rule,
                            facts=inputs or self.tr("no facts"))
         else:
-            text = {"context": self.tr("context of the run"),
+            text = {"context": self.tr("context"),
                     "correction": self.tr("correction")}.get(origin.kind, self.tr("unspecified"))
         # The dialog notes an answer left at its default (the screening date: today).
         note = self.tr("default value") if origin.note == "default" else origin.note
