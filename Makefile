@@ -36,11 +36,11 @@ fuzz: setup
 	$(BIN)/python fuzz/fuzz_batch.py -max_total_time=$(FUZZ_SECONDS) -timeout=30 -rss_limit_mb=3072 \
 	  .fuzz-corpus fuzz/corpus
 
-# The screener's own wording: collect the messages, merge them into each language's .po
+# The screener's own wording: collect the messages (Python and letter templates, babel.cfg), merge them into each language's .po
 # (translate the new, empty ones there), then compile the .mo files the package ships.
 catalogues: setup
-	$(BIN)/pybabel extract -k tr --no-default-keywords --no-location --sort-output --omit-header \
-	  -o screener/locale/screener.pot screener
+	$(BIN)/pybabel extract -F babel.cfg -k tr --no-default-keywords --no-location --sort-output \
+	  --omit-header -o screener/locale/screener.pot .
 	$(BIN)/pybabel update -i screener/locale/screener.pot -d screener/locale -D screener --ignore-obsolete --no-fuzzy-matching
 	$(BIN)/pybabel compile -d screener/locale -D screener
 

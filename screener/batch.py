@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, TextIO
 
 from screener.engine import Screener
 from screener.errors import ConflictError, InvalidValue
+from screener.i18n import site_zone
 from screener.model import FactValue, Result, Trial
 from screener.readers import Row
 from screener.values import NO, YES, coerce, describe_conversion
@@ -80,6 +81,10 @@ class AuditOptions:
     letters_dir: str | None
     operator: str | None
     input_name: str  # the input file as the operator named it ("-" for standard input)
+    language: str = "en"  # of the letters, recorded in every trace
+    # trial id -> that trial's wording in `language` (its dialog file's), when there is one
+    wordings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    zone: str | None = None  # the time zone letters show times in (None: TZ, else the system's)
     signer: Signer | None = None  # --sign-key: each trace is signed as it is sealed
 
 
@@ -107,7 +112,9 @@ def write_audit(trial: Trial, row: Row, screened: Screened, options: AuditOption
         write_candidate_artifacts(
             trial, str(screened.record["candidate_id"]), sources, screened.result,
             options.traces_dir, options.letters_dir, options.operator,
-            dt.datetime.now(dt.timezone.utc), input_file=options.input_name, signer=options.signer,
+            dt.datetime.now(dt.timezone.utc), input_file=options.input_name,
+            language=options.language, wording=options.wordings.get(trial.id),
+            zone=site_zone(options.zone), signer=options.signer,
         )
     except (TraceError, OSError) as exc:
         return f"row {row.number}: trace not written: {type(exc).__name__}: " + (

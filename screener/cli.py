@@ -18,8 +18,10 @@ from screener import __version__
 from screener.audit.signing_cli import add_sign_options, add_signing_parsers, signer_from_args
 from screener.batch import AuditOptions, Summary, Writer, screen_rows, screen_rows_parallel
 from screener.crashlog import log_failure
+from screener.dialog.spec import load_dialog
 from screener.engine import Screener
 from screener.errors import RulesError, ScreenerError
+from screener.i18n import TZ_HELP, site_zone
 from screener.outfile import AtomicOutput, check_output
 from screener.readers import FORMATS, UnreadableInput, open_text, read_rows
 from screener.rules.check import load_trial
@@ -80,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--letters", metavar="DIR",
                        help="write each candidate's eligibility letter (Markdown and HTML) into DIR; needs --traces")
     batch.add_argument("--operator", metavar="NAME", help="who runs the screening, recorded in traces and letters")
+    batch.add_argument("--lang", metavar="LANG", default="en",
+                       help="language of the letters, recorded in every trace, e.g. zh; the trial's "
+                            "wording comes from its dialog file in that language (default: en)")
+    batch.add_argument("--tz", metavar="ZONE", help=TZ_HELP)
     add_sign_options(batch)
     batch.add_argument("--context", action="append", metavar="NAME=VALUE",
                        help="a context fact of the trial (site, cohort), the same for every candidate "
@@ -154,6 +160,23 @@ def chosen_trials(args: argparse.Namespace) -> list[tuple[Trial, Path]]:
         return [(load_trial(args.rules), Path(args.rules))]
     found = catalog(args.rules_dir).select(args.trial, args.all_trials)
     return [(load_trial(t.rules), t.rules) for t in found]
+
+
+def _wordings(args: argparse.Namespace, trials: list[Trial]) -> dict[str, dict[str, Any]]:
+    """Each trial's wording in `args.lang` from its dialog file, for traces and letters; a
+    trial without a dialog file in that language keeps its rules file's wording. Raises
+    RulesError when such a dialog file is invalid."""
+    if args.lang == "en":
+        return {}
+    found = catalog(args.rules_dir)
+    wordings = {}
+    for trial in trials:
+        try:
+            path = found.dialog_path(trial.id, args.lang)
+        except TrialNotFound:
+            continue
+        wordings[trial.id] = load_dialog(path, trial).wording()
+    return wordings
 
 
 def sniff_format(binary: Any) -> str:
@@ -260,8 +283,15 @@ def run_batch(args: argparse.Namespace) -> int:
             except OSError as exc:
                 _say(err, f"screener batch: cannot use {directory!r} as a folder: {exc.strerror}")
                 return EXIT_USAGE
-        audit = AuditOptions(args.traces, args.letters, args.operator, args.input, signer)
     chosen = chosen_trials(args)
+    if args.traces:
+        try:
+            site_zone(args.tz)
+        except ValueError as exc:
+            _say(err, f"screener batch: --tz: {exc}")
+            return EXIT_USAGE
+        audit = AuditOptions(args.traces, args.letters, args.operator, args.input, args.lang,
+                             _wordings(args, [trial for trial, _ in chosen]), args.tz, signer)
     if getattr(args, "context", None) and len(chosen) > 1:
         _say(err, "screener batch: --context goes with one trial (--trial TRIAL)")
         return EXIT_USAGE

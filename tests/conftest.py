@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,11 @@ ROOT = Path(__file__).resolve().parent.parent
 TRIAL = "NCT03862768"  # tests name their trial: more trials may be shipped beside it
 RULES = ROOT / "rules" / f"{TRIAL}.yaml"
 SHARED = ROOT.parent / "shared"
+
+# Letters and explanations show times in the site's zone (TZ): UTC here, so the golden files
+# read the same on every machine; tests of other zones set their own.
+os.environ["TZ"] = "UTC"
+time.tzset()
 
 
 @pytest.fixture(scope="session")

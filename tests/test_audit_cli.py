@@ -58,7 +58,7 @@ def test_verify_calls_a_trace_cut_before_its_end_incomplete_not_verified(trace_p
     trace_path.write_text("".join(lines[:-1]))
     status, out, err = run("verify", str(trace_path), "--rules-dir", str(rules_dir))
     assert (status, out) == (3, "")
-    assert err.startswith(f"{trace_path}: incomplete, 5 facts recorded, last at 2026-03-04 09:30:00 UTC\n"
+    assert err.startswith(f"{trace_path}: incomplete, 5 facts recorded, last at 4 Mar 2026, 09:30:00 UTC+00:00\n"
                           "  the 11 records written so far are intact;")
     assert err.endswith("verify: INCOMPLETE\n")
 

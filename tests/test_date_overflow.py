@@ -40,5 +40,7 @@ def test_a_start_date_in_9999_crashed_the_dialog(trial, screener, tmp_path):
                     LineReader(io.StringIO(""), console), console, session, save=store.save,
                     today=dt.date(2026, 11, 25))
     problems = dialog.prefill({start: "9999-09-01", progression: "9999-10-01"})
-    assert len(problems) == 1 and "past the year 9999" in problems[0]
+    assert problems == ["That cannot be right together with the other answers: Imatinib start date, "
+                        "First progression on imatinib cannot all hold. Check the dates, or correct "
+                        "an earlier answer with change FACT."]
     assert start not in session.answers and progression not in session.answers

@@ -55,7 +55,7 @@ def test_bad_answers_file_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.M
     answers.write_text('{"ecog": 7, "sexe": "male"}', encoding="utf-8")
     status, text = run(["screen", "--answers", str(answers), "--candidate-id", "X"], [], tmp_path, monkeypatch)
     assert status == 2
-    assert f"{answers}: ecog: above the maximum 4" in text
+    assert f"{answers}: ecog: '7' is above the highest possible value, 4." in text
     assert "'sexe' is not a question of this screening (did you mean sex?)." in text
 
 
@@ -153,6 +153,8 @@ def test_reopening_a_finished_screening_asks_why_and_keeps_the_reason(
     (["--trace", "exists.jsonl"], "exists.jsonl: already exists"),
     (["--trace", "t.jsonl", "--letter", "exists.jsonl"], "exists.jsonl: already exists"),
     (["--trace", "no/such/dir/t.jsonl"], "cannot write in no/such/dir"),
+    (["--tz", "Mars/Olympus"], "--tz 'Mars/Olympus': unknown time zone"),
+    (["--lang", "zh", "--letter", "l.html"], "--letter 需要同时使用 --trace"),
 ])
 def test_option_problems_are_reported_before_the_first_question(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: list[str], problem: str) -> None:
@@ -160,4 +162,4 @@ def test_option_problems_are_reported_before_the_first_question(
     (tmp_path / "exists.jsonl").write_text("", encoding="utf-8")
     status, text = run(["screen", *options], ["P-1", "male"], tmp_path, monkeypatch)
     assert status == 2 and problem in text
-    assert "Patient or candidate id?" not in text
+    assert "Patient or candidate id?" not in text and "患者或受试者编号？" not in text

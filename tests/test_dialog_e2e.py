@@ -146,7 +146,9 @@ def test_a_correction_to_male_leaves_no_pregnancy_in_the_letter(tmp_path: Path) 
     term.expect("Decision: eligible")
     assert term.finish() == 0
     letter = (tmp_path / "l.html").read_text(encoding="utf-8")
-    assert "pregnant = " not in letter and "pregnant" not in letter.split("<tbody>")[1].split("E6 (exclusion)")[1].split("</tr>")[0].split("Pregnant or lactating women;")[1]
+    e6 = letter.split("<tbody>")[1].split("E6 (exclusion)")[1].split("</tr>")[0]
+    assert "Sex = male" in e6  # the evidence names facts by their clinical labels
+    assert "Pregnant = " not in letter and "pregnant" not in e6.split("Pregnant or lactating women;")[1].lower()
     records = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text(encoding="utf-8").splitlines()]
     kept = [(r["old"], r["new"], r["reason"]) for r in records if r["type"] == "correction" and r["fact"] == "pregnant"]
     assert kept == [(True, None, "no longer applies once Sex is male")]  # the trace keeps it, superseded
@@ -274,5 +276,5 @@ def test_a_prefilled_value_corrected_in_the_dialog_is_credited_to_the_dialog(tmp
     term.answers(MAN[1:])
     assert term.finish() == 0
     letter = (tmp_path / "l.html").read_text(encoding="utf-8")
-    sex = next(line for line in letter.splitlines() if "<li>sex = male" in line)
-    assert "<li>sex = male (dialog answer (sex), " in sex and "answers file" not in sex.split("corrected:")[0]
+    sex = next(line for line in letter.splitlines() if "<li>Sex = male" in line)
+    assert "<li>Sex = male (dialog answer (sex), " in sex and "answers file" not in sex.split("corrected:")[0]

@@ -269,11 +269,19 @@ def test_prefill_refuses_bad_values(trial: Trial, screener: Screener, dialog_en:
     flow, _ = make(trial, screener, dialog_en, [], tmp_path)
     problems = flow.prefill({"ecog": 9, "sexx": "male", "birth_date": "yesterday"})
     assert problems == [
-        "ecog: above the maximum 4",
+        "ecog: '9' is above the highest possible value, 4.",
         "'sexx' is not a question of this screening (did you mean sex?).",
         "birth_date: 'yesterday' is not a date I can read; write e.g. 1961-03-03 or 3 March 1961.",
     ]
     assert flow.session.answers == {}
+
+
+def test_prefill_refuses_bad_values_in_the_dialogs_language(trial: Trial, screener: Screener,
+                                                            tmp_path: Path) -> None:
+    dialog_zh = load_dialog(dialog_path(trial.id, "zh"), trial)
+    flow, _ = make(trial, screener, dialog_zh, [], tmp_path)
+    assert flow.prefill({"ecog": 9, "inr": 500}) == [
+        "ecog: '9' 高于可能的最大值 4。", "inr: '500' 高于可能的最大值 20。"]
 
 
 def test_conflicting_age_is_refused_and_asked_again(run: Any) -> None:

@@ -52,7 +52,9 @@ def test_a_screening_left_and_resumed_leaves_one_trace_that_verifies(tmp_path: P
     paused = verify(trace)
     assert paused.returncode == 3, paused.stderr
     assert f"incomplete, {STOP_AT} facts recorded" in paused.stderr
-    assert f"paused ({how}) at" in paused.stderr
+    said = {"quit": "left with quit", "interrupt": "interrupted with Ctrl-C",
+            "eof": "input ended with Ctrl-D"}[how]
+    assert f"paused ({said}) at" in paused.stderr
     before = {r["fact"]: r["time"] for r in records(trace) if r["type"] == "fact"}
     assert not letter.exists()
 
@@ -94,12 +96,19 @@ def _run(tmp_path: Path, lines: str, *argv: str) -> subprocess.CompletedProcess[
                                "XDG_STATE_HOME": str(tmp_path / "state")})
 
 
+def _edit_line(path: Path, number: int, old: str, new: str) -> None:
+    lines = path.read_text().splitlines(keepends=True)
+    assert old in lines[number - 1]
+    lines[number - 1] = lines[number - 1].replace(old, new)
+    path.write_text("".join(lines))
+
+
 def _rest() -> str:
     return "".join(f"{answer}\n" for _, answer in MAN[STOP_AT:]) + "\n"
 
 
 @pytest.mark.parametrize(("edit", "says"), [
-    (lambda path: path.write_text(path.read_text().replace('"male"', '"female"')),
+    (lambda path: _edit_line(path, 2, '"male"', '"female"'),
      "was changed after the screening stopped (line 2: record hash does not match its content)"),
     (lambda path: path.write_text("".join(path.read_text().splitlines(keepends=True)[:-2])),
      "was changed after the screening stopped (it holds 9 records"),

@@ -90,3 +90,43 @@ def test_dialog_code_names_no_trial_fact_or_criterion(trial: Trial) -> None:
     for path in sorted((ROOT / "screener" / "dialog").glob("*.py")):
         words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", path.read_text(encoding="utf-8")))
         assert not words & names, f"{path.name} names {sorted(words & names)}"
+
+
+@pytest.mark.parametrize("trial_id", ["NCT03862768", "NCT06898385"])
+def test_chinese_dialogs_translate_every_protocol_text_and_note(trial_id: str) -> None:
+    from screener.rules.check import load_trial
+    from screener.trials import rules_path
+
+    rules = load_trial(rules_path(trial_id))
+    zh = load_dialog(dialog_path(trial_id, "zh"), rules)
+    assert CJK.search(zh.trial_title)
+    for criterion in rules.criteria:
+        assert CJK.search(zh.protocol_translation(criterion)), criterion.id
+        assert criterion.protocol not in zh.protocol_translation(criterion)
+        if criterion.note.strip():
+            assert CJK.search(zh.note(criterion)) and zh.note(criterion) != criterion.note, criterion.id
+    wording = zh.wording()
+    assert wording["language"] == "zh" and wording["titles"]["I1"] == zh.titles["I1"]
+    assert set(wording["protocol_translations"]) == {c.id for c in rules.criteria}
+
+
+def test_a_criterion_entry_is_checked_like_the_rest(trial: Trial, tmp_path: Path) -> None:
+    source = dialog_path(trial.id, "zh").read_text(encoding="utf-8")
+    source = source.replace("    protocol_translation: 年龄：", "    protocol_translaton: 年龄：", 1)
+    source = source.replace("  E7:\n    title: 严重精神疾病\n", "  E7:\n", 1)  # no title
+    path = write(tmp_path, source)
+    with pytest.raises(RulesError) as caught:
+        load_dialog(path, trial)
+    lines = source.splitlines()
+    typo = next(i for i, line in enumerate(lines) if "protocol_translaton" in line) + 1
+    e7 = lines.index("  E7:") + 1
+    assert [str(p) for p in caught.value.problems] == [
+        f"{path}:{typo}:5: unknown-key: unknown key 'protocol_translaton' in criteria.I3 (did you mean 'protocol_translation'?)",
+        f"{path}:{e7 + 1}:5: missing-key: criteria.E7 needs 'title'",
+    ]
+
+
+def test_a_plain_title_is_still_a_criterion_entry(trial: Trial) -> None:
+    en = load_dialog(dialog_path(trial.id, "en"), trial)
+    e6 = trial.criterion("E6")
+    assert en.protocol_translation(e6) == "" and en.note(e6) == e6.note

@@ -10,7 +10,10 @@ from typing import Any, Callable
 
 import pytest
 
-from audit_support import run_cli
+from audit_support import CANDIDATES, NOW, run_cli, tiny_trial
+from screener.audit.artifacts import write_candidate_artifacts
+from screener.audit.trace import Source
+from screener.engine import Screener
 from screener.audit.keys import fingerprint, readable_fingerprint
 from screener.audit.sign import sign_trace
 from signing_support import (
@@ -106,7 +109,7 @@ def test_the_untouched_trace_verifies_as_signed_by_a_trusted_key(signed: Path, t
     assert (status, err) == (0, "")
     assert f"{signed}: verified\n" in out
     key = readable_fingerprint(fingerprint(SITE_KEY.public_key()))
-    assert ("  signed by Dr. A. Investigator for authorship at 2026-03-04 09:30:00 UTC; key "
+    assert ("  signed by Dr. A. Investigator for authorship at 4 Mar 2026, 09:30:00 UTC+00:00; key "
             f"{key}; key trusted: key0.pub\n") in out
 
 
@@ -187,6 +190,29 @@ def test_a_letter_of_another_trace_is_rejected(tmp_path: Path):
                              "--letter", str(theirs.letters["html"]))
     assert status == 1
     assert "the letter names no state of this trace" in err
+
+
+def test_a_letter_in_the_sites_zone_checks_wherever_it_is_verified(tmp_path: Path):
+    from zoneinfo import ZoneInfo
+
+    trial = tiny_trial()
+    facts = CANDIDATES["ineligible"]
+    sources = {name: (value, Source.batch("candidates.csv", 2, name)) for name, value in facts.items()}
+    written = write_candidate_artifacts(trial, "P-001", sources, Screener(trial).evaluate(facts),
+                                        tmp_path, tmp_path, "Dr Wang", NOW,
+                                        zone=ZoneInfo("Asia/Shanghai"), signer=signer())
+    text = written.letters["md"].read_text(encoding="utf-8")
+    assert "4 Mar 2026, 17:30:00 UTC+08:00" in text  # the site's time, not the verifier's (UTC)
+    status, out, err = run_cli("verify", str(written.trace), "--rules", str(_tiny()),
+                               "--letter", str(written.letters["md"]),
+                               "--letter", str(written.letters["html"]))
+    assert (status, err) == (0, "")
+    # the stamp says how the letter was rendered; edited, the letter no longer checks
+    written.letters["md"].write_text(text.replace("zone=Asia/Shanghai", "zone=UTC"),
+                                     encoding="utf-8")
+    status, _, err = run_cli("verify", str(written.trace), "--rules", str(_tiny()),
+                             "--letter", str(written.letters["md"]))
+    assert status == 1 and "UTC+08:00" in err
 
 
 def test_a_letter_written_before_a_counter_signature_still_checks(tmp_path: Path):

@@ -17,7 +17,10 @@ LANGUAGES = ["zh"]  # English is the message ids themselves
 
 
 def source_messages() -> set[str]:
-    found = extract_from_dir(str(ROOT / "screener"), method_map=[("**.py", "python")],
+    found = extract_from_dir(str(ROOT / "screener"),
+                             method_map=[("**.py", "python"), ("templates/**.j2", "jinja2")],
+                             options_map={"templates/**.j2": {"trim_blocks": "true",
+                                                              "lstrip_blocks": "true"}},
                              keywords={"tr": None}, comment_tags=())
     return {message for _file, _line, message, _comments, _context in found}
 

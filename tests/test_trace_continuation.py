@@ -70,8 +70,8 @@ def test_explain_shows_when_the_dialog_was_left_and_taken_up(tmp_path: Path):
     finish(resumed(path, *paused(path, "interrupt")))
     status, out, _ = run_cli("explain", str(path))
     assert status == 0
-    assert "Paused: 2026-03-04 09:30:03 UTC (interrupt)\n" in out
-    assert "Resumed: 2026-03-05 09:30:00 UTC by nurse-9\n" in out
+    assert "Paused: 4 Mar 2026, 09:30:03 UTC+00:00 (interrupted with Ctrl-C)\n" in out
+    assert "Resumed: 5 Mar 2026, 09:30:00 UTC+00:00 by nurse-9\n" in out
 
 
 def test_a_paused_trace_is_incomplete_not_failed(tmp_path: Path):
@@ -79,9 +79,9 @@ def test_a_paused_trace_is_incomplete_not_failed(tmp_path: Path):
     paused(path, "eof")
     status, out, err = run_cli("verify", str(path), "--rules", str(TINY))
     assert (status, out) == (3, "")
-    assert err == (f"{path}: incomplete, 2 facts recorded, last at 2026-03-04 09:30:02 UTC\n"
+    assert err == (f"{path}: incomplete, 2 facts recorded, last at 4 Mar 2026, 09:30:02 UTC+00:00\n"
                    "  the 4 records written so far are intact; the screening has not finished\n"
-                   "  paused (eof) at 2026-03-04 09:30:03 UTC: screener resume continues it\n"
+                   "  paused (input ended with Ctrl-D) at 4 Mar 2026, 09:30:03 UTC+00:00: screener resume continues it\n"
                    "verify: INCOMPLETE\n")
 
 
@@ -92,7 +92,7 @@ def test_a_trace_cut_short_by_a_crash_is_incomplete(tmp_path: Path):
     observer.close()  # no pause: the process died
     status, _, err = run_cli("verify", str(path))
     assert status == 3
-    assert err.startswith(f"{path}: incomplete, 1 facts recorded, last at 2026-03-04 09:30:01 UTC\n")
+    assert err.startswith(f"{path}: incomplete, 1 facts recorded, last at 4 Mar 2026, 09:30:01 UTC+00:00\n")
     assert "paused" not in err
 
 

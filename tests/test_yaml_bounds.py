@@ -6,7 +6,11 @@ import time
 import pytest
 
 from screener.cli import main
+from conftest import TRIAL
 from screener.dialog.cli import _read_answers
+from screener.dialog.spec import load_dialog
+from screener.rules.check import load_trial
+from screener.trials import dialog_path, rules_path
 from screener.errors import RulesError
 from screener.rules.read import load_yaml_text
 
@@ -50,7 +54,7 @@ def test_billion_laughs_in_an_answers_file_hung_the_dialog(tmp_path):
     answers.write_text(LAUGHS, encoding="utf-8")
     started = time.monotonic()
     with pytest.raises(RulesError) as caught:
-        _read_answers(answers)
+        _read_answers(answers, load_dialog(dialog_path(TRIAL, "en"), load_trial(rules_path(TRIAL))))
     assert time.monotonic() - started < 10
     assert "yaml-alias" in str(caught.value)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from screener.audit.letter import FORMATS, build_letter, format_for, render_letter
+from screener.audit.words import Words
 from screener.model import Result, Trial
 from screener.audit.trace import (
     Source, TraceError, TraceIntegrityError, TraceWriter, create_exclusive, file_sha256, write_all,
@@ -51,8 +52,10 @@ def write_new_file(path: str | os.PathLike[str], text: str) -> None:
 
 
 def write_letters(trace_path: str | os.PathLike[str],
-                  letter_paths: Mapping[str, str | os.PathLike[str]], issued: _dt.datetime) -> str:
-    """Render the letters for a sealed trace into new files, one per format (`md`, `html`).
+                  letter_paths: Mapping[str, str | os.PathLike[str]], issued: _dt.datetime,
+                  zone: _dt.tzinfo | None = None) -> str:
+    """Render the letters for a sealed trace into new files, one per format (`md`, `html`), in
+    the trace's language, times in `zone` (None: the system's zone).
 
     Returns the trace file's sha256, which every letter names. Raises TraceError /
     TraceIntegrityError when the trace cannot be read or fails its check, ValueError when it
@@ -61,7 +64,7 @@ def write_letters(trace_path: str | os.PathLike[str],
     trace = read_trace(trace_path)
     trace_hash = file_sha256(trace_path)
     if letter_paths:
-        letter = build_letter(trace, trace_hash, issued)
+        letter = build_letter(trace, trace_hash, issued, Words.of(trace, zone=zone))
         for fmt, path in letter_paths.items():
             write_new_file(path, render_letter(letter, fmt))
     return trace_hash
@@ -90,7 +93,8 @@ def write_candidate_artifacts(
     trial: Trial, candidate_id: str,
     facts_with_sources: Mapping[str, tuple[Any, Source | str]], result: Result,
     traces_dir: str | os.PathLike[str], letters_dir: str | os.PathLike[str] | None,
-    operator: str | None, now: _dt.datetime, input_file: str = "",
+    operator: str | None, now: _dt.datetime, input_file: str = "", language: str = "en",
+    wording: Mapping[str, Any] | None = None, zone: _dt.tzinfo | None = None,
     signer: Signer | None = None,
 ) -> CandidateArtifacts:
     """Write one batch candidate's trace and, if `letters_dir` is given, its letters (md, html).
@@ -98,7 +102,9 @@ def write_candidate_artifacts(
     `facts_with_sources` maps each input fact to (typed value, source); a blank (None) value
     is skipped. The source is a Source, e.g. `Source.batch("in.csv", 3, "weight")`, or a
     string such as `"row 3, column 5 (weight)"`, recorded as a batch source in `input_file`.
-    `now` (timezone-aware) stamps every record and the letters. Directories must exist.
+    `now` (timezone-aware) stamps every record and the letters. `language` and `wording` (a
+    dialog file's `DialogSpec.wording()`) are recorded in the trace, and the letters are
+    written in that language, times in `zone`. Directories must exist.
     With a `signer`, the sealed trace gets its signature before the letters are rendered,
     so they show it.
     Returns the paths written; raises TraceError when any of the files exists already
@@ -116,7 +122,8 @@ def write_candidate_artifacts(
     letter_parts = {fmt: _part_name(path) for fmt, path in letter_paths.items()}
     try:
         writer = TraceWriter.create(trace_part, trial, operator=operator, candidate_id=candidate_id,
-                                    mode="batch", clock=lambda: now, sync_each=False)
+                                    mode="batch", clock=lambda: now, sync_each=False,
+                                    language=language, wording=wording)
         try:
             for name, (value, source) in facts_with_sources.items():
                 if value is not None:
@@ -129,7 +136,7 @@ def write_candidate_artifacts(
             writer.close()
         if signer is not None:
             sign_trace(trace_part, signer, clock=lambda: now)
-        trace_hash = write_letters(trace_part, letter_parts, now)
+        trace_hash = write_letters(trace_part, letter_parts, now, zone)
         _publish(trace_part, trace_path)
         for fmt, part in letter_parts.items():
             _publish(part, letter_paths[fmt])
@@ -210,14 +217,20 @@ class TraceObserver:
     def __init__(self, trace_path: str | os.PathLike[str], trial: Trial, *,
                  operator: str | None = None, candidate_id: str | None = None,
                  letter_path: str | os.PathLike[str] | None = None,
-                 clock: Callable[[], _dt.datetime] | None = None, signer: Signer | None = None):
+                 clock: Callable[[], _dt.datetime] | None = None, language: str = "en",
+                 wording: Mapping[str, Any] | None = None, zone: _dt.tzinfo | None = None,
+                 signer: Signer | None = None):
         """Create the trace file (0600, never overwriting); raises TraceError if it exists.
-        With a `signer`, a trace sealed with a decision is signed before its letter is written."""
+        `language` and `wording` (the dialog file's) are recorded in its start; the letter is
+        written in that language, times in `zone` (None: the system's zone). With a `signer`,
+        a trace sealed with a decision is signed before its letter is written."""
         if letter_path is not None and os.path.lexists(letter_path):
             raise TraceError(os.fspath(letter_path), "already exists; letters are never overwritten")
         self.writer = TraceWriter.create(trace_path, trial, operator=operator,
-                                         candidate_id=candidate_id, mode="dialog", clock=clock)
+                                         candidate_id=candidate_id, mode="dialog", clock=clock,
+                                         language=language, wording=wording)
         _lock(self.writer.fd)  # a new file: nobody else can hold it yet
+        self.zone = zone
         self.trace_path = Path(trace_path)
         self.letter_path = Path(letter_path) if letter_path is not None else None
         self.trace_hash: str | None = None
@@ -227,7 +240,8 @@ class TraceObserver:
     def continuing(cls, trace_path: str | os.PathLike[str], trial: Trial, *, records: int,
                    last_hash: str, letter_path: str | os.PathLike[str] | None = None,
                    clock: Callable[[], _dt.datetime] | None = None,
-                   signer: Signer | None = None) -> "TraceObserver":
+                   signer: Signer | None = None,
+                   zone: _dt.tzinfo | None = None) -> "TraceObserver":
         """Open the unsealed trace of a paused dialog to go on with it.
 
         The file must still be the chain the session remembers: intact, `records` records long,
@@ -272,6 +286,7 @@ class TraceObserver:
         observer.letter_path = Path(letter_path) if letter_path is not None else None
         observer.trace_hash = None
         observer.signer = signer
+        observer.zone = zone
         return observer
 
     def resume(self, operator: str | None = None) -> None:
@@ -302,7 +317,7 @@ class TraceObserver:
             sign_trace(self.trace_path, self.signer, clock=self.writer.clock)
         letters = {} if self.letter_path is None else \
             {format_for(os.fspath(self.letter_path)): self.letter_path}
-        self.trace_hash = write_letters(self.trace_path, letters, self.writer.clock())
+        self.trace_hash = write_letters(self.trace_path, letters, self.writer.clock(), self.zone)
 
     def close(self) -> None:
         """Close the file; without a result the trace stays unsealed, to be continued or

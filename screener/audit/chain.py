@@ -16,6 +16,7 @@ from screener.audit.trace import (
     FORMAT, GENESIS, RECORD_TYPES, Source, TraceError, TraceIntegrityError, canonical,
     human_time, record_hash,
 )
+from screener.i18n import tr
 from screener.values import show
 
 
@@ -68,12 +69,12 @@ def read_trace(path: str | os.PathLike[str]) -> Trace:
 def parse_trace(name: str, data: bytes) -> Trace:
     """Check the hash chain of a trace's bytes `data` (read from `name`); as `read_trace`."""
     if not data:
-        raise TraceIntegrityError(name, 1, "empty trace: the start record is missing")
+        raise TraceIntegrityError(name, 1, tr("empty trace: the start record is missing"))
     lines = data.split(b"\n")
     if lines[-1] == b"":
         lines.pop()
     else:
-        raise TraceIntegrityError(name, len(lines), "last line is cut off (no newline)")
+        raise TraceIntegrityError(name, len(lines), tr("last line is cut off (no newline)"))
     records: list[dict[str, Any]] = []
     digest = hashlib.sha256()
     prev = GENESIS
@@ -81,30 +82,33 @@ def parse_trace(name: str, data: bytes) -> Trace:
     for number, raw in enumerate(lines, start=1):
         record = _parse_line(name, number, raw)
         if ended and record.get("type") != "signature":
-            raise TraceIntegrityError(name, number, "record after the end record (only "
-                                      "signatures may follow it)")
+            raise TraceIntegrityError(name, number, tr("record after the end record (only "
+                                                       "signatures may follow it)"))
         if not ended and record.get("type") == "signature":
-            raise TraceIntegrityError(name, number, "signature before the end record")
+            raise TraceIntegrityError(name, number, tr("signature before the end record"))
         if record.get("seq") != number - 1:
             raise TraceIntegrityError(
-                name, number, f"sequence number {record.get('seq')!r}, expected {number - 1}")
+                name, number, tr("sequence number {seq}, expected {expected}",
+                                 seq=repr(record.get("seq")), expected=number - 1))
         if record.get("prev") != prev:
             raise TraceIntegrityError(
-                name, number, "previous-record hash does not match: a record before this one "
-                "was changed, removed, inserted or moved")
+                name, number, tr("previous-record hash does not match: a record before this one "
+                                 "was changed, removed, inserted or moved"))
         if record.get("hash") != record_hash(record):
-            raise TraceIntegrityError(name, number, "record hash does not match its content")
+            raise TraceIntegrityError(name, number, tr("record hash does not match its content"))
         if record.get("type") not in RECORD_TYPES:
-            raise TraceIntegrityError(name, number, f"unknown record type {record.get('type')!r}")
+            raise TraceIntegrityError(name, number, tr("unknown record type {kind}",
+                                                             kind=repr(record.get("type"))))
         if (number == 1) != (record["type"] == "start"):
-            raise TraceIntegrityError(name, number, "the start record must be first and only first")
+            raise TraceIntegrityError(name, number, tr("the start record must be first and only first"))
         if record["type"] == "end":
             if record.get("trace_hash") != digest.hexdigest():
-                raise TraceIntegrityError(name, number, "trace hash does not match the records")
+                raise TraceIntegrityError(name, number, tr("trace hash does not match the records"))
             if record.get("records") != number - 1:
-                raise TraceIntegrityError(name, number, "record count does not match")
+                raise TraceIntegrityError(name, number, tr("record count does not match"))
         if number == 1 and record.get("format") != FORMAT:
-            raise TraceIntegrityError(name, 1, f"unknown trace format {record.get('format')!r}")
+            raise TraceIntegrityError(name, 1, tr("unknown trace format {format}",
+                                                        format=repr(record.get("format"))))
         digest.update(raw + b"\n")
         ended = ended or record["type"] == "end"
         prev = record["hash"]
@@ -117,12 +121,12 @@ def _parse_line(path: str, number: int, raw: bytes) -> dict[str, Any]:
         text = raw.decode("utf-8")
         record = json.loads(text)
     except (UnicodeDecodeError, ValueError):
-        raise TraceIntegrityError(path, number, "not a valid JSON record") from None
+        raise TraceIntegrityError(path, number, tr("not a valid JSON record")) from None
     if not isinstance(record, dict):
-        raise TraceIntegrityError(path, number, "not a JSON object")
+        raise TraceIntegrityError(path, number, tr("not a JSON object"))
     if canonical(record) != text:
         # Also catches duplicate keys, which json.loads would silently collapse.
-        raise TraceIntegrityError(path, number, "record is not in canonical form (edited)")
+        raise TraceIntegrityError(path, number, tr("record is not in canonical form (edited)"))
     return record
 
 
@@ -161,3 +165,8 @@ def describe_correction(change: Mapping[str, Any]) -> str:
     reason = f": {change['reason']}" if change.get("reason") else ""
     return (f"{show(change['old'])}{since} changed to {show(change['new'])} at "
             f"{human_time(change['time'])}{reason}")
+
+
+def chain_reason(language: str, error: TraceIntegrityError) -> str:
+    """Why the chain check failed, in `language`."""
+    return error.reason_in(language)

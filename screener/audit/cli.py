@@ -9,10 +9,13 @@ not match); 2 when the trace or the trusted keys cannot be read; 3 when the chai
 the screening never finished (a paused dialog, or one stopped by a crash): "incomplete", with
 how many facts it holds and when the last came; 5 with `--trusted-keys`, an intact trace
 nobody signed; 6 with `--trusted-keys`, a sound signature made with a key that is not trusted.
+Both commands speak the screening's language as the trace records it, or the one `--lang`
+names.
 """
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -20,13 +23,15 @@ from rich.console import Console
 
 from screener.errors import ScreenerError
 from screener.safe import make_safe, safe_console
-from screener.audit.explain import explanation, tr
-from screener.audit.replay import find_rules, replay
+from screener.audit.explain import decision_word, explanation
+from screener.audit.replay import ReplayError, find_rules, replay
 from screener.audit.keys import readable_fingerprint, trusted_keys
 from screener.audit.letter_check import check_letter
 from screener.audit.sign import SignatureCheck, check_signatures
-from screener.audit.trace import TraceError, TraceIntegrityError, file_sha256, human_time
-from screener.audit.chain import Trace, read_trace
+from screener.audit.trace import TraceError, TraceIntegrityError, file_sha256
+from screener.audit.chain import Trace, chain_reason, read_trace
+from screener.audit.words import Words
+from screener.i18n import TZ_HELP, site_zone
 from screener.trials import trial_dirs
 
 EXIT_OK, EXIT_FAILED, EXIT_UNREADABLE, EXIT_INCOMPLETE = 0, 1, 2, 3
@@ -46,6 +51,31 @@ def _say(console: Console, text: str) -> None:
     """Print plain text: no markup, no highlighting, no wrapping inside paths. (The consoles
     escape control characters: paths and reasons may quote the trace or the command line.)"""
     console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _recorded_language(path: str) -> str:
+    """The language a trace's start record names, read without trusting the chain (only to
+    word the report on a trace that fails its check); English when it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            first = json.loads(handle.readline(1 << 22).decode("utf-8"))
+        language = first.get("language") if isinstance(first, dict) else None
+    except (OSError, UnicodeDecodeError, ValueError):
+        return "en"
+    return language if isinstance(language, str) and language.isalpha() else "en"
+
+
+def _in(language: str) -> Words:
+    """Words of `language` alone, for reports made before (or without) a trusted trace."""
+    return Words(language)
+
+
+def _add_wording_options(parser: argparse.ArgumentParser, times: bool) -> None:
+    parser.add_argument("--lang", metavar="LANG",
+                        help="language to report in, e.g. en or zh (default: the screening's, "
+                             "as its trace records it)")
+    if times:
+        parser.add_argument("--tz", metavar="ZONE", help=TZ_HELP)
 
 
 def add_audit_parsers(subparsers: Any) -> None:
@@ -68,32 +98,51 @@ def add_audit_parsers(subparsers: Any) -> None:
     verify.add_argument("--letter", action="append", metavar="LETTER",
                         help="a letter (.html or .md) to check against the trace: it must say "
                              "what the trace replays to, word for word; repeat for several")
+    _add_wording_options(verify, times=True)
     verify.set_defaults(run=run_verify)
     explain = subparsers.add_parser(
         "explain", help="show how a trace's decision was reached",
         description="Render a decision trace for a person: criteria with their outcomes, the "
-                    "facts under each with source and time, corrections marked.")
+                    "facts under each with source and time, corrections marked; in the "
+                    "screening's language, times in the site's zone with their UTC offset.",
+        epilog="exit status: 0 shown; 1 the chain is broken; 2 the trace cannot be read or "
+               "an option is wrong")
     explain.add_argument("trace", help="trace file (JSON Lines)")
+    _add_wording_options(explain, times=True)
     explain.set_defaults(run=run_explain)
+
+
+def _words(args: argparse.Namespace, trace: Trace) -> Words:
+    """The wording asked for on the command line (raises ValueError for an unknown zone)."""
+    return Words.of(trace, getattr(args, "lang", None), site_zone(getattr(args, "tz", None)))
 
 
 def run_verify(args: argparse.Namespace, out: Console | None = None,
                err: Console | None = None) -> int:
-    """Verify `args.trace`; report on `out` (success) or `err` (failure). Returns exit status."""
+    """Verify `args.trace`; report on `out` (success) or `err` (failure), in the screening's
+    language (or `args.lang`). Returns exit status."""
     out = safe_console() if out is None else make_safe(out)
     err = safe_console(stderr=True) if err is None else make_safe(err)
+    language = getattr(args, "lang", None) or _recorded_language(args.trace)
+    tr = _in(language).tr
     try:
         trace = read_trace(args.trace)
     except TraceIntegrityError as error:
-        _say(err, f"{error.path}:{error.line}: chain broken: {error.reason}")
-        _say(err, "verify: FAILED")
+        _say(err, tr("{path}:{line}: chain broken: {reason}", path=error.path, line=error.line,
+                     reason=chain_reason(language, error)))
+        _say(err, tr("verify: FAILED"))
         return EXIT_FAILED
     except TraceError as error:
         _say(err, f"verify: {error}")
         return EXIT_UNREADABLE
+    try:
+        words = _words(args, trace)
+    except ValueError as error:
+        _say(err, f"verify: {error}")
+        return EXIT_UNREADABLE
     last = len(trace.records)
     if not trace.sealed:
-        _incomplete(err, trace)
+        _incomplete(err, trace, words)
         return EXIT_INCOMPLETE
     try:
         trusted = trusted_keys(args.trusted_keys) if getattr(args, "trusted_keys", None) else None
@@ -105,23 +154,28 @@ def run_verify(args: argparse.Namespace, out: Console | None = None,
     failed = False
     for check in signatures:
         for problem in check.problems:
-            _say(err, f"{trace.path}:{check.line}: signature of {check.signer} "
-                      f"({check.meaning}): {problem}")
+            _say(err, tr("{path}:{line}: signature of {signer} ({meaning}): {problem}",
+                         path=trace.path, line=check.line, signer=check.signer,
+                         meaning=check.meaning, problem=problem))
             failed = True
     try:
         rules = args.rules or find_rules(trace.start["trial"]["rules_hash"],
                                          trial_dirs(args.rules_dir))
         outcome = replay(trace, rules)
     except ScreenerError as error:
-        _say(err, f"{trace.path}: cannot replay: {error}")
-        _say(err, "verify: FAILED")
+        reason = error.in_language(language) if isinstance(error, ReplayError) else error
+        _say(err, tr("{path}: cannot replay: {error}", path=trace.path, error=reason))
+        _say(err, tr("verify: FAILED"))
         return EXIT_FAILED
     if not outcome.matches:
         first = next((d.line for d in outcome.differences if d.line), outcome.decision_line)
-        _say(err, f"{trace.path}:{first}: replaying with {outcome.rules_path} "
-                  "gives a different result:")
+        _say(err, tr("{path}:{line}: replaying with {rules} gives a different result:",
+                     path=trace.path, line=first, rules=outcome.rules_path))
         for difference in outcome.differences:
-            _say(err, f"  {difference}")
+            text = tr("{field}: recorded {recorded}, replayed {replayed}", field=difference.field,
+                      recorded=repr(difference.recorded), replayed=repr(difference.replayed))
+            where = tr("line {line}: ", line=difference.line) if difference.line else ""
+            _say(err, f"  {where}{text}")
         failed = True
     for letter in getattr(args, "letter", None) or ():
         checked = check_letter(letter, trace, data)
@@ -129,32 +183,35 @@ def run_verify(args: argparse.Namespace, out: Console | None = None,
             _say(err, f"{checked.path}: {problem}")
             failed = True
     if failed:
-        _say(err, "verify: FAILED")
+        _say(err, tr("verify: FAILED"))
         return EXIT_FAILED
     status = _trust_status(signatures, trusted)
     if status == EXIT_OK:
-        _say(out, f"{trace.path}: verified")
-    _say(out, f"  chain: {last} records intact and sealed; file sha256 "
-              f"{file_sha256(trace.path)}")
-    _say(out, f"  replay: {outcome.rules_path} gives the recorded decision: "
-              f"{outcome.result.decision}")
-    _say(out, "  records: every derived fact, firing and criterion text agrees with the rules")
+        _say(out, tr("{path}: verified", path=trace.path))
+    _say(out, "  " + tr("chain: {count} records intact and sealed; file sha256 {hash}",
+                        count=last, hash=file_sha256(trace.path)))
+    _say(out, "  " + tr("replay: {rules} gives the recorded decision: {decision}",
+                        rules=outcome.rules_path,
+                        decision=decision_word(words, outcome.result.decision)))
+    _say(out, "  " + tr("records: every derived fact, firing and criterion text agrees with the "
+                        "rules"))
     for check in signatures:
-        trust = ("key trusted: " + check.trusted_as if check.trusted_as else
-                 "key NOT in the trusted keys" if trusted is not None else
-                 "key not checked (no --trusted-keys)")
-        _say(out, f"  signed by {check.signer} for {check.meaning} at "
-                  f"{human_time(check.signed_at)}; key {readable_fingerprint(check.fingerprint)}"
-                  f"; {trust}")
+        trust = (tr("key trusted: {name}", name=check.trusted_as) if check.trusted_as else
+                 tr("key NOT in the trusted keys") if trusted is not None else
+                 tr("key not checked (no --trusted-keys)"))
+        _say(out, "  " + tr("signed by {signer} for {meaning} at {time}; key {fingerprint}; "
+                            "{trust}", signer=check.signer, meaning=words.meaning(check.meaning),
+                            time=words.time(check.signed_at),
+                            fingerprint=readable_fingerprint(check.fingerprint), trust=trust))
     if not signatures:
-        _say(out, "  signatures: none")
+        _say(out, "  " + tr("signatures: none"))
     for letter in getattr(args, "letter", None) or ():
-        _say(out, f"  letter: {letter} says what the trace replays to")
+        _say(out, "  " + tr("letter: {letter} says what the trace replays to", letter=letter))
     if status == EXIT_UNSIGNED:
-        _say(err, f"{trace.path}: NOT verified: intact, but nobody signed it")
+        _say(err, tr("{path}: NOT verified: intact, but nobody signed it", path=trace.path))
     elif status == EXIT_UNTRUSTED:
-        _say(err, f"{trace.path}: NOT verified: signed with a key that is not in "
-                  f"{args.trusted_keys}")
+        _say(err, tr("{path}: NOT verified: signed with a key that is not in {keys}",
+                     path=trace.path, keys=args.trusted_keys))
     return status
 
 
@@ -170,18 +227,19 @@ def _trust_status(signatures: list[SignatureCheck],
     return EXIT_OK
 
 
-def _incomplete(err: Console, trace: Trace) -> None:
+def _incomplete(err: Console, trace: Trace, words: Words) -> None:
     """Report an unsealed trace with an intact chain: what it holds, and whether it was paused."""
     facts = trace.of_type("fact")
     last = facts[-1] if facts else trace.start
-    _say(err, tr("{path}: incomplete, {facts} facts recorded, last at {time}", path=trace.path,
-                 facts=len(facts), time=human_time(last["time"])))
-    _say(err, "  " + tr("the {records} records written so far are intact; the screening has not "
-                        "finished", records=len(trace.records)))
+    _say(err, words.tr("{path}: incomplete, {facts} facts recorded, last at {time}",
+                       path=trace.path, facts=len(facts), time=words.time(last["time"])))
+    _say(err, "  " + words.tr("the {records} records written so far are intact; the screening "
+                              "has not finished", records=len(trace.records)))
     if trace.paused is not None:
-        _say(err, "  " + tr("paused ({reason}) at {time}: screener resume continues it",
-                            reason=trace.paused.get("reason"), time=human_time(trace.paused["time"])))
-    _say(err, tr("verify: INCOMPLETE"))
+        _say(err, "  " + words.tr("paused ({reason}) at {time}: screener resume continues it",
+                                  reason=words.pause_reason(trace.paused.get("reason")),
+                                  time=words.time(trace.paused["time"])))
+    _say(err, words.tr("verify: INCOMPLETE"))
 
 
 def run_explain(args: argparse.Namespace, out: Console | None = None,
@@ -190,14 +248,21 @@ def run_explain(args: argparse.Namespace, out: Console | None = None,
     an altered record would mislead), or 2 when the trace cannot be read."""
     out = safe_console() if out is None else make_safe(out)
     err = safe_console(stderr=True) if err is None else make_safe(err)
+    language = getattr(args, "lang", None) or _recorded_language(args.trace)
     try:
         trace = read_trace(args.trace)
     except TraceIntegrityError as error:
-        _say(err, f"{error.path}:{error.line}: chain broken: {error.reason}; not explaining an "
-                  "altered trace")
+        _say(err, _in(language).tr("{path}:{line}: chain broken: {reason}; not explaining an "
+                                   "altered trace", path=error.path, line=error.line,
+                                   reason=chain_reason(language, error)))
         return 1
     except TraceError as error:
         _say(err, f"explain: {error}")
         return 2
-    out.print(explanation(trace))
+    try:
+        words = _words(args, trace)
+    except ValueError as error:
+        _say(err, f"explain: {error}")
+        return 2
+    out.print(explanation(trace, words))
     return 0

@@ -3,6 +3,8 @@
 Functions here return rich renderables; only the caller's Console writes. All text from the
 trace goes in as `rich.text.Text`, never as markup, so a candidate id like `[bold]` stays text;
 the console (`screener.safe`) shows the control characters it may hold escaped.
+Everything is worded through `Words`: the screening's language recorded in the trace (or the
+one asked for), its wording of the trial, times in the site's zone.
 """
 from __future__ import annotations
 
@@ -12,49 +14,59 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 from rich.tree import Tree
 
-from screener.audit.trace import Source, human_time
-from screener.audit.chain import Trace, describe_correction, final_facts
-from screener.i18n import translate
-from screener.values import show
+from screener.audit.chain import Trace, final_facts
+from screener.audit.trace import Source
+from screener.audit.words import Words
 
-LANGUAGE = "en"  # verify and explain speak English until they take a language option
-
-
-def tr(message: str, **params: Any) -> str:
-    """The screener's own wording (an English message id) in the audit commands' language."""
-    return translate(LANGUAGE, message, **params)
 
 OUTCOME_STYLES = {"met": "green", "not_met": "red", "unknown": "yellow"}
 DECISION_STYLES = {"eligible": "bold green", "ineligible": "bold red",
                    "undetermined": "bold yellow"}
 
 
-def _outcome_words(outcome: str, excludes: bool) -> str:
-    words = {"met": "met", "not_met": "not met", "unknown": "unknown"}[outcome]
-    return f"{words} (excludes)" if excludes else words
+def _outcome_words(words: Words, outcome: str, excludes: bool) -> str:
+    text = {"met": words.tr("met"), "not_met": words.tr("not met"),
+            "unknown": words.tr("unknown")}[outcome]
+    return words.tr("{outcome} (excludes)", outcome=text) if excludes else text
 
 
-def _fact_node(parent: Tree, name: str, entry: dict[str, Any] | None, unit: str = "") -> None:
+def decision_word(words: Words, decision: str) -> str:
+    """`eligible`, `ineligible` or `undetermined` in the language of `words`."""
+    return {"eligible": words.tr("eligible"), "ineligible": words.tr("ineligible"),
+            "undetermined": words.tr("undetermined")}[decision]
+
+
+def _name(words: Words, fact: str) -> str:
+    """A fact as `clinical label [code]`, or the code alone when no label is known."""
+    label = words.label(fact)
+    return fact if label == fact else f"{label} [{fact}]"
+
+
+def _fact_node(words: Words, parent: Tree, name: str, entry: dict[str, Any] | None,
+               unit: str = "") -> None:
     if entry is None or entry.get("value") is None:
-        parent.add(Text.assemble((name, "bold"), " = ", ("unknown", "yellow")))
+        parent.add(Text.assemble((_name(words, name), "bold"), " = ",
+                                 (words.tr("unknown"), "yellow")))
         return
     origin = Source.from_json(entry.get("source", {"kind": "unspecified"}))
-    source = origin.describe()
-    value = show(entry["value"])
+    value = words.value(name, entry["value"])
     if origin.given:  # converted on input: "1.5 mg/dL = 132.6 umol/L"
         value = f"{origin.given} = {value}{f' {unit}' if unit else ''}"
-    label = Text.assemble((name, "bold"), " = ", value, "  ",
-                          (f"{source}, {human_time(entry['time'])}", "dim"))
+    label = Text.assemble((_name(words, name), "bold"), " = ", value, "  ",
+                          (f"{words.source(entry.get('source'))}, {words.time(entry['time'])}",
+                           "dim"))
     if entry["corrections"]:
-        label.append("  corrected", style="bold magenta")
+        label.append(f"  {words.tr('corrected')}", style="bold magenta")
     node = parent.add(label)
     for change in entry["corrections"]:
-        node.add(Text(f"was {describe_correction(change)}", style="magenta"))
+        node.add(Text(words.tr("was {change}", change=words.correction(name, change)),
+                      style="magenta"))
 
 
-def criteria_tree(trace: Trace) -> Tree:
+def criteria_tree(trace: Trace, words: Words | None = None) -> Tree:
     """The criteria as a tree: inclusion and exclusion branches, each criterion with its
     outcome, the rules that fired for it, and the facts it reads with source and time."""
+    words = words or Words.of(trace)
     start = trace.start
     decision = trace.decision or {"outcomes": {}, "failed": [], "missing": []}
     facts = final_facts(trace)
@@ -62,59 +74,81 @@ def criteria_tree(trace: Trace) -> Tree:
     for record in trace.of_type("firing"):
         if record.get("criterion"):
             firings.setdefault(record["criterion"], []).append(record)
-    root = Tree(Text(f"{start['trial']['id']}: {start['trial']['title']}", style="bold"))
-    branches = {kind: root.add(Text(f"{kind.capitalize()} criteria", style="bold"))
-                for kind in ("inclusion", "exclusion")}
+    title = words.trial_title or start["trial"]["title"]
+    root = Tree(Text(f"{start['trial']['id']}: {title}", style="bold"))
+    branches = {"inclusion": root.add(Text(words.tr("Inclusion criteria"), style="bold")),
+                "exclusion": root.add(Text(words.tr("Exclusion criteria"), style="bold"))}
     for criterion in start["trial"]["criteria"]:
         outcome = decision["outcomes"].get(criterion["id"], "unknown")
         excludes = criterion["id"] in decision["failed"]
-        label = Text.assemble(
-            (criterion["id"], "bold"), f" {criterion['title']}: ",
-            (_outcome_words(outcome, excludes), OUTCOME_STYLES[outcome]))
+        said = _outcome_words(words, outcome, excludes)
+        label = Text(words.tr("{criterion}: {outcome}",
+                              criterion=f"{criterion['id']} {words.title(criterion)}", outcome=said))
+        label.stylize("bold", 0, len(criterion["id"]))
+        label.stylize(OUTCOME_STYLES[outcome], len(label) - len(said))
         node = branches.get(criterion["kind"], root).add(label)
-        node.add(Text(f"protocol: {criterion['protocol']}", style="italic"))
-        if criterion["note"]:
-            node.add(Text(f"note: {criterion['note']}", style="italic"))
+        node.add(Text(words.tr("protocol: {text}", text=criterion["protocol"]), style="italic"))
+        translation = words.protocol_translation(criterion)
+        if translation:
+            node.add(Text(words.tr("translation: {text}", text=translation), style="italic"))
+        note = words.note(criterion)
+        if note:
+            node.add(Text(words.tr("note: {text}", text=note), style="italic"))
         for firing in firings.get(criterion["id"], []):
-            read = ", ".join(f"{k} = {show(v)}" for k, v in sorted(firing["facts"].items()))
-            node.add(Text(f"rule {firing['rule']} fired on {read or 'no facts'}", style="dim"))
+            read = ", ".join(f"{_name(words, k)} = {words.value(k, v)}"
+                             for k, v in sorted(firing["facts"].items()))
+            node.add(Text(words.tr("rule {rule} fired on {facts}", rule=firing["rule"],
+                                   facts=read or words.tr("no facts")), style="dim"))
         for name in criterion["facts"]:
             unit = start["trial"].get("facts", {}).get(name, {}).get("unit", "")
-            _fact_node(node, name, facts.get(name), unit)
+            _fact_node(words, node, name, facts.get(name), unit)
     return root
 
 
-def explanation(trace: Trace) -> RenderableType:
+def explanation(trace: Trace, words: Words | None = None) -> RenderableType:
     """The whole explanation: header (trial, candidate, operator, decision), criteria tree,
-    missing facts, and a warning when the trace is unfinished."""
+    missing facts, and a warning when the trace is unfinished. In the trace's language unless
+    `words` says otherwise."""
+    words = words or Words.of(trace)
     start = trace.start
     decision = trace.decision
     parts: list[RenderableType] = []
     if not trace.sealed:
-        parts.append(Text("INCOMPLETE TRACE: no end record; the screening did not finish or "
-                          "the file was cut short.", style="bold red"))
+        parts.append(Text(words.tr("INCOMPLETE TRACE: no end record; the screening did not "
+                                   "finish or the file was cut short."), style="bold red"))
     header = Text()
-    header.append(f"Candidate: {start.get('candidate_id') or '(not given)'}\n")
-    header.append(f"Operator: {start.get('operator') or '(not given)'}\n")
-    header.append(f"Started: {human_time(start['time'])} ({start['mode']}, screener "
-                  f"{start['screener_version']})\n")
+    header.append(words.tr("Candidate: {candidate}", candidate=start.get("candidate_id")
+                           or words.tr("(not given)")) + "\n")
+    header.append(words.tr("Operator: {operator}", operator=start.get("operator")
+                           or words.tr("(not given)")) + "\n")
+    mode = words.tr("dialog") if start["mode"] == "dialog" else words.tr("batch")
+    header.append(words.tr("Started: {time} ({mode}, screener {version})",
+                           time=words.time(start["time"]), mode=mode,
+                           version=start["screener_version"]) + "\n")
     for record in trace.records:  # a dialog left and taken up again
         if record["type"] == "pause":
-            header.append(tr("Paused: {time} ({reason})", time=human_time(record["time"]),
-                             reason=record.get("reason")) + "\n")
+            header.append(words.tr("Paused: {time} ({reason})", time=words.time(record["time"]),
+                                   reason=words.pause_reason(record.get("reason"))) + "\n")
         elif record["type"] == "resume":
-            header.append(tr("Resumed: {time} by {operator}", time=human_time(record["time"]),
-                             operator=record.get("operator") or "(not given)") + "\n")
-    header.append(f"Rules: {start['trial']['rules_file']} sha256 {start['trial']['rules_hash']}\n")
-    header.append("Decision: ")
+            header.append(words.tr("Resumed: {time} by {operator}",
+                                   time=words.time(record["time"]),
+                                   operator=record.get("operator") or words.tr("(not given)"))
+                          + "\n")
+    header.append(words.tr("Rules: {file} sha256 {hash}", file=start["trial"]["rules_file"],
+                           hash=start["trial"]["rules_hash"]) + "\n")
+    label = words.tr("Decision:")
+    header.append(label if label.endswith("：") else f"{label} ")
     if decision is None:
-        header.append("none recorded", style="bold yellow")
+        header.append(words.tr("none recorded"), style="bold yellow")
     else:
-        header.append(decision["decision"], style=DECISION_STYLES[decision["decision"]])
-        header.append(f" at {human_time(decision['time'])}")
+        header.append(decision_word(words, decision["decision"]),
+                      style=DECISION_STYLES[decision["decision"]])
+        header.append(" " + words.tr("at {time}", time=words.time(decision["time"])))
         if decision["failed"]:
-            header.append(f" (failed: {', '.join(decision['failed'])})")
-    parts += [header, criteria_tree(trace)]
+            header.append(" " + words.tr("(failed: {criteria})",
+                                         criteria=", ".join(decision["failed"])))
+    parts += [header, criteria_tree(trace, words)]
     if decision is not None and decision["missing"]:
-        parts.append(Text("Missing facts: " + ", ".join(decision["missing"]), style="yellow"))
+        parts.append(Text(words.tr("Missing facts: {facts}", facts=", ".join(
+            _name(words, name) for name in decision["missing"])), style="yellow"))
     return Group(*parts)

@@ -1,8 +1,9 @@
 """Eligibility letters, rendered from a trace alone, as Markdown or printable HTML.
 
-`build_letter` turns a checked trace into plain data (`Letter`); `render_letter` fills a
-Jinja2 template from the package. Given the same trace, hashes and issue time, the output is
-the same byte for byte. Presentation never decides: every outcome comes from the trace.
+`build_letter` turns a checked trace into plain data (`Letter`) in the screening's language
+(`screener.audit.words`); `render_letter` fills a Jinja2 template from the package, whose own
+words go through `tr(...)` (the gettext catalogue; Babel extracts them from the templates too).
+Given the same trace, hashes, issue time and zone, the output is the same byte for byte. Presentation never decides: every outcome comes from the trace.
 """
 from __future__ import annotations
 
@@ -13,27 +14,41 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
+import markupsafe
 
 from screener.audit.keys import readable_fingerprint
-from screener.audit.trace import Source, human_time
-from screener.audit.chain import Trace, describe_correction, final_facts
-from screener.values import show
+from screener.audit.chain import Trace, final_facts
+from screener.audit.words import Words
+from screener.i18n import translate, zone_name
 
 FORMATS = ("md", "html")
 
-DECISION_WORDS = {
-    "eligible": "Eligible: every inclusion criterion is met and no exclusion criterion applies.",
-    "ineligible": "Not eligible: at least one inclusion criterion is not met or one exclusion "
-                  "criterion applies.",
-    "undetermined": "Not yet determined: information needed to decide is missing.",
-}
-OUTCOME_WORDS = {
-    ("inclusion", "met"): "met",
-    ("inclusion", "not_met"): "not met (excludes the candidate)",
-    ("exclusion", "met"): "applies (excludes the candidate)",
-    ("exclusion", "not_met"): "does not apply",
-}
-UNKNOWN_WORDS = "unknown (information missing)"
+
+def decision_words(words: Words, decision: str) -> str:
+    """The decision as the letter's headline states it, in the letter's language."""
+    return {
+        "eligible": words.tr("Eligible: every inclusion criterion is met and no exclusion "
+                             "criterion applies."),
+        "ineligible": words.tr("Not eligible: at least one inclusion criterion is not met or "
+                               "one exclusion criterion applies."),
+        "undetermined": words.tr("Not yet determined: information needed to decide is missing."),
+    }[decision]
+
+
+def kind_words(words: Words, kind: str) -> str:
+    """`inclusion` or `exclusion` in the letter's language."""
+    return words.tr("inclusion") if kind == "inclusion" else words.tr("exclusion")
+
+
+def outcome_words(words: Words, kind: str, outcome: str) -> str:
+    """A criterion's outcome as the letter states it, in the letter's language."""
+    texts = {
+        ("inclusion", "met"): words.tr("met"),
+        ("inclusion", "not_met"): words.tr("not met (excludes the candidate)"),
+        ("exclusion", "met"): words.tr("applies (excludes the candidate)"),
+        ("exclusion", "not_met"): words.tr("does not apply"),
+    }
+    return texts.get((kind, outcome), words.tr("unknown (information missing)"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +56,12 @@ class Evidence:
     """One fact shown under a criterion: value as read by a person, source, time, history."""
 
     name: str
+    label: str  # the clinical label in the letter's language (the fact name when none)
     description: str
     value: str
     source: str
     time: str
-    corrections: tuple[str, ...]  # "changed from X to Y at T: reason", oldest first
+    corrections: tuple[str, ...]  # "was X (source, time) changed to Y at T: reason", oldest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +69,10 @@ class CriterionRow:
     """One criterion in the letter's table."""
 
     id: str
-    kind: str
+    kind: str  # inclusion / exclusion, in the letter's language
     title: str
-    protocol: str
+    protocol: str  # verbatim
+    protocol_translation: str  # in the letter's language; "" when the dialog file gave none
     note: str
     outcome: str  # met / not_met / unknown
     outcome_text: str
@@ -85,8 +102,10 @@ class SignatureLine:
 class Letter:
     """Everything a letter shows, as plain text fields in a fixed order."""
 
+    language: str
     trial_id: str
-    trial_title: str
+    trial_title: str  # in the letter's language
+    trial_registered_title: str  # the registered title, when trial_title translates it
     trial_version: str
     candidate_id: str
     decision: str
@@ -102,29 +121,38 @@ class Letter:
     rules_hash: str
     trace_hash: str
     signatures: tuple[SignatureLine, ...] = ()
+    # How to render this letter again (`screener verify --letter`): its issue time in UTC,
+    # ISO 8601, and the zone its times are shown in (`screener.i18n.zone_name`).
+    stamp: str = ""
 
 
-def _evidence(name: str, entry: dict[str, Any], description: str) -> Evidence:
-    corrections = tuple(f"was {describe_correction(c)}" for c in entry["corrections"])
-    return Evidence(name, description, show(entry.get("value")),
-                    Source.from_json(entry.get("source", {"kind": "unspecified"})).describe(),
-                    human_time(entry["time"]), corrections)
+def _evidence(words: Words, name: str, entry: dict[str, Any], description: str) -> Evidence:
+    corrections = tuple(words.tr("was {change}", change=words.correction(name, c))
+                        for c in entry["corrections"])
+    return Evidence(name, words.label(name), description, words.value(name, entry.get("value")),
+                    words.source(entry.get("source")), words.time(entry["time"]), corrections)
 
 
-def build_letter(trace: Trace, trace_hash: str, issued: _dt.datetime) -> Letter:
+def build_letter(trace: Trace, trace_hash: str, issued: _dt.datetime,
+                 words: Words | None = None) -> Letter:
     """The letter's content from a checked, decided trace.
 
-    `trace_hash` is the sha256 of the trace file; `issued` the letter's (timezone-aware) time.
-    Returns a Letter; raises ValueError when the trace holds no decision or `issued` is naive.
+    `trace_hash` is the sha256 of the trace file; `issued` the letter's (timezone-aware) time;
+    `words` the language and time zone to write in (default: the trace's language, the
+    system's zone). Returns a Letter; raises ValueError when the trace holds no decision or
+    `issued` is naive.
     """
     decision = trace.decision
     if decision is None:
         raise ValueError(f"{trace.path}: no decision recorded; no letter can be written")
     if issued.tzinfo is None:
         raise ValueError("the letter's issue time must be timezone-aware")
+    words = words or Words.of(trace)
     start = trace.start
     trial = start["trial"]
     descriptions = {name: spec.get("description", "") for name, spec in trial["facts"].items()}
+    if words.language != "en":  # the data dictionary's descriptions are English
+        descriptions = {name: words.labels.get(name, "") for name in descriptions}
     facts = final_facts(trace)
     missing = tuple(decision["missing"])
     rows = []
@@ -132,29 +160,36 @@ def build_letter(trace: Trace, trace_hash: str, issued: _dt.datetime) -> Letter:
         outcome = decision["outcomes"].get(criterion["id"], "unknown")
         names = criterion["facts"]
         rows.append(CriterionRow(
-            id=criterion["id"], kind=criterion["kind"], title=criterion["title"],
-            protocol=criterion["protocol"], note=criterion["note"], outcome=outcome,
-            outcome_text=OUTCOME_WORDS.get((criterion["kind"], outcome), UNKNOWN_WORDS),
+            id=criterion["id"], kind=kind_words(words, criterion["kind"]),
+            title=words.title(criterion),
+            protocol=criterion["protocol"], protocol_translation=words.protocol_translation(criterion),
+            note=words.note(criterion), outcome=outcome,
+            outcome_text=outcome_words(words, criterion["kind"], outcome),
             excludes=criterion["id"] in decision["failed"],
-            evidence=tuple(_evidence(n, facts[n], descriptions.get(n, ""))
+            evidence=tuple(_evidence(words, n, facts[n], descriptions.get(n, ""))
                            for n in names if facts.get(n, {}).get("value") is not None),
             missing=tuple(n for n in names if n in missing) if outcome == "unknown" else (),
         ))
     id_fact = facts.get(trial.get("id_fact", ""), {}).get("value")
     candidate = start.get("candidate_id") or (str(id_fact) if id_fact is not None else "")
+    title = words.trial_title or trial["title"]
     return Letter(
-        trial_id=trial["id"], trial_title=trial["title"], trial_version=trial["version"],
-        candidate_id=candidate or "(not given)", decision=decision["decision"],
-        decision_text=DECISION_WORDS[decision["decision"]], failed=tuple(decision["failed"]),
+        language=words.language, trial_id=trial["id"], trial_title=title,
+        trial_registered_title=trial["title"] if title != trial["title"] else "",
+        trial_version=trial["version"],
+        candidate_id=candidate or words.tr("(not given)"), decision=decision["decision"],
+        decision_text=decision_words(words, decision["decision"]), failed=tuple(decision["failed"]),
         criteria=tuple(rows),
         missing=tuple(MissingFact(n, descriptions.get(n, "")) for n in missing),
-        issued=human_time(issued.isoformat()), decided=human_time(decision["time"]),
-        operator=start.get("operator") or "(not given)",
+        issued=words.time(issued.isoformat()), decided=words.time(decision["time"]),
+        stamp=f"issued={issued.astimezone(_dt.timezone.utc).isoformat()} "
+              f"zone={zone_name(words.zone)}",
+        operator=start.get("operator") or words.tr("(not given)"),
         screener_version=start["screener_version"], rules_file=trial["rules_file"],
         rules_hash=trial["rules_hash"], trace_hash=trace_hash,
         signatures=tuple(
-            SignatureLine(s["statement"]["signer"], s["statement"]["meaning"],
-                          human_time(s["statement"]["signed_at"]),
+            SignatureLine(s["statement"]["signer"], words.meaning(s["statement"]["meaning"]),
+                          words.time(s["statement"]["signed_at"]),
                           readable_fingerprint(s["statement"]["key"]))
             for s in trace.signatures),
     )
@@ -195,7 +230,22 @@ def render_letter(letter: Letter, fmt: str) -> str:
     """The letter as text in `fmt` (`md` or `html`); raises ValueError for another format."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown letter format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    return environment().get_template(f"letter.{fmt}.j2").render(letter=letter)
+
+    def tr(message: str, **params: Any) -> str:
+        text = translate(letter.language, message)
+        if fmt == "html":  # the message escaped, and its parameters (unless already markup)
+            safe = {name: markupsafe.escape(value) for name, value in params.items()}
+            return markupsafe.Markup(str(markupsafe.escape(text)).format(**safe))
+        return text.format(**params) if params else text
+
+    def code(text: str) -> markupsafe.Markup:
+        return markupsafe.Markup("<code>{}</code>").format(text)
+
+    def bold(text: str) -> markupsafe.Markup:
+        return markupsafe.Markup("<b>{}</b>").format(text)
+
+    return environment().get_template(f"letter.{fmt}.j2").render(letter=letter, tr=tr, code=code,
+                                                                  bold=bold)
 
 
 def format_for(path: str) -> str:

@@ -4,7 +4,9 @@ A letter is rendered from its trace alone and byte for byte the same for the sam
 trace hash and issue time (`screener.audit.letter`). So the check renders the letter again and
 compares. The letter names the trace's sha256 at the time it was written; a trace signed
 again later has grown, so the state the letter names is found among the trace's sealed states
-(the end record, then after each signature). The issue time is read from the letter itself.
+(the end record, then after each signature). The issue time and the time zone its times are
+shown in are read from the stamp the letter carries (`Letter.stamp`); a zh letter is checked
+in Chinese, as the trace records the screening's language.
 """
 from __future__ import annotations
 
@@ -18,9 +20,13 @@ from pathlib import Path
 
 from screener.audit.chain import Trace
 from screener.audit.letter import build_letter, format_for, render_letter
+from screener.audit.words import Words
+from screener.i18n import named_zone
 
 _HASH = re.compile(r"\b[0-9a-f]{64}\b")
-_TIME = re.compile(r"\b(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) UTC\b")
+# The letter's own record of how it was rendered (`Letter.stamp`): an HTML meta element, or
+# a Markdown comment on the last line.
+_STAMP = re.compile(r"screener-letter(?:\" content=\"| )issued=(\S+) zone=([^\s\"]+)")
 _SHOWN = 160  # characters of a differing line shown in a message
 
 
@@ -61,18 +67,25 @@ def check_letter(letter_path: str | os.PathLike[str], trace: Trace, data: bytes)
         return LetterCheck(name, trace_hash, ("the trace holds no decision: no letter can "
                                               "match it",))
     fmt = format_for(name)
-    best: list[str] | None = None
-    # The issue time is among the letter's times; the record part, where it is printed,
-    # comes last, so the search starts from the end.
-    for stamp in reversed(dict.fromkeys(_TIME.findall(text)) or ["1970-01-01 00:00:00"]):
-        issued = _dt.datetime.fromisoformat(stamp).replace(tzinfo=_dt.timezone.utc)
-        expected = render_letter(build_letter(state, trace_hash, issued), fmt)
-        if expected == text:
-            return LetterCheck(name, trace_hash, ())
-        problems = _differences(text, expected)
-        if best is None or len(problems) < len(best):
-            best = problems
-    return LetterCheck(name, trace_hash, tuple(best or ["the letter differs from its trace"]))
+    stamp = _STAMP.search(text)
+    if stamp is None:
+        return LetterCheck(name, trace_hash, (
+            "the letter carries no screener-letter stamp (its issue time and time zone): it "
+            "was not written by screener, or the stamp was removed",))
+    try:
+        issued = _dt.datetime.fromisoformat(stamp.group(1))
+        zone = named_zone(stamp.group(2))
+    except ValueError:
+        return LetterCheck(name, trace_hash, (f"the letter's stamp {stamp.group(0)!r} does not "
+                                              "read as an issue time and a time zone",))
+    if issued.tzinfo is None:
+        return LetterCheck(name, trace_hash, ("the letter's issue time has no UTC offset",))
+    words = Words.of(state, zone=zone)
+    expected = render_letter(build_letter(state, trace_hash, issued, words), fmt)
+    if expected == text:
+        return LetterCheck(name, trace_hash, ())
+    return LetterCheck(name, trace_hash,
+                       tuple(_differences(text, expected) or ["the letter differs from its trace"]))
 
 
 def _sealed_states(trace: Trace, data: bytes) -> dict[str, int]:

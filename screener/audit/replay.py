@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable
 
+from screener.i18n import Message, tr
 from screener.errors import InvalidValue, ScreenerError
 from screener.model import FactValue, Result, Trial
 from screener.audit.trace import Source, to_json_value
@@ -30,10 +31,16 @@ class ReplayError(ScreenerError):
 
     code = "replay"
 
-    def __init__(self, path: str, message: str):
+    def __init__(self, path: str, message: str | Message):
         self.path = path
-        self.message = message
+        self.message = str(message)  # English
+        self._message = message if isinstance(message, Message) else None
         super().__init__(f"{path}: {message}")
+
+    def in_language(self, language: str) -> str:
+        """The error as `path: message`, the message in `language` where it has one."""
+        text = self._message.in_language(language) if self._message else self.message
+        return f"{self.path}: {text}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +87,9 @@ def find_rules(content_hash: str, rules_dirs: Iterable[str | os.PathLike[str]]) 
             if hashlib.sha256(path.read_bytes()).hexdigest() == content_hash:
                 return path
     raise ReplayError(", ".join(os.fspath(d) for d in directories) or "no directory",
-                      f"no rules file with hash {content_hash} (looked at {looked} files); "
-                      "name one with --rules or its directory with --rules-dir")
+                      tr("no rules file with hash {hash} (looked at {count} files); name one "
+                         "with --rules or its directory with --rules-dir", hash=content_hash,
+                         count=looked))
 
 
 def replay_facts(trace: Trace, trial: Trial) -> dict[str, FactValue]:
@@ -96,7 +104,7 @@ def replay_facts(trace: Trace, trial: Trial) -> dict[str, FactValue]:
             continue
         spec = trial.facts.get(name)
         if spec is None:
-            raise ReplayError(trace.path, f"fact {name!r} is not in the rules file")
+            raise ReplayError(trace.path, tr("fact {fact} is not in the rules file", fact=repr(name)))
         try:
             value = coerce(spec, entry["value"])
         except InvalidValue as error:
@@ -119,10 +127,11 @@ def replay(trace: Trace, rules_path: str | os.PathLike[str]) -> Replay:
     recorded_hash = trace.start["trial"]["rules_hash"]
     if trial.content_hash != recorded_hash:
         raise ReplayError(os.fspath(rules_path),
-                          f"rules hash {trial.content_hash} is not the trace's {recorded_hash}")
+                          tr("rules hash {hash} is not the trace's {recorded}",
+                             hash=trial.content_hash, recorded=recorded_hash))
     decision = trace.decision
     if decision is None:
-        raise ReplayError(trace.path, "no decision recorded: the screening did not finish")
+        raise ReplayError(trace.path, tr("no decision recorded: the screening did not finish"))
     result = Screener(trial).evaluate(replay_facts(trace, trial))
     differences = [*compare_start(trace, trial), *compare_derived(trace, result),
                    *compare_firings(trace, result),

@@ -9,7 +9,8 @@ Changing, removing, reordering or inserting a record, or cutting the file short,
 chain; only signature records may follow `end`.
 
 Record types, in the order a screening writes them:
-  start       trial identity and rules hash, screener version, operator, criteria and facts
+  start       trial identity and rules hash, screener version, operator, criteria and facts,
+              the screening's language and, from a dialog file, its wording of the trial
   fact        a fact's value and where it came from (`Source`)
   correction  a fact changed: old value, new value, reason
   firing      a rule the engine fired: rule id, criterion, outcome, facts read, facts derived
@@ -39,6 +40,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from screener import __version__
 from screener.errors import ScreenerError
+from screener.i18n import Message
 from screener.model import Result, Trial
 from screener.values import to_json
 
@@ -67,11 +69,16 @@ class TraceIntegrityError(ScreenerError):
 
     code = "trace-tampered"
 
-    def __init__(self, path: str, line: int, reason: str):
+    def __init__(self, path: str, line: int, reason: str | Message):
         self.path = path
         self.line = line
-        self.reason = reason
+        self.reason = str(reason)  # English
+        self.message = reason if isinstance(reason, Message) else None
         super().__init__(f"{path}:{line}: {reason}")
+
+    def reason_in(self, language: str) -> str:
+        """The reason in `language` (English when it was not given as a message)."""
+        return self.message.in_language(language) if self.message else self.reason
 
 
 SOURCE_KINDS = ("dialog", "batch", "answers_file", "derived", "context")
@@ -291,17 +298,25 @@ class TraceWriter:
     @classmethod
     def create(cls, path: str | os.PathLike[str], trial: Trial, *, operator: str | None = None,
                candidate_id: str | None = None, mode: str = "dialog",
-               clock: Clock | None = None, sync_each: bool = True) -> "TraceWriter":
+               clock: Clock | None = None, sync_each: bool = True, language: str = "en",
+               wording: Mapping[str, Any] | None = None) -> "TraceWriter":
         """Create the file (0600, never overwriting) and write the start record.
 
+        `language` is the screening's language; `wording` the trial's wording in it (criterion
+        titles, protocol translations, notes, clinical labels: `DialogSpec.wording()`), so that
+        letters and explanations rendered from the trace alone speak that language.
         Returns the writer; raises TraceError when the file exists or cannot be created.
         """
         fd = create_exclusive(path)
         writer = cls(os.fspath(path), fd, clock or _utc_now, sync_each=sync_each)
-        writer.append("start", {
+        start: dict[str, Any] = {
             "format": FORMAT, "screener_version": __version__, "mode": mode,
             "operator": operator, "candidate_id": candidate_id, "trial": trial_header(trial),
-        })
+            "language": language,
+        }
+        if wording:
+            start["wording"] = dict(wording)
+        writer.append("start", start)
         return writer
 
     @classmethod

@@ -28,6 +28,7 @@ from screener.dialog.spec import DialogSpec, load_dialog
 from screener.dialog.terminal import LineReader, PromptReader, Reader
 from screener.engine import Screener
 from screener.errors import ConflictError, RuleProblem, RulesError, ScreenerError
+from screener.i18n import TZ_HELP, site_zone
 from screener.rules.read import PosDict, load_yaml
 from screener.safe import safe_console, safe_text
 from screener.model import Trial
@@ -123,49 +124,65 @@ def _add_audit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--operator", metavar="NAME",
                         help="who screens, recorded in the trace and letter (on resume: who "
                              "continues, recorded with the resumption; default: who started)")
+    parser.add_argument("--tz", metavar="ZONE", help=TZ_HELP)
     add_sign_options(parser)
 
 
-def _check_audit_options(args: argparse.Namespace, kept_trace: bool = False,
+def _check_audit_options(args: argparse.Namespace, dialog: DialogSpec, kept_trace: bool = False,
                          operator: str | None = None) -> None:
-    """Raise ScreenerError for --trace/--letter problems, before anything is asked.
-    A resumed screening goes on in the trace it remembers (`kept_trace`), which --sign-key
-    seals, signed by default in the name of who started it (`operator`)."""
+    """Raise ScreenerError for --trace/--letter/--tz problems, before anything is asked,
+    worded in the dialog's language. A resumed screening goes on in the trace it remembers
+    (`kept_trace`), which --sign-key seals, signed by default in the name of who started it
+    (`operator`)."""
     trace, letter = getattr(args, "trace", None), getattr(args, "letter", None)
     if letter and not trace:
-        raise ScreenerError("--letter needs --trace (a letter is rendered from its trace)")
+        raise ScreenerError(dialog.tr("--letter needs --trace (a letter is rendered from its trace)"))
     if getattr(args, "sign_key", None) and not (trace or kept_trace):
         raise ScreenerError("--sign-key needs --trace (a signature seals a trace)")
+    zone = getattr(args, "tz", None)
+    try:
+        site_zone(zone)
+    except ValueError:
+        raise ScreenerError(dialog.tr("--tz {zone}: unknown time zone; expected a name such as "
+                                      "Asia/Shanghai or Europe/Paris", zone=repr(zone))) from None
     # The key is unlocked before the first question, not when the screening ends.
     args.signing = signer_from_args(args, operator=operator)
     for option, path in (("--trace", trace), ("--letter", letter)):
         if path is None:
             continue
         if os.path.lexists(path):
-            raise ScreenerError(f"{option} {path}: already exists; audit files are never overwritten")
+            raise ScreenerError(dialog.tr("{option} {path}: already exists; audit files are never "
+                                          "overwritten", option=option, path=path))
         folder = Path(path).parent
         if not folder.is_dir() or not os.access(folder, os.W_OK):
-            raise ScreenerError(f"{option} {path}: cannot write in {folder}")
+            raise ScreenerError(dialog.tr("{option} {path}: cannot write in {folder}",
+                                          option=option, path=path, folder=folder))
 
 
-def _audit_observer(args: argparse.Namespace, trial: Trial, candidate: str | None,
-                    portfolio: Portfolio | None = None) -> Any:
+def _audit_observer(args: argparse.Namespace, trial: Trial, dialog: DialogSpec,
+                    candidate: str | None, portfolio: Portfolio | None = None) -> Any:
     """The trace writer for --trace/--letter, or None; raises ScreenerError on bad options.
-    With several trials, one trace (and letter) per trial, each verifiable on its own."""
+    Each trace records the dialog's language and its wording of the trial, so its letter and
+    explanation speak that language. With several trials, one trace (and letter) per trial,
+    each verifiable on its own."""
     if getattr(args, "letter", None) and not getattr(args, "trace", None):
         raise ScreenerError("--letter needs --trace (a letter is rendered from its trace)")
     if not getattr(args, "trace", None):
         return None
     from screener.audit.artifacts import TraceObserver  # letters need jinja2: only when asked
 
+    zone = site_zone(getattr(args, "tz", None))
     if portfolio is None:
         return TraceObserver(args.trace, trial, operator=args.operator, candidate_id=candidate,
-                             letter_path=args.letter, signer=getattr(args, "signing", None))
+                             letter_path=args.letter, language=dialog.language,
+                             wording=dialog.wording(), zone=zone,
+                             signer=getattr(args, "signing", None))
     observers: dict[str, Observer] = {}
-    for member, _, _ in portfolio.members:
+    for member, _, member_dialog in portfolio.members:
         observers[member.id] = TraceObserver(
             _per_trial(args.trace, member.id), member, operator=args.operator, candidate_id=candidate,
             letter_path=_per_trial(args.letter, member.id) if args.letter else None,
+            language=member_dialog.language, wording=member_dialog.wording(), zone=zone,
             signer=getattr(args, "signing", None))
     return SplitObserver(portfolio, observers)
 
@@ -202,8 +219,8 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
     console = _console(stdout)
     try:
         trial, dialog, portfolio = _load(args.trial, args.all_trials, args.rules_dir, args.lang)
-        given = _read_answers(args.answers) if args.answers else {}
-        _check_audit_options(args)
+        given = _read_answers(args.answers, dialog) if args.answers else {}
+        _check_audit_options(args, dialog)
         context = context_facts(trial.facts, getattr(args, "context", None))
     except ScreenerError as exc:
         return _fail(console, exc)
@@ -211,11 +228,12 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         return _fail(console, exc)
     carried = [name for name in given if name in trial.facts and trial.facts[name].context]
     if carried:
-        return _fail(console, f"{args.answers}: {carried[0]} is a context fact: give it with "
-                              f"--context {carried[0]}=VALUE")
+        return _fail(console, dialog.tr("{file}: {fact} is a context fact: give it with "
+                                        "--context {fact}=VALUE", file=args.answers, fact=carried[0]))
     path = args.session or store.new_path()
     if path.exists():
-        return _fail(console, f"{path} exists; continue it with: screener resume {path}")
+        return _fail(console, dialog.tr("{path} exists; continue it with: screener resume {path}",
+                                        path=path))
     reader = _reader(stdin, console, dialog)
     console.print(render.note(dialog.message("title", trial=trial.id, title=trial.title)))
     console.print(render.note(dialog.message("intro")))
@@ -230,7 +248,7 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
                             language=args.lang, candidate_id=str(candidate), complete=args.complete,
                             operator=args.operator)
     try:
-        observer = observer or _audit_observer(args, trial, str(candidate), portfolio)
+        observer = observer or _audit_observer(args, trial, dialog, str(candidate), portfolio)
     except (ScreenerError, OSError) as exc:
         return _fail(console, exc)
     for name, value in context.items():  # recorded first, so a resumed screening keeps them
@@ -241,7 +259,9 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         try:
             flow = _dialog(trial, dialog, reader, console, session, observer, portfolio)
             problems = flow.prefill({k: v for k, v in given.items() if v is not None})
-        except (ConflictError, OSError) as exc:
+        except ConflictError as exc:
+            return _fail(console, render.conflict(dialog, exc))
+        except OSError as exc:
             return _fail(console, exc)
         if problems:
             return _fail(console, "\n".join(f"{args.answers}: {p}" for p in problems))
@@ -265,7 +285,8 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         language = json.loads(Path(path).read_text(encoding="utf-8")).get("language", "en")
         trial, dialog, portfolio = _load(ids, False, args.rules_dir, args.lang or str(language))
         session = store.load(Path(path), trial)
-        _check_audit_options(args, kept_trace=bool(session.traces), operator=session.operator)
+        _check_audit_options(args, dialog, kept_trace=bool(session.traces),
+                             operator=session.operator)
     except (ScreenerError, OSError, ValueError, AttributeError) as exc:
         return _fail(console, exc if isinstance(exc, ScreenerError) else f"{path}: {exc}")
     reader = _reader(stdin, console, dialog)
@@ -297,11 +318,13 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         if continued:
             observer = traces.continued_observer(session, trial, portfolio,
                                                  args.operator or session.operator,
-                                                 getattr(args, "signing", None))
+                                                 getattr(args, "signing", None),
+                                                 site_zone(getattr(args, "tz", None)))
             console.print(render.note(dialog.tr("The trace goes on in {path}.", path=", ".join(
                 kept.path for kept in session.traces))))
         else:
-            observer = observer or _audit_observer(args, trial, session.candidate_id, portfolio)
+            observer = observer or _audit_observer(args, trial, dialog, session.candidate_id,
+                                                   portfolio)
     except TraceError as exc:
         return _fail(console, traces.refusal(dialog, exc, session) if continued else exc)
     except (ScreenerError, OSError) as exc:
@@ -310,7 +333,7 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         try:
             flow = _dialog(trial, dialog, reader, console, session, observer, portfolio)
         except ConflictError as exc:
-            return _fail(console, exc)
+            return _fail(console, render.conflict(dialog, exc))
         if not continued:
             _replay(trial, session, observer)
         return _run(flow)
@@ -371,18 +394,21 @@ def _ask_candidate(reader: Reader, console: Console, dialog: DialogSpec) -> str:
     return reader.read("> ", [], [], lambda _line: None).strip()
 
 
-def _read_answers(path: Path) -> dict[str, Any]:
-    """A mapping fact -> value from a YAML or JSON file, read with YAML 1.2 core types."""
+def _read_answers(path: Path, dialog: DialogSpec) -> dict[str, Any]:
+    """A mapping fact -> value from a YAML or JSON file, read with YAML 1.2 core types.
+    Raises RulesError, its problems worded in the dialog's language."""
     document = load_yaml(path)
     if document is None:
         return {}
     if not isinstance(document, PosDict):
-        raise RulesError([_problem(str(path), "wrong-type", "the answers file must be a mapping fact: value")])
+        raise RulesError([_problem(str(path), "wrong-type",
+                                   dialog.tr("the answers file must be a mapping fact: value"))])
     for key, value in document.items():
         if isinstance(value, (dict, list)):
             span = document.value_spans[key]
-            raise RulesError([_problem(str(path), "wrong-type", f"{key}: expected a single value", span.line,
-                                       span.column)])
+            raise RulesError([_problem(str(path), "wrong-type",
+                                       dialog.tr("{fact}: expected a single value", fact=key),
+                                       span.line, span.column)])
     return dict(document)
 
 
@@ -405,5 +431,5 @@ def _console(stdout: IO[str] | None) -> Console:
 
 def _fail(console: Console, problem: object) -> int:
     err = safe_console(stderr=True) if console.file is sys.stdout else console
-    err.print(f"screener: {problem}", markup=False, soft_wrap=True)
+    err.print(f"screener: {problem}", markup=False, soft_wrap=True)  # never cut mid-word
     return EXIT_USAGE

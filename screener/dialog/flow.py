@@ -22,7 +22,7 @@ from screener.dialog.relevance import superseded
 from screener.dialog.spec import DialogSpec, normalize
 from screener.dialog.store import Session
 from screener.dialog.terminal import Reader
-from screener.errors import ConflictError, ImpossibleFacts, InvalidValue
+from screener.errors import ConflictError, InvalidValue
 from screener.model import FactValue, Result, Trial
 from screener.values import coerce
 
@@ -283,14 +283,8 @@ class Dialog:
         trial_answers[fact] = value
         try:
             result = self._evaluate(trial_answers)
-        except ImpossibleFacts as exc:
-            self._say(render.problem(self.dialog.message(
-                "impossible", fact=self.dialog.label(exc.fact), inputs=", ".join(self.dialog.label(i) for i in exc.inputs))))
-            return False
-        except ConflictError as exc:
-            self._say(render.problem(self.dialog.message(
-                "conflict", fact=self.dialog.label(exc.fact), given=render.show_value(self.dialog, exc.given, exc.fact),
-                derived=render.show_value(self.dialog, exc.derived, exc.fact))))
+        except ConflictError as exc:  # ImpossibleFacts too
+            self._say(render.problem(render.conflict(self.dialog, exc)))
             return False
         if reason is not None:
             before = dict(self.session.answers)
@@ -364,14 +358,14 @@ class Dialog:
             except InvalidAnswer as exc:
                 problems.append(f"{fact}: {self.explain(exc)}")
             except InvalidValue as exc:
-                problems.append(f"{fact}: {exc.reason}")
+                problems.append(f"{fact}: {self._refusal_of(fact, raw, exc)}")
         if problems:
             return problems
         merged = {**self.session.answers, **{f: v for f, (v, _) in values.items()}}
         try:
             self.result = self._evaluate(merged)
         except ConflictError as exc:
-            return [str(exc)]
+            return [render.conflict(self.dialog, exc)]
         for fact, (value, raw) in values.items():
             self.session.answer(fact, value, "answers", raw)
             if self.observer is not None:
@@ -380,6 +374,16 @@ class Dialog:
         if values:
             self._say(render.note(self.dialog.message("prefilled", count=len(values))))
         return []
+
+    def _refusal_of(self, fact: str, raw: Any, error: InvalidValue) -> str:
+        """Why a pre-filled value (a number, a date) does not fit, in the dialog's language:
+        the reason a typed answer of the same text would get, else the engine's own."""
+        try:
+            parse_answer(self.trial.facts[fact], self.dialog.questions[fact],
+                         self.dialog.vocabulary, str(raw), self.today)
+        except InvalidAnswer as refused:
+            return self.explain(refused)
+        return error.reason
 
     # --- plumbing ---------------------------------------------------------------------
 

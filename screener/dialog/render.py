@@ -14,6 +14,7 @@ from rich.text import Text
 
 from screener.dialog.outcome import outcome
 from screener.dialog.spec import DialogSpec
+from screener.errors import ConflictError, ImpossibleFacts
 from screener.model import Result, Trial
 
 
@@ -43,6 +44,17 @@ def question(dialog: DialogSpec, fact: str, today: dt.date, progress: str | None
     return Text.assemble(*head, (entry.text, "bold"), " ", (f"[{fact}]", "dim"), "\n", (hint, "dim"))
 
 
+def conflict(dialog: DialogSpec, error: ConflictError) -> str:
+    """Answers that contradict each other, in the dialog's words: a given value that differs
+    from the one derived from other answers, or inputs that cannot all be true."""
+    if isinstance(error, ImpossibleFacts):
+        return dialog.message("impossible", fact=dialog.label(error.fact),
+                              inputs=", ".join(dialog.label(i) for i in error.inputs))
+    return dialog.message("conflict", fact=dialog.label(error.fact),
+                          given=show_value(dialog, error.given, error.fact),
+                          derived=show_value(dialog, error.derived, error.fact))
+
+
 def section(title: str) -> Text:
     """The heading shown when the questions move to a new part, e.g. organ function."""
     return Text.assemble("\n", (f"— {title} —", "bold"))
@@ -61,15 +73,20 @@ def note(text: str) -> Text:
 
 
 def why(dialog: DialogSpec, trial: Trial, fact: str | None) -> RenderableType:
-    """Which criteria a question decides, with the protocol's words and the reading notes."""
+    """Which criteria a question decides, with the protocol's words (and their translation
+    where the dialog file gives one) and the reading notes in the dialog's language."""
     if fact is None:
         return Text(dialog.message("why_none"))
     parts: list[RenderableType] = [Text(dialog.message("why_title", fact=fact), style="bold")]
     for criterion in trial.criteria_using(fact):
         parts.append(Text.assemble((f"{criterion.id}", "bold"), f" {dialog.title(criterion)}"))
         parts.append(Text(f"  “{criterion.protocol.strip()}”", style="italic"))
-        if criterion.note.strip():
-            parts.append(Text(f"  {criterion.note.strip()}", style="dim"))
+        translation = dialog.protocol_translation(criterion)
+        if translation:
+            parts.append(Text(f"  {dialog.tr('translation: {text}', text=translation)}", style="italic"))
+        note = dialog.note(criterion).strip()
+        if note:
+            parts.append(Text(f"  {note}", style="dim"))
     return Group(*parts)
 
 

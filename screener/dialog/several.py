@@ -101,16 +101,24 @@ def _joined_trial(trials: Sequence[Trial]) -> Trial:
 
 def _joined_dialog(members: Sequence[tuple[Trial, DialogSpec]], joined_id: str) -> DialogSpec:
     """The first trial's wording and commands; each fact's question from the first trial
-    that asks it; criterion titles of every trial under their prefixed ids."""
+    that asks it; criterion titles, protocol translations and notes of every trial under their
+    prefixed ids."""
     first = members[0][1]
     questions: dict[str, Any] = {}
     titles: dict[str, str] = {}
+    translations: dict[str, str] = {}
+    notes: dict[str, str] = {}
     for trial, dialog in members:
         for fact, question in dialog.questions.items():
             questions.setdefault(fact, question)
         for criterion in trial.criteria:
-            titles[criterion_id(trial.id, criterion.id)] = dialog.title(criterion)
-    return dataclasses.replace(first, trial_id=joined_id, questions=questions, titles=titles)
+            joined = criterion_id(trial.id, criterion.id)
+            titles[joined] = dialog.title(criterion)
+            notes[joined] = dialog.note(criterion)
+            if dialog.protocol_translation(criterion):
+                translations[joined] = dialog.protocol_translation(criterion)
+    return dataclasses.replace(first, trial_id=joined_id, questions=questions, titles=titles,
+                               protocol_translations=translations, notes=notes)
 
 
 class PortfolioDialog(Dialog):

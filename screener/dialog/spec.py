@@ -38,7 +38,7 @@ DEFAULTS = ("today",)
 
 _TOP = {"dialog": True, "messages": True, "answers": True, "commands": True, "facts": True,
         "criteria": False, "sections": False}
-_HEAD = {"trial": True, "language": True}
+_HEAD = {"trial": True, "language": True, "title": False}
 _ANSWERS = {"yes": True, "no": True, "unknown": True, "today": True, "months": True}
 _QUESTION = {
     "order": True, "question": True, "help": True, "hint": True, "synonyms": False,
@@ -48,6 +48,7 @@ _QUESTION = {
 _PLAUSIBLE_NUMBER = {"min": False, "max": False}
 _PLAUSIBLE_DATE = {"years_before": False, "days_after": False}
 _UNIT = {"unit": True, "factor": True, "names": True}
+_CRITERION = {"title": True, "protocol_translation": False, "note": False}
 
 
 def is_number(value: Any) -> bool:
@@ -142,10 +143,37 @@ class DialogSpec:
     questions: dict[str, Question]
     titles: dict[str, str]  # criterion id -> title in this language (else the rules' title)
     sections: tuple[Section, ...] = ()
+    # criterion id -> the protocol text in this language, shown beside the verbatim text
+    protocol_translations: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)  # criterion id -> note in this language
+    trial_title: str = ""  # the trial's title in this language ("" = the registered one)
 
     def title(self, criterion: Criterion) -> str:
         """The criterion's title in this language."""
         return self.titles.get(criterion.id, criterion.title)
+
+    def protocol_translation(self, criterion: Criterion) -> str:
+        """The protocol text of `criterion` translated into this language ("" when the file
+        gives none: the verbatim text then stands alone)."""
+        return self.protocol_translations.get(criterion.id, "")
+
+    def note(self, criterion: Criterion) -> str:
+        """The interpretation note of `criterion` in this language (else the rules' note)."""
+        return self.notes.get(criterion.id, criterion.note)
+
+    def wording(self) -> dict[str, Any]:
+        """This language's trial wording as plain JSON data, for the start of a trace: criterion
+        titles, protocol translations and notes, clinical labels of facts and of their values.
+        Letters and explanations rendered later from the trace alone speak it."""
+        return {
+            "language": self.language, "dialog_file": Path(self.path).name,
+            "trial_title": self.trial_title,
+            "titles": dict(sorted(self.titles.items())),
+            "protocol_translations": dict(sorted(self.protocol_translations.items())),
+            "notes": dict(sorted(self.notes.items())),
+            "labels": {f: q.label for f, q in sorted(self.questions.items()) if q.label},
+            "values": {f: dict(q.values) for f, q in sorted(self.questions.items()) if q.values},
+        }
 
     def message(self, key: str, **params: Any) -> str:
         """The message `key` of this language with `params` filled in."""
@@ -224,12 +252,13 @@ def load_dialog(path: str | Path, trial: Trial, display: str | None = None) -> D
     messages = _messages(check, top)
     vocabulary = _vocabulary(check, top)
     questions = _questions(check, top, trial, vocabulary)
-    titles = _titles(check, top, trial)
+    titles, translations, notes = _criteria(check, top, trial)
     sections = _sections(check, top, questions)
     if check.problems:
         raise RulesError(check.problems)
     return DialogSpec(trial_id, check.text(head, "language", "dialog"), shown, messages,
-                      vocabulary, questions, titles, sections)
+                      vocabulary, questions, titles, sections, translations, notes,
+                      check.text(head, "title", "dialog") if "title" in head else "")
 
 
 def _sections(check: _Check, top: PosDict, questions: dict[str, Question]) -> tuple[Section, ...]:
@@ -246,18 +275,32 @@ def _sections(check: _Check, top: PosDict, questions: dict[str, Question]) -> tu
     return sections
 
 
-def _titles(check: _Check, top: PosDict, trial: Trial) -> dict[str, str]:
+def _criteria(check: _Check, top: PosDict,
+              trial: Trial) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """Each criterion's title, protocol translation and note in this language. An entry is
+    the title alone, or a mapping with `title` and optionally `protocol_translation`, `note`."""
+    titles: dict[str, str] = {}
+    translations: dict[str, str] = {}
+    notes: dict[str, str] = {}
     if "criteria" not in top:
-        return {}
+        return titles, translations, notes
     raw = check.mapping(top["criteria"], top.value_spans["criteria"], "criteria", None)
     known = [c.id for c in trial.criteria]
-    titles = {}
     for criterion_id in raw:
+        what = f"criteria.{criterion_id}"
         if criterion_id not in known:
             check.add(raw.key_spans[criterion_id], "unknown-criterion",
                       f"{criterion_id!r} is not a criterion of {trial.id}{suggest(criterion_id, known)}")
-        titles[criterion_id] = check.text(raw, criterion_id, "criteria")
-    return titles
+        if not isinstance(raw[criterion_id], PosDict):
+            titles[criterion_id] = check.text(raw, criterion_id, "criteria")
+            continue
+        entry = check.mapping(raw[criterion_id], raw.value_spans[criterion_id], what, _CRITERION)
+        titles[criterion_id] = check.text(entry, "title", what)
+        if "protocol_translation" in entry:
+            translations[criterion_id] = check.text(entry, "protocol_translation", what).strip()
+        if "note" in entry:
+            notes[criterion_id] = check.text(entry, "note", what).strip()
+    return titles, translations, notes
 
 
 def _messages(check: _Check, top: PosDict) -> dict[str, str]:

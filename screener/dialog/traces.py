@@ -8,6 +8,7 @@ resume`, each checked against what the session remembers before anything is appe
 """
 from __future__ import annotations
 
+import datetime as dt
 import os
 from typing import TYPE_CHECKING, Callable
 
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
 
 
 def continued_observer(session: store.Session, trial: Trial, portfolio: Portfolio | None,
-                        operator: str | None, signer: "Signer | None" = None) -> Observer:
+                        operator: str | None, signer: "Signer | None" = None,
+                        zone: "dt.tzinfo | None" = None) -> Observer:
     """Observers that go on with the traces a paused session remembers, each checked first and
     then given its `resume` record. Raises ContinuationRefused (nothing written) when any trace
     was changed, removed or sealed meanwhile."""
@@ -39,7 +41,7 @@ def continued_observer(session: store.Session, trial: Trial, portfolio: Portfoli
                 raise ContinuationRefused(kept.path, "rules", f"trial {kept.trial} is not screened here")
             opened[kept.trial] = TraceObserver.continuing(
                 kept.path, member, records=kept.records, last_hash=kept.last_hash,
-                letter_path=kept.letter, signer=signer)
+                letter_path=kept.letter, signer=signer, zone=zone)
     except BaseException:
         for done in opened.values():
             done.close()
