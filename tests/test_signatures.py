@@ -349,3 +349,11 @@ def test_a_screening_in_a_real_terminal_asks_the_passphrase_first_and_ends_signe
     assert done.returncode == 0, done.stderr
     assert "  signed by Dr Wang for authorship at " in done.stdout
     assert "<tr><td>Dr Wang</td><td>authorship</td>" in (tmp_path / "p1.letter.html").read_text()
+
+
+def test_explain_names_who_signed_for_what(tmp_path: Path):
+    written = signed_candidate(tmp_path, "ineligible")
+    status, out, _ = run_cli("explain", str(written.trace))
+    assert status == 0
+    assert ("Signed by Dr. A. Investigator for authorship at 4 Mar 2026, 09:30:00 UTC+00:00; key "
+            + readable_fingerprint(fingerprint(SITE_KEY.public_key()))) in " ".join(out.split())

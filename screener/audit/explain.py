@@ -15,6 +15,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from screener.audit.chain import Trace, final_facts
+from screener.audit.keys import readable_fingerprint
 from screener.audit.trace import Source
 from screener.audit.words import Words
 
@@ -151,4 +152,11 @@ def explanation(trace: Trace, words: Words | None = None) -> RenderableType:
     if decision is not None and decision["missing"]:
         parts.append(Text(words.tr("Missing facts: {facts}", facts=", ".join(
             _name(words, name) for name in decision["missing"])), style="yellow"))
+    for record in trace.signatures:  # as recorded; `screener verify` checks them
+        statement = record.get("statement", {})
+        parts.append(Text(words.tr(
+            "Signed by {signer} for {meaning} at {time}; key {fingerprint}",
+            signer=statement.get("signer"), meaning=words.meaning(statement.get("meaning")),
+            time=words.time(statement["signed_at"]) if statement.get("signed_at") else "?",
+            fingerprint=readable_fingerprint(str(statement.get("key", ""))))))
     return Group(*parts)
