@@ -78,6 +78,16 @@ def _add_wording_options(parser: argparse.ArgumentParser, times: bool) -> None:
         parser.add_argument("--tz", metavar="ZONE", help=TZ_HELP)
 
 
+def add_rules_options(parser: argparse.ArgumentParser) -> None:
+    """Add `--rules` and `--rules-dir`: which rules file a trace is replayed with."""
+    parser.add_argument("--rules", metavar="PATH",
+                        help="rules file to replay with (default: the one whose content hash "
+                             "the trace names)")
+    parser.add_argument("--rules-dir", metavar="DIR",
+                        help="where to look first for the rules file the trace names by its hash "
+                             "(then $SCREENER_TRIALS_PATH, then the shipped rules)")
+
+
 def add_audit_parsers(subparsers: Any) -> None:
     """Add `verify` and `explain` to an argparse subparsers object; each sets `run`, called as `run(args)` and returning the exit status."""
     verify = subparsers.add_parser(
@@ -86,12 +96,7 @@ def add_audit_parsers(subparsers: Any) -> None:
                     "through the rules file it names gives the recorded decision.",
         epilog=VERIFY_EPILOG)
     verify.add_argument("trace", help="trace file (JSON Lines)")
-    verify.add_argument("--rules", metavar="PATH",
-                        help="rules file to replay with (default: the one in the rules "
-                             "directory whose content hash the trace names)")
-    verify.add_argument("--rules-dir", metavar="DIR",
-                        help="where to look first for the rules file the trace names by its hash "
-                             "(then $SCREENER_TRIALS_PATH, then the shipped rules)")
+    add_rules_options(verify)
     verify.add_argument("--trusted-keys", metavar="DIR",
                         help="folder of trusted public keys (.pub): accept the trace only when "
                              "it is signed and every signature's key is one of them")

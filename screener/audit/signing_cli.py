@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 
 from screener.audit.chain import read_trace
+from screener.audit.cli import add_rules_options
 from screener.audit.keys import (
     PASSPHRASE_ENV, SigningKeyError, generate, load_private, read_passphrase,
     readable_fingerprint,
@@ -139,11 +140,7 @@ def add_signing_parsers(subparsers: Any) -> None:
     sign.add_argument("--meaning", choices=MEANINGS, default="approval",
                       help=f"{MEANING_HELP} (default: approval)")
     sign.add_argument("--passphrase-file", metavar="FILE", help=PASSPHRASE_HELP)
-    sign.add_argument("--rules", metavar="PATH", help="rules file to replay with (default: found "
-                                                      "by the hash the trace names)")
-    sign.add_argument("--rules-dir", metavar="DIR",
-                      help="where to look first for the rules file the trace names by its hash "
-                           "(then $SCREENER_TRIALS_PATH, then the shipped rules)")
+    add_rules_options(sign)
     sign.add_argument("--lang", default="en", help="language of the messages (en, zh)")
     sign.set_defaults(run=run_sign)
 
