@@ -40,7 +40,7 @@ from screener.rules import formulas
 from screener.rules.evaluate import Evaluator, Failure
 from screener.rules.terms import NEVER_PREFIX, Term, compute
 from screener.errors import (
-    ConflictError, EngineError, ImpossibleFacts, InvalidValue, RuleProblem, RulesError,
+    ConflictError, EngineError, ImpossibleFacts, InvalidValue, RuleProblem, RulesError, ScreenerError,
 )
 from screener.rules.functions import FUNCTIONS, DerivationError
 from screener.model import Criterion, FactValue, Firing, Result, Special, Trial
@@ -88,6 +88,19 @@ def _session(handle: int) -> str:
             message = _dre.complete_and_start_action(handle, state)
         _sessions[handle] = sid
     return sid
+
+
+def _tidy(handle: int, state: int, snapshot: str) -> bool:
+    """Retract the snapshot of a candidate stopped by an error inside an action and finish
+    that action; returns whether the session is left as before the candidate (no action
+    left to run), False when it must be deleted instead."""
+    try:
+        code, _ = _dre.retract_fact(handle, snapshot)
+        if code != 0:
+            return False
+        return not _dre.complete_and_start_action(handle, state)
+    except _dre.error:
+        return False
 
 
 def _end_session(handle: int) -> None:
@@ -310,6 +323,7 @@ class Screener:
         encoded = self._encode(values, fields, 0)
         sid = _session(handle)
         decided_cleanly = False
+        state: int | None = None
         try:
             snapshot, echo = self._snapshot(sid, fields, done, decided, parts, term_fields)
             state = self._check(_dre.assert_fact(handle, snapshot), SNAPSHOT)
@@ -372,6 +386,12 @@ class Screener:
             # every action has run: the session is left as it was before this candidate
             self._check(_dre.retract_fact(handle, snapshot), SNAPSHOT)
             decided_cleanly = True
+        except ScreenerError as exc:
+            # A candidate whose facts contradict each other stops inside an action, as the
+            # seal does: retracting its snapshot drops the actions still queued on it.
+            if not isinstance(exc, EngineError) and state is not None:
+                decided_cleanly = _tidy(handle, state, snapshot)
+            raise
         finally:
             if not decided_cleanly:
                 _end_session(handle)  # an error may have left actions or facts behind
