@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from screener.batch import screen_row
-from screener.rules.compile import KIND, compile_trial
+from screener.rules.compile import KIND, MAX_FAN_OUT, compile_rulesets, compile_trial, fan_out
 from screener.errors import ConflictError
 from screener.readers import Row
 
@@ -54,6 +54,31 @@ def test_every_rule_reads_one_fact_and_tests_its_kind(trial):
         keys = {key for key, _ in _walk(condition)}
         assert not keys & {"$div", "$l", "$r", "$add", "$sub", "$mul", "$mt", "$imt"}, name
         assert 0 <= rule["pri"] < 65535, name
+
+
+def test_a_rule_counts_each_way_its_alternatives_can_hold_together():
+    """A rule fires once per combination of matching alternatives, one from each $or."""
+    rule = {"all": [{"m": {"$and": [
+        {KIND: "facts"},
+        {"$or": [{"f_a": True}, {"f_a": False}, {"$nex": {"f_a": 1}}]},  # one holds at a time
+        {"$or": [{"$nex": {"f_b": 1}}, {"$nex": {"f_c": 1}}, {"$lt": {"f_b": 3}}]},  # two can
+        {"$or": [{"$lt": {"f_d": 3}}, {"$lt": {"f_d": 5}}, {"$gt": {"f_e": 0}}]},  # three can
+    ]}}], "pri": 5}
+    assert fan_out(rule) == 6
+
+
+@pytest.mark.parametrize("trial_id", SHIPPED)
+def test_no_rule_of_a_shipped_trial_repeats_itself_thousands_of_times(trial_id):
+    """Every repeat is a round trip through the engine that tells nothing new: NCT06898385's
+    E16 unknown rule could fire 419,904 times on one snapshot (some 140 for an average
+    candidate). A condition whose rules could repeat more than MAX_FAN_OUT times is cut
+    into parts; where no cut gets under it (aggregates over lists), the cut with the fewest
+    repeats is taken. fan_out is an upper bound: tests that hold together in a few
+    candidates only."""
+    trial = load_trial(ROOT / "rules" / f"{trial_id}.yaml")
+    worst = max((fan_out(rule), name) for definition, _ in compile_rulesets(trial)
+                for name, rule in definition.items())
+    assert worst[0] <= 4 * MAX_FAN_OUT, worst
 
 
 def test_more_sessions_than_the_engine_ceiling(screener):

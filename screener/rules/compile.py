@@ -659,6 +659,29 @@ def lower_criteria(trial: Trial) -> tuple[dict[str, Any], dict[str, Term]]:
     return lowered, {term.name: term for term in by_expr.values()}
 
 
+# A rule fires once for every way its $or clauses match: one alternative of each clause
+# that holds. Where that can be more than this many times, a shape cut into Parts is taken
+# (when one fits): every firing is an engine round trip, and the repeats tell nothing new.
+MAX_FAN_OUT = 512
+
+
+def fan_out(rule: dict[str, Any]) -> int:
+    """How many times the rule can fire on one snapshot, at most: the product over its $or
+    clauses of how many of their tests can hold together (equalities of one field exclude
+    each other, and an absence test excludes every other test of its field)."""
+    m = rule["all"][0]["m"]
+    times = 1
+    for element in m["$and"] if "$and" in m else [m]:
+        if "$or" not in element:
+            continue
+        by_field: dict[str, list[int]] = {}  # field -> [equalities, absence tests, others]
+        for leaf in element["$or"]:
+            name, op = _test_of(leaf)
+            by_field.setdefault(name, [0, 0, 0])[0 if op == "==" else 1 if op == "$nex" else 2] += 1
+        times *= sum(max(min(equal, 1) + other, absent) for equal, absent, other in by_field.values())
+    return times
+
+
 MAX_PLAIN_DEPTH = 6   # deeper conditions are cut into Parts at once
 MAX_PLAIN_SIZE = 96   # so are conditions with more operators and tests than this
 
@@ -694,6 +717,7 @@ def _fitted_rules(trial: Trial, criterion: Criterion, lowered: Any, kleene: _Kle
         attempts += [lambda w=w: split(lowered, criterion.id, w) for w in (8, 4, 2)]
     attempts += [lambda w=w, d=d: decompose(lowered, criterion.id, w, d)
                  for w, d in ((4, 3), (4, 2), (4, 1), (2, 1))]
+    fitting: tuple[int, Any, dict[str, dict[str, Any]]] | None = None
     for attempt in attempts:
         condition = attempt()
         try:
@@ -704,7 +728,13 @@ def _fitted_rules(trial: Trial, criterion: Criterion, lowered: Any, kleene: _Kle
             _shape(own)
         except TooComplex:
             continue
-        return condition, own
+        times = max(map(fan_out, own.values()))
+        if times <= MAX_FAN_OUT:
+            return condition, own
+        if fitting is None or times < fitting[0]:
+            fitting = (times, condition, own)
+    if fitting is not None:
+        return fitting[1], fitting[2]  # none fires few times: the one that fires fewest
     span = criterion.span
     raise RulesError([RuleProblem(span.path, span.line, span.column, "too-complex",
                                   f"criterion {criterion.id}: the condition is too large for "
