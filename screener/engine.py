@@ -34,7 +34,8 @@ from typing import Any
 import durable_rules_engine as _dre
 
 from screener.rules.compile import (
-    DONE_PREFIX, FIELD_PREFIX, KIND, OPEN, SNAPSHOT, Part, compile_rulesets, encode, lower_criteria,
+    DONE_PREFIX, FIELD_PREFIX, KIND, OPEN, SEALED, SNAPSHOT, Part, compile_rulesets, encode,
+    lower_criteria,
 )
 from screener.rules import formulas
 from screener.rules.evaluate import Evaluator, Failure
@@ -164,7 +165,7 @@ def _action_of(rule: str, parts: dict[str, Part], criteria: dict[str, Criterion]
     if head == "term":
         return (_TERM, rest.partition(".")[0])
     if head == "seal":
-        return (_SEAL,)
+        return (_SEAL, rule == "seal")  # the seal after derivations, or the one after parts
     if rest.startswith("missing."):
         # `<criterion>.missing.<fact>[.<n>]`: one rule per way the fact is read
         return (_MISSING, rest.split(".")[1])
@@ -364,7 +365,12 @@ class Screener:
                 elif kind == _TERM:
                     self._term(action[1], values, pending_terms, failures, derivation_firings)
                 elif kind == _SEAL:
-                    if pending or pending_parts or pending_terms:
+                    # the first snapshot is replaced even with nothing derived: the rules
+                    # after the seal read only snapshots with the sealed mark
+                    if pending or pending_parts or pending_terms or (
+                            action[1] and SEALED not in fields):
+                        if action[1]:
+                            fields[SEALED] = 1
                         done.update(pending)
                         decided.update(pending_parts)
                         term_fields.update(pending_terms)

@@ -32,6 +32,7 @@ OPEN = "open"
 FIELD_PREFIX = "f_"
 DONE_PREFIX = "d_"
 PART_PREFIX = "p_"
+SEALED = "s_"  # marks a snapshot that has been through the seal (see compile_rulesets)
 
 PRI_OPEN = 0
 PRI_DERIVE = 1
@@ -782,13 +783,18 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
             suffix = f".{index}" if index else ""
             base[f"term.{term.name}{suffix}"] = _rule(
                 SNAPSHOT, _all(inputs + [{"$nex": {term.done: 1}}]), PRI_DERIVE)
-    if trial.derivations or terms:
+    sealed = bool(trial.derivations or terms)
+    if sealed:
         # After the derivations that a snapshot triggered, one action replaces the snapshot
         # with the derived values added; the criteria then fire on the new snapshot only.
+        # The first snapshot is always replaced, marked as sealed, and every later rule
+        # tests the mark first: the engine does not match the criteria against a snapshot
+        # that is about to go (half of its matching work, before).
         base["seal"] = _rule(SNAPSHOT, True, PRI_SEAL)
-    # sid, id and kind; a fact's value or its `never` marker; a derivation's done marker; a
-    # term's value or range, its `never` marker and its done marker; then a field per Part
-    fields = 3 + len(trial.facts) + len(trial.derivations) + 3 * len(terms)
+    # sid, id and kind; the sealed mark; a fact's value or its `never` marker; a derivation's
+    # done marker; a term's value or range, its `never` marker and its done marker; then a
+    # field per Part
+    fields = 3 + sealed + len(trial.facts) + len(trial.derivations) + 3 * len(terms)
     if fields > MAX_FIELDS:
         raise RulesError([RuleProblem(trial.path, 1, 1, "too-large",
                                       f"{len(trial.facts)} facts, {len(trial.derivations)} derivations "
@@ -801,7 +807,7 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
     def close() -> None:
         if parts:
             # After the parts, the snapshot is replaced once more with their outcomes added.
-            rules["seal.parts"] = _rule(SNAPSHOT, True, PRI_SEAL_PARTS)
+            rules["seal.parts"] = _after_seal(_rule(SNAPSHOT, True, PRI_SEAL_PARTS), sealed)
         try:
             shards.append((_shape(rules), dict(parts)))
         except TooComplex:
@@ -821,9 +827,19 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
             close()
             rules, parts = dict(base), {}
         parts.update({p.name: p for p in parts_of(condition)})
-        rules.update(own)
+        rules.update((name, _after_seal(rule, sealed)) for name, rule in own.items())
     close()
     return shards
+
+
+def _after_seal(rule: dict[str, Any], sealed: bool) -> dict[str, Any]:
+    """The rule, reading only sealed snapshots when the trial has a seal: the mark is
+    tested right after the kind, so a first snapshot stops there for every such rule."""
+    if not sealed:
+        return rule
+    m = rule["all"][0]["m"]
+    elements = m["$and"] if "$and" in m else [m]
+    return {**rule, "all": [{"m": {"$and": [elements[0], {SEALED: 1}, *elements[1:]]}}]}
 
 
 class _Node:
