@@ -1,6 +1,7 @@
 """End-to-end batch throughput and memory, against the plain-Python reference as the floor.
 
     python benchmarks/batch_throughput.py [--count 100000] [--jobs 1,2] [--memory] [--all-trials]
+                                          [--trial ID]
 
 Writes a CSV of realistic random candidates (benchmarks/candidates.py) under benchmarks/out/,
 runs `python -m screener batch FILE.csv -o OUT.jsonl --jobs J` as a child process for each J,
@@ -16,6 +17,11 @@ output. `--memory` adds a 1,000,000-candidate run per job count whose peak must 
 the candidates carry the facts of every shipped trial (a fact two trials share drawn once),
 the rate is candidates x trials per second, and each trial's records are checked against
 that trial's reference.
+
+`--trial ID` measures another shipped trial instead of NCT03862768 (its own candidates, its
+own reference). Every run also reports CPU time (user + system, of the screener process and
+its workers; of this process for the reference) and candidates per CPU second: on a machine
+shared with other work, wall time varies from run to run where CPU time varies much less.
 """
 from __future__ import annotations
 
@@ -35,7 +41,7 @@ OUT = ROOT / "benchmarks" / "out"
 RULES = ROOT / "rules" / "NCT03862768.yaml"
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
-from candidates import FACTS, REALISTIC, as_csv_cell, candidates  # noqa: E402
+from candidates import REALISTIC, as_csv_cell, generator_for  # noqa: E402
 from reference import reference_for  # noqa: E402
 
 from screener.readers import read_rows  # noqa: E402
@@ -53,25 +59,33 @@ class Run:
     peak_tree_rss_mb: float | None = None
     peak_tree_pss_mb: float | None = None
     status: int = 0
+    cpu_seconds: float | None = None  # user + system
 
     @property
     def rate(self) -> float:
         return self.count / self.seconds
 
+    @property
+    def cpu_rate(self) -> float | None:
+        return self.count / self.cpu_seconds if self.cpu_seconds else None
 
-def write_csv(count: int, seed: int) -> Path:
-    """The candidates file for (count, seed), generated once and kept under benchmarks/out."""
+
+def write_csv(count: int, seed: int, rules: Path = RULES) -> Path:
+    """The candidates file of the trial in `rules` for (count, seed), generated once and kept
+    under benchmarks/out (NCT03862768's keeps the name it always had)."""
     OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"candidates-{count}-s{seed}.csv"
+    trial = "" if rules == RULES else f"{rules.stem}-"
+    path = OUT / f"candidates-{trial}{count}-s{seed}.csv"
     if path.exists():
         return path
     started = time.perf_counter()
+    generator = generator_for(rules)
     partial = path.with_suffix(".partial")
     with partial.open("w", encoding="utf-8", newline="") as stream:
         writer = csv.writer(stream, lineterminator="\n")
-        header = ["candidate_id", *FACTS]
+        header = ["candidate_id", *generator.columns]
         writer.writerow(header)
-        for cand in candidates(seed, count, REALISTIC):
+        for cand in generator.candidates(seed, count, REALISTIC):
             writer.writerow([as_csv_cell(cand.fields.get(name)) for name in header])
     partial.rename(path)
     print(f"wrote {path.relative_to(ROOT)} ({count:,} candidates, "
@@ -155,11 +169,13 @@ def write_portfolio_csv(count: int, seed: int) -> Path:
     return path
 
 
-def run_batch(csv_path: Path, count: int, jobs: int, python: str, trials: int = 0) -> tuple[Run, Path]:
-    """`screener batch` on `csv_path`: NCT03862768 alone, or with `trials` every shipped trial."""
+def run_batch(csv_path: Path, count: int, jobs: int, python: str, trials: int = 0,
+              rules: Path = RULES) -> tuple[Run, Path]:
+    """`screener batch` on `csv_path`: the trial of `rules` alone, or with `trials` every
+    shipped trial."""
     out = OUT / f"{csv_path.stem}-j{jobs}.jsonl"
     err = OUT / f"{csv_path.stem}-j{jobs}.stderr"
-    chosen = ["--all-trials"] if trials else ["--trial", RULES.stem]
+    chosen = ["--all-trials"] if trials else ["--trial", rules.stem]
     cmd = [python, "-m", "screener", "batch", str(csv_path), "-o", str(out), "--jobs", str(jobs), *chosen]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
@@ -177,7 +193,7 @@ def run_batch(csv_path: Path, count: int, jobs: int, python: str, trials: int = 
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        _, status, _ = os.wait4(child.pid, 0)
+        _, status, usage = os.wait4(child.pid, 0)
         seconds = time.perf_counter() - started
         child.returncode = os.waitstatus_to_exitcode(status)
         done.set()
@@ -187,18 +203,20 @@ def run_batch(csv_path: Path, count: int, jobs: int, python: str, trials: int = 
     label = f"screener batch --all-trials ({trials} trials) --jobs {jobs}" if trials else f"screener batch --jobs {jobs}"
     run = Run(label, count * max(trials, 1), seconds,
               peak_hwm / 1024, peak_rss / 1024 if peak_rss else None,
-              peak_pss / 1024 if peak_pss else None, child.returncode)
+              peak_pss / 1024 if peak_pss else None, child.returncode,
+              usage.ru_utime + usage.ru_stime)
     return run, out
 
 
-def run_reference(csv_path: Path, count: int) -> tuple[Run, list[dict]]:
-    reference = reference_for(RULES)
+def run_reference(csv_path: Path, count: int, rules: Path = RULES) -> tuple[Run, list[dict]]:
+    reference = reference_for(rules)
     results: list[dict] = []
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with csv_path.open(encoding="utf-8", newline="") as stream:
         for row in read_rows(stream, "csv"):
             results.append(reference.decide(row.fields))
-    return Run("reference (plain Python, 1 process)", count, time.perf_counter() - started), results
+    return Run("reference (plain Python, 1 process)", count, time.perf_counter() - started,
+               cpu_seconds=time.process_time() - cpu), results
 
 
 def portfolio_mismatches(out: Path, csv_path: Path, rules: list[Path]) -> int:
@@ -227,11 +245,12 @@ def all_trials(args: argparse.Namespace, job_counts: list[int]) -> int:
     runs = [run_batch(csv_path, args.count, jobs, args.python, trials=len(rules)) for jobs in job_counts]
     print(f"\nmachine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; {args.count:,} realistic "
           f"candidates (seed {args.seed}) x {len(rules)} shipped trials ({', '.join(r.stem for r in rules)})")
-    print("| run | candidates x trials | seconds | candidates x trials/s | peak RSS largest process MB "
-          "| peak PSS sum all processes MB |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| run | candidates x trials | seconds | candidates x trials/s | CPU seconds "
+          "| candidates x trials/CPU s | peak RSS largest process MB | peak PSS sum all processes MB |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for run, _ in runs:
         print(f"| {run.label} | {run.count:,} | {run.seconds:,.1f} | {run.rate:,.0f} | "
+              f"{run.cpu_seconds or 0:,.1f} | {run.cpu_rate or 0:,.0f} | "
               f"{_mb(run.peak_process_mb)} | {_mb(run.peak_tree_pss_mb)} |")
     bad = sum(portfolio_mismatches(out, csv_path, rules) for _, out in runs)
     print(f"records differing from their trial's reference: {bad}")
@@ -262,17 +281,24 @@ def _mb(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f}"
 
 
+def _cpu_ratio(run: Run, floor: Run) -> str:
+    return "-" if run.cpu_rate is None or floor.cpu_rate is None else f"{run.cpu_rate / floor.cpu_rate:.2f}"
+
+
 def table(runs: list[Run], floor: Run) -> str:
     lines = [
-        "| run | candidates | seconds | candidates/s | vs floor | peak RSS largest process MB "
-        "| peak RSS sum all processes MB | peak PSS sum all processes MB |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| run | candidates | seconds | candidates/s | vs floor | CPU seconds | candidates/CPU s "
+        "| vs floor (CPU) | peak RSS largest process MB | peak RSS sum all processes MB "
+        "| peak PSS sum all processes MB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for run in [*runs, floor]:
+        cpu = "-" if run.cpu_seconds is None else f"{run.cpu_seconds:,.1f}"
+        cpu_rate = "-" if run.cpu_rate is None else f"{run.cpu_rate:,.0f}"
         lines.append(
             f"| {run.label} | {run.count:,} | {run.seconds:,.1f} | {run.rate:,.0f} | "
-            f"{run.rate / floor.rate:.2f} | {_mb(run.peak_process_mb)} | {_mb(run.peak_tree_rss_mb)} | "
-            f"{_mb(run.peak_tree_pss_mb)} |"
+            f"{run.rate / floor.rate:.2f} | {cpu} | {cpu_rate} | {_cpu_ratio(run, floor)} | "
+            f"{_mb(run.peak_process_mb)} | {_mb(run.peak_tree_rss_mb)} | {_mb(run.peak_tree_pss_mb)} |"
         )
     return "\n".join(lines)
 
@@ -288,39 +314,46 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python", default=sys.executable, help="interpreter for the batch runs")
     parser.add_argument("--all-trials", action="store_true",
                         help="screen every shipped trial at once; report candidates x trials per second")
+    parser.add_argument("--trial", metavar="ID", default=RULES.stem,
+                        help=f"the shipped trial to measure (default {RULES.stem})")
     args = parser.parse_args(argv)
     job_counts = [int(j) for j in args.jobs.split(",")]
     if args.all_trials:
         return all_trials(args, job_counts)
 
-    csv_path = write_csv(args.count, args.seed)
+    rules = RULES.with_name(f"{args.trial}.yaml")
+    if not rules.is_file():
+        parser.error(f"no shipped trial {args.trial!r} (no {rules.relative_to(ROOT)})")
+    csv_path = write_csv(args.count, args.seed, rules)
     runs: list[Run] = []
     outputs: list[Path] = []
     for jobs in job_counts:
-        run, out = run_batch(csv_path, args.count, jobs, args.python)
+        run, out = run_batch(csv_path, args.count, jobs, args.python, rules=rules)
         runs.append(run)
         outputs.append(out)
-        print(f"  {run.label}: {run.rate:,.0f} candidates/s", file=sys.stderr)
-    floor, results = run_reference(csv_path, args.count)
+        print(f"  {run.label}: {run.rate:,.0f} candidates/s, {run.cpu_rate or 0:,.0f} per CPU second",
+              file=sys.stderr)
+    floor, results = run_reference(csv_path, args.count, rules)
     bad = sum(mismatches(out, results) for out in outputs)
     decisions: dict[str, int] = {}
     for result in results:
         decisions[result["decision"]] = decisions.get(result["decision"], 0) + 1
 
-    print(f"\nmachine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; "
+    print(f"\nmachine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; {rules.stem}: "
           f"{args.count:,} realistic candidates (seed {args.seed}): "
           + ", ".join(f"{k} {v:,}" for k, v in sorted(decisions.items())))
     print(table(runs, floor))
-    print("engine/floor: " + ", ".join(f"--jobs {j}: {r.rate / floor.rate:.2f}"
-                                        for j, r in zip(job_counts, runs)))
+    print("engine/floor: " + ", ".join(f"--jobs {j}: {r.rate / floor.rate:.2f} (CPU time: "
+                                        f"{_cpu_ratio(r, floor)})" for j, r in zip(job_counts, runs)))
     print(f"results differing from the reference: {bad}")
 
     failed = bad > 0
     if args.memory:
-        big = write_csv(MEMORY_COUNT, args.seed)
+        big = write_csv(MEMORY_COUNT, args.seed, rules)
         memory_runs = []
         for jobs in job_counts:
-            run, out = run_batch(big, MEMORY_COUNT, jobs, args.python)
+            run, out = run_batch(big, MEMORY_COUNT, jobs, args.python, rules=rules)
             memory_runs.append(run)
             out.unlink()  # about 100 MB of results nobody reads
         print(f"\nmemory: {MEMORY_COUNT:,} candidates, limit {MEMORY_LIMIT_MB:.0f} MB")

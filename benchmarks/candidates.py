@@ -428,6 +428,24 @@ class Generator:
                 continue
         return out
 
+    def _drop_derivable(self, fields: dict[str, Any], invalid: set[str]) -> None:
+        """Leave out every derived fact that the row's other facts give, directly or through
+        another derived fact (age from two dates, then eGFR from age): a realistic row does
+        not repeat them. Facts drawn in a cycle of edges can come before their inputs, so
+        this is checked once the row is complete. A value drawn invalid stays: it is what
+        the row is about."""
+        present = {name for name, raw in fields.items() if raw not in ("", "  ", None)}
+        derivable: set[str] = set()
+        grew = True
+        while grew:
+            grew = False
+            for d in self.derivations:
+                if d.fact not in derivable and all(i in present or i in derivable for i in d.inputs):
+                    derivable.add(d.fact)
+                    grew = True
+        for name in derivable - invalid:
+            fields.pop(name, None)
+
     def _derived(self, name: str, rt: dict[str, Any]) -> Any:
         """The value the derivation of `name` gives from the drawn values, or None."""
         d = self.inputs_of[name]
@@ -487,6 +505,8 @@ class Generator:
             raw = draw.fact(name, spec)
             if raw is not _ABSENT:
                 fields[name] = raw
+        if profile.consistent:
+            self._drop_derivable(fields, draw.bad)
         context: dict[str, Any] = {}
         for name in self.context_facts:
             raw = draw.fact(name, self.facts[name], context=True)

@@ -20,7 +20,7 @@ from screener.errors import ConflictError, InvalidValue
 from screener.i18n import site_zone
 from screener.model import FactValue, Result, Trial
 from screener.readers import Row
-from screener.values import NO, YES, coerce, describe_conversion
+from screener.values import coerce, coerce_text, describe_conversion
 
 if TYPE_CHECKING:
     from screener.audit.sign import Signer
@@ -35,9 +35,6 @@ class Screened:
     record: dict[str, Any]
     facts: dict[str, FactValue] = field(default_factory=dict)
     result: Result | None = None
-
-
-_YES_NO = {word: True for word in YES} | {word: False for word in NO}
 
 
 def candidate_facts(trial: Trial, row: Row, context: Mapping[str, FactValue] | None = None,
@@ -56,14 +53,9 @@ def candidate_facts(trial: Trial, row: Row, context: Mapping[str, FactValue] | N
             errors.append(f"{name}: a context fact is given once per run (--context "
                           f"{name}=VALUE), not in a candidate's record")
             continue
-        if spec.type == "boolean" and isinstance(raw, str):
-            # the commonest case in CSV, kept off the general path for speed
-            word = _YES_NO.get(raw.strip().lower())
-            if word is not None:
-                facts[name] = word
-                continue
         try:
-            value = coerce(spec, raw)
+            # a text (every CSV cell) is read once per fact and run, then remembered
+            value = coerce_text(spec, raw) if isinstance(raw, str) else coerce(spec, raw)
         except InvalidValue as exc:
             errors.append(str(exc))
             continue

@@ -7,8 +7,11 @@ its `engine.Host` makes, without the parts of the Python wrapper that are unsafe
   so no action can be lost to the two-parameter "async" trap or have its exception swallowed;
 - every session is opened with a marker fact that a rule consumes, so `delete_state` never
   meets a session that completed no action (segfault);
-- one live session at a time, deleted before the next candidate: far from the 1,024-session
-  ceiling, and no two live sessions can collide on the 32-bit sid hash;
+- one live session per ruleset, kept from one candidate to the next: each candidate's
+  snapshot is retracted once decided, and a candidate that ends in an error has the session
+  deleted (a fresh one is opened for the next). Far from the 1,024-session ceiling, and no
+  two live sessions can collide on the 32-bit sid hash. Creating a session clears frame
+  tables for every node of the network: it cost about as much as deciding the candidate;
 - sids are generated (`s<n>`), never taken from input, so no quote or backslash reaches them;
 - facts carry an explicit `id` and are asserted one at a time, each result code checked;
 - values are validated and encoded before they reach the engine (no mixed types, no floats,
@@ -31,22 +34,87 @@ from typing import Any
 import durable_rules_engine as _dre
 
 from screener.rules.compile import (
-    DONE_PREFIX, FIELD_PREFIX, KIND, OPEN, SNAPSHOT, Part, compile_rulesets, encode, lower_criteria,
+    DONE_PREFIX, FIELD_PREFIX, KIND, OPEN, SEALED, SNAPSHOT, Part, compile_rulesets, encode,
+    lower_criteria,
 )
 from screener.rules import formulas
 from screener.rules.evaluate import Evaluator, Failure
 from screener.rules.terms import NEVER_PREFIX, Term, compute
 from screener.errors import (
-    ConflictError, EngineError, ImpossibleFacts, InvalidValue, RuleProblem, RulesError,
+    ConflictError, EngineError, ImpossibleFacts, InvalidValue, RuleProblem, RulesError, ScreenerError,
 )
 from screener.rules.functions import FUNCTIONS, DerivationError
 from screener.model import Criterion, FactValue, Firing, Result, Special, Trial
 from screener.values import coerce
 
 _MESSAGE = re.compile(r'\{"([^"]+)":\{"m":\{"sid":\s*"[^"]*",\s*"id":\s*"([^"]*)"')
+# Facts go to the engine as compact JSON text: less for its parser and for every message
+# that echoes the fact. Values are never floats (see `encode`), so no exponent notation.
+_to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _fired_on(message: str, echo: str) -> str:
+    """The rule of a message that does not go on with `echo` as the current snapshot's
+    messages do (see `Screener._snapshot`): raises EngineError for a stale snapshot or a
+    message not in the expected form."""
+    match = _MESSAGE.match(message)
+    if match is None:
+        raise EngineError(f"unexpected durable-rules message {message[:80]!r}")
+    if not echo.endswith(f'"id":"{match.group(2)}"'):
+        raise EngineError(f"rule {match.group(1)} fired on a stale snapshot")
+    return match.group(1)
+
+
+def _session(handle: int) -> str:
+    """The sid of the ruleset's live session, opened when there is none.
+
+    A session is opened with a marker fact that a do-nothing rule consumes, so it has
+    completed an action before it can ever be deleted (`delete_state` segfaults otherwise).
+    Creating a session is the engine's costliest step (it clears frame tables for every
+    node of the network, about as long as deciding a candidate), so the session is kept
+    and each candidate's snapshot is retracted once decided; the session then holds the
+    marker fact alone again, and no rule reads the marker with a snapshot.
+    """
+    sid = _sessions.get(handle)
+    if sid is None:
+        sid = f"s{next(_sids)}"
+        code, state = _dre.assert_fact(handle, _to_json({"sid": sid, "id": "open", KIND: OPEN}))
+        if code != 0:
+            raise EngineError(f"durable-rules error {code} opening a session")
+        started = _dre.start_action_for_state(handle, state)
+        message = started[1] if started else None
+        while message:
+            if _MESSAGE.match(message) is None:
+                raise EngineError(f"unexpected durable-rules message {message[:80]!r}")
+            message = _dre.complete_and_start_action(handle, state)
+        _sessions[handle] = sid
+    return sid
+
+
+def _tidy(handle: int, state: int, snapshot: str) -> bool:
+    """Retract the snapshot of a candidate stopped by an error inside an action and finish
+    that action; returns whether the session is left as before the candidate (no action
+    left to run), False when it must be deleted instead."""
+    try:
+        code, _ = _dre.retract_fact(handle, snapshot)
+        if code != 0:
+            return False
+        return not _dre.complete_and_start_action(handle, state)
+    except _dre.error:
+        return False
+
+
+def _end_session(handle: int) -> None:
+    """Delete the ruleset's live session (after a candidate it may hold parts of)."""
+    sid = _sessions.pop(handle, None)
+    if sid is not None:
+        _dre.delete_state(handle, sid)
 _NOT_HANDLED = 1
 _OBSERVED = 2
 _handles: dict[str, int] = {}  # ruleset name -> C handle; rulesets live for the process
+_sessions: dict[int, str] = {}  # ruleset handle -> sid of its one live session
+_sids = itertools.count()  # sids are made here, never taken from input
+_snapshot_ids = itertools.count(1)  # each snapshot fact's id, unique in the process
 
 
 def _ruleset(trial: Trial, name: str, definition: dict[str, Any]) -> int:
@@ -82,21 +150,53 @@ def _refused(trial: Trial, name: str, definition: dict[str, Any], exc: Exception
     return RulesError(problems)
 
 
+# What the action of a fired rule does, decided once per rule name when the ruleset is made
+# (see `_action_of`), so a firing costs one dictionary look-up.
+_DERIVE, _TERM, _SEAL, _MISSING, _PART, _CRITERION = range(6)
+Action = tuple[Any, ...]
+
+
+def _action_of(rule: str, parts: dict[str, Part], criteria: dict[str, Criterion]) -> Action | None:
+    """The action of rule `rule` by its name (see compile_rulesets for the names); None for
+    the opener, which fires only on the opening fact."""
+    head, _, rest = rule.partition(".")
+    if head == "derive":
+        return (_DERIVE, rest.partition(".")[0])
+    if head == "term":
+        return (_TERM, rest.partition(".")[0])
+    if head == "seal":
+        return (_SEAL, rule == "seal")  # the seal after derivations, or the one after parts
+    if rest.startswith("missing."):
+        # `<criterion>.missing.<fact>[.<n>]`: one rule per way the fact is read
+        return (_MISSING, rest.split(".")[1])
+    name, _, outcome = rule.rpartition(".")
+    if name in parts:
+        return (_PART, name, outcome, parts[name].facts, head)
+    if head in criteria:
+        return (_CRITERION, head, rest, criteria[head].facts)
+    return None
+
+
 class _Ruleset:
-    """One created durable-rules ruleset of a trial: its handle, rules and parts."""
+    """One created durable-rules ruleset of a trial: its handle, rules, parts, and what the
+    action of each of its rules does."""
 
     def __init__(self, trial: Trial, definition: dict[str, Any], parts: dict[str, Part]):
         digest = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
         self.name = f"{trial.id}-{trial.content_hash[:12]}-{digest[:12]}"
         self.definition = definition
         self.parts = parts
+        criteria = {c.id: c for c in trial.criteria}
+        self.actions: dict[str, Action] = {}
+        for rule in definition:
+            action = _action_of(rule, parts, criteria)
+            if action is not None:
+                self.actions[rule] = action
         self.handle = _ruleset(trial, self.name, definition)
 
 
 class Screener:
     """Evaluates candidates of one trial. Use from one thread; one per process is enough."""
-
-    _sids = itertools.count()
 
     def __init__(self, trial: Trial):
         """Compile the trial and create its rulesets; raises RulesError if the engine refuses.
@@ -114,7 +214,11 @@ class Screener:
         lowered, self._terms = lower_criteria(trial)
         self._criterion_terms = {cid: _terms_in(condition) for cid, condition in lowered.items()}
         self._evaluator = Evaluator(trial.facts)
-        self._never_facts = tuple(name for name, spec in trial.facts.items() if Special.NEVER in spec.special)
+        self._never_facts = frozenset(name for name, spec in trial.facts.items()
+                                      if Special.NEVER in spec.special)
+        # (criterion, the outcome that fails it, the outcome that passes it), in trial order
+        self._verdicts = tuple((c.id, *(("not_met", "met") if c.kind == "inclusion" else ("met", "not_met")))
+                               for c in trial.criteria)
         # only decimals and dates change form on their way into the engine
         self._encoders = {
             name: (None if spec.type in ("boolean", "enum", "text", "integer")
@@ -137,34 +241,45 @@ class Screener:
 
     # --- the durable-rules session ------------------------------------------------------
 
-    def _check(self, result: tuple[int, int], fact: dict[str, Any]) -> int:
+    def _check(self, result: tuple[int, int], kind: str) -> int:
         code, state = result
         if code == _NOT_HANDLED:
-            raise EngineError(f"no rule consumed a {fact.get(KIND)!r} fact")
+            raise EngineError(f"no rule consumed a {kind!r} fact")
         if code == _OBSERVED:
-            raise EngineError(f"the {fact.get(KIND)!r} fact was asserted twice")
+            raise EngineError(f"the {kind!r} fact was asserted twice")
         if code != 0:
             raise EngineError(f"durable-rules error {code}")
         return state
 
-    def _snapshot(self, sid: str, version: int, values: dict[str, FactValue],
-                  done: set[str], decided: dict[str, str], parts: dict[str, Part],
-                  terms: dict[str, int] | None = None) -> dict[str, Any]:
-        fact: dict[str, Any] = {"sid": sid, "id": f"v{version}", KIND: SNAPSHOT}
-        for name, value in values.items():
-            scaled = self._encoders[name]
-            fact[FIELD_PREFIX + name] = value if scaled is None else scaled(value)
-        for name in self._never_facts:
-            if values.get(name) is Special.NEVER:
-                del fact[FIELD_PREFIX + name]
-                fact[NEVER_PREFIX + name] = 1
+    def _encode(self, values: dict[str, FactValue], fields: dict[str, Any], start: int) -> int:
+        """Add the engine's fields of `values` from the `start`-th on to `fields`; returns how
+        many values are encoded now (values only grow, by derived facts, during a session)."""
+        encoders = self._encoders
+        never = self._never_facts
+        for name, value in itertools.islice(values.items(), start, None):
+            if value is Special.NEVER and name in never:
+                fields[NEVER_PREFIX + name] = 1
+            else:
+                scaled = encoders[name]
+                fields[FIELD_PREFIX + name] = value if scaled is None else scaled(value)
+        return len(values)
+
+    @staticmethod
+    def _snapshot(sid: str, fields: dict[str, Any], done: set[str], decided: dict[str, str],
+                  parts: dict[str, Part], terms: dict[str, int]) -> tuple[str, str]:
+        """The JSON text of a new snapshot fact, and how every message of a rule fired on it
+        goes on after the rule's name: the engine echoes the fact's text, sid first, id
+        second. The same text is asserted and later retracted."""
+        fact: dict[str, Any] = {"sid": sid, "id": f"v{next(_snapshot_ids)}", KIND: SNAPSHOT}
+        fact.update(fields)
         for rule_id in sorted(done):
             fact[DONE_PREFIX + rule_id] = 1
         for name in sorted(decided):
             fact[parts[name].field] = decided[name]
         if terms:
             fact.update(sorted(terms.items()))
-        return fact
+        text = _to_json(fact)
+        return text, f'":{{"m":{text[:text.index(",", text.index(",") + 1)]}'
 
     def evaluate(self, facts: dict[str, FactValue]) -> Result:
         """Decide one candidate from typed facts (unknown facts simply absent).
@@ -191,75 +306,101 @@ class Screener:
                      outcomes: dict[str, str], missing: set[str], derived: dict[str, FactValue],
                      failures: dict[str, tuple[Failure, dict[str, Any]]],
                      firings: list[Firing], derivation_firings: list[Firing]) -> None:
-        """Run one candidate's session in one ruleset, adding to the results so far."""
-        sid = f"s{next(self._sids)}"
+        """Run one candidate's session in one ruleset, adding to the results so far.
+
+        This loop runs for every rule fired in a batch (some 25 a candidate), so it looks up
+        each rule's action in the table made with the ruleset, encodes each value once, and
+        writes each snapshot's JSON text once, retracting the very text it asserted. The
+        ruleset's session is kept for the next candidate when this one ends cleanly, and
+        deleted when it does not.
+        """
         handle = ruleset.handle
         parts = ruleset.parts
+        actions = ruleset.actions
         done: set[str] = set()
         decided: dict[str, str] = {}  # outcomes of parts of split conditions
         term_fields: dict[str, int] = {}  # computed hidden terms, with their done markers
-        version = 1
+        fields: dict[str, Any] = {}  # the facts as the engine reads them
+        encoded = self._encode(values, fields, 0)
+        sid = _session(handle)
+        decided_cleanly = False
+        state: int | None = None
         try:
-            opener = {"sid": sid, "id": "open", KIND: OPEN}
-            state = self._check(_dre.assert_fact(handle, json.dumps(opener)), opener)
-            self._drain(handle, state, lambda rule, fact: None)
-            snapshot = self._snapshot(sid, version, values, done, decided, parts)
-            state = self._check(_dre.assert_fact(handle, json.dumps(snapshot, ensure_ascii=False)), snapshot)
+            snapshot, echo = self._snapshot(sid, fields, done, decided, parts, term_fields)
+            state = self._check(_dre.assert_fact(handle, snapshot), SNAPSHOT)
 
             pending: list[str] = []  # derivations fired on the current snapshot
             pending_parts: dict[str, str] = {}  # parts decided on the current snapshot
             pending_terms: dict[str, int] = {}  # terms computed on the current snapshot
 
-            def on_rule(rule: str, snapshot_id: str) -> None:
-                nonlocal snapshot, version
-                if snapshot_id != snapshot["id"]:
-                    raise EngineError(f"rule {rule} fired on a stale snapshot")
-                head, _, rest = rule.partition(".")
-                if head == "derive":
-                    rule_id = rest.partition(".")[0]
+            started = _dre.start_action_for_state(handle, state)
+            message = started[1] if started else None
+            while message:
+                end = message.find('"', 2)
+                rule = message[2:end]
+                if not message.startswith(echo, end):
+                    rule = _fired_on(message, echo)
+                action = actions.get(rule)
+                if action is None:
+                    raise EngineError(f"durable-rules fired an unknown rule {rule!r}")
+                kind = action[0]
+                if kind == _CRITERION:
+                    _, head, outcome, reads = action
+                    known = outcomes.get(head)
+                    if known is None:
+                        outcomes[head] = outcome
+                        firings.append(Firing(rule, head, outcome,
+                                              {name: values[name] for name in reads if name in values}))
+                    elif known != outcome:
+                        # A condition with OR clauses fires once per clause that holds; the
+                        # repeats carry nothing new, but two different outcomes would be a bug.
+                        raise EngineError(f"criterion {head} is both {known} and {outcome}")
+                elif kind == _MISSING:
+                    missing.add(action[1])
+                elif kind == _DERIVE:
+                    rule_id = action[1]
                     if rule_id not in pending and self._derive(
                             rule_id, values, derived, derivation_firings, failures):
                         pending.append(rule_id)
-                elif head == "term":
-                    self._term(rest.partition(".")[0], values, pending_terms, failures,
-                               derivation_firings)
-                elif head == "seal":
-                    if pending or pending_parts or pending_terms:
+                elif kind == _TERM:
+                    self._term(action[1], values, pending_terms, failures, derivation_firings)
+                elif kind == _SEAL:
+                    # the first snapshot is replaced even with nothing derived: the rules
+                    # after the seal read only snapshots with the sealed mark
+                    if pending or pending_parts or pending_terms or (
+                            action[1] and SEALED not in fields):
+                        if action[1]:
+                            fields[SEALED] = 1
                         done.update(pending)
                         decided.update(pending_parts)
                         term_fields.update(pending_terms)
                         pending.clear()
                         pending_parts.clear()
                         pending_terms.clear()
+                        encoded = self._encode(values, fields, encoded)  # the derived values
                         old = snapshot
-                        version += 1
-                        snapshot = self._snapshot(sid, version, values, done, decided, parts,
-                                                  term_fields)
-                        self._check(_dre.retract_fact(handle, json.dumps(old, ensure_ascii=False)), old)
-                        self._check(_dre.assert_fact(handle, json.dumps(snapshot, ensure_ascii=False)), snapshot)
-                elif rest.startswith("missing."):
-                    # `<criterion>.missing.<fact>[.<n>]`: one rule per way the fact is read
-                    missing.add(rest.split(".")[1])
-                elif rule.rpartition(".")[0] in parts:
-                    name, _, outcome = rule.rpartition(".")
+                        snapshot, echo = self._snapshot(sid, fields, done, decided, parts, term_fields)
+                        self._check(_dre.retract_fact(handle, old), SNAPSHOT)
+                        self._check(_dre.assert_fact(handle, snapshot), SNAPSHOT)
+                else:  # a part of a split condition
+                    _, name, outcome, reads, head = action
                     if name not in pending_parts and name not in decided:
                         pending_parts[name] = outcome
-                        read = {f: values[f] for f in parts[name].facts if f in values}
-                        firings.append(Firing(rule=rule, criterion=head, outcome=outcome, facts=read))
-                elif head in outcomes:
-                    # A condition with OR clauses fires once per clause that holds; the
-                    # repeats carry nothing new, but two different outcomes would be a bug.
-                    if outcomes[head] != rest:
-                        raise EngineError(f"criterion {head} is both {outcomes[head]} and {rest}")
-                else:
-                    criterion = self._criteria[head]
-                    outcomes[head] = rest
-                    read = {name: values[name] for name in criterion.facts if name in values}
-                    firings.append(Firing(rule=rule, criterion=head, outcome=rest, facts=read))
-
-            self._drain(handle, state, on_rule)
+                        firings.append(Firing(rule, head, outcome,
+                                              {f: values[f] for f in reads if f in values}))
+                message = _dre.complete_and_start_action(handle, state)
+            # every action has run: the session is left as it was before this candidate
+            self._check(_dre.retract_fact(handle, snapshot), SNAPSHOT)
+            decided_cleanly = True
+        except ScreenerError as exc:
+            # A candidate whose facts contradict each other stops inside an action, as the
+            # seal does: retracting its snapshot drops the actions still queued on it.
+            if not isinstance(exc, EngineError) and state is not None:
+                decided_cleanly = _tidy(handle, state, snapshot)
+            raise
         finally:
-            _dre.delete_state(handle, sid)
+            if not decided_cleanly:
+                _end_session(handle)  # an error may have left actions or facts behind
 
     def _term(self, name: str, values: dict[str, FactValue], pending: dict[str, int],
               failures: dict[str, tuple[Failure, dict[str, Any]]], firings: list[Firing]) -> None:
@@ -290,22 +431,6 @@ class Screener:
                 if name in reads:
                     what = name if name in self.trial.facts else f"criterion {criterion.id}"
                     raise ImpossibleFacts(what, None, inputs, failure.reason)
-
-    def _drain(self, handle: int, state: int, on_rule: Any) -> None:
-        """Run every queued action of the session, handing each fired rule to `on_rule`.
-
-        A message is `{"<rule>":{"m":{"sid": ..., "id": "<fact id>", ...}}}`, echoing the
-        fact as we asserted it (sid first, id second). Only the rule name and the fact id
-        are needed, so they are sliced out instead of parsing the whole fact each time.
-        """
-        started = _dre.start_action_for_state(handle, state)
-        message = started[1] if started else None
-        while message:
-            match = _MESSAGE.match(message)
-            if match is None:
-                raise EngineError(f"unexpected durable-rules message {message[:80]!r}")
-            on_rule(match.group(1), match.group(2))
-            message = _dre.complete_and_start_action(handle, state)
 
     def _derive(self, rule_id: str, values: dict[str, FactValue], derived: dict[str, FactValue],
                 firings: list[Firing], failures: dict[str, tuple[Failure, dict[str, Any]]]) -> bool:
@@ -342,15 +467,24 @@ class Screener:
 
     def _result(self, outcomes: dict[str, str], missing: set[str], derived: dict[str, FactValue],
                 firings: list[Firing]) -> Result:
+        """The Result, with the decision and failed criteria as `decide` and `failed_criteria`
+        give them, in one pass over the criteria."""
         ordered: dict[str, str] = {}
-        for criterion in self.trial.criteria:
-            if criterion.id not in outcomes:
-                raise EngineError(f"no outcome for criterion {criterion.id}")
-            ordered[criterion.id] = outcomes[criterion.id]
+        failed: list[str] = []
+        passed = True
+        for criterion, fails, passes in self._verdicts:
+            outcome = outcomes.get(criterion)
+            if outcome is None:
+                raise EngineError(f"no outcome for criterion {criterion}")
+            ordered[criterion] = outcome
+            if outcome == fails:
+                failed.append(criterion)
+            elif outcome != passes:
+                passed = False
         return Result(
-            decision=decide(self.trial, ordered),
+            decision="ineligible" if failed else "eligible" if passed else "undetermined",
             outcomes=ordered,
-            failed=failed_criteria(self.trial, ordered),
+            failed=tuple(failed),
             missing=tuple(sorted(missing, key=self._fact_order.__getitem__)),
             derived=derived,
             firings=tuple(firings),

@@ -88,6 +88,35 @@ def coerce(spec: FactSpec, raw: Any) -> FactValue | None:
     raise InvalidValue(spec.name, raw, "expected text")
 
 
+# Typed values of texts already read, per fact: a batch's cells repeat a few texts (yes/no,
+# enum values, small counts, common lab values) over and over, and reading a text is pure.
+# Each fact keeps at most MEMO_TEXTS of them, the first seen, each at most MEMO_LENGTH
+# characters long; errors are never kept.
+# Keyed by the spec's id, with the spec itself, so a freed spec's id cannot be mistaken.
+MEMO_TEXTS = 1024
+MEMO_LENGTH = 64
+MEMO_FACTS = 2048
+_memo: dict[int, tuple[FactSpec, dict[str, FactValue | None]]] = {}
+
+
+def coerce_text(spec: FactSpec, text: str) -> FactValue | None:
+    """`coerce(spec, text)` for a text, remembered for the next time the same text comes."""
+    entry = _memo.get(id(spec))
+    if entry is None or entry[0] is not spec:  # a new fact, or an old one's id reused
+        if len(_memo) >= MEMO_FACTS:
+            _memo.clear()  # facts of trials loaded long ago
+        entry = _memo[id(spec)] = (spec, {})
+    known = entry[1]
+    try:
+        return known[text]
+    except KeyError:
+        pass
+    value = coerce(spec, text)
+    if len(known) < MEMO_TEXTS and len(text) <= MEMO_LENGTH and spec.type != "list":
+        known[text] = value  # (a list is mutable: never shared)
+    return value
+
+
 def _refuse_oversized(spec: FactSpec, raw: Any) -> None:
     """Raise InvalidValue, showing the value shortened, when it is too long for any number."""
     if isinstance(raw, int) and not isinstance(raw, bool) and raw.bit_length() > 3 * MAX_NUMBER_CHARS:

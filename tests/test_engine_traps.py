@@ -10,11 +10,19 @@ import threading
 import pytest
 
 from screener.batch import screen_row
-from screener.rules.compile import KIND, compile_trial
+from screener.rules.compile import KIND, MAX_FAN_OUT, compile_rulesets, compile_trial, fan_out
 from screener.errors import ConflictError
 from screener.readers import Row
 
+from screener.engine import Screener
+from screener.rules.check import load_trial
+
 from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from candidates import ADVERSARIAL, REALISTIC, generator_for  # noqa: E402
+
+SHIPPED = sorted(p.stem for p in (ROOT / "rules").glob("*.yaml") if not p.name.endswith(".cases.yaml"))
 
 
 def _walk(cond):
@@ -48,8 +56,33 @@ def test_every_rule_reads_one_fact_and_tests_its_kind(trial):
         assert 0 <= rule["pri"] < 65535, name
 
 
+def test_a_rule_counts_each_way_its_alternatives_can_hold_together():
+    """A rule fires once per combination of matching alternatives, one from each $or."""
+    rule = {"all": [{"m": {"$and": [
+        {KIND: "facts"},
+        {"$or": [{"f_a": True}, {"f_a": False}, {"$nex": {"f_a": 1}}]},  # one holds at a time
+        {"$or": [{"$nex": {"f_b": 1}}, {"$nex": {"f_c": 1}}, {"$lt": {"f_b": 3}}]},  # two can
+        {"$or": [{"$lt": {"f_d": 3}}, {"$lt": {"f_d": 5}}, {"$gt": {"f_e": 0}}]},  # three can
+    ]}}], "pri": 5}
+    assert fan_out(rule) == 6
+
+
+@pytest.mark.parametrize("trial_id", SHIPPED)
+def test_no_rule_of_a_shipped_trial_repeats_itself_thousands_of_times(trial_id):
+    """Every repeat is a round trip through the engine that tells nothing new: NCT06898385's
+    E16 unknown rule could fire 419,904 times on one snapshot (some 140 for an average
+    candidate). A condition whose rules could repeat more than MAX_FAN_OUT times is cut
+    into parts; where no cut gets under it (aggregates over lists), the cut with the fewest
+    repeats is taken. fan_out is an upper bound: tests that hold together in a few
+    candidates only."""
+    trial = load_trial(ROOT / "rules" / f"{trial_id}.yaml")
+    worst = max((fan_out(rule), name) for definition, _ in compile_rulesets(trial)
+                for name, rule in definition.items())
+    assert worst[0] <= 4 * MAX_FAN_OUT, worst
+
+
 def test_more_sessions_than_the_engine_ceiling(screener):
-    """1,024 live sessions is the ceiling: each candidate's session must be gone after it."""
+    """1,024 live sessions is the ceiling: candidates never leave a session each behind."""
     for i in range(3000):
         result = screener.evaluate({"ecog": i % 5})
         assert result.outcomes["I5"] == ("met" if i % 5 < 2 else "not_met")
@@ -68,6 +101,39 @@ def test_candidates_never_share_facts(screener):
     assert first.outcomes["I5"] == "not_met" and first.outcomes["I3"] == "met"
     assert second.outcomes["I5"] == "met" and second.outcomes["I3"] == "unknown"
     assert second.derived == {}
+
+
+@pytest.mark.parametrize("trial_id", SHIPPED)
+def test_a_candidate_is_decided_the_same_whoever_came_before(trial_id):
+    """The engine's session is kept from one candidate to the next (creating one costs as
+    much as deciding a candidate): what one candidate leaves must never reach another. The
+    same candidates, screened forwards and backwards, get the same results, firings included."""
+    trial = load_trial(ROOT / "rules" / f"{trial_id}.yaml")
+    screener = Screener(trial)
+    generator = generator_for(ROOT / "rules" / f"{trial_id}.yaml")
+    rows = [Row(i, dict(c.fields)) for profile, seed in ((REALISTIC, 3), (ADVERSARIAL, 4))
+            for i, c in enumerate(generator.candidates(seed, 60, profile), 1)]
+
+    def screened(row: Row):
+        result = screen_row(trial, screener, row)
+        return result.record, result.result
+
+    forwards = [screened(row) for row in rows]
+    backwards = [screened(row) for row in reversed(rows)][::-1]
+    assert forwards == backwards
+    assert {record["decision"] for record, _ in forwards} >= {"ineligible", "undetermined", "error"}
+
+
+def test_a_candidate_after_a_failed_one_is_decided_as_alone(screener):
+    """A derivation that conflicts with a given fact stops the candidate mid-session; the
+    next candidate must not meet its facts or its pending rules."""
+    dates = {"birth_date": dt.date(1960, 1, 1), "screening_date": dt.date(2024, 1, 1)}
+    alone = screener.evaluate({"ecog": 0, **dates})
+    for _ in range(3):
+        with pytest.raises(ConflictError):
+            screener.evaluate({"age": 30, "ecog": 3, **dates})
+        assert screener.evaluate({"ecog": 0, **dates}) == alone
+    assert screener.evaluate({}).derived == {}
 
 
 def test_same_facts_twice_is_not_a_duplicate_assert(screener):

@@ -134,3 +134,30 @@ def test_values_read_plainly_for_a_person(facts):
     readings = coerce(facts["bp"], '[{"date": "2024-03-01", "systolic": 120}, {"arm": "left"}]')
     assert show(readings) == "date=2024-03-01, systolic=120; arm=left"
     assert show(()) == "none"
+
+
+def test_a_remembered_text_answers_only_for_its_own_fact(trial):
+    """Cell texts are read once per fact and remembered: the same text under a fact of the
+    same name with another range is read afresh, and an error is never remembered."""
+    import dataclasses
+
+    from screener.values import coerce_text
+
+    ecog = trial.facts["ecog"]
+    narrow = dataclasses.replace(ecog, maximum=1)
+    assert coerce_text(ecog, "3") == coerce_text(ecog, "3") == 3
+    with pytest.raises(InvalidValue, match="above the maximum"):
+        coerce_text(narrow, "3")
+    for _ in range(2):
+        with pytest.raises(InvalidValue, match="whole number"):
+            coerce_text(ecog, "abc")
+
+
+def test_a_list_read_from_text_is_never_shared_between_candidates(facts):
+    from screener.values import coerce_text
+
+    spec = next(s for s in facts.values() if s.type == "list")
+    text = '[{"date": "2024-03-01", "systolic": 150, "arm": "left"}]'
+    first = coerce_text(spec, text)
+    first[0]["arm"] = "right"  # items are mappings: one reader's change must stay its own
+    assert coerce_text(spec, text)[0]["arm"] == "left"

@@ -32,6 +32,7 @@ OPEN = "open"
 FIELD_PREFIX = "f_"
 DONE_PREFIX = "d_"
 PART_PREFIX = "p_"
+SEALED = "s_"  # marks a snapshot that has been through the seal (see compile_rulesets)
 
 PRI_OPEN = 0
 PRI_DERIVE = 1
@@ -659,6 +660,29 @@ def lower_criteria(trial: Trial) -> tuple[dict[str, Any], dict[str, Term]]:
     return lowered, {term.name: term for term in by_expr.values()}
 
 
+# A rule fires once for every way its $or clauses match: one alternative of each clause
+# that holds. Where that can be more than this many times, a shape cut into Parts is taken
+# (when one fits): every firing is an engine round trip, and the repeats tell nothing new.
+MAX_FAN_OUT = 512
+
+
+def fan_out(rule: dict[str, Any]) -> int:
+    """How many times the rule can fire on one snapshot, at most: the product over its $or
+    clauses of how many of their tests can hold together (equalities of one field exclude
+    each other, and an absence test excludes every other test of its field)."""
+    m = rule["all"][0]["m"]
+    times = 1
+    for element in m["$and"] if "$and" in m else [m]:
+        if "$or" not in element:
+            continue
+        by_field: dict[str, list[int]] = {}  # field -> [equalities, absence tests, others]
+        for leaf in element["$or"]:
+            name, op = _test_of(leaf)
+            by_field.setdefault(name, [0, 0, 0])[0 if op == "==" else 1 if op == "$nex" else 2] += 1
+        times *= sum(max(min(equal, 1) + other, absent) for equal, absent, other in by_field.values())
+    return times
+
+
 MAX_PLAIN_DEPTH = 6   # deeper conditions are cut into Parts at once
 MAX_PLAIN_SIZE = 96   # so are conditions with more operators and tests than this
 
@@ -694,6 +718,7 @@ def _fitted_rules(trial: Trial, criterion: Criterion, lowered: Any, kleene: _Kle
         attempts += [lambda w=w: split(lowered, criterion.id, w) for w in (8, 4, 2)]
     attempts += [lambda w=w, d=d: decompose(lowered, criterion.id, w, d)
                  for w, d in ((4, 3), (4, 2), (4, 1), (2, 1))]
+    fitting: tuple[int, Any, dict[str, dict[str, Any]]] | None = None
     for attempt in attempts:
         condition = attempt()
         try:
@@ -704,7 +729,13 @@ def _fitted_rules(trial: Trial, criterion: Criterion, lowered: Any, kleene: _Kle
             _shape(own)
         except TooComplex:
             continue
-        return condition, own
+        times = max(map(fan_out, own.values()))
+        if times <= MAX_FAN_OUT:
+            return condition, own
+        if fitting is None or times < fitting[0]:
+            fitting = (times, condition, own)
+    if fitting is not None:
+        return fitting[1], fitting[2]  # none fires few times: the one that fires fewest
     span = criterion.span
     raise RulesError([RuleProblem(span.path, span.line, span.column, "too-complex",
                                   f"criterion {criterion.id}: the condition is too large for "
@@ -752,13 +783,18 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
             suffix = f".{index}" if index else ""
             base[f"term.{term.name}{suffix}"] = _rule(
                 SNAPSHOT, _all(inputs + [{"$nex": {term.done: 1}}]), PRI_DERIVE)
-    if trial.derivations or terms:
+    sealed = bool(trial.derivations or terms)
+    if sealed:
         # After the derivations that a snapshot triggered, one action replaces the snapshot
         # with the derived values added; the criteria then fire on the new snapshot only.
+        # The first snapshot is always replaced, marked as sealed, and every later rule
+        # tests the mark first: the engine does not match the criteria against a snapshot
+        # that is about to go (half of its matching work, before).
         base["seal"] = _rule(SNAPSHOT, True, PRI_SEAL)
-    # sid, id and kind; a fact's value or its `never` marker; a derivation's done marker; a
-    # term's value or range, its `never` marker and its done marker; then a field per Part
-    fields = 3 + len(trial.facts) + len(trial.derivations) + 3 * len(terms)
+    # sid, id and kind; the sealed mark; a fact's value or its `never` marker; a derivation's
+    # done marker; a term's value or range, its `never` marker and its done marker; then a
+    # field per Part
+    fields = 3 + sealed + len(trial.facts) + len(trial.derivations) + 3 * len(terms)
     if fields > MAX_FIELDS:
         raise RulesError([RuleProblem(trial.path, 1, 1, "too-large",
                                       f"{len(trial.facts)} facts, {len(trial.derivations)} derivations "
@@ -771,7 +807,7 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
     def close() -> None:
         if parts:
             # After the parts, the snapshot is replaced once more with their outcomes added.
-            rules["seal.parts"] = _rule(SNAPSHOT, True, PRI_SEAL_PARTS)
+            rules["seal.parts"] = _after_seal(_rule(SNAPSHOT, True, PRI_SEAL_PARTS), sealed)
         try:
             shards.append((_shape(rules), dict(parts)))
         except TooComplex:
@@ -791,9 +827,19 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
             close()
             rules, parts = dict(base), {}
         parts.update({p.name: p for p in parts_of(condition)})
-        rules.update(own)
+        rules.update((name, _after_seal(rule, sealed)) for name, rule in own.items())
     close()
     return shards
+
+
+def _after_seal(rule: dict[str, Any], sealed: bool) -> dict[str, Any]:
+    """The rule, reading only sealed snapshots when the trial has a seal: the mark is
+    tested right after the kind, so a first snapshot stops there for every such rule."""
+    if not sealed:
+        return rule
+    m = rule["all"][0]["m"]
+    elements = m["$and"] if "$and" in m else [m]
+    return {**rule, "all": [{"m": {"$and": [elements[0], {SEALED: 1}, *elements[1:]]}}]}
 
 
 class _Node:
