@@ -11,6 +11,8 @@ import io
 import json
 import os
 import re
+import sys
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, TextIO
@@ -312,6 +314,7 @@ def chunk_results(rows: Iterable[Row], jobs: int, chunk_size: int, initializer: 
     # BrokenProcessPool instead of waiting for ever.
     pool = ProcessPoolExecutor(jobs, mp_context=spawn, initializer=initializer, initargs=initargs)
     finished = False
+    stderr, sys.stderr = sys.stderr, _WithoutPoolNoise(sys.stderr)
     try:
         in_flight: deque[Any] = deque()
         for chunk in _chunks(rows, chunk_size):
@@ -322,4 +325,32 @@ def chunk_results(rows: Iterable[Row], jobs: int, chunk_size: int, initializer: 
             yield in_flight.popleft().result()
         finished = True
     finally:
-        pool.shutdown(wait=finished, cancel_futures=not finished)
+        # Waited for even when the pool broke, so that its threads are done before standard
+        # error is handed back.
+        pool.shutdown(wait=True, cancel_futures=not finished)
+        sys.stderr = stderr
+
+
+class _WithoutPoolNoise:
+    """Standard error while a worker pool runs, without what the pool's own threads print.
+
+    When a worker dies, the thread that feeds the pool's queue can fail on the pipe the pool
+    is closing, and the standard library prints that traceback to standard error from that
+    thread: no traceback may reach a user (the failure itself is reported, and logged, by the
+    command). Everything else written, from any other thread, goes through unchanged.
+    """
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        thread = threading.current_thread()
+        if thread.name == "QueueFeederThread" or type(thread).__name__ == "_ExecutorManagerThread":
+            return len(text)
+        return int(self._stream.write(text))
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
