@@ -45,7 +45,6 @@ from screener.errors import (
 )
 from screener.rules.functions import FUNCTIONS, DerivationError
 from screener.model import Criterion, FactValue, Firing, Result, Special, Trial
-from screener.values import coerce
 
 _MESSAGE = re.compile(r'\{"([^"]+)":\{"m":\{"sid":\s*"[^"]*",\s*"id":\s*"([^"]*)"')
 # Facts go to the engine as compact JSON text: less for its parser and for every message
