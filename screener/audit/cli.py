@@ -26,7 +26,6 @@ from screener.safe import make_safe, safe_console
 from screener.audit.explain import decision_word, explanation
 from screener.audit.replay import ReplayError, find_rules, replay
 from screener.audit.keys import readable_fingerprint, trusted_keys
-from screener.audit.letter_check import check_letter
 from screener.audit.sign import SignatureCheck, check_signatures
 from screener.audit.trace import TraceError, TraceIntegrityError, file_sha256
 from screener.audit.chain import Trace, chain_reason, read_trace
@@ -182,6 +181,8 @@ def run_verify(args: argparse.Namespace, out: Console | None = None,
             where = tr("line {line}: ", line=difference.line) if difference.line else ""
             _say(err, f"  {where}{text}")
         failed = True
+    if getattr(args, "letter", None):
+        from screener.audit.letter_check import check_letter  # letters need jinja2: only when asked
     for letter in getattr(args, "letter", None) or ():
         checked = check_letter(letter, trace, data)
         for problem in checked.problems:

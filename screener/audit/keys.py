@@ -17,12 +17,18 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING
 
 from screener.audit.trace import create_exclusive, write_all
 from screener.errors import ScreenerError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey, Ed25519PublicKey,
+    )
+
+# `cryptography` is imported where a key is used, not with this module: every command loads
+# this module, and the library adds several megabytes and milliseconds to each start.
 
 PASSPHRASE_ENV = "SCREENER_KEY_PASSPHRASE"
 PUBLIC_SUFFIX = ".pub"
@@ -41,6 +47,8 @@ class SigningKeyError(ScreenerError):
 
 def fingerprint(public: Ed25519PublicKey) -> str:
     """sha256 (hex) of the key's 32 raw public bytes."""
+    from cryptography.hazmat.primitives import serialization
+
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()
 
@@ -52,12 +60,16 @@ def readable_fingerprint(hex_digest: str) -> str:
 
 def public_raw_b64(public: Ed25519PublicKey) -> str:
     """The 32 raw public bytes, base64: how a signature record carries its key."""
+    from cryptography.hazmat.primitives import serialization
+
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return base64.b64encode(raw).decode("ascii")
 
 
 def public_from_b64(text: str) -> Ed25519PublicKey:
     """The public key a `public_raw_b64` text holds; raises ValueError when it is not one."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     raw = base64.b64decode(text.encode("ascii"), validate=True)
     return Ed25519PublicKey.from_public_bytes(raw)
 
@@ -83,6 +95,9 @@ def generate(path: str | os.PathLike[str], passphrase: bytes | None = None) -> K
     for target in (private_path, public_path):
         if os.path.lexists(target):
             raise SigningKeyError(os.fspath(target), "already exists; keys are never overwritten")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     key = Ed25519PrivateKey.generate()
     encryption: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(passphrase) if passphrase
@@ -131,6 +146,10 @@ def load_private(path: str | os.PathLike[str], passphrase: bytes | None) -> Ed25
     Raises SigningKeyError with a plain reason: unreadable, not a private key, not Ed25519, a
     passphrase needed, or the wrong passphrase.
     """
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     name = os.fspath(path)
     try:
         data = Path(path).read_bytes()
@@ -158,6 +177,10 @@ def load_private(path: str | os.PathLike[str], passphrase: bytes | None) -> Ed25
 
 def load_public(path: str | os.PathLike[str]) -> Ed25519PublicKey:
     """The Ed25519 public key in the PEM file at `path`; raises SigningKeyError when it is not one."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     name = os.fspath(path)
     try:
         data = Path(path).read_bytes()

@@ -28,15 +28,14 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from screener.audit.chain import Trace, read_trace
 from screener.audit.keys import fingerprint, public_from_b64, public_raw_b64
 from screener.audit.trace import GENESIS, TraceError, canonical, record_hash, write_all
+
+if TYPE_CHECKING:  # `cryptography` is imported where a key is used (see screener.audit.keys)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 SIGNATURE_FORMAT = "screener-signature/1"
 MEANINGS = ("authorship", "review", "approval", "responsibility")
@@ -63,11 +62,15 @@ class Signer:
             raise ValueError("the signer's printed name is empty")
         if meaning not in MEANINGS:
             raise ValueError(f"unknown meaning {meaning!r}; one of {', '.join(MEANINGS)}")
+        from cryptography.hazmat.primitives import serialization
+
         raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
                                 serialization.NoEncryption())
         return cls(name.strip(), meaning, raw)
 
     def key(self) -> Ed25519PrivateKey:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         return Ed25519PrivateKey.from_private_bytes(self.private_raw)
 
 
@@ -202,6 +205,8 @@ def _check_one(trace: Trace, index: int, before: bytes, record: Mapping[str, Any
     if extra:  # the chain covers them, the signature does not: nothing unsigned may ride along
         problems.append(f"fields outside the signed statement: {', '.join(extra)}")
     print_ = str(statement["key"])
+    from cryptography.exceptions import InvalidSignature
+
     try:
         public = public_from_b64(str(statement["public_key"]))
         signature = base64.b64decode(str(record.get("signature", "")).encode("ascii"),

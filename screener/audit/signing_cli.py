@@ -15,9 +15,8 @@ import getpass
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 
 from screener.audit.chain import read_trace
@@ -32,6 +31,9 @@ from screener.audit.trace import TraceError, TraceIntegrityError, human_time
 from screener.errors import ScreenerError
 from screener.i18n import translate
 from screener.trials import trial_dirs
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
