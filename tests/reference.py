@@ -26,6 +26,9 @@ missing when answering it could move an unknown criterion out of unknown, i.e. t
 way of answering or leaving unanswered the criterion's other absent facts under which the
 criterion is still unknown, and some answer to this fact that then settles it. A derived
 fact counts as an answerable fact; when it is missing, its absent inputs are missing too.
+A given list is answered, even with unknown item fields, so it is never missing itself; its
+unknown item fields are answered or left unanswered like the other absent facts while
+another fact is tried (docs/rules-language.md, "How conditions reach durable-rules").
 The answers tried are one value in each region the criterion's literals tell apart, plus
 values beyond every edge (and `never`, `ongoing`, an empty list and a list of one unknown
 item where the fact allows them).
@@ -427,16 +430,13 @@ class Reference:
 
     def could_settle(self, criterion: _Criterion, values: dict[str, Any], fact: str) -> bool:
         """Is there a way of (not) answering the other absent facts that leaves the criterion
-        unknown, and an answer to `fact` that then settles it? A given list with unknown
-        item fields is answered further by filling them in."""
-        others = [name for name in criterion.facts if name not in values and name != fact]
+        unknown, and an answer to the absent `fact` that then settles it? A given list is an
+        answer, unknown item fields and all: it is never the fact tried, but its unknown item
+        fields are answered or left unanswered like the other absent facts."""
+        others = [name for name in criterion.facts
+                  if name != fact and (name not in values or self.partial(values, name))]
         trial_values = dict(values)
-        if fact in values:  # a partly given list
-            fact_options = self.completions(criterion, fact, values[fact])
-            del trial_values[fact]
-            trial_values[fact] = values[fact]
-        else:
-            fact_options = self.options(criterion, fact)
+        fact_options = self.options(criterion, fact)
 
         budget = [SEARCH_BUDGET]
 
@@ -449,22 +449,24 @@ class Reference:
         def search(i: int) -> bool:
             if not unknown():
                 return False  # settled without `fact`; more answers keep it settled
-            given = trial_values.get(fact, _NONE)
             for option in fact_options:
                 trial_values[fact] = option
                 settled = not unknown()
-                if given is _NONE:
-                    del trial_values[fact]
-                else:
-                    trial_values[fact] = given
+                del trial_values[fact]
                 if settled:
                     return True
             for j in range(i, len(others)):
                 name = others[j]
-                for option in self.options(criterion, name):
+                given = values.get(name, _NONE)
+                answers = (self.options(criterion, name) if given is _NONE
+                           else self.completions(criterion, name, given))
+                for option in answers:
                     trial_values[name] = option
                     found = search(j + 1)
-                    del trial_values[name]
+                    if given is _NONE:
+                        del trial_values[name]
+                    else:
+                        trial_values[name] = given
                     if found:
                         return True
             return False
@@ -475,7 +477,7 @@ class Reference:
             # too many answers to try: decide by the comparisons reached through unknown
             # and/or/not, which is the same for conditions whose comparisons are independent
             reached: set[str] = set()
-            self.relevant(criterion.cond, self.env(values), reached, partial=True)
+            self.relevant(criterion.cond, self.env(values), reached)
             return fact in reached
 
     def read_once(self, criterion: _Criterion) -> bool:
@@ -491,21 +493,20 @@ class Reference:
             criterion.read_once = len(seen) == len(set(seen))
         return criterion.read_once
 
-    def relevant(self, e: tuple, env: Env, out: set[str], partial: bool = False) -> None:
+    def relevant(self, e: tuple, env: Env, out: set[str]) -> None:
         """For a read-once condition: the absent facts of the unknown comparisons reached
         through unknown `and`/`or`/`not` only. Each other comparison can be answered either
         way, so these are exactly the facts the definition calls missing."""
         if e[0] == "def":
-            self.relevant(self.definitions[e[1]], env, out, partial)
+            self.relevant(self.definitions[e[1]], env, out)
         elif e[0] == "not":
-            self.relevant(e[1], env, out, partial)
+            self.relevant(e[1], env, out)
         elif e[0] in ("and", "or"):
             for part in e[1]:
                 if isinstance(evaluate(part, env), Unk):
-                    self.relevant(part, env, out, partial)
+                    self.relevant(part, env, out)
         else:
-            out.update(n for n in names_read(e, self.definitions) if n not in env.values
-                       or partial and self.partial(env.values, n))
+            out.update(n for n in names_read(e, self.definitions) if n not in env.values)
 
     def missing(self, outcomes: dict[str, Any], rt: dict[str, Any]) -> list[str]:
         found: set[str] = set()
@@ -518,8 +519,7 @@ class Reference:
                 pending = [name for name in criterion.facts if name in reached]
             else:
                 pending = [name for name in criterion.facts
-                           if (name not in rt or self.partial(rt, name))
-                           and self.could_settle(criterion, rt, name)]
+                           if name not in rt and self.could_settle(criterion, rt, name)]
             while pending:
                 name = pending.pop()
                 found.add(name)
