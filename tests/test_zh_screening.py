@@ -200,3 +200,16 @@ def test_batch_lang_writes_chinese_letters_in_the_sites_zone(tmp_path: Path) -> 
     wrong = screener("batch", str(ROOT / "examples" / "candidates.csv"), "--trial", TRIAL,
                      "--traces", str(tmp_path / "t2"), "--tz", "Nowhere/Land")
     assert wrong.returncode == 2 and "unknown time zone" in wrong.stderr
+
+
+def test_a_chinese_trace_is_counter_signed_in_chinese(tmp_path: Path, trial: Trial) -> None:
+    zh_letters(tmp_path, trial)
+    trace = next(tmp_path.glob("*.trace.jsonl"))
+    (tmp_path / "pass").write_text("s3cret\n")
+    assert screener("keygen", str(tmp_path / "li.key"), "--passphrase-file",
+                    str(tmp_path / "pass")).returncode == 0
+    signed = screener("sign", str(trace), "--key", str(tmp_path / "li.key"), "--passphrase-file",
+                      str(tmp_path / "pass"), "--name", "李医生", "--meaning", "approval")
+    assert signed.returncode == 0, signed.stderr
+    assert "已由 李医生" in signed.stdout and "含义：批准" in signed.stdout
+    assert english_in(signed.stdout.split("密钥")[0], trace) == []  # the fingerprint is hex

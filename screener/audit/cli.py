@@ -52,7 +52,7 @@ def _say(console: Console, text: str) -> None:
     console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
-def _recorded_language(path: str) -> str:
+def recorded_language(path: str) -> str:
     """The language a trace's start record names, read without trusting the chain (only to
     word the report on a trace that fails its check); English when it cannot be read."""
     try:
@@ -127,7 +127,7 @@ def run_verify(args: argparse.Namespace, out: Console | None = None,
     language (or `args.lang`). Returns exit status."""
     out = safe_console() if out is None else make_safe(out)
     err = safe_console(stderr=True) if err is None else make_safe(err)
-    language = getattr(args, "lang", None) or _recorded_language(args.trace)
+    language = getattr(args, "lang", None) or recorded_language(args.trace)
     tr = _in(language).tr
     try:
         trace = read_trace(args.trace)
@@ -254,7 +254,7 @@ def run_explain(args: argparse.Namespace, out: Console | None = None,
     an altered record would mislead), or 2 when the trace cannot be read."""
     out = safe_console() if out is None else make_safe(out)
     err = safe_console(stderr=True) if err is None else make_safe(err)
-    language = getattr(args, "lang", None) or _recorded_language(args.trace)
+    language = getattr(args, "lang", None) or recorded_language(args.trace)
     try:
         trace = read_trace(args.trace)
     except TraceIntegrityError as error:

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from rich.console import Console
 
 from screener.audit.chain import read_trace
-from screener.audit.cli import add_rules_options
+from screener.audit.cli import add_rules_options, recorded_language
+from screener.audit.words import Words as AuditWords
 from screener.audit.keys import (
     PASSPHRASE_ENV, SigningKeyError, generate, load_private, read_passphrase,
     readable_fingerprint,
@@ -143,7 +144,9 @@ def add_signing_parsers(subparsers: Any) -> None:
                       help=f"{MEANING_HELP} (default: approval)")
     sign.add_argument("--passphrase-file", metavar="FILE", help=PASSPHRASE_HELP)
     add_rules_options(sign)
-    sign.add_argument("--lang", default="en", help="language of the messages (en, zh)")
+    sign.add_argument("--lang", metavar="LANG",
+                      help="language of the messages, e.g. en or zh (default: the screening's, "
+                           "as its trace records it)")
     sign.set_defaults(run=run_sign)
 
 
@@ -187,7 +190,7 @@ def run_sign(args: argparse.Namespace, out: Console | None = None, err: Console 
              ask: Ask | None = None) -> int:
     """Counter-sign `args.trace` after verifying it; returns the exit status."""
     out, err = out or Console(), err or Console(stderr=True)
-    words = Words(args.lang)
+    words = Words(args.lang or recorded_language(args.trace))
     try:
         signer = Signer.from_key(args.signer, args.meaning,
                                  unlock(args.key, args.passphrase_file, ask))
@@ -225,7 +228,8 @@ def run_sign(args: argparse.Namespace, out: Console | None = None, err: Console 
         return EXIT_USAGE
     statement = record["statement"]
     _say(out, words.tr("{path}: signed by {name} for {meaning} at {time}; key {fingerprint}",
-                       path=trace.path, name=statement["signer"], meaning=statement["meaning"],
+                       path=trace.path, name=statement["signer"],
+                       meaning=AuditWords(words.language).meaning(statement["meaning"]),
                        time=human_time(statement["signed_at"]),
                        fingerprint=readable_fingerprint(statement["key"])))
     return EXIT_OK
