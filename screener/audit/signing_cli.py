@@ -21,7 +21,7 @@ from rich.console import Console
 
 from screener.audit.chain import read_trace
 from screener.audit.cli import add_rules_options, recorded_language
-from screener.audit.words import Words as AuditWords
+from screener.audit.words import Words
 from screener.audit.keys import (
     PASSPHRASE_ENV, SigningKeyError, generate, load_private, read_passphrase,
     readable_fingerprint,
@@ -30,7 +30,6 @@ from screener.audit.replay import find_rules, replay
 from screener.audit.sign import MEANINGS, Signer, check_signatures, sign_trace
 from screener.audit.trace import TraceError, TraceIntegrityError, human_time
 from screener.errors import ScreenerError
-from screener.i18n import translate
 from screener.trials import trial_dirs
 
 if TYPE_CHECKING:
@@ -48,16 +47,6 @@ PASSPHRASE_HELP = (f"file whose first line is the key's passphrase (default: ${P
                    "else asked on the terminal)")
 
 Ask = Callable[[str], str]
-
-
-class Words:
-    """The wording of these commands in one language (`tr` is the i18n keyword)."""
-
-    def __init__(self, language: str = "en"):
-        self.language = language
-
-    def tr(self, message: str, **params: Any) -> str:
-        return translate(self.language, message, **params)
 
 
 def add_sign_options(parser: argparse.ArgumentParser, meaning: str = "authorship") -> None:
@@ -229,7 +218,7 @@ def run_sign(args: argparse.Namespace, out: Console | None = None, err: Console 
     statement = record["statement"]
     _say(out, words.tr("{path}: signed by {name} for {meaning} at {time}; key {fingerprint}",
                        path=trace.path, name=statement["signer"],
-                       meaning=AuditWords(words.language).meaning(statement["meaning"]),
+                       meaning=words.meaning(statement["meaning"]),
                        time=human_time(statement["signed_at"]),
                        fingerprint=readable_fingerprint(statement["key"])))
     return EXIT_OK
