@@ -10,14 +10,12 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from screener.audit.trace import (
-    FORMAT, GENESIS, RECORD_TYPES, Source, TraceError, TraceIntegrityError, canonical,
-    human_time, record_hash,
+    FORMAT, GENESIS, RECORD_TYPES, TraceError, TraceIntegrityError, canonical, record_hash,
 )
 from screener.i18n import tr
-from screener.values import show
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,19 +150,6 @@ def final_facts(trace: Trace) -> dict[str, dict[str, Any]]:
             entry.update(value=record["new"], time=record["time"],
                          source=record.get("source", entry.get("source", {"kind": "correction"})))
     return facts
-
-
-def describe_correction(change: Mapping[str, Any]) -> str:
-    """One correction from `final_facts` for a person: the replaced value with its source and
-    time, the new value and time, and the reason, e.g.
-    `3 (dialog answer (weight), 2026-03-04 09:30:03 UTC) changed to 1 at ...: typo`."""
-    since = ""
-    if change.get("old_time"):
-        source = Source.from_json(change.get("old_source") or {"kind": "unspecified"})
-        since = f" ({source.describe()}, {human_time(change['old_time'])})"
-    reason = f": {change['reason']}" if change.get("reason") else ""
-    return (f"{show(change['old'])}{since} changed to {show(change['new'])} at "
-            f"{human_time(change['time'])}{reason}")
 
 
 def chain_reason(language: str, error: TraceIntegrityError) -> str:

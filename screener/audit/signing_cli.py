@@ -28,7 +28,7 @@ from screener.audit.keys import (
 )
 from screener.audit.replay import find_rules, replay
 from screener.audit.sign import MEANINGS, Signer, check_signatures, sign_trace
-from screener.audit.trace import TraceError, TraceIntegrityError, human_time
+from screener.audit.trace import TraceError, TraceIntegrityError
 from screener.errors import ScreenerError
 from screener.trials import trial_dirs
 
@@ -219,7 +219,7 @@ def run_sign(args: argparse.Namespace, out: Console | None = None, err: Console 
     _say(out, words.tr("{path}: signed by {name} for {meaning} at {time}; key {fingerprint}",
                        path=trace.path, name=statement["signer"],
                        meaning=words.meaning(statement["meaning"]),
-                       time=human_time(statement["signed_at"]),
+                       time=words.time(statement["signed_at"]),
                        fingerprint=readable_fingerprint(statement["key"])))
     return EXIT_OK
 

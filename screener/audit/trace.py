@@ -220,12 +220,6 @@ def _time_text(moment: _dt.datetime) -> str:
     return moment.isoformat(timespec="microseconds")
 
 
-def human_time(text: str) -> str:
-    """A trace time (ISO 8601 with offset) as `YYYY-MM-DD HH:MM:SS UTC`."""
-    moment = _dt.datetime.fromisoformat(text).astimezone(_dt.timezone.utc)
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def create_exclusive(path: str | os.PathLike[str]) -> int:
     """Create `path` for writing, mode 0600, refusing to reuse or follow an existing path.
 
