@@ -261,6 +261,9 @@ class Reference:
         self.converts = {n: conv_of(s) for n, s in self.facts.items() if s.type == "quantity"}
         for spec in self.facts.values():  # item fields: their names are their own
             self.converts.update({f.name: conv_of(f) for f in spec.item if f.type == "quantity"})
+        self.specials = {n: frozenset(w.value for w in s.special) for n, s in self.facts.items()}
+        for spec in self.facts.values():
+            self.specials.update({f.name: frozenset(w.value for w in f.special) for f in spec.item})
         self.definitions: dict[str, tuple] = {}
         raw_defs = doc.get("definitions") or []
         names = {d["name"]: None for d in raw_defs}
@@ -285,7 +288,7 @@ class Reference:
                           self.items)
 
     def env(self, values: dict[str, Any]) -> Env:
-        return Env(values, self.definitions, self.units, self.converts)
+        return Env(values, self.definitions, self.units, self.converts, self.specials)
 
     # -- values ---------------------------------------------------------------------------
 

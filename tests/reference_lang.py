@@ -481,11 +481,13 @@ class Env:
     """What an expression reads: typed fact values, definitions, and the current item."""
 
     def __init__(self, values: Mapping[str, Any], definitions: Mapping[str, tuple],
-                 units: Mapping[str, str], converts: Mapping[str, Conv]):
+                 units: Mapping[str, str], converts: Mapping[str, Conv],
+                 specials: Mapping[str, frozenset] = {}):
         self.values = values  # fact -> runtime value (absent facts are not in it)
         self.definitions = definitions
         self.units = units  # quantity fact -> its UCUM unit
         self.converts = converts  # quantity fact -> its analyte conversions (factors, offsets)
+        self.specials = specials  # fact or item field -> the words it allows ("never", "ongoing")
         self.item: Mapping[str, Any] | None = None
         self.memo: dict[str, Any] = {}
 
@@ -534,7 +536,12 @@ def _eval(e: tuple, env: Env) -> Any:
         a, b = _eval(e[2], env), _eval(e[3], env)
         return _guard(lambda: arith(e[1], a, b, env), e)
     if tag == "cmp":
-        return compare(e[1], _eval(e[2], env), _eval(e[3], env), env)
+        a, b = _eval(e[2], env), _eval(e[3], env)
+        got = compare(e[1], a, b, env)
+        if isinstance(got, Unk) and not got.reasons and _is_ongoing(a, b):
+            return _whatever(lambda x, y: compare(e[1], x, y, env), (a, b), (e[2], e[3]),
+                             (_A_DAY, _A_DAY), env, got)
+        return got
     if tag == "in":
         x = _eval(e[1], env)
         words = _literal_set(e[2])
@@ -552,10 +559,80 @@ def _eval(e: tuple, env: Env) -> Any:
         hit = (x is NEVER) if e[2] == "never" else (isinstance(x, Day) and x.ongoing)
         return hit != e[3]
     if tag == "within":
-        return within(_eval(e[1], env), _eval(e[2], env), e[3], _eval(e[4], env), env, e)
+        x, dur, y = _eval(e[1], env), _eval(e[2], env), _eval(e[4], env)
+        got = within(x, dur, e[3], y, env, e)
+        if isinstance(got, Unk) and not got.reasons and _is_ongoing(x, y):
+            return _whatever(lambda a, d, b: within(a, d, e[3], b, env, e), (x, dur, y),
+                             (e[1], e[2], e[4]), (_A_DAY, _A_DURATION, _A_DAY), env, got)
+        return got
     if tag == "call":
         return call(e[1], e[2], env, e)
     raise AssertionError(tag)
+
+
+def _is_ongoing(*values: Any) -> bool:
+    return any(isinstance(v, Day) and v.ongoing for v in values)
+
+
+_A_DAY = Day(Decimal(730120))  # 2000-01-01, standing for any plain date
+_A_DURATION = Q(Decimal(3), "d")
+
+
+def _whatever(decide: Callable[..., Any], values: tuple, exprs: tuple, plains: tuple, env: Env,
+              unknown: Unk) -> Any:
+    """The answer `decide` gives for every value the unknown ones among `values` may take:
+    any plain date or duration (beside `ongoing` each gives the same answer, so one stands
+    for all), and `ongoing` / `never` where the expression reads a fact or item field that
+    allows the word; `unknown` when the answers differ."""
+    choices = []
+    for value, expr, plain in zip(values, exprs, plains):
+        if not isinstance(value, Unk):
+            choices.append([value])
+            continue
+        words = _words_read(expr, env)
+        choices.append([plain] + ([Day(INF)] if "ongoing" in words else [])
+                       + ([NEVER] if "never" in words else []))
+    answers: list[Any] = []
+    for combination in _product(choices):
+        answers.append(decide(*combination))
+    first = answers[0]
+    if isinstance(first, bool) and all(a is first for a in answers):
+        return first
+    return unknown
+
+
+def _product(choices: list[list[Any]]) -> list[tuple]:
+    out: list[tuple] = [()]
+    for options in choices:
+        out = [done + (o,) for done in out for o in options]
+    return out
+
+
+def _words_read(e: Any, env: Env) -> set[str]:
+    """The special words the facts and item fields read by `e` allow."""
+    words: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if not isinstance(node, tuple) or not node:
+            return
+        if node[0] in ("fact", "field"):
+            words.update(env.specials.get(node[1], ()))
+            return
+        if node[0] == "def":
+            walk(env.definitions[node[1]])
+            return
+        if node[0] in ("lit", "word"):
+            return
+        for part in node[1:]:
+            if isinstance(part, tuple):
+                if part and isinstance(part[0], str):
+                    walk(part)
+                else:
+                    for p in part:
+                        walk(p)
+
+    walk(e)
+    return words
 
 
 _SETS: dict[int, tuple[tuple, frozenset | None]] = {}

@@ -149,9 +149,29 @@ def test_a_window_after_an_anchor_and_ongoing_is_after_it(edges, dose, want):
     assert edges.evaluate({"dose_date": dose, "screening_date": D(2024, 1, 1)}).outcomes["W6"] == want
 
 
-def test_ongoing_with_an_unknown_anchor_is_unknown_not_an_error(edges):
+def test_ongoing_settles_a_window_or_comparison_whose_other_side_is_unknown(edges):
+    # a drug not stopped is inside every window before a date, after every date, and never
+    # inside a window after one: the screening date cannot change that
     result = edges.evaluate({"dose_date": Special.ONGOING})
-    assert result.outcomes["W1"] == "unknown" and "screening_date" in result.missing
+    assert [result.outcomes[c] for c in ("W1", "W5", "W6")] == ["met", "met", "not_met"]
+    # whatever the half-life, but the progression date may be `never`, outside every window
+    assert edges.evaluate({"dose_date": Special.ONGOING}).outcomes["O1"] == "unknown"
+    assert outcome(edges, "O1", dose_date=Special.ONGOING, progression_date=D(2024, 3, 1)) == "met"
+
+
+@pytest.mark.parametrize("end,strict,plain", [
+    (None, "unknown", "met"), (Special.ONGOING, "not_met", "met"), (D(2024, 3, 1), "met", "met"),
+])
+def test_ongoing_against_a_date_that_may_be_ongoing_too(edges, end, strict, plain):
+    # `ongoing > X` holds for every date X but not for X ongoing: unknown until X is known
+    facts = {"dose_date": Special.ONGOING, "study_end_date": end}
+    result = edges.evaluate({k: v for k, v in facts.items() if v is not None})
+    assert (result.outcomes["O2"], result.outcomes["O3"]) == (strict, plain)
+
+
+def test_a_plain_date_is_never_after_or_within_before_an_ongoing_one(edges):
+    result = edges.evaluate({"dose_date": Special.ONGOING})
+    assert (result.outcomes["O4"], result.outcomes["O5"]) == ("not_met", "not_met")
 
 
 def test_the_whichever_is_longer_window(lang):

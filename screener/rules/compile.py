@@ -24,7 +24,7 @@ from screener.model import (
     Aggregate, And, Call, Compare, Const, Criterion, Expr, FactSpec, In, IsSpecial, Not, Or, Ref,
     Special, Trial, children, expr_facts,
 )
-from screener.rules.terms import NEVER_PREFIX, ONGOING_DAY, Term, lower, needs
+from screener.rules.terms import NEVER_PREFIX, ONGOING_DAY, Term, lower, needs, settling_alone
 
 KIND = "t"  # the kind field every fact carries
 SNAPSHOT = "facts"
@@ -656,7 +656,8 @@ def lower_criteria(trial: Trial) -> tuple[dict[str, Any], dict[str, Term]]:
     (equal expressions share one term, e.g. a definition used by two criteria)."""
     by_expr: dict[Any, Term] = {}
     never = frozenset(name for name, spec in trial.facts.items() if Special.NEVER in spec.special)
-    lowered = {c.id: lower(c.condition, by_expr, never) for c in trial.criteria}
+    alone = settling_alone(trial.facts)
+    lowered = {c.id: lower(c.condition, by_expr, never, alone) for c in trial.criteria}
     return lowered, {term.name: term for term in by_expr.values()}
 
 
@@ -769,7 +770,7 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
     base: dict[str, dict[str, Any]] = {"open": _rule(OPEN, True, PRI_OPEN)}
     for derivation in trial.derivations:
         not_done = {"$nex": {DONE_PREFIX + derivation.id: 1}}
-        alternatives = needs(derivation.formula, kleene.never) if derivation.formula is not None \
+        alternatives = needs(derivation.formula, settling_alone(trial.facts)) if derivation.formula is not None \
             else (derivation.inputs,)
         for index, need in enumerate(alternatives):
             inputs = [kleene.present(name) for name in need]

@@ -14,13 +14,14 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import functools
+import itertools
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Mapping
 
 from screener.model import (
     Aggregate, And, Arith, Call, Cmp, Compare, Const, Duration, FactSpec, In, IsSpecial, ItemField,
-    Literal, Member, Neg, Not, Number, Or, Ref, Scale, Special, Truth, Within,
+    Literal, Member, Neg, Not, Number, Or, Ref, Scale, Special, Truth, Within, children,
 )
 from screener.rules.functions import add_months
 
@@ -249,7 +250,8 @@ class Evaluator:
             right = self.value(e.right, values, item, fields)
             if isinstance(left, Range):
                 return _range_truth(e.op, left, right)
-            return compare(e.op, left, right)
+            got = compare(e.op, left, right)
+            return self.settled_by_ongoing(e, left, right, fields) if got is None else got
         if isinstance(e, Member):
             value = self.value(e.operand, values, item, fields)
             if value is None or isinstance(value, Failure):
@@ -274,24 +276,84 @@ class Evaluator:
         x = self.value(e.subject, values, item, fields)
         d = self.value(e.duration, values, item, fields)
         y = self.value(e.anchor, values, item, fields)
-        if x is NEVER or y is NEVER:
-            return False
-        if x == ONGOING and not e.after and isinstance(y, Decimal):
-            return True  # still going at the anchor: inside the window before it
-        blocked = _blocked(x, d, y)
-        if blocked is not _CLEAR:
-            return False if blocked is NEVER else blocked
-        if y == ONGOING:
-            return False
-        calendar = isinstance(e.duration, Duration) and e.duration.calendar
-        if calendar:
-            whole = y.to_integral_value(rounding=decimal.ROUND_FLOOR)
-            moved = add_months(dt.date.fromordinal(int(whole)), int(d) if e.after else -int(d))
-            other = Decimal(moved.toordinal()) + (y - whole)
-        else:
-            other = y + d if e.after else y - d
-        low, high = (y, other) if e.after else (other, y)
-        return low <= x <= high
+        got = _window(e, x, d, y)
+        if got is None and ONGOING in (x, y):
+            return self._settled(lambda a, b, c: _window(e, a, b, c), (x, d, y),
+                                 (e.subject, e.duration, e.anchor), (_ANY_DAY, _ONE, _ANY_DAY), fields)
+        return got
+
+    def settled_by_ongoing(self, e: Cmp, left: Any, right: Any, fields: Any) -> Any:
+        """`ongoing op X` (or `X op ongoing`) with X unknown: decided when every value X may
+        take gives the same answer (docs/rules-language.md, "Dates that may be never or
+        ongoing"); None otherwise."""
+        if not ((left == ONGOING and right is None) or (right == ONGOING and left is None)):
+            return None
+        return self._settled(lambda a, b: compare(e.op, a, b), (left, right), (e.left, e.right),
+                             (_ANY_DAY, _ANY_DAY), fields)
+
+    def _settled(self, decide: Any, known: tuple[Any, ...], exprs: tuple[Any, ...],
+                 typical: tuple[Decimal, ...], fields: Any) -> Any:
+        """`decide(*known)` where some of `known` are unknown (None): the one answer it gives
+        for every value those may take (a plain date or duration, and `ongoing` / `never` when
+        the expression reads a fact that allows them), or None when the answers differ. With
+        `ongoing` among the known operands every plain value gives the same answer, so the
+        `typical` one stands for all."""
+        choices: list[tuple[Any, ...]] = []
+        for value, expr, plain in zip(known, exprs, typical):
+            if value is not None:
+                choices.append((value,))
+                continue
+            words = self.may_be(expr, fields)
+            choices.append((plain,) + ((ONGOING,) if Special.ONGOING in words else ())
+                           + ((NEVER,) if Special.NEVER in words else ()))
+        answers = {decide(*combination) for combination in itertools.product(*choices)}
+        if len(answers) == 1:
+            (answer,) = answers
+            return answer if isinstance(answer, bool) else None
+        return None
+
+    def may_be(self, e: Any, fields: Mapping[str, FactSpec] | None) -> frozenset[Special]:
+        """The special words (`never`, `ongoing`) an expression may turn out to be: those
+        the facts and item fields it reads allow."""
+        found: set[Special] = set()
+        pending: list[tuple[Any, Mapping[str, FactSpec] | None]] = [(e, fields)]
+        while pending:
+            node, scope = pending.pop()
+            if isinstance(node, Ref):
+                found.update(self.specs[node.fact].special)
+            elif isinstance(node, ItemField) and scope is not None and node.name in scope:
+                found.update(scope[node.name].special)
+            inner = scope
+            if isinstance(node, Aggregate):
+                inner = {spec.name: spec for spec in self.specs[node.fact].item}
+            pending.extend((child, inner) for child in children(node))
+        return frozenset(found)
+
+
+def _window(e: Within, x: Any, d: Any, y: Any) -> Any:
+    """`x within d before|after y` for these values (docs/rules-language.md)."""
+    if x is NEVER or y is NEVER:
+        return False
+    if x == ONGOING and not e.after and isinstance(y, Decimal):
+        return True  # still going at the anchor: inside the window before it
+    blocked = _blocked(x, d, y)
+    if blocked is not _CLEAR:
+        return False if blocked is NEVER else blocked
+    if y == ONGOING:
+        return False
+    calendar = isinstance(e.duration, Duration) and e.duration.calendar
+    if calendar:
+        whole = y.to_integral_value(rounding=decimal.ROUND_FLOOR)
+        moved = add_months(dt.date.fromordinal(int(whole)), int(d) if e.after else -int(d))
+        other = Decimal(moved.toordinal()) + (y - whole)
+    else:
+        other = y + d if e.after else y - d
+    low, high = (y, other) if e.after else (other, y)
+    return low <= x <= high
+
+
+_ANY_DAY = Decimal(dt.date(2000, 1, 1).toordinal())  # stands for any date beside `ongoing`
+_ONE = Decimal(1)  # stands for any duration (days or months) beside `ongoing`
 
 
 _CLEAR = object()

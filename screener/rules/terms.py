@@ -85,13 +85,15 @@ def is_native(e: Any) -> bool:
     return isinstance(e, IsSpecial) and isinstance(e.operand, Ref)
 
 
-def lower(e: Any, terms: dict[Any, Term], never: frozenset[str] = frozenset()) -> Any:
+def lower(e: Any, terms: dict[Any, Term], never: frozenset[str] = frozenset(),
+          alone: frozenset[str] = frozenset()) -> Any:
     """`e` with every leaf the engine cannot compare replaced by a Term (shared by equal
-    expressions, so a definition used by two criteria is computed once)."""
+    expressions, so a definition used by two criteria is computed once). `never`: facts that
+    may be `never`; `alone`: facts that may settle a term alone (see `settling_alone`)."""
     if isinstance(e, Not):
-        return Not(lower(e.operand, terms, never))
+        return Not(lower(e.operand, terms, never, alone))
     if isinstance(e, (And, Or)):
-        return type(e)(tuple(lower(o, terms, never) for o in e.operands))
+        return type(e)(tuple(lower(o, terms, never, alone) for o in e.operands))
     if is_native(e):
         return e
     if e in terms:
@@ -106,10 +108,17 @@ def lower(e: Any, terms: dict[Any, Term], never: frozenset[str] = frozenset()) -
     else:
         expr, op, ranged = e, ">", False
     inputs = _inputs(expr)
-    term = Term(f"t{len(terms) + 1}", expr, op, ranged, inputs, needs(expr, never),
+    term = Term(f"t{len(terms) + 1}", expr, op, ranged, inputs, needs(expr, never | alone),
                 can_be_never=any(name in never for name in inputs))
     terms[e] = term
     return term
+
+
+def settling_alone(facts: Mapping[str, Any]) -> frozenset[str]:
+    """Facts that may settle a comparison or a window on their own, whatever the other side:
+    those that allow `never` or `ongoing`, and lists whose items have such a field."""
+    return frozenset(name for name, spec in facts.items()
+                     if spec.special or any(field.special for field in spec.item))
 
 
 def _inputs(e: Any) -> tuple[str, ...]:
@@ -120,8 +129,9 @@ def _inputs(e: Any) -> tuple[str, ...]:
 
 def needs(e: Any, never: frozenset[str] = frozenset()) -> tuple[tuple[str, ...], ...]:
     """Sets of facts any one of which, present, may be enough to compute `e` (an `if` needs its
-    test and one branch; an `or`/`and` may be settled by one side; a fact that may be `never`
-    settles a comparison alone); capped at a few sets, past which all inputs are needed."""
+    test and one branch; an `or`/`and` may be settled by one side; a fact in `never`, which
+    may be `never` or `ongoing` or hold items that may be, can settle a comparison alone);
+    capped at a few sets, past which all inputs are needed."""
     sets = _needs(e)
     if len(sets) > _MAX_NEEDS:
         sets = [frozenset(_inputs(e))]
@@ -181,7 +191,12 @@ def compute(term: Term, evaluator: Evaluator, values: Mapping[str, Any]
             if isinstance(term.expr, Cmp):
                 left = evaluator.value(term.expr.left, values, None, None)
                 right = evaluator.value(term.expr.right, values, None, None)
-                return _difference(term, left, right)
+                fields, failure = _difference(term, left, right)
+                if fields is None and failure is None and not term.ranged:
+                    settled = evaluator.settled_by_ongoing(term.expr, left, right, None)
+                    if settled is not None:
+                        return {term.field: _standing_for(term.op, settled)}, None
+                return fields, failure
             truth = evaluator.truth(term.expr, values, None, None)
     except (ArithmeticError, ValueError, OverflowError) as exc:
         return None, Failure(_explain(exc))
@@ -190,6 +205,16 @@ def compute(term: Term, evaluator: Evaluator, values: Mapping[str, Any]
     if truth is None:
         return None, None
     return {term.field: 1 if truth else -1}, None
+
+
+def _standing_for(op: str, truth: bool) -> int:
+    """A difference whose comparison `op 0` gives `truth` (a comparison decided by `ongoing`
+    alone, whose other side is unknown)."""
+    return next(d for d in (1, 0, -1) if _HOLDS[op](d) is truth)
+
+
+_HOLDS = {"==": lambda d: d == 0, "!=": lambda d: d != 0, "<": lambda d: d < 0,
+          "<=": lambda d: d <= 0, ">": lambda d: d > 0, ">=": lambda d: d >= 0}
 
 
 def _context() -> decimal.Context:
