@@ -8,10 +8,12 @@ its `engine.Host` makes, without the parts of the Python wrapper that are unsafe
 - every session is opened with a marker fact that a rule consumes, so `delete_state` never
   meets a session that completed no action (segfault);
 - one live session per ruleset, kept from one candidate to the next: each candidate's
-  snapshot is retracted once decided, and a candidate that ends in an error has the session
-  deleted (a fresh one is opened for the next). Far from the 1,024-session ceiling, and no
-  two live sessions can collide on the 32-bit sid hash. Creating a session clears frame
-  tables for every node of the network: it cost about as much as deciding the candidate;
+  snapshot is retracted once decided (a candidate whose facts contradict each other too: no
+  action raises, the contradictions are collected and raised once the session is done), and
+  a durable-rules failure has the session deleted (a fresh one is opened for the next).
+  Far from the 1,024-session ceiling, and no two live sessions can collide on the 32-bit
+  sid hash. Creating a session clears frame tables for every node of the network: it cost
+  about as much as deciding the candidate;
 - sids are generated (`s<n>`), never taken from input, so no quote or backslash reaches them;
 - facts carry an explicit `id` and are asserted one at a time, each result code checked;
 - values are validated and encoded before they reach the engine (no mixed types, no floats,
