@@ -8,8 +8,8 @@ its `engine.Host` makes, without the parts of the Python wrapper that are unsafe
 - every session is opened with a marker fact that a rule consumes, so `delete_state` never
   meets a session that completed no action (segfault);
 - one live session per ruleset, kept from one candidate to the next: each candidate's
-  snapshot is retracted once decided (a candidate whose facts contradict each other too: no
-  action raises, the contradictions are collected and raised once the session is done), and
+  snapshot is retracted once decided (a candidate whose facts contradict each other too, at
+  the seal after the derivations: no action raises, the contradictions are collected), and
   a durable-rules failure has the session deleted (a fresh one is opened for the next).
   Far from the 1,024-session ceiling, and no two live sessions can collide on the 32-bit
   sid hash. Creating a session clears frame tables for every node of the network: it cost
@@ -90,6 +90,19 @@ def _session(handle: int) -> str:
             message = _dre.complete_and_start_action(handle, state)
         _sessions[handle] = sid
     return sid
+
+
+def _tidy(handle: int, state: int, snapshot: str) -> bool:
+    """Retract the snapshot of a candidate stopped inside an action (the seal) and finish
+    that action; returns whether the session is left as before the candidate (no action
+    left to run), False when it must be deleted instead."""
+    try:
+        code, _ = _dre.retract_fact(handle, snapshot)
+        if code != 0:
+            return False
+        return not _dre.complete_and_start_action(handle, state)
+    except _dre.error:
+        return False
 
 
 def _end_session(handle: int) -> None:
@@ -290,6 +303,8 @@ class Screener:
             # contradictions are recorded once
             self._evaluate_in(ruleset, values, outcomes, missing, derived, failures,
                               contradictions, firings, firings if index == 0 else [])
+            if contradictions:
+                break  # the other rulesets derive the same facts: they would find the same
         if contradictions:
             raise self._together(contradictions.values())
         if failures and (needed := self._needed_failures(outcomes, failures)):
@@ -313,9 +328,11 @@ class Screener:
         This loop runs for every rule fired in a batch (some 25 a candidate), so it looks up
         each rule's action in the table made with the ruleset, encodes each value once, and
         writes each snapshot's JSON text once, retracting the very text it asserted. No
-        action raises for the candidate's data: a contradiction is recorded and the session
-        runs to its end, so it is left as it was before the candidate and kept for the next
-        one; it is deleted only when the engine itself fails.
+        action raises for the candidate's data: a contradiction is recorded, the other
+        derivations fired on the snapshot run, and at the seal the candidate stops, its
+        remaining derivations run without the engine (`_derive_rest`) and its snapshot
+        retracted. Either way the session is left as it was before the candidate and kept
+        for the next one; it is deleted only when the engine itself fails.
         """
         handle = ruleset.handle
         parts = ruleset.parts
@@ -365,8 +382,17 @@ class Screener:
                             rule_id, values, derived, derivation_firings, failures, contradictions):
                         pending.append(rule_id)
                 elif kind == _TERM:
-                    self._term(action[1], values, pending_terms, failures, derivation_firings)
+                    if not contradictions:  # only criteria read terms, and they will not run
+                        self._term(action[1], values, pending_terms, failures, derivation_firings)
                 elif kind == _SEAL:
+                    if action[1] and contradictions:
+                        # Some derivation contradicts the given facts: the candidate is an
+                        # error and its criteria need not run. The derivations that read what
+                        # this snapshot derived are done here, without another snapshot, and
+                        # retracting this one drops the actions still queued on it.
+                        self._derive_rest(values, derived, done.union(pending), contradictions)
+                        decided_cleanly = _tidy(handle, state, snapshot)
+                        return
                     # the first snapshot is replaced even with nothing derived: the rules
                     # after the seal read only snapshots with the sealed mark
                     if pending or pending_parts or pending_terms or (
@@ -414,6 +440,23 @@ class Screener:
         pending[term.done] = 1
         firings.append(Firing(rule=f"term.{name}", criterion=None, outcome=None, facts=read,
                               derived=dict(fields or {})))
+
+    def _derive_rest(self, values: dict[str, FactValue], derived: dict[str, FactValue],
+                     done: set[str], contradictions: dict[str, ConflictError]) -> None:
+        """Run the derivations not in `done` whose inputs are known, until none is left to
+        run, for a candidate that is an error already: its contradictions are all found
+        without matching the criteria against another snapshot. A derivation runs here when
+        its rule would fire: a function's inputs all known, a formula's value known."""
+        todo = [d for d in self.trial.derivations if d.id not in done]
+        progress = True
+        while progress:
+            progress = False
+            for derivation in tuple(todo):
+                if derivation.formula is None and not all(name in values for name in derivation.inputs):
+                    continue
+                if self._derive(derivation.id, values, derived, [], {}, contradictions):
+                    todo.remove(derivation)
+                    progress = True
 
     def _needed_failures(self, outcomes: dict[str, str],
                          failures: dict[str, tuple[Failure, dict[str, Any]]]) -> list[ImpossibleFacts]:
