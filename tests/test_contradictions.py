@@ -72,6 +72,17 @@ def test_an_impossible_date_and_a_disagreeing_value_are_both_named(car_t: Trial,
     assert rr == RR
 
 
+def test_a_value_derived_from_a_derived_value_is_checked_after_an_earlier_contradiction(
+        car_t: Trial, car_t_screener: Screener) -> None:
+    """QTcF needs the RR interval, itself derived from the heart rate: a given QTcF that
+    disagrees is named beside a creatinine clearance that disagrees, found first."""
+    qtcf = "qtcf: 300.0000: disagrees with 430.8869 derived from qt_interval=400.0, rr_interval=0.800000"
+    row = {"candidate_id": "P-7", "heart_rate": "75", "qt_interval": "400", "qtcf": "300"}
+    assert screen_row(car_t, car_t_screener, Row(1, row)).record["errors"] == [qtcf]
+    both = {**row, **{k: v for k, v in TWO_CONTRADICTIONS.items() if k not in ("candidate_id", "rr_interval")}}
+    assert screen_row(car_t, car_t_screener, Row(2, both)).record["errors"] == [CRCL, qtcf]
+
+
 def test_dates_numbers_and_labels_read_as_a_person_writes_them(trial: Trial, screener: Screener) -> None:
     row = {"candidate_id": "P-4", "age": "30", "birth_date": "1960-01-01", "screening_date": "2024-01-01",
            "child_pugh_class": "C", "bilirubin_umol_l": "20", "albumin_g_l": "40", "inr": "1.0",
