@@ -138,8 +138,8 @@ def screen_row(trial: Trial, screener: Screener, row: Row,
         return Screened(_record(candidate_id, "error", errors=errors), facts)
     try:
         result = screener.evaluate(facts)
-    except ConflictError as exc:
-        return Screened(_record(candidate_id, "error", errors=[str(exc)]), facts)
+    except ConflictError as exc:  # one message per contradiction, in the trial's fact order
+        return Screened(_record(candidate_id, "error", errors=[str(e) for e in exc.each]), facts)
     missing = list(result.missing) if result.decision == "undetermined" else []
     record = _record(candidate_id, result.decision, list(result.failed), missing)
     return Screened(record, facts, result=result)

@@ -8,10 +8,12 @@ its `engine.Host` makes, without the parts of the Python wrapper that are unsafe
 - every session is opened with a marker fact that a rule consumes, so `delete_state` never
   meets a session that completed no action (segfault);
 - one live session per ruleset, kept from one candidate to the next: each candidate's
-  snapshot is retracted once decided, and a candidate that ends in an error has the session
-  deleted (a fresh one is opened for the next). Far from the 1,024-session ceiling, and no
-  two live sessions can collide on the 32-bit sid hash. Creating a session clears frame
-  tables for every node of the network: it cost about as much as deciding the candidate;
+  snapshot is retracted once decided (a candidate whose facts contradict each other too, at
+  the seal after the derivations: no action raises, the contradictions are collected), and
+  a durable-rules failure has the session deleted (a fresh one is opened for the next).
+  Far from the 1,024-session ceiling, and no two live sessions can collide on the 32-bit
+  sid hash. Creating a session clears frame tables for every node of the network: it cost
+  about as much as deciding the candidate;
 - sids are generated (`s<n>`), never taken from input, so no quote or backslash reaches them;
 - facts carry an explicit `id` and are asserted one at a time, each result code checked;
 - values are validated and encoded before they reach the engine (no mixed types, no floats,
@@ -29,7 +31,7 @@ import hashlib
 import itertools
 import json
 import re
-from typing import Any
+from typing import Any, Iterable
 
 import durable_rules_engine as _dre
 
@@ -41,7 +43,7 @@ from screener.rules import formulas
 from screener.rules.evaluate import Evaluator, Failure
 from screener.rules.terms import NEVER_PREFIX, Term, compute
 from screener.errors import (
-    ConflictError, EngineError, ImpossibleFacts, InvalidValue, RuleProblem, RulesError, ScreenerError,
+    ConflictError, EngineError, ImpossibleFacts, InvalidValue, RuleProblem, RulesError,
 )
 from screener.rules.functions import FUNCTIONS, DerivationError
 from screener.model import Criterion, FactValue, Firing, Result, Special, Trial
@@ -91,7 +93,7 @@ def _session(handle: int) -> str:
 
 
 def _tidy(handle: int, state: int, snapshot: str) -> bool:
-    """Retract the snapshot of a candidate stopped by an error inside an action and finish
+    """Retract the snapshot of a candidate stopped inside an action (the seal) and finish
     that action; returns whether the session is left as before the candidate (no action
     left to run), False when it must be deleted instead."""
     try:
@@ -285,7 +287,9 @@ class Screener:
 
         Returns the Result. Raises ConflictError when a given fact disagrees with what a
         derivation computes (ImpossibleFacts when the inputs contradict each other or give a
-        value outside the derived fact's range), EngineError if durable-rules reports a failure.
+        value outside the derived fact's range), once the candidate's derivations are all
+        done: the error is the first in the trial's fact order and carries every other one
+        (`ConflictError.each`). Raises EngineError if durable-rules reports a failure.
         """
         values = {k: v for k, v in facts.items() if v is not None and k in self.trial.facts}
         outcomes: dict[str, str] = {}
@@ -293,25 +297,42 @@ class Screener:
         derived: dict[str, FactValue] = {}
         firings: list[Firing] = []
         failures: dict[str, tuple[Failure, dict[str, Any]]] = {}  # term or derived fact -> why
+        contradictions: dict[str, ConflictError] = {}  # derived fact -> its contradiction
         for index, ruleset in enumerate(self._rulesets):
-            # every ruleset derives the same facts and terms; their firings are recorded once
+            # every ruleset derives the same facts and terms; their firings and
+            # contradictions are recorded once
             self._evaluate_in(ruleset, values, outcomes, missing, derived, failures,
-                              firings, firings if index == 0 else [])
-        if failures:
-            self._raise_needed_failure(outcomes, failures)
+                              contradictions, firings, firings if index == 0 else [])
+            if contradictions:
+                break  # the other rulesets derive the same facts: they would find the same
+        if contradictions:
+            raise self._together(contradictions.values())
+        if failures and (needed := self._needed_failures(outcomes, failures)):
+            raise self._together(needed)
         return self._result(outcomes, missing, derived, firings)
+
+    def _together(self, errors: Iterable[ConflictError]) -> ConflictError:
+        """One error for all of `errors`: the first in the trial's fact order, carrying the
+        others in that order (those that name a criterion, not a fact, last)."""
+        rank = self._fact_order
+        first, *others = sorted(errors, key=lambda error: rank.get(error.fact, len(rank)))
+        return first.with_others(others)
 
     def _evaluate_in(self, ruleset: "_Ruleset", values: dict[str, FactValue],
                      outcomes: dict[str, str], missing: set[str], derived: dict[str, FactValue],
                      failures: dict[str, tuple[Failure, dict[str, Any]]],
+                     contradictions: dict[str, ConflictError],
                      firings: list[Firing], derivation_firings: list[Firing]) -> None:
         """Run one candidate's session in one ruleset, adding to the results so far.
 
         This loop runs for every rule fired in a batch (some 25 a candidate), so it looks up
         each rule's action in the table made with the ruleset, encodes each value once, and
-        writes each snapshot's JSON text once, retracting the very text it asserted. The
-        ruleset's session is kept for the next candidate when this one ends cleanly, and
-        deleted when it does not.
+        writes each snapshot's JSON text once, retracting the very text it asserted. No
+        action raises for the candidate's data: a contradiction is recorded, the other
+        derivations fired on the snapshot run, and at the seal the candidate stops, its
+        remaining derivations run without the engine (`_derive_rest`) and its snapshot
+        retracted. Either way the session is left as it was before the candidate and kept
+        for the next one; it is deleted only when the engine itself fails.
         """
         handle = ruleset.handle
         parts = ruleset.parts
@@ -323,7 +344,6 @@ class Screener:
         encoded = self._encode(values, fields, 0)
         sid = _session(handle)
         decided_cleanly = False
-        state: int | None = None
         try:
             snapshot, echo = self._snapshot(sid, fields, done, decided, parts, term_fields)
             state = self._check(_dre.assert_fact(handle, snapshot), SNAPSHOT)
@@ -359,11 +379,20 @@ class Screener:
                 elif kind == _DERIVE:
                     rule_id = action[1]
                     if rule_id not in pending and self._derive(
-                            rule_id, values, derived, derivation_firings, failures):
+                            rule_id, values, derived, derivation_firings, failures, contradictions):
                         pending.append(rule_id)
                 elif kind == _TERM:
-                    self._term(action[1], values, pending_terms, failures, derivation_firings)
+                    if not contradictions:  # only criteria read terms, and they will not run
+                        self._term(action[1], values, pending_terms, failures, derivation_firings)
                 elif kind == _SEAL:
+                    if action[1] and contradictions:
+                        # Some derivation contradicts the given facts: the candidate is an
+                        # error and its criteria need not run. The derivations that read what
+                        # this snapshot derived are done here, without another snapshot, and
+                        # retracting this one drops the actions still queued on it.
+                        self._derive_rest(values, derived, done.union(pending), contradictions)
+                        decided_cleanly = _tidy(handle, state, snapshot)
+                        return
                     # the first snapshot is replaced even with nothing derived: the rules
                     # after the seal read only snapshots with the sealed mark
                     if pending or pending_parts or pending_terms or (
@@ -391,15 +420,9 @@ class Screener:
             # every action has run: the session is left as it was before this candidate
             self._check(_dre.retract_fact(handle, snapshot), SNAPSHOT)
             decided_cleanly = True
-        except ScreenerError as exc:
-            # A candidate whose facts contradict each other stops inside an action, as the
-            # seal does: retracting its snapshot drops the actions still queued on it.
-            if not isinstance(exc, EngineError) and state is not None:
-                decided_cleanly = _tidy(handle, state, snapshot)
-            raise
         finally:
             if not decided_cleanly:
-                _end_session(handle)  # an error may have left actions or facts behind
+                _end_session(handle)  # an engine error may have left actions or facts behind
 
     def _term(self, name: str, values: dict[str, FactValue], pending: dict[str, int],
               failures: dict[str, tuple[Failure, dict[str, Any]]], firings: list[Firing]) -> None:
@@ -418,10 +441,28 @@ class Screener:
         firings.append(Firing(rule=f"term.{name}", criterion=None, outcome=None, facts=read,
                               derived=dict(fields or {})))
 
-    def _raise_needed_failure(self, outcomes: dict[str, str],
-                              failures: dict[str, tuple[Failure, dict[str, Any]]]) -> None:
-        """A value that could not be computed is an error only when a criterion reading it
-        stayed unknown (the decision depends on it)."""
+    def _derive_rest(self, values: dict[str, FactValue], derived: dict[str, FactValue],
+                     done: set[str], contradictions: dict[str, ConflictError]) -> None:
+        """Run the derivations not in `done` whose inputs are known, until none is left to
+        run, for a candidate that is an error already: its contradictions are all found
+        without matching the criteria against another snapshot. A derivation runs here when
+        its rule would fire: a function's inputs all known, a formula's value known."""
+        todo = [d for d in self.trial.derivations if d.id not in done]
+        progress = True
+        while progress:
+            progress = False
+            for derivation in tuple(todo):
+                if derivation.formula is None and not all(name in values for name in derivation.inputs):
+                    continue
+                if self._derive(derivation.id, values, derived, [], {}, contradictions):
+                    todo.remove(derivation)
+                    progress = True
+
+    def _needed_failures(self, outcomes: dict[str, str],
+                         failures: dict[str, tuple[Failure, dict[str, Any]]]) -> list[ImpossibleFacts]:
+        """The values that could not be computed and are errors: those a criterion that
+        stayed unknown reads (the decision depends on them), each once."""
+        needed: dict[str, ImpossibleFacts] = {}
         for criterion in self.trial.criteria:
             if outcomes.get(criterion.id) != "unknown":
                 continue
@@ -429,11 +470,18 @@ class Screener:
             for name, (failure, inputs) in failures.items():
                 if name in reads:
                     what = name if name in self.trial.facts else f"criterion {criterion.id}"
-                    raise ImpossibleFacts(what, None, inputs, failure.reason)
+                    if what not in needed:
+                        needed[what] = ImpossibleFacts(what, None, inputs, failure.reason)
+        return list(needed.values())
 
     def _derive(self, rule_id: str, values: dict[str, FactValue], derived: dict[str, FactValue],
-                firings: list[Firing], failures: dict[str, tuple[Failure, dict[str, Any]]]) -> bool:
-        """Run derivation `rule_id` (the action of its rule); returns whether it is done."""
+                firings: list[Firing], failures: dict[str, tuple[Failure, dict[str, Any]]],
+                contradictions: dict[str, ConflictError]) -> bool:
+        """Run derivation `rule_id` (the action of its rule); returns whether it is done.
+
+        A contradiction is added to `contradictions` (once per fact), never raised here: the
+        rest of the candidate is still derived, reading the given value where one was given.
+        """
         derivation = self._derivations[rule_id]
         if derivation.formula is not None:
             inputs = {name: values[name] for name in derivation.inputs if name in values}
@@ -449,14 +497,19 @@ class Screener:
             try:
                 value = function.call(inputs, derivation.params, derivation.inputs)
             except DerivationError as exc:
-                raise ImpossibleFacts(derivation.fact, None, inputs, str(exc)) from None
+                contradictions.setdefault(derivation.fact,
+                                          ImpossibleFacts(derivation.fact, None, inputs, str(exc)))
+                return True
         try:
             formulas.check_range(self.trial.facts[derivation.fact], value)
         except InvalidValue as exc:
-            raise ImpossibleFacts(derivation.fact, value, inputs, exc.reason) from None
+            contradictions.setdefault(derivation.fact,
+                                      ImpossibleFacts(derivation.fact, value, inputs, exc.reason))
+            return True
         given = values.get(derivation.fact)
         if given is not None and given != value:
-            raise ConflictError(derivation.fact, given, value, inputs)
+            contradictions.setdefault(derivation.fact, ConflictError(derivation.fact, given, value, inputs))
+            return True
         if given is None:
             values[derivation.fact] = value
             derived[derivation.fact] = value

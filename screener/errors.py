@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Sequence
+
+from screener.shown import show
 
 
 class ScreenerError(Exception):
@@ -48,17 +50,34 @@ class InvalidValue(ScreenerError):
 
 
 class ConflictError(ScreenerError):
-    """A given fact disagrees with the value a derivation computes from other facts."""
+    """A given fact disagrees with the value a derivation computes from other facts.
+
+    One candidate can hold several contradictions; the engine raises the first (in the
+    trial's fact order) carrying the rest in `others`, so `each` names every one of them
+    while `str()`, `fact`, `given`, `derived` and `inputs` stay those of the first.
+    Values are shown as a person reads them (`show`): plain decimals, ISO dates, yes/no.
+    """
 
     code = "conflict"
+    others: tuple[ConflictError, ...] = ()
 
     def __init__(self, fact: str, given: object, derived: object, inputs: Mapping[str, object]):
         self.fact = fact
         self.given = given
         self.derived = derived
         self.inputs = inputs
-        shown = ", ".join(f"{k}={v}" for k, v in inputs.items())
-        super().__init__(f"{fact}: {given!r}: disagrees with {derived!r} derived from {shown}")
+        super().__init__(f"{fact}: {show(given)}: disagrees with {show(derived)} derived from "
+                         f"{_shown(inputs)}")
+
+    @property
+    def each(self) -> tuple[ConflictError, ...]:
+        """Every contradiction of the candidate, this one first."""
+        return (self, *self.others)
+
+    def with_others(self, others: Sequence[ConflictError]) -> ConflictError:
+        """This error, carrying `others` as the candidate's further contradictions."""
+        self.others = tuple(others)
+        return self
 
 
 class ImpossibleFacts(ConflictError):
@@ -71,8 +90,11 @@ class ImpossibleFacts(ConflictError):
         self.reason = reason
         ScreenerError.__init__(self)
         self.fact, self.given, self.derived, self.inputs = fact, None, derived, inputs
-        shown = ", ".join(f"{k}={v}" for k, v in inputs.items())
-        self.args = (f"{fact}: cannot be derived from {shown}: {reason}",)
+        self.args = (f"{fact}: cannot be derived from {_shown(inputs)}: {reason}",)
+
+
+def _shown(inputs: Mapping[str, object]) -> str:
+    return ", ".join(f"{name}={show(value)}" for name, value in inputs.items())
 
 
 class EngineError(ScreenerError):

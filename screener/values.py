@@ -15,6 +15,8 @@ from typing import Any, Mapping
 
 from screener.errors import InvalidValue
 from screener.model import FactSpec, FactValue, Special
+from screener.shown import plain as _plain
+from screener.shown import show as show  # screener.values.show stays the public name
 
 YES = frozenset({"yes", "y", "true", "1"})
 NO = frozenset({"no", "n", "false", "0"})
@@ -387,11 +389,6 @@ def _jsonable(raw: Mapping[Any, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in raw.items()}
 
 
-def _plain(number: Decimal) -> str:
-    """A Decimal as it is written, without exponent (1E+1 reads 10)."""
-    return f"{number:f}"
-
-
 def to_json(value: Any) -> Any:
     """A JSON-safe form of a fact value that `coerce` reads back to the same value: dates as
     ISO text, quantities as their exact decimal text ("132.6"), never/ongoing as the word,
@@ -406,29 +403,6 @@ def to_json(value: Any) -> Any:
         return [{str(k): to_json(v) for k, v in item.items()} if isinstance(item, Mapping)
                 else to_json(item) for item in value]
     return value
-
-
-def show(value: Any) -> str:
-    """How a value reads for a person: yes/no, ISO dates, numbers without trailing '.0',
-    quantities as their decimals, a list as `field=value, ...` items joined by `; `."""
-    if value is None:
-        return "unknown"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, Special):
-        return value.value
-    if isinstance(value, Decimal):
-        return _plain(value)
-    if isinstance(value, (tuple, list)):
-        if not value:
-            return "none"
-        return "; ".join(", ".join(f"{k}={show(v)}" for k, v in item.items() if v is not None)
-                         if isinstance(item, Mapping) else show(item) for item in value)
-    return str(value)
 
 
 def context_facts(facts: Mapping[str, FactSpec], pairs: list[str] | None) -> dict[str, FactValue]:

@@ -313,10 +313,13 @@ class Reference:
                     values[name] = value
         return values, errors
 
-    def complete(self, typed: dict[str, Any], rt: dict[str, Any]) -> str | None:
-        """Add derived facts whose inputs are all known; the contradictory fact, or None."""
+    def complete(self, typed: dict[str, Any], rt: dict[str, Any]) -> list[str]:
+        """Add derived facts whose inputs are all known; the contradictory facts, in the
+        data dictionary's order (none: an empty list). A given value that contradicts its
+        derivation stays, and later derivations read it."""
         changed = True
         done: set[str] = set()
+        contradictory: list[str] = []
         while changed:
             changed = False
             for d in self.derivations:
@@ -331,7 +334,8 @@ class Reference:
                     if d.function in _FUNCTION_DATES and not all(isinstance(a, dt.date) for a in args):
                         continue  # never/ongoing: no completed years to count
                     if d.function in _FUNCTION_DATES and args[1] < args[0]:
-                        return d.fact
+                        contradictory.append(d.fact)
+                        continue
                     value = _derive(d.function or "", d.inputs, d.params, typed)
                 else:
                     result = evaluate(d.formula, self.env(rt))
@@ -350,15 +354,16 @@ class Reference:
                 try:
                     coerce(spec, value)
                 except InvalidValue:
-                    return d.fact
+                    contradictory.append(d.fact)
+                    continue
                 if d.fact in typed:
                     if _num(typed[d.fact]) != _num(value):
-                        return d.fact
+                        contradictory.append(d.fact)
                 else:
                     typed[d.fact] = value
                     rt[d.fact] = runtime(spec, value)
                     changed = True
-        return None
+        return sorted(contradictory, key=self.order.__getitem__)
 
     # -- missing facts ----------------------------------------------------------------------
 
@@ -538,9 +543,9 @@ class Reference:
         if errors:
             return _error(errors)
         rt = {name: runtime(self.facts[name], value) for name, value in typed.items()}
-        conflict = self.complete(typed, rt)
-        if conflict is not None:
-            return _error([f"{conflict}: contradicts its inputs"])
+        contradictory = self.complete(typed, rt)
+        if contradictory:
+            return _error([f"{name}: contradicts its inputs" for name in contradictory])
         env = self.env(rt)
         outcomes = {c.id: evaluate(c.cond, env) for c in self.criteria}
         broken = [c for c in self.criteria if isinstance(outcomes[c.id], Unk) and outcomes[c.id].reasons]

@@ -365,7 +365,7 @@ class Dialog:
         try:
             self.result = self._evaluate(merged)
         except ConflictError as exc:
-            return [render.conflict(self.dialog, exc)]
+            return render.conflicts(self.dialog, exc)
         for fact, (value, raw) in values.items():
             self.session.answer(fact, value, "answers", raw)
             if self.observer is not None:

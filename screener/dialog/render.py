@@ -44,9 +44,19 @@ def question(dialog: DialogSpec, fact: str, today: dt.date, progress: str | None
     return Text.assemble(*head, (entry.text, "bold"), " ", (f"[{fact}]", "dim"), "\n", (hint, "dim"))
 
 
+def conflicts(dialog: DialogSpec, error: ConflictError) -> list[str]:
+    """Answers that contradict each other, in the dialog's words, one line per contradiction
+    the error carries (`ConflictError.each`): a given value that differs from the one derived
+    from other answers, or inputs that cannot all be true."""
+    return [_contradiction(dialog, each) for each in error.each]
+
+
 def conflict(dialog: DialogSpec, error: ConflictError) -> str:
-    """Answers that contradict each other, in the dialog's words: a given value that differs
-    from the one derived from other answers, or inputs that cannot all be true."""
+    """Every contradiction of `error` (see `conflicts`), one a line."""
+    return "\n".join(conflicts(dialog, error))
+
+
+def _contradiction(dialog: DialogSpec, error: ConflictError) -> str:
     if isinstance(error, ImpossibleFacts):
         return dialog.message("impossible", fact=dialog.label(error.fact),
                               inputs=", ".join(dialog.label(i) for i in error.inputs))
