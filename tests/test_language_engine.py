@@ -295,3 +295,25 @@ def test_if_needs_only_the_branch_it_takes(edges):
 def test_months_between_counts_whole_calendar_months(edges, start, want):
     # from 31 Jan to 1 Mar 2024: one whole month (29 Feb is the clamped anniversary)
     assert edges.evaluate({"start_date": start, "screening_date": D(2024, 3, 1)}).outcomes["M1"] == want
+
+
+@pytest.mark.parametrize("facts", [
+    {"dose_date": "ongoing"},
+    {"dose_date": "ongoing", "study_end_date": "ongoing"},
+    {"dose_date": "ongoing", "study_end_date": "2024-03-01", "progression_date": "never"},
+    {"dose_date": "ongoing", "progression_date": "2024-03-01", "start_date": "2024-02-15"},
+    {"dose_date": "2024-02-20", "study_end_date": "ongoing", "half_life": "48"},
+])
+def test_the_reference_reads_ongoing_against_unknowns_as_the_engine(facts):
+    # the reference implements docs/rules-language.md on its own; both settle the same
+    from reference import reference_for
+
+    from screener.batch import screen_row
+    from screener.readers import Row
+
+    trial = load_trial(DATA / "LANG-2.yaml")
+    fields = {"candidate_id": "a", **facts}
+    record = screen_row(trial, Screener(trial), Row(1, fields)).record
+    want = reference_for(trial).decide(fields)
+    assert (record["decision"], record["failed_criteria"], record["missing"]) == (
+        want["decision"], want["failed_criteria"], want["missing"] or [])
