@@ -97,6 +97,22 @@ def test_quit_then_resume_continues_for_every_trial(tmp_path, monkeypatch):
     assert f"{SITE_TRIAL}: Decision: eligible" in text
 
 
+def test_resume_finds_the_site_trial_where_the_screening_found_it(tmp_path, monkeypatch):
+    # started with a relative --rules-dir; resumed later from elsewhere, without it
+    site_copy = tmp_path / "site" / "rules"
+    shutil.copytree(SITE, site_copy)
+    shutil.copytree(SITE.parent / "dialogs", tmp_path / "site" / "dialogs")
+    session = tmp_path / "s.json"
+    monkeypatch.chdir(tmp_path / "site")
+    status, _ = run(["screen", "--rules-dir", "rules", "--trial", SITE_TRIAL, "--trial", TRIAL,
+                     "--candidate-id", "P-6", "--session", str(session)], ["male", "quit"], tmp_path, monkeypatch)
+    assert status == 3
+    monkeypatch.chdir(tmp_path)
+    status, text = run(["resume", str(session)], ["2", "10.5", "yes", ""], tmp_path, monkeypatch)
+    assert status == 0, text
+    assert f"{SITE_TRIAL}: Decision: eligible" in text
+
+
 def test_quit_then_resume_goes_on_in_every_trials_own_trace(tmp_path, monkeypatch):
     session, trace = tmp_path / "s.json", tmp_path / "p.trace.jsonl"
     status, _ = run(["screen", *BOTH, "--candidate-id", "P-5", "--session", str(session), "--trace", str(trace),

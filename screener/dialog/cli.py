@@ -79,7 +79,8 @@ def add_screen_parsers(subparsers: Any) -> None:
                         help="session id as `screener sessions` lists it, or a session file "
                              "(default: the latest one)")
     resume.add_argument("--lang", help="dialog language (default: the session's)")
-    resume.add_argument("--rules-dir", action="append", default=[], metavar="DIR", help=RULES_DIR_HELP)
+    resume.add_argument("--rules-dir", action="append", default=[], metavar="DIR",
+                        help=f"{RULES_DIR_HELP}; default: the directories the screening started with")
     _add_audit_options(resume)
     resume.set_defaults(run=run_resume)
 
@@ -246,7 +247,8 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
             return EXIT_SAVED
     session = store.Session(path=path, trial_id=trial.id, trial_hash=trial.content_hash,
                             language=args.lang, candidate_id=str(candidate), complete=args.complete,
-                            operator=args.operator)
+                            operator=args.operator,
+                            rules_dirs=tuple(str(Path(d).resolve()) for d in args.rules_dir))
     try:
         observer = observer or _audit_observer(args, trial, dialog, str(candidate), portfolio)
     except (ScreenerError, OSError) as exc:
@@ -280,10 +282,13 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         return _fail(console, f"no saved screening {args.path or ''} in {store.state_dir()}"
                               .replace("  ", " "))
     try:
-        trial_id = json.loads(Path(path).read_text(encoding="utf-8")).get("trial")
+        saved = json.loads(Path(path).read_text(encoding="utf-8"))
+        trial_id = saved.get("trial")
         ids = trial_id.split(SEPARATOR) if isinstance(trial_id, str) else None
-        language = json.loads(Path(path).read_text(encoding="utf-8")).get("language", "en")
-        trial, dialog, portfolio = _load(ids, False, args.rules_dir, args.lang or str(language))
+        language = saved.get("language", "en")
+        # the site's trials are found where the screening found them, unless told otherwise
+        rules_dirs = args.rules_dir or list(store.remembered_rules_dirs(saved))
+        trial, dialog, portfolio = _load(ids, False, rules_dirs, args.lang or str(language))
         session = store.load(Path(path), trial)
         _check_audit_options(args, dialog, kept_trace=bool(session.traces),
                              operator=session.operator)

@@ -90,6 +90,7 @@ class Session:
     history: list[dict[str, Any]] = field(default_factory=list)
     operator: str | None = None
     traces: tuple[KeptTrace, ...] = ()  # the audit traces it writes, empty when none
+    rules_dirs: tuple[str, ...] = ()  # the --rules-dir it started with (absolute), for resume
 
     def answer(self, fact: str, value: FactValue | None, source: str, raw: str | None = None) -> None:
         self.answers[fact] = value
@@ -140,6 +141,7 @@ class Session:
             "answers": {fact: to_json(value) for fact, value in self.answers.items()},
             "sources": dict(self.sources), "history": self.history,
             "operator": self.operator, "traces": [kept.to_json() for kept in self.traces],
+            "rules_dirs": list(self.rules_dirs),
         }
 
 
@@ -207,7 +209,14 @@ def load(path: Path, trial: Trial) -> Session:
         sources={k: str(v) for k, v in dict(data.get("sources") or {}).items()},
         history=list(data.get("history") or []),
         operator=None if operator is None else str(operator), traces=traces,
+        rules_dirs=remembered_rules_dirs(data),
     )
+
+
+def remembered_rules_dirs(data: Any) -> tuple[str, ...]:
+    """The --rules-dir directories a session file says its screening started with."""
+    dirs = data.get("rules_dirs") if isinstance(data, dict) else None
+    return tuple(str(d) for d in dirs if isinstance(d, str)) if isinstance(dirs, list) else ()
 
 
 def latest(directory: Path | None = None) -> Path | None:
