@@ -442,14 +442,16 @@ def parse(text: str, facts: Mapping[str, Any], definitions: Mapping[str, Any] = 
     return Parser(text, facts, definitions, items).whole()
 
 
-def names_read(e: tuple, definitions: Mapping[str, tuple] = {}) -> list[str]:
-    """Facts an expression reads (through definitions), in order of first use."""
+def names_read(e: tuple, definitions: Mapping[str, tuple] = {}, fields: bool = False) -> list[str]:
+    """Facts an expression reads (through definitions), in order of first use; with `fields`,
+    the item fields it reads too."""
     out: list[str] = []
+    named = ("fact", "field") if fields else ("fact",)
 
     def walk(e: Any) -> None:
         if not isinstance(e, tuple) or not e:
             return
-        if e[0] == "fact":
+        if e[0] in named:
             if e[1] not in out:
                 out.append(e[1])
             return
@@ -610,29 +612,8 @@ def _product(choices: list[list[Any]]) -> list[tuple]:
 
 def _words_read(e: Any, env: Env) -> set[str]:
     """The special words the facts and item fields read by `e` allow."""
-    words: set[str] = set()
-
-    def walk(node: Any) -> None:
-        if not isinstance(node, tuple) or not node:
-            return
-        if node[0] in ("fact", "field"):
-            words.update(env.specials.get(node[1], ()))
-            return
-        if node[0] == "def":
-            walk(env.definitions[node[1]])
-            return
-        if node[0] in ("lit", "word"):
-            return
-        for part in node[1:]:
-            if isinstance(part, tuple):
-                if part and isinstance(part[0], str):
-                    walk(part)
-                else:
-                    for p in part:
-                        walk(p)
-
-    walk(e)
-    return words
+    return {word for name in names_read(e, env.definitions, fields=True)
+            for word in env.specials.get(name, ())}
 
 
 _SETS: dict[int, tuple[tuple, frozenset | None]] = {}
