@@ -768,9 +768,10 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
     """
     kleene = _Kleene(trial)
     base: dict[str, dict[str, Any]] = {"open": _rule(OPEN, True, PRI_OPEN)}
+    alone = settling_alone(trial.facts)
     for derivation in trial.derivations:
         not_done = {"$nex": {DONE_PREFIX + derivation.id: 1}}
-        alternatives = needs(derivation.formula, settling_alone(trial.facts)) if derivation.formula is not None \
+        alternatives = needs(derivation.formula, alone) if derivation.formula is not None \
             else (derivation.inputs,)
         for index, need in enumerate(alternatives):
             inputs = [kleene.present(name) for name in need]

@@ -30,7 +30,7 @@ from screener.model import (
     Aggregate, And, Cmp, Compare, Const, Expr, In, IsSpecial, ItemField, Not, Number, Or, Ref,
     Special, children,
 )
-from screener.rules.evaluate import NEVER, Evaluator, Failure, Range
+from screener.rules.evaluate import NEVER, Evaluator, Failure, Range, compare
 
 TERM_PREFIX = "x_"
 TERM_DONE_PREFIX = "e_"
@@ -127,15 +127,15 @@ def _inputs(e: Any) -> tuple[str, ...]:
     return expr_facts(e)
 
 
-def needs(e: Any, never: frozenset[str] = frozenset()) -> tuple[tuple[str, ...], ...]:
+def needs(e: Any, alone: frozenset[str] = frozenset()) -> tuple[tuple[str, ...], ...]:
     """Sets of facts any one of which, present, may be enough to compute `e` (an `if` needs its
-    test and one branch; an `or`/`and` may be settled by one side; a fact in `never`, which
+    test and one branch; an `or`/`and` may be settled by one side; a fact in `alone`, which
     may be `never` or `ongoing` or hold items that may be, can settle a comparison alone);
     capped at a few sets, past which all inputs are needed."""
     sets = _needs(e)
     if len(sets) > _MAX_NEEDS:
         sets = [frozenset(_inputs(e))]
-    sets += [frozenset([name]) for name in _inputs(e) if name in never]
+    sets += [frozenset([name]) for name in _inputs(e) if name in alone]
     minimal = [s for s in sets if not any(other < s for other in sets)]
     ordered = sorted(set(minimal), key=lambda s: (len(s), sorted(s)))
     order = _inputs(e)
@@ -210,11 +210,7 @@ def compute(term: Term, evaluator: Evaluator, values: Mapping[str, Any]
 def _standing_for(op: str, truth: bool) -> int:
     """A difference whose comparison `op 0` gives `truth` (a comparison decided by `ongoing`
     alone, whose other side is unknown)."""
-    return next(d for d in (1, 0, -1) if _HOLDS[op](d) is truth)
-
-
-_HOLDS = {"==": lambda d: d == 0, "!=": lambda d: d != 0, "<": lambda d: d < 0,
-          "<=": lambda d: d <= 0, ">": lambda d: d > 0, ">=": lambda d: d >= 0}
+    return next(d for d in (1, 0, -1) if compare(op, Decimal(d), Decimal(0)) is truth)
 
 
 def _context() -> decimal.Context:
