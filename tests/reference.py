@@ -501,6 +501,19 @@ class Reference:
             criterion.read_once = len(seen) == len(set(seen))
         return criterion.read_once
 
+    def stuck(self, criterion: _Criterion, rt: dict[str, Any]) -> bool:
+        """Some comparison of the criterion reads only answered facts (no list with unknown
+        item fields) and is still unknown: no answer can move it (the latest of an empty list
+        of readings), so the others cannot each be answered either way."""
+        env = self.env(rt)
+        for leaf in _leaves(criterion.cond, self.definitions):
+            names = names_read(leaf, self.definitions)
+            if all(n in rt and not isinstance(rt[n], Unk) and not self.partial(rt, n) for n in names):
+                got = evaluate(leaf, env)
+                if isinstance(got, Unk) and not got.reasons:
+                    return True
+        return False
+
     def relevant(self, e: tuple, env: Env, out: set[str]) -> None:
         """For a read-once condition: the absent facts of the unknown comparisons reached
         through unknown `and`/`or`/`not` only. Each other comparison can be answered either
@@ -521,7 +534,8 @@ class Reference:
         for criterion in self.criteria:
             if not isinstance(outcomes[criterion.id], Unk) or not criterion.ask:
                 continue
-            if self.read_once(criterion) and not any(self.partial(rt, n) for n in criterion.facts):
+            if (self.read_once(criterion) and not any(self.partial(rt, n) for n in criterion.facts)
+                    and not self.stuck(criterion, rt)):
                 reached: set[str] = set()
                 self.relevant(criterion.cond, self.env(rt), reached)
                 pending = [name for name in criterion.facts if name in reached]

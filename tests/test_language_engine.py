@@ -317,3 +317,52 @@ def test_the_reference_reads_ongoing_against_unknowns_as_the_engine(facts):
     want = reference_for(trial).decide(fields)
     assert (record["decision"], record["failed_criteria"], record["missing"]) == (
         want["decision"], want["failed_criteria"], want["missing"] or [])
+
+
+@pytest.fixture(scope="module")
+def stuck():
+    return load_trial(DATA / "LANG-3.yaml")
+
+
+def _missing(trial, fields):
+    from screener.batch import screen_row
+    from screener.readers import Row
+
+    return screen_row(trial, Screener(trial), Row(1, {"candidate_id": "a", **fields})).record["missing"]
+
+
+def test_a_question_that_no_answer_can_turn_into_a_decision_is_not_asked(stuck):
+    # S1: (d1 and latest home reading > 160) or latest clinic reading > 160. With no readings
+    # of either kind, both comparisons stay unknown whatever d1 is: d1 is not missing.
+    missing = _missing(stuck, {"home": [], "clinic": []})
+    assert "d1" not in missing
+    # with clinic readings still to come, d1 = no can end S1 (not excluded)
+    assert "d1" in _missing(stuck, {"home": []})
+    # a home reading whose value is still unknown can be completed: d1 can matter again
+    assert "d1" in _missing(stuck, {"home": [{"date": "2024-01-01"}], "clinic": []})
+    # S2 (d2 and latest home > 160) or o2: d2 = no and o2 = no end it, so d2 is asked
+    assert "d2" in missing
+
+
+def test_the_reference_agrees_on_random_candidates_with_empty_readings(stuck):
+    import random
+    import sys
+
+    from reference import reference_for
+
+    from conftest import ROOT
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from candidates import ADVERSARIAL, RandomChooser, generator_for
+
+    from screener.batch import screen_row
+    from screener.readers import Row
+
+    generator, reference, screener = generator_for(DATA / "LANG-3.yaml"), reference_for(stuck), Screener(stuck)
+    rng = random.Random(3)
+    for _ in range(300):
+        fields = generator.candidate(RandomChooser(rng), ADVERSARIAL).fields
+        if rng.random() < 0.5:  # lists given empty are what this trial is about
+            fields.update({name: [] for name in ("home", "clinic") if rng.random() < 0.7})
+        record = screen_row(stuck, screener, Row(1, dict(fields))).record
+        want = reference.decide(fields)
+        assert (record["decision"], record["missing"]) == (want["decision"], want["missing"] or []), fields

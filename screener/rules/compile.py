@@ -21,7 +21,7 @@ from decimal import Decimal
 
 from screener.errors import RuleProblem, RulesError
 from screener.model import (
-    Aggregate, And, Call, Compare, Const, Criterion, Expr, FactSpec, In, IsSpecial, Not, Or, Ref,
+    Aggregate, And, Call, Cmp, Compare, Const, Criterion, Expr, FactSpec, In, IsSpecial, Not, Or, Ref,
     Special, Trial, children, expr_facts,
 )
 from screener.rules.terms import NEVER_PREFIX, ONGOING_DAY, Term, lower, needs, settling_alone
@@ -348,6 +348,7 @@ class _Kleene:
     def __init__(self, trial: Trial):
         self.facts = trial.facts
         self.never = frozenset(name for name, spec in trial.facts.items() if Special.NEVER in spec.special)
+        self._sticky_seen: dict[int, tuple[Any, bool]] = {}
 
     def _cmp(self, fact: str, op: str, value: Any) -> Cond:
         name = field(fact)
@@ -546,7 +547,14 @@ class _Kleene:
         return [(outcome, cond) for outcome, cond in candidates if to_cnf(cond) is not False]
 
     def relevant(self, e: "Expr | Part", fact: str) -> Cond:
-        """True when `fact` is absent and answering it could move `e` out of unknown."""
+        """True when `fact` is absent and answering it could move `e` out of unknown.
+
+        Each other unknown part of `e` is taken to be able to go either way, which is exact
+        when every fact is read once, except for a part that no answer can move: a
+        comparison of the latest (least, greatest) value of a list given empty. Where `e`
+        holds such a comparison, the way `fact` moves each part is followed (`_towards`)."""
+        if self._sticky(e) and not isinstance(e, Term):
+            return _any([self._towards(e, fact, True), self._towards(e, fact, False)])
         if isinstance(e, Term):
             if fact not in e.inputs:
                 return False
@@ -563,6 +571,74 @@ class _Kleene:
             return self.relevant(e.operand, fact)
         assert isinstance(e, (And, Or))
         return _all([self.unknown(e), _any([self.relevant(o, fact) for o in e.operands])])
+
+
+    # --- parts no answer can move -----------------------------------------------------------
+
+    def _sticky(self, e: Any) -> bool:
+        """Whether `e` holds a term that may be stuck (`_stuck`); Parts are not looked into."""
+        seen = self._sticky_seen.get(id(e))
+        if seen is not None and seen[0] is e:
+            return seen[1]
+        if isinstance(e, Term):
+            found = _stuck_list(e) is not None and not e.can_be_never
+        elif isinstance(e, (Not, And, Or)):
+            found = any(self._sticky(o) for o in ((e.operand,) if isinstance(e, Not) else e.operands))
+        else:
+            found = False
+        self._sticky_seen[id(e)] = (e, found)
+        return found
+
+    def _movable(self, t: Term) -> Cond:
+        """The sticky term `t` is not stuck: its list is not given empty."""
+        name = field(_stuck_list(t) or "")
+        return _any([{"$nex": {name: 1}}, {"$gt": {name: 0}}])
+
+    def _can(self, e: Any, want: bool) -> Cond:
+        """`e` is unknown and some answers to the absent facts make it `want`."""
+        if not self._sticky(e):
+            return self.unknown(e)
+        if isinstance(e, Term):
+            return _all([self.unknown(e), self._movable(e)])
+        if isinstance(e, Not):
+            return self._can(e.operand, not want)
+        assert isinstance(e, (And, Or))
+        if isinstance(e, Or) == want:  # one operand reaching `want` is enough
+            return _all([self.unknown(e), _any([self._can(o, want) for o in e.operands])])
+        reach = self.true if want else self.false
+        return _all([self.unknown(e)] + [_any([reach(o), self._can(o, want)]) for o in e.operands])
+
+    def _towards(self, e: Any, fact: str, want: bool) -> Cond:
+        """`fact` is absent and answering it (and the other absent facts) can make `e` `want`."""
+        if not self._sticky(e):
+            return self.relevant(e, fact)
+        if isinstance(e, Term):
+            return _all([self.relevant(e, fact), self._movable(e)])
+        if isinstance(e, Not):
+            return self._towards(e.operand, fact, not want)
+        assert isinstance(e, (And, Or))
+        if isinstance(e, Or) == want:
+            return _all([self.unknown(e), _any([self._towards(o, fact, want) for o in e.operands])])
+        reach = self.true if want else self.false
+        ways = []
+        for i, o in enumerate(e.operands):
+            others = [_any([reach(p), self._can(p, want)]) for j, p in enumerate(e.operands) if j != i]
+            ways.append(_all([self._towards(o, fact, want)] + others))
+        return _all([self.unknown(e), _any(ways)])
+
+
+_STICKY = ("latest", "min_of", "max_of")
+
+
+def _stuck_list(t: Term) -> str | None:
+    """The list of a term that compares its latest (least, greatest) value with something: a
+    list given empty leaves that value unknown whatever else is answered, so the term is
+    stuck. None for any other term."""
+    if isinstance(t.expr, Cmp) and not t.ranged:
+        for side in (t.expr.left, t.expr.right):
+            if isinstance(side, Aggregate) and side.name in _STICKY:
+                return side.fact
+    return None
 
 
 def _rule(kind_value: str, cond: Cond, pri: int) -> dict[str, Any]:
