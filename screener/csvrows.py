@@ -9,6 +9,8 @@ and an unclosed quote takes every following line into one cell. This scanner rea
   closing quote is followed by a comma or the end of the line, and the quote closes before the
   end of the input. Otherwise the row where it started is reported broken and reading goes on
   from the next line, so the following rows are neither swallowed nor merged;
+- an undecodable byte is not CSV syntax: right after a closing quote it joins the cell (the
+  row is reported for the byte) instead of breaking the record where it stands;
 - a record longer than `RECORD_LIMIT` characters is one broken row, however long; memory
   stays bounded (the lines of an open record are spilled to a temporary file).
 """
@@ -118,6 +120,10 @@ def _feed(scan: _Scan, piece: str) -> None:
                 _end_cell(scan)
                 scan.ended = True
                 return
+            elif _SURROGATE.match(c):
+                # an undecodable byte is no CSV syntax: it stays in the cell, which `_checked`
+                # reports, and does not move where the record ends
+                scan.state = _UNQUOTED
             else:
                 scan.bad = f"text after the closing quote of column {len(scan.cells) + 1}"
                 return

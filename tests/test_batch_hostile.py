@@ -266,6 +266,13 @@ def test_a_non_utf8_byte_in_row_10000_named_row_9954():
         (10_000, "row 10000: not UTF-8 in column 2 (byte 0xe9)", "c10000")]
 
 
+def test_a_non_utf8_byte_after_a_quoted_line_break_made_two_rows_of_one():
+    body = b'A,1,"seen\nin clinic"\xff\r\nB,1,x\r\n'
+    rows = list(read_rows(open_text(io.BytesIO(b"candidate_id,ecog,notes\r\n" + body)), "csv"))
+    assert [(row.fields["candidate_id"], row.problem) for row in rows] == [
+        ("A", "row 1: not UTF-8 in column 3 (byte 0xff)"), ("B", None)]
+
+
 def test_a_non_utf8_byte_stopped_the_run(tmp_path):
     code, records = _batch(tmp_path, "in.csv", b"candidate_id,ecog\nA,3\nB\xff,1\nC,3\n")
     assert code == 1
