@@ -163,3 +163,20 @@ def test_option_problems_are_reported_before_the_first_question(
     status, text = run(["screen", *options], ["P-1", "male"], tmp_path, monkeypatch)
     assert status == 2 and problem in text
     assert "Patient or candidate id?" not in text and "患者或受试者编号？" not in text
+
+
+def test_sessions_are_listed_in_chinese_with_columns_aligned_for_wide_characters(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.cells import cell_len
+
+    for candidate in ("张三-01", "P-2"):
+        status, _ = run(["screen", "--candidate-id", candidate], ["male", "quit"], tmp_path, monkeypatch)
+        assert status == 3
+    status, text = run(["sessions", "--lang", "zh"], [], tmp_path, monkeypatch)
+    assert status == 0
+    lines = text.splitlines()
+    assert lines[0].split() == ["编号", "试验", "受试者", "开始时间", "状态", "已答", "结论"]
+    assert all("进行中" in line for line in lines[1:]) and "in_progress" not in text
+    # the status column starts at the same terminal cell on every line
+    starts = {cell_len(line[:line.index(word)]) for line, word in zip(lines, ["状态", "进行中", "进行中"])}
+    assert len(starts) == 1, lines

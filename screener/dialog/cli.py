@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Text
 
@@ -28,7 +29,7 @@ from screener.dialog.spec import DialogSpec, load_dialog
 from screener.dialog.terminal import LineReader, PromptReader, Reader
 from screener.engine import Screener
 from screener.errors import ConflictError, RuleProblem, RulesError, ScreenerError
-from screener.i18n import TZ_HELP, site_zone
+from screener.i18n import TZ_HELP, site_zone, tr, translate
 from screener.rules.read import PosDict, load_yaml
 from screener.safe import safe_console, safe_text
 from screener.model import Trial
@@ -88,6 +89,7 @@ def add_screen_parsers(subparsers: Any) -> None:
         "sessions", help="list the saved screenings",
         description=f"List the saved screenings in {store.state_dir()}, newest first: id, trial, "
                     "started, status, answers so far and decision.")
+    sessions.add_argument("--lang", default="en", help="language of the listing, e.g. en or zh (default: en)")
     sessions.set_defaults(run=run_sessions)
 
 
@@ -95,18 +97,25 @@ def run_sessions(args: argparse.Namespace, *, stdin: IO[str] | None = None,
                  stdout: IO[str] | None = None) -> int:
     """Print the saved screenings, newest first; returns 0."""
     console = _console(stdout)
+    language = getattr(args, "lang", None) or "en"
     rows = store.listing()
     if not rows:
-        console.print(f"no saved screening in {store.state_dir()}", markup=False)
+        console.print(tr("no saved screening in {folder}", folder=store.state_dir()).in_language(language),
+                      markup=False)
         return EXIT_DECIDED
-    header = ("id", "trial", "candidate", "started", "status", "answers", "decision")
+    header = tuple(word.in_language(language) for word in (
+        tr("id"), tr("trial"), tr("candidate"), tr("started"), tr("status"), tr("answers"), tr("decision")))
+    statuses = {"in_progress": tr("in_progress").in_language(language),
+                "finished": tr("finished").in_language(language)}
     cells = [header] + [tuple(safe_text(str(cell)) for cell in (
-        row.id, row.trial, row.candidate, row.started, row.status, row.answers, row.decision or "—"))
+        row.id, row.trial, row.candidate, row.started, statuses.get(row.status, row.status), row.answers,
+        translate(language, row.decision) if row.decision else "—"))
         for row in rows]
     # Plain aligned columns, never cut: an id is meant to be copied into `screener resume ID`.
-    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
+    # Widths are terminal cells: a Chinese character takes two.
+    widths = [max(cell_len(line[i]) for line in cells) for i in range(len(header))]
     for line in cells:
-        console.print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip(),
+        console.print("  ".join(cell + " " * (width - cell_len(cell)) for cell, width in zip(line, widths)).rstrip(),
                       markup=False, highlight=False, crop=False, overflow="ignore")
     return EXIT_DECIDED
 
