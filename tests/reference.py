@@ -314,19 +314,24 @@ class Reference:
         return values, errors
 
     def complete(self, typed: dict[str, Any], rt: dict[str, Any]) -> list[str]:
-        """Add derived facts whose inputs are all known; the contradictory facts, in the
-        data dictionary's order (none: an empty list). A given value that contradicts its
-        derivation stays, and later derivations read it."""
+        """Add derived facts: a function's once its inputs are all known, a formula's as soon
+        as the known facts give it a value (an `if` needs its test and the branch it takes);
+        returns the contradictory facts, in the data dictionary's order (none: an empty
+        list). A given value that contradicts its derivation stays, and later derivations
+        read it."""
         changed = True
         done: set[str] = set()
         contradictory: list[str] = []
         while changed:
             changed = False
             for d in self.derivations:
-                if d.fact in done or not all(name in rt for name in d.inputs):
+                if d.fact in done:
                     continue
-                if any(isinstance(rt[name], Unk) for name in d.inputs):
+                if any(isinstance(rt[name], Unk) for name in d.inputs if name in rt):
                     continue  # an input that could not be computed is unknown here too
+                if not all(name in rt for name in d.inputs) and (
+                        d.formula is None or isinstance(evaluate(d.formula, self.env(rt)), Unk)):
+                    continue  # not yet: more answers may give it
                 done.add(d.fact)
                 spec = self.facts[d.fact]
                 if d.formula is None:

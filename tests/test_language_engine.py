@@ -344,7 +344,7 @@ def test_a_question_that_no_answer_can_turn_into_a_decision_is_not_asked(stuck):
     assert "d2" in missing
 
 
-def test_the_reference_agrees_on_random_candidates_with_empty_readings(stuck):
+def test_the_reference_agrees_on_random_candidates_with_empty_readings_and_early_formulas(stuck):
     import random
     import sys
 
