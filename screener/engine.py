@@ -31,6 +31,7 @@ import hashlib
 import itertools
 import json
 import re
+from decimal import Decimal
 from typing import Any, Iterable
 
 import durable_rules_engine as _dre
@@ -43,7 +44,7 @@ from screener.rules import formulas
 from screener.rules.evaluate import Evaluator, Failure
 from screener.rules.terms import NEVER_PREFIX, Term, compute
 from screener.errors import (
-    ConflictError, EngineError, ImpossibleFacts, InvalidValue, RuleProblem, RulesError,
+    ConflictError, EngineError, ImpossibleFacts, InvalidValue, RuleProblem, RulesError, reported_warning,
 )
 from screener.rules.functions import FUNCTIONS, DerivationError
 from screener.model import Criterion, FactValue, Firing, Result, Special, Trial
@@ -292,6 +293,8 @@ class Screener:
         (`ConflictError.each`). Raises EngineError if durable-rules reports a failure.
         """
         values = {k: v for k, v in facts.items() if v is not None and k in self.trial.facts}
+        self._computed: dict[str, FactValue] = {}  # reported facts: the value computed beside
+        self._warnings: dict[str, str] = {}
         outcomes: dict[str, str] = {}
         missing: set[str] = set()
         derived: dict[str, FactValue] = {}
@@ -507,6 +510,16 @@ class Screener:
                                       ImpossibleFacts(derivation.fact, value, inputs, exc.reason))
             return True
         given = values.get(derivation.fact)
+        if given is not None and derivation.reported:
+            # a reported measurement decides; the computed value is kept beside it
+            if derivation.fact not in self._computed:
+                self._computed[derivation.fact] = value
+                if abs(Decimal(str(given)) - Decimal(str(value))) > derivation.tolerance:
+                    self._warnings[derivation.fact] = reported_warning(
+                        derivation.fact, given, value, inputs, derivation.tolerance)
+            firings.append(Firing(rule=f"derive.{rule_id}", criterion=None, outcome=None,
+                                  facts=inputs, derived={}))
+            return True
         if given is not None and given != value:
             contradictions.setdefault(derivation.fact, ConflictError(derivation.fact, given, value, inputs))
             return True
@@ -540,6 +553,8 @@ class Screener:
             missing=tuple(sorted(missing, key=self._fact_order.__getitem__)),
             derived=derived,
             firings=tuple(firings),
+            computed={name: self._computed[name] for name in self.trial.facts if name in self._computed},
+            warnings=tuple(self._warnings[name] for name in self.trial.facts if name in self._warnings),
         )
 
 

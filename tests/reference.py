@@ -8,7 +8,7 @@ the YAML loader, value coercion (the batch contract for turning raw input into t
 values), the unit system's conversion factors and the model types come from `screener`.
 
     reference_decide(rules, fields, context=None)
-        -> {"decision", "failed_criteria", "missing", "errors"}
+        -> {"decision", "failed_criteria", "missing", "errors", "warnings"}
 
 `rules` is a Trial, a rules-file path, or the document `load_yaml` returns; `fields` are the
 raw input fields of one candidate (as a CSV/JSON row gives them); `context` the raw values
@@ -20,6 +20,9 @@ out of its fact's range, a given value differing from the derived one), named by
 fact; a criterion that stays unknown because a value it reads could not be computed
 although its inputs are known (a division by zero, an overflow), named by the facts that
 criterion reads and that are known.
+
+`warnings` names the reported facts (`given: reported`) whose given value is further than the
+derivation's `tolerance` from the computed one; the given value decides.
 
 `missing` follows the definition rather than any particular construction: an absent fact is
 missing when answering it could move an unknown criterion out of unknown, i.e. there is some
@@ -247,6 +250,8 @@ class _Derivation:
     inputs: list[str]
     params: dict[str, Any]
     formula: tuple | None
+    reported: bool = False  # `given: reported`: a given value decides; a far one warns
+    tolerance: Decimal = Decimal(0)
 
 
 class Reference:
@@ -274,7 +279,9 @@ class Reference:
             formula = self.parse(str(d["formula"])) if "formula" in d else None
             inputs = names_read(formula, self.definitions) if formula else list(d["inputs"])
             self.derivations.append(_Derivation(d["fact"], d.get("function"), inputs,
-                                                dict(d.get("params") or {}), formula))
+                                                dict(d.get("params") or {}), formula,
+                                                d.get("given", "same") == "reported",
+                                                Decimal(str(d.get("tolerance", 0)))))
         self.derived_by = {d.fact: d for d in self.derivations}
         self.criteria = []
         for c in doc["criteria"]:
@@ -361,7 +368,11 @@ class Reference:
                 except InvalidValue:
                     contradictory.append(d.fact)
                     continue
-                if d.fact in typed:
+                if d.fact in typed and d.reported:
+                    # a reported measurement stays and decides; far from the computation it warns
+                    if abs(_num(typed[d.fact]) - _num(value)) > d.tolerance:
+                        self.warned.append(d.fact)
+                elif d.fact in typed:
                     if _num(typed[d.fact]) != _num(value):
                         contradictory.append(d.fact)
                 else:
@@ -562,6 +573,7 @@ class Reference:
         if errors:
             return _error(errors)
         rt = {name: runtime(self.facts[name], value) for name, value in typed.items()}
+        self.warned: list[str] = []
         contradictory = self.complete(typed, rt)
         if contradictory:
             return _error([f"{name}: contradicts its inputs" for name in contradictory])
@@ -581,11 +593,12 @@ class Reference:
         else:
             decision = "undetermined"
         missing = self.missing(outcomes, rt) if decision == "undetermined" else None
-        return {"decision": decision, "failed_criteria": failed, "missing": missing, "errors": []}
+        return {"decision": decision, "failed_criteria": failed, "missing": missing, "errors": [],
+                "warnings": sorted(self.warned, key=self.order.__getitem__)}
 
 
 def _error(errors: list[str]) -> dict[str, Any]:
-    return {"decision": "error", "failed_criteria": [], "missing": None, "errors": errors}
+    return {"decision": "error", "failed_criteria": [], "missing": None, "errors": errors, "warnings": []}
 
 
 def _show(value: Any) -> str:

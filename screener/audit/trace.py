@@ -369,6 +369,9 @@ class TraceWriter:
             "decision": result.decision, "outcomes": result.outcomes,
             "failed": list(result.failed), "missing": list(result.missing),
             "derived": result.derived,
+            # reported measurements: the value computed beside each, and the differences
+            # past their tolerance (docs/rules-language.md, "Reported measurements")
+            "computed": result.computed, "warnings": list(result.warnings),
         })
 
     def pause(self, reason: str) -> dict[str, Any]:

@@ -130,6 +130,18 @@ class Dialog:
         candidates = [f for f in missing if f not in answers and f in self.dialog.questions]
         for derivation in self.trial.derivations:
             inputs = derivation.inputs
+            relevant = derivation.fact in missing or any(i in missing for i in inputs)
+            if derivation.reported and derivation.fact in self.dialog.questions:
+                # a reported measurement (a laboratory's eGFR, an ECG machine's QTcF) is asked
+                # beside its inputs, whichever the dialog's order puts first; once it is given
+                # its inputs are not asked, and when it is not known they are
+                if derivation.fact in answers:
+                    if answers[derivation.fact] is not None:
+                        candidates = [f for f in candidates if f not in inputs]
+                    continue
+                if relevant and derivation.fact not in candidates:
+                    candidates.append(derivation.fact)
+                continue
             input_unknown = any(i in answers and answers[i] is None for i in inputs)
             if derivation.fact in answers or input_unknown:
                 candidates = [f for f in candidates if f not in inputs]
