@@ -72,6 +72,9 @@ class FactSpec:
     # quantity facts: conversions that are not a plain factor (HbA1c mmol/mol -> %), as
     # (unit, factor, offset): declared = given * factor + offset; not repeated in `convert`
     affine: tuple[tuple[str, Decimal, Decimal], ...] = ()
+    # date item fields: the sibling date field this one is never earlier than (a dose stable
+    # since a day no earlier than the drug's start), "" when none
+    not_before: str = ""
 
 
 @dataclass(frozen=True, slots=True)

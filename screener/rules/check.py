@@ -28,7 +28,7 @@ TRIAL_KEYS = {"id": True, "title": True, "version": True, "id_fact": False, "sou
 FACT_KEYS = {
     "type": True, "description": True, "values": False, "min": False, "max": False,
     "places": False, "unit": False, "required": False, "derived": False,
-    "special": False, "convert": False, "item": False, "context": False,
+    "special": False, "convert": False, "item": False, "context": False, "not_before": False,
 }
 DERIVATION_KEYS = {
     "id": True, "fact": True, "function": False, "formula": False, "inputs": False, "params": False,
@@ -202,12 +202,13 @@ def _fact(check: Checker, name: str, spec: Any, where: Span, at: Span,
         derived_by="?" if entry.get("derived") is True and owner is None else None,
         context=entry.get("context") is True and owner is None, special=_special(check, entry, label),
         convert=convert, item=item, affine=affine,
+        not_before=str(entry.get("not_before", "")) if owner is not None else "",
     )
 
 
 _KIND_KEYS = {
     "values": ("enum",), "places": ("decimal", "quantity"), "convert": ("quantity",),
-    "special": ("date",), "item": ("list",),
+    "special": ("date",), "item": ("list",), "not_before": ("date",),
     "min": ("integer", "decimal", "quantity"), "max": ("integer", "decimal", "quantity"),
 }
 
@@ -290,6 +291,14 @@ def _item(check: Checker, entry: PosDict, name: str, where: Span) -> tuple[FactS
         built = _fact(check, str(field), spec, raw.key_spans[field], raw.value_spans[field], name)
         if built is not None:
             fields.append(built)
+    dates = {f.name for f in fields if f.type == "date"}
+    for field, spec in raw.items():
+        if isinstance(spec, PosDict) and "not_before" in spec:
+            other = spec["not_before"]
+            if other not in dates or other == field:
+                check.add(spec.value_spans["not_before"], "unknown-fact",
+                          f"fact {name}: {field}: not_before must name another date field of the item, "
+                          f"not {other!r}")
     return tuple(fields)
 
 

@@ -847,8 +847,13 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
     alone = settling_alone(trial.facts)
     for derivation in trial.derivations:
         not_done = {"$nex": {DONE_PREFIX + derivation.id: 1}}
-        alternatives = needs(derivation.formula, alone) if derivation.formula is not None \
-            else (derivation.inputs,)
+        if derivation.formula is not None:
+            alternatives = needs(derivation.formula, alone)
+        elif derivation.function == "banded_score":
+            # a score may be settled by some of its parts (`banded_score_settled`)
+            alternatives = tuple((name,) for name in derivation.inputs)
+        else:
+            alternatives = (derivation.inputs,)
         for index, need in enumerate(alternatives):
             inputs = [kleene.present(name) for name in need]
             suffix = f".{index}" if index else ""
