@@ -139,6 +139,10 @@ def test_the_trace_keeps_computed_value_and_warning_and_verifies(tmp_path: Path)
     verified = subprocess.run([sys.executable, "-m", "screener", "verify", str(trace)],
                               capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    explained = subprocess.run([sys.executable, "-m", "screener", "explain", str(trace)],
+                               capture_output=True, text=True, timeout=120, cwd=ROOT,
+                               env={**os.environ, "COLUMNS": "300", "NO_COLOR": "1"})
+    assert "Reported values used: egfr: 20" in explained.stdout, explained.stdout + explained.stderr
 
 
 @pytest.mark.parametrize("entry, message", [

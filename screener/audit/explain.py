@@ -154,6 +154,10 @@ def explanation(trace: Trace, words: Words | None = None) -> RenderableType:
         parts.append(Text(words.tr("Missing facts: {facts}", facts=", ".join(
             _name(words, name) if parse_ref(name) is None else describe_ref(name, words.label, words.tr)
             for name in decision["missing"])), style="yellow"))
+    if decision is not None and decision.get("warnings"):
+        # reported measurements far from their computation (docs/rules-language.md)
+        parts.append(Text(words.tr("Reported values used: {warnings}",
+                                   warnings="; ".join(decision["warnings"])), style="yellow"))
     for record in trace.signatures:  # as recorded; `screener verify` checks them
         statement = record.get("statement", {})
         parts.append(Text(words.tr(
