@@ -21,6 +21,7 @@ from screener.engine import Screener
 from screener.errors import ConflictError, InvalidValue
 from screener.i18n import site_zone
 from screener.model import FactValue, Result, Trial
+from screener.paths import PathEscape
 from screener.readers import Row
 from screener.values import coerce, coerce_text, describe_conversion
 
@@ -110,9 +111,11 @@ def write_audit(trial: Trial, row: Row, screened: Screened, options: AuditOption
             language=options.language, wording=options.wordings.get(trial.id),
             zone=site_zone(options.zone), signer=options.signer,
         )
-    except (TraceError, OSError) as exc:
+    except (TraceError, PathEscape, OSError) as exc:
         return f"row {row.number}: trace not written: {type(exc).__name__}: " + (
-            "a file for this candidate id exists already" if isinstance(exc, TraceError) else str(exc.strerror))
+            "a file for this candidate id exists already" if isinstance(exc, TraceError)
+            else "its file name would lead out of the folder" if isinstance(exc, PathEscape)
+            else str(exc.strerror))
     return None
 
 

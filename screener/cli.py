@@ -275,6 +275,7 @@ def run_batch(args: argparse.Namespace) -> int:
     if args.output:
         check_output(args.output, [args.input])
     signer = signer_from_args(args)  # a wrong passphrase stops the run before anything is read
+    chosen = chosen_trials(args)  # a refused rules file stops the run before any folder is made
     audit = None
     if args.traces:
         for directory in filter(None, (args.traces, args.letters)):
@@ -283,7 +284,6 @@ def run_batch(args: argparse.Namespace) -> int:
             except OSError as exc:
                 _say(err, f"screener batch: cannot use {directory!r} as a folder: {exc.strerror}")
                 return EXIT_USAGE
-    chosen = chosen_trials(args)
     if args.traces:
         try:
             site_zone(args.tz)

@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 from screener.audit.letter import FORMATS, build_letter, format_for, render_letter
 from screener.audit.words import Words
 from screener.model import Result, Trial
+from screener.paths import inside
 from screener.audit.trace import (
     Source, TraceError, TraceIntegrityError, TraceWriter, create_exclusive, file_sha256, write_all,
 )
@@ -81,10 +82,11 @@ class CandidateArtifacts:
 
 def artifact_paths(candidate_id: str, traces_dir: str | os.PathLike[str],
                    letters_dir: str | os.PathLike[str] | None) -> tuple[Path, dict[str, Path]]:
-    """The trace path and letter paths (by format) for a candidate, all inside their dirs."""
+    """The trace path and letter paths (by format) for a candidate, all inside their dirs;
+    raises PathEscape when one would not be (a link of that name pointing elsewhere)."""
     stem = safe_name(candidate_id)
-    trace = Path(traces_dir) / f"{stem}.trace.jsonl"
-    letters = {fmt: Path(letters_dir) / f"{stem}.letter.{fmt}" for fmt in FORMATS} \
+    trace = inside(traces_dir, f"{stem}.trace.jsonl")
+    letters = {fmt: inside(letters_dir, f"{stem}.letter.{fmt}") for fmt in FORMATS} \
         if letters_dir is not None else {}
     return trace, letters
 

@@ -33,6 +33,7 @@ from screener.i18n import TZ_HELP, site_zone, tr, translate
 from screener.rules.read import PosDict, load_yaml
 from screener.safe import safe_console, safe_text
 from screener.model import Trial
+from screener.paths import inside, read_regular
 from screener.rules.check import load_trial
 from screener.dialog.several import SEPARATOR, Portfolio, PortfolioDialog, SplitObserver
 from screener.trials import RULES_DIR_HELP, catalog
@@ -198,9 +199,10 @@ def _audit_observer(args: argparse.Namespace, trial: Trial, dialog: DialogSpec,
 
 
 def _per_trial(path: Path, trial_id: str) -> Path:
-    """`p1.trace.jsonl` -> `p1.<trial_id>.trace.jsonl`: one file per trial of a portfolio."""
+    """`p1.trace.jsonl` -> `p1.<trial_id>.trace.jsonl`: one file per trial of a portfolio, in
+    the folder of `path`; raises PathEscape when the trial id would lead out of it."""
     stem, dot, rest = path.name.partition(".")
-    return path.with_name(f"{stem}.{trial_id}{dot}{rest}" if dot else f"{stem}.{trial_id}")
+    return inside(path.parent, f"{stem}.{trial_id}{dot}{rest}" if dot else f"{stem}.{trial_id}")
 
 
 def _load(trial_ids: list[str] | None, every: bool, rules_dirs: list[str],
@@ -291,7 +293,7 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         return _fail(console, f"no saved screening {args.path or ''} in {store.state_dir()}"
                               .replace("  ", " "))
     try:
-        saved = json.loads(Path(path).read_text(encoding="utf-8"))
+        saved = json.loads(read_regular(path).decode("utf-8"))
         trial_id = saved.get("trial")
         ids = trial_id.split(SEPARATOR) if isinstance(trial_id, str) else None
         language = saved.get("language", "en")
