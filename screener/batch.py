@@ -23,6 +23,7 @@ from screener.i18n import site_zone
 from screener.model import FactValue, Result, Trial
 from screener.paths import PathEscape
 from screener.readers import Row
+from screener.safe import json_text
 from screener.values import coerce, coerce_text, describe_conversion
 
 if TYPE_CHECKING:
@@ -216,7 +217,7 @@ class Writer:
                 for v in (record[c] for c in self.columns)
             ) + "\n")
         else:
-            self.stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self.stream.write(json_text(record) + "\n")  # controls from input as \\u escapes
 
 
 def open_private(path: str) -> TextIO:

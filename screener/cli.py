@@ -26,7 +26,7 @@ from screener.outfile import AtomicOutput, check_output
 from screener.readers import FORMATS, UnreadableInput, open_text, read_rows
 from screener.rules.check import load_trial
 from screener.model import Trial
-from screener.safe import safe_console, safe_text
+from screener.safe import json_text, safe_console, safe_text
 from screener.trials import RULES_DIR_HELP, TrialNotFound, catalog, dialogs_for
 from screener.values import context_facts
 
@@ -466,7 +466,7 @@ def run_trials(args: argparse.Namespace) -> int:
                      "rules": str(entry.rules), "languages": list(entry.languages)})
     if args.json:
         for row in rows:
-            print(json.dumps(row, ensure_ascii=False))
+            print(json_text(row))
     else:
         out = safe_console(soft_wrap=True)
         for row in rows:
