@@ -23,6 +23,7 @@ from screener.dialog.spec import DialogSpec, normalize
 from screener.dialog.store import Session
 from screener.dialog.terminal import Reader
 from screener.errors import ConflictError, InvalidValue
+from screener.i18n import Message
 from screener.model import FactValue, Result, Trial
 from screener.values import coerce
 
@@ -264,7 +265,9 @@ class Dialog:
 
     def explain(self, error: InvalidAnswer) -> str:
         """The one-line reason for a refused answer, in the dialog's language."""
-        return self.dialog.message(error.key, **error.params)
+        params = {key: value.in_language(self.dialog.language) if isinstance(value, Message) else value
+                  for key, value in error.params.items()}
+        return self.dialog.message(error.key, **params)
 
     def check(self, fact: str | None, line: str) -> str | None:
         """The reason `line` cannot be taken at the prompt of `fact`, or None (for validation)."""
