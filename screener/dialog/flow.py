@@ -254,13 +254,17 @@ class Dialog:
         return self._record(fact, value, source, line, reason)
 
     def _confirm(self, message: str) -> bool:
-        """Ask a yes/no confirmation; True only for a yes."""
+        """Ask a yes/no confirmation; True only for a yes. `quit` stops here as at any prompt
+        (the unconfirmed answer is not taken; resume asks its question again)."""
         self._say(render.confirmation(message, self.dialog.tr("yes / no")))
         words = self.dialog.vocabulary
         try:
             line = self.reader.read("> ", sorted(words.yes | words.no), [], lambda _line: None)
         except (EOFError, KeyboardInterrupt) as error:
             raise _stop_for(error) from None
+        command = command_of(line, words)
+        if command is not None and command[0] == "quit":
+            raise _Stop("quit")
         return normalize(line) in words.yes
 
     def explain(self, error: InvalidAnswer) -> str:
