@@ -180,6 +180,50 @@ def _part_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
 
 
+_PART = re.compile(r"\..+\.(?:trace\.jsonl|letter\.[a-z]+)\.([0-9]+)-[0-9a-f]{8}\.part\Z")
+
+
+def remove_abandoned_parts(folder: str | os.PathLike[str], older_than: float = 10.0) -> int:
+    """Remove the half-written trace and letter files (`_part_name`) in `folder` whose process
+    is gone: a batch killed outright (SIGKILL) leaves them, full of a candidate's data. A file
+    whose process still runs (another batch writing into the same folder), or younger than
+    `older_than` seconds, is left. Only regular files are removed. Returns how many were."""
+    import time
+
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    removed = 0
+    now = time.time()
+    for entry in entries:
+        match = _PART.match(entry.name)
+        if match is None:
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False) or _alive(int(match.group(1))) or \
+                    now - entry.stat(follow_symlinks=False).st_mtime < older_than:
+                continue
+            os.unlink(entry.path)
+            removed += 1
+        except (OSError, ValueError):
+            continue
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """True when a process `pid` exists (ours or another user's)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
 def _publish(part: Path, path: Path) -> None:
     """Give the finished file `part` its name `path`, never replacing an existing file."""
     try:
