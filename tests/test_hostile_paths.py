@@ -231,3 +231,33 @@ def test_a_fifo_among_saved_sessions_hung_resume_and_sessions(tmp_path, capsys, 
     assert _finishes(lambda: main(["sessions"])) == 0
     assert store.latest() is None
     assert _finishes(lambda: main(["resume", fifo.stem])) == 2
+
+
+def test_a_fifo_on_the_trials_path_hung_batch(tmp_path, capsys, monkeypatch):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    fifo = _fifo(rules / "PIPE.yaml")
+    monkeypatch.setenv("SCREENER_TRIALS_PATH", str(rules))
+    candidates = tmp_path / "c.csv"
+    candidates.write_text("candidate_id,ecog\nA,1\n", encoding="utf-8")
+    assert _finishes(lambda: main(["batch", str(candidates), "-o", str(tmp_path / "r.jsonl")])) == 2
+    assert f"{fifo}:1:1: unreadable: not a regular file" in capsys.readouterr().err
+    assert not (tmp_path / "r.jsonl").exists()
+    # a trial named beside it is screened: the FIFO is never opened
+    assert _finishes(lambda: main(["batch", str(candidates), "--trial", TRIAL, "-o", str(tmp_path / "r.jsonl")])) == 0
+
+
+def test_a_fifo_among_the_rules_verify_searches_hung_it(tmp_path, capsys):
+    import shutil
+
+    from signing_support import signed_candidate
+
+    from audit_support import TINY
+
+    trace = signed_candidate(tmp_path, "ineligible").trace
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    _fifo(rules / "A-first.yaml")  # sorted before the real one
+    shutil.copy(TINY, rules / "tiny.yaml")
+    assert _finishes(lambda: main(["verify", str(trace), "--rules-dir", str(rules)])) == 0
+    assert "verified" in capsys.readouterr().out
