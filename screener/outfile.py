@@ -59,7 +59,10 @@ class AtomicOutput:
         folder = os.path.dirname(os.path.abspath(path))
         prefix = f".{os.path.basename(path)}."
         fd, self.temporary = tempfile.mkstemp(prefix=prefix, suffix=".part", dir=folder)  # mode 0600
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # "in use", until this process ends
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # "in use", until this process ends
+        except OSError:
+            pass  # a file system without locks: there no .part file is ever judged abandoned
         self.stream: TextIO = io.open(fd, "w", encoding="utf-8", newline="")
         self.removed = remove_abandoned(folder, prefix, keep=self.temporary)
 
