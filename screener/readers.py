@@ -423,24 +423,26 @@ def _check_yaml_structure(text: str) -> None:
     fast = getattr(yaml, "CSafeLoader", None)
     if fast is not None:
         try:
-            _check_events(text, fast)
+            _count_documents(text, fast)
             return
         except (yaml.YAMLError, ValueError):  # ValueError: lone surrogates it cannot encode
             pass
-    _check_events(text, yaml.SafeLoader)
-
-
-def _check_events(text: str, loader: Any) -> None:
-    documents = 0
     try:
-        for event in yaml.parse(text, Loader=loader):
-            if isinstance(event, yaml.DocumentStartEvent):
-                documents += 1
-                if documents == 2:
-                    raise UnreadableInput(f"a second YAML document starts at line "
-                                          f"{event.start_mark.line + 1}; the input must be one list")
+        _count_documents(text, yaml.SafeLoader)
     except yaml.YAMLError as exc:
         raise _yaml_refusal(exc) from exc
+
+
+def _count_documents(text: str, loader: Any) -> None:
+    """Parse the events of `text`; raise UnreadableInput at a second document (and YAMLError
+    for text that is not YAML)."""
+    documents = 0
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, yaml.DocumentStartEvent):
+            documents += 1
+            if documents == 2:
+                raise UnreadableInput(f"a second YAML document starts at line "
+                                      f"{event.start_mark.line + 1}; the input must be one list")
 
 
 def _yaml_refusal(exc: yaml.YAMLError) -> UnreadableInput:
