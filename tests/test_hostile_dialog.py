@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from test_dialog_e2e import Terminal, start
-from test_dialog_flow import ECOG, MAN
 
 pexpect = pytest.importorskip("pexpect")
 
@@ -27,15 +26,14 @@ def test_quit_was_refused_at_a_plausibility_confirmation(tmp_path: Path) -> None
     saved = json.loads((tmp_path / "s.json").read_text(encoding="utf-8"))
     assert saved["status"] == "in_progress" and "birth_date" not in saved["answers"]
 
-    # resumed, the date is asked again; a full-width ECOG is refused and asked again
+    # resumed, the date is asked again; written in full-width digits it is refused and asked again
     again = Terminal(tmp_path, "resume", str(tmp_path / "s.json"))
     again.expect("1 answers so far")
-    again.answers(MAN[1:ECOG])
-    again.answer("ecog", "０")
+    again.answer("birth_date", "１９４０-01-01")
     again.expect("written with digits other than 0-9 (Arabic-Indic, full-width...); write it with 0-9")
-    again.child.send("\x15" + "0\r")
-    again.answers(MAN[ECOG + 1:])
-    again.expect("Decision: eligible")
+    again.child.send("\x15" + "1940-01-01\r")
+    again.answer("screening_date", "")
+    again.expect("Decision: ineligible")
     assert again.finish() == 0
     verified = subprocess.run([sys.executable, "-m", "screener", "verify", str(trace)], capture_output=True,
                               text=True, timeout=120)
