@@ -155,14 +155,16 @@ def test_a_batch_trial_folder_is_proven_inside_the_traces_folder(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["letters", "traces"]
 
 
-@pytest.mark.parametrize("name", ["../screening-x", "..", "sub/screening-x", "/etc/passwd"])
-def test_a_session_id_is_a_name_in_the_sessions_folder(tmp_path, name):
+@pytest.mark.parametrize("name", ["../screening-x", "..", "sub/screening-x", "screening-link"])
+def test_a_session_id_is_a_name_in_the_sessions_folder(tmp_path, name, monkeypatch):
     from screener.dialog import store
 
     sessions = tmp_path / "sessions"
     sessions.mkdir()
     (tmp_path / "screening-x.json").write_text("{}", encoding="utf-8")
-    assert store.find(Path(name), sessions) is None or name == "/etc/passwd"
+    (sessions / "screening-link.json").symlink_to(tmp_path / "screening-x.json")
+    monkeypatch.chdir(tmp_path / "sessions")  # so that no name is also a path to a file here
+    assert store.find(Path(name), sessions) is None
     (sessions / "screening-y.json").write_text("{}", encoding="utf-8")
     assert store.find(Path("screening-y"), sessions) == sessions / "screening-y.json"
 
