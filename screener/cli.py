@@ -510,6 +510,7 @@ def run_check(args: argparse.Namespace) -> int:
     if not files:
         raise TrialNotFound(f"no trial found in {catalog(args.rules_dir).where()}")
     status = EXIT_OK
+    loaded = []
     for file in files:
         try:
             trial = load_trial(file)
@@ -518,10 +519,30 @@ def run_check(args: argparse.Namespace) -> int:
             print(safe_text(str(exc), keep="\n"), file=sys.stderr)
             status = EXIT_USAGE
         else:
+            loaded.append(trial)
             err.print(f"{file}: ok: {trial.id}, {len(trial.criteria)} criteria, {len(trial.facts)} facts")
             if not _check_dialogs(trial, file, err):
                 status = EXIT_USAGE
-    return status
+    return status if _check_mappings(args, loaded, err) else EXIT_USAGE
+
+
+def _check_mappings(args: argparse.Namespace, trials: list[Trial], err: Console) -> bool:
+    """Check the FHIR mapping files found, and each mapping against the facts of `trials`."""
+    from screener.sources.mapping import check_against, load_mappings
+
+    try:
+        mappings = load_mappings(args.rules_dir)
+    except RulesError as exc:
+        print(safe_text(str(exc), keep="\n"), file=sys.stderr)
+        return False
+    problems = sorted({p for trial in trials for p in check_against(mappings, dict(trial.facts))},
+                      key=lambda p: (p.path, p.line, p.column, p.message))
+    for problem in problems:
+        print(safe_text(str(problem)), file=sys.stderr)
+    for path in mappings.files:
+        mapped = [m for m in mappings.facts.values() if m.span.path == path]
+        err.print(f"{path}: ok: {len(mapped)} facts mapped from FHIR")
+    return not problems
 
 
 def _check_dialogs(trial: Any, rules_file: Path, err: Console) -> bool:

@@ -240,6 +240,12 @@ def _anchor(mapping: FactMapping, record: PatientRecord, mappings: Mappings,
             inner = Extracted()
             _read_fact(mappings.facts[mapping.anchor], specs.get(mapping.anchor), record, None, inner)
             raw = inner.fields.get(mapping.anchor)
+        spec = specs.get(mapping.anchor)
+        if spec is not None and raw is not None:
+            try:
+                raw = coerce(spec, raw)  # a date as any source writes it
+            except InvalidValue:
+                raw = None
         if isinstance(raw, dt.datetime):
             return raw.date()
         if isinstance(raw, dt.date):
@@ -339,8 +345,12 @@ def _read_fact(mapping: FactMapping, spec: FactSpec | None, record: PatientRecor
                           f"{b.located.reference} ({b.located.where}) gives {_given(b.value)} at the same time")
         return
     chosen = top[0]
-    if spec is not None and spec.type in ("integer", "decimal") and isinstance(chosen.value, dict):
-        chosen.value = chosen.value.get("value")  # a unitless quantity (INR) is its number
+    if spec is not None and spec.type in ("integer", "decimal"):
+        if isinstance(chosen.value, dict):
+            chosen.value = chosen.value.get("value")  # a unitless quantity (INR) is its number
+        if isinstance(chosen.value, Decimal):  # written as the record wrote it, digit for digit
+            chosen.value = int(chosen.value) if chosen.value == chosen.value.to_integral_value() \
+                and spec.type == "integer" else format(chosen.value, "f")
     if spec is not None:
         try:
             coerce(spec, chosen.value)
