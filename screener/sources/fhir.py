@@ -244,6 +244,7 @@ class FhirSource:
                 yield Problem(name, "Bundle.entry is not a list", record=True)
                 return
         patients: dict[str, PatientRecord] = {}
+        in_order: list[PatientRecord | Problem] = []
         by_full_url: dict[str, str] = {}
         others: list[Located] = []
         for number, entry in enumerate(entries, 1):
@@ -256,8 +257,8 @@ class FhirSource:
             kind = resource.get("resourceType")
             if kind == "Patient":
                 record = self._patient(located)
+                in_order.append(record)
                 if isinstance(record, Problem):
-                    yield record
                     continue
                 rid = str(resource.get("id", ""))
                 patients[rid] = record
@@ -270,7 +271,7 @@ class FhirSource:
             if subject is not None and subject.startswith("urn:uuid:"):
                 subject = by_full_url.get(subject, subject)
             self._attach(located, subject, patients.get(subject) if subject else None)
-        yield from patients.values()
+        yield from in_order
 
     def _patient(self, located: Located) -> PatientRecord | Problem:
         key = candidate_key(located.resource, self.id_system)
