@@ -35,9 +35,9 @@ _LAB_STATUS_NOISE = ("preliminary", "entered-in-error", "registered", "cancelled
 
 def _first_code(mapping: FactMapping) -> tuple[str, str]:
     assert mapping.codes is not None
-    for system, codes in mapping.codes.exact:
+    for system, codes in mapping.codes.exact.items():
         return system, sorted(codes)[0]
-    system, prefixes = mapping.codes.prefixes[0]
+    system, prefixes = next(iter(mapping.codes.prefixes.items()))
     return system, prefixes[0] + "01"
 
 
@@ -296,7 +296,7 @@ def _item_resource(mapping: FactMapping, rules: dict, field_specs: dict, item: d
             else:
                 return None
         elif rule.kind == "component":
-            comp_system, comps = rule.component.exact[0]
+            comp_system, comps = next(iter(rule.component.exact.items()))
             unit = field_specs[name].unit
             components.append({"code": _concept(comp_system, sorted(comps)[0]),
                                "valueQuantity": {"value": value, "unit": unit,

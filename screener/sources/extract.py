@@ -215,6 +215,7 @@ def extract(record: PatientRecord, mappings: Mappings, specs: Mapping[str, FactS
     """The facts of `specs` that `mappings` read from `record`. `known` holds the facts other
     sources gave (a lookback anchor may be among them); `as_of` anchors the rest."""
     out = Extracted()
+    index = _ByCode(record)
     for name, mapping in mappings.facts.items():
         spec = specs.get(name)
         if spec is None or spec.derived_by is not None and name not in mappings.facts:
@@ -226,7 +227,7 @@ def extract(record: PatientRecord, mappings: Mappings, specs: Mapping[str, FactS
                 out.unread.append(name)
                 continue
         try:
-            _read_fact(mapping, spec, record, anchor, out)
+            _read_fact(mapping, spec, record, anchor, out, index)
         except _Unmapped as exc:
             out.errors.append(f"{name}: {exc}: a code the mapping does not map")
     return out
@@ -258,17 +259,48 @@ def _anchor(mapping: FactMapping, record: PatientRecord, mappings: Mappings,
     return as_of
 
 
-def _candidates(mapping: FactMapping, record: PatientRecord, anchor: dt.date | None) -> list[tuple[Located, str | None]]:
+class _ByCode:
+    """A patient's resources by (type, system, code), built once per patient, so that each
+    mapping looks at the resources of its codes only."""
+
+    def __init__(self, record: PatientRecord):
+        self.codes: dict[tuple[Any, Any], dict[Any, list[int]]] = {}
+        self.resources = record.resources
+        for number, located in enumerate(record.resources):
+            kind = located.resource.get("resourceType")
+            for coding in _codings(located.resource):
+                if isinstance(coding, dict):
+                    by_code = self.codes.setdefault((kind, coding.get("system")), {})
+                    by_code.setdefault(coding.get("code"), []).append(number)
+
+    def find(self, mapping: FactMapping) -> list[Located]:
+        numbers: set[int] = set()
+        codes = mapping.codes
+        for kind in mapping.resources:
+            if codes is None:
+                numbers.update(i for i, r in enumerate(self.resources) if r.resource.get("resourceType") == kind)
+                continue
+            for system in set(codes.exact) | set(codes.prefixes):
+                by_code = self.codes.get((kind, system))
+                if not by_code:
+                    continue
+                for code in codes.exact.get(system, ()):
+                    numbers.update(by_code.get(code, ()))
+                for prefix in codes.prefixes.get(system, ()):
+                    for code, found in by_code.items():
+                        if isinstance(code, str) and code.startswith(prefix):
+                            numbers.update(found)
+        return [self.resources[i] for i in sorted(numbers)]
+
+
+def _candidates(mapping: FactMapping, record: PatientRecord, anchor: dt.date | None,
+                index: _ByCode | None = None) -> list[tuple[Located, str | None]]:
     if mapping.resources == ("Patient",):
         return [(record.patient, None)] if record.patient is not None else []
     chosen = []
-    for located in record.resources:
+    for located in (index or _ByCode(record)).find(mapping):
         resource = located.resource
         kind = resource.get("resourceType")
-        if kind not in mapping.resources:
-            continue
-        if mapping.codes is not None and not mapping.codes.matches(_codings(resource)):
-            continue
         status = _status(resource)
         allowed = mapping.statuses if mapping.statuses is not None else DEFAULT_STATUS.get(str(kind), ())
         if status not in allowed or not _verified(resource, mapping.verification_excluded):
@@ -286,9 +318,9 @@ def _candidates(mapping: FactMapping, record: PatientRecord, anchor: dt.date | N
 
 
 def _read_fact(mapping: FactMapping, spec: FactSpec | None, record: PatientRecord,
-               anchor: dt.date | None, out: Extracted) -> None:
+               anchor: dt.date | None, out: Extracted, index: _ByCode | None = None) -> None:
     name = mapping.fact
-    candidates = _candidates(mapping, record, anchor)
+    candidates = _candidates(mapping, record, anchor, index)
     if mapping.pick == "exists":
         if candidates:
             located = _latest_first(candidates)[0][0]

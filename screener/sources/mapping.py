@@ -55,31 +55,26 @@ _KEYS = ("resource", "code", "value_set", "status", "verification", "lookback", 
          "item", "complete", "note")
 
 
-@dataclass(frozen=True)
 class CodeSet:
     """Codes per system URI: exact codes, and prefixes (written with a trailing `*`)."""
 
-    exact: tuple[tuple[str, frozenset[str]], ...] = ()
-    prefixes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    def __init__(self, exact: dict[str, frozenset[str]] | None = None,
+                 prefixes: dict[str, tuple[str, ...]] | None = None):
+        self.exact = dict(exact or {})
+        self.prefixes = dict(prefixes or {})
+
+    def __repr__(self) -> str:
+        return f"CodeSet({self.exact!r}, {self.prefixes!r})"
+
+    def has(self, system: Any, code: Any) -> bool:
+        """Whether (system, code) is in the set."""
+        if code in self.exact.get(system, ()):
+            return True
+        return isinstance(code, str) and any(code.startswith(p) for p in self.prefixes.get(system, ()))
 
     def matches(self, codings: Iterable[Any]) -> bool:
-        return self.lookup_any(codings) is not None
-
-    def lookup_any(self, codings: Iterable[Any]) -> tuple[str, str] | None:
-        """The first (system, code) of `codings` that is in the set."""
-        exact = dict(self.exact)
-        prefixes = dict(self.prefixes)
-        for coding in codings:
-            if not isinstance(coding, dict):
-                continue
-            system, code = coding.get("system"), coding.get("code")
-            if not isinstance(system, str) or not isinstance(code, str):
-                continue
-            if code in exact.get(system, ()):
-                return system, code
-            if any(code.startswith(p) for p in prefixes.get(system, ())):
-                return system, code
-        return None
+        """Whether any of `codings` is in the set."""
+        return any(isinstance(c, dict) and self.has(c.get("system"), c.get("code")) for c in codings)
 
 
 @dataclass(frozen=True)
@@ -402,8 +397,7 @@ def _code_set(name: str, body: Any, where: Span, systems: dict[str, str], report
                 prefixes.setdefault(uri, []).append(text[:-1])
             elif uri is not None:
                 exact.setdefault(uri, set()).add(text)
-    return CodeSet(tuple((s, frozenset(c)) for s, c in exact.items()),
-                   tuple((s, tuple(p)) for s, p in prefixes.items()))
+    return CodeSet({s: frozenset(c) for s, c in exact.items()}, {s: tuple(p) for s, p in prefixes.items()})
 
 
 def _value_set(name: str, ref: Any, where: Span, folder: Path, systems: dict[str, str],
@@ -427,7 +421,7 @@ def _value_set(name: str, ref: Any, where: Span, folder: Path, systems: dict[str
             exact: dict[str, set[str]] = {}
             for system, code in pairs:
                 exact.setdefault(system, set()).add(code)
-            return CodeSet(tuple((s, frozenset(c)) for s, c in exact.items()))
+            return CodeSet({s: frozenset(c) for s, c in exact.items()})
         document = load_yaml(path)
     except RulesError as exc:
         report.out.extend(exc.problems)
