@@ -20,6 +20,7 @@ from typing import Any, Mapping
 
 from screener.errors import InvalidValue
 from screener.model import FactSpec
+from screener.rules import units
 from screener.sources.fhir import Located, PatientRecord
 from screener.sources.mapping import DEFAULT_STATUS, SYSTEMS, FactMapping, Mappings, ValueRule
 from screener.values import coerce, quantity
@@ -379,7 +380,13 @@ def _read_fact(mapping: FactMapping, spec: FactSpec | None, record: PatientRecor
     chosen = top[0]
     if spec is not None and spec.type in ("integer", "decimal"):
         if isinstance(chosen.value, dict):
-            chosen.value = chosen.value.get("value")  # a unitless quantity (INR) is its number
+            try:
+                chosen.value = _in_unit(spec, chosen.value)
+            except units.UnitError:
+                out.errors.append(f"{name}: {_given(chosen.value)}: the unit {chosen.value.get('unit')} does not "
+                                  f"convert to {spec.unit or 'a plain number'} ({chosen.located.reference}, "
+                                  f"{chosen.located.where})")
+                return
         if isinstance(chosen.value, Decimal):  # written as the record wrote it, digit for digit
             chosen.value = int(chosen.value) if chosen.value == chosen.value.to_integral_value() \
                 and spec.type == "integer" else format(chosen.value, "f")
@@ -392,6 +399,21 @@ def _read_fact(mapping: FactMapping, spec: FactSpec | None, record: PatientRecor
             return
     out.fields[name] = chosen.value
     out.sources[name] = _provenance(chosen.located, chosen.value)
+
+
+def _in_unit(spec: FactSpec, raw: dict[str, Any]) -> Any:
+    """The number of a quantity, in the unit of a number fact that declares one (bilirubin in
+    µmol/L); a unitless quantity (INR, `{INR}`, `1`) is its number. Raises UnitError."""
+    number, unit = raw.get("value"), str(raw.get("unit") or "")
+    own = spec.unit.replace("µ", "u")
+    if not unit or unit == "1" or unit.startswith("{") and unit.endswith("}") and not own:
+        return number
+    if unit.replace("µ", "u") == own:
+        return number
+    if not own:
+        raise units.UnitError(unit)
+    how = units.conversion(unit.replace("µ", "u"), own, dict(spec.convert))
+    return how.apply(Decimal(str(number)))
 
 
 def _latest_first(candidates: list[tuple[Located, str | None]]) -> list[tuple[Located, str | None]]:
