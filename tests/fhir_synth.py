@@ -78,7 +78,14 @@ class Writer:
         return resource
 
 
-def _quantity(spec: FactSpec, value: Decimal, rng: random.Random, noise_ok: bool = True) -> dict[str, Any]:
+def _ucum(unit: str) -> str:
+    return unit.replace("µ", "u")
+
+
+def _quantity(spec: FactSpec, value: Decimal, rng: random.Random) -> dict[str, Any]:
+    if spec.type != "quantity":  # a number fact keeps its own unit, or the record says none
+        unit = _ucum(spec.unit) or "1"
+        return {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
     units_tried = [u for u in ALT_UNITS if u != spec.unit]
     rng.shuffle(units_tried)
     if rng.random() < 0.5:
@@ -157,6 +164,8 @@ def _write(mapping: FactMapping, spec: FactSpec, value: Any, anchor: dt.date, pa
     days = mapping.lookback_days if mapping.lookback_days is not None else 365
     if mapping.resources[0] == "Observation" and mapping.pick == "latest" and kind in (
             "quantity", "number", "reference_high", "concept"):
+        if kind in ("quantity", "reference_high") and spec.type == "decimal" and isinstance(value, float):
+            value = Decimal(repr(value))  # a number fact with a unit (bilirubin in µmol/L)
         if kind in ("quantity", "reference_high") and not isinstance(value, Decimal):
             return False
         day = rng.randint(0, min(days, 3))
@@ -220,8 +229,9 @@ def _write(mapping: FactMapping, spec: FactSpec, value: Any, anchor: dt.date, pa
 
 def _noise_value(kind: str, spec: FactSpec, value: Any, mapping: FactMapping) -> dict[str, Any] | None:
     if kind == "quantity":
-        return {"valueQuantity": {"value": _other(spec, value), "unit": spec.unit,
-                                  "system": "http://unitsofmeasure.org", "code": spec.unit}}
+        unit = _ucum(spec.unit) or "1"
+        return {"valueQuantity": {"value": _other(spec, value), "unit": unit,
+                                  "system": "http://unitsofmeasure.org", "code": unit}}
     if kind == "number":
         return {"valueQuantity": {"value": Decimal(str(value)) + 1, "unit": "{INR}",
                                   "system": "http://unitsofmeasure.org", "code": "{INR}"}}
