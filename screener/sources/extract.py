@@ -371,7 +371,7 @@ def _read_fact(mapping: FactMapping, spec: FactSpec | None, record: PatientRecor
                 return
         best_score = (max if mapping.pick == "highest" else min)(s for s, _ in scored)
         top = [f for s, f in scored if s == best_score]
-    distinct = {repr(_comparable(spec, f.value)) for f in top}
+    distinct = {repr(_comparable(spec, f.value)) for f in top} if len(top) > 1 else ()
     if len(distinct) > 1:
         a, b = top[0], next(f for f in top[1:] if repr(_comparable(spec, f.value)) != repr(_comparable(spec, top[0].value)))
         out.errors.append(f"{name}: {a.located.reference} ({a.located.where}) gives {_given(a.value)} and "
