@@ -269,3 +269,35 @@ def test_a_site_mapping_overrides_the_shipped_one_and_may_declare_the_record_com
     assert sources["hemoglobin"]["resource"] == "Observation/local"
     assert "organ_transplant" not in records[0]["missing"]  # the site says: none recorded means none
     assert sources["organ_transplant"] == {"record": "complete", "found": "none"}
+
+
+def test_bundle_entries_that_name_their_patient_by_full_url_are_hers(tmp_path):
+    path = tmp_path / "synthea.json"
+    path.write_text(json.dumps({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:6f1c", "resource": _patient("p-uuid")},
+        {"fullUrl": "urn:uuid:0b2d", "resource": {**_obs("hb", "x", "718-7", "2026-11-30", value=120, unit="g/L"),
+                                                 "subject": {"reference": "urn:uuid:6f1c"}}}]}), encoding="utf-8")
+    code, records = _run(tmp_path, path, "--as-of", "2026-12-01")
+    assert code == 0 and records[0]["sources"]["hemoglobin"]["resource"] == "Observation/hb"
+
+
+def test_highest_and_lowest_compare_values_in_the_fact_s_unit(tmp_path):
+    site = tmp_path / "site"
+    (site / "rules").mkdir(parents=True)
+    (site / "mappings").mkdir()
+    (site / "mappings" / "worst.yaml").write_text(
+        "facts:\n"
+        "  alt:\n    resource: Observation\n    code: {loinc: [1742-6]}\n    pick: highest\n    value: quantity\n"
+        "  platelets:\n    resource: Observation\n    code: {loinc: [777-3]}\n    pick: lowest\n    value: quantity\n",
+        encoding="utf-8")
+    bundle = _bundle(tmp_path / "p.json", _patient("p1"),
+                     _obs("alt-1", "p1", "1742-6", "2026-11-01", value=90, unit="U/L"),
+                     _obs("alt-2", "p1", "1742-6", "2026-11-20", value=0.1, unit="U/mL"),  # 100 U/L: highest
+                     _obs("alt-3", "p1", "1742-6", "2026-11-30", value=40, unit="U/L"),
+                     _obs("plt-1", "p1", "777-3", "2026-11-01", value=150, unit="10*9/L"),
+                     _obs("plt-2", "p1", "777-3", "2026-11-20", value=120, unit="10*3/uL"),   # lowest
+                     _obs("plt-3", "p1", "777-3", "2026-11-25", value=50, unit="10*9/L", status="entered-in-error"))
+    code, records = _run(tmp_path, "--rules-dir", site / "rules", bundle)
+    sources = records[0]["sources"]
+    assert sources["alt"]["resource"] == "Observation/alt-2" and sources["alt"]["converted"] == "0.1 U/mL = 100.0 U/L"
+    assert sources["platelets"]["resource"] == "Observation/plt-2"
