@@ -198,7 +198,9 @@ def _joined_rows(args: argparse.Namespace, inputs: list[str], chosen: list[tuple
                 problems = [p for trial, _ in chosen for p in check_against(mappings, dict(trial.facts))]
                 if problems:
                     raise RulesError(problems)
-            parts.append((name, FhirSource(name, args.id_system)))
+            # an export's temporary patient index goes beside the results the user named
+            temp_dir = os.path.dirname(os.path.abspath(args.output)) if getattr(args, "output", None) else None
+            parts.append((name, FhirSource(name, args.id_system, temp_dir)))
             continue
         fmt = args.format or ("sniff" if name == "-" else FORMATS.get(Path(name).suffix.lower()))
         if fmt is None:

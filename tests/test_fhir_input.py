@@ -301,3 +301,21 @@ def test_highest_and_lowest_compare_values_in_the_fact_s_unit(tmp_path):
     sources = records[0]["sources"]
     assert sources["alt"]["resource"] == "Observation/alt-2" and sources["alt"]["converted"] == "0.1 U/mL = 100.0 U/L"
     assert sources["platelets"]["resource"] == "Observation/plt-2"
+
+
+def test_an_export_s_temporary_index_stays_beside_the_results_and_goes(tmp_path, monkeypatch):
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "Patient.ndjson").write_text(json.dumps(_patient("a")) + "\n", encoding="utf-8")
+    results = tmp_path / "results"
+    results.mkdir()
+    seen = []
+    import screener.sources.fhir as fhir
+
+    real = fhir.sqlite3.connect
+    monkeypatch.setattr(fhir.sqlite3, "connect", lambda path: seen.append(path) or real(path))
+    assert main(["batch", "--trial", TRIAL, str(export), "-o", str(results / "out.jsonl")]) == 0
+    (index,) = seen
+    assert Path(index).parent.parent == results
+    assert sorted(p.name for p in results.iterdir()) == ["out.jsonl"]
+    assert sorted(p.name for p in export.iterdir()) == ["Patient.ndjson"]
