@@ -238,11 +238,15 @@ def test_a_mapping_that_does_not_fit_its_fact_is_refused(tmp_path, capsys):
     (site / "mappings" / "m.yaml").write_text(
         "facts:\n  bp_readings:\n    resource: Observation\n    code: {loinc: [85354-9]}\n    value: quantity\n"
         "  ecog:\n    resource: Observation\n    code: {loinc: [89247-1]}\n"
-        "    lookback: {days: 3, anchor: sex}\n    value: number\n", encoding="utf-8")
+        "    lookback: {days: 3, anchor: sex}\n    value: number\n"
+        "  sex:\n    resource: Condition\n    code: {snomed: [248153007]}\n    pick: exists\n"
+        "  weight:\n    resource: Observation\n    code: {loinc: [29463-7]}\n    value: date\n", encoding="utf-8")
     assert main(["check", "--rules-dir", str(site / "rules")]) == 2
     err = capsys.readouterr().err
     assert "m.yaml:2:3: mapping-kind: bp_readings is a list fact" in err
     assert "m.yaml:6:3: bad-anchor: ecog: lookback anchor 'sex' is not a date fact" in err
+    assert "m.yaml:11:3: mapping-kind: sex is an enum fact: pick exists gives a boolean" in err
+    assert "m.yaml:15:3: mapping-kind: weight is a quantity fact: value date gives a date" in err
 
 
 def test_a_site_mapping_overrides_the_shipped_one_and_may_declare_the_record_complete(tmp_path):

@@ -206,11 +206,29 @@ def check_against(mappings: Mappings, facts: dict[str, Any]) -> list[RuleProblem
                 if name not in names:
                     problems.append(RuleProblem(where.path, where.line, where.column, "unknown-field",
                                                 f"{mapping.fact} items have no field {name!r}"))
+        else:
+            kind = "present" if mapping.pick == "exists" else mapping.value.kind if mapping.value else ""
+            fits = _FITS.get(kind)
+            if fits is not None and spec.type not in fits:
+                article = "an" if spec.type[0] in "aeiou" else "a"
+                problems.append(RuleProblem(where.path, where.line, where.column, "mapping-kind",
+                                            f"{mapping.fact} is {article} {spec.type} fact: "
+                                            f"{'pick exists' if kind == 'present' else 'value ' + kind} "
+                                            f"gives a {' or '.join(fits)}"))
         if mapping.anchor and (facts.get(mapping.anchor) is None or facts[mapping.anchor].type != "date"):
             problems.append(RuleProblem(where.path, where.line, where.column, "bad-anchor",
                                         f"{mapping.fact}: lookback anchor {mapping.anchor!r} is not a "
                                         "date fact of the trial"))
     return problems
+
+
+# The fact types each plain value fits (the forms with a table give what the table says).
+_FITS = {
+    "quantity": ("quantity", "decimal", "integer"), "reference_high": ("quantity", "decimal", "integer"),
+    "number": ("integer", "decimal"), "boolean": ("boolean",), "present": ("boolean",),
+    "date": ("date",), "start": ("date",), "end": ("date",), "birth_date": ("date",),
+    "component": ("quantity", "decimal", "integer"),
+}
 
 
 # --- reading one file ---------------------------------------------------------------------
