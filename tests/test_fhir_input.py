@@ -323,3 +323,48 @@ def test_an_export_s_temporary_index_stays_beside_the_results_and_goes(tmp_path,
     assert Path(index).parent.parent == results
     assert sorted(p.name for p in results.iterdir()) == ["out.jsonl"]
     assert sorted(p.name for p in export.iterdir()) == ["Patient.ndjson"]
+
+
+def _panel(rid, when, systolic, diastolic, status="final"):
+    def part(code, value):
+        return {"code": {"coding": [{"system": LOINC, "code": code}]},
+                "valueQuantity": {"value": value, "unit": "mmHg", "system": UCUM, "code": "mm[Hg]"}}
+    return {**_obs(rid, "p1", "85354-9", when, status=status),
+            "component": [part("8480-6", systolic), part("8462-4", diastolic)]}
+
+
+def test_blood_pressure_panels_become_the_list_of_readings_in_time_order(tmp_path):
+    bundle = _bundle(tmp_path / "p.json", _patient("p1"),
+                     _panel("bp-2", "2026-11-30T10:00:00+08:00", 150, 95),
+                     _panel("bp-1", "2026-11-29T09:00:00+08:00", 138, 88),
+                     _panel("bp-old", "2026-09-01", 190, 120),                       # outside 28 days
+                     _panel("bp-bad", "2026-11-30T11:00:00+08:00", 80, 40, status="entered-in-error"))
+    out = tmp_path / "o.jsonl"
+    assert main(["batch", "--trial", TRIAL, str(bundle), "--as-of", "2026-12-01", "-o", str(out),
+                 "--traces", str(tmp_path / "t")]) == 0
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [p["resource"] for p in record["sources"]["bp_readings"]] == ["Observation/bp-1", "Observation/bp-2"]
+    (trace,) = (tmp_path / "t").glob("*.jsonl")
+    fact = next(json.loads(line) for line in trace.read_text().splitlines() if '"fact":"bp_readings"' in line)
+    assert fact["value"] == [{"measured_on": "2026-11-29", "systolic": "138", "diastolic": "88"},
+                             {"measured_on": "2026-11-30", "systolic": "150", "diastolic": "95"}]
+
+
+def test_medications_give_their_class_start_and_stop_and_ongoing_when_active(tmp_path):
+    def statement(rid, atc, status, start, end=None):
+        period = {"start": start, **({"end": end} if end else {})}
+        return {"resourceType": "MedicationStatement", "id": rid, "status": status,
+                "medicationCodeableConcept": {"coding": [{"system": "http://www.whocc.no/atc", "code": atc}]},
+                "subject": {"reference": "Patient/p1"}, "effectivePeriod": period}
+    bundle = _bundle(tmp_path / "p.json", _patient("p1"),
+                     statement("met", "A10BA02", "active", "2024-02-01"),
+                     statement("sglt", "A10BK01", "stopped", "2023-01-10", "2023-06-30"),
+                     statement("err", "A10BH01", "entered-in-error", "2025-01-01"),
+                     statement("ace", "C09AA02", "active", "2022-01-01"))
+    out = tmp_path / "o.jsonl"
+    assert main(["batch", "--trial", "NCT06534411", str(bundle), "-o", str(out), "--traces", str(tmp_path / "t")]) == 0
+    (trace,) = (tmp_path / "t").glob("*.jsonl")
+    fact = next(json.loads(line) for line in trace.read_text().splitlines() if '"fact":"antidiabetic_medications"' in line)
+    assert fact["value"] == [
+        {"drug": "sglt2i", "start_date": "2023-01-10", "stop_date": "2023-06-30", "dose_since": None},
+        {"drug": "metformin", "start_date": "2024-02-01", "stop_date": "ongoing", "dose_since": None}]
