@@ -14,6 +14,7 @@ the value, the resource and where it was read.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Mapping
@@ -195,12 +196,15 @@ def _rule_value(rule: ValueRule, located: Located, status: str | None) -> Any:
 
 
 def _given(raw: Any) -> str:
-    if isinstance(raw, dict) and "value" in raw:
-        return f"{raw['value']} {raw.get('unit', '')}".strip()
+    """A value as the record wrote it, for a person: `10.5 g/dL`, `yes`, other JSON as JSON."""
+    if isinstance(raw, dict) and "value" in raw and not isinstance(raw["value"], (dict, list)):
+        return f"{raw['value']} {raw.get('unit') or ''}".strip()
     if isinstance(raw, list):
         return f"{len(raw)} items"
     if isinstance(raw, bool):
         return "yes" if raw else "no"
+    if isinstance(raw, (dict, list)) or raw is None:
+        return json.dumps(raw, ensure_ascii=False, default=str)
     return str(raw)
 
 

@@ -12,6 +12,7 @@ read, its date and the value as the record wrote it, and for a table the file an
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -22,7 +23,8 @@ from screener.readers import Row
 from screener.sources.extract import extract
 from screener.sources.fhir import FhirSource, PatientRecord, Problem
 from screener.sources.mapping import Mappings
-from screener.values import coerce, describe_conversion, to_json
+from screener.audit.trace import to_json_value
+from screener.values import coerce, describe_conversion
 
 
 @dataclass
@@ -174,9 +176,14 @@ class Sources:
 
 
 def _shown(raw: Any) -> str:
-    if isinstance(raw, dict) and "value" in raw:
-        return f"{raw['value']} {raw.get('unit', '')}".strip()
-    return str(to_json(raw)) if not isinstance(raw, str) else raw
+    """A value as a source gave it, for a person (never a Python repr)."""
+    if isinstance(raw, dict) and "value" in raw and not isinstance(raw["value"], (dict, list)):
+        return f"{raw['value']} {raw.get('unit') or ''}".strip()
+    if isinstance(raw, bool):
+        return "yes" if raw else "no"
+    if isinstance(raw, str):
+        return raw
+    return json.dumps(to_json_value(raw), ensure_ascii=False, default=str)
 
 
 def _jsonable(value: Any) -> Any:
