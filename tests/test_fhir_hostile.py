@@ -71,7 +71,7 @@ def _screen(path):
     return [screen_row(trial, screener, row).record for row in joined.rows()]
 
 
-_SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, database=None,
+_SETTINGS = settings(max_examples=25, deadline=None, derandomize=True, database=None,
                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                             HealthCheck.data_too_large])
 

@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 
 from screener.cli import main
+from screener.rules.check import load_trial
+from screener.sources.mapping import check_against, load_mappings
+
+from conftest import ROOT
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
@@ -108,17 +112,15 @@ def test_id_system_keys_candidates_by_their_mrn(tmp_path):
     assert "Patient/r2 has no identifier with system urn:oid:1.2.3.4" in records[1]["errors"][0]
 
 
-def test_without_an_anchor_a_windowed_fact_stays_unknown_and_says_so(tmp_path, capsys):
-    bundle = _bundle(tmp_path / "p1.json", _patient("p1"),
-                     _obs("hb", "p1", "718-7", "2026-11-30", value=10.5, unit="g/dL"))
-    code, records = _run(tmp_path, bundle)
+def test_a_window_ends_on_the_candidate_s_screening_date_and_without_one_the_fact_stays_unknown(tmp_path, capsys):
+    hb = [_obs(f"hb-{p}", p, "718-7", "2026-11-30", value=10.5, unit="g/dL") for p in ("p1", "p2", "p3")]
+    bundle = _bundle(tmp_path / "b.json", _patient("p1"), _patient("p2"), _patient("p3"), *hb)
+    # p1 has no screening date; p2's is two months after the result (stale); p3's is the next day
+    sheet = _sheet(tmp_path, "candidate_id,screening_date\np2,2027-02-01\np3,2026-12-01\n")
+    code, records = _run(tmp_path, bundle, sheet)
     assert code == 0
-    assert "hemoglobin" in records[0]["missing"]
+    assert ["hemoglobin" in r["missing"] for r in records] == [True, True, False]
     assert "hemoglobin: not read from the record for 1 candidates" in capsys.readouterr().err
-    code, records = _run(tmp_path, bundle, "--as-of", "2026-12-01")
-    assert "hemoglobin" not in records[0]["missing"]
-    code, records = _run(tmp_path, bundle, "--as-of", "2027-02-01")  # 63 days later: stale
-    assert "hemoglobin" in records[0]["missing"]
 
 
 def test_match_takes_a_record_too(tmp_path):
@@ -231,22 +233,20 @@ def test_check_reports_every_mapping_problem_with_its_position(tmp_path, capsys)
     assert main(["batch", "--trial", TRIAL, "--rules-dir", str(site / "rules"), str(bundle)]) == 2
 
 
-def test_a_mapping_that_does_not_fit_its_fact_is_refused(tmp_path, capsys):
-    site = tmp_path / "site"
-    (site / "rules").mkdir(parents=True)
-    (site / "mappings").mkdir()
-    (site / "mappings" / "m.yaml").write_text(
+def test_a_mapping_that_does_not_fit_its_fact_is_refused(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text(
         "facts:\n  bp_readings:\n    resource: Observation\n    code: {loinc: [85354-9]}\n    value: quantity\n"
         "  ecog:\n    resource: Observation\n    code: {loinc: [89247-1]}\n"
         "    lookback: {days: 3, anchor: sex}\n    value: number\n"
         "  sex:\n    resource: Condition\n    code: {snomed: [248153007]}\n    pick: exists\n"
         "  weight:\n    resource: Observation\n    code: {loinc: [29463-7]}\n    value: date\n", encoding="utf-8")
-    assert main(["check", "--rules-dir", str(site / "rules")]) == 2
-    err = capsys.readouterr().err
-    assert "m.yaml:2:3: mapping-kind: bp_readings is a list fact" in err
-    assert "m.yaml:6:3: bad-anchor: ecog: lookback anchor 'sex' is not a date fact" in err
-    assert "m.yaml:11:3: mapping-kind: sex is an enum fact: pick exists gives a boolean" in err
-    assert "m.yaml:15:3: mapping-kind: weight is a quantity fact: value date gives a date" in err
+    trial = load_trial(ROOT / "rules" / f"{TRIAL}.yaml")
+    found = "\n".join(str(p) for p in check_against(load_mappings(files=[path]), dict(trial.facts)))
+    assert "m.yaml:2:3: mapping-kind: bp_readings is a list fact" in found
+    assert "m.yaml:6:3: bad-anchor: ecog: lookback anchor 'sex' is not a date fact" in found
+    assert "m.yaml:11:3: mapping-kind: sex is an enum fact: pick exists gives a boolean" in found
+    assert "m.yaml:15:3: mapping-kind: weight is a quantity fact: value date gives a date" in found
 
 
 def test_a_site_mapping_overrides_the_shipped_one_and_may_declare_the_record_complete(tmp_path):
