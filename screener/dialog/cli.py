@@ -64,6 +64,9 @@ def add_screen_parsers(subparsers: Any) -> None:
                         help="a record's lookback windows end on DATE (YYYY-MM-DD) when the "
                              "anchor date (the screening date) is not known before the questions; "
                              "without it such record values are asked instead")
+    screen.add_argument("--id-system", metavar="URI",
+                        help="a record's candidate id is the value of the Patient identifier with this "
+                             "system (the site's MRN), not the Patient id")
     screen.add_argument("--session", metavar="PATH", type=Path,
                         help="session file (default: a new file under $XDG_STATE_HOME/screener/sessions)")
     screen.add_argument("--candidate-id", help="the patient's id in the screening log")
@@ -483,7 +486,7 @@ def _read_record(path: Path, trial: Trial, dialog: DialogSpec, args: argparse.Na
     problems = check_against(mappings, dict(trial.facts))
     if problems:
         raise RulesError(problems)
-    found = list(FhirSource(str(path)).patients())
+    found = list(FhirSource(str(path), getattr(args, "id_system", None)).patients())
     patients = [p for p in found if isinstance(p, PatientRecord)]
     if len(found) != 1 or len(patients) != 1:
         broken = "; ".join(str(p) for p in found if not isinstance(p, PatientRecord))
