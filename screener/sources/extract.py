@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
 from screener.errors import InvalidValue
@@ -223,7 +223,7 @@ def extract(record: PatientRecord, mappings: Mappings, specs: Mapping[str, FactS
     index = _ByCode(record)
     for name, mapping in mappings.facts.items():
         spec = specs.get(name)
-        if spec is None or spec.derived_by is not None and name not in mappings.facts:
+        if spec is None:  # no trial of the run has this fact
             continue
         anchor = None
         if mapping.lookback_days is not None:
@@ -436,7 +436,13 @@ def _magnitude(spec: FactSpec | None, raw: Any) -> Decimal:
             raise InvalidValue(spec.name, raw, "no value")
         return value
     number = raw.get("value") if isinstance(raw, dict) else raw
-    return Decimal(str(number))
+    try:
+        found = Decimal(str(number)) if not isinstance(number, bool) else None
+    except (InvalidOperation, ValueError):
+        found = None
+    if found is None or not found.is_finite():
+        raise InvalidValue(spec.name if spec else "", number, "not a number")
+    return found
 
 
 def _comparable(spec: FactSpec | None, raw: Any) -> Any:
