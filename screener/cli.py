@@ -532,8 +532,10 @@ def _check_mappings(args: argparse.Namespace, trials: list[Trial], err: Console)
     """Check the FHIR mapping files found, and each mapping against the facts of `trials`."""
     from screener.sources.mapping import check_against, load_mappings
 
+    # the mappings of the rules files' own folders too (site/rules/X.yaml -> site/mappings/)
+    places = [*args.rules_dir, *dict.fromkeys(str(Path(f).parent) for f in getattr(args, "files", []) or [])]
     try:
-        mappings = load_mappings(args.rules_dir)
+        mappings = load_mappings(places)
     except RulesError as exc:
         print(safe_text(str(exc), keep="\n"), file=sys.stderr)
         return False
