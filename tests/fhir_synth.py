@@ -157,7 +157,7 @@ def _write(mapping: FactMapping, spec: FactSpec, value: Any, anchor: dt.date, pa
         if kind == "gender" and value in ("female", "male"):
             patient["gender"] = value
             return True
-        if kind == "birth_date" and isinstance(value, dt.date):
+        if kind == "birthDate" and isinstance(value, dt.date):
             patient["birthDate"] = value.isoformat()
             return True
         return False

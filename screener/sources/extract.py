@@ -151,7 +151,7 @@ def _rule_value(rule: ValueRule, located: Located, status: str | None) -> Any:
         return value if isinstance(value, bool) else None
     if rule.kind == "present":
         return True
-    if rule.kind == "birth_date":
+    if rule.kind == "birthDate":
         return resource.get("birthDate")
     if rule.kind in ("date", "start"):
         if kind == "Patient":
@@ -406,7 +406,7 @@ def _read_fact(mapping: FactMapping, spec: FactSpec | None, record: PatientRecor
 
 
 def _in_unit(spec: FactSpec, raw: dict[str, Any]) -> Any:
-    """The number of a quantity, in the unit of a number fact that declares one (bilirubin in
+    """The number of a quantity, in the unit of a number fact that declares one (a decimal in
     µmol/L); a unitless quantity (INR, `{INR}`, `1`) is its number. Raises UnitError."""
     number, unit = raw.get("value"), str(raw.get("unit") or "")
     own = spec.unit.replace("µ", "u")

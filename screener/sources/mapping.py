@@ -38,7 +38,7 @@ RESOURCES = ("Patient", "Observation", "Condition", "MedicationStatement", "Medi
 PICKS = ("latest", "earliest", "highest", "lowest", "all", "exists")
 # Values a mapping can take from a resource; the mapping forms ({concept: ...} ...) are below.
 PLAIN_VALUES = ("quantity", "number", "boolean", "date", "start", "end", "present",
-                "reference_high", "birth_date")
+                "reference_high", "birthDate")
 FORMS = ("concept", "code", "component", "gender")
 # Which statuses count when a mapping names none: a laboratory result counts when final,
 # amended or corrected; a condition when active (or back); a medication when taken.
@@ -226,7 +226,7 @@ def check_against(mappings: Mappings, facts: dict[str, Any]) -> list[RuleProblem
 _FITS = {
     "quantity": ("quantity", "decimal", "integer"), "reference_high": ("quantity", "decimal", "integer"),
     "number": ("integer", "decimal"), "boolean": ("boolean",), "present": ("boolean",),
-    "date": ("date",), "start": ("date",), "end": ("date",), "birth_date": ("date",),
+    "date": ("date",), "start": ("date",), "end": ("date",), "birthDate": ("date",),
     "component": ("quantity", "decimal", "integer"),
 }
 
