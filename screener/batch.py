@@ -98,8 +98,13 @@ def write_audit(trial: Trial, row: Row, screened: Screened, options: AuditOption
     for name, value in screened.facts.items():
         column = row.columns.get(name)
         source = Source.batch(options.input_name, row.number, f"{column} ({name})" if column else name)
+        provenance = getattr(row, "sources", {}).get(name)
         if trial.facts[name].context:
             source = Source.context(name)
+        elif provenance is not None:
+            from screener.sources.merge import trace_source
+
+            source = trace_source(provenance, source)
         elif (converted := describe_conversion(trial.facts[name], row.fields.get(name))) is not None:
             source = dataclasses.replace(source, given=converted.given_text)
         sources[name] = (value, source)
@@ -137,15 +142,24 @@ def screen_row(trial: Trial, screener: Screener, row: Row,
         errors.append(f"{trial.id_fact}: {candidate_id!r}: expected text")
     facts, value_errors = candidate_facts(trial, row, context)
     errors.extend(value_errors)
+    sources = getattr(row, "sources", None)  # joined inputs: where each fact came from
     if errors:
-        return Screened(_record(candidate_id, "error", errors=errors), facts)
+        return Screened(_sourced(_record(candidate_id, "error", errors=errors), sources), facts)
     try:
         result = screener.evaluate(facts)
     except ConflictError as exc:  # one message per contradiction, in the trial's fact order
-        return Screened(_record(candidate_id, "error", errors=[str(e) for e in exc.each]), facts)
+        return Screened(_sourced(_record(candidate_id, "error", errors=[str(e) for e in exc.each]), sources),
+                        facts)
     missing = list(result.missing) if result.decision == "undetermined" else []
     record = _record(candidate_id, result.decision, list(result.failed), missing)
-    return Screened(record, facts, result=result)
+    return Screened(_sourced(record, sources), facts, result=result)
+
+
+def _sourced(record: dict[str, Any], sources: Any) -> dict[str, Any]:
+    """The record with a `sources` field (fact -> provenance) when the row has one."""
+    if isinstance(sources, dict):
+        record["sources"] = sources
+    return record
 
 
 def _record(candidate_id: Any, decision: str, failed: list[str] | None = None,
@@ -212,8 +226,9 @@ class Writer:
     def write(self, record: dict[str, Any]) -> None:
         if self.fmt == "csv":
             self.stream.write(",".join(
-                _csv_cell(spreadsheet_safe(";".join(map(str, v)) if isinstance(v, list) else str(v)))
-                for v in (record[c] for c in self.columns)
+                _csv_cell(spreadsheet_safe(";".join(map(str, v)) if isinstance(v, list) else
+                                           json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else str(v)))
+                for v in (record.get(c, "") for c in self.columns)
             ) + "\n")
         else:
             self.stream.write(json_text(record) + "\n")  # controls from input as \\u escapes

@@ -69,8 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
             "finished; until then the previous one is kept. " + EXIT_STATUS_HELP
         ),
     )
-    batch.add_argument("input", metavar="INPUT",
-                       help="candidates file (.csv, .jsonl, .json, .yaml/.yml), or - for standard input")
+    batch.add_argument("input", metavar="INPUT", nargs="+",
+                       help="candidates file (.csv, .jsonl, .json, .yaml/.yml), or - for standard input; "
+                            "or a FHIR R4 patient record: a Bundle .json, a folder of Bundles, a Bulk "
+                            "Data export folder (<Type>.ndjson). Several inputs are joined by candidate id")
     batch.add_argument("-o", "--output", metavar="OUTPUT", help="results file ending .jsonl or .csv")
     _add_trial_options(batch, "screen for")
     batch.add_argument("--format", choices=sorted(set(FORMATS.values())),
@@ -90,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "wording comes from its dialog file in that language (default: en)")
     batch.add_argument("--tz", metavar="ZONE", help=TZ_HELP)
     add_sign_options(batch)
+    _add_record_options(batch)
     batch.add_argument("--context", action="append", metavar="NAME=VALUE",
                        help="a context fact of the trial (site, cohort), the same for every candidate "
                             "of this run; repeat for several. A candidate record may not carry one.")
@@ -120,12 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
             "failed_criteria, missing, errors. Exit status as for batch."
         ),
     )
-    match.add_argument("input", metavar="CANDIDATES",
-                       help="candidates file (.csv, .jsonl, .json, .yaml/.yml), or - for standard input")
+    match.add_argument("input", metavar="CANDIDATES", nargs="+",
+                       help="candidates file (.csv, .jsonl, .json, .yaml/.yml), or - for standard input; "
+                            "or FHIR R4 records (as for batch); several are joined by candidate id")
     match.add_argument("-o", "--output", metavar="OUTPUT", help="results file ending .jsonl or .csv")
     _add_trial_options(match, "match against")
     match.add_argument("--format", choices=sorted(set(FORMATS.values())), help="input format (default: by suffix)")
     match.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="screen in N processes (default 1)")
+    _add_record_options(match)
     match.set_defaults(run=run_batch, rules=None, traces=None, letters=None, operator=None, sign_key=None,
                        match=True)
     _add_optional_commands(sub)
@@ -154,6 +159,68 @@ def _add_trial_options(parser: argparse.ArgumentParser, verb: str) -> None:
                         help=f"a trial to {verb}; repeat for several (default: every trial found)")
     parser.add_argument("--all-trials", action="store_true", help=f"{verb} every trial found")
     parser.add_argument("--rules-dir", action="append", default=[], metavar="DIR", help=RULES_DIR_HELP)
+
+
+def _add_record_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--id-system", metavar="URI",
+                        help="FHIR input: the candidate id is the value of the Patient identifier with "
+                             "this system (e.g. the site's MRN system), not the Patient id")
+    parser.add_argument("--as-of", metavar="DATE", type=_iso_date,
+                        help="FHIR input: anchor lookback windows on DATE (YYYY-MM-DD) when the "
+                             "candidate has no value for the mapping's anchor fact; without it such "
+                             "facts stay unknown (the clock is never used)")
+
+
+def _iso_date(text: str) -> Any:
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def _joined_rows(args: argparse.Namespace, inputs: list[str], chosen: list[tuple[Trial, Path]],
+                 stack: contextlib.ExitStack) -> Any:
+    """The candidates of several inputs (tables and FHIR records) joined by candidate id.
+    Raises UnreadableInput, FhirUnreadable or RulesError (a mapping file)."""
+    from screener.sources.fhir import FhirSource, is_fhir
+    from screener.sources.mapping import check_against, load_mappings
+    from screener.sources.merge import Sources
+
+    specs: dict[str, Any] = {}
+    for trial, _ in chosen:
+        for name, spec in trial.facts.items():
+            specs.setdefault(name, spec)
+    mappings = None
+    parts: list[tuple[str, Any]] = []
+    for name in inputs:
+        if name != "-" and is_fhir(name):
+            if mappings is None:
+                mappings = load_mappings(args.rules_dir)
+                problems = [p for trial, _ in chosen for p in check_against(mappings, dict(trial.facts))]
+                if problems:
+                    raise RulesError(problems)
+            # an export's temporary patient index goes beside the results the user named
+            temp_dir = os.path.dirname(os.path.abspath(args.output)) if getattr(args, "output", None) else None
+            parts.append((name, FhirSource(name, args.id_system, temp_dir)))
+            continue
+        fmt = args.format or ("sniff" if name == "-" else FORMATS.get(Path(name).suffix.lower()))
+        if fmt is None:
+            raise ScreenerError(f"cannot tell the format of {name!r}: use .csv, .jsonl, .json, .yaml or .yml, "
+                                "or a FHIR Bundle or export folder")
+        try:
+            binary = sys.stdin.buffer if name == "-" else stack.enter_context(open(name, "rb"))
+        except OSError as exc:
+            raise UnreadableInput(f"{name}: {exc.strerror}") from None
+        if fmt == "sniff":
+            fmt = sniff_format(binary)
+
+        def table(binary: Any = binary, fmt: str = fmt) -> Iterator[Any]:
+            return read_rows(stack.enter_context(open_text(binary)), fmt)
+        parts.append((name, table))
+    joined = Sources(parts, specs, [trial.id_fact for trial, _ in chosen], mappings, args.as_of)
+    return joined.rows(), joined.report
 
 
 def chosen_trials(args: argparse.Namespace) -> list[tuple[Trial, Path]]:
@@ -265,7 +332,15 @@ def run_batch(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         err.print("screener batch: --jobs must be at least 1")
         return EXIT_USAGE
-    fmt = _input_format(args)
+    from screener.sources.fhir import FhirUnreadable, is_fhir
+
+    inputs = args.input if isinstance(args.input, list) else [args.input]
+    args.input = inputs[0]
+    joined = len(inputs) > 1 or any(name != "-" and is_fhir(name) for name in inputs)
+    if inputs.count("-") > 1:
+        _say(err, "screener batch: standard input (-) can be read once")
+        return EXIT_USAGE
+    fmt = "joined" if joined else _input_format(args)
     if args.output and Path(args.output).suffix.lower() not in (".jsonl", ".csv"):
         _say(err, f"screener batch: OUTPUT must end .jsonl or .csv, not {args.output!r}")
         return EXIT_USAGE
@@ -276,7 +351,7 @@ def run_batch(args: argparse.Namespace) -> int:
         err.print("screener batch: --sign-key needs --traces (a signature seals a trace)")
         return EXIT_USAGE
     if args.output:
-        check_output(args.output, [args.input])
+        check_output(args.output, inputs)
     signer = signer_from_args(args)  # a wrong passphrase stops the run before anything is read
     chosen = chosen_trials(args)  # a refused rules file stops the run before any folder is made
     audit = None
@@ -308,8 +383,10 @@ def run_batch(args: argparse.Namespace) -> int:
     except ValueError as exc:
         _say(err, f"screener batch: {exc}")
         return EXIT_USAGE
+    binary = None
     try:
-        binary = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
+        if not joined:
+            binary = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
     except OSError as exc:
         _say(err, f"screener batch: cannot read {args.input}: {exc.strerror}")
         return EXIT_USAGE
@@ -329,10 +406,14 @@ def run_batch(args: argparse.Namespace) -> int:
     written = 0
     where = args.output or "standard output"
     try:
-        with _terminate_as_interrupt(), open_text(binary) as text:
-            rows = read_rows(text, fmt)
+        with _terminate_as_interrupt(), contextlib.ExitStack() as stack:
+            if joined:
+                rows, joined_report = _joined_rows(args, inputs, chosen, stack)
+            else:
+                rows = read_rows(stack.enter_context(open_text(binary)), fmt)
             records, tally = _records(args, chosen, rows, summary, audit, context)
-            writer = Writer(out, out_fmt, _columns(args, tally is not None))
+            columns = _columns(args, tally is not None)
+            writer = Writer(out, out_fmt, columns + ("sources",) if joined else columns)
             with _progress(err) as progress:
                 task = progress.add_task("screening", total=None)
                 for record in records:
@@ -343,9 +424,10 @@ def run_batch(args: argparse.Namespace) -> int:
                 result_file.commit()
             else:
                 out.flush()
-    except UnreadableInput as exc:
+    except (UnreadableInput, FhirUnreadable) as exc:
         _discard(result_file)
-        _say(err, f"screener batch: cannot read {args.input}: {exc}")
+        _say(err, f"screener batch: cannot read {args.input}: {exc}" if not joined
+             else f"screener batch: cannot read the input: {exc}")
         if result_file:
             _say(err, f"screener batch: no results written; {args.output} is unchanged")
         return EXIT_USAGE
@@ -366,6 +448,8 @@ def run_batch(args: argparse.Namespace) -> int:
     except BaseException:
         _discard(result_file)
         raise
+    if joined:
+        _report_joined(err, joined_report)
     for warning in summary.warnings[:20]:
         _say(err, f"warning: {warning}")
     if len(summary.warnings) > 20:
@@ -396,6 +480,15 @@ def _remove_abandoned_parts(err: Console, folders: list[str | None], trial_ids: 
     if removed:
         _say(err, f"screener batch: removed {removed} unfinished trace or letter file(s) left by a run "
                   "that was killed")
+def _report_joined(err: Console, report: Any) -> None:
+    """What the record held that belongs to no candidate, and facts left unread."""
+    for problem in report.problems[:20]:
+        _say(err, f"warning: {problem}")
+    if len(report.problems) > 20:
+        _say(err, f"warning: {len(report.problems) - 20} more resources were not read")
+    for fact, count in sorted(report.unread.items()):
+        _say(err, f"warning: {fact}: not read from the record for {count} candidates: its lookback "
+                  "window needs its anchor date (give it, or --as-of DATE)")
 
 
 class _Interrupted(Exception):
@@ -444,6 +537,7 @@ def run_check(args: argparse.Namespace) -> int:
     if not files:
         raise TrialNotFound(f"no trial found in {catalog(args.rules_dir).where()}")
     status = EXIT_OK
+    loaded = []
     for file in files:
         try:
             trial = load_trial(file)
@@ -452,10 +546,32 @@ def run_check(args: argparse.Namespace) -> int:
             print(safe_text(str(exc), keep="\n"), file=sys.stderr)
             status = EXIT_USAGE
         else:
+            loaded.append(trial)
             err.print(f"{file}: ok: {trial.id}, {len(trial.criteria)} criteria, {len(trial.facts)} facts")
             if not _check_dialogs(trial, file, err):
                 status = EXIT_USAGE
-    return status
+    return status if _check_mappings(args, loaded, err) else EXIT_USAGE
+
+
+def _check_mappings(args: argparse.Namespace, trials: list[Trial], err: Console) -> bool:
+    """Check the FHIR mapping files found, and each mapping against the facts of `trials`."""
+    from screener.sources.mapping import check_against, load_mappings
+
+    # the mappings of the rules files' own folders too (site/rules/X.yaml -> site/mappings/)
+    places = [*args.rules_dir, *dict.fromkeys(str(Path(f).parent) for f in getattr(args, "files", []) or [])]
+    try:
+        mappings = load_mappings(places)
+    except RulesError as exc:
+        print(safe_text(str(exc), keep="\n"), file=sys.stderr)
+        return False
+    problems = sorted({p for trial in trials for p in check_against(mappings, dict(trial.facts))},
+                      key=lambda p: (p.path, p.line, p.column, p.message))
+    for problem in problems:
+        print(safe_text(str(problem)), file=sys.stderr)
+    for path in mappings.files:
+        mapped = [m for m in mappings.facts.values() if m.span.path == path]
+        err.print(f"{path}: ok: {len(mapped)} facts mapped from FHIR")
+    return not problems
 
 
 def _check_dialogs(trial: Any, rules_file: Path, err: Console) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
 
 from rich.console import Console, RenderableType
 
@@ -30,6 +30,10 @@ from screener.values import coerce
 
 class Engine(Protocol):
     def evaluate(self, facts: dict[str, Any]) -> Result: ...
+
+
+# The session's word for a value taken from a patient record: `record|<resource>|<date>`.
+RECORD_SOURCE = "record|"
 
 
 class Observer(Protocol):
@@ -173,7 +177,7 @@ class Dialog:
         if section and section != self._section:
             self._say(render.section(self.dialog.section_title(section)))
         self._section = section
-        number = 1 + sum(1 for f in self.session.answers if self.session.sources.get(f) != "answers")
+        number = 1 + sum(1 for f in self.session.answers if not _prefilled(self.session.sources.get(f)))
         left = len(self._askable(self.result.missing))
         return self.dialog.tr("Question {number}, at most {left} left", number=number, left=left)
 
@@ -343,11 +347,14 @@ class Dialog:
                 self.observer.correction(name, old, None, reason)
         return self._evaluate(self.session.answers)
 
-    def prefill(self, given: dict[str, Any]) -> list[str]:
-        """Take answers from an answers file before asking; returns problems (empty when all fit).
+    def prefill(self, given: dict[str, Any], sources: Mapping[str, tuple[str, Any]] | None = None) -> list[str]:
+        """Take answers from an answers file (or a patient record) before asking; returns
+        problems (empty when all fit).
 
         Text values are read like typed answers (synonyms, units, written dates); other values
         go through the engine's coercion. Nothing is recorded unless every value fits.
+        `sources` gives, per fact, the session's word for its source and the trace's source
+        (a patient record's resource); by default both say "answers file".
         """
         problems: list[str] = []
         values: dict[str, tuple[FactValue | None, str]] = {}
@@ -374,12 +381,14 @@ class Dialog:
         except ConflictError as exc:
             return render.conflicts(self.dialog, exc)
         for fact, (value, raw) in values.items():
-            self.session.answer(fact, value, "answers", raw)
+            said, traced = (sources or {}).get(fact, ("answers", "answers"))
+            self.session.answer(fact, value, said, raw)
             if self.observer is not None:
-                self.observer.fact(fact, value, "answers")
+                self.observer.fact(fact, value, traced)
         self.save(self.session)
-        if values:
-            self._say(render.note(self.dialog.message("prefilled", count=len(values))))
+        from_file = [f for f in values if f not in (sources or {})]  # a record's are shown apart
+        if from_file:
+            self._say(render.note(self.dialog.message("prefilled", count=len(from_file))))
         return []
 
     def _refusal_of(self, fact: str, raw: Any, error: InvalidValue) -> str:
@@ -427,3 +436,8 @@ class Dialog:
 
     def _say(self, renderable: RenderableType) -> None:
         self.console.print(renderable)
+
+
+def _prefilled(source: Any) -> bool:
+    """Whether an answer came before the questions: an answers file or a patient record."""
+    return source == "answers" or str(source).startswith(RECORD_SOURCE)
