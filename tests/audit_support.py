@@ -116,15 +116,18 @@ class Answering:
     that answers what the screen just asked, read from `out` as a person reads the screen:
     a question by its `[fact]` from `answers` (a list gives its items in turn, the last for
     ever after), else `unknown` (`?`); the end-of-screening prompt with the next of
-    `at_end` (then Enter); any other prompt (a confirmation) with `confirm`."""
+    `at_end` (then Enter); the question why a finished screening is reopened with
+    `reopen_reason`; any other prompt (a confirmation) with `confirm`."""
 
     QUESTION = re.compile(r"\[([a-z_0-9]+)\]\n")
 
     def __init__(self, out: io.StringIO, answers: dict[str, Any] | None = None,
                  at_end: list[str] | None = None, confirm: str = "yes", unknown: str = "?",
-                 finished: str = "Press Enter to finish", limit: int = 1000):
+                 finished: str = "Press Enter to finish", limit: int = 1000,
+                 reopen_reason: str = ""):
         self.out, self.answers, self.at_end = out, dict(answers or {}), list(at_end or [])
         self.confirm, self.unknown, self.finished, self.limit = confirm, unknown, finished, limit
+        self.reopen_reason = reopen_reason
         self.seen = 0
         self.asked: list[str] = []
 
@@ -147,4 +150,19 @@ class Answering:
             return f"{answer}\n"
         if self.finished in chunk:
             return (self.at_end.pop(0) if self.at_end else "") + "\n"
+        if "Why reopen" in chunk or "为什么" in chunk:
+            return f"{self.reopen_reason}\n"
         return f"{self.confirm}\n"
+
+
+def run_dialog(argv: list[str], person_answers: dict[str, Any] | None = None, **person: Any
+               ) -> tuple[int, str, "Answering"]:
+    """Run `screener screen|resume ...` in process with an `Answering` person; returns the exit
+    status, everything shown, and the person (what was asked). Set XDG_STATE_HOME first."""
+    from screener.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    out = io.StringIO()
+    someone = Answering(out, person_answers, **person)
+    status = args.run(args, stdin=someone, stdout=out)
+    return status, out.getvalue(), someone

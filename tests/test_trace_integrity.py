@@ -75,3 +75,22 @@ def test_a_correction_that_drops_nothing_records_the_decision_of_the_answers_kep
     assert args.run(args, stdin=person, stdout=out) == 0
     assert person.asked.count("birth_date") == 2
     verified(*sorted(tmp_path.glob("p.*.trace.jsonl")))
+
+
+def test_explain_shows_times_in_the_screenings_own_zone_unless_told_otherwise(tmp_path: Path) -> None:
+    # screened with --tz Asia/Shanghai (as the letter shows it), explained on a machine in UTC
+    from zoneinfo import ZoneInfo
+
+    from audit_support import run_cli
+
+    trial = load_trial(ROOT / "rules" / "NCT03862768.yaml")
+    trace = tmp_path / "sh.trace.jsonl"
+    with TraceObserver(trace, trial, operator="Dr Wang", candidate_id="P-8", clock=ticking_clock(),
+                       zone=ZoneInfo("Asia/Shanghai")) as observer:
+        observer.fact("sex", "male", Source.dialog("sex"))
+        observer.result(Screener(trial).evaluate({"sex": "male"}))
+    assert read_trace(trace).start["zone"] == "Asia/Shanghai"
+    status, out, _ = run_cli("explain", str(trace))
+    assert status == 0 and "17:30:00 UTC+08:00" in out and "UTC+00:00" not in out
+    status, out, _ = run_cli("explain", str(trace), "--tz", "Europe/Paris")
+    assert status == 0 and "10:30:00 UTC+01:00" in out and "UTC+08:00" not in out
