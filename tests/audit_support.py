@@ -106,6 +106,15 @@ def paused_intact(*traces: Path | str) -> None:
         assert status == 3, f"{trace}: expected incomplete (3), got {status}:\n{out}{err}"
 
 
+def hold(*traces: Path | str) -> None:
+    """Assert that every trace verifies as far as its screening went: a sealed one (exit 0),
+    one left paused or unfinished as an intact prefix (exit 3)."""
+    assert traces, "the screening wrote no trace to verify"
+    for trace in traces:
+        status, out, err = run_cli("verify", str(trace))
+        assert status in (0, 3), f"{trace} does not verify (exit {status}):\n{out}{err}"
+
+
 def traces_in(folder: Path) -> list[Path]:
     """Every trace file under `folder`, in name order."""
     return sorted(folder.rglob("*.trace.jsonl"))

@@ -23,6 +23,8 @@ from signing_support import (
     OTHER_KEY, SITE_KEY, records_of, signed_candidate, signer, trusted_dir, write_rechained,
 )
 
+pytestmark = pytest.mark.usefixtures("traces_verified")  # every trace a test writes verifies
+
 UPDATE = os.environ.get("SCREENER_UPDATE_GOLDEN") == "1"
 
 

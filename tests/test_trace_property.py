@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
+import os
 import random
 import re
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from audit_support import paused_intact, traces_in, verified
+from audit_support import hold, paused_intact, traces_in, verified
 from conftest import ROOT
 from screener.cli import build_parser
 from screener.model import FactSpec
@@ -169,13 +171,17 @@ def converse(trials: list[str], seed: int, pause_at: int | None, tmp: Path,
         if status == 3:
             break  # the person ran out of answers: an intact, unfinished screening
     assert status in (0, 3)
+    if status == 0 and json.loads(session.read_text())["decision"] == "undetermined":
+        # pending: resumed, it asks again what is still open, into new linked traces
+        status = screen(["resume", f"P-{seed}"], rng, None, monkeypatch, tmp)
+        assert status in (0, 3)
     if status == 0:
         verified(*traces_in(tmp))
-    else:
-        paused_intact(*traces_in(tmp))
+    else:  # the traces sealed before the person ran out of answers, and the open ones
+        hold(*traces_in(tmp))
 
 
-SEEDS = range(int(__import__('os').environ.get('SEEDS', 3)))  # each seed: a different person, answering differently
+SEEDS = range(int(os.environ.get("SCREENER_DIALOG_SEEDS", 3)))  # each seed: another person
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -31,7 +31,7 @@ from screener.audit.sign import SignatureCheck, check_signatures
 from screener.audit.trace import TraceError, TraceIntegrityError, file_sha256
 from screener.audit.chain import Trace, chain_reason, read_trace
 from screener.audit.words import Words
-from screener.i18n import TZ_HELP, site_zone
+from screener.i18n import site_zone
 from screener.trials import trial_dirs
 
 EXIT_OK, EXIT_FAILED, EXIT_UNREADABLE, EXIT_INCOMPLETE = 0, 1, 2, 3
@@ -75,7 +75,10 @@ def _add_wording_options(parser: argparse.ArgumentParser, times: bool) -> None:
                         help="language to report in, e.g. en or zh (default: the screening's, "
                              "as its trace records it)")
     if times:
-        parser.add_argument("--tz", metavar="ZONE", help=TZ_HELP)
+        parser.add_argument("--tz", metavar="ZONE",
+                            help="time zone to show times in, e.g. Asia/Shanghai (default: the "
+                                 "screening's own, as its trace records it; for a trace that "
+                                 "records none, the TZ environment variable, else the system's)")
 
 
 def add_rules_options(parser: argparse.ArgumentParser) -> None:

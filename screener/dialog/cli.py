@@ -75,9 +75,13 @@ def add_screen_parsers(subparsers: Any) -> None:
                     "started with --trace goes on in the same trace (and writes its letter at "
                     "the end): the pause and the resumption are recorded, earlier answers keep "
                     "their times; a trace changed or removed meanwhile is refused. Reopening a "
-                    "finished one asks for the reason, which is kept in its history.")
+                    "finished one asks for the reason, which is kept in its history (a traced "
+                    "one needs --trace NEW, linked to the sealed trace). A pending (undetermined) "
+                    "screening goes on with the questions still open, in new numbered traces "
+                    "linked to the sealed ones.")
     resume.add_argument("path", nargs="?", type=Path, metavar="ID",
-                        help="session id as `screener sessions` lists it, or a session file "
+                        help="session id as `screener sessions` lists it, a session file, or "
+                             "the patient's candidate id (their latest screening still open) "
                              "(default: the latest one)")
     resume.add_argument("--lang", help="dialog language (default: the session's)")
     resume.add_argument("--rules-dir", action="append", default=[], metavar="DIR",
