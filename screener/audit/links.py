@@ -76,6 +76,11 @@ def _check(trace: Trace, entry: dict[str, Any]) -> LinkCheck:
         return made(MISSING, error.message)
     if count < 1 or len(earlier.records) < count or earlier.records[count - 1]["hash"] != last_hash:
         return made(ALTERED, f"its record {count} is not the one the link names")
-    same = all(earlier.start.get(key) == trace.start.get(key) for key in ("candidate_id",)) and \
-        earlier.start.get("trial", {}).get("id") == trace.start.get("trial", {}).get("id")
+    same = earlier.start.get("candidate_id") == trace.start.get("candidate_id") and \
+        _trial_id(earlier) == _trial_id(trace)
     return made(INTACT if same else OTHER)
+
+
+def _trial_id(trace: Trace) -> Any:
+    trial = trace.start.get("trial")
+    return trial.get("id") if isinstance(trial, dict) else None
