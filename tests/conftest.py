@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,3 +77,36 @@ def _verify_all(tmp_path: Path, run_cli) -> None:
             continue  # results, not a trace
         status, out, err = run_cli("verify", str(trace))
         assert status in (0, 3), f"{trace} does not verify (exit {status}):\n{out}{err}"
+
+
+@pytest.fixture
+def compiled_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each trial loaded and compiled once for the whole test run, for tests of whole
+    conversations and their verification, not of loading (which `screen`, `resume` and
+    `verify` each repeat, in the same process here)."""
+    import screener.dialog.cli as dialog_cli
+    import screener.engine as engine
+    import screener.rules.check as check
+
+    monkeypatch.setattr(check, "load_trial", _load)
+    monkeypatch.setattr(dialog_cli, "load_trial", _load)
+    monkeypatch.setattr(dialog_cli, "Screener", _engine)
+    monkeypatch.setattr(engine, "Screener", _engine)
+
+
+_LOADED: dict[str, Any] = {}
+_ENGINES: dict[int, Any] = {}
+_REAL_SCREENER = Screener
+
+
+def _load(path: Any) -> Any:
+    key = hashlib.sha256(Path(path).read_bytes()).hexdigest() + str(Path(path).resolve())
+    if key not in _LOADED:
+        _LOADED[key] = load_trial(path)
+    return _LOADED[key]
+
+
+def _engine(trial: Any) -> Any:
+    if id(trial) not in _ENGINES:
+        _ENGINES[id(trial)] = (trial, _REAL_SCREENER(trial))
+    return _ENGINES[id(trial)][1]

@@ -13,7 +13,7 @@ from audit_support import run_cli, run_dialog, verified
 from conftest import TRIAL
 from screener.audit.chain import final_facts, read_trace
 
-pytestmark = pytest.mark.usefixtures("traces_verified")
+pytestmark = pytest.mark.usefixtures("compiled_once", "traces_verified")
 
 pexpect = pytest.importorskip("pexpect")
 

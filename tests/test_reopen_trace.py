@@ -13,7 +13,7 @@ from audit_support import run_cli, run_dialog, verified
 from conftest import TRIAL
 from screener.audit.chain import read_trace
 
-pytestmark = pytest.mark.usefixtures("traces_verified")
+pytestmark = pytest.mark.usefixtures("compiled_once", "traces_verified")
 
 MAN = {"sex": "male", "birth_date": "1960-01-01", "ecog": "2"}
 

@@ -18,6 +18,9 @@ from screener.rules.check import load_trial
 from screener.values import coerce
 
 
+pytestmark = pytest.mark.usefixtures("compiled_once", "traces_verified")
+
+
 def dialog_trace(path: Path, trial_id: str, answers: dict) -> Path:
     """A dialog's trace of `answers` (each a typed dialog answer), decided by the engine."""
     trial = load_trial(ROOT / "rules" / f"{trial_id}.yaml")

@@ -21,6 +21,8 @@ from screener.cli import build_parser
 from screener.model import FactSpec
 from screener.rules.check import load_trial
 
+pytestmark = pytest.mark.usefixtures("compiled_once")
+
 SHIPPED = sorted(p.stem for p in (ROOT / "rules").glob("*.yaml") if not p.stem.endswith(".cases"))
 FACTS: dict[str, FactSpec] = {}
 INPUTS: set[str] = set()  # facts a derivation reads: unknown more often, so the derived fact is asked
@@ -113,38 +115,6 @@ class Person:
         if fact not in self.answered:
             self.answered.append(fact)
         return value_text(FACTS[fact], rng)
-
-
-@pytest.fixture(autouse=True)
-def compiled_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each trial loaded and compiled once for the whole file: the conversations and their
-    verification are what is tested here, not loading (which `screen` and `verify` repeat)."""
-    import screener.dialog.cli as dialog_cli
-    import screener.engine as engine
-    import screener.rules.check as check
-
-    monkeypatch.setattr(check, "load_trial", _load)
-    monkeypatch.setattr(dialog_cli, "load_trial", _load)
-    monkeypatch.setattr(dialog_cli, "Screener", _engine)
-    monkeypatch.setattr(engine, "Screener", _engine)
-
-
-_LOADED: dict[str, Any] = {}
-_ENGINES: dict[int, Any] = {}
-_REAL_SCREENER = __import__("screener.engine", fromlist=["Screener"]).Screener
-
-
-def _load(path: Any) -> Any:
-    key = str(Path(path).resolve())
-    if key not in _LOADED:
-        _LOADED[key] = load_trial(path)
-    return _LOADED[key]
-
-
-def _engine(trial: Any) -> Any:
-    if id(trial) not in _ENGINES:
-        _ENGINES[id(trial)] = (trial, _REAL_SCREENER(trial))
-    return _ENGINES[id(trial)][1]
 
 
 def screen(argv: list[str], person_rng: random.Random, pause_at: int | None,
