@@ -149,7 +149,9 @@ class Answering:
         self.limit -= 1
         if self.limit < 0:
             return ""
-        asked = self.QUESTION.findall(chunk)
+        # the question is the last `[fact]` line, with only its hint line after it (a hint
+        # may quote a unit code in brackets too, e.g. [lb_av])
+        asked = [m.group(1) for m in self.QUESTION.finditer(chunk) if chunk.count("\n", m.end()) == 1]
         if asked:
             fact = asked[-1]
             self.asked.append(fact)
