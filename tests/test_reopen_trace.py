@@ -84,3 +84,23 @@ def test_explain_shows_the_link_and_the_reason(reopened) -> None:
     assert f"Continues: {first}" in out
     assert "Reopened: " in out and "by Nurse Li, because: ECOG re-assessed by the oncologist" in out
     assert "Operator: Dr Wang" in out
+
+
+@pytest.mark.tampered
+def test_a_screening_recorded_anew_after_its_trace_was_changed_still_verifies(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The refusal's way out (`resume ID --trace NEW` after the paused trace was edited): the
+    # new trace is genuine and verifies; it says the earlier one was already changed.
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    first, second = tmp_path / "first.trace.jsonl", tmp_path / "second.trace.jsonl"
+    status, _, _ = run_dialog(["screen", "--trial", TRIAL, "--candidate-id", "P-4", "--session",
+                               str(tmp_path / "s.json"), "--trace", str(first)],
+                              {"sex": "male", "birth_date": "quit"})
+    assert status == 3
+    first.write_text(first.read_text().replace('"male"', '"female"'))
+    status, text, _ = run_dialog(["resume", str(tmp_path / "s.json")])
+    assert status == 2 and "was changed after the screening stopped" in text
+    status, _, _ = run_dialog(["resume", str(tmp_path / "s.json"), "--trace", str(second)], MAN)
+    assert status == 0
+    [report] = verified(second)
+    assert f"continues {first} (its first" in report and "had already been changed" in report

@@ -26,7 +26,7 @@ from screener.safe import make_safe, safe_console
 from screener.audit.explain import decision_word, explanation
 from screener.audit.replay import ReplayError, find_rules, replay
 from screener.audit.keys import readable_fingerprint, trusted_keys
-from screener.audit.links import ALTERED, INTACT, LinkCheck, check_links
+from screener.audit.links import ALTERED, BEFORE, INTACT, LinkCheck, check_links
 from screener.audit.sign import SignatureCheck, check_signatures
 from screener.audit.trace import TraceError, TraceIntegrityError, file_sha256
 from screener.audit.chain import Trace, chain_reason, read_trace
@@ -241,6 +241,12 @@ def _link_report(tr: Any, checked: LinkCheck) -> str:
     if checked.state == INTACT:
         return tr("continues {path}: its first {count} records (last hash {hash}...) are "
                   "intact", **where)
+    if checked.state == BEFORE and checked.detail == ALTERED:
+        return tr("continues {path} (its first {count} records, last hash {hash}...), which "
+                  "had already been changed when this trace began: not checked", **where)
+    if checked.state == BEFORE:
+        return tr("continues {path} (its first {count} records, last hash {hash}...), which "
+                  "was already gone when this trace began: not checked", **where)
     return tr("continues {path} (its first {count} records, last hash {hash}...): not found, "
               "not checked", **where)
 

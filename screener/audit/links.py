@@ -18,6 +18,7 @@ from screener.audit.chain import Trace, read_trace
 from screener.audit.trace import TraceError, TraceIntegrityError
 
 INTACT, MISSING, ALTERED, OTHER = "intact", "missing", "altered", "other"
+BEFORE = "before"  # the earlier trace was already missing or changed when the link was made
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +26,9 @@ class LinkCheck:
     """One link checked: the earlier trace as named, where it was found, and its state:
     `intact` (it still holds the records the link names), `missing` (not found: nothing to
     check), `altered` (its chain is broken or its records differ from the link's), `other`
-    (it is the record of another screening: another trial or candidate)."""
+    (it is the record of another screening: another trial or candidate), `before` (it was
+    already missing or changed when the new trace began, as the link records: a screening
+    recorded anew because its trace could not go on; not checked)."""
 
     named: str
     found: str | None
@@ -38,14 +41,33 @@ class LinkCheck:
     @property
     def holds(self) -> bool:
         """False when the earlier trace was found and does not match the link."""
-        return self.state in (INTACT, MISSING)
+        return self.state in (INTACT, MISSING, BEFORE)
 
 
 def link(path: str, records: int, last_hash: str, sealed: bool) -> dict[str, Any]:
     """The `continues` entry for an earlier trace at `path` that held `records` records, the
-    last with hash `last_hash`, sealed or not."""
-    return {"path": os.path.abspath(path), "records": records, "last_hash": last_hash,
-            "sealed": sealed}
+    last with hash `last_hash`, sealed or not. When the file no longer holds those records
+    now (it was removed or changed: the reason a screening is recorded anew), the entry says
+    so (`when_linked`: missing or altered), so that the new trace stays verifiable."""
+    entry: dict[str, Any] = {"path": os.path.abspath(path), "records": records,
+                             "last_hash": last_hash, "sealed": sealed}
+    state = _state(Path(path), records, last_hash)
+    if state != INTACT:
+        entry["when_linked"] = state
+    return entry
+
+
+def _state(path: Path, records: int, last_hash: str) -> str:
+    """Whether the trace at `path` holds `records` records, the last with `last_hash`."""
+    if not path.is_file():
+        return MISSING
+    try:
+        earlier = read_trace(path)
+    except (TraceError, TraceIntegrityError):
+        return ALTERED
+    if records < 1 or len(earlier.records) < records or earlier.records[records - 1]["hash"] != last_hash:
+        return ALTERED
+    return INTACT
 
 
 def check_links(trace: Trace) -> list[LinkCheck]:
@@ -60,6 +82,8 @@ def _check(trace: Trace, entry: dict[str, Any]) -> LinkCheck:
     records, last_hash = entry.get("records"), str(entry.get("last_hash", ""))
     sealed = bool(entry.get("sealed"))
     count = records if isinstance(records, int) and not isinstance(records, bool) else 0
+    if entry.get("when_linked") in (MISSING, ALTERED):
+        return LinkCheck(named, None, BEFORE, count, last_hash, sealed, str(entry["when_linked"]))
     places = [Path(named), Path(trace.path).parent / Path(named).name]
     found = next((place for place in places if named and place.is_file()), None)
     if found is None:
