@@ -92,3 +92,20 @@ def test_resume_by_an_unknown_patient_id_says_so(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     status, text, _ = run_dialog(["resume", "NOBODY-1"])
     assert status == 2
+
+
+def test_a_pending_screening_left_again_goes_on_in_its_new_trace(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    known = dict(MAN[:CONSENT])
+    status, _, _ = run_dialog(["screen", "--trial", TRIAL, "--candidate-id", "P-6",
+                               "--trace", str(tmp_path / "t.trace.jsonl")], known)
+    assert status == 0
+    status, text, _ = run_dialog(["resume", "P-6"], {"informed_consent": "quit"})
+    assert status == 3 and f"Trace so far: {tmp_path / 't.2.trace.jsonl'}" in text
+    status, text, person = run_dialog(["resume", "P-6"], {"informed_consent": "yes"})
+    assert status == 0 and person.asked == ["informed_consent"]
+    assert f"The trace goes on in {tmp_path / 't.2.trace.jsonl'}" in text
+    assert "Decision: eligible" in text
+    verified(tmp_path / "t.trace.jsonl", tmp_path / "t.2.trace.jsonl")
+    assert not (tmp_path / "t.3.trace.jsonl").exists()

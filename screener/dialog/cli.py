@@ -328,9 +328,8 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
     reason = ""
     if pending:
         reason = dialog.tr("to answer what was missing")
-        session.reopen(reason)
+        session.reopen(reason)  # saved with the first answer, once its new traces exist
         session.ask_unknowns_again()
-        store.save(session)
         console.print(render.note(dialog.tr(
             "This screening is pending: the questions still open are asked first.")))
     elif reopening:
