@@ -134,7 +134,7 @@ def final_facts(trace: Trace) -> dict[str, dict[str, Any]]:
     Corrections keep the history in order (old, new, reason, time, and the time and source of
     the value it replaced); a correction to None means
     the answer was withdrawn and the fact is unknown again. A fact both given and derived
-    (an age answered, then also computed from dates that agree) keeps its given value and
+    (a value answered, then also computed from other answers that agree) keeps its given value and
     source.
     """
     facts: dict[str, dict[str, Any]] = {}
