@@ -29,6 +29,8 @@ from screener.trials import dialog_path
 
 from conftest import ROOT
 
+pytestmark = pytest.mark.usefixtures("traces_verified")  # every trace a test writes verifies
+
 CAR_T = "NCT06898385"
 GIST = "NCT03862768"
 # Given values that disagree with two independent derivations: the age with the birth and
