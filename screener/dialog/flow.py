@@ -305,7 +305,7 @@ class Dialog:
                 new=render.show_value(self.dialog, value, fact))))
             if self.observer is not None:
                 self.observer.correction(fact, old, value, reason)
-            result = self._drop_superseded(before, fact, value) or result
+            result = self._drop_superseded(before, fact, value)
         else:
             self.session.answer(fact, value, source, raw)
             if self.observer is not None:
@@ -327,13 +327,15 @@ class Dialog:
                     value=render.show_value(self.dialog, value, name))))
 
     def _drop_superseded(self, before: dict[str, FactValue | None], fact: str,
-                         value: FactValue | None) -> Result | None:
-        """Take back the answers the correction of `fact` made irrelevant; the new Result, or
-        None when every answer still matters."""
+                         value: FactValue | None) -> Result:
+        """Take back the answers the correction of `fact` made irrelevant; the Result of the
+        answers that stay."""
         order = sorted(self.session.answers, key=lambda f: self.dialog.order(f) if f in self.dialog.questions else (0, 0, f))
         dropped = superseded(self._evaluate, before, dict(self.session.answers), fact, order)
         if not dropped:
-            return None
+            # evaluated again even so: the probes left the engine on other answers (a
+            # Portfolio keeps each trial's last result, which its traces record)
+            return self._evaluate(self.session.answers)
         label = self.dialog.label(fact)
         shown = render.show_value(self.dialog, value, fact)
         for name in dropped:

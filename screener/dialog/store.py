@@ -125,6 +125,20 @@ class Session:
                              "time": now()})
         self.status = "in_progress"
 
+    @property
+    def pending(self) -> bool:
+        """A finished screening that is undetermined: it waits for the answers still missing."""
+        return self.status == "finished" and self.decision == "undetermined"
+
+    def ask_unknowns_again(self) -> list[str]:
+        """Open again every fact answered "unknown", so that the dialog asks those that still
+        matter (the history keeps the unknown answers); returns them."""
+        unknown = [fact for fact, value in self.answers.items() if value is None]
+        for fact in unknown:
+            del self.answers[fact]
+            self.sources.pop(fact, None)
+        return unknown
+
     def last_answered(self) -> str | None:
         """The fact answered or corrected most recently in this dialog (not pre-filled)."""
         for event in reversed(self.history):
@@ -229,18 +243,25 @@ def latest(directory: Path | None = None) -> Path | None:
 
 
 def find(name: Path, directory: Path | None = None) -> Path | None:
-    """The session file `name` names: a path to a file, or a session id from `listing`."""
+    """The session file `name` names: a path to a file, a session id from `listing`, or a
+    patient's candidate id (their latest screening that is not done: in progress or pending,
+    else their latest)."""
     if name.is_file():
         return name
     folder = directory or state_dir()
     stem = name.name[:-5] if name.name.endswith(".json") else name.name
-    if name.parent != Path("."):
-        return None
-    try:
-        candidate = inside(folder, f"{stem}.json")  # an id is a name in the folder, nothing more
-    except PathEscape:
-        return None
-    return candidate if is_regular(candidate) else None
+    if name.parent == Path("."):
+        try:
+            candidate = inside(folder, f"{stem}.json")  # an id is a name in the folder, nothing more
+        except PathEscape:
+            candidate = None
+        if candidate is not None and is_regular(candidate):
+            return candidate
+    theirs = [row for row in listing(folder) if row.candidate == str(name)]  # newest first
+    open_ones = [row for row in theirs
+                 if row.status == "in_progress" or row.decision in ("pending", "undetermined")]
+    chosen = (open_ones or theirs)[:1]
+    return folder / f"{chosen[0].id}.json" if chosen else None
 
 
 @dataclass(frozen=True, slots=True)
