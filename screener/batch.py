@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
-import json
 import os
 import re
 import sys
@@ -21,7 +20,9 @@ from screener.engine import Screener
 from screener.errors import ConflictError, InvalidValue
 from screener.i18n import site_zone
 from screener.model import FactValue, Result, Trial
+from screener.paths import PathEscape
 from screener.readers import Row
+from screener.safe import json_text
 from screener.values import coerce, coerce_text, describe_conversion
 
 if TYPE_CHECKING:
@@ -115,9 +116,11 @@ def write_audit(trial: Trial, row: Row, screened: Screened, options: AuditOption
             language=options.language, wording=options.wordings.get(trial.id),
             zone=site_zone(options.zone), signer=options.signer,
         )
-    except (TraceError, OSError) as exc:
+    except (TraceError, PathEscape, OSError) as exc:
         return f"row {row.number}: trace not written: {type(exc).__name__}: " + (
-            "a file for this candidate id exists already" if isinstance(exc, TraceError) else str(exc.strerror))
+            "a file for this candidate id exists already" if isinstance(exc, TraceError)
+            else "its file name would lead out of the folder" if isinstance(exc, PathEscape)
+            else str(exc.strerror))
     return None
 
 
@@ -228,7 +231,7 @@ class Writer:
                 for v in (record.get(c, "") for c in self.columns)
             ) + "\n")
         else:
-            self.stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self.stream.write(json_text(record) + "\n")  # controls from input as \\u escapes
 
 
 def open_private(path: str) -> TextIO:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import signal
 import sys
@@ -23,14 +24,16 @@ from screener.engine import Screener
 from screener.errors import RulesError, ScreenerError
 from screener.i18n import TZ_HELP, site_zone
 from screener.outfile import AtomicOutput, check_output
+from screener.paths import inside
 from screener.readers import FORMATS, UnreadableInput, open_text, read_rows
 from screener.rules.check import load_trial
 from screener.model import Trial
-from screener.safe import safe_console, safe_text
+from screener.safe import json_text, safe_console, safe_text
 from screener.trials import RULES_DIR_HELP, TrialNotFound, catalog, dialogs_for
 from screener.values import context_facts
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL, EXIT_UNWRITTEN = 0, 1, 2, 3, 4
+_UNWRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
 
 EXIT_STATUS_HELP = (
     "Exit status: 0 every candidate screened; 1 some candidates are errors (their rows name "
@@ -350,15 +353,20 @@ def run_batch(args: argparse.Namespace) -> int:
     if args.output:
         check_output(args.output, inputs)
     signer = signer_from_args(args)  # a wrong passphrase stops the run before anything is read
+    chosen = chosen_trials(args)  # a refused rules file stops the run before any folder is made
     audit = None
     if args.traces:
         for directory in filter(None, (args.traces, args.letters)):
             try:
                 os.makedirs(directory, mode=0o700, exist_ok=True)
+                if not os.access(directory, os.W_OK | os.X_OK):
+                    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), directory)
             except OSError as exc:
                 _say(err, f"screener batch: cannot use {directory!r} as a folder: {exc.strerror}")
-                return EXIT_USAGE
-    chosen = chosen_trials(args)
+                # a folder that cannot be written (no permission, read-only, full) is exit 4,
+                # as for a trace that fails later; a path that is no folder is a usage error
+                return EXIT_UNWRITTEN if exc.errno in _UNWRITABLE else EXIT_USAGE
+        _remove_abandoned_parts(err, [args.traces, args.letters], [trial.id for trial, _ in chosen])
     if args.traces:
         try:
             site_zone(args.tz)
@@ -390,6 +398,9 @@ def run_batch(args: argparse.Namespace) -> int:
     except OSError as exc:
         _say(err, f"screener batch: cannot write the results to {args.output}: {exc.strerror or exc}")
         return EXIT_UNWRITTEN
+    if result_file and result_file.removed:
+        _say(err, f"screener batch: removed {result_file.removed} unfinished results file(s) beside "
+                  f"{args.output}, left by a run that was killed")
     out = result_file.stream if result_file else sys.stdout
     summary = Summary()
     written = 0
@@ -455,6 +466,20 @@ def run_batch(args: argparse.Namespace) -> int:
     return EXIT_ERRORS if summary.decisions.get("error") else EXIT_OK
 
 
+def _remove_abandoned_parts(err: Console, folders: list[str | None], trial_ids: list[str]) -> None:
+    """Remove the half-written traces and letters a killed run left in the audit folders
+    (and their per-trial folders), and say how many."""
+    from screener.audit.artifacts import remove_abandoned_parts
+
+    removed = 0
+    for folder in filter(None, folders):
+        removed += remove_abandoned_parts(folder)
+        for trial_id in trial_ids:
+            if os.path.isdir(sub := inside(folder, trial_id)):
+                removed += remove_abandoned_parts(sub)
+    if removed:
+        _say(err, f"screener batch: removed {removed} unfinished trace or letter file(s) left by a run "
+                  "that was killed")
 def _report_joined(err: Console, report: Any) -> None:
     """What the record held that belongs to no candidate, and facts left unread."""
     for problem in report.problems[:20]:
@@ -569,8 +594,6 @@ def _check_dialogs(trial: Any, rules_file: Path, err: Console) -> bool:
 
 def run_trials(args: argparse.Namespace) -> int:
     """List every trial found; a rules file that cannot be loaded is reported, exit 2."""
-    import json
-
     found = catalog(args.rules_dir)
     status = EXIT_OK
     rows = []
@@ -586,7 +609,7 @@ def run_trials(args: argparse.Namespace) -> int:
                      "rules": str(entry.rules), "languages": list(entry.languages)})
     if args.json:
         for row in rows:
-            print(json.dumps(row, ensure_ascii=False))
+            print(json_text(row))
     else:
         out = safe_console(soft_wrap=True)
         for row in rows:

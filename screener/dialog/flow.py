@@ -23,6 +23,7 @@ from screener.dialog.spec import DialogSpec, normalize
 from screener.dialog.store import Session
 from screener.dialog.terminal import Reader
 from screener.errors import ConflictError, InvalidValue
+from screener.i18n import Message
 from screener.model import FactValue, Result, Trial
 from screener.values import coerce
 
@@ -257,18 +258,24 @@ class Dialog:
         return self._record(fact, value, source, line, reason)
 
     def _confirm(self, message: str) -> bool:
-        """Ask a yes/no confirmation; True only for a yes."""
+        """Ask a yes/no confirmation; True only for a yes. `quit` stops here as at any prompt
+        (the unconfirmed answer is not taken; resume asks its question again)."""
         self._say(render.confirmation(message, self.dialog.tr("yes / no")))
         words = self.dialog.vocabulary
         try:
             line = self.reader.read("> ", sorted(words.yes | words.no), [], lambda _line: None)
         except (EOFError, KeyboardInterrupt) as error:
             raise _stop_for(error) from None
+        command = command_of(line, words)
+        if command is not None and command[0] == "quit":
+            raise _Stop("quit")
         return normalize(line) in words.yes
 
     def explain(self, error: InvalidAnswer) -> str:
         """The one-line reason for a refused answer, in the dialog's language."""
-        return self.dialog.message(error.key, **error.params)
+        params = {key: value.in_language(self.dialog.language) if isinstance(value, Message) else value
+                  for key, value in error.params.items()}
+        return self.dialog.message(error.key, **params)
 
     def check(self, fact: str | None, line: str) -> str | None:
         """The reason `line` cannot be taken at the prompt of `fact`, or None (for validation)."""
@@ -298,7 +305,7 @@ class Dialog:
                 new=render.show_value(self.dialog, value, fact))))
             if self.observer is not None:
                 self.observer.correction(fact, old, value, reason)
-            result = self._drop_superseded(before, fact, value) or result
+            result = self._drop_superseded(before, fact, value)
         else:
             self.session.answer(fact, value, source, raw)
             if self.observer is not None:
@@ -320,13 +327,15 @@ class Dialog:
                     value=render.show_value(self.dialog, value, name))))
 
     def _drop_superseded(self, before: dict[str, FactValue | None], fact: str,
-                         value: FactValue | None) -> Result | None:
-        """Take back the answers the correction of `fact` made irrelevant; the new Result, or
-        None when every answer still matters."""
+                         value: FactValue | None) -> Result:
+        """Take back the answers the correction of `fact` made irrelevant; the Result of the
+        answers that stay."""
         order = sorted(self.session.answers, key=lambda f: self.dialog.order(f) if f in self.dialog.questions else (0, 0, f))
         dropped = superseded(self._evaluate, before, dict(self.session.answers), fact, order)
         if not dropped:
-            return None
+            # evaluated again even so: the probes left the engine on other answers (a
+            # Portfolio keeps each trial's last result, which its traces record)
+            return self._evaluate(self.session.answers)
         label = self.dialog.label(fact)
         shown = render.show_value(self.dialog, value, fact)
         for name in dropped:
