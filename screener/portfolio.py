@@ -17,8 +17,10 @@ from screener.engine import Screener
 from screener.model import Trial
 from screener.readers import Row
 
-PORTFOLIO_COLUMNS = ("candidate_id", "trial_id", "decision", "failed_criteria", "missing", "errors")
-MATCH_COLUMNS = ("candidate_id", "rank", "trial_id", "decision", "failed_criteria", "missing", "errors")
+PORTFOLIO_COLUMNS = ("candidate_id", "trial_id", "decision", "failed_criteria", "missing", "errors",
+                     "screening_log")
+MATCH_COLUMNS = ("candidate_id", "rank", "trial_id", "decision", "failed_criteria", "missing", "errors",
+                 "screening_log")
 
 
 def with_trial(record: dict[str, Any], trial_id: str) -> dict[str, Any]:
