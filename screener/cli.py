@@ -144,6 +144,9 @@ def _add_optional_commands(sub: Any) -> None:
     else:
         add_audit_parsers(sub)
     add_signing_parsers(sub)
+    from screener.coordinator_cli import add_coordinator_parsers
+
+    add_coordinator_parsers(sub)
 
 
 def _add_trial_options(parser: argparse.ArgumentParser, verb: str) -> None:
