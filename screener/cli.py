@@ -111,10 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
         "match", help="for each candidate, the trials ranked: which could this patient enter?",
         description=(
             "Screen every candidate of CANDIDATES for every chosen trial (default: every trial found) "
-            "and write, per candidate, one record per trial ranked best prospect first: eligible; "
-            "then undetermined, fewest missing answers first; then ineligible, fewest failed "
-            "criteria first; then errors. Records carry candidate_id, rank, trial_id, decision, "
-            "failed_criteria, missing, errors. Exit status as for batch."
+            "and write, per candidate, one record per trial ranked best prospect first by what is "
+            "known: eligible; pending (undetermined, an inclusion criterion known to be met), the "
+            "largest share of criteria settled first, then fewest missing answers; ineligible, "
+            "fewest failed criteria first; not assessed (undetermined, no inclusion criterion "
+            "known to be met); errors. Records carry candidate_id, rank, trial_id, decision, "
+            "failed_criteria, missing, errors, screening_log, prospect, criteria_settled and "
+            "criteria_total; standard error ends with how many candidates have an eligible or a "
+            "pending trial. Exit status as for batch."
         ),
     )
     match.add_argument("input", metavar="CANDIDATES",
@@ -228,14 +232,27 @@ def _records(args: argparse.Namespace, chosen: list[tuple[Trial, Path]], rows: I
                                         context=context), None
         return screen_rows(trial, rows, summary, audit, context=context), None
     tally = portfolio.Tally(trials, summary)
+    match = getattr(args, "match", False)
     if args.jobs > 1:
         records = portfolio.screen_portfolio_parallel(trials, [str(p) for _, p in chosen], rows, tally,
-                                                      args.jobs, audit)
+                                                      args.jobs, audit, match=match)
     else:
-        records = portfolio.screen_portfolio(trials, rows, tally, audit)
-    if getattr(args, "match", False):
-        records = (r for group in portfolio.per_candidate(records, len(trials)) for r in portfolio.rank(group))
+        records = portfolio.screen_portfolio(trials, rows, tally, audit, match=match)
+    if match:
+        records = _ranked(portfolio.per_candidate(records, len(trials)), tally)
     return records, tally
+
+
+def _ranked(groups: Iterator[list[dict[str, Any]]], tally: Any) -> Iterator[dict[str, Any]]:
+    """Each candidate's records ranked, counted in the run's match summary."""
+    from screener import portfolio
+    from screener.prospects import MatchSummary
+
+    tally.matched = MatchSummary()
+    for group in groups:
+        ranked = portfolio.rank(group)
+        tally.matched.add(ranked)
+        yield from ranked
 
 
 def _columns(args: argparse.Namespace, several: bool) -> tuple[str, ...]:
@@ -368,6 +385,8 @@ def run_batch(args: argparse.Namespace) -> int:
                   f"{', '.join(sorted(summary.unknown_fields))}")
     for trial_id, table_summary in (tally.per_trial.items() if tally else [(names, summary)]):
         err.print(summary_table(table_summary, trial_id))
+    if getattr(tally, "matched", None) is not None:
+        _say(err, tally.matched.text())
     if summary.unwritten:
         _say(err, f"screener batch: {summary.unwritten} requested traces or letters could not be written")
         return EXIT_UNWRITTEN

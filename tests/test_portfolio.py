@@ -155,7 +155,7 @@ def test_match_puts_the_undetermined_trial_with_fewest_missing_answers_first(tmp
     with out.open(encoding="utf-8") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["candidate_id", "rank", "trial_id", "decision", "failed_criteria", "missing", "errors",
-                       "screening_log"]
+                       "screening_log", "prospect", "criteria_settled", "criteria_total"]
     assert [r[:4] for r in rows[1:]] == [["Q", "1", SITE_TRIAL, "undetermined"], ["Q", "2", TRIAL, "undetermined"]]
     assert rows[1][5] == "sex;pregnant;hemoglobin"
     assert len(rows[2][5].split(";")) > 2
