@@ -24,6 +24,7 @@ from screener.errors import RulesError, ScreenerError
 from screener.i18n import TZ_HELP, site_zone
 from screener.outfile import AtomicOutput, check_output
 from screener.readers import FORMATS, UnreadableInput, open_text, read_rows
+from screener.run_summary import ErrorDigest, unknown_fields_text
 from screener.rules.check import load_trial
 from screener.model import Trial
 from screener.safe import safe_console, safe_text
@@ -264,7 +265,8 @@ def _columns(args: argparse.Namespace, several: bool) -> tuple[str, ...]:
     return portfolio.PORTFOLIO_COLUMNS if several else COLUMNS
 
 
-def summary_table(summary: Summary, trial_id: str) -> Table:
+def summary_table(summary: Summary, trial_id: str, titles: dict[str, str] | None = None) -> Table:
+    """Counts per decision, then per failed criterion, named by its title when `titles` has it."""
     table = Table(title=f"{trial_id}: {summary.total} screened", title_justify="left")
     table.add_column("decision")
     table.add_column("candidates", justify="right")
@@ -273,7 +275,8 @@ def summary_table(summary: Summary, trial_id: str) -> Table:
     if summary.failed:
         table.add_section()
         for criterion, count in sorted(summary.failed.items(), key=lambda kv: (-kv[1], kv[0])):
-            table.add_row(f"failed {criterion}", str(count))
+            title = (titles or {}).get(criterion)
+            table.add_row(Text(f"failed {criterion}: {title}" if title else f"failed {criterion}"), str(count))
     return table
 
 
@@ -342,10 +345,13 @@ def run_batch(args: argparse.Namespace) -> int:
             rows = read_rows(text, fmt)
             records, tally = _records(args, chosen, rows, summary, audit, context)
             writer = Writer(out, out_fmt, _columns(args, tally is not None))
+            per_row = len(chosen) if tally is not None else 1
+            digest = ErrorDigest([t.id for t, _ in chosen], (f for t, _ in chosen for f in t.facts))
             with _progress(err) as progress:
                 task = progress.add_task("screening", total=None)
                 for record in records:
                     writer.write(record)
+                    digest.add(written // per_row + 1, record)
                     written += 1
                     progress.advance(task)
             if result_file:
@@ -381,10 +387,14 @@ def run_batch(args: argparse.Namespace) -> int:
         err.print(f"warning: {len(summary.warnings) - 20} more rows without a trace")
     names = ", ".join(trial.id for trial, _ in chosen)
     if summary.unknown_fields:
+        facts = {f for trial, _ in chosen for f in trial.facts}
         _say(err, f"warning: fields that are not facts of {names} were ignored: "
-                  f"{', '.join(sorted(summary.unknown_fields))}")
+                  f"{unknown_fields_text(summary.unknown_fields, facts)}")
+    for line in digest.lines():
+        _say(err, line)
+    titles = {trial.id: {c.id: c.title for c in trial.criteria} for trial, _ in chosen}
     for trial_id, table_summary in (tally.per_trial.items() if tally else [(names, summary)]):
-        err.print(summary_table(table_summary, trial_id))
+        err.print(summary_table(table_summary, trial_id, titles.get(trial_id, titles[chosen[0][0].id])))
     if getattr(tally, "matched", None) is not None:
         _say(err, tally.matched.text())
     if summary.unwritten:
