@@ -24,7 +24,7 @@ from screener.errors import RulesError, ScreenerError
 from screener.i18n import TZ_HELP, site_zone
 from screener.outfile import AtomicOutput, check_output
 from screener.readers import FORMATS, UnreadableInput, open_text, read_rows
-from screener.run_summary import ErrorDigest, unknown_fields_text
+from screener.run_summary import ErrorDigest, unknown_fields_text, written_text
 from screener.rules.check import load_trial
 from screener.model import Trial
 from screener.safe import safe_console, safe_text
@@ -397,6 +397,7 @@ def run_batch(args: argparse.Namespace) -> int:
         err.print(summary_table(table_summary, trial_id, titles.get(trial_id, titles[chosen[0][0].id])))
     if getattr(tally, "matched", None) is not None:
         _say(err, tally.matched.text())
+    _say(err, written_text(written, where, [t.id for t, _ in chosen], tally is not None))
     if summary.unwritten:
         _say(err, f"screener batch: {summary.unwritten} requested traces or letters could not be written")
         return EXIT_UNWRITTEN

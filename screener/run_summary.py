@@ -69,3 +69,12 @@ def unknown_fields_text(unknown: Iterable[str], facts: Iterable[str]) -> str:
         meant = suggestion(name, facts)
         shown.append(f"{name} (did you mean {meant}?)" if meant else name)
     return ", ".join(shown)
+
+
+def written_text(written: int, where: str, trial_ids: Sequence[str], several: bool) -> str:
+    """The run's last line: how many records went where, per trial when there are several."""
+    if not several:
+        return f"{written} records written to {where}, one per candidate"
+    per_trial = written // max(len(trial_ids), 1)
+    return (f"{written} records written to {where}: {per_trial} for each of {len(trial_ids)} trials "
+            f"({', '.join(trial_ids)}), one per candidate and trial")

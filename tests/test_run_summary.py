@@ -44,3 +44,11 @@ def test_suggestions_only_for_close_names():
     assert suggestion("HbA1C", facts) == "hba1c"
     assert suggestion("birthdate", facts) == "birth_date"
     assert suggestion("weight", facts) is None
+
+
+def test_the_run_ends_saying_how_many_records_went_where_per_trial(tmp_path: Path, capsys):
+    err = _run(tmp_path, capsys, TRIAL, "NCT06534411")
+    assert err.rstrip().endswith(f"4 records written to {tmp_path / 'out.jsonl'}: 2 for each of 2 trials "
+                                 f"({TRIAL}, NCT06534411), one per candidate and trial")
+    err = _run(tmp_path, capsys, TRIAL)
+    assert err.rstrip().endswith(f"2 records written to {tmp_path / 'out.jsonl'}, one per candidate")
