@@ -65,7 +65,7 @@ def _trials(args: argparse.Namespace) -> list[Trial]:
     return [load_trial(t.rules) for t in catalog(args.rules_dir).select(args.trial, args.all_trials)]
 
 
-def _labels(args: argparse.Namespace, trials: Sequence[Trial]) -> dict[str, dict[str, str]]:
+def labels_of(args: argparse.Namespace, trials: Sequence[Trial]) -> dict[str, dict[str, str]]:
     """Each trial's clinical labels (fact -> label) from its English dialog file, if any."""
     from screener.dialog.spec import load_dialog
 
@@ -126,7 +126,7 @@ def run_dictionary(args: argparse.Namespace) -> int:
     from screener.dictionary import DICTIONARY_COLUMNS, as_row, describe, entries
 
     trials = _trials(args)
-    described = entries(trials, _labels(args, trials))
+    described = entries(trials, labels_of(args, trials))
     if args.output:
         if not args.output.lower().endswith(".csv"):
             print(safe_text(f"screener dictionary: {args.output} must end .csv"), file=sys.stderr)

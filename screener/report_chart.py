@@ -24,8 +24,13 @@ class ChartUnavailable(Exception):
     """matplotlib is not installed: `pip install 'screener[report]'`."""
 
 
+_scratch: tempfile.TemporaryDirectory[str] | None = None  # removed when the process ends
+
+
 def _matplotlib() -> Any:
+    global _scratch
     if "MPLCONFIGDIR" not in os.environ:
+        _scratch = tempfile.TemporaryDirectory(prefix="screener-mpl-")
         os.environ["MPLCONFIGDIR"] = _scratch.name
     try:
         import matplotlib
@@ -37,8 +42,6 @@ def _matplotlib() -> Any:
                                 "font.size": 9, "font.family": "sans-serif"})
     return matplotlib
 
-
-_scratch = tempfile.TemporaryDirectory(prefix="screener-mpl-")
 
 
 def attrition_svg(report: TrialReport) -> str:

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from screener.coordinator_cli import EXIT_USAGE, _labels, csv_text, write_output
+from screener.coordinator_cli import EXIT_USAGE, csv_text, labels_of, write_output
 from screener.safe import safe_text
 from screener.trials import RULES_DIR_HELP, catalog
 
@@ -57,7 +57,7 @@ def run_report(args: argparse.Namespace) -> int:
     records = [r for path in args.results for r in read_results(path)]
     groups = by_trial(records, default)
     trials = {trial_id: load_trial(found.get(trial_id).rules) for trial_id in groups}
-    labels = _labels(args, list(trials.values()))
+    labels = labels_of(args, list(trials.values()))
     reports = [trial_report(trials[t], rs, labels.get(t), with_ids=args.with_ids or bool(args.worklist))
                for t, rs in groups.items()]
     if out_suffix == ".csv":
