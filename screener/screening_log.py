@@ -1,7 +1,8 @@
 """The screening-log category of a decision: the words a coordinator files with the monitor.
 
-ICH E6 asks for a log of every patient screened and why each was not enrolled. Each batch
-and match record carries one of these categories in its `screening_log` field:
+Good Clinical Practice (ICH GCP) asks for a log of every patient screened and why each was not
+enrolled. Each batch and match record carries one of these categories in its `screening_log`
+field:
 
 - `eligible`: every criterion settled in the candidate's favour;
 - `screen failure`: a criterion excludes the candidate;
