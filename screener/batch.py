@@ -23,12 +23,13 @@ from screener.model import FactValue, Result, Trial
 from screener.paths import PathEscape
 from screener.readers import Row
 from screener.safe import json_text
+from screener.screening_log import with_screening_log
 from screener.values import coerce, coerce_text, describe_conversion
 
 if TYPE_CHECKING:
     from screener.audit.sign import Signer
 
-COLUMNS = ("candidate_id", "decision", "failed_criteria", "missing", "errors", "warnings")
+COLUMNS = ("candidate_id", "decision", "failed_criteria", "missing", "errors", "warnings", "screening_log")
 
 
 @dataclass
@@ -131,7 +132,15 @@ def _id_of(trial: Trial, row: Row) -> Any:
 
 def screen_row(trial: Trial, screener: Screener, row: Row,
                context: Mapping[str, FactValue] | None = None) -> Screened:
-    """Screen one row. Never raises for bad data: that becomes an `error` record."""
+    """Screen one row. Never raises for bad data: that becomes an `error` record. The record
+    ends with its screening-log category (`screener.screening_log`)."""
+    screened = _screen_row(trial, screener, row, context)
+    with_screening_log(trial, screened.record)
+    return screened
+
+
+def _screen_row(trial: Trial, screener: Screener, row: Row,
+                context: Mapping[str, FactValue] | None = None) -> Screened:
     candidate_id = _id_of(trial, row)
     errors: list[str] = []
     if row.problem:

@@ -109,6 +109,8 @@ class Criterion:
     facts: tuple[str, ...]  # facts the condition reads, in order of first use
     span: Span
     ask: bool = True  # False for criteria that are always met and never asked
+    # the patient's informed consent: not met means the patient declined (screening log)
+    consent: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ DEFINITION_KEYS = {"name": True, "expr": True, "description": False}
 MAX_CRITERIA = 2000
 CRITERION_KEYS = {
     "id": True, "kind": True, "title": True, "protocol": True, "note": False, "when": True,
-    "ask": False,
+    "ask": False, "consent": False,
 }
 
 
@@ -580,11 +580,16 @@ def _criteria(check: Checker, top: PosDict, facts: dict[str, FactSpec],
             check.add(_at(at, text, exc.offset), exc.code, f"criterion {cid}: {exc.message}")
             continue
         ask = entry.get("ask", True)
+        consent = entry.get("consent", False)
+        if not isinstance(consent, bool) or (consent and kind != "inclusion"):
+            check.add(entry.value_spans.get("consent", where), "wrong-type",
+                      f"criterion {cid}: consent is true or false, and true only on an inclusion criterion")
+            consent = False
         out.append(Criterion(
             id=cid, kind=str(kind), title=check.text(entry, "title", f"criterion {cid}"),
             protocol=check.text(entry, "protocol", f"criterion {cid}"),
             note=check.text(entry, "note", f"criterion {cid}"),
             condition_text=text, condition=condition, facts=expr_facts(condition),
-            span=where, ask=ask is not False,
+            span=where, ask=ask is not False, consent=consent,
         ))
     return out
