@@ -19,6 +19,7 @@ from screener.audit.letter import FORMATS, build_letter, format_for, render_lett
 from screener.audit.words import Words
 from screener.i18n import zone_name
 from screener.model import Result, Trial
+from screener.paths import inside
 from screener.audit.trace import (
     Source, TraceError, TraceIntegrityError, TraceWriter, create_exclusive, file_sha256, write_all,
 )
@@ -82,10 +83,11 @@ class CandidateArtifacts:
 
 def artifact_paths(candidate_id: str, traces_dir: str | os.PathLike[str],
                    letters_dir: str | os.PathLike[str] | None) -> tuple[Path, dict[str, Path]]:
-    """The trace path and letter paths (by format) for a candidate, all inside their dirs."""
+    """The trace path and letter paths (by format) for a candidate, all inside their dirs;
+    raises PathEscape when one would not be (a link of that name pointing elsewhere)."""
     stem = safe_name(candidate_id)
-    trace = Path(traces_dir) / f"{stem}.trace.jsonl"
-    letters = {fmt: Path(letters_dir) / f"{stem}.letter.{fmt}" for fmt in FORMATS} \
+    trace = inside(traces_dir, f"{stem}.trace.jsonl")
+    letters = {fmt: inside(letters_dir, f"{stem}.letter.{fmt}") for fmt in FORMATS} \
         if letters_dir is not None else {}
     return trace, letters
 
@@ -177,6 +179,50 @@ def _read_all(fd: int) -> bytes:
 def _part_name(path: Path) -> Path:
     """A hidden, unique name next to `path` for the file while it is being written."""
     return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
+
+
+_PART = re.compile(r"\..+\.(?:trace\.jsonl|letter\.[a-z]+)\.([0-9]+)-[0-9a-f]{8}\.part\Z")
+
+
+def remove_abandoned_parts(folder: str | os.PathLike[str], older_than: float = 10.0) -> int:
+    """Remove the half-written trace and letter files (`_part_name`) in `folder` whose process
+    is gone: a batch killed outright (SIGKILL) leaves them, full of a candidate's data. A file
+    whose process still runs (another batch writing into the same folder), or younger than
+    `older_than` seconds, is left. Only regular files are removed. Returns how many were."""
+    import time
+
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    removed = 0
+    now = time.time()
+    for entry in entries:
+        match = _PART.match(entry.name)
+        if match is None:
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False) or _alive(int(match.group(1))) or \
+                    now - entry.stat(follow_symlinks=False).st_mtime < older_than:
+                continue
+            os.unlink(entry.path)
+            removed += 1
+        except (OSError, ValueError):
+            continue
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """True when a process `pid` exists (ours or another user's)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def _publish(part: Path, path: Path) -> None:

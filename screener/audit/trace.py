@@ -82,7 +82,7 @@ class TraceIntegrityError(ScreenerError):
         return self.message.in_language(language) if self.message else self.reason
 
 
-SOURCE_KINDS = ("dialog", "batch", "answers_file", "derived", "context")
+SOURCE_KINDS = ("dialog", "batch", "answers_file", "derived", "context", "record")
 _KIND_ALIASES = {"answers": "answers_file"}  # the dialog's word for an answers file
 _SOURCE_FIELDS = ("file", "row", "column", "line", "question", "rule", "note", "given")
 
@@ -168,6 +168,9 @@ class Source:
                 f"row {self.row}" if self.row is not None else "",
                 f"column {self.column}" if self.column else "", self.note) if part)
             return " ".join(part for part in ("batch", self.file, where) if part)
+        if self.kind == "record":  # a patient record (FHIR): the resource, where it was read, its date
+            where = f" ({self.file})" if self.file else ""
+            return " ".join(part for part in (f"from the record {self.column}{where}".rstrip(), self.note) if part)
         if self.kind == "answers_file":
             where = f" line {self.line}" if self.line is not None else ""
             text = f"answers file {self.file}{where}"

@@ -123,6 +123,11 @@ class Words:
                 self.tr("column {column}", column=origin.column) if origin.column else "",
                 origin.note) if part)
             return " ".join(part for part in (self.tr("batch"), origin.file, where) if part)
+        if origin.kind == "record":
+            text = self.tr("from the record, {resource}", resource=origin.column) if origin.column \
+                else self.tr("from the record")
+            date = self._plain(origin.note) if origin.note[:4].isdigit() else origin.note
+            return f"{text}, {date}" if date else text
         if origin.kind == "answers_file":
             text = (self.tr("answers file {file} line {line}", file=origin.file, line=origin.line)
                     if origin.line is not None else self.tr("answers file {file}", file=origin.file))

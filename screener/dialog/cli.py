@@ -33,6 +33,7 @@ from screener.i18n import TZ_HELP, site_zone, tr, translate
 from screener.rules.read import PosDict, load_yaml
 from screener.safe import safe_console, safe_text
 from screener.model import Trial
+from screener.paths import inside, read_regular
 from screener.rules.check import load_trial
 from screener.dialog.several import SEPARATOR, Portfolio, PortfolioDialog, SplitObserver
 from screener.trials import RULES_DIR_HELP, catalog
@@ -57,8 +58,16 @@ def add_screen_parsers(subparsers: Any) -> None:
     screen.add_argument("--all-trials", action="store_true", help="screen for every trial found")
     screen.add_argument("--rules-dir", action="append", default=[], metavar="DIR", help=RULES_DIR_HELP)
     screen.add_argument("--lang", default="en", help="dialog language, e.g. en or zh (default: en)")
-    screen.add_argument("--answers", metavar="FILE", type=Path,
-                        help="YAML or JSON mapping fact -> value to pre-fill; only the rest is asked")
+    screen.add_argument("--answers", metavar="FILE", type=Path, action="append",
+                        help="YAML or JSON mapping fact -> value, or a FHIR R4 Bundle of the patient's "
+                             "record, to pre-fill; only the rest is asked. Repeat for several")
+    screen.add_argument("--as-of", metavar="DATE", type=_iso_date,
+                        help="a record's lookback windows end on DATE (YYYY-MM-DD) when the "
+                             "anchor date (the screening date) is not known before the questions; "
+                             "without it such record values are asked instead")
+    screen.add_argument("--id-system", metavar="URI",
+                        help="a record's candidate id is the value of the Patient identifier with this "
+                             "system (the site's MRN), not the Patient id")
     screen.add_argument("--session", metavar="PATH", type=Path,
                         help="session file (default: a new file under $XDG_STATE_HOME/screener/sessions)")
     screen.add_argument("--candidate-id", help="the patient's id in the screening log")
@@ -206,9 +215,10 @@ def _audit_observer(args: argparse.Namespace, trial: Trial, dialog: DialogSpec,
 
 
 def _per_trial(path: Path, trial_id: str) -> Path:
-    """`p1.trace.jsonl` -> `p1.<trial_id>.trace.jsonl`: one file per trial of a portfolio."""
+    """`p1.trace.jsonl` -> `p1.<trial_id>.trace.jsonl`: one file per trial of a portfolio, in
+    the folder of `path`; raises PathEscape when the trial id would lead out of it."""
     stem, dot, rest = path.name.partition(".")
-    return path.with_name(f"{stem}.{trial_id}{dot}{rest}" if dot else f"{stem}.{trial_id}")
+    return inside(path.parent, f"{stem}.{trial_id}{dot}{rest}" if dot else f"{stem}.{trial_id}")
 
 
 def _load(trial_ids: list[str] | None, every: bool, rules_dirs: list[str],
@@ -235,9 +245,10 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
     """Start a screening; returns the exit status."""
     stdin = stdin or sys.stdin
     console = _console(stdout)
+    paths = args.answers if isinstance(args.answers, list) else [args.answers] if args.answers else []
     try:
         trial, dialog, portfolio = _load(args.trial, args.all_trials, args.rules_dir, args.lang)
-        given = _read_answers(args.answers, dialog) if args.answers else {}
+        given, origin, record = _prefill_sources(paths, trial, dialog, args)
         _check_audit_options(args, dialog)
         context = context_facts(trial.facts, getattr(args, "context", None))
     except ScreenerError as exc:
@@ -247,7 +258,7 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
     carried = [name for name in given if name in trial.facts and trial.facts[name].context]
     if carried:
         return _fail(console, dialog.tr("{file}: {fact} is a context fact: give it with "
-                                        "--context {fact}=VALUE", file=args.answers, fact=carried[0]))
+                                        "--context {fact}=VALUE", file=origin[carried[0]], fact=carried[0]))
     path = args.session or store.new_path()
     if path.exists():
         return _fail(console, dialog.tr("{path} exists; continue it with: screener resume {path}",
@@ -277,13 +288,18 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
     try:
         try:
             flow = _dialog(trial, dialog, reader, console, session, observer, portfolio)
-            problems = flow.prefill({k: v for k, v in given.items() if v is not None})
+            problems = flow.prefill({k: v for k, v in given.items() if v is not None}, record.sources)
         except ConflictError as exc:
             return _fail(console, render.conflict(dialog, exc))
         except OSError as exc:
             return _fail(console, exc)
         if problems:
-            return _fail(console, "\n".join(f"{args.answers}: {p}" for p in problems))
+            return _fail(console, "\n".join(f"{origin.get(p.split(':', 1)[0], paths[0])}: {p}" for p in problems))
+        for note in record.notes:
+            console.print(render.note(note))
+        shown = [f for f in record.sources if f in session.answers]
+        if shown:
+            console.print(render.from_record(dialog, shown, session.answers, session.sources))
         return _run(flow)
     finally:
         _close(observer)
@@ -299,7 +315,7 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         return _fail(console, f"no saved screening {args.path or ''} in {store.state_dir()}"
                               .replace("  ", " "))
     try:
-        saved = json.loads(Path(path).read_text(encoding="utf-8"))
+        saved = json.loads(read_regular(path).decode("utf-8"))
         trial_id = saved.get("trial")
         ids = trial_id.split(SEPARATOR) if isinstance(trial_id, str) else None
         language = saved.get("language", "en")
@@ -471,6 +487,96 @@ def _ask_candidate(reader: Reader, console: Console, dialog: DialogSpec) -> str:
     console.print(Text.assemble("\n", (dialog.message("candidate_question"), "bold"), "\n",
                                 (dialog.message("candidate_hint"), "dim")))
     return reader.read("> ", [], [], lambda _line: None).strip()
+
+
+def _iso_date(text: str) -> Any:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+class _Record:
+    """What patient records pre-fill: per fact, the session's and the trace's source."""
+
+    def __init__(self) -> None:
+        self.sources: dict[str, tuple[str, Any]] = {}
+        self.notes: list[str] = []
+
+
+def _prefill_sources(paths: list[Path], trial: Trial, dialog: DialogSpec, args: argparse.Namespace
+                     ) -> tuple[dict[str, Any], dict[str, Path], _Record]:
+    """The answers of every --answers file, which file gave each, and what came from a
+    patient record. A fact two files give differently is refused (RulesError)."""
+    from screener.sources.fhir import is_fhir
+
+    given: dict[str, Any] = {}
+    origin: dict[str, Path] = {}
+    record = _Record()
+    ordered = sorted(paths, key=lambda p: is_fhir(str(p)))  # answers files first: they may anchor windows
+    for path in ordered:
+        if is_fhir(str(path)):
+            found, sources = _read_record(path, trial, dialog, args, given, record)
+        else:
+            found, sources = _read_answers(path, dialog), {}
+        for fact, value in found.items():
+            if fact in given and given[fact] != value and not _same(trial, fact, given[fact], value):
+                raise RulesError([_problem(str(path), "conflict", dialog.tr(
+                    "{fact}: {file} gives another value than {other}", fact=fact, file=str(path),
+                    other=str(origin[fact])))])
+            given.setdefault(fact, value)
+            origin.setdefault(fact, path)
+            if fact in sources:
+                record.sources.setdefault(fact, sources[fact])
+    return given, origin, record
+
+
+def _same(trial: Trial, fact: str, a: Any, b: Any) -> bool:
+    spec = trial.facts.get(fact)
+    try:
+        return spec is not None and coerce(spec, a) == coerce(spec, b)
+    except ScreenerError:
+        return False
+
+
+def _read_record(path: Path, trial: Trial, dialog: DialogSpec, args: argparse.Namespace,
+                 known: dict[str, Any], record: _Record) -> tuple[dict[str, Any], dict[str, tuple[str, Any]]]:
+    """The facts a FHIR Bundle of one patient gives, by the mappings; values the record holds
+    but cannot give (a code no mapping maps, a unit that does not convert) are left to ask,
+    each with a note. Raises ScreenerError when the file is no one patient's record."""
+    from screener.sources.extract import extract
+    from screener.sources.fhir import FhirSource, PatientRecord
+    from screener.sources.mapping import check_against, load_mappings
+    from screener.sources.merge import trace_source
+
+    mappings = load_mappings(getattr(args, "rules_dir", None) or [])
+    problems = check_against(mappings, dict(trial.facts))
+    if problems:
+        raise RulesError(problems)
+    found = list(FhirSource(str(path), getattr(args, "id_system", None)).patients())
+    patients = [p for p in found if isinstance(p, PatientRecord)]
+    if len(found) != 1 or len(patients) != 1:
+        broken = "; ".join(str(p) for p in found if not isinstance(p, PatientRecord))
+        raise ScreenerError(dialog.tr("{file}: not the record of one patient ({count} patients){problems}",
+                                      file=str(path), count=len(patients),
+                                      problems=f": {broken}" if broken else ""))
+    (patient,) = patients
+    read = extract(patient, mappings, dict(trial.facts), known, getattr(args, "as_of", None))
+    for problem in (*patient.problems, *read.errors):
+        fact, _, rest = problem.partition(": ")
+        if fact in trial.facts and rest:  # the fact by its label, as the questions name it
+            problem = f"{dialog.label(fact)}: {rest}"
+        record.notes.append(dialog.tr("Not taken from the record, to be asked: {problem}", problem=problem))
+    if read.unread:
+        record.notes.append(dialog.tr("Not taken from the record without a screening date (--as-of DATE): "
+                                      "{facts}", facts=", ".join(dialog.label(f) for f in read.unread)))
+    values = {trial.id_fact: patient.key, **read.fields}
+    sources = {}
+    for fact, provenance in read.sources.items():
+        traced = trace_source(provenance, "answers")
+        resource = getattr(traced, "column", "") or ""
+        sources[fact] = (f"record|{resource}|{getattr(traced, 'note', '')}", traced)
+    return values, sources
 
 
 def _read_answers(path: Path, dialog: DialogSpec) -> dict[str, Any]:

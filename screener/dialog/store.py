@@ -17,6 +17,7 @@ from typing import Any
 
 from screener.errors import InvalidValue, ScreenerError
 from screener.model import FactValue, Trial
+from screener.paths import PathEscape, inside, is_regular, read_regular, regular_files
 from screener.values import coerce, to_json
 
 FORMAT = "screener-session/1"
@@ -194,7 +195,7 @@ def save(session: Session) -> None:
 def load(path: Path, trial: Trial) -> Session:
     """Read a session file for `trial`; raises SessionError when it is unreadable or foreign."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_regular(path).decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise SessionError(str(path), f"cannot read the session: {exc}") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -236,7 +237,8 @@ def remembered_rules_dirs(data: Any) -> tuple[str, ...]:
 def latest(directory: Path | None = None) -> Path | None:
     """The most recently written session file in `directory`, or None."""
     folder = directory or state_dir()
-    files = sorted(folder.glob("screening-*.json"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
+    files = sorted(regular_files(folder.glob("screening-*.json")), key=lambda p: p.stat().st_mtime) \
+        if folder.is_dir() else []
     return files[-1] if files else None
 
 
@@ -248,8 +250,13 @@ def find(name: Path, directory: Path | None = None) -> Path | None:
         return name
     folder = directory or state_dir()
     stem = name.name[:-5] if name.name.endswith(".json") else name.name
-    candidate = folder / f"{stem}.json"
-    if name.parent == Path(".") and candidate.is_file():
+    if name.parent != Path("."):
+        return None
+    try:
+        candidate = inside(folder, f"{stem}.json")  # an id is a name in the folder, nothing more
+    except PathEscape:
+        candidate = None
+    if candidate is not None and is_regular(candidate):
         return candidate
     theirs = [row for row in listing(folder) if row.candidate == str(name)]  # newest first
     open_ones = [row for row in theirs
@@ -274,12 +281,12 @@ class Listed:
 def listing(directory: Path | None = None) -> list[Listed]:
     """The saved screenings in `directory`, newest first; unreadable files are skipped."""
     folder = directory or state_dir()
-    files = sorted(folder.glob("screening-*.json"), key=lambda p: p.stat().st_mtime, reverse=True) \
-        if folder.is_dir() else []
+    files = sorted(regular_files(folder.glob("screening-*.json")), key=lambda p: p.stat().st_mtime,
+                   reverse=True) if folder.is_dir() else []
     rows = []
     for path in files:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_regular(path).decode("utf-8"))
         except (OSError, UnicodeDecodeError, ValueError):
             continue
         if not isinstance(data, dict) or data.get("format") != FORMAT:
