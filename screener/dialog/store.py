@@ -250,14 +250,13 @@ def find(name: Path, directory: Path | None = None) -> Path | None:
         return name
     folder = directory or state_dir()
     stem = name.name[:-5] if name.name.endswith(".json") else name.name
-    if name.parent != Path("."):
-        return None
-    try:
-        candidate = inside(folder, f"{stem}.json")  # an id is a name in the folder, nothing more
-    except PathEscape:
-        candidate = None
-    if candidate is not None and is_regular(candidate):
-        return candidate
+    if name.parent == Path("."):
+        try:
+            candidate = inside(folder, f"{stem}.json")  # an id is a name in the folder, nothing more
+        except PathEscape:
+            candidate = None
+        if candidate is not None and is_regular(candidate):
+            return candidate
     theirs = [row for row in listing(folder) if row.candidate == str(name)]  # newest first
     open_ones = [row for row in theirs
                  if row.status == "in_progress" or row.decision in ("pending", "undetermined")]
