@@ -23,6 +23,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 MAX_CODE = 64  # longer text is not a unit code (and would cost the parser time)
+# The largest power a code may raise a unit to (`10*12/L`, `m3`, `10*-15`). The unit system
+# computes `10*n` as the integer 10**n, which for n in the billions takes minutes and
+# gigabytes; no laboratory unit comes near 99.
+MAX_EXPONENT = 99
 _DIGITS = 14  # significant digits kept of a factor computed in binary floating point
 _ANNOTATION = re.compile(r"\{[^{}]*\}")
 _EMPTY: Mapping[str, Decimal] = {}
@@ -60,13 +64,26 @@ class _Units:
         from ucumvert import parse_ucum
 
         try:
-            result = self.transformer.transform(parse_ucum(code, self.parser))
+            tree = parse_ucum(code, self.parser)
+        except Exception as exc:  # lark's errors: the text is not in the UCUM grammar
+            raise UnitError(f"{code!r} is not a UCUM unit code{_reason(exc)}") from None
+        _check_exponents(code, tree)
+        try:
+            result = self.transformer.transform(tree)
             if not hasattr(result, "units"):  # a bare number such as "10*3"
                 result = self.registry.Quantity(result, "")
             result.to_base_units()  # an exponent too large overflows here, not later
         except Exception as exc:  # lark, pint and arithmetic errors all mean "not a unit"
             raise UnitError(f"{code!r} is not a UCUM unit code{_reason(exc)}") from None
         return result
+
+
+def _check_exponents(code: str, tree: Any) -> None:
+    """Refuse a code with a power beyond MAX_EXPONENT before anything computes it."""
+    for token in tree.scan_values(lambda value: getattr(value, "type", None) == "EXPONENT"):
+        digits = str(token).lstrip("+-")
+        if len(digits) > len(str(MAX_EXPONENT)) or int(digits) > MAX_EXPONENT:
+            raise UnitError(f"{code!r} is not a UCUM unit code the screener accepts: a power beyond {MAX_EXPONENT}")
 
 
 def _registry(pint: Any) -> Any:
