@@ -27,6 +27,7 @@ from screener.audit.explain import decision_word, explanation
 from screener.audit.replay import ReplayError, find_rules, replay
 from screener.audit.keys import readable_fingerprint, trusted_keys
 from screener.audit.sign import SignatureCheck, check_signatures
+from screener.audit.shape import TraceShapeError
 from screener.audit.trace import TraceError, TraceIntegrityError, file_sha256
 from screener.audit.chain import Trace, chain_reason, read_trace
 from screener.audit.words import Words
@@ -59,7 +60,7 @@ def recorded_language(path: str) -> str:
         with open(path, "rb") as handle:
             first = json.loads(handle.readline(1 << 22).decode("utf-8"))
         language = first.get("language") if isinstance(first, dict) else None
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return "en"
     return language if isinstance(language, str) and language.isalpha() else "en"
 
@@ -131,6 +132,11 @@ def run_verify(args: argparse.Namespace, out: Console | None = None,
     tr = _in(language).tr
     try:
         trace = read_trace(args.trace)
+    except TraceShapeError as error:
+        _say(err, tr("{path}:{line}: malformed record: {reason}", path=error.path,
+                     line=error.line, reason=chain_reason(language, error)))
+        _say(err, tr("verify: FAILED"))
+        return EXIT_FAILED
     except TraceIntegrityError as error:
         _say(err, tr("{path}:{line}: chain broken: {reason}", path=error.path, line=error.line,
                      reason=chain_reason(language, error)))
@@ -257,6 +263,11 @@ def run_explain(args: argparse.Namespace, out: Console | None = None,
     language = getattr(args, "lang", None) or recorded_language(args.trace)
     try:
         trace = read_trace(args.trace)
+    except TraceShapeError as error:
+        _say(err, _in(language).tr("{path}:{line}: malformed record: {reason}; not explaining a "
+                                   "broken trace", path=error.path, line=error.line,
+                                   reason=chain_reason(language, error)))
+        return 1
     except TraceIntegrityError as error:
         _say(err, _in(language).tr("{path}:{line}: chain broken: {reason}; not explaining an "
                                    "altered trace", path=error.path, line=error.line,
