@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import sys
 from pathlib import Path
@@ -291,7 +290,7 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         return _fail(console, f"no saved screening {args.path or ''} in {store.state_dir()}"
                               .replace("  ", " "))
     try:
-        saved = json.loads(Path(path).read_text(encoding="utf-8"))
+        saved = store.read_data(Path(path))
         trial_id = saved.get("trial")
         ids = trial_id.split(SEPARATOR) if isinstance(trial_id, str) else None
         language = saved.get("language", "en")
