@@ -153,3 +153,19 @@ def test_a_huge_power_in_a_site_rules_file_is_a_check_error_at_its_line(tmp_path
     assert f"{site / 'KINDS-1.yaml'}:{line}:37: unit: fact platelets: '{HUGE_UNIT}' is not a UCUM unit code " \
            "the screener accepts: a power beyond 99" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_factor_beyond_28_digits_crashed_the_conversion():
+    # found by fuzzing: 10*81/L is 10**72 10*9/L, an integer longer than Decimal's precision
+    assert factor("10*81/L", "10*9/L") == Decimal(10) ** 72
+    assert factor("10*-99/L", "10*9/L") == Decimal("1E-108")
+
+
+def test_a_value_in_a_unit_that_large_is_that_candidates_error(tmp_path, capsys):
+    from screener.cli import main
+
+    (tmp_path / "in.csv").write_text("candidate_id,anc\nC1,150 10*81/L\nC2,1.5 10*9/L\n", encoding="utf-8")
+    assert main(["batch", "--trial", "NCT06898385", str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.jsonl")]) == 1
+    first, second = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert first["decision"] == "error" and first["errors"] == ["anc: '150 10*81/L': too large"]
+    assert second["decision"] == "undetermined"

@@ -18,7 +18,7 @@ import functools
 import re
 import threading
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -156,7 +156,11 @@ def _round(number: float) -> Decimal:
         raise UnitError(f"conversion factor {number!r} is not usable")
     shift = _DIGITS - value.adjusted() - 1
     value = value.quantize(Decimal(1).scaleb(-shift)).normalize()
-    return value.quantize(Decimal(1)) if value.as_tuple().exponent > 0 else value  # type: ignore[operator]
+    if value.as_tuple().exponent <= 0:  # type: ignore[operator]
+        return value
+    with localcontext() as context:  # 1E+72 (from 10*81/L) as an integer has 73 digits
+        context.prec = max(context.prec, value.adjusted() + 1)
+        return value.quantize(Decimal(1))
 
 
 @functools.lru_cache(maxsize=1024)
