@@ -173,3 +173,11 @@ def test_the_shape_check_leaves_fields_it_does_not_know_alone(genuine, tmp_path)
     status, out, err = run_cli("verify", str(path), "--rules", str(TINY))
     assert status == 0, err
     assert json.loads(path.read_text(encoding="utf-8").splitlines()[0])["site"]["name"] == "Ward 7"
+
+
+@pytest.mark.parametrize("command", ["verify", "explain"])
+def test_an_unknown_report_language_is_a_usage_error_not_an_internal_failure(genuine, command):
+    status, out, err = run_cli(command, str(genuine), "--rules", str(TINY), "--lang", "xx") if command == "verify" \
+        else run_cli(command, str(genuine), "--lang", "xx")
+    assert status == 2 and out == ""
+    assert err == f"{command}: --lang xx: not a language the screener can write\n"

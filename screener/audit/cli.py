@@ -27,7 +27,7 @@ from screener.audit.explain import decision_word, explanation
 from screener.audit.replay import ReplayError, find_rules, replay
 from screener.audit.keys import readable_fingerprint, trusted_keys
 from screener.audit.sign import SignatureCheck, check_signatures
-from screener.audit.shape import TraceShapeError
+from screener.audit.shape import TraceShapeError, known_language
 from screener.audit.trace import TraceError, TraceIntegrityError, file_sha256
 from screener.audit.chain import Trace, chain_reason, read_trace
 from screener.audit.words import Words
@@ -118,8 +118,12 @@ def add_audit_parsers(subparsers: Any) -> None:
 
 
 def _words(args: argparse.Namespace, trace: Trace) -> Words:
-    """The wording asked for on the command line (raises ValueError for an unknown zone)."""
-    return Words.of(trace, getattr(args, "lang", None), site_zone(getattr(args, "tz", None)))
+    """The wording asked for on the command line (raises ValueError for an unknown zone or
+    language)."""
+    language = getattr(args, "lang", None)
+    if language is not None and not known_language(language):
+        raise ValueError(f"--lang {language}: not a language the screener can write")
+    return Words.of(trace, language, site_zone(getattr(args, "tz", None)))
 
 
 def run_verify(args: argparse.Namespace, out: Console | None = None,

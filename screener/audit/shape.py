@@ -138,10 +138,16 @@ def _fields(fields: Mapping[str, Check], required: Iterable[str] = ()) -> Check:
 
 
 def _language(value: Any, field: str) -> Message | None:
-    if isinstance(value, str) and 2 <= len(value) <= 8 and value.replace("_", "").isalpha() \
-            and value.isascii() and _known_locale(value):
+    if known_language(value):
         return None
     return tr("{field} is not a language the screener can write", field=field)
+
+
+def known_language(code: Any) -> bool:
+    """Whether `code` names a language letters and explanations can be written in (its
+    dates and times formatted), e.g. `en`, `zh`, `fr`."""
+    return isinstance(code, str) and 2 <= len(code) <= 8 and code.replace("_", "").isalpha() \
+        and code.isascii() and _known_locale(code)
 
 
 def _known_locale(code: str) -> bool:
