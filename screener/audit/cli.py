@@ -4,8 +4,9 @@ Exit status of `verify`: 0 when the chain is intact, the trace is sealed, replay
 facts through the rules file it names gives every recorded record again, every signature is
 sound and every `--letter` says what the trace replays to, and, with `--trusted-keys`, the
 trace is signed and every signature's key is trusted; 1 when any of that fails (each message
-names the record's line and what differs; a letter that cannot be read is one that does
-not match); 2 when the trace or the trusted keys cannot be read; 3 when the chain holds but
+names the record's line and what differs; a record lacking a field its readers need, or
+holding one of the wrong type, is a malformed record; a letter that cannot be read is one
+that does not match); 2 when the trace or the trusted keys cannot be read; 3 when the chain holds but
 the screening never finished (a paused dialog, or one stopped by a crash): "incomplete", with
 how many facts it holds and when the last came; 5 with `--trusted-keys`, an intact trace
 nobody signed; 6 with `--trusted-keys`, a sound signature made with a key that is not trusted.
@@ -38,8 +39,9 @@ EXIT_OK, EXIT_FAILED, EXIT_UNREADABLE, EXIT_INCOMPLETE = 0, 1, 2, 3
 EXIT_UNSIGNED, EXIT_UNTRUSTED = 5, 6
 
 VERIFY_EPILOG = ("exit status: 0 verified (with --trusted-keys: and signed, every key "
-                 "trusted); 1 the chain is broken, the replay differs, a signature does not "
-                 "verify or a letter differs from its trace (or cannot be read); 2 the trace "
+                 "trusted); 1 the chain is broken, a record is malformed, the replay differs, "
+                 "a signature does not verify or a letter differs from its trace (or cannot be "
+                 "read); 2 the trace "
                  "or the trusted keys cannot be read; 3 incomplete: the records so far are "
                  "intact but the screening has not finished (paused for `screener resume`, or "
                  "stopped by a crash); 5 intact but unsigned (with --trusted-keys); 6 signed "
@@ -110,8 +112,8 @@ def add_audit_parsers(subparsers: Any) -> None:
         description="Render a decision trace for a person: criteria with their outcomes, the "
                     "facts under each with source and time, corrections marked; in the "
                     "screening's language, times in the site's zone with their UTC offset.",
-        epilog="exit status: 0 shown; 1 the chain is broken; 2 the trace cannot be read or "
-               "an option is wrong")
+        epilog="exit status: 0 shown; 1 the chain is broken or a record is malformed; 2 the "
+               "trace cannot be read or an option is wrong")
     explain.add_argument("trace", help="trace file (JSON Lines)")
     _add_wording_options(explain, times=True)
     explain.set_defaults(run=run_explain)
