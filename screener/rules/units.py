@@ -113,11 +113,22 @@ def _system() -> _Units:
         return _units
 
 
-@functools.lru_cache(maxsize=512)
 def _parsed(code: str) -> Any:
+    found, refusal = _parsed_or_refused(code)
+    if refusal is not None:
+        raise UnitError(refusal)
+    return found
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed_or_refused(code: str) -> tuple[Any, str | None]:
+    # a refusal is remembered too: a file whose every row has the same bad unit parses it once
     if not isinstance(code, str) or not code or len(code) > MAX_CODE or code != code.strip():
-        raise UnitError(f"{code!r} is not a UCUM unit code")
-    return _system().quantity(code)
+        return None, f"{code!r} is not a UCUM unit code"
+    try:
+        return _system().quantity(code), None
+    except UnitError as refused:
+        return None, str(refused)
 
 
 def parse_unit(code: str) -> Any:
