@@ -218,7 +218,27 @@ def review(dialog: DialogSpec, answers: dict[str, Any], sources: dict[str, str])
     return table
 
 
+def from_record(dialog: DialogSpec, facts: list[str], answers: dict[str, Any],
+                sources: dict[str, str]) -> RenderableType:
+    """The values taken from the patient record, each with its resource and date, to confirm
+    or correct (`change FACT`)."""
+    table = Table(title=dialog.tr("From the patient record (to correct one: change FACT)"),
+                  show_header=False, box=None, pad_edge=False, title_justify="left")
+    table.add_column(no_wrap=True)
+    table.add_column()
+    table.add_column(style="dim")
+    table.add_column(style="dim")
+    for fact in sorted(facts, key=lambda f: dialog.order(f) if f in dialog.questions else (0, 0, f)):
+        table.add_row(f"  {dialog.label(fact)}", show_value(dialog, answers.get(fact), fact),
+                      _source(dialog, sources.get(fact, "")), fact)
+    return table
+
+
 def _source(dialog: DialogSpec, source: str) -> str:
     """Where an answer came from, in the dialog's words; a context fact shows `--context`."""
+    if source.startswith("record|"):  # record|<resource>|<date>
+        _, resource, date = (source.split("|") + ["", ""])[:3]
+        text = dialog.tr("from the record, {resource}", resource=resource)
+        return f"{text}, {date}" if date else text
     key = f"source_{source}"
     return dialog.message(key) if key in dialog.messages else f"--{source}"
