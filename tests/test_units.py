@@ -161,11 +161,10 @@ def test_a_factor_beyond_28_digits_crashed_the_conversion():
     assert factor("10*-99/L", "10*9/L") == Decimal("1E-108")
 
 
-def test_a_value_in_a_unit_that_large_is_that_candidates_error(tmp_path, capsys):
-    from screener.cli import main
-
+def test_a_value_in_a_unit_that_large_is_that_candidates_error(tmp_path):
     (tmp_path / "in.csv").write_text("candidate_id,anc\nC1,150 10*81/L\nC2,1.5 10*9/L\n", encoding="utf-8")
-    assert main(["batch", "--trial", "NCT06898385", str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.jsonl")]) == 1
+    done = _screener("batch", "--trial", "NCT06898385", "in.csv", "-o", "out.jsonl", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
     first, second = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
     assert first["decision"] == "error" and first["errors"] == ["anc: '150 10*81/L': too large"]
     assert second["decision"] == "undetermined"
