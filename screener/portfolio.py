@@ -18,8 +18,8 @@ from screener.model import Trial
 from screener.paths import inside
 from screener.readers import Row
 
-PORTFOLIO_COLUMNS = ("candidate_id", "trial_id", "decision", "failed_criteria", "missing", "errors")
-MATCH_COLUMNS = ("candidate_id", "rank", "trial_id", "decision", "failed_criteria", "missing", "errors")
+PORTFOLIO_COLUMNS = ("candidate_id", "trial_id", "decision", "failed_criteria", "missing", "errors", "warnings")
+MATCH_COLUMNS = ("candidate_id", "rank", "trial_id", "decision", "failed_criteria", "missing", "errors", "warnings")
 
 
 def with_trial(record: dict[str, Any], trial_id: str) -> dict[str, Any]:
