@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: setup screen-sample test bench fuzz catalogues clean
+.PHONY: setup screen-sample test bench fuzz fuzz-each catalogues clean
 
 # setuptools' advice about editable installs goes to $(VENV)/install.log, shown only when the
 # install fails.
@@ -38,6 +38,20 @@ fuzz: setup
 	mkdir -p .fuzz-corpus
 	$(BIN)/python fuzz/fuzz_batch.py -max_total_time=$(FUZZ_SECONDS) -timeout=30 -rss_limit_mb=3072 \
 	  .fuzz-corpus fuzz/corpus
+
+# Every reader in turn, FUZZ_SECONDS each (fuzz/targets.py: candidate files, rules files,
+# units, typed answers, keys, traces, sessions), from its seeds in fuzz/seeds/<target>/.
+# New inputs collect in .fuzz-corpus/<target>/; a crash is saved there as crash-* and stops
+# the run. FUZZ_TARGETS="trace session" make fuzz-each for some of them.
+FUZZ_TARGETS ?= csv jsonl json yaml rules unit answer key trace trace-rechained session
+fuzz-each: setup
+	$(BIN)/pip install --quiet -e '.[test,fuzz]'
+	for target in $(FUZZ_TARGETS); do \
+	  mkdir -p .fuzz-corpus/$$target && \
+	  $(BIN)/python fuzz/fuzz_inputs.py $$target -max_total_time=$(FUZZ_SECONDS) -timeout=30 \
+	    -rss_limit_mb=3072 -artifact_prefix=.fuzz-corpus/$$target/ .fuzz-corpus/$$target \
+	    fuzz/seeds/$$target || exit 1; \
+	done
 
 # The screener's own wording: collect the messages (Python and letter templates, babel.cfg), merge them into each language's .po
 # (translate the new, empty ones there), then compile the .mo files the package ships.

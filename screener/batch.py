@@ -339,10 +339,14 @@ def chunk_results(rows: Iterable[Row], jobs: int, chunk_size: int, initializer: 
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
+    from screener.workers import start_worker
+
     spawn = multiprocessing.get_context("spawn")
     # An executor, not a Pool: when a worker dies (killed, out of memory) its chunk raises
-    # BrokenProcessPool instead of waiting for ever.
-    pool = ProcessPoolExecutor(jobs, mp_context=spawn, initializer=initializer, initargs=initargs)
+    # BrokenProcessPool instead of waiting for ever. And when this process dies, the workers
+    # end too (start_worker), instead of holding the caller's output open for ever.
+    pool = ProcessPoolExecutor(jobs, mp_context=spawn, initializer=start_worker,
+                               initargs=(os.getpid(), initializer, initargs))
     finished = False
     stderr, sys.stderr = sys.stderr, _WithoutPoolNoise(sys.stderr)
     try:

@@ -46,7 +46,7 @@ def test_every_batch_record_carries_its_screening_log_category(tmp_path: Path):
         (p["candidate_id"], want) for p, want in PEOPLE]
     # the field is added after the contract's own, which keep their order
     assert list(records[0]) == ["candidate_id", "decision", "failed_criteria", "missing", "errors",
-                                "screening_log"]
+                                "warnings", "screening_log"]
 
 
 def test_csv_results_have_a_screening_log_column(tmp_path: Path):

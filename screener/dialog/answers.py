@@ -24,7 +24,9 @@ from screener.dialog.spec import Question, Vocabulary, is_number, normalize
 from screener.errors import InvalidValue
 from screener.model import FactSpec, FactValue
 from screener.i18n import tr
-from screener.values import coerce, describe_conversion, has_foreign_digits, quantity
+from screener.values import (
+    MAX_NUMBER_CHARS, coerce, describe_conversion, has_foreign_digits, quantity, shortened,
+)
 
 
 class InvalidAnswer(Exception):
@@ -32,6 +34,8 @@ class InvalidAnswer(Exception):
 
     def __init__(self, key: str, **params: Any):
         self.key = key
+        if isinstance(params.get("answer"), str):  # a pasted page is named, not echoed whole
+            params["answer"] = shortened(params["answer"])
         self.params = params
         super().__init__(key, params)
 
@@ -88,6 +92,10 @@ def parse_answer(
         if said in words.no:
             return Answer(False)
         raise InvalidAnswer("bad_yes_no", answer=text)
+    if kind in ("integer", "decimal") and len(said) > MAX_NUMBER_CHARS:
+        # longer than any number a fact holds (and int() refuses past 4,300 digits): the
+        # engine's coercion refuses it
+        return Answer(_coerce(spec, said, text))
     if kind == "integer":
         return Answer(_coerce(spec, _integer(question, said, text), text))
     if kind == "decimal":
