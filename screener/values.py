@@ -10,7 +10,8 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
+from decimal import Decimal, Inexact, InvalidOperation, localcontext
+from fractions import Fraction
 from typing import Any, Mapping
 
 from screener.errors import InvalidValue
@@ -23,6 +24,7 @@ NO = frozenset({"no", "n", "false", "0"})
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 _INTEGER = re.compile(r"[-+]?\d+\Z")
 _QUANTITY = re.compile(r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*)\Z", re.S)
+FLOAT_DIGITS = 15  # significant digits of a decimal that a float holds exactly
 MAX_DIGITS = 30  # a number of more digits than this is not a measurement
 MAX_ITEMS = 1000  # items of one list fact
 MAX_LIST_TEXT = 1_000_000  # characters of a list given as JSON text
@@ -30,7 +32,7 @@ MAX_LIST_TEXT = 1_000_000  # characters of a list given as JSON text
 
 @dataclass(frozen=True, slots=True)
 class Converted:
-    """A quantity given in another unit (or with more decimals) than the fact keeps: what was
+    """A quantity given in another unit than the fact keeps: what was
     given and what it became, for the trace ("1.5 mg/dL = 132.6 umol/L")."""
 
     given: Decimal
@@ -169,9 +171,11 @@ def _decimal(spec: FactSpec, raw: Any) -> float:
         number = None
     if number is None or not number.is_finite():
         raise InvalidValue(spec.name, raw, "expected a number")
-    exponent = number.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and -exponent > spec.places:
-        raise InvalidValue(spec.name, raw, f"at most {spec.places} decimal places")
+    if len(number.normalize().as_tuple().digits) > FLOAT_DIGITS:
+        # held as a float, which keeps 15 significant digits of a decimal exactly; more
+        # would be rounded silently
+        raise InvalidValue(spec.name, raw, f"cannot be held exactly (at most {FLOAT_DIGITS} "
+                                           "significant digits)")
     return float(number)
 
 
@@ -239,27 +243,23 @@ def quantity(spec: FactSpec, raw: Any) -> tuple[Decimal | None, Converted | None
 
     `raw` is a number (in the declared unit), text with an optional UCUM unit ("1.2 mg/dL",
     "1.2mg/dL") or a mapping {value, unit}. Converted by the unit system or the fact's
-    declared factors, rounded half-even to `places`, then checked against min/max."""
+    declared factors exactly (never rounded), then checked against min/max. A conversion
+    whose result cannot be held exactly is an error naming the fact, value and unit."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None, None
     number, unit = _number_and_unit(spec, raw)
-    with localcontext() as context:
-        context.prec = 60
-        if unit and unit != spec.unit:
-            from screener.rules import units
+    value = number
+    if unit and unit != spec.unit:
+        from screener.rules import units
 
-            try:
-                how = units.conversion(unit, spec.unit, _factors(spec), _offsets(spec))
-            except units.UnitError:
-                raise InvalidValue(spec.name, _short(raw),
-                                   f"the unit {unit} does not convert to {spec.unit}") from None
-            exact = how.apply(number)
-        else:
-            exact = number
         try:
-            value = exact.quantize(Decimal(1).scaleb(-spec.places), rounding=ROUND_HALF_EVEN)
-        except InvalidOperation:
-            raise InvalidValue(spec.name, _short(raw), "too large") from None
+            factor, offset = units.exact_conversion(unit, spec.unit, _factors(spec), _offsets(spec))
+        except units.UnitError:
+            raise InvalidValue(spec.name, _short(raw),
+                               f"the unit {unit} does not convert to {spec.unit}") from None
+        value = _exactly(spec, raw, Fraction(number) * factor + offset)
+    # The value is kept exactly as given (after an exact conversion): `places` shapes how it is
+    # shown, never what it is compared with, so 74.95 stays below a limit of 75.
     low = None if spec.minimum is None else Decimal(str(spec.minimum))
     high = None if spec.maximum is None else Decimal(str(spec.maximum))
     if low is not None and value < low:
@@ -271,6 +271,29 @@ def quantity(spec: FactSpec, raw: Any) -> tuple[Decimal | None, Converted | None
     if (unit or spec.unit) != spec.unit or value != number:
         return value, Converted(number, unit or spec.unit, value, spec.unit)
     return value, None
+
+
+def _exactly(spec: FactSpec, raw: Any, value: Fraction) -> Decimal:
+    """A converted value as a Decimal when it has a finite decimal form; else an error naming
+    the fact, the value and the unit (16 kPa is 120.0098521... mm[Hg], without end)."""
+    with localcontext() as context:
+        context.prec = 80
+        context.traps[Inexact] = True
+        try:
+            return _without_trailing_zeros(Decimal(value.numerator) / Decimal(value.denominator))
+        except (Inexact, InvalidOperation):
+            context.traps[Inexact] = False
+            context.prec = 12
+            near = Decimal(value.numerator) / Decimal(value.denominator)
+    raise InvalidValue(spec.name, _short(raw), f"is {_plain(near.normalize())}... {spec.unit}, "
+                       f"a number without end that cannot be held exactly; give it in {spec.unit}")
+
+
+def _without_trailing_zeros(value: Decimal) -> Decimal:
+    """`132.60` as `132.6`, `180.000` as `180` (the same number, written as a person would)."""
+    if value == value.to_integral_value():
+        return value.quantize(Decimal(1))
+    return value.normalize()
 
 
 def describe_conversion(spec: FactSpec, raw: Any) -> Converted | None:

@@ -40,7 +40,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from pathlib import Path
 from typing import Any, Callable
 
@@ -203,6 +203,37 @@ def runtime(spec: FactSpec, value: Any) -> Any:
     return value
 
 
+def _fits(spec: FactSpec, value: Any) -> bool:
+    """A derived value inside its fact's type and range (a quantity by its bounds alone: a
+    computed value may carry more digits than any given one)."""
+    if spec.type == "quantity":
+        return not ((spec.minimum is not None and value < Decimal(str(spec.minimum)))
+                    or (spec.maximum is not None and value > Decimal(str(spec.maximum))))
+    try:
+        coerce(spec, value)
+    except InvalidValue:
+        return False
+    return True
+
+
+def _same_to_given_precision(given: Any, derived: Any) -> bool:
+    """A given derived fact agrees with the computed value when the computed value lies within
+    half a unit of the given value's last digit (a tie goes to the even last digit)."""
+    if isinstance(given, bool) or not isinstance(given, (int, float, Decimal)) \
+            or not isinstance(derived, (float, Decimal)):
+        return _num(given) == _num(derived)
+    g = Decimal(repr(given)) if isinstance(given, float) else Decimal(given)
+    d = Decimal(repr(derived)) if isinstance(derived, float) else derived
+    unit = Decimal(1).scaleb(g.as_tuple().exponent)
+    with localcontext() as context:
+        context.prec = 100
+        distance = abs(d - g)
+        half = unit / 2
+    if distance != half:
+        return distance < half
+    return int(g.scaleb(-g.as_tuple().exponent)) % 2 == 0
+
+
 def typed_of(spec: FactSpec, value: Any) -> Any:
     """A computed runtime value as the typed value of `spec` (for range checks), or raise."""
     if spec.type == "date":
@@ -222,11 +253,10 @@ def typed_of(spec: FactSpec, value: Any) -> Any:
         if isinstance(value, Decimal):
             if not value.is_finite():
                 raise ArithmeticError("not a finite number")
-            places = 0 if spec.type == "integer" else spec.places
-            rounded = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
             if spec.type == "integer":
-                return int(rounded)
-            return float(rounded) if spec.type == "decimal" else rounded
+                return int(value.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+            # never rounded to places: places are for display only
+            return float(value) if spec.type == "decimal" else value
     raise TypeError(f"{value!r} is not a {spec.type}")
 
 
@@ -356,13 +386,11 @@ class Reference:
                             rt[d.fact] = Unk(frozenset({f"{d.fact}: cannot be computed"}))
                             changed = True
                         continue
-                try:
-                    coerce(spec, value)
-                except InvalidValue:
+                if not _fits(spec, value):
                     contradictory.append(d.fact)
                     continue
                 if d.fact in typed:
-                    if _num(typed[d.fact]) != _num(value):
+                    if not _same_to_given_precision(typed[d.fact], value):
                         contradictory.append(d.fact)
                 else:
                     typed[d.fact] = value
