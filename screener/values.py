@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, Inexact, InvalidOperation, localcontext
 from fractions import Fraction
@@ -159,6 +160,8 @@ def _integer(spec: FactSpec, raw: Any) -> int:
         return int(raw)
     if isinstance(raw, str) and _INTEGER.match(raw):
         return int(raw)
+    if isinstance(raw, str) and _WHOLE_WITH_POINT.match(raw):
+        return int(Decimal(_decimal_point(spec, raw)))  # `57.0`, as exports write integers
     raise InvalidValue(spec.name, raw, "expected a whole number")
 
 
@@ -166,7 +169,8 @@ def _decimal(spec: FactSpec, raw: Any) -> float:
     if isinstance(raw, bool):
         raise InvalidValue(spec.name, raw, "expected a number")
     try:
-        number = Decimal(str(raw).strip()) if isinstance(raw, (str, int, float)) else None
+        number = Decimal(_decimal_point(spec, str(raw).strip())) \
+            if isinstance(raw, (str, int, float)) else None
     except InvalidOperation:
         number = None
     if number is None or not number.is_finite():
@@ -235,6 +239,44 @@ def _short(raw: Any) -> str:
     return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
 
 
+# --- how numbers and units are written -----------------------------------------------------
+
+_WHOLE_WITH_POINT = re.compile(r"[-+]?\d+[.,]0*\Z")
+_COMMA = re.compile(r"([-+]?\d+),(\d+)(?![\d.,])")
+_FEET_INCHES = re.compile(r"(\d+)\s*(?:ft|feet|foot|')\s*(\d+(?:\.\d+)?)\s*(?:in|inch|inches|\"|'')?\Z")
+_MICRO = str.maketrans({"µ": "u", "μ": "u"})
+# Spellings lab exports use for UCUM units. Counts per volume name the thing counted, which
+# UCUM writes as an annotation or leaves out: both read as the plain count.
+_SPELLINGS = {
+    "lb": "[lb_av]", "lbs": "[lb_av]", "kgs": "kg", "in": "[in_i]", "inch": "[in_i]",
+    "inches": "[in_i]", "ft": "[ft_i]", "mmHg": "mm[Hg]", "mmhg": "mm[Hg]", "bpm": "/min",
+    "IU/mL": "[IU]/mL", "IU/ml": "[IU]/mL", "IU/L": "[IU]/L", "x10^9/L": "10*9/L",
+    "×10^9/L": "10*9/L", "10^9/L": "10*9/L", "x10^12/L": "10*12/L", "10^12/L": "10*12/L",
+}
+_COUNTED = re.compile(r"\A(?:\{cells\}|cells|\{cell\}|cell)\s*/\s*")
+
+
+def ucum_code(unit: str) -> str:
+    """The UCUM code of a unit as lab exports write it: `cells/mm3` and `{cells}/uL` are
+    `/mm3` and `/uL`, `lb` is `[lb_av]`, `mmHg` is `mm[Hg]`; any other text as it is."""
+    unit = unit.strip()
+    unit = _COUNTED.sub("/", unit)
+    return _SPELLINGS.get(unit, unit)
+
+
+def _decimal_point(spec: FactSpec, text: str) -> str:
+    """`8,1` as `8.1` (a decimal comma). A comma before exactly three digits reads two ways
+    (`99,999` is ninety-nine thousand nine hundred and ninety-nine, or 99.999): refused."""
+    match = _COMMA.match(text)
+    if match is None:
+        return text
+    if len(match.group(2)) == 3:
+        raise InvalidValue(spec.name, _short(text), "a comma before three digits reads two ways "
+                           f"(thousands or decimals): write {match.group(1)}{match.group(2)} "
+                           f"or {match.group(1)}.{match.group(2)}")
+    return f"{match.group(1)}.{match.group(2)}{text[match.end():]}"
+
+
 # --- quantities ---------------------------------------------------------------------------
 
 
@@ -280,7 +322,7 @@ def _exactly(spec: FactSpec, raw: Any, value: Fraction) -> Decimal:
         context.prec = 80
         context.traps[Inexact] = True
         try:
-            return _without_trailing_zeros(Decimal(value.numerator) / Decimal(value.denominator))
+            return without_trailing_zeros(Decimal(value.numerator) / Decimal(value.denominator))
         except (Inexact, InvalidOperation):
             context.traps[Inexact] = False
             context.prec = 12
@@ -289,7 +331,7 @@ def _exactly(spec: FactSpec, raw: Any, value: Fraction) -> Decimal:
                        f"a number without end that cannot be held exactly; give it in {spec.unit}")
 
 
-def _without_trailing_zeros(value: Decimal) -> Decimal:
+def without_trailing_zeros(value: Decimal) -> Decimal:
     """`132.60` as `132.6`, `180.000` as `180` (the same number, written as a person would)."""
     if value == value.to_integral_value():
         return value.quantize(Decimal(1))
@@ -327,16 +369,19 @@ def _number_and_unit(spec: FactSpec, raw: Any) -> tuple[Decimal, str]:
             number, written = _number_and_unit(spec, inner)
             if written and unit:
                 raise InvalidValue(spec.name, _short(inner), "give the unit once")
-            return number, written or (unit or "").strip()
-        return _number(spec, inner), (unit or "").strip()
+            return number, written or ucum_code((unit or "").strip())
+        return _number(spec, inner), ucum_code((unit or "").strip())
     if isinstance(raw, str):
-        text = raw.strip()
+        text = unicodedata.normalize("NFKC", raw).strip().translate(_MICRO)
         _not_huge(spec, text)
-        match = _QUANTITY.match(text)
+        if feet := _FEET_INCHES.match(text):  # `5 ft 4 in`, `5'4"`: a height
+            inches = Decimal(feet.group(1)) * 12 + Decimal(feet.group(2))
+            return _number(spec, inches), "[in_i]"
+        match = _QUANTITY.match(_decimal_point(spec, text))
         if not match:
             raise InvalidValue(spec.name, _short(raw), f"expected a number in {spec.unit}, "
                                "optionally followed by its unit")
-        return _number(spec, match.group(1)), match.group(2).strip()
+        return _number(spec, match.group(1)), ucum_code(match.group(2).strip())
     return _number(spec, raw), ""
 
 
