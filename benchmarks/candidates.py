@@ -733,6 +733,11 @@ class _Draw:
         if base != value:  # an edge between two steps: the steps either side
             values |= {value.quantize(step, rounding="ROUND_FLOOR"),
                        value.quantize(step, rounding="ROUND_CEILING")}
+        if spec.type != "integer":
+            # values are kept as given, finer than `places`: the edge itself and the
+            # smallest step a site records either side of it (three decimals finer)
+            fine = step.scaleb(-3)
+            values |= {value - fine, value + fine, base - step / 2, base + step / 2}
         return [self._as(spec, v) for v in sorted(values)]
 
     def _as(self, spec: FactSpec, value: Decimal) -> Any:
@@ -754,6 +759,8 @@ class _Draw:
         if lo > hi:
             lo, hi = hi, lo
         value = Decimal(c.integer(lo, hi)).scaleb(-places)
+        if spec.type != "integer" and c.chance(0.2):  # recorded finer than `places`
+            value = min(value + Decimal(c.integer(1, 999)).scaleb(-places - 3), high)
         return self._as(spec, value)
 
     def pick_list(self, key: str, spec: FactSpec) -> tuple[dict[str, Any], ...]:
@@ -840,7 +847,7 @@ class _Draw:
             texts = ["unknown", spec.values[0].upper() + "x", "n/a", "0"]
             natives += [1, True, 0.0]
         elif kind in ("integer", "decimal"):
-            texts = ["abc", "one", "0x1", "nan", "inf", "1,5"]
+            texts = ["abc", "one", "0x1", "nan", "inf", "1,500", "1,5,5"]
             if spec.minimum is not None:
                 texts.append(_plain(Decimal(str(spec.minimum)) - 1))
             if spec.maximum is not None:
@@ -849,10 +856,10 @@ class _Draw:
                 texts += ["1.5", "2.5"]
                 natives += [True, 1.5, float("nan")]
             else:
-                texts.append("1." + "1" * (spec.places + 1))
+                texts.append("1." + "1" * 16)  # more digits than a decimal fact holds exactly
                 natives += [True, float("nan"), float("inf")]
         elif kind == "quantity":
-            texts = ["abc", "nan", "1,5", f"1 {c.choice(self.gen._bad_units(spec))}"]
+            texts = ["abc", "nan", "1,500", f"1 {c.choice(self.gen._bad_units(spec))}"]
             if spec.minimum is not None:
                 texts.append(f"{_plain(Decimal(str(spec.minimum)) - 1)} {spec.unit}")
             if spec.maximum is not None:

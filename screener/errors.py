@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from screener.shown import show
+from screener.shown import computed, show
 
 
 class ScreenerError(Exception):
@@ -66,7 +66,7 @@ class ConflictError(ScreenerError):
         self.given = given
         self.derived = derived
         self.inputs = inputs
-        super().__init__(f"{fact}: {show(given)}: disagrees with {show(derived)} derived from "
+        super().__init__(f"{fact}: {show(given)}: disagrees with {_cut(derived)} derived from "
                          f"{_shown(inputs)}")
 
     @property
@@ -91,6 +91,11 @@ class ImpossibleFacts(ConflictError):
         ScreenerError.__init__(self)
         self.fact, self.given, self.derived, self.inputs = fact, None, derived, inputs
         self.args = (f"{fact}: cannot be derived from {_shown(inputs)}: {reason}",)
+
+
+def _cut(value: object) -> str:
+    shown, mark = computed(value)
+    return show(shown) + mark
 
 
 def _shown(inputs: Mapping[str, object]) -> str:

@@ -33,8 +33,8 @@ CAR_T = "NCT06898385"
 # rate, the creatinine clearance with age, weight, sex and creatinine (Cockcroft-Gault).
 TWO_CONTRADICTIONS = {"candidate_id": "P-2", "heart_rate": "75", "rr_interval": "3", "age": "60",
                       "weight": "70", "sex": "male", "creatinine": "1 mg/dL", "crcl": "10"}
-RR = "rr_interval: 3.000000: disagrees with 0.800000 derived from heart_rate=75.0"
-CRCL = "crcl: 10.0000: disagrees with 77.7778 derived from age=60, weight=70.00, sex=male, creatinine=88.4000"
+RR = "rr_interval: 3: disagrees with 0.8 derived from heart_rate=75"
+CRCL = "crcl: 10: disagrees with 77.7778… derived from age=60, weight=70, sex=male, creatinine=88.4"
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_a_value_derived_from_a_derived_value_is_checked_after_an_earlier_contra
         car_t: Trial, car_t_screener: Screener) -> None:
     """QTcF needs the RR interval, itself derived from the heart rate: a given QTcF that
     disagrees is named beside a creatinine clearance that disagrees, found first."""
-    qtcf = "qtcf: 300.0000: disagrees with 430.8869 derived from qt_interval=400.0, rr_interval=0.800000"
+    qtcf = "qtcf: 300: disagrees with 430.8869… derived from qt_interval=400, rr_interval=0.8"
     row = {"candidate_id": "P-7", "heart_rate": "75", "qt_interval": "400", "qtcf": "300"}
     assert screen_row(car_t, car_t_screener, Row(1, row)).record["errors"] == [qtcf]
     both = {**row, **{k: v for k, v in TWO_CONTRADICTIONS.items() if k not in ("candidate_id", "rr_interval")}}
@@ -143,10 +143,10 @@ def test_a_trial_over_several_rulesets_names_each_contradiction_once(tmp_path: P
 
 
 @pytest.mark.parametrize("language, want", [
-    ("en", ["That contradicts other answers: crcl given as 10.0000, but the other answers give 77.7778.",
-            "That contradicts other answers: rr_interval given as 3.000000, but the other answers give 0.800000."]),
-    ("zh", ["与其他回答矛盾：肌酐清除率 填写为 10.0000，但根据其他回答计算为 77.7778。",
-            "与其他回答矛盾：RR 间期 填写为 3.000000，但根据其他回答计算为 0.800000。"]),
+    ("en", ["That contradicts other answers: crcl given as 10, but the other answers give 77.7778….",
+            "That contradicts other answers: rr_interval given as 3, but the other answers give 0.8."]),
+    ("zh", ["与其他回答矛盾：肌酐清除率 填写为 10，但根据其他回答计算为 77.7778…。",
+            "与其他回答矛盾：RR 间期 填写为 3，但根据其他回答计算为 0.8。"]),
 ])
 def test_an_answers_file_with_two_contradictions_names_both_in_the_dialogs_language(
         car_t: Trial, car_t_screener: Screener, tmp_path: Path, language: str, want: list[str]) -> None:
@@ -174,7 +174,7 @@ def test_the_terminal_dialog_shows_every_contradiction(tmp_path: Path) -> None:
     child.close()
     shown = child.before.replace("\r\n", "\n")
     assert child.exitstatus == 2
-    assert (f"{answers}: That contradicts other answers: crcl given as 10.0000, but the other answers give "
-            "77.7778.") in shown
-    assert (f"{answers}: That contradicts other answers: rr_interval given as 3.000000, but the other answers "
-            "give 0.800000.") in shown
+    assert (f"{answers}: That contradicts other answers: crcl given as 10, but the other answers give "
+            "77.7778….") in shown
+    assert (f"{answers}: That contradicts other answers: rr_interval given as 3, but the other answers "
+            "give 0.8.") in shown

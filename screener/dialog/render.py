@@ -15,6 +15,7 @@ from rich.text import Text
 from screener.dialog.outcome import outcome
 from screener.dialog.spec import DialogSpec
 from screener.errors import ConflictError, ImpossibleFacts
+from screener.shown import computed
 from screener.model import Result, Trial
 
 
@@ -60,9 +61,10 @@ def _contradiction(dialog: DialogSpec, error: ConflictError) -> str:
     if isinstance(error, ImpossibleFacts):
         return dialog.message("impossible", fact=dialog.label(error.fact),
                               inputs=", ".join(dialog.label(i) for i in error.inputs))
+    derived, mark = computed(error.derived)
     return dialog.message("conflict", fact=dialog.label(error.fact),
                           given=show_value(dialog, error.given, error.fact),
-                          derived=show_value(dialog, error.derived, error.fact))
+                          derived=show_value(dialog, derived, error.fact) + mark)
 
 
 def section(title: str) -> Text:
