@@ -72,6 +72,20 @@ class FactSpec:
     # quantity facts: conversions that are not a plain factor (HbA1c mmol/mol -> %), as
     # (unit, factor, offset): declared = given * factor + offset; not repeated in `convert`
     affine: tuple[tuple[str, Decimal, Decimal], ...] = ()
+    plausible: "Plausible | None" = None  # quantity facts: the usual range, see Plausible
+
+
+@dataclass(frozen=True, slots=True)
+class Plausible:
+    """The usual range of a quantity in its declared unit, and the other units a bare number
+    outside it is often meant in (albumin 3.8 where g/L is declared is 3.8 g/dL)."""
+
+    low: Decimal | None
+    high: Decimal | None
+    units: tuple[str, ...] = ()
+
+    def holds(self, value: Decimal) -> bool:
+        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
 
 
 @dataclass(frozen=True, slots=True)

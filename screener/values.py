@@ -338,6 +338,27 @@ def without_trailing_zeros(value: Decimal) -> Decimal:
     return value.normalize()
 
 
+def check_plausible(spec: FactSpec, raw: Any, value: Any) -> None:
+    """Refuse a bare number (no unit given) that is unusual in the fact's unit but usual in
+    another unit the rules name (`plausible: units`): albumin `3.8` where g/L is declared is
+    most likely 3.8 g/dL, and is never used silently as 3.8 g/L. Raises InvalidValue naming
+    the fact, the value and the likely unit; any other value passes."""
+    usual = spec.plausible
+    if usual is None or not isinstance(value, Decimal) or usual.holds(value):
+        return
+    if isinstance(raw, Mapping) or (isinstance(raw, str) and _number_and_unit(spec, raw)[1]):
+        return  # the unit was given: the value is what the record says
+    for code in usual.units:
+        try:
+            meant = quantity(spec, {"value": _plain(value), "unit": code})[0]
+        except InvalidValue:
+            continue
+        if meant is not None and usual.holds(meant):
+            raise InvalidValue(spec.name, _short(raw), f"{_plain(value)} {spec.unit} is not a "
+                               f"usual value; did you mean {_plain(value)} {code} = "
+                               f"{_plain(meant)} {spec.unit}? Give the value with its unit")
+
+
 def describe_conversion(spec: FactSpec, raw: Any) -> Converted | None:
     """What a quantity value was given as, when it was converted or rounded; else None."""
     if spec.type != "quantity":

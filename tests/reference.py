@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from screener.errors import InvalidValue
-from screener.model import FactSpec, Span, Special, Trial
+from screener.model import FactSpec, Plausible, Span, Special, Trial
 from screener.rules.read import load_yaml
 from screener.values import coerce
 
@@ -167,7 +167,11 @@ def fact_spec(name: str, entry: dict[str, Any]) -> FactSpec:
             affine.append((str(code), Decimal(str(how["factor"])), Decimal(str(how.get("offset", 0)))))
         else:
             plain.append((str(code), Decimal(str(how))))
-    extra = {"affine": tuple(affine)} if "affine" in FactSpec.__slots__ else {}  # type: ignore[attr-defined]
+    extra: dict[str, Any] = {"affine": tuple(affine)} if "affine" in FactSpec.__slots__ else {}  # type: ignore[attr-defined]
+    if isinstance(entry.get("plausible"), dict):
+        usual = entry["plausible"]
+        bound = lambda key: None if usual.get(key) is None else Decimal(str(usual[key]))  # noqa: E731
+        extra["plausible"] = Plausible(bound("min"), bound("max"), tuple(usual.get("units", ())))
     return FactSpec(**extra, 
         name=name, type=kind, description="", span=_NOWHERE,
         values=tuple(entry.get("values", ())),
@@ -201,6 +205,30 @@ def runtime(spec: FactSpec, value: Any) -> Any:
         return tuple({n: runtime(fields[n], v) for n, v in dict(item).items() if n in fields}
                      for item in value)
     return value
+
+
+_BARE = re.compile(r"\s*[-+]?(\d+([.,]\d*)?|[.,]\d+)([eE][-+]?\d+)?\s*\Z")
+
+
+def _likely_unit(spec: FactSpec, raw: Any, value: Any) -> str | None:
+    """The unit a bare number outside the fact's usual range is usual in, if one of the rules'
+    `plausible: units` is (read by this evaluator's own conversions); else None."""
+    usual = getattr(spec, "plausible", None)
+    if usual is None or not isinstance(value, Decimal):
+        return None
+    bare = isinstance(raw, (int, float, Decimal)) and not isinstance(raw, bool) \
+        or isinstance(raw, str) and _BARE.match(raw)
+    inside = lambda v: (usual.low is None or v >= usual.low) and (usual.high is None or v <= usual.high)  # noqa: E731
+    if not bare or inside(value):
+        return None
+    for code in usual.units:
+        try:
+            meant = to_unit(Q(value, code, spec.name), spec.unit, conv_of(spec))
+        except Exception:
+            continue
+        if inside(meant):
+            return code
+    return None
 
 
 def _fits(spec: FactSpec, value: Any) -> bool:
@@ -338,6 +366,9 @@ class Reference:
                     value = coerce(spec, raw)
                 except InvalidValue as exc:
                     errors.append(str(exc))
+                    continue
+                if (likely := _likely_unit(spec, raw, value)) is not None:
+                    errors.append(f"{name}: {likely}")
                     continue
                 if value is not None:
                     values[name] = value
