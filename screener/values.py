@@ -161,7 +161,7 @@ def _integer(spec: FactSpec, raw: Any) -> int:
     if isinstance(raw, str) and _INTEGER.match(raw):
         return int(raw)
     if isinstance(raw, str) and _WHOLE_WITH_POINT.match(raw):
-        return int(Decimal(_decimal_point(spec, raw)))  # `57.0`, as exports write integers
+        return int(Decimal(decimal_point(spec, raw)))  # `57.0`, as exports write integers
     raise InvalidValue(spec.name, raw, "expected a whole number")
 
 
@@ -169,7 +169,7 @@ def _decimal(spec: FactSpec, raw: Any) -> float:
     if isinstance(raw, bool):
         raise InvalidValue(spec.name, raw, "expected a number")
     try:
-        number = Decimal(_decimal_point(spec, str(raw).strip())) \
+        number = Decimal(decimal_point(spec, str(raw).strip())) \
             if isinstance(raw, (str, int, float)) else None
     except InvalidOperation:
         number = None
@@ -264,7 +264,7 @@ def ucum_code(unit: str) -> str:
     return _SPELLINGS.get(unit, unit)
 
 
-def _decimal_point(spec: FactSpec, text: str) -> str:
+def decimal_point(spec: FactSpec, text: str) -> str:
     """`8,1` as `8.1` (a decimal comma). A comma before exactly three digits reads two ways
     (`99,999` is ninety-nine thousand nine hundred and ninety-nine, or 99.999): refused."""
     match = _COMMA.match(text)
@@ -398,7 +398,7 @@ def _number_and_unit(spec: FactSpec, raw: Any) -> tuple[Decimal, str]:
         if feet := _FEET_INCHES.match(text):  # `5 ft 4 in`, `5'4"`: a height
             inches = Decimal(feet.group(1)) * 12 + Decimal(feet.group(2))
             return _number(spec, inches), "[in_i]"
-        match = _QUANTITY.match(_decimal_point(spec, text))
+        match = _QUANTITY.match(decimal_point(spec, text))
         if not match:
             raise InvalidValue(spec.name, _short(raw), f"expected a number in {spec.unit}, "
                                "optionally followed by its unit")

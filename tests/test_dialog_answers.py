@@ -45,6 +45,8 @@ READS = [
     ("albumin_g_l", "38 g/L", Decimal(38)),
     ("bilirubin_umol_l", "51.305", Decimal("51.305")),  # finer than places: kept, never rounded
     ("bilirubin_umol_l", "0.05 mmol/L", Decimal(50)),  # any unit of the same dimension
+    ("ecog", "1.0", 1), ("ecog", "1,0", 1),  # whole numbers as exports and batch write them
+    ("inr", "1,5", 1.5), ("albumin_g_l", "3,8 克/分升", Decimal(38)),  # a decimal comma
     ("sex", "M", "male"), ("sex", "女", "female"), ("disease_status", "复发", "recurrent"),
     ("disease_status", "Localized primary", "localized_primary"), ("copd_severity", "GOLD 2", "moderate"),
     ("copd_severity", "very severe", "very_severe"), ("child_pugh_class", "b", "B"),
@@ -65,6 +67,7 @@ REFUSED = [
     ("birth_date", "31 February 1961", "bad_date"), ("birth_date", "31/13/1970", "bad_date"), ("birth_date", "soon", "bad_date"),
     ("bilirubin_umol_l", "2 mmol", "bad_unit"), ("bilirubin_umol_l", "high", "bad_number"),
     ("bilirubin_umol_l", "99,999", "out_of_range"),  # a comma before three digits reads two ways
+    ("inr", "1,500", "out_of_range"), ("ecog", "1.5", "bad_integer"),
     ("sex", "x", "bad_choice"), ("birth_date", "", "empty"), ("progressive_lesion_count", "0", "below_minimum"),
 ]
 

@@ -25,7 +25,9 @@ from screener.dialog.spec import Question, Vocabulary, is_number, normalize
 from screener.errors import InvalidValue
 from screener.model import FactSpec, FactValue
 from screener.shown import plain as _plain
-from screener.values import coerce, describe_conversion, quantity, without_trailing_zeros
+from screener.values import (
+    coerce, decimal_point, describe_conversion, quantity, without_trailing_zeros,
+)
 
 
 class InvalidAnswer(Exception):
@@ -145,9 +147,11 @@ def _quantity(spec: FactSpec, question: Question, text: str) -> Answer:
             # a unit as the dialog file spells it (`毫克/分升`): its factor, exactly
             try:
                 number = without_trailing_zeros(
-                    Decimal(number_text.replace(",", ".")) * Decimal(repr(unit.factor)))
+                    Decimal(decimal_point(spec, number_text)) * Decimal(repr(unit.factor)))
             except InvalidOperation:
                 raise InvalidAnswer("bad_number", answer=text) from None
+            except InvalidValue as exc:
+                raise InvalidAnswer("out_of_range", answer=text.strip(), reason=exc.reason) from None
             value = _coerce(spec, number, text)
             return Answer(value, ("unit_echo", {"given": text.strip(), "value": str(value),
                                                 "unit": question.units[0].label}))
@@ -204,6 +208,8 @@ def _check_range(spec: FactSpec, number: float, text: str) -> None:
 def _integer(question: Question, said: str, text: str) -> int:
     if re.fullmatch(r"[-+]?\d+", said):
         return int(said)
+    if re.fullmatch(r"[-+]?\d+[.,]0*", said):  # `57.0`, as batch reads it
+        return int(said.replace(",", ".").partition(".")[0])
     if question.roman:
         match = _ROMAN_TAIL.match(said)
         if match and match.group(1) in _ROMAN:
@@ -215,7 +221,11 @@ def _decimal(spec: FactSpec, question: Question, said: str, text: str) -> Answer
     match = _NUMBER.match(said)
     if not match:
         raise InvalidAnswer("bad_number", answer=text)
-    number_text, unit_text = match.group(1).replace(",", "."), match.group(2).replace(" ", "")
+    try:  # a decimal comma as batch reads it: `1,5` is 1.5, `99,999` reads two ways
+        number_text = decimal_point(spec, match.group(1))
+    except InvalidValue as exc:
+        raise InvalidAnswer("out_of_range", answer=text.strip(), reason=exc.reason) from None
+    unit_text = match.group(2).replace(" ", "")
     if not unit_text:
         return Answer(_coerce(spec, number_text, text))
     known = [unit.label for unit in question.units] or [spec.unit]
