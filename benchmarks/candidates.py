@@ -788,14 +788,14 @@ class _Draw:
             v = int(value)
             if native and c.chance(0.3):
                 return c.choice((v, float(v)))
-            return c.choice((str(v), str(v), f" {v} ", f"+{v}"))
+            return c.choice((str(v), str(v), f" {v} ", f"+{v}", f"{v}.0"))  # exports write 57.0
         if spec.type == "decimal":
             text = _plain(value)
             if native and c.chance(0.3):
                 return float(text)
             if c.chance(0.05) and "." not in text and text not in ("0", "-0"):
                 return f"{text}e0"
-            return text
+            return _comma(c, text)
         if spec.type == "quantity":
             return self._raw_quantity(spec, value.value, units_key or name)
         if spec.type == "date":
@@ -829,7 +829,7 @@ class _Draw:
         text = _plain(amount.normalize() if amount == amount.to_integral_value() else
                       Decimal(f"{amount:.12g}"))
         if code == spec.unit and c.chance(0.4):
-            return float(text) if self.native and c.chance(0.3) else text
+            return float(text) if self.native and c.chance(0.3) else _comma(c, text)
         if self.native and c.chance(0.3):
             return {"value": float(text) if c.chance(0.5) else text, "unit": code}
         return f"{text} {code}"
@@ -949,3 +949,12 @@ def as_csv_cell(value: Any) -> str:
 
 
 FACTS = generator_for().columns  # NCT03862768's columns, for the throughput benchmark
+
+
+def _comma(c: Any, text: str) -> str:
+    """Sometimes the same number with a decimal comma, as many labs write it (never before
+    exactly three digits, which reads two ways and is refused)."""
+    whole, point, fraction = text.partition(".")
+    if point and fraction.isdigit() and len(fraction) != 3 and c.chance(0.15):
+        return f"{whole},{fraction}"
+    return text

@@ -32,7 +32,8 @@ def show_value(dialog: DialogSpec, value: Any, fact: str | None = None) -> str:
         return dialog.local_date(value)
     if fact is not None and isinstance(value, str):
         return dialog.value_label(fact, value)
-    return str(value)
+    shown, mark = computed(value, 6)  # a computed BMI reads 32.098308…, not 34 digits
+    return str(shown) + mark
 
 
 def question(dialog: DialogSpec, fact: str, today: dt.date, progress: str | None = None) -> Text:
