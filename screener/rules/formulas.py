@@ -65,8 +65,8 @@ def check_range(spec: FactSpec, value: Any) -> None:
 
 def agrees(given: Any, derived: Any) -> bool:
     """Whether a given value of a derived fact is the derived value to the given one's own
-    precision: an age of 57 is 57; a BMI given as 33.3 is the computed 33.306..., one given as
-    33.31 is not. Other values agree only when equal."""
+    precision: 33.3 given is a computed 33.306...; 33.31 given is not. Other values agree
+    only when equal."""
     if isinstance(derived, (Decimal, float)) and not isinstance(derived, bool) \
             and isinstance(given, (Decimal, float, int)) and not isinstance(given, bool):
         exact = Decimal(repr(given)) if isinstance(given, float) else Decimal(given)
