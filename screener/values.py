@@ -6,6 +6,7 @@ unknown and never clipped into range. Empty text and null mean unknown (None).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import re
@@ -299,7 +300,7 @@ def quantity(spec: FactSpec, raw: Any) -> tuple[Decimal | None, Converted | None
         except units.UnitError:
             raise InvalidValue(spec.name, _short(raw),
                                f"the unit {unit} does not convert to {spec.unit}") from None
-        value = _exactly(spec, raw, Fraction(number) * factor + offset)
+        value = _converted(spec, raw, number, factor, offset)
     # The value is kept exactly as given (after an exact conversion): `places` shapes how it is
     # shown, never what it is compared with, so 74.95 stays below a limit of 75.
     low = None if spec.minimum is None else Decimal(str(spec.minimum))
@@ -313,6 +314,34 @@ def quantity(spec: FactSpec, raw: Any) -> tuple[Decimal | None, Converted | None
     if (unit or spec.unit) != spec.unit or value != number:
         return value, Converted(number, unit or spec.unit, value, spec.unit)
     return value, None
+
+
+@functools.lru_cache(maxsize=1024)
+def _terminating(value: Fraction) -> Decimal | None:
+    """A fraction as a Decimal when its decimal form ends (1/25 is 0.04; 1/3 has none)."""
+    with localcontext() as context:
+        context.prec = 80
+        context.traps[Inexact] = True
+        try:
+            return Decimal(value.numerator) / Decimal(value.denominator)
+        except (Inexact, InvalidOperation):
+            return None
+
+
+def _converted(spec: FactSpec, raw: Any, number: Decimal, factor: Fraction,
+               offset: Fraction) -> Decimal:
+    """`number × factor + offset` exactly: in decimals when the factor and offset have an
+    ending decimal form (most do: 0.001, 17.1, 0.45359237), else as fractions."""
+    decimal_factor, decimal_offset = _terminating(factor), _terminating(offset)
+    if decimal_factor is not None and decimal_offset is not None:
+        with localcontext() as context:
+            context.prec = 80
+            context.traps[Inexact] = True  # never rounded: past 80 digits, by fractions
+            try:
+                return without_trailing_zeros(number * decimal_factor + decimal_offset)
+            except (Inexact, InvalidOperation):
+                pass
+    return _exactly(spec, raw, Fraction(number) * factor + offset)
 
 
 def _exactly(spec: FactSpec, raw: Any, value: Fraction) -> Decimal:
@@ -393,9 +422,10 @@ def _number_and_unit(spec: FactSpec, raw: Any) -> tuple[Decimal, str]:
             return number, written or ucum_code((unit or "").strip())
         return _number(spec, inner), ucum_code((unit or "").strip())
     if isinstance(raw, str):
-        text = unicodedata.normalize("NFKC", raw).strip().translate(_MICRO)
+        text = raw.strip() if raw.isascii() else \
+            unicodedata.normalize("NFKC", raw).strip().translate(_MICRO)
         _not_huge(spec, text)
-        if feet := _FEET_INCHES.match(text):  # `5 ft 4 in`, `5'4"`: a height
+        if ("'" in text or "f" in text) and (feet := _FEET_INCHES.match(text)):  # `5 ft 4 in`
             inches = Decimal(feet.group(1)) * 12 + Decimal(feet.group(2))
             return _number(spec, inches), "[in_i]"
         match = _QUANTITY.match(decimal_point(spec, text))

@@ -191,6 +191,7 @@ def conversion(from_code: str, to_code: str, convert: Mapping[str, Decimal] = _E
         raise direct
 
 
+@functools.lru_cache(maxsize=1024)
 def _shorter(from_code: str, to_code: str) -> tuple[Fraction, Fraction]:
     """The unit system's factor (and offset) from one code to another as a fraction: of the
     factor and the inverse of the reverse factor, the shorter, so 1 h is 1/24 d and 1 kPa is
