@@ -15,6 +15,7 @@ from typing import Any
 
 from screener.dialog.spec import DialogSpec, Plausible, Question
 from screener.model import FactSpec, FactValue
+from screener.values import without_trailing_zeros
 
 _BARE_NUMBER = re.compile(r"\s*[-+]?\d+(?:[.,]\d+)?\s*\Z")
 
@@ -55,7 +56,7 @@ def _number(dialog: DialogSpec, spec: FactSpec, question: Question, usual: Plaus
     doubts = []
     if _BARE_NUMBER.match(text):
         for unit in question.units[1:]:
-            converted = _exact(given) * Decimal(repr(unit.factor))  # never rounded
+            converted = without_trailing_zeros(_exact(given) * Decimal(repr(unit.factor)))  # exact
             if _inside(usual, float(converted)):
                 doubts.append(Doubt(dialog.tr(
                     "Did you mean {given} {unit} = {value} {own}?", given=show_number(number),
