@@ -50,7 +50,9 @@ from reference import Reference, _derive, conv_of, runtime, typed_of  # noqa: E4
 from reference_lang import (  # noqa: E402
     INF, NEVER, Cal, Day, Env, Q, Unk, _conversion, _pint_unit, evaluate, names_read, to_unit,
 )
+from screener.errors import InvalidValue  # noqa: E402
 from screener.model import FactSpec, Special  # noqa: E402
+from screener.values import quantity  # noqa: E402
 from screener.rules.read import load_yaml  # noqa: E402
 
 DEFAULT_RULES = ROOT / "rules" / "NCT03862768.yaml"
@@ -737,7 +739,10 @@ class _Draw:
             # values are kept as given, finer than `places`: the edge itself and the
             # smallest step a site records either side of it (three decimals finer)
             fine = step.scaleb(-3)
-            values |= {value - fine, value + fine, base - step / 2, base + step / 2}
+            low, high = value.quantize(fine, rounding="ROUND_FLOOR"), value.quantize(fine, rounding="ROUND_CEILING")
+            if low == high:  # the edge is on the fine grid: a fine step either side
+                low, high = low - fine, high + fine
+            values |= {low, high, base - step / 2, base + step / 2}
         return [self._as(spec, v) for v in sorted(values)]
 
     def _as(self, spec: FactSpec, value: Decimal) -> Any:
@@ -828,6 +833,13 @@ class _Draw:
         amount = (value - offset) / factor
         text = _plain(amount.normalize() if amount == amount.to_integral_value() else
                       Decimal(f"{amount:.12g}"))
+        if code != spec.unit:
+            try:  # a number that has no ending decimal form in the declared unit is refused
+                quantity(spec, f"{text} {code}")
+            except InvalidValue:
+                code = spec.unit
+                text = _plain(value.normalize() if value == value.to_integral_value() else
+                              Decimal(f"{value:.12g}"))
         if code == spec.unit and c.chance(0.4):
             return float(text) if self.native and c.chance(0.3) else _comma(c, text)
         if self.native and c.chance(0.3):
