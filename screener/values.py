@@ -23,9 +23,13 @@ from screener.shown import show as show  # screener.values.show stays the public
 
 YES = frozenset({"yes", "y", "true", "1"})
 NO = frozenset({"no", "n", "false", "0"})
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
-_INTEGER = re.compile(r"[-+]?\d+\Z")
-_QUANTITY = re.compile(r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*)\Z", re.S)
+# Numbers and dates are written with the digits 0-9 only (re.ASCII: \d is [0-9]).
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z", re.ASCII)
+_INTEGER = re.compile(r"[-+]?\d+\Z", re.ASCII)
+_QUANTITY = re.compile(r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*)\Z", re.S | re.ASCII)
+_DECIMAL = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\Z", re.ASCII)
+_NUMERIC_KINDS = frozenset({"integer", "decimal", "quantity", "date"})
+FOREIGN_DIGITS = "written with digits other than 0-9 (Arabic-Indic, full-width...); write it with 0-9"
 FLOAT_DIGITS = 15  # significant digits of a decimal that a float holds exactly
 MAX_DIGITS = 30  # a number of more digits than this is not a measurement
 MAX_ITEMS = 1000  # items of one list fact
@@ -71,6 +75,8 @@ def coerce(spec: FactSpec, raw: Any) -> FactValue | None:
     kind = spec.type
     if kind in _SHORT_KINDS:
         _refuse_oversized(spec, raw)
+    if kind in _NUMERIC_KINDS and isinstance(raw, str):
+        _ascii_digits(spec, raw)
     if kind == "quantity":
         return quantity(spec, raw)[0]
     if kind == "list":
@@ -133,6 +139,19 @@ def _refuse_oversized(spec: FactSpec, raw: Any) -> None:
                                                       f"{spec.type} (at most {MAX_NUMBER_CHARS})")
 
 
+def has_foreign_digits(text: str) -> bool:
+    """True when `text` holds a decimal digit other than 0-9 (`٣`, `３`, `३`)."""
+    return not text.isascii() and any(ch.isdecimal() and not ch.isascii() for ch in text)
+
+
+def _ascii_digits(spec: FactSpec, raw: str) -> None:
+    """Refuse a number or date written with other digits than 0-9: Python would read `٣` and
+    `３` as 3, but a person checking the record, the trace or the letter reads what is written,
+    and a value must be what it says to every reader. Raises InvalidValue."""
+    if has_foreign_digits(raw):
+        raise InvalidValue(spec.name, _short(raw), FOREIGN_DIGITS)
+
+
 def shortened(text: str) -> str:
     """The start of a long value, enough to find it, marked as cut."""
     return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "…"
@@ -169,11 +188,13 @@ def _integer(spec: FactSpec, raw: Any) -> int:
 def _decimal(spec: FactSpec, raw: Any) -> float:
     if isinstance(raw, bool):
         raise InvalidValue(spec.name, raw, "expected a number")
+    text = decimal_point(spec, str(raw).strip()) if isinstance(raw, (str, int, float)) else ""
     try:
-        number = Decimal(decimal_point(spec, str(raw).strip())) \
-            if isinstance(raw, (str, int, float)) else None
+        number = Decimal(text) if isinstance(raw, (str, int, float)) else None
     except InvalidOperation:
         number = None
+    if isinstance(raw, str) and not _DECIMAL.match(text):
+        number = None  # Decimal() also reads '1_000' and other digits than 0-9
     if number is None or not number.is_finite():
         raise InvalidValue(spec.name, raw, "expected a number")
     if len(number.normalize().as_tuple().digits) > FLOAT_DIGITS:
@@ -242,9 +263,10 @@ def _short(raw: Any) -> str:
 
 # --- how numbers and units are written -----------------------------------------------------
 
-_WHOLE_WITH_POINT = re.compile(r"[-+]?\d+[.,]0*\Z")
-_COMMA = re.compile(r"([-+]?\d+),(\d+)(?![\d.,])")
-_FEET_INCHES = re.compile(r"(\d+)\s*(?:ft|feet|foot|')\s*(\d+(?:\.\d+)?)\s*(?:in|inch|inches|\"|'')?\Z")
+_WHOLE_WITH_POINT = re.compile(r"[-+]?\d+[.,]0*\Z", re.ASCII)
+_COMMA = re.compile(r"([-+]?\d+),(\d+)(?![\d.,])", re.ASCII)
+_FEET_INCHES = re.compile(r"(\d+)\s*(?:ft|feet|foot|')\s*(\d+(?:\.\d+)?)\s*(?:in|inch|inches|\"|'')?\Z",
+                          re.ASCII)
 _MICRO = str.maketrans({"µ": "u", "μ": "u"})
 # Spellings lab exports use for UCUM units. Counts per volume name the thing counted, which
 # UCUM writes as an annotation or leaves out: both read as the plain count.
@@ -416,6 +438,7 @@ def _number_and_unit(spec: FactSpec, raw: Any) -> tuple[Decimal, str]:
             raise InvalidValue(spec.name, _short(str(unit)), "the unit must be text")
         inner = raw["value"]
         if isinstance(inner, str):
+            _ascii_digits(spec, inner)
             number, written = _number_and_unit(spec, inner)
             if written and unit:
                 raise InvalidValue(spec.name, _short(inner), "give the unit once")

@@ -11,6 +11,8 @@ from test_dialog_flow import CONSENT, ECOG, MAN  # the same eligible man, answer
 
 from conftest import TRIAL
 
+pytestmark = pytest.mark.usefixtures("traces_verified")  # every trace a test writes verifies
+
 pexpect = pytest.importorskip("pexpect")
 
 ROOT = Path(__file__).resolve().parent.parent

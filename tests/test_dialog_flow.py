@@ -22,6 +22,8 @@ from screener.engine import Screener
 from screener.model import Result, Trial
 from screener.trials import dialog_path
 
+pytestmark = pytest.mark.usefixtures("traces_verified")  # every trace a test writes verifies
+
 TODAY = dt.date(2026, 11, 25)
 
 # An eligible man, question by question, in the order the dialog asks: identity and diagnosis,
@@ -39,7 +41,7 @@ MAN = [
     ("ascites", "none"), ("encephalopathy", "none"), ("renal_insufficiency", "no"),
     ("severe_hepatitis", "no"),
     ("severe_cardiopulmonary_disease", "no"), ("nyha_class", "I"), ("pulmonary_infection", "no"),
-    ("copd_severity", "none"), ("severe_diabetes", "no"), ("severe_malnutrition", "no"),
+    ("copd_severity", "none"), ("severe_diabetes", "no"), ("severe_malnutrition", "no"), ("other_serious_comorbidity", "no"),
     ("serious_mental_illness", "no"), ("needs_concurrent_surgery", "no"),
     ("informed_consent", "yes"),
 ]

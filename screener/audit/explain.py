@@ -18,6 +18,7 @@ from screener.audit.chain import Trace, final_facts
 from screener.audit.keys import readable_fingerprint
 from screener.audit.trace import Source
 from screener.audit.words import Words
+from screener.rules.collect import describe_ref, parse_ref
 
 
 OUTCOME_STYLES = {"met": "green", "not_met": "red", "unknown": "yellow"}
@@ -127,10 +128,20 @@ def explanation(trace: Trace, words: Words | None = None) -> RenderableType:
     header.append(words.tr("Started: {time} ({mode}, screener {version})",
                            time=words.time(start["time"]), mode=mode,
                            version=start["screener_version"]) + "\n")
+    for link in start.get("continues") or ():  # the earlier trace this one takes up
+        if isinstance(link, dict):
+            header.append(words.tr("Continues: {path} ({count} records, last hash {hash}...)",
+                                   path=str(link.get("path")), count=link.get("records"),
+                                   hash=str(link.get("last_hash", ""))[:16]) + "\n")
     for record in trace.records:  # a dialog left and taken up again
         if record["type"] == "pause":
             header.append(words.tr("Paused: {time} ({reason})", time=words.time(record["time"]),
                                    reason=words.pause_reason(record.get("reason"))) + "\n")
+        elif record["type"] == "resume" and record.get("reason"):
+            header.append(words.tr("Reopened: {time} by {operator}, because: {reason}",
+                                   time=words.time(record["time"]), reason=str(record["reason"]),
+                                   operator=record.get("operator") or words.tr("(not given)"))
+                          + "\n")
         elif record["type"] == "resume":
             header.append(words.tr("Resumed: {time} by {operator}",
                                    time=words.time(record["time"]),
@@ -152,7 +163,12 @@ def explanation(trace: Trace, words: Words | None = None) -> RenderableType:
     parts += [header, criteria_tree(trace, words)]
     if decision is not None and decision["missing"]:
         parts.append(Text(words.tr("Missing facts: {facts}", facts=", ".join(
-            _name(words, name) for name in decision["missing"])), style="yellow"))
+            _name(words, name) if parse_ref(name) is None else describe_ref(name, words.label, words.tr)
+            for name in decision["missing"])), style="yellow"))
+    if decision is not None and decision.get("warnings"):
+        # reported measurements far from their computation (docs/rules-language.md)
+        parts.append(Text(words.tr("Reported values used: {warnings}",
+                                   warnings="; ".join(decision["warnings"])), style="yellow"))
     for record in trace.signatures:  # as recorded; `screener verify` checks them
         statement = record.get("statement", {})
         parts.append(Text(words.tr(

@@ -20,7 +20,9 @@ from screener.audit.keys import readable_fingerprint
 from screener.audit.chain import Trace, final_facts
 from screener.audit.trace import Source
 from screener.audit.words import Words
+from screener.rules.collect import describe_ref, parse_ref
 from screener.i18n import translate, zone_name
+from screener.safe import safe_text
 
 FORMATS = ("md", "html")
 
@@ -183,7 +185,8 @@ def build_letter(trace: Trace, trace_hash: str, issued: _dt.datetime,
         candidate_id=candidate or words.tr("(not given)"), decision=decision["decision"],
         decision_text=decision_words(words, decision["decision"]), failed=tuple(decision["failed"]),
         criteria=tuple(rows),
-        missing=tuple(MissingFact(n, descriptions.get(n, "")) for n in missing),
+        missing=tuple(MissingFact(n, descriptions.get(n, "") if parse_ref(n) is None
+                                  else describe_ref(n, words.label, words.tr)) for n in missing),
         issued=words.time(issued.isoformat()), decided=words.time(decision["time"]),
         stamp=f"issued={issued.astimezone(_dt.timezone.utc).isoformat()} "
               f"zone={zone_name(words.zone)}",
@@ -210,6 +213,18 @@ def markdown_escape(text: Any) -> str:
     return "<br>".join(line.replace("\t", " ") for line in lines)
 
 
+def _shown(value: Any) -> Any:
+    """Every value a letter shows, with the characters a reader's screen would obey rather
+    than show (C1 controls, bidirectional overrides and isolates, DEL) written as visible
+    escapes (`screener.safe.safe_text`): a candidate id holding U+202E must not read backwards.
+    Line breaks and tabs stay; Markup stays Markup (the escapes are no HTML syntax)."""
+    if isinstance(value, markupsafe.Markup):
+        return markupsafe.Markup(safe_text(str(value), keep="\n\t\r"))
+    if isinstance(value, str):
+        return safe_text(value, keep="\n\t\r")
+    return value
+
+
 @functools.lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     """The Jinja2 environment for the package's templates (HTML autoescaped, strict).
@@ -221,6 +236,7 @@ def environment() -> jinja2.Environment:
         autoescape=jinja2.select_autoescape(enabled_extensions=("html", "htm", "html.j2"),
                                             default_for_string=False, default=False),
         undefined=jinja2.StrictUndefined,
+        finalize=_shown,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,

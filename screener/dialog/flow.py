@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
 
 from rich.console import Console, RenderableType
 
@@ -23,12 +23,18 @@ from screener.dialog.spec import DialogSpec, normalize
 from screener.dialog.store import Session
 from screener.dialog.terminal import Reader
 from screener.errors import ConflictError, InvalidValue
+from screener.i18n import Message
 from screener.model import FactValue, Result, Trial
+from screener.rules.collect import describe_ref, parse_ref
 from screener.values import coerce
 
 
 class Engine(Protocol):
     def evaluate(self, facts: dict[str, Any]) -> Result: ...
+
+
+# The session's word for a value taken from a patient record: `record|<resource>|<date>`.
+RECORD_SOURCE = "record|"
 
 
 class Observer(Protocol):
@@ -86,6 +92,7 @@ class Dialog:
         self.observer = observer
         self.today = today or dt.date.today()
         self._section = ""
+        self._lists_asked: set[tuple[str, tuple[str, ...]]] = set()  # lists asked to be completed
         self.result = self._evaluate(session.answers)
 
     # --- the conversation -------------------------------------------------------------
@@ -97,6 +104,8 @@ class Dialog:
                 fact = self.next_fact()
                 if fact is not None:
                     self._ask(fact)
+                    continue
+                if self._complete_a_list():
                     continue
                 self._finish()
                 if not self._after_decision():
@@ -125,11 +134,47 @@ class Dialog:
         candidates = self._askable(result.missing)
         return min(candidates, key=self.dialog.order) if candidates else None
 
+    def _complete_a_list(self) -> bool:
+        """With nothing left to ask and the decision still open because of a list answered
+        with an unknown item field, or empty where items are needed (docs/batch-io.md, "Lists
+        to complete"), ask that list again, saying what to complete; each list once for the
+        same entries, so an answer that completes nothing ends the questions. Returns whether
+        a list was asked."""
+        if self.result.decision != "undetermined":
+            return False
+        entries: dict[str, list[str]] = {}
+        for name in self.result.missing:
+            ref = parse_ref(name)
+            if ref is not None and ref[0] in self.dialog.questions and ref[0] in self.session.answers:
+                entries.setdefault(ref[0], []).append(name)
+        for fact in sorted(entries, key=self.dialog.order):
+            asked = (fact, tuple(entries[fact]))
+            if asked in self._lists_asked:
+                continue
+            self._lists_asked.add(asked)
+            what = "; ".join(describe_ref(name, self.dialog.label, self.dialog.tr) for name in entries[fact])
+            self._say(render.note(self.dialog.tr("To decide, complete the list: {what}", what=what)))
+            self._ask(fact, correction=self.dialog.tr("list completed"))
+            return True
+        return False
+
     def _askable(self, missing: tuple[str, ...]) -> list[str]:
         answers = self.session.answers
         candidates = [f for f in missing if f not in answers and f in self.dialog.questions]
         for derivation in self.trial.derivations:
             inputs = derivation.inputs
+            relevant = derivation.fact in missing or any(i in missing for i in inputs)
+            if derivation.reported and derivation.fact in self.dialog.questions:
+                # a reported measurement (a laboratory's eGFR, an ECG machine's QTcF) is asked
+                # beside its inputs, whichever the dialog's order puts first; once it is given
+                # its inputs are not asked, and when it is not known they are
+                if derivation.fact in answers:
+                    if answers[derivation.fact] is not None:
+                        candidates = [f for f in candidates if f not in inputs]
+                    continue
+                if relevant and derivation.fact not in candidates:
+                    candidates.append(derivation.fact)
+                continue
             input_unknown = any(i in answers and answers[i] is None for i in inputs)
             if derivation.fact in answers or input_unknown:
                 candidates = [f for f in candidates if f not in inputs]
@@ -172,7 +217,7 @@ class Dialog:
         if section and section != self._section:
             self._say(render.section(self.dialog.section_title(section)))
         self._section = section
-        number = 1 + sum(1 for f in self.session.answers if self.session.sources.get(f) != "answers")
+        number = 1 + sum(1 for f in self.session.answers if not _prefilled(self.session.sources.get(f)))
         left = len(self._askable(self.result.missing))
         return self.dialog.tr("Question {number}, at most {left} left", number=number, left=left)
 
@@ -253,18 +298,24 @@ class Dialog:
         return self._record(fact, value, source, line, reason)
 
     def _confirm(self, message: str) -> bool:
-        """Ask a yes/no confirmation; True only for a yes."""
+        """Ask a yes/no confirmation; True only for a yes. `quit` stops here as at any prompt
+        (the unconfirmed answer is not taken; resume asks its question again)."""
         self._say(render.confirmation(message, self.dialog.tr("yes / no")))
         words = self.dialog.vocabulary
         try:
             line = self.reader.read("> ", sorted(words.yes | words.no), [], lambda _line: None)
         except (EOFError, KeyboardInterrupt) as error:
             raise _stop_for(error) from None
+        command = command_of(line, words)
+        if command is not None and command[0] == "quit":
+            raise _Stop("quit")
         return normalize(line) in words.yes
 
     def explain(self, error: InvalidAnswer) -> str:
         """The one-line reason for a refused answer, in the dialog's language."""
-        return self.dialog.message(error.key, **error.params)
+        params = {key: value.in_language(self.dialog.language) if isinstance(value, Message) else value
+                  for key, value in error.params.items()}
+        return self.dialog.message(error.key, **params)
 
     def check(self, fact: str | None, line: str) -> str | None:
         """The reason `line` cannot be taken at the prompt of `fact`, or None (for validation)."""
@@ -294,7 +345,7 @@ class Dialog:
                 new=render.show_value(self.dialog, value, fact))))
             if self.observer is not None:
                 self.observer.correction(fact, old, value, reason)
-            result = self._drop_superseded(before, fact, value) or result
+            result = self._drop_superseded(before, fact, value)
         else:
             self.session.answer(fact, value, source, raw)
             if self.observer is not None:
@@ -316,13 +367,15 @@ class Dialog:
                     value=render.show_value(self.dialog, value, name))))
 
     def _drop_superseded(self, before: dict[str, FactValue | None], fact: str,
-                         value: FactValue | None) -> Result | None:
-        """Take back the answers the correction of `fact` made irrelevant; the new Result, or
-        None when every answer still matters."""
+                         value: FactValue | None) -> Result:
+        """Take back the answers the correction of `fact` made irrelevant; the Result of the
+        answers that stay."""
         order = sorted(self.session.answers, key=lambda f: self.dialog.order(f) if f in self.dialog.questions else (0, 0, f))
         dropped = superseded(self._evaluate, before, dict(self.session.answers), fact, order)
         if not dropped:
-            return None
+            # evaluated again even so: the probes left the engine on other answers (a
+            # Portfolio keeps each trial's last result, which its traces record)
+            return self._evaluate(self.session.answers)
         label = self.dialog.label(fact)
         shown = render.show_value(self.dialog, value, fact)
         for name in dropped:
@@ -336,11 +389,14 @@ class Dialog:
                 self.observer.correction(name, old, None, reason)
         return self._evaluate(self.session.answers)
 
-    def prefill(self, given: dict[str, Any]) -> list[str]:
-        """Take answers from an answers file before asking; returns problems (empty when all fit).
+    def prefill(self, given: dict[str, Any], sources: Mapping[str, tuple[str, Any]] | None = None) -> list[str]:
+        """Take answers from an answers file (or a patient record) before asking; returns
+        problems (empty when all fit).
 
         Text values are read like typed answers (synonyms, units, written dates); other values
         go through the engine's coercion. Nothing is recorded unless every value fits.
+        `sources` gives, per fact, the session's word for its source and the trace's source
+        (a patient record's resource); by default both say "answers file".
         """
         problems: list[str] = []
         values: dict[str, tuple[FactValue | None, str]] = {}
@@ -367,12 +423,14 @@ class Dialog:
         except ConflictError as exc:
             return render.conflicts(self.dialog, exc)
         for fact, (value, raw) in values.items():
-            self.session.answer(fact, value, "answers", raw)
+            said, traced = (sources or {}).get(fact, ("answers", "answers"))
+            self.session.answer(fact, value, said, raw)
             if self.observer is not None:
-                self.observer.fact(fact, value, "answers")
+                self.observer.fact(fact, value, traced)
         self.save(self.session)
-        if values:
-            self._say(render.note(self.dialog.message("prefilled", count=len(values))))
+        from_file = [f for f in values if f not in (sources or {})]  # a record's are shown apart
+        if from_file:
+            self._say(render.note(self.dialog.message("prefilled", count=len(from_file))))
         return []
 
     def _refusal_of(self, fact: str, raw: Any, error: InvalidValue) -> str:
@@ -420,3 +478,8 @@ class Dialog:
 
     def _say(self, renderable: RenderableType) -> None:
         self.console.print(renderable)
+
+
+def _prefilled(source: Any) -> bool:
+    """Whether an answer came before the questions: an answers file or a patient record."""
+    return source == "answers" or str(source).startswith(RECORD_SOURCE)

@@ -15,8 +15,9 @@ from rich.text import Text
 from screener.dialog.outcome import outcome
 from screener.dialog.spec import DialogSpec
 from screener.errors import ConflictError, ImpossibleFacts
+from screener.model import Result, Special, Trial
+from screener.rules.collect import describe_ref
 from screener.shown import computed
-from screener.model import Result, Trial
 
 
 def show_value(dialog: DialogSpec, value: Any, fact: str | None = None) -> str:
@@ -32,7 +33,14 @@ def show_value(dialog: DialogSpec, value: Any, fact: str | None = None) -> str:
         return dialog.local_date(value)
     if fact is not None and isinstance(value, str):
         return dialog.value_label(fact, value)
-    shown, mark = computed(value, 6)  # a computed BMI reads 32.098308…, not 34 digits
+    if isinstance(value, Special):
+        return value.value
+    if isinstance(value, (list, tuple)):
+        # a list as it is typed: items separated by ';', each item's known fields name=value
+        return "; ".join(", ".join(f"{name}={show_value(dialog, field)}" for name, field in item.items()
+                                   if field is not None)
+                         for item in value) or dialog.tr("none")
+    shown, mark = computed(value, 6)  # a computed value reads 32.098308…, not 34 digits
     return str(shown) + mark
 
 
@@ -189,7 +197,8 @@ def decision(dialog: DialogSpec, trial: Trial, result: Result, answers: dict[str
             values = ", ".join(f"{dialog.label(f)}: {show_value(dialog, facts.get(f), f)}" for f in failure.facts)
             lines.append(Text.assemble("  ", (titles, "bold"), f" — {values}" if values else ""))
     if result.decision == "undetermined" and seen.missing:
-        lines.append(Text(dialog.message("missing", facts=", ".join(dialog.label(f) for f in seen.missing))))
+        lines.append(Text(dialog.message("missing", facts=", ".join(
+            describe_ref(f, dialog.label, dialog.tr) for f in seen.missing))))
         lines.append(Text(dialog.tr("Next step: find out what is missing, then continue with: {command}",
                                     command=resume), style="dim"))
     return Group(*lines)
@@ -221,7 +230,27 @@ def review(dialog: DialogSpec, answers: dict[str, Any], sources: dict[str, str])
     return table
 
 
+def from_record(dialog: DialogSpec, facts: list[str], answers: dict[str, Any],
+                sources: dict[str, str]) -> RenderableType:
+    """The values taken from the patient record, each with its resource and date, to confirm
+    or correct (`change FACT`)."""
+    table = Table(title=dialog.tr("From the patient record (to correct one: change FACT)"),
+                  show_header=False, box=None, pad_edge=False, title_justify="left")
+    table.add_column(no_wrap=True)
+    table.add_column()
+    table.add_column(style="dim")
+    table.add_column(style="dim")
+    for fact in sorted(facts, key=lambda f: dialog.order(f) if f in dialog.questions else (0, 0, f)):
+        table.add_row(f"  {dialog.label(fact)}", show_value(dialog, answers.get(fact), fact),
+                      _source(dialog, sources.get(fact, "")), fact)
+    return table
+
+
 def _source(dialog: DialogSpec, source: str) -> str:
     """Where an answer came from, in the dialog's words; a context fact shows `--context`."""
+    if source.startswith("record|"):  # record|<resource>|<date>
+        _, resource, date = (source.split("|") + ["", ""])[:3]
+        text = dialog.tr("from the record, {resource}", resource=resource)
+        return f"{text}, {date}" if date else text
     key = f"source_{source}"
     return dialog.message(key) if key in dialog.messages else f"--{source}"
