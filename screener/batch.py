@@ -24,7 +24,7 @@ from screener.paths import PathEscape
 from screener.readers import Row
 from screener.safe import json_text
 from screener.screening_log import with_screening_log
-from screener.values import coerce, coerce_text, describe_conversion
+from screener.values import check_plausible, coerce, coerce_text, describe_conversion
 
 if TYPE_CHECKING:
     from screener.audit.sign import Signer
@@ -60,6 +60,8 @@ def candidate_facts(trial: Trial, row: Row, context: Mapping[str, FactValue] | N
         try:
             # a text (every CSV cell) is read once per fact and run, then remembered
             value = coerce_text(spec, raw) if isinstance(raw, str) else coerce(spec, raw)
+            if spec.plausible is not None:
+                check_plausible(spec, raw, value)
         except InvalidValue as exc:
             errors.append(str(exc))
             continue

@@ -76,7 +76,7 @@ def test_a_trial_without_quantities_never_loads_the_unit_system():
     code = ("import sys\n"
             "from screener.rules.check import load_trial\n"
             "from screener.engine import Screener\n"
-            "Screener(load_trial('rules/NCT03862768.yaml'))\n"
+            "Screener(load_trial('tests/data/toy/rules/TOY-1.yaml'))\n"
             "print('pint' in sys.modules)\n")
     from conftest import ROOT
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

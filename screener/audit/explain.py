@@ -51,7 +51,8 @@ def _fact_node(words: Words, parent: Tree, name: str, entry: dict[str, Any] | No
                                  (words.tr("unknown"), "yellow")))
         return
     origin = Source.from_json(entry.get("source", {"kind": "unspecified"}))
-    value = words.value(name, entry["value"])
+    value = words.computed(name, entry["value"]) if origin.kind == "derived" \
+        else words.value(name, entry["value"])
     if origin.given:  # converted on input: "1.5 mg/dL = 132.6 umol/L"
         value = f"{origin.given} = {value}{f' {unit}' if unit else ''}"
     label = Text.assemble((_name(words, name), "bold"), " = ", value, "  ",

@@ -18,6 +18,7 @@ import markupsafe
 
 from screener.audit.keys import readable_fingerprint
 from screener.audit.chain import Trace, final_facts
+from screener.audit.trace import Source
 from screener.audit.words import Words
 from screener.rules.collect import describe_ref, parse_ref
 from screener.i18n import translate, zone_name
@@ -131,7 +132,9 @@ class Letter:
 def _evidence(words: Words, name: str, entry: dict[str, Any], description: str) -> Evidence:
     corrections = tuple(words.tr("was {change}", change=words.correction(name, c))
                         for c in entry["corrections"])
-    return Evidence(name, words.label(name), description, words.value(name, entry.get("value")),
+    derived = Source.from_json(entry.get("source", {"kind": "unspecified"})).kind == "derived"
+    shown = words.computed(name, entry.get("value")) if derived else words.value(name, entry.get("value"))
+    return Evidence(name, words.label(name), description, shown,
                     words.source(entry.get("source")), words.time(entry["time"]), corrections)
 
 

@@ -10,13 +10,18 @@ only shown beside the translation the dialog file gave.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Mapping
 
 from screener.audit.chain import Trace
 from screener.audit.trace import Source
 from screener.i18n import local_date, local_time, named_zone, translate
+from screener.shown import computed
 from screener.values import show
+
+_LONG_DECIMAL = re.compile(r"-?\d+\.\d{5,}\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +85,14 @@ class Words:
     def label(self, fact: str) -> str:
         """A fact's clinical label in this language, or the fact name when none is known."""
         return self.labels.get(fact, fact)
+
+    def computed(self, fact: str, value: Any) -> str:
+        """A computed (derived) value as a person reads it: as `value`, with a number of more
+        than four decimals cut and marked (`32.0983…`); the trace keeps every digit."""
+        if isinstance(value, str) and _LONG_DECIMAL.match(value):
+            shown, mark = computed(Decimal(value))
+            return show(shown) + mark
+        return self.value(fact, value)
 
     def value(self, fact: str, value: Any) -> str:
         """A fact value as a person reads it in this language: yes/no, dates in local form

@@ -18,14 +18,17 @@ import datetime as dt
 import re
 import unicodedata
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from screener.dialog.spec import Question, Vocabulary, is_number, normalize
 from screener.errors import InvalidValue
 from screener.model import FactSpec, FactValue
 from screener.i18n import tr
+from screener.shown import plain as _plain
 from screener.values import (
-    MAX_NUMBER_CHARS, coerce, describe_conversion, has_foreign_digits, quantity, shortened,
+    MAX_NUMBER_CHARS, coerce, decimal_point, describe_conversion, has_foreign_digits, quantity, shortened,
+    without_trailing_zeros,
 )
 
 
@@ -81,7 +84,7 @@ def parse_answer(
         return Answer(_coerce(spec, question.synonyms[said], text))
     kind = spec.type
     if kind == "quantity":
-        return _quantity(spec, text)
+        return _quantity(spec, question, text)
     if kind == "list":
         return _list(spec, words, said, text)
     if kind == "date" and said in _SPECIAL_WORDS:
@@ -128,12 +131,13 @@ _MICRO = str.maketrans({"µ": "u", "μ": "u"})
 
 
 def _quantity_text(text: str) -> tuple[str, str] | None:
-    """The number (decimal point) and unit of a typed quantity: `1,5 µmol/L` -> 1.5, umol/L."""
+    """The number and unit of a typed quantity: `1,5 µmol/L` -> `1,5`, umol/L (the number
+    is read by the same reader as batch values, decimal comma included)."""
     typed = unicodedata.normalize("NFKC", text).strip().translate(_MICRO)
     match = _NUMBER.match(typed)
     if not match:
         return None
-    return match.group(1).replace(",", "."), match.group(2).strip()
+    return match.group(1), match.group(2).strip()
 
 
 def typed_quantity(spec: FactSpec, text: str | None) -> str | None:
@@ -144,12 +148,29 @@ def typed_quantity(spec: FactSpec, text: str | None) -> str | None:
     return None if converted is None or converted.unit == spec.unit else converted.given_text
 
 
-def _quantity(spec: FactSpec, text: str) -> Answer:
-    """`3.8 g/dL` (any UCUM unit that converts), or a plain number in the fact's own unit."""
+def _quantity(spec: FactSpec, question: Question, text: str) -> Answer:
+    """`3.8 g/dL` (any UCUM unit that converts, or a unit the dialog file names), or a plain
+    number in the fact's own unit."""
     parts = _quantity_text(text)
     if parts is None:
         raise InvalidAnswer("bad_number", answer=text)
     number_text, unit_text = parts
+    named = unit_text.replace(" ", "").lower()
+    for unit in question.units:
+        if named and named in (n.lower() for n in unit.names) and unit.factor != 1:
+            # a unit as the dialog file spells it (`毫克/分升`): its factor, exactly
+            try:
+                number = without_trailing_zeros(
+                    Decimal(decimal_point(spec, number_text)) * Decimal(repr(unit.factor)))
+            except InvalidOperation:
+                raise InvalidAnswer("bad_number", answer=text) from None
+            except InvalidValue as exc:
+                raise InvalidAnswer("out_of_range", answer=text.strip(), reason=exc.reason) from None
+            value = _coerce(spec, number, text)
+            return Answer(value, ("unit_echo", {"given": text.strip(), "value": str(value),
+                                                "unit": question.units[0].label}))
+        if named and named in (n.lower() for n in unit.names):
+            unit_text = ""
     try:
         value, converted = quantity(spec, f"{number_text} {unit_text}".strip())
     except InvalidValue as exc:
@@ -159,8 +180,9 @@ def _quantity(spec: FactSpec, text: str) -> Answer:
         raise InvalidAnswer("out_of_range", answer=text.strip(), reason=exc.reason) from None
     if converted is None or converted.unit == spec.unit:
         return Answer(value)
+    own = question.units[0].label if question.units else spec.unit
     return Answer(value, ("unit_echo", {"given": str(converted).partition(" = ")[0],
-                                        "value": str(value), "unit": spec.unit}))
+                                        "value": str(value), "unit": own}))
 
 
 def _list(spec: FactSpec, words: Vocabulary, said: str, text: str) -> Answer:
@@ -200,6 +222,8 @@ def _check_range(spec: FactSpec, number: float, text: str) -> None:
 def _integer(question: Question, said: str, text: str) -> int:
     if re.fullmatch(r"[-+]?\d+", said):
         return int(said)
+    if re.fullmatch(r"[-+]?\d+[.,]0*", said):  # `57.0`, as batch reads it
+        return int(said.replace(",", ".").partition(".")[0])
     if question.roman:
         match = _ROMAN_TAIL.match(said)
         if match and match.group(1) in _ROMAN:
@@ -211,7 +235,11 @@ def _decimal(spec: FactSpec, question: Question, said: str, text: str) -> Answer
     match = _NUMBER.match(said)
     if not match:
         raise InvalidAnswer("bad_number", answer=text)
-    number_text, unit_text = match.group(1).replace(",", "."), match.group(2).replace(" ", "")
+    try:  # a decimal comma as batch reads it: `1,5` is 1.5, `99,999` reads two ways
+        number_text = decimal_point(spec, match.group(1))
+    except InvalidValue as exc:
+        raise InvalidAnswer("out_of_range", answer=text.strip(), reason=exc.reason) from None
+    unit_text = match.group(2).replace(" ", "")
     if not unit_text:
         return Answer(_coerce(spec, number_text, text))
     known = [unit.label for unit in question.units] or [spec.unit]
@@ -222,10 +250,11 @@ def _decimal(spec: FactSpec, question: Question, said: str, text: str) -> Answer
         raise InvalidAnswer("bad_unit", answer=text, units=" / ".join(u for u in known if u))
     if unit.factor == 1:
         return Answer(_coerce(spec, number_text, text))
-    value = round(float(number_text) * unit.factor, spec.places)
+    exact = _plain(without_trailing_zeros(Decimal(number_text) * Decimal(repr(unit.factor))))
     own = question.units[0].label
-    echo = ("unit_echo", {"given": text.strip(), "value": _plain_number(value), "unit": own})
-    return Answer(_coerce(spec, value, text), echo)
+    typed = _coerce(spec, exact, text)
+    echo = ("unit_echo", {"given": text.strip(), "value": _plain_number(typed), "unit": own})
+    return Answer(typed, echo)
 
 
 def _plain_number(value: float) -> str:

@@ -17,6 +17,7 @@ from screener.dialog.spec import DialogSpec
 from screener.errors import ConflictError, ImpossibleFacts
 from screener.model import Result, Special, Trial
 from screener.rules.collect import describe_ref
+from screener.shown import computed
 
 
 def show_value(dialog: DialogSpec, value: Any, fact: str | None = None) -> str:
@@ -39,7 +40,8 @@ def show_value(dialog: DialogSpec, value: Any, fact: str | None = None) -> str:
         return "; ".join(", ".join(f"{name}={show_value(dialog, field)}" for name, field in item.items()
                                    if field is not None)
                          for item in value) or dialog.tr("none")
-    return str(value)
+    shown, mark = computed(value, 6)  # a computed value reads 32.098308…, not 34 digits
+    return str(shown) + mark
 
 
 def question(dialog: DialogSpec, fact: str, today: dt.date, progress: str | None = None) -> Text:
@@ -68,9 +70,10 @@ def _contradiction(dialog: DialogSpec, error: ConflictError) -> str:
     if isinstance(error, ImpossibleFacts):
         return dialog.message("impossible", fact=dialog.label(error.fact),
                               inputs=", ".join(dialog.label(i) for i in error.inputs))
+    derived, mark = computed(error.derived)
     return dialog.message("conflict", fact=dialog.label(error.fact),
                           given=show_value(dialog, error.given, error.fact),
-                          derived=show_value(dialog, error.derived, error.fact))
+                          derived=show_value(dialog, derived, error.fact) + mark)
 
 
 def section(title: str) -> Text:

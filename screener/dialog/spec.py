@@ -400,8 +400,9 @@ def _question(check: _Check, raw: PosDict, fact: str, trial: Trial, vocabulary: 
     units: list[Unit] = []
     raw_units = entry.get("units")
     if raw_units is not None:
-        if spec.type != "decimal" or not isinstance(raw_units, PosList):
-            check.add(entry.value_spans["units"], "wrong-type", f"{what}.units is a list, for decimal facts")
+        if spec.type not in ("decimal", "quantity") or not isinstance(raw_units, PosList):
+            check.add(entry.value_spans["units"], "wrong-type",
+                      f"{what}.units is a list, for decimal and quantity facts")
         else:
             for item, span in zip(raw_units, raw_units.item_spans):
                 unit = check.mapping(item, span, f"{what}.units", _UNIT)
@@ -467,7 +468,7 @@ def _plausible(check: _Check, entry: PosDict, what: str, spec: Any) -> Plausible
     if "plausible" not in entry:
         return None
     span = entry.value_spans["plausible"]
-    if spec.type in ("integer", "decimal"):
+    if spec.type in ("integer", "decimal", "quantity"):
         raw = check.mapping(entry["plausible"], span, f"{what}.plausible", _PLAUSIBLE_NUMBER)
         bounds = {}
         for key in ("min", "max"):

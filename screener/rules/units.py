@@ -19,6 +19,7 @@ import re
 import threading
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, localcontext
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -219,6 +220,43 @@ def conversion(from_code: str, to_code: str, convert: Mapping[str, Decimal] = _E
             if first.offset:
                 continue
             return Conversion(first.factor * scale, offsets.get(declared, Decimal(0)))
+        raise direct
+
+
+@functools.lru_cache(maxsize=1024)
+def _shorter(from_code: str, to_code: str) -> tuple[Fraction, Fraction]:
+    """The unit system's factor (and offset) from one code to another as a fraction: of the
+    factor and the inverse of the reverse factor, the shorter, so 1 h is 1/24 d and 1 kPa is
+    1/0.133322 mm[Hg], not their 14-digit roundings."""
+    forward = _pint_conversion(from_code, to_code)
+    if forward.offset:
+        return Fraction(forward.factor), Fraction(forward.offset)
+    found = Fraction(forward.factor)
+    try:
+        backward = 1 / Fraction(_pint_conversion(to_code, from_code).factor)
+    except (UnitError, ZeroDivisionError):
+        return found, Fraction(0)
+    return (backward if backward.denominator < found.denominator else found), Fraction(0)
+
+
+def exact_conversion(from_code: str, to_code: str, convert: Mapping[str, Decimal] = _EMPTY,
+                     offsets: Mapping[str, Decimal] = _EMPTY) -> tuple[Fraction, Fraction]:
+    """`conversion` as exact fractions (factor, offset): a declared factor as written, the
+    unit system's as `_shorter` reads it. Raises UnitError when no conversion exists."""
+    parse_unit(to_code)
+    if from_code in convert:
+        return Fraction(convert[from_code]), Fraction(offsets.get(from_code, Decimal(0)))
+    try:
+        return _shorter(from_code, to_code)
+    except UnitError as direct:
+        for declared, scale in convert.items():
+            try:
+                first, shift = _shorter(from_code, declared)
+            except UnitError:
+                continue
+            if shift:
+                continue
+            return first * Fraction(scale), Fraction(offsets.get(declared, Decimal(0)))
         raise direct
 
 
