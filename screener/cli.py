@@ -163,11 +163,10 @@ def chosen_trials(args: argparse.Namespace) -> list[tuple[Trial, Path]]:
 
 
 def _wordings(args: argparse.Namespace, trials: list[Trial]) -> dict[str, dict[str, Any]]:
-    """Each trial's wording in `args.lang` from its dialog file, for traces and letters; a
-    trial without a dialog file in that language keeps its rules file's wording. Raises
-    RulesError when such a dialog file is invalid."""
-    if args.lang == "en":
-        return {}
+    """Each trial's wording in `args.lang` from its dialog file, for traces and letters (so
+    that a letter names facts by their clinical labels in English too); a trial without a
+    dialog file in that language keeps its rules file's wording. Raises RulesError when such
+    a dialog file is invalid."""
     found = catalog(args.rules_dir)
     wordings = {}
     for trial in trials:

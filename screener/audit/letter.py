@@ -83,8 +83,8 @@ class CriterionRow:
 
 @dataclass(frozen=True, slots=True)
 class MissingFact:
-    name: str
-    description: str
+    name: str  # its clinical label
+    description: str  # the data dictionary's description ("" when the label says it all)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +130,7 @@ def _evidence(words: Words, name: str, entry: dict[str, Any], description: str) 
     corrections = tuple(words.tr("was {change}", change=words.correction(name, c))
                         for c in entry["corrections"])
     return Evidence(name, words.label(name), description, words.value(name, entry.get("value")),
-                    words.source(entry.get("source")), words.time(entry["time"]), corrections)
+                    words.source(entry.get("source"), name), words.time(entry["time"]), corrections)
 
 
 def build_letter(trace: Trace, trace_hash: str, issued: _dt.datetime,
@@ -168,7 +168,7 @@ def build_letter(trace: Trace, trace_hash: str, issued: _dt.datetime,
             excludes=criterion["id"] in decision["failed"],
             evidence=tuple(_evidence(words, n, facts[n], descriptions.get(n, ""))
                            for n in names if facts.get(n, {}).get("value") is not None),
-            missing=tuple(n for n in names if n in missing) if outcome == "unknown" else (),
+            missing=tuple(words.label(n) for n in names if n in missing) if outcome == "unknown" else (),
         ))
     id_fact = facts.get(trial.get("id_fact", ""), {}).get("value")
     candidate = start.get("candidate_id") or (str(id_fact) if id_fact is not None else "")
@@ -180,7 +180,8 @@ def build_letter(trace: Trace, trace_hash: str, issued: _dt.datetime,
         candidate_id=candidate or words.tr("(not given)"), decision=decision["decision"],
         decision_text=decision_words(words, decision["decision"]), failed=tuple(decision["failed"]),
         criteria=tuple(rows),
-        missing=tuple(MissingFact(n, descriptions.get(n, "")) for n in missing),
+        missing=tuple(MissingFact(words.label(n), descriptions.get(n, "") if descriptions.get(n, "").rstrip(".")
+                                  != words.label(n) else "") for n in missing),
         issued=words.time(issued.isoformat()), decided=words.time(decision["time"]),
         stamp=f"issued={issued.astimezone(_dt.timezone.utc).isoformat()} "
               f"zone={zone_name(words.zone)}",

@@ -23,6 +23,7 @@ from typing import Any
 from screener.dialog.spec import Question, Vocabulary, is_number, normalize
 from screener.errors import InvalidValue
 from screener.model import FactSpec, FactValue
+from screener.present import number_text as shown_number, unit_text as shown_unit
 from screener.values import coerce, describe_conversion, quantity
 
 
@@ -145,7 +146,7 @@ def _quantity(spec: FactSpec, text: str) -> Answer:
     if converted is None or converted.unit == spec.unit:
         return Answer(value)
     return Answer(value, ("unit_echo", {"given": str(converted).partition(" = ")[0],
-                                        "value": str(value), "unit": spec.unit}))
+                                        "value": shown_number(value), "unit": shown_unit(spec.unit)}))
 
 
 def _list(spec: FactSpec, words: Vocabulary, said: str, text: str) -> Answer:
@@ -175,7 +176,7 @@ def _list(spec: FactSpec, words: Vocabulary, said: str, text: str) -> Answer:
 
 
 def _check_range(spec: FactSpec, number: float, text: str) -> None:
-    unit = f" {spec.unit}" if spec.unit else ""
+    unit = f" {shown_unit(spec.unit)}" if spec.unit else ""
     if spec.minimum is not None and number < spec.minimum:
         raise InvalidAnswer("below_minimum", answer=text.strip(), limit=f"{_plain_number(spec.minimum)}{unit}")
     if spec.maximum is not None and number > spec.maximum:

@@ -16,22 +16,27 @@ from screener.dialog.outcome import outcome
 from screener.dialog.spec import DialogSpec
 from screener.errors import ConflictError, ImpossibleFacts
 from screener.model import Result, Trial
+from screener.present import list_text, plain_value
 
 
 def show_value(dialog: DialogSpec, value: Any, fact: str | None = None) -> str:
-    """A fact value as the person reads it, in the dialog's language (clinical labels for the
-    values of `fact` where the dialog file gives them)."""
+    """A fact value as the person reads it, in the dialog's language (`screener.present`):
+    clinical labels for the values of `fact` where the dialog file gives them, numbers at a
+    clinical precision with the fact's unit as clinicians write it, list items readable."""
     if value is None:
         return dialog.message("value_unknown")
     if isinstance(value, bool):
         return dialog.message("value_yes" if value else "value_no")
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, dt.date):
-        return dialog.local_date(value)
-    if fact is not None and isinstance(value, str):
-        return dialog.value_label(fact, value)
-    return str(value)
+    question = dialog.questions.get(fact) if fact is not None else None
+    if question is not None and isinstance(value, str) and value in question.values:
+        return question.values[value]
+    spec = dialog.facts.get(fact) if fact is not None else None
+    if isinstance(value, (list, tuple)):
+        units = {item.name: item.unit for item in spec.item} if spec is not None else {}
+        return list_text(value, dialog.language, field_value=lambda name, raw: plain_value(
+            raw, dialog.language, unit=units.get(name, ""), date=dialog.local_date))
+    return plain_value(value, dialog.language, unit=spec.unit if spec is not None else "",
+                       date=dialog.local_date)
 
 
 def question(dialog: DialogSpec, fact: str, today: dt.date, progress: str | None = None) -> Text:
@@ -107,8 +112,10 @@ def how(dialog: DialogSpec, trial: Trial, result: Result) -> RenderableType:
     lines = [Text(dialog.message("how_title", decision=decided), style="bold")]
     seen: set[object] = set()
     for firing in result.firings:
-        read = _read(dialog, firing.facts)
+        read = _read(dialog, trial, firing.facts)
         for fact, value in firing.derived.items():
+            if fact not in trial.facts:  # a term the compiler made up: not the reader's business
+                continue
             line = dialog.message("how_derived", fact=dialog.label(fact), value=show_value(dialog, value, fact),
                                   inputs=read)
             if line not in seen:
@@ -118,7 +125,7 @@ def how(dialog: DialogSpec, trial: Trial, result: Result) -> RenderableType:
         outcome = result.outcomes.get(criterion.id, "unknown")
         good = "met" if criterion.kind == "inclusion" else "not_met"
         style = "yellow" if outcome == "unknown" else ("green" if outcome == good else "red")
-        lines.append(Text.assemble((f"{criterion.id:<4}", "bold"), dialog.title(criterion), " → ",
+        lines.append(Text.assemble((f"{criterion.id:<4}", "bold"), " ", dialog.title(criterion), " → ",
                                    (dialog.message(f"outcome_{outcome}"), style)))
         if outcome == "unknown":
             waiting = [f for f in trial.expanded_facts(criterion) if f in result.missing]
@@ -129,16 +136,20 @@ def how(dialog: DialogSpec, trial: Trial, result: Result) -> RenderableType:
         for firing in result.firings:
             if firing.criterion != criterion.id or firing.outcome != outcome:
                 continue
-            line = dialog.message("how_rule", rule=criterion.id, facts=_read(dialog, firing.facts) or "—")
+            read = _read(dialog, trial, firing.facts)
+            if not read:  # decided by no fact (always met): nothing to show but the outcome
+                continue
+            line = dialog.message("how_rule", rule=criterion.id, facts=read)
             if (criterion.id, line) not in seen:
                 seen.add((criterion.id, line))
                 lines.append(Text(f"    {line}", style="dim"))
     return Group(*lines)
 
 
-def _read(dialog: DialogSpec, facts: dict[str, Any]) -> str:
-    """Facts a rule read, as `label = value` in the dialog's language."""
-    return ", ".join(f"{dialog.label(k)} = {show_value(dialog, v, k)}" for k, v in facts.items())
+def _read(dialog: DialogSpec, trial: Trial, facts: dict[str, Any]) -> str:
+    """Facts of the trial a rule read, as `label = value` in the dialog's language."""
+    return ", ".join(f"{dialog.label(k)} = {show_value(dialog, v, k)}" for k, v in facts.items()
+                     if k in trial.facts)
 
 
 def summary(dialog: DialogSpec, answers: dict[str, Any], sources: dict[str, str],
@@ -214,7 +225,7 @@ def review(dialog: DialogSpec, answers: dict[str, Any], sources: dict[str, str])
             section = entry.section
             table.add_row(Text(dialog.section_title(section), style="bold"), "", "", "")
         table.add_row(f"  {dialog.label(fact)}", show_value(dialog, answers[fact], fact),
-                      _source(dialog, sources.get(fact, "dialog")), fact)
+                      _source(dialog, sources.get(fact, "dialog")), f"[{fact}]")  # what `change` takes
     return table
 
 

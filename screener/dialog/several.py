@@ -117,8 +117,12 @@ def _joined_dialog(members: Sequence[tuple[Trial, DialogSpec]], joined_id: str) 
             notes[joined] = dialog.note(criterion)
             if dialog.protocol_translation(criterion):
                 translations[joined] = dialog.protocol_translation(criterion)
+    facts: dict[str, Any] = {}
+    for _, dialog in members:
+        for name, spec in dialog.facts.items():
+            facts.setdefault(name, spec)
     return dataclasses.replace(first, trial_id=joined_id, questions=questions, titles=titles,
-                               protocol_translations=translations, notes=notes)
+                               protocol_translations=translations, notes=notes, facts=facts)
 
 
 class PortfolioDialog(Dialog):

@@ -18,7 +18,8 @@ from screener.checks import Checker
 from screener.errors import RulesError
 from screener.i18n import local_date, translate
 from screener.rules.read import PosDict, PosList, load_yaml
-from screener.model import Criterion, Span, Trial
+from screener.model import Criterion, FactSpec, Span, Trial
+from screener.present import label_from
 
 # The message keys the dialog code formats; each dialog file must give all of them.
 REQUIRED_MESSAGES = (
@@ -147,6 +148,7 @@ class DialogSpec:
     protocol_translations: dict[str, str] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)  # criterion id -> note in this language
     trial_title: str = ""  # the trial's title in this language ("" = the registered one)
+    facts: dict[str, FactSpec] = field(default_factory=dict)  # the trial's data dictionary
 
     def title(self, criterion: Criterion) -> str:
         """The criterion's title in this language."""
@@ -171,7 +173,7 @@ class DialogSpec:
             "titles": dict(sorted(self.titles.items())),
             "protocol_translations": dict(sorted(self.protocol_translations.items())),
             "notes": dict(sorted(self.notes.items())),
-            "labels": {f: q.label for f, q in sorted(self.questions.items()) if q.label},
+            "labels": {f: self.label(f) for f in sorted(self.questions)},
             "values": {f: dict(q.values) for f, q in sorted(self.questions.items()) if q.values},
         }
 
@@ -195,9 +197,13 @@ class DialogSpec:
         return (rank, question.order, fact)
 
     def label(self, fact: str) -> str:
-        """The clinical label of a fact in this language (the fact name when none is given)."""
+        """The clinical label of a fact in this language; without one in the file, a label
+        made from the data dictionary (`screener.present.label_from`), never the bare name."""
         question = self.questions.get(fact)
-        return question.label if question is not None and question.label else fact
+        if question is not None and question.label:
+            return question.label
+        spec = self.facts.get(fact)
+        return label_from(fact, spec.description if spec is not None and self.language == "en" else "")
 
     def value_label(self, fact: str, value: str) -> str:
         """The clinical label of an enum value in this language (the value itself when none)."""
@@ -258,7 +264,7 @@ def load_dialog(path: str | Path, trial: Trial, display: str | None = None) -> D
         raise RulesError(check.problems)
     return DialogSpec(trial_id, check.text(head, "language", "dialog"), shown, messages,
                       vocabulary, questions, titles, sections, translations, notes,
-                      check.text(head, "title", "dialog") if "title" in head else "")
+                      check.text(head, "title", "dialog") if "title" in head else "", dict(trial.facts))
 
 
 def _sections(check: _Check, top: PosDict, questions: dict[str, Question]) -> tuple[Section, ...]:
