@@ -156,7 +156,7 @@ def plain_value(value: Any, language: str = "en", *, unit: str = "",
 def list_text(items: Any, language: str = "en", *,
               field_label: Callable[[str], str] = humanize,
               field_value: Callable[[str, Any], str] | None = None) -> str:
-    """The items of a list fact as readable items, `(1) regimen folfirinox, setting advanced;
+    """The items of a list fact as readable items, `(1) regimen: folfirinox, setting: advanced;
     (2) ...` (one item without its number); `none` for an empty list. `field_label` words a
     field's name, `field_value` a field's value (default: `plain_value`)."""
     if not items:
@@ -165,11 +165,12 @@ def list_text(items: Any, language: str = "en", *,
     def value(name: str, raw: Any) -> str:
         return field_value(name, raw) if field_value else plain_value(raw, language)
 
+    colon, comma = ("：", "，") if language == "zh" else (": ", ", ")
     shown = []
     for item in items:
         if isinstance(item, Mapping):
-            shown.append(", ".join(f"{field_label(str(k))} {value(str(k), v)}"
-                                   for k, v in item.items() if v is not None))
+            shown.append(comma.join(f"{field_label(str(k))}{colon}{value(str(k), v)}"
+                                    for k, v in item.items() if v is not None))
         else:
             shown.append(plain_value(item, language))
     if len(shown) == 1:

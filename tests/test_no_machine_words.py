@@ -95,8 +95,8 @@ def test_quantities_lists_and_labels_read_as_words() -> None:
     assert quantity_text(61, "years", "zh") == "61 岁"
     regimens = [{"regimen": "gemcitabine_based", "end_date": "2025-02-15", "progression_date": "never"},
                 {"regimen": "folfirinox", "end_date": "ongoing", "progression_date": None}]
-    assert list_text(regimens) == ("(1) regimen gemcitabine based, end date 2025-02-15, progression date never; "
-                                   "(2) regimen folfirinox, end date ongoing")
+    assert list_text(regimens) == ("(1) regimen: gemcitabine based, end date: 2025-02-15, progression date: never; "
+                                   "(2) regimen: folfirinox, end date: ongoing")
     assert list_text([], "zh") == "无"
     assert label_from("crcl", "Creatinine clearance (Cockcroft-Gault, or measured).") == \
         "Creatinine clearance (Cockcroft-Gault, or measured)"

@@ -179,7 +179,8 @@ def test_batch_letters_of_the_tcr_t_trial_in_chinese_leave_no_english(tmp_path: 
     written = write_candidate_artifacts(trial, "K-1", sources, result, tmp_path, tmp_path, None,
                                         NOW, language="zh", wording=wording)
     md = plain_markdown(written.letters["md"].read_text(encoding="utf-8"))
-    assert "既往全身治疗方案 = end_date=2025年2月15日" in md  # a list fact, its dates local
+    # a list fact: its fields and values by their Chinese labels, its dates local
+    assert "既往全身治疗方案 = 方案：FOLFIRINOX，治疗阶段：晚期，末次用药日期：2025年2月15日，进展日期：2025年3月1日" in md
     assert "性别 = 男" in md
     for text in (md, plain_html(written.letters["html"].read_text(encoding="utf-8"))):
         assert english_in(text, written.trace) == []

@@ -37,6 +37,7 @@ class Words:
     # list facts: field name -> its label, and field -> value -> label (the dialog file's)
     fields: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     field_values: Mapping[str, Mapping[str, Mapping[str, str]]] = field(default_factory=dict)
+    field_order: Mapping[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, trace: Trace, language: str | None = None,
@@ -57,7 +58,8 @@ class Words:
                    str(wording.get("trial_title", "") or ""),
                    {name: str(spec.get("unit") or "") for name, spec in facts.items()},
                    {name: str(spec.get("description") or "") for name, spec in facts.items()},
-                   wording.get("fields", {}), wording.get("field_values", {}))
+                   wording.get("fields", {}), wording.get("field_values", {}),
+                   wording.get("field_order", {}))
 
     def tr(self, message: str, **params: Any) -> str:
         """A message of the screener (an English message id) in this language."""
@@ -108,6 +110,9 @@ class Words:
                     return values[name][raw]
                 return self._plain(raw)
 
+            order = {name: rank for rank, name in enumerate(self.field_order.get(fact, []))}
+            value = [dict(sorted(item.items(), key=lambda kv: order.get(kv[0], len(order))))
+                     if isinstance(item, Mapping) else item for item in value]
             return list_text(value, self.language,
                              field_label=lambda name: labels.get(name, humanize(name)),
                              field_value=field_value)

@@ -264,7 +264,7 @@ class Dialog:
 
     def explain(self, error: InvalidAnswer) -> str:
         """The one-line reason for a refused answer, in the dialog's language."""
-        return self.dialog.message(error.key, **error.params)
+        return render.refusal(self.dialog, error)
 
     def check(self, fact: str | None, line: str) -> str | None:
         """The reason `line` cannot be taken at the prompt of `fact`, or None (for validation)."""

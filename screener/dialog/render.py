@@ -12,11 +12,12 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from screener.dialog.answers import OWN_MESSAGES, InvalidAnswer
 from screener.dialog.outcome import outcome
 from screener.dialog.spec import DialogSpec
 from screener.errors import ConflictError, ImpossibleFacts
 from screener.model import Result, Trial
-from screener.present import list_text, plain_value
+from screener.present import humanize, list_text, plain_value
 
 
 def show_value(dialog: DialogSpec, value: Any, fact: str | None = None) -> str:
@@ -33,10 +34,28 @@ def show_value(dialog: DialogSpec, value: Any, fact: str | None = None) -> str:
     spec = dialog.facts.get(fact) if fact is not None else None
     if isinstance(value, (list, tuple)):
         units = {item.name: item.unit for item in spec.item} if spec is not None else {}
-        return list_text(value, dialog.language, field_value=lambda name, raw: plain_value(
-            raw, dialog.language, unit=units.get(name, ""), date=dialog.local_date))
+        fields = question.fields if question is not None else {}
+
+        def field_value(name: str, raw: Any) -> str:
+            if name in fields and isinstance(raw, str) and raw in fields[name].values:
+                return fields[name].values[raw]
+            if isinstance(raw, bool):
+                return dialog.message("value_yes" if raw else "value_no")
+            return plain_value(raw, dialog.language, unit=units.get(name, ""), date=dialog.local_date)
+
+        return list_text(value, dialog.language, field_value=field_value,
+                         field_label=lambda name: fields[name].label if name in fields and fields[name].label
+                         else humanize(name))
     return plain_value(value, dialog.language, unit=spec.unit if spec is not None else "",
                        date=dialog.local_date)
+
+
+def refusal(dialog: DialogSpec, error: InvalidAnswer) -> str:
+    """The one-line reason for a refused answer, in the dialog's language: the dialog file's
+    message, or the screener's own (list forms) from its catalogue."""
+    if error.key in OWN_MESSAGES:
+        return dialog.tr(OWN_MESSAGES[error.key].id, **error.params)
+    return dialog.message(error.key, **error.params)
 
 
 def question(dialog: DialogSpec, fact: str, today: dt.date, progress: str | None = None) -> Text:
