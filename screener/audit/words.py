@@ -123,6 +123,13 @@ class Words:
         date = None if self.language == "en" else (lambda day: local_date(self.language, day))
         return plain_value(value, self.language, unit=unit, date=date)
 
+    def day(self, text: str) -> str:
+        """The day of a stored time in the site's zone, written in this language."""
+        moment = _dt.datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=_dt.timezone.utc)
+        return local_date(self.language, moment.astimezone(self.zone).date())
+
     def time(self, text: str) -> str:
         """A stored time in the site's zone, with its UTC offset."""
         return local_time(self.language, text, self.zone)
@@ -142,8 +149,9 @@ class Words:
             text = (self.tr("answers file {file} line {line}", file=origin.file, line=origin.line)
                     if origin.line is not None else self.tr("answers file {file}", file=origin.file))
         elif origin.kind == "dialog":
-            text = (self.tr("dialog answer ({question})", question=origin.question)
-                    if origin.question else self.tr("dialog answer"))
+            asked = origin.question if origin.question and origin.question != fact else ""
+            text = (self.tr("dialog answer ({question})", question=self.label(asked))
+                    if asked else self.tr("dialog answer"))
         elif origin.kind == "derived":  # the rule's id stays in the trace, for auditors' tools
             inputs = ", ".join(self.label(name) for name in origin.inputs)
             text = self.tr("computed from {facts}", facts=inputs) if inputs else self.tr("computed")
