@@ -43,6 +43,9 @@ MAN = [
 ]
 ECOG = [fact for fact, _ in MAN].index("ecog")
 CONSENT = len(MAN) - 1
+# A woman is asked about pregnancy and breastfeeding once her diagnosis is known: quick
+# knock-outs come early, right after the identity and diagnosis questions.
+DIAGNOSED = [fact for fact, _ in MAN].index("disease_status") + 1
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +125,7 @@ def test_eligible_man_is_asked_only_what_matters_in_order(run: Any) -> None:
 
 
 def test_eligible_woman_is_asked_about_pregnancy_and_breastfeeding(run: Any) -> None:
-    woman = [("sex", "女")] + MAN[1:CONSENT] + [("pregnant", "否"), ("breastfeeding", "no")] + MAN[CONSENT:]
+    woman = [("sex", "女")] + MAN[1:DIAGNOSED] + [("pregnant", "否"), ("breastfeeding", "no")] + MAN[DIAGNOSED:]
     done = run(answers(woman) + [""])
     assert done.asked == [fact for fact, _ in woman]
     assert "Decision: eligible" in done.text
@@ -320,8 +323,9 @@ def test_a_birth_date_after_the_screening_date_is_refused_and_asked_again(run: A
 
 
 def test_a_correction_that_makes_pregnancy_irrelevant_takes_it_out_of_the_record(run: Any) -> None:
-    woman = answers(MAN[:CONSENT]) + ["yes"]  # pregnant: yes excludes at once
-    done = run(["female"] + woman[1:] + ["change sex entered wrongly", "male", "yes", ""])
+    woman = answers(MAN[:DIAGNOSED]) + ["yes"]  # pregnant: yes excludes at once
+    done = run(["female"] + woman[1:] + ["change sex entered wrongly", "male"] + answers(MAN[DIAGNOSED:]) + [""])
+    assert done.asked[:DIAGNOSED + 1] == [fact for fact, _ in MAN[:DIAGNOSED]] + ["pregnant"]
     assert "Pregnant (yes) no longer applies once Sex is male: removed from the record." in done.text
     assert "pregnant" not in done.session.answers
     assert done.result.decision == "eligible"

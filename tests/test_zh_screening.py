@@ -17,7 +17,7 @@ import pytest
 import yaml
 from english_left import codes_of, english_left, plain_html, plain_markdown, terms_of, verbatim_of
 from test_dialog_e2e import ROOT, Terminal
-from test_dialog_flow import CONSENT, ECOG, MAN
+from test_dialog_flow import CONSENT, DIAGNOSED, ECOG, MAN
 
 from conftest import RULES, TRIAL
 from screener.audit.artifacts import write_candidate_artifacts
@@ -32,7 +32,7 @@ pytest.importorskip("pexpect")
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("SCREENER_UPDATE_GOLDEN") == "1"
-WOMAN = [("sex", "女")] + MAN[1:CONSENT] + [("pregnant", "否"), ("breastfeeding", "否")] + MAN[CONSENT:]
+WOMAN = [("sex", "女")] + MAN[1:DIAGNOSED] + [("pregnant", "否"), ("breastfeeding", "否")] + MAN[DIAGNOSED:]
 
 
 def records(trace: Path) -> list[dict[str, Any]]:
@@ -91,7 +91,8 @@ def test_an_eligible_woman_screened_in_chinese_gets_a_chinese_letter_explain_and
 
 
 def test_a_corrected_ineligible_screening_in_chinese_gets_a_chinese_markdown_letter(tmp_path: Path) -> None:
-    woman = [("sex", "女")] + MAN[1:ECOG] + [("ecog", "2")]
+    woman = ([("sex", "女")] + MAN[1:DIAGNOSED] + [("pregnant", "否"), ("breastfeeding", "否")]
+             + MAN[DIAGNOSED:ECOG] + [("ecog", "2")])
     term = screen_zh(tmp_path, woman, "l.md")
     term.expect("结论：不符合入组条件")
     term.expect("回车结束")

@@ -241,6 +241,11 @@ def _check_range(spec: FactSpec, number: float, text: str) -> None:
 
 
 def _integer(question: Question, said: str, text: str) -> int:
+    for modifier in question.modifiers:  # "ii e", "iie", "2-e": the class without its modifier
+        match = re.fullmatch(rf"(.*?[0-9ivx])[\s\-]*{re.escape(modifier)}", said)
+        if match:
+            said = match.group(1).strip()
+            break
     if re.fullmatch(r"[-+]?\d+", said):
         return int(said)
     if question.roman:

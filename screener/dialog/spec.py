@@ -44,7 +44,7 @@ _ANSWERS = {"yes": True, "no": True, "unknown": True, "today": True, "months": T
 _QUESTION = {
     "order": True, "question": True, "help": True, "hint": True, "synonyms": False,
     "units": False, "roman": False, "default": False, "label": False, "values": False,
-    "section": False, "plausible": False, "refusal": False, "fields": False,
+    "section": False, "plausible": False, "refusal": False, "fields": False, "modifiers": False,
 }
 _FIELD = {"label": False, "names": False, "values": False, "synonyms": False}
 _PLAUSIBLE_NUMBER = {"min": False, "max": False}
@@ -132,6 +132,9 @@ class Question:
     plausible: Plausible | None = None
     refusal: bool = False  # a "no" is the patient declining (counted apart in screening logs)
     fields: dict[str, ItemField] = field(default_factory=dict)  # list facts: their items' fields
+    # whole-number facts: letters written after the value that do not change it (ASA's E,
+    # an emergency operation: "ASA II E" is class II)
+    modifiers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -458,8 +461,17 @@ def _question(check: _Check, raw: PosDict, fact: str, trial: Trial, vocabulary: 
         label=check.text(entry, "label", what) if "label" in entry else "",
         values=_value_labels(check, entry, what, spec), section=_section_of(check, entry, what),
         plausible=_plausible(check, entry, what, spec), refusal=_refusal(check, entry, what, spec),
-        fields=_fields(check, entry, what, spec),
+        fields=_fields(check, entry, what, spec), modifiers=_modifiers(check, entry, what, spec),
     )
+
+
+def _modifiers(check: _Check, entry: PosDict, what: str, spec: Any) -> tuple[str, ...]:
+    if "modifiers" not in entry:
+        return ()
+    if spec.type != "integer":
+        check.add(entry.value_spans["modifiers"], "wrong-type", f"{what}.modifiers is for whole-number facts")
+        return ()
+    return tuple(check.words(entry, "modifiers", what))
 
 
 def _fields(check: _Check, entry: PosDict, what: str, spec: Any) -> dict[str, ItemField]:

@@ -1,0 +1,58 @@
+"""The conversation a clinician expects: quick knock-outs early, classes as clinicians write
+them, trials that close said so, and a progress count that only goes down."""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from screener.cli import build_parser
+from screener.dialog.answers import InvalidAnswer, parse_answer
+from screener.dialog.spec import load_dialog
+from screener.rules.check import load_trial
+from screener.trials import dialog_path, rules_path
+
+from test_dialog_flow import DIAGNOSED, MAN
+
+
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str], lines: list[str]) -> str:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    args = build_parser().parse_args(argv)
+    out = io.StringIO()
+    args.run(args, stdin=io.StringIO("".join(f"{line}\n" for line in lines)), stdout=out)
+    return out.getvalue()
+
+
+def asked(text: str) -> list[str]:
+    return re.findall(r"\? \[([a-z0-9_]+)\]\n", text)
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+@pytest.mark.parametrize(("typed", "cls"), [("ASA II E", 2), ("IIE", 2), ("2E", 2), ("ii-e", 2), ("IV e", 4), ("III", 3)])
+def test_an_emergency_asa_class_is_its_class(language: str, typed: str, cls: int) -> None:
+    trial = load_trial(rules_path("NCT03862768"))
+    dialog = load_dialog(dialog_path(trial.id, language), trial)
+    read = parse_answer(trial.facts["asa_class"], dialog.questions["asa_class"], dialog.vocabulary, typed,
+                        dt.date(2026, 3, 1))
+    assert read.value == cls
+
+
+def test_the_e_modifier_belongs_to_asa_alone() -> None:
+    trial = load_trial(rules_path("NCT03862768"))
+    dialog = load_dialog(dialog_path(trial.id, "en"), trial)
+    with pytest.raises(InvalidAnswer):
+        parse_answer(trial.facts["nyha_class"], dialog.questions["nyha_class"], dialog.vocabulary, "II E",
+                     dt.date(2026, 3, 1))
+
+
+def test_a_woman_is_asked_about_pregnancy_once_her_diagnosis_is_known(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = ["female"] + [text for _, text in MAN[1:DIAGNOSED]] + ["yes"]
+    text = run(tmp_path, monkeypatch, ["screen", "--trial", "NCT03862768", "--candidate-id", "W-1",
+                                       "--session", str(tmp_path / "s.json")], lines + [""])
+    assert asked(text) == [fact for fact, _ in MAN[:DIAGNOSED]] + ["pregnant"]
+    assert "Decision: ineligible" in text  # six questions, not thirty-six
