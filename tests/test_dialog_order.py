@@ -56,3 +56,19 @@ def test_a_woman_is_asked_about_pregnancy_once_her_diagnosis_is_known(tmp_path: 
                                        "--session", str(tmp_path / "s.json")], lines + [""])
     assert asked(text) == [fact for fact, _ in MAN[:DIAGNOSED]] + ["pregnant"]
     assert "Decision: ineligible" in text  # six questions, not thirty-six
+
+
+def test_a_trial_that_closes_is_announced_and_the_end_table_names_facts_by_label(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the site trial and NCT03862768 share sex, ECOG and consent: ECOG 2 closes NCT03862768
+    site = Path(__file__).parent / "data" / "site" / "rules"
+    text = run(tmp_path, monkeypatch, ["screen", "--rules-dir", str(site), "--trial", "SITE-2", "--trial",
+                                       "NCT03862768", "--candidate-id", "P-7", "--session", str(tmp_path / "s.json")],
+               ["male", "2", "quit"])
+    assert "NCT03862768 is decided: ineligible (I5 ECOG performance status below 2); it needs no more answers." in text
+    assert text.count("NCT03862768 is decided") == 1
+    done = run(tmp_path, monkeypatch, ["resume", str(tmp_path / "s.json")], ["?", "?", ""])
+    assert "NCT03862768 is decided" not in done  # said once, when it closed
+    table = done[done.index("┃"):]
+    assert "┃ trial" in table and "missing" in table
+    assert "hemoglobin" not in table.lower().replace("haemoglobin", "")

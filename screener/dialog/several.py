@@ -128,6 +128,13 @@ def _joined_dialog(members: Sequence[tuple[Trial, DialogSpec]], joined_id: str) 
 class PortfolioDialog(Dialog):
     """The dialog loop over a Portfolio: most-needed question first, a row per trial at the end."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # trials the answers so far (a resumed session's) decided: not announced again
+        self._closed = {t.id for t, _, _ in self.portfolio.members
+                        if self.portfolio.results.get(t.id) is not None
+                        and self.portfolio.results[t.id].decision != "undetermined"}
+
     @property
     def portfolio(self) -> Portfolio:
         assert isinstance(self.engine, Portfolio)
@@ -141,6 +148,23 @@ class PortfolioDialog(Dialog):
             return None
         return min(candidates, key=lambda f: (-self.portfolio.serving(f), self.dialog.order(f)))
 
+    def _echo_derived(self, result: Result) -> None:
+        """Besides the computed values: each trial this answer decided, and that its questions
+        stop (the conversation goes on for the others)."""
+        super()._echo_derived(result)
+        for trial, _, _ in self.portfolio.members:
+            now = self.portfolio.results.get(trial.id)
+            if now is None or now.decision == "undetermined" or trial.id in self._closed:
+                continue
+            self._closed.add(trial.id)
+            if result.decision != "undetermined":
+                continue  # the last trial to close: the decision screen follows
+            failed = "; ".join(f"{c} {self.dialog.title(trial.criterion(c))}" for c in now.failed)
+            decided = self.dialog.message(f"decision_{now.decision}")
+            self._say(Text(self.dialog.tr("{trial} is decided: {decision}{failed}; it needs no more answers.",
+                                          trial=trial.id, decision=decided,
+                                          failed=f" ({failed})" if failed else ""), style="bold"))
+
     def _finish(self) -> None:
         self.session.status = "finished"
         self.session.decision = self.result.decision
@@ -151,13 +175,14 @@ class PortfolioDialog(Dialog):
 def per_trial_table(dialog: DialogSpec, portfolio: Portfolio) -> RenderableType:
     """Each trial's decision, failed criteria (with titles) and missing facts."""
     table = Table(show_lines=False, title_justify="left")
-    for column in ("trial", "decision", "failed criteria", "missing"):
+    for column in (dialog.tr("trial"), dialog.tr("decision"), dialog.tr("failed criteria"), dialog.tr("missing")):
         table.add_column(column, overflow="fold")
     lines: list[RenderableType] = []
     for trial, _, _ in portfolio.members:
         result = portfolio.results[trial.id]
         failed = "; ".join(f"{c} {dialog.title(trial.criterion(c))}" for c in result.failed) or "-"
-        missing = ", ".join(result.missing) if result.decision == "undetermined" else "-"
+        missing = (", ".join(dialog.label(f) for f in result.missing)
+                   if result.decision == "undetermined" else "-")
         table.add_row(trial.id, dialog.message(f"decision_{result.decision}"), failed, missing or "-")
         lines.append(Text(f"{trial.id}: " + dialog.message("decision", decision=result.decision,
                                                           decision_text=dialog.message(f"decision_{result.decision}"))))
