@@ -435,6 +435,13 @@ def _check_dialogs(trial: Any, rules_file: Path, err: Console) -> bool:
     from screener.dialog.spec import load_dialog
 
     valid = True
+    if not dialogs_for(rules_file):
+        from screener.dialog.default import default_dialog
+
+        default_dialog(trial)  # made from the rules: raises RulesError if it cannot be
+        err.print(f"{rules_file}: warning: {trial.id} has no dialog file; `screener screen` asks "
+                  "its facts by their descriptions (a dialog file gives labels, help and other "
+                  "languages: docs/dialogs.md)")
     for _, path in dialogs_for(rules_file):
         try:
             load_dialog(path, trial)

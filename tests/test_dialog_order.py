@@ -72,3 +72,25 @@ def test_a_trial_that_closes_is_announced_and_the_end_table_names_facts_by_label
     table = done[done.index("┃"):]
     assert "┃ trial" in table and "missing" in table
     assert "hemoglobin" not in table.lower().replace("haemoglobin", "")
+
+
+WIDE = Path(__file__).parent / "data" / "wide"
+
+
+def test_a_trial_without_a_dialog_file_is_asked_from_its_fact_descriptions(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trial = load_trial(WIDE / "WIDE-1.yaml")
+    first = next(spec for name, spec in trial.facts.items() if name != trial.id_fact and not spec.context)
+    text = run(tmp_path, monkeypatch, ["screen", "--rules-dir", str(WIDE), "--trial", "WIDE-1",
+                                       "--candidate-id", "W-1", "--session", str(tmp_path / "s.json")],
+               ["yes", "2", ""])
+    assert f"{first.description.rstrip('.')}? [{first.name}]" in text
+    assert "'yes' is not a whole number." in text  # the screener's own messages
+    assert "Decision: " in text
+
+
+def test_check_warns_of_a_trial_without_a_dialog_file(capsys: pytest.CaptureFixture[str]) -> None:
+    args = build_parser().parse_args(["check", str(WIDE / "WIDE-1.yaml")])
+    assert args.run(args) == 0
+    said = " ".join(capsys.readouterr().err.split())
+    assert "warning: WIDE-1 has no dialog file; `screener screen` asks its facts by their descriptions" in said
