@@ -67,6 +67,8 @@ def test_a_trial_that_closes_is_announced_and_the_end_table_names_facts_by_label
                ["male", "2", "quit"])
     assert "NCT03862768 is decided: ineligible (I5 ECOG performance status below 2); it needs no more answers." in text
     assert text.count("NCT03862768 is decided") == 1
+    assert "\nSex of the patient? [sex]" in text  # shared: no trial named
+    assert "\nSITE-2: Haemoglobin (g/dL)? [hemoglobin]" in text  # one trial's question names it
     done = run(tmp_path, monkeypatch, ["resume", str(tmp_path / "s.json")], ["?", "?", ""])
     assert "NCT03862768 is decided" not in done  # said once, when it closed
     table = done[done.index("┃"):]

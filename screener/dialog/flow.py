@@ -152,7 +152,7 @@ class Dialog:
             self._say(render.note(self.dialog.message("correcting", fact=self.dialog.label(fact), value=current)))
         progress = None if correction is not None else self._progress(fact)
         while True:
-            self._say(render.question(self.dialog, fact, self.today, progress))
+            self._say(render.question(self.dialog, fact, self.today, progress, self.asked_for(fact)))
             line = self._read(fact)
             command = command_of(line, self.dialog.vocabulary)
             if command is None:
@@ -164,6 +164,10 @@ class Dialog:
                 return False
             elif self._command(*command, fact=fact):
                 return False
+
+    def asked_for(self, fact: str) -> str:
+        """The trial a question is asked for, when saying so helps ("" with one trial)."""
+        return ""
 
     def _progress(self, fact: str) -> str:
         """`Question 7, at most 12 left`: this question's number in the screening and the most

@@ -58,14 +58,17 @@ def refusal(dialog: DialogSpec, error: InvalidAnswer) -> str:
     return dialog.message(error.key, **error.params)
 
 
-def question(dialog: DialogSpec, fact: str, today: dt.date, progress: str | None = None) -> Text:
-    """The progress line, the question with its fact name dimmed in brackets, then the hint."""
+def question(dialog: DialogSpec, fact: str, today: dt.date, progress: str | None = None,
+             trial: str = "") -> Text:
+    """The progress line, the question (after the trial it is asked for, when one of several)
+    with its fact name dimmed in brackets, then the hint."""
     entry = dialog.questions[fact]
     hint = entry.hint
     if entry.default == "today":
         hint = f"{hint} {dialog.message('default_hint', value=today.isoformat())}"
     head = ("\n", (progress, "dim"), "\n") if progress else ("\n",)
-    return Text.assemble(*head, (entry.text, "bold"), " ", (f"[{fact}]", "dim"), "\n", (hint, "dim"))
+    owner = ((dialog.tr("{trial}:", trial=trial), "bold cyan"), " ") if trial else ()
+    return Text.assemble(*head, *owner, (entry.text, "bold"), " ", (f"[{fact}]", "dim"), "\n", (hint, "dim"))
 
 
 def conflicts(dialog: DialogSpec, error: ConflictError) -> list[str]:

@@ -148,6 +148,12 @@ class PortfolioDialog(Dialog):
             return None
         return min(candidates, key=lambda f: (-self.portfolio.serving(f), self.dialog.order(f)))
 
+    def asked_for(self, fact: str) -> str:
+        """The one trial a question serves, named before it: two trials may ask alike what
+        means different things (the consent of one, the master consent of the other)."""
+        owners = [trial.id for trial, _, _ in self.portfolio.members if fact in trial.facts]
+        return owners[0] if len(owners) == 1 else ""
+
     def _echo_derived(self, result: Result) -> None:
         """Besides the computed values: each trial this answer decided, and that its questions
         stop (the conversation goes on for the others)."""
