@@ -96,3 +96,29 @@ def test_check_warns_of_a_trial_without_a_dialog_file(capsys: pytest.CaptureFixt
     assert args.run(args) == 0
     said = " ".join(capsys.readouterr().err.split())
     assert "warning: WIDE-1 has no dialog file; `screener screen` asks its facts by their descriptions" in said
+
+
+def lefts(text: str) -> list[int]:
+    return [int(n) for n in re.findall(r"at most (\d+) left", text)]
+
+
+def test_at_most_n_left_never_goes_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    woman = (["female"] + [text for _, text in MAN[1:DIAGNOSED]] + ["no", "no"]
+             + [text for _, text in MAN[DIAGNOSED:]] + [""])
+    text = run(tmp_path, monkeypatch, ["screen", "--trial", "NCT03862768", "--candidate-id", "W-2",
+                                       "--session", str(tmp_path / "s.json")], woman)
+    assert "Decision: eligible" in text
+    counts = lefts(text)
+    assert len(counts) == len(asked(text)) and counts[-1] >= 1
+    assert all(later <= earlier for earlier, later in zip(counts, counts[1:])), counts
+    # the count is a bound: never below the questions still to come
+    assert all(left >= len(counts) - number for number, left in enumerate(counts))
+
+
+def test_at_most_n_left_never_goes_up_with_several_trials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = run(tmp_path, monkeypatch, ["screen", "--all-trials", "--candidate-id", "A-2",
+                                       "--session", str(tmp_path / "s.json")],
+               ["female", "12 June 1965", "", "?", "?", "no", "yes", "quit"])
+    counts = lefts(text)
+    assert len(counts) >= 6
+    assert all(later <= earlier for earlier, later in zip(counts, counts[1:])), counts

@@ -165,6 +165,10 @@ class Dialog:
             elif self._command(*command, fact=fact):
                 return False
 
+    def _criterion_open(self, criterion: str) -> bool:
+        """Whether questions may still come for `criterion` (its trial is not decided)."""
+        return True
+
     def asked_for(self, fact: str) -> str:
         """The trial a question is asked for, when saying so helps ("" with one trial)."""
         return ""
@@ -177,7 +181,12 @@ class Dialog:
             self._say(render.section(self.dialog.section_title(section)))
         self._section = section
         number = 1 + sum(1 for f in self.session.answers if self.session.sources.get(f) != "answers")
-        left = len(self._askable(self.result.missing))
+        # Every fact an undecided criterion reads, not only those that would move it now: an
+        # answer can make another fact matter (pregnancy once the sex is known), and a bound
+        # that went up would not have been one.
+        needed = [f for c in self.trial.criteria if self.result.outcomes.get(c.id, "unknown") == "unknown"
+                  and self._criterion_open(c.id) for f in self.trial.expanded_facts(c)]
+        left = max(1, len(self._askable(tuple(dict.fromkeys([*self.result.missing, *needed])))))
         return self.dialog.tr("Question {number}, at most {left} left", number=number, left=left)
 
     def _after_decision(self) -> bool:

@@ -148,6 +148,11 @@ class PortfolioDialog(Dialog):
             return None
         return min(candidates, key=lambda f: (-self.portfolio.serving(f), self.dialog.order(f)))
 
+    def _criterion_open(self, criterion: str) -> bool:
+        trial_id = criterion.split(" ", 1)[0]
+        result = self.portfolio.results.get(trial_id)
+        return result is None or result.decision == "undetermined"
+
     def asked_for(self, fact: str) -> str:
         """The one trial a question serves, named before it: two trials may ask alike what
         means different things (the consent of one, the master consent of the other)."""
