@@ -237,9 +237,9 @@ def review(dialog: DialogSpec, answers: dict[str, Any], sources: dict[str, str])
     table = Table(title=dialog.tr("Review before finishing"), show_header=False, box=None,
                   pad_edge=False, title_justify="left")
     table.add_column(no_wrap=True)
-    table.add_column()
+    table.add_column(overflow="fold")  # a long value (a list) wraps; none is cut short
     table.add_column(style="dim")
-    table.add_column(style="dim")
+    table.add_column(style="dim", overflow="fold")
     section = None
     for fact in sorted((f for f in answers if f in dialog.questions), key=dialog.order):
         entry = dialog.questions[fact]
