@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
-import json
 import os
 import re
 import sys
@@ -21,7 +20,9 @@ from screener.engine import Screener
 from screener.errors import ConflictError, InvalidValue
 from screener.i18n import site_zone
 from screener.model import FactValue, Result, Trial
+from screener.paths import PathEscape
 from screener.readers import Row
+from screener.safe import json_text
 from screener.values import coerce, coerce_text, describe_conversion
 
 if TYPE_CHECKING:
@@ -97,8 +98,13 @@ def write_audit(trial: Trial, row: Row, screened: Screened, options: AuditOption
     for name, value in screened.facts.items():
         column = row.columns.get(name)
         source = Source.batch(options.input_name, row.number, f"{column} ({name})" if column else name)
+        provenance = getattr(row, "sources", {}).get(name)
         if trial.facts[name].context:
             source = Source.context(name)
+        elif provenance is not None:
+            from screener.sources.merge import trace_source
+
+            source = trace_source(provenance, source)
         elif (converted := describe_conversion(trial.facts[name], row.fields.get(name))) is not None:
             source = dataclasses.replace(source, given=converted.given_text)
         sources[name] = (value, source)
@@ -110,9 +116,11 @@ def write_audit(trial: Trial, row: Row, screened: Screened, options: AuditOption
             language=options.language, wording=options.wordings.get(trial.id),
             zone=site_zone(options.zone), signer=options.signer,
         )
-    except (TraceError, OSError) as exc:
+    except (TraceError, PathEscape, OSError) as exc:
         return f"row {row.number}: trace not written: {type(exc).__name__}: " + (
-            "a file for this candidate id exists already" if isinstance(exc, TraceError) else str(exc.strerror))
+            "a file for this candidate id exists already" if isinstance(exc, TraceError)
+            else "its file name would lead out of the folder" if isinstance(exc, PathEscape)
+            else str(exc.strerror))
     return None
 
 
@@ -134,15 +142,24 @@ def screen_row(trial: Trial, screener: Screener, row: Row,
         errors.append(f"{trial.id_fact}: {candidate_id!r}: expected text")
     facts, value_errors = candidate_facts(trial, row, context)
     errors.extend(value_errors)
+    sources = getattr(row, "sources", None)  # joined inputs: where each fact came from
     if errors:
-        return Screened(_record(candidate_id, "error", errors=errors), facts)
+        return Screened(_sourced(_record(candidate_id, "error", errors=errors), sources), facts)
     try:
         result = screener.evaluate(facts)
     except ConflictError as exc:  # one message per contradiction, in the trial's fact order
-        return Screened(_record(candidate_id, "error", errors=[str(e) for e in exc.each]), facts)
+        return Screened(_sourced(_record(candidate_id, "error", errors=[str(e) for e in exc.each]), sources),
+                        facts)
     missing = list(result.missing) if result.decision == "undetermined" else []
     record = _record(candidate_id, result.decision, list(result.failed), missing)
-    return Screened(record, facts, result=result)
+    return Screened(_sourced(record, sources), facts, result=result)
+
+
+def _sourced(record: dict[str, Any], sources: Any) -> dict[str, Any]:
+    """The record with a `sources` field (fact -> provenance) when the row has one."""
+    if isinstance(sources, dict):
+        record["sources"] = sources
+    return record
 
 
 def _record(candidate_id: Any, decision: str, failed: list[str] | None = None,
@@ -209,11 +226,12 @@ class Writer:
     def write(self, record: dict[str, Any]) -> None:
         if self.fmt == "csv":
             self.stream.write(",".join(
-                _csv_cell(spreadsheet_safe(";".join(map(str, v)) if isinstance(v, list) else str(v)))
-                for v in (record[c] for c in self.columns)
+                _csv_cell(spreadsheet_safe(";".join(map(str, v)) if isinstance(v, list) else
+                                           json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else str(v)))
+                for v in (record.get(c, "") for c in self.columns)
             ) + "\n")
         else:
-            self.stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self.stream.write(json_text(record) + "\n")  # controls from input as \\u escapes
 
 
 def open_private(path: str) -> TextIO:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import signal
 import sys
@@ -23,14 +24,16 @@ from screener.engine import Screener
 from screener.errors import RulesError, ScreenerError
 from screener.i18n import TZ_HELP, site_zone
 from screener.outfile import AtomicOutput, check_output
+from screener.paths import inside
 from screener.readers import FORMATS, UnreadableInput, open_text, read_rows
 from screener.rules.check import load_trial
 from screener.model import Trial
-from screener.safe import safe_console, safe_text
+from screener.safe import json_text, safe_console, safe_text
 from screener.trials import RULES_DIR_HELP, TrialNotFound, catalog, dialogs_for
 from screener.values import context_facts
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL, EXIT_UNWRITTEN = 0, 1, 2, 3, 4
+_UNWRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
 
 EXIT_STATUS_HELP = (
     "Exit status: 0 every candidate screened; 1 some candidates are errors (their rows name "
@@ -66,8 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
             "finished; until then the previous one is kept. " + EXIT_STATUS_HELP
         ),
     )
-    batch.add_argument("input", metavar="INPUT",
-                       help="candidates file (.csv, .jsonl, .json, .yaml/.yml), or - for standard input")
+    batch.add_argument("input", metavar="INPUT", nargs="+",
+                       help="candidates file (.csv, .jsonl, .json, .yaml/.yml), or - for standard input; "
+                            "or a FHIR R4 patient record: a Bundle .json, a folder of Bundles, a Bulk "
+                            "Data export folder (<Type>.ndjson). Several inputs are joined by candidate id")
     batch.add_argument("-o", "--output", metavar="OUTPUT", help="results file ending .jsonl or .csv")
     _add_trial_options(batch, "screen for")
     batch.add_argument("--format", choices=sorted(set(FORMATS.values())),
@@ -87,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "wording comes from its dialog file in that language (default: en)")
     batch.add_argument("--tz", metavar="ZONE", help=TZ_HELP)
     add_sign_options(batch)
+    _add_record_options(batch)
     batch.add_argument("--context", action="append", metavar="NAME=VALUE",
                        help="a context fact of the trial (site, cohort), the same for every candidate "
                             "of this run; repeat for several. A candidate record may not carry one.")
@@ -117,12 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
             "failed_criteria, missing, errors. Exit status as for batch."
         ),
     )
-    match.add_argument("input", metavar="CANDIDATES",
-                       help="candidates file (.csv, .jsonl, .json, .yaml/.yml), or - for standard input")
+    match.add_argument("input", metavar="CANDIDATES", nargs="+",
+                       help="candidates file (.csv, .jsonl, .json, .yaml/.yml), or - for standard input; "
+                            "or FHIR R4 records (as for batch); several are joined by candidate id")
     match.add_argument("-o", "--output", metavar="OUTPUT", help="results file ending .jsonl or .csv")
     _add_trial_options(match, "match against")
     match.add_argument("--format", choices=sorted(set(FORMATS.values())), help="input format (default: by suffix)")
     match.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="screen in N processes (default 1)")
+    _add_record_options(match)
     match.set_defaults(run=run_batch, rules=None, traces=None, letters=None, operator=None, sign_key=None,
                        match=True)
     _add_optional_commands(sub)
@@ -151,6 +159,68 @@ def _add_trial_options(parser: argparse.ArgumentParser, verb: str) -> None:
                         help=f"a trial to {verb}; repeat for several (default: every trial found)")
     parser.add_argument("--all-trials", action="store_true", help=f"{verb} every trial found")
     parser.add_argument("--rules-dir", action="append", default=[], metavar="DIR", help=RULES_DIR_HELP)
+
+
+def _add_record_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--id-system", metavar="URI",
+                        help="FHIR input: the candidate id is the value of the Patient identifier with "
+                             "this system (e.g. the site's MRN system), not the Patient id")
+    parser.add_argument("--as-of", metavar="DATE", type=_iso_date,
+                        help="FHIR input: anchor lookback windows on DATE (YYYY-MM-DD) when the "
+                             "candidate has no value for the mapping's anchor fact; without it such "
+                             "facts stay unknown (the clock is never used)")
+
+
+def _iso_date(text: str) -> Any:
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def _joined_rows(args: argparse.Namespace, inputs: list[str], chosen: list[tuple[Trial, Path]],
+                 stack: contextlib.ExitStack) -> Any:
+    """The candidates of several inputs (tables and FHIR records) joined by candidate id.
+    Raises UnreadableInput, FhirUnreadable or RulesError (a mapping file)."""
+    from screener.sources.fhir import FhirSource, is_fhir
+    from screener.sources.mapping import check_against, load_mappings
+    from screener.sources.merge import Sources
+
+    specs: dict[str, Any] = {}
+    for trial, _ in chosen:
+        for name, spec in trial.facts.items():
+            specs.setdefault(name, spec)
+    mappings = None
+    parts: list[tuple[str, Any]] = []
+    for name in inputs:
+        if name != "-" and is_fhir(name):
+            if mappings is None:
+                mappings = load_mappings(args.rules_dir)
+                problems = [p for trial, _ in chosen for p in check_against(mappings, dict(trial.facts))]
+                if problems:
+                    raise RulesError(problems)
+            # an export's temporary patient index goes beside the results the user named
+            temp_dir = os.path.dirname(os.path.abspath(args.output)) if getattr(args, "output", None) else None
+            parts.append((name, FhirSource(name, args.id_system, temp_dir)))
+            continue
+        fmt = args.format or ("sniff" if name == "-" else FORMATS.get(Path(name).suffix.lower()))
+        if fmt is None:
+            raise ScreenerError(f"cannot tell the format of {name!r}: use .csv, .jsonl, .json, .yaml or .yml, "
+                                "or a FHIR Bundle or export folder")
+        try:
+            binary = sys.stdin.buffer if name == "-" else stack.enter_context(open(name, "rb"))
+        except OSError as exc:
+            raise UnreadableInput(f"{name}: {exc.strerror}") from None
+        if fmt == "sniff":
+            fmt = sniff_format(binary)
+
+        def table(binary: Any = binary, fmt: str = fmt) -> Iterator[Any]:
+            return read_rows(stack.enter_context(open_text(binary)), fmt)
+        parts.append((name, table))
+    joined = Sources(parts, specs, [trial.id_fact for trial, _ in chosen], mappings, args.as_of)
+    return joined.rows(), joined.report
 
 
 def chosen_trials(args: argparse.Namespace) -> list[tuple[Trial, Path]]:
@@ -261,7 +331,15 @@ def run_batch(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         err.print("screener batch: --jobs must be at least 1")
         return EXIT_USAGE
-    fmt = _input_format(args)
+    from screener.sources.fhir import FhirUnreadable, is_fhir
+
+    inputs = args.input if isinstance(args.input, list) else [args.input]
+    args.input = inputs[0]
+    joined = len(inputs) > 1 or any(name != "-" and is_fhir(name) for name in inputs)
+    if inputs.count("-") > 1:
+        _say(err, "screener batch: standard input (-) can be read once")
+        return EXIT_USAGE
+    fmt = "joined" if joined else _input_format(args)
     if args.output and Path(args.output).suffix.lower() not in (".jsonl", ".csv"):
         _say(err, f"screener batch: OUTPUT must end .jsonl or .csv, not {args.output!r}")
         return EXIT_USAGE
@@ -272,17 +350,22 @@ def run_batch(args: argparse.Namespace) -> int:
         err.print("screener batch: --sign-key needs --traces (a signature seals a trace)")
         return EXIT_USAGE
     if args.output:
-        check_output(args.output, [args.input])
+        check_output(args.output, inputs)
     signer = signer_from_args(args)  # a wrong passphrase stops the run before anything is read
+    chosen = chosen_trials(args)  # a refused rules file stops the run before any folder is made
     audit = None
     if args.traces:
         for directory in filter(None, (args.traces, args.letters)):
             try:
                 os.makedirs(directory, mode=0o700, exist_ok=True)
+                if not os.access(directory, os.W_OK | os.X_OK):
+                    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), directory)
             except OSError as exc:
                 _say(err, f"screener batch: cannot use {directory!r} as a folder: {exc.strerror}")
-                return EXIT_USAGE
-    chosen = chosen_trials(args)
+                # a folder that cannot be written (no permission, read-only, full) is exit 4,
+                # as for a trace that fails later; a path that is no folder is a usage error
+                return EXIT_UNWRITTEN if exc.errno in _UNWRITABLE else EXIT_USAGE
+        _remove_abandoned_parts(err, [args.traces, args.letters], [trial.id for trial, _ in chosen])
     if args.traces:
         try:
             site_zone(args.tz)
@@ -299,8 +382,10 @@ def run_batch(args: argparse.Namespace) -> int:
     except ValueError as exc:
         _say(err, f"screener batch: {exc}")
         return EXIT_USAGE
+    binary = None
     try:
-        binary = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
+        if not joined:
+            binary = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
     except OSError as exc:
         _say(err, f"screener batch: cannot read {args.input}: {exc.strerror}")
         return EXIT_USAGE
@@ -312,15 +397,22 @@ def run_batch(args: argparse.Namespace) -> int:
     except OSError as exc:
         _say(err, f"screener batch: cannot write the results to {args.output}: {exc.strerror or exc}")
         return EXIT_UNWRITTEN
+    if result_file and result_file.removed:
+        _say(err, f"screener batch: removed {result_file.removed} unfinished results file(s) beside "
+                  f"{args.output}, left by a run that was killed")
     out = result_file.stream if result_file else sys.stdout
     summary = Summary()
     written = 0
     where = args.output or "standard output"
     try:
-        with _terminate_as_interrupt(), open_text(binary) as text:
-            rows = read_rows(text, fmt)
+        with _terminate_as_interrupt(), contextlib.ExitStack() as stack:
+            if joined:
+                rows, joined_report = _joined_rows(args, inputs, chosen, stack)
+            else:
+                rows = read_rows(stack.enter_context(open_text(binary)), fmt)
             records, tally = _records(args, chosen, rows, summary, audit, context)
-            writer = Writer(out, out_fmt, _columns(args, tally is not None))
+            columns = _columns(args, tally is not None)
+            writer = Writer(out, out_fmt, columns + ("sources",) if joined else columns)
             with _progress(err) as progress:
                 task = progress.add_task("screening", total=None)
                 for record in records:
@@ -331,9 +423,10 @@ def run_batch(args: argparse.Namespace) -> int:
                 result_file.commit()
             else:
                 out.flush()
-    except UnreadableInput as exc:
+    except (UnreadableInput, FhirUnreadable) as exc:
         _discard(result_file)
-        _say(err, f"screener batch: cannot read {args.input}: {exc}")
+        _say(err, f"screener batch: cannot read {args.input}: {exc}" if not joined
+             else f"screener batch: cannot read the input: {exc}")
         if result_file:
             _say(err, f"screener batch: no results written; {args.output} is unchanged")
         return EXIT_USAGE
@@ -354,6 +447,8 @@ def run_batch(args: argparse.Namespace) -> int:
     except BaseException:
         _discard(result_file)
         raise
+    if joined:
+        _report_joined(err, joined_report)
     for warning in summary.warnings[:20]:
         _say(err, f"warning: {warning}")
     if len(summary.warnings) > 20:
@@ -368,6 +463,31 @@ def run_batch(args: argparse.Namespace) -> int:
         _say(err, f"screener batch: {summary.unwritten} requested traces or letters could not be written")
         return EXIT_UNWRITTEN
     return EXIT_ERRORS if summary.decisions.get("error") else EXIT_OK
+
+
+def _remove_abandoned_parts(err: Console, folders: list[str | None], trial_ids: list[str]) -> None:
+    """Remove the half-written traces and letters a killed run left in the audit folders
+    (and their per-trial folders), and say how many."""
+    from screener.audit.artifacts import remove_abandoned_parts
+
+    removed = 0
+    for folder in filter(None, folders):
+        removed += remove_abandoned_parts(folder)
+        for trial_id in trial_ids:
+            if os.path.isdir(sub := inside(folder, trial_id)):
+                removed += remove_abandoned_parts(sub)
+    if removed:
+        _say(err, f"screener batch: removed {removed} unfinished trace or letter file(s) left by a run "
+                  "that was killed")
+def _report_joined(err: Console, report: Any) -> None:
+    """What the record held that belongs to no candidate, and facts left unread."""
+    for problem in report.problems[:20]:
+        _say(err, f"warning: {problem}")
+    if len(report.problems) > 20:
+        _say(err, f"warning: {len(report.problems) - 20} more resources were not read")
+    for fact, count in sorted(report.unread.items()):
+        _say(err, f"warning: {fact}: not read from the record for {count} candidates: its lookback "
+                  "window needs its anchor date (give it, or --as-of DATE)")
 
 
 class _Interrupted(Exception):
@@ -416,6 +536,7 @@ def run_check(args: argparse.Namespace) -> int:
     if not files:
         raise TrialNotFound(f"no trial found in {catalog(args.rules_dir).where()}")
     status = EXIT_OK
+    loaded = []
     for file in files:
         try:
             trial = load_trial(file)
@@ -424,10 +545,32 @@ def run_check(args: argparse.Namespace) -> int:
             print(safe_text(str(exc), keep="\n"), file=sys.stderr)
             status = EXIT_USAGE
         else:
+            loaded.append(trial)
             err.print(f"{file}: ok: {trial.id}, {len(trial.criteria)} criteria, {len(trial.facts)} facts")
             if not _check_dialogs(trial, file, err):
                 status = EXIT_USAGE
-    return status
+    return status if _check_mappings(args, loaded, err) else EXIT_USAGE
+
+
+def _check_mappings(args: argparse.Namespace, trials: list[Trial], err: Console) -> bool:
+    """Check the FHIR mapping files found, and each mapping against the facts of `trials`."""
+    from screener.sources.mapping import check_against, load_mappings
+
+    # the mappings of the rules files' own folders too (site/rules/X.yaml -> site/mappings/)
+    places = [*args.rules_dir, *dict.fromkeys(str(Path(f).parent) for f in getattr(args, "files", []) or [])]
+    try:
+        mappings = load_mappings(places)
+    except RulesError as exc:
+        print(safe_text(str(exc), keep="\n"), file=sys.stderr)
+        return False
+    problems = sorted({p for trial in trials for p in check_against(mappings, dict(trial.facts))},
+                      key=lambda p: (p.path, p.line, p.column, p.message))
+    for problem in problems:
+        print(safe_text(str(problem)), file=sys.stderr)
+    for path in mappings.files:
+        mapped = [m for m in mappings.facts.values() if m.span.path == path]
+        err.print(f"{path}: ok: {len(mapped)} facts mapped from FHIR")
+    return not problems
 
 
 def _check_dialogs(trial: Any, rules_file: Path, err: Console) -> bool:
@@ -455,8 +598,6 @@ def _check_dialogs(trial: Any, rules_file: Path, err: Console) -> bool:
 
 def run_trials(args: argparse.Namespace) -> int:
     """List every trial found; a rules file that cannot be loaded is reported, exit 2."""
-    import json
-
     found = catalog(args.rules_dir)
     status = EXIT_OK
     rows = []
@@ -472,7 +613,7 @@ def run_trials(args: argparse.Namespace) -> int:
                      "rules": str(entry.rules), "languages": list(entry.languages)})
     if args.json:
         for row in rows:
-            print(json.dumps(row, ensure_ascii=False))
+            print(json_text(row))
     else:
         out = safe_console(soft_wrap=True)
         for row in rows:

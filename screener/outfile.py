@@ -2,13 +2,20 @@
 
 The temporary file lives in the destination folder (so the final rename is atomic), is
 readable by its owner only, and is removed when the run fails. Until `commit`, whatever was at
-the destination before is untouched; a killed process leaves only a hidden `.part` file.
+the destination before is untouched. A process killed outright (SIGKILL, power loss) cannot
+remove its hidden `.part` file, full of candidate results: the next run writing to the same
+path does. Each run holds an exclusive lock on its own `.part` file while it writes (the
+kernel drops it when the process dies, however it dies), so a `.part` file nobody holds a lock
+on, and older than `ABANDONED_AFTER` seconds, is one left behind.
 """
 from __future__ import annotations
 
+import fcntl
 import io
 import os
+import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import TextIO
 
@@ -39,15 +46,25 @@ def check_output(output: str, inputs: list[str]) -> None:
             raise OutputRefused(f"{output} is the input file; write the results elsewhere")
 
 
+# A .part file younger than this may belong to a run that has created it and not yet locked
+# it (a few microseconds apart): it is left for a later run to judge.
+ABANDONED_AFTER = 10.0
+
+
 class AtomicOutput:
     """A text file that appears at `path` only when `commit` is called."""
 
     def __init__(self, path: str):
         self.path = path
         folder = os.path.dirname(os.path.abspath(path))
-        fd, self.temporary = tempfile.mkstemp(
-            prefix=f".{os.path.basename(path)}.", suffix=".part", dir=folder)  # mode 0600
+        prefix = f".{os.path.basename(path)}."
+        fd, self.temporary = tempfile.mkstemp(prefix=prefix, suffix=".part", dir=folder)  # mode 0600
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # "in use", until this process ends
+        except OSError:
+            pass  # a file system without locks: there no .part file is ever judged abandoned
         self.stream: TextIO = io.open(fd, "w", encoding="utf-8", newline="")
+        self.removed = remove_abandoned(folder, prefix, keep=self.temporary)
 
     def commit(self) -> None:
         """Flush, fsync and rename into place (replacing any previous file); raises OSError."""
@@ -67,6 +84,39 @@ class AtomicOutput:
             os.unlink(self.temporary)
         except FileNotFoundError:
             pass
+
+
+def remove_abandoned(folder: str, prefix: str, keep: str = "") -> int:
+    """Remove the `prefix*.part` files of `folder` that no running process holds (a run killed
+    before it could clean up); returns how many were removed. Only regular files are touched,
+    and never through a link; errors leave the file where it is."""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    now = time.time()
+    for entry in entries:
+        if not (entry.name.startswith(prefix) and entry.name.endswith(".part")) or entry.path == keep:
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False) or \
+                    now - entry.stat(follow_symlinks=False).st_mtime < ABANDONED_AFTER:
+                continue
+            fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while its run is alive
+            os.unlink(entry.path)
+            removed += 1
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    return removed
 
 
 def _sync_folder(folder: str) -> None:

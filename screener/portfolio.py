@@ -15,6 +15,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from screener.batch import AuditOptions, Summary, chunk_results, screen_row, write_audit
 from screener.engine import Screener
 from screener.model import Trial
+from screener.paths import inside
 from screener.readers import Row
 
 PORTFOLIO_COLUMNS = ("candidate_id", "trial_id", "decision", "failed_criteria", "missing", "errors")
@@ -38,10 +39,12 @@ def trial_audit(audit: AuditOptions | None, trial_id: str) -> AuditOptions | Non
     a candidate has one trace per trial, and file names come from the candidate id."""
     if audit is None:
         return None
-    letters = os.path.join(audit.letters_dir, trial_id) if audit.letters_dir else None
-    for directory in filter(None, (os.path.join(audit.traces_dir, trial_id), letters)):
+    # the trial id was checked when its rules were read; `inside` proves it once more
+    traces = os.fspath(inside(audit.traces_dir, trial_id))
+    letters = os.fspath(inside(audit.letters_dir, trial_id)) if audit.letters_dir else None
+    for directory in filter(None, (traces, letters)):
         os.makedirs(directory, mode=0o700, exist_ok=True)
-    return dataclasses.replace(audit, traces_dir=os.path.join(audit.traces_dir, trial_id), letters_dir=letters)
+    return dataclasses.replace(audit, traces_dir=traces, letters_dir=letters)
 
 
 def _screen_one_row(trials: Sequence[Trial], screeners: Sequence[Screener], row: Row,

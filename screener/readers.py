@@ -239,7 +239,7 @@ def _json(stream: TextIO, chunk_size: int = 1 << 16) -> Iterator[Row]:
 
     if skip_space() != "[":
         if eof and not buffer.strip():
-            raise UnreadableInput("the JSON input is empty; expected a list of objects")
+            return  # no candidates, as an empty CSV, JSONL or YAML file has none
         raise UnreadableInput("the JSON input must be a list of objects")
     position += 1
     number = 0
@@ -280,6 +280,9 @@ def _json(stream: TextIO, chunk_size: int = 1 << 16) -> Iterator[Row]:
         separator = skip_space()
         if separator == ",":
             position += 1
+            if skip_space() == "]":  # a trailing comma ends the list; it is no candidate
+                position += 1
+                return _json_tail(skip_space())
             continue
         if separator == "]":
             position += 1
@@ -359,10 +362,14 @@ def _yaml(stream: TextIO) -> Iterator[Row]:
     """A YAML list read item by item (safe composer, YAML 1.2 scalars: `no` stays text).
 
     An item with an anchor, an alias, a merge key, a repeated key or nesting past the limit
-    is an error row and the next item is read as usual. A second document is refused.
+    is an error row and the next item is read as usual. A second document, or text that is
+    not YAML, is refused before the first row is given: the whole input is read and its
+    structure checked first, so a refusal never follows records already written.
     """
+    text = stream.read()
+    _check_yaml_structure(text)
     try:
-        loader = BoundedLoader(stream)  # reads the first characters already
+        loader = BoundedLoader(text)  # reads the first characters already
     except yaml.YAMLError as exc:
         raise UnreadableInput(f"YAML: {exc}") from exc
     try:
@@ -401,14 +408,49 @@ def _yaml(stream: TextIO) -> Iterator[Row]:
             mark = loader.peek_event().start_mark
             raise UnreadableInput(f"a second YAML document starts at line {mark.line + 1}; "
                                   "the input must be one list")
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise UnreadableInput(f"YAML: {where}{exc.problem or exc}") from exc
     except yaml.YAMLError as exc:
-        raise UnreadableInput(f"YAML: {exc}") from exc
+        raise _yaml_refusal(exc) from exc
     finally:
         loader.dispose()
+
+
+def _check_yaml_structure(text: str) -> None:
+    """Raise UnreadableInput when `text` is not one YAML document or not YAML at all. Only
+    events are parsed (no node is built, no alias expanded), so the work is linear in the
+    text and the depth of nesting costs no recursion. libyaml's parser does it when it is
+    installed (some fifty times faster); when it finds a problem, or cannot take the text,
+    the reader's own parser decides, so the refusal is the one the reader would give."""
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is not None:
+        try:
+            _count_documents(text, fast)
+            return
+        except (yaml.YAMLError, ValueError):  # ValueError: lone surrogates it cannot encode
+            pass
+    try:
+        _count_documents(text, yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise _yaml_refusal(exc) from exc
+
+
+def _count_documents(text: str, loader: Any) -> None:
+    """Parse the events of `text`; raise UnreadableInput at a second document (and YAMLError
+    for text that is not YAML)."""
+    documents = 0
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, yaml.DocumentStartEvent):
+            documents += 1
+            if documents == 2:
+                raise UnreadableInput(f"a second YAML document starts at line "
+                                      f"{event.start_mark.line + 1}; the input must be one list")
+
+
+def _yaml_refusal(exc: yaml.YAMLError) -> UnreadableInput:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        return UnreadableInput(f"YAML: {where}{exc.problem or exc}")
+    return UnreadableInput(f"YAML: {exc}")
 
 
 def open_text(binary: Any) -> TextIO:

@@ -17,6 +17,7 @@ from the text until the console writes it.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from typing import IO, Any
 
@@ -41,6 +42,24 @@ def _escape(match: re.Match[str]) -> str:
     char = match.group()
     code = ord(char)
     return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+# What json.dumps(..., ensure_ascii=False) leaves raw that a terminal would obey: DEL, the C1
+# controls, the bidirectional controls, the line and paragraph separators, lone surrogates (the
+# C0 controls it escapes itself). Outside strings, JSON text is ASCII punctuation, digits and
+# words, so each such character is inside a string, where a \uXXXX escape means the same.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+                          "\ud800-\udfff]")
+
+
+def json_text(value: Any) -> str:
+    """`value` as one line of JSON: other text (CJK, accents) as UTF-8, as it is, and every
+    character a terminal would obey as a `\\u` escape, so the line is safe to print and
+    `json.loads` gives back exactly `value`."""
+    text = json.dumps(value, ensure_ascii=False)
+    if text.isascii() and "\x7f" not in text:  # the common case, at a fraction of the cost
+        return text
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def safe_text(text: str, keep: str = "") -> str:

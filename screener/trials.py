@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from screener.errors import ScreenerError
+from screener.paths import read_regular
 
 _PACKAGE = Path(__file__).resolve().parent
 _ROOT = _PACKAGE.parent
@@ -64,7 +65,7 @@ class TrialFile:
 
     def content_hash(self) -> str:
         """SHA-256 of the rules file's bytes, as traces record it."""
-        return hashlib.sha256(self.rules.read_bytes()).hexdigest()
+        return hashlib.sha256(read_regular(self.rules)).hexdigest()
 
 
 def _trial_ids(directory: Path) -> list[str]:

@@ -20,9 +20,13 @@ from screener.shown import show as show  # screener.values.show stays the public
 
 YES = frozenset({"yes", "y", "true", "1"})
 NO = frozenset({"no", "n", "false", "0"})
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
-_INTEGER = re.compile(r"[-+]?\d+\Z")
-_QUANTITY = re.compile(r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*)\Z", re.S)
+# Numbers and dates are written with the digits 0-9 only (re.ASCII: \d is [0-9]).
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z", re.ASCII)
+_INTEGER = re.compile(r"[-+]?\d+\Z", re.ASCII)
+_QUANTITY = re.compile(r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*)\Z", re.S | re.ASCII)
+_DECIMAL = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\Z", re.ASCII)
+_NUMERIC_KINDS = frozenset({"integer", "decimal", "quantity", "date"})
+FOREIGN_DIGITS = "written with digits other than 0-9 (Arabic-Indic, full-width...); write it with 0-9"
 MAX_DIGITS = 30  # a number of more digits than this is not a measurement
 MAX_ITEMS = 1000  # items of one list fact
 MAX_LIST_TEXT = 1_000_000  # characters of a list given as JSON text
@@ -67,6 +71,8 @@ def coerce(spec: FactSpec, raw: Any) -> FactValue | None:
     kind = spec.type
     if kind in _SHORT_KINDS:
         _refuse_oversized(spec, raw)
+    if kind in _NUMERIC_KINDS and isinstance(raw, str):
+        _ascii_digits(spec, raw)
     if kind == "quantity":
         return quantity(spec, raw)[0]
     if kind == "list":
@@ -129,6 +135,19 @@ def _refuse_oversized(spec: FactSpec, raw: Any) -> None:
                                                       f"{spec.type} (at most {MAX_NUMBER_CHARS})")
 
 
+def has_foreign_digits(text: str) -> bool:
+    """True when `text` holds a decimal digit other than 0-9 (`٣`, `３`, `३`)."""
+    return not text.isascii() and any(ch.isdecimal() and not ch.isascii() for ch in text)
+
+
+def _ascii_digits(spec: FactSpec, raw: str) -> None:
+    """Refuse a number or date written with other digits than 0-9: Python would read `٣` and
+    `３` as 3, but a person checking the record, the trace or the letter reads what is written,
+    and a value must be what it says to every reader. Raises InvalidValue."""
+    if has_foreign_digits(raw):
+        raise InvalidValue(spec.name, _short(raw), FOREIGN_DIGITS)
+
+
 def shortened(text: str) -> str:
     """The start of a long value, enough to find it, marked as cut."""
     return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "…"
@@ -167,6 +186,8 @@ def _decimal(spec: FactSpec, raw: Any) -> float:
         number = Decimal(str(raw).strip()) if isinstance(raw, (str, int, float)) else None
     except InvalidOperation:
         number = None
+    if isinstance(raw, str) and not _DECIMAL.match(raw.strip()):
+        number = None  # Decimal() also reads '1_000' and other digits than 0-9
     if number is None or not number.is_finite():
         raise InvalidValue(spec.name, raw, "expected a number")
     exponent = number.normalize().as_tuple().exponent
@@ -301,6 +322,7 @@ def _number_and_unit(spec: FactSpec, raw: Any) -> tuple[Decimal, str]:
             raise InvalidValue(spec.name, _short(str(unit)), "the unit must be text")
         inner = raw["value"]
         if isinstance(inner, str):
+            _ascii_digits(spec, inner)
             number, written = _number_and_unit(spec, inner)
             if written and unit:
                 raise InvalidValue(spec.name, _short(inner), "give the unit once")

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,3 +41,72 @@ def case_fields(cases: dict, case: dict) -> dict:
         fields = {k: v for k, v in cases["base"].items() if k not in case.get("unset", [])}
         fields.update(case.get("set", {}))
     return {"candidate_id": "case", **fields}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "tampered: the test alters a trace on purpose, so "
+                                       "`traces_verified` leaves its traces alone")
+
+
+@pytest.fixture
+def traces_verified(request: pytest.FixtureRequest, tmp_path: Path):
+    """After the test, `screener verify` on every trace it wrote under tmp_path: a finished
+    screening's trace verifies (exit 0), a paused one is an intact prefix (exit 3). Dialog
+    test modules use it for every test (`pytestmark`); a test that alters a trace on
+    purpose is marked `tampered`."""
+    yield
+    if request.node.get_closest_marker("tampered"):
+        return
+    from audit_support import run_cli
+
+    # the rules a test's traces may name: the test trials, and any the test wrote itself
+    folders = {p.parent for base in (ROOT / "tests" / "data", tmp_path)
+               for p in base.rglob("*.yaml") if "bad_rules" not in p.parts}
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("SCREENER_TRIALS_PATH", os.pathsep.join(sorted(map(str, folders))))
+    try:
+        _verify_all(tmp_path, run_cli)
+    finally:
+        monkeypatch.undo()
+
+
+def _verify_all(tmp_path: Path, run_cli) -> None:
+    for trace in sorted(tmp_path.rglob("*.jsonl")):
+        head = trace.read_bytes()[:400]
+        if b'"format":"screener-trace/' not in head:
+            continue  # results, not a trace
+        status, out, err = run_cli("verify", str(trace))
+        assert status in (0, 3), f"{trace} does not verify (exit {status}):\n{out}{err}"
+
+
+@pytest.fixture
+def compiled_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each trial loaded and compiled once for the whole test run, for tests of whole
+    conversations and their verification, not of loading (which `screen`, `resume` and
+    `verify` each repeat, in the same process here)."""
+    import screener.dialog.cli as dialog_cli
+    import screener.engine as engine
+    import screener.rules.check as check
+
+    monkeypatch.setattr(check, "load_trial", _load)
+    monkeypatch.setattr(dialog_cli, "load_trial", _load)
+    monkeypatch.setattr(dialog_cli, "Screener", _engine)
+    monkeypatch.setattr(engine, "Screener", _engine)
+
+
+_LOADED: dict[str, Any] = {}
+_ENGINES: dict[int, Any] = {}
+_REAL_SCREENER = Screener
+
+
+def _load(path: Any) -> Any:
+    key = hashlib.sha256(Path(path).read_bytes()).hexdigest() + str(Path(path).resolve())
+    if key not in _LOADED:
+        _LOADED[key] = load_trial(path)
+    return _LOADED[key]
+
+
+def _engine(trial: Any) -> Any:
+    if id(trial) not in _ENGINES:
+        _ENGINES[id(trial)] = (trial, _REAL_SCREENER(trial))
+    return _ENGINES[id(trial)][1]

@@ -134,7 +134,7 @@ def test_yes_no_spellings_and_json_booleans(tmp_path):
 
 @pytest.mark.parametrize("fmt,content,code,count", [
     ("csv", "", 0, 0), ("csv", "candidate_id,ecog\n", 0, 0), ("jsonl", "", 0, 0),
-    ("yaml", "", 0, 0), ("json", "[]", 0, 0), ("json", "", 2, 0), ("json", '{"a": 1}', 2, 0),
+    ("yaml", "", 0, 0), ("json", "[]", 0, 0), ("json", "", 0, 0), ("json", '{"a": 1}', 2, 0),
 ])
 def test_empty_inputs(tmp_path, fmt, content, code, count):
     path = tmp_path / f"empty.{fmt}"

@@ -28,6 +28,8 @@ from screener.trials import dialog_path
 
 from conftest import ROOT
 
+pytestmark = pytest.mark.usefixtures("traces_verified")  # every trace a test writes verifies
+
 CAR_T = "NCT06898385"
 # Given values that disagree with two independent derivations: the RR interval with the heart
 # rate, the creatinine clearance with age, weight, sex and creatinine (Cockcroft-Gault).

@@ -28,7 +28,7 @@ READS = [
     ("gist_confirmed", "否", False), ("gist_confirmed", "n", False), ("gist_confirmed", " NO ", False),
     ("gist_confirmed", "?", None), ("gist_confirmed", "不知道", None), ("gist_confirmed", "unknown", None),
     ("gist_confirmed", "？", None),  # full-width question mark from a Chinese keyboard
-    ("ecog", "1", 1), ("ecog", "１", 1), ("asa_class", "III", 3), ("asa_class", "ASA ii", 2),
+    ("ecog", "1", 1), ("asa_class", "III", 3), ("asa_class", "ASA ii", 2),
     ("nyha_class", "IV", 4), ("nyha_class", "class i", 1),
     ("birth_date", "1961-03-03", dt.date(1961, 3, 3)), ("birth_date", "3 March 1961", dt.date(1961, 3, 3)),
     ("birth_date", "March 3, 1961", dt.date(1961, 3, 3)), ("birth_date", "1961/03/03", dt.date(1961, 3, 3)),
@@ -61,6 +61,9 @@ REFUSED = [
     ("bilirubin_umol_l", "2 mmol/L", "bad_unit"), ("bilirubin_umol_l", "high", "bad_number"),
     ("bilirubin_umol_l", "12.345", "out_of_range"),  # more decimal places than the rules keep
     ("sex", "x", "bad_choice"), ("birth_date", "", "empty"), ("progressive_lesion_count", "0", "below_minimum"),
+    # numbers are read from 0-9 only, as in a batch file (docs/hostile-input.md)
+    ("ecog", "１", "out_of_range"), ("ecog", "٣", "out_of_range"), ("birth_date", "１９６１年３月３日", "out_of_range"),
+    ("bilirubin_umol_l", "２０ µmol/L", "out_of_range"),
 ]
 
 

@@ -18,6 +18,8 @@ from screener.dialog.terminal import DialogCompleter, PromptReader
 
 from conftest import TRIAL
 
+pytestmark = pytest.mark.usefixtures("traces_verified")  # every trace a test writes verifies
+
 
 def run(argv: list[str], lines: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))

@@ -12,6 +12,8 @@ from test_dialog_flow import CONSENT, DIAGNOSED, ECOG, MAN  # the same eligible 
 
 from conftest import TRIAL
 
+pytestmark = pytest.mark.usefixtures("traces_verified")  # every trace a test writes verifies
+
 pexpect = pytest.importorskip("pexpect")
 
 ROOT = Path(__file__).resolve().parent.parent

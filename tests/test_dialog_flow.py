@@ -20,6 +20,8 @@ from screener.engine import Screener
 from screener.model import Result, Trial
 from screener.trials import dialog_path
 
+pytestmark = pytest.mark.usefixtures("traces_verified")  # every trace a test writes verifies
+
 TODAY = dt.date(2026, 11, 25)
 
 # An eligible man, question by question, in the order the dialog asks: identity and diagnosis,

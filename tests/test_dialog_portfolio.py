@@ -17,6 +17,8 @@ from screener.cli import build_parser
 from conftest import ROOT, TRIAL
 from test_dialog_e2e import Terminal
 
+pytestmark = pytest.mark.usefixtures("traces_verified")  # every trace a test writes verifies
+
 SITE = ROOT / "tests" / "data" / "site" / "rules"
 SITE_TRIAL = "SITE-2"
 BOTH = ["--rules-dir", str(SITE), "--trial", SITE_TRIAL, "--trial", TRIAL]

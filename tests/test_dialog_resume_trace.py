@@ -14,6 +14,8 @@ from test_dialog_flow import MAN
 
 from conftest import ROOT, TRIAL
 
+pytestmark = pytest.mark.usefixtures("traces_verified")  # every trace a test writes verifies
+
 pexpect = pytest.importorskip("pexpect")
 
 STOP_AT = 9  # answers given before the screening is left
@@ -114,6 +116,7 @@ def _rest() -> str:
      "was changed after the screening stopped (it holds 9 records"),
     (lambda path: path.unlink(), "of this screening is gone"),
 ], ids=["value-edited", "records-removed", "file-removed"])
+@pytest.mark.tampered
 def test_a_resume_after_the_trace_was_changed_is_refused(tmp_path: Path, edit, says: str) -> None:
     trace = tmp_path / "t.jsonl"
     assert _screen_and_quit(tmp_path, "--trace", str(trace)).returncode == 3

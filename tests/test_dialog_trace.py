@@ -6,9 +6,12 @@ import stat
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from conftest import ROOT, TRIAL
+
+pytestmark = pytest.mark.usefixtures("traces_verified")  # every trace a test writes verifies
 
 ANSWERS = {
     "candidate_id": "ZS-77", "sex": "male", "disease_status": "metastatic", "gist_confirmed": "yes",

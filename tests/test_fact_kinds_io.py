@@ -20,6 +20,8 @@ from screener.rules.check import load_trial
 
 from conftest import ROOT
 
+pytestmark = pytest.mark.usefixtures("traces_verified")  # every trace a test writes verifies
+
 KINDS = ROOT / "tests" / "data" / "kinds"
 RULES = KINDS / "KINDS-1.yaml"
 

@@ -30,7 +30,7 @@ def test_the_wheel_carries_the_shipped_trials_and_screens_from_any_directory(tmp
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    for name in ("screener", "rules", "dialogs"):
+    for name in ("screener", "rules", "dialogs", "mappings"):
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
                   "--quiet", "-w", str(tmp_path / "dist"), str(source)], tmp_path)
@@ -44,6 +44,8 @@ def test_the_wheel_carries_the_shipped_trials_and_screens_from_any_directory(tmp
     trials = {p.name for p in (ROOT / "rules").glob("*.yaml")} | {p.name for p in (ROOT / "dialogs").glob("*.yaml")}
     packed = {n.rsplit("/", 1)[1] for n in names if n.startswith("screener/shipped/")}
     assert trials <= packed and any(n.endswith(".en.yaml") for n in packed)
+    mappings = {p.name for p in (ROOT / "mappings").glob("*.yaml")}
+    assert mappings and {f"screener/shipped/mappings/{m}" for m in mappings} <= names
 
     venv = tmp_path / "venv"
     made = _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], tmp_path)
@@ -71,3 +73,11 @@ def test_the_wheel_carries_the_shipped_trials_and_screens_from_any_directory(tmp
     assert len(records) == rows * len(shipped)
     assert records[0]["candidate_id"] == "ZS-001" and records[0]["decision"] == "eligible"
     assert not os.listdir(elsewhere)  # nothing written where it ran
+
+    record = tmp_path / "record.json"  # a patient record, read with the shipped mappings
+    record.write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "R-1", "gender": "male"}}]}), encoding="utf-8")
+    screened = _run([str(venv / "bin" / "screener"), "batch", "--trial", "NCT03862768", str(record)], elsewhere)
+    assert screened.returncode == 0, screened.stderr
+    (from_record,) = [json.loads(line) for line in screened.stdout.splitlines()]
+    assert from_record["sources"]["sex"]["resource"] == "Patient/R-1"

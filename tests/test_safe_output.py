@@ -16,6 +16,8 @@ from audit_support import batch_candidate
 from conftest import ROOT, TRIAL
 from screener.safe import safe_console, safe_text
 
+pytestmark = pytest.mark.usefixtures("traces_verified")  # every trace a test writes verifies
+
 # clears the screen, sets the window title, asks for bold, then reverses the rest of the line
 HOSTILE = "P\x1b[2J\x1b]0;owned\x07[bold]X\u202eZ"
 SHOWN = "P\\x1b[2J\\x1b]0;owned"  # how the start of it reads on screen

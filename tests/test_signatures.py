@@ -23,6 +23,8 @@ from signing_support import (
     OTHER_KEY, SITE_KEY, records_of, signed_candidate, signer, trusted_dir, write_rechained,
 )
 
+pytestmark = pytest.mark.usefixtures("traces_verified")  # every trace a test writes verifies
+
 UPDATE = os.environ.get("SCREENER_UPDATE_GOLDEN") == "1"
 
 
@@ -132,6 +134,7 @@ def test_sign_and_verify_round_trip_through_the_command_line(tmp_path: Path):
     assert [r["type"] for r in records_of(trace)][-3:] == ["end", "signature", "signature"]
 
 
+@pytest.mark.tampered
 def test_sign_refuses_a_trace_that_does_not_verify(tmp_path: Path, passphrase_file: Path):
     trace = signed_candidate(tmp_path, "ineligible").trace
     records = records_of(trace)[:-1]
@@ -155,6 +158,7 @@ def test_an_unfinished_trace_is_not_signed(tmp_path: Path):
         sign_trace(trace, signer())
 
 
+@pytest.mark.tampered
 def test_only_signatures_may_follow_the_end_record(tmp_path: Path):
     trace = signed_candidate(tmp_path, "eligible").trace
     records = records_of(trace)

@@ -15,6 +15,8 @@ from screener.audit.chain import read_trace
 from screener.audit.trace import Source, canonical, record_hash
 from screener.engine import Screener
 
+pytestmark = pytest.mark.usefixtures("traces_verified")  # every trace a test writes verifies
+
 FIRST = {"birth_date": dt.date(1980, 1, 31), "screening_date": dt.date(2026, 3, 4)}
 LATER = {"ecog": 1, "pregnant": False}
 
@@ -143,6 +145,7 @@ def _state(path: Path) -> dict[str, Any]:
     (_rechain_an_edit, "altered", "it holds 4 records ending in"),
     (_drop_the_pause, "altered", "it holds 3 records"),
 ], ids=["edited", "removed", "appended", "edited-and-rechained", "record-dropped"])
+@pytest.mark.tampered
 def test_a_trace_changed_while_paused_is_not_continued(tmp_path: Path, change, problem, says):
     path = tmp_path / "t.jsonl"
     records, last = paused(path)

@@ -28,6 +28,8 @@ from screener.model import Trial
 from screener.trials import dialog_path
 from screener.values import coerce
 
+pytestmark = pytest.mark.usefixtures("traces_verified")  # every trace a test writes verifies
+
 pytest.importorskip("pexpect")
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -86,7 +88,9 @@ def test_an_eligible_woman_screened_in_chinese_gets_a_chinese_letter_explain_and
 
     verified = screener("verify", str(trace))
     assert verified.returncode == 0, verified.stderr
-    assert "核验通过" in verified.stdout and "得出与记录相同的结论：符合入组" in verified.stdout
+    # the verdict first: intact, but nobody signed it
+    assert verified.stdout.startswith(f"{trace}：记录完整但未签名")
+    assert "得出与记录相同的结论：符合入组" in verified.stdout
     assert english_in(verified.stdout, trace) == []
 
 
@@ -120,11 +124,12 @@ def test_explain_and_verify_speak_the_language_asked_for(tmp_path: Path) -> None
     assert "Candidate: P-1" in english.stdout and "UTC+01:00" in english.stdout
     # the checker finds English where there is some
     assert {"Candidate", "Inclusion", "criteria", "met"} <= set(english_in(english.stdout, trace))
-    assert "verified" in screener("verify", str(trace), "--lang", "en").stdout
+    assert "intact but unsigned" in screener("verify", str(trace), "--lang", "en").stdout
     wrong = screener("explain", str(trace), "--tz", "Mars/Olympus")
     assert wrong.returncode == 2 and "unknown time zone 'Mars/Olympus'" in wrong.stderr
 
 
+@pytest.mark.tampered
 def test_a_tampered_chinese_trace_is_reported_in_chinese(tmp_path: Path) -> None:
     screen_zh(tmp_path, WOMAN, "l.html").finish("回车结束")
     trace = tmp_path / "t.jsonl"

@@ -17,7 +17,9 @@ from typing import Any, Callable, Mapping
 
 from screener.audit.letter import FORMATS, build_letter, format_for, render_letter
 from screener.audit.words import Words
+from screener.i18n import zone_name
 from screener.model import Result, Trial
+from screener.paths import inside
 from screener.audit.trace import (
     Source, TraceError, TraceIntegrityError, TraceWriter, create_exclusive, file_sha256, write_all,
 )
@@ -81,10 +83,11 @@ class CandidateArtifacts:
 
 def artifact_paths(candidate_id: str, traces_dir: str | os.PathLike[str],
                    letters_dir: str | os.PathLike[str] | None) -> tuple[Path, dict[str, Path]]:
-    """The trace path and letter paths (by format) for a candidate, all inside their dirs."""
+    """The trace path and letter paths (by format) for a candidate, all inside their dirs;
+    raises PathEscape when one would not be (a link of that name pointing elsewhere)."""
     stem = safe_name(candidate_id)
-    trace = Path(traces_dir) / f"{stem}.trace.jsonl"
-    letters = {fmt: Path(letters_dir) / f"{stem}.letter.{fmt}" for fmt in FORMATS} \
+    trace = inside(traces_dir, f"{stem}.trace.jsonl")
+    letters = {fmt: inside(letters_dir, f"{stem}.letter.{fmt}") for fmt in FORMATS} \
         if letters_dir is not None else {}
     return trace, letters
 
@@ -123,7 +126,7 @@ def write_candidate_artifacts(
     try:
         writer = TraceWriter.create(trace_part, trial, operator=operator, candidate_id=candidate_id,
                                     mode="batch", clock=lambda: now, sync_each=False,
-                                    language=language, wording=wording)
+                                    language=language, wording=wording, zone=zone_name(zone))
         try:
             for name, (value, source) in facts_with_sources.items():
                 if value is not None:
@@ -178,6 +181,50 @@ def _part_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
 
 
+_PART = re.compile(r"\..+\.(?:trace\.jsonl|letter\.[a-z]+)\.([0-9]+)-[0-9a-f]{8}\.part\Z")
+
+
+def remove_abandoned_parts(folder: str | os.PathLike[str], older_than: float = 10.0) -> int:
+    """Remove the half-written trace and letter files (`_part_name`) in `folder` whose process
+    is gone: a batch killed outright (SIGKILL) leaves them, full of a candidate's data. A file
+    whose process still runs (another batch writing into the same folder), or younger than
+    `older_than` seconds, is left. Only regular files are removed. Returns how many were."""
+    import time
+
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    removed = 0
+    now = time.time()
+    for entry in entries:
+        match = _PART.match(entry.name)
+        if match is None:
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False) or _alive(int(match.group(1))) or \
+                    now - entry.stat(follow_symlinks=False).st_mtime < older_than:
+                continue
+            os.unlink(entry.path)
+            removed += 1
+        except (OSError, ValueError):
+            continue
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """True when a process `pid` exists (ours or another user's)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
 def _publish(part: Path, path: Path) -> None:
     """Give the finished file `part` its name `path`, never replacing an existing file."""
     try:
@@ -219,8 +266,10 @@ class TraceObserver:
                  letter_path: str | os.PathLike[str] | None = None,
                  clock: Callable[[], _dt.datetime] | None = None, language: str = "en",
                  wording: Mapping[str, Any] | None = None, zone: _dt.tzinfo | None = None,
-                 signer: Signer | None = None):
+                 signer: Signer | None = None, continues: tuple[Mapping[str, Any], ...] = ()):
         """Create the trace file (0600, never overwriting); raises TraceError if it exists.
+        `continues` links the earlier traces of the screening this one takes up
+        (`TraceWriter.create`).
         `language` and `wording` (the dialog file's) are recorded in its start; the letter is
         written in that language, times in `zone` (None: the system's zone). With a `signer`,
         a trace sealed with a decision is signed before its letter is written."""
@@ -228,7 +277,8 @@ class TraceObserver:
             raise TraceError(os.fspath(letter_path), "already exists; letters are never overwritten")
         self.writer = TraceWriter.create(trace_path, trial, operator=operator,
                                          candidate_id=candidate_id, mode="dialog", clock=clock,
-                                         language=language, wording=wording)
+                                         language=language, wording=wording, continues=continues,
+                                         zone=zone_name(zone))
         _lock(self.writer.fd)  # a new file: nobody else can hold it yet
         self.zone = zone
         self.trace_path = Path(trace_path)
@@ -289,25 +339,31 @@ class TraceObserver:
         observer.zone = zone
         return observer
 
-    def resume(self, operator: str | None = None) -> None:
-        """Record that the paused dialog goes on, and who continues it."""
-        self.writer.append("resume", {"operator": operator})
+    def resume(self, operator: str | None = None, reason: str | None = None) -> None:
+        """Record that the paused (or, with the `reason` given, reopened) dialog goes on, and
+        who continues it."""
+        payload: dict[str, Any] = {"operator": operator}
+        if reason:
+            payload["reason"] = reason
+        self.writer.append("resume", payload)
 
     def pause(self, reason: str) -> None:
         """Record that the dialog stopped before its decision: quit, interrupt or eof."""
         if not self.writer.sealed and self.writer.fd >= 0:
             self.writer.pause(reason)
 
-    def fact(self, name: str, value: Any, source: Source | Mapping[str, Any] | str | None) -> None:
+    def fact(self, name: str, value: Any, source: Source | Mapping[str, Any] | str | None,
+             at: _dt.datetime | None = None) -> None:
         """Record an answered (or imported) fact and where it came from; a source word the
         dialog uses (`"dialog"`, `"answers"`, `"default"`) is kept, as a dialog source note
-        when it names no kind."""
-        self.writer.fact(name, value, Source.coerce(source, default_kind="dialog"))
+        when it names no kind. `at`: when it was answered, if not now."""
+        self.writer.fact(name, value, Source.coerce(source, default_kind="dialog"), at)
 
-    def correction(self, name: str, old: Any, new: Any, reason: str | None = None) -> None:
+    def correction(self, name: str, old: Any, new: Any, reason: str | None = None,
+                   at: _dt.datetime | None = None) -> None:
         """Record a changed answer; the earlier value stays in the trace. The new value came
         from the dialog, so a corrected pre-filled value is no longer credited to its file."""
-        self.writer.correction(name, old, new, reason or None, Source.dialog(name))
+        self.writer.correction(name, old, new, reason or None, Source.dialog(name), at)
 
     def result(self, result: Result) -> None:
         """Record the decision, seal the trace, and write the letter if one was asked for."""

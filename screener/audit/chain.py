@@ -133,12 +133,21 @@ def final_facts(trace: Trace) -> dict[str, dict[str, Any]]:
 
     Corrections keep the history in order (old, new, reason, time, and the time and source of
     the value it replaced); a correction to None means
-    the answer was withdrawn and the fact is unknown again.
+    the answer was withdrawn and the fact is unknown again. A fact both given and derived
+    (a value answered, then also computed from other answers that agree) keeps its given value and
+    source.
     """
     facts: dict[str, dict[str, Any]] = {}
     for record in trace.records:
         if record["type"] == "fact":
             entry = facts.setdefault(record["fact"], {"corrections": []})
+            if (_derived(record.get("source")) and entry.get("value") is not None
+                    and not _derived(entry.get("source"))):
+                # A value given (an answer, a batch cell) stays what the fact is: the engine
+                # reads a given value and derives it only to check it agrees, so the derived
+                # record of the same fact is a check, not a replacement (and replaying the
+                # trace must start from the given value, as the screening did).
+                continue
             entry.update(value=record["value"], source=record["source"], time=record["time"])
         elif record["type"] == "correction":
             entry = facts.setdefault(record["fact"], {"corrections": []})
@@ -150,6 +159,10 @@ def final_facts(trace: Trace) -> dict[str, dict[str, Any]]:
             entry.update(value=record["new"], time=record["time"],
                          source=record.get("source", entry.get("source", {"kind": "correction"})))
     return facts
+
+
+def _derived(source: Any) -> bool:
+    return isinstance(source, dict) and source.get("kind") == "derived"
 
 
 def chain_reason(language: str, error: TraceIntegrityError) -> str:

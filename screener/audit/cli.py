@@ -26,11 +26,12 @@ from screener.safe import make_safe, safe_console
 from screener.audit.explain import decision_word, explanation
 from screener.audit.replay import ReplayError, find_rules, replay
 from screener.audit.keys import readable_fingerprint, trusted_keys
+from screener.audit.links import ALTERED, BEFORE, INTACT, LinkCheck, check_links
 from screener.audit.sign import SignatureCheck, check_signatures
 from screener.audit.trace import TraceError, TraceIntegrityError, file_sha256
 from screener.audit.chain import Trace, chain_reason, read_trace
 from screener.audit.words import Words
-from screener.i18n import TZ_HELP, site_zone
+from screener.i18n import site_zone
 from screener.trials import trial_dirs
 
 EXIT_OK, EXIT_FAILED, EXIT_UNREADABLE, EXIT_INCOMPLETE = 0, 1, 2, 3
@@ -74,7 +75,10 @@ def _add_wording_options(parser: argparse.ArgumentParser, times: bool) -> None:
                         help="language to report in, e.g. en or zh (default: the screening's, "
                              "as its trace records it)")
     if times:
-        parser.add_argument("--tz", metavar="ZONE", help=TZ_HELP)
+        parser.add_argument("--tz", metavar="ZONE",
+                            help="time zone to show times in, e.g. Asia/Shanghai (default: the "
+                                 "screening's own, as its trace records it; for a trace that "
+                                 "records none, the TZ environment variable, else the system's)")
 
 
 def add_rules_options(parser: argparse.ArgumentParser) -> None:
@@ -181,6 +185,11 @@ def run_verify(args: argparse.Namespace, out: Console | None = None,
             where = tr("line {line}: ", line=difference.line) if difference.line else ""
             _say(err, f"  {where}{text}")
         failed = True
+    links = check_links(trace)
+    for checked in links:
+        if not checked.holds:
+            _say(err, _link_problem(tr, trace.path, checked))
+            failed = True
     if getattr(args, "letter", None):
         from screener.audit.letter_check import check_letter  # letters need jinja2: only when asked
     for letter in getattr(args, "letter", None) or ():
@@ -192,8 +201,11 @@ def run_verify(args: argparse.Namespace, out: Console | None = None,
         _say(err, tr("verify: FAILED"))
         return EXIT_FAILED
     status = _trust_status(signatures, trusted)
-    if status == EXIT_OK:
+    if status == EXIT_OK and signatures:
         _say(out, tr("{path}: verified", path=trace.path))
+    elif status == EXIT_OK:  # the verdict comes first: an intact chain proves no authorship
+        _say(out, tr("{path}: intact but unsigned: its records hold together and replay to the "
+                     "recorded decision, but anyone could have written them", path=trace.path))
     _say(out, "  " + tr("chain: {count} records intact and sealed; file sha256 {hash}",
                         count=last, hash=file_sha256(trace.path)))
     _say(out, "  " + tr("replay: {rules} gives the recorded decision: {decision}",
@@ -211,6 +223,8 @@ def run_verify(args: argparse.Namespace, out: Console | None = None,
                             fingerprint=readable_fingerprint(check.fingerprint), trust=trust))
     if not signatures:
         _say(out, "  " + tr("signatures: none"))
+    for checked in links:
+        _say(out, "  " + _link_report(tr, checked))
     for letter in getattr(args, "letter", None) or ():
         _say(out, "  " + tr("letter: {letter} says what the trace replays to", letter=letter))
     if status == EXIT_UNSIGNED:
@@ -219,6 +233,32 @@ def run_verify(args: argparse.Namespace, out: Console | None = None,
         _say(err, tr("{path}: NOT verified: signed with a key that is not in {keys}",
                      path=trace.path, keys=args.trusted_keys))
     return status
+
+
+def _link_report(tr: Any, checked: LinkCheck) -> str:
+    """One line on an earlier trace this one continues, for a trace whose links hold."""
+    where = dict(path=checked.named, count=checked.records, hash=checked.last_hash[:16])
+    if checked.state == INTACT:
+        return tr("continues {path}: its first {count} records (last hash {hash}...) are "
+                  "intact", **where)
+    if checked.state == BEFORE and checked.detail == ALTERED:
+        return tr("continues {path} (its first {count} records, last hash {hash}...), which "
+                  "had already been changed when this trace began: not checked", **where)
+    if checked.state == BEFORE:
+        return tr("continues {path} (its first {count} records, last hash {hash}...), which "
+                  "was already gone when this trace began: not checked", **where)
+    return tr("continues {path} (its first {count} records, last hash {hash}...): not found, "
+              "not checked", **where)
+
+
+def _link_problem(tr: Any, path: str, checked: LinkCheck) -> str:
+    """Why the earlier trace this one names as continued does not match the link."""
+    if checked.state == ALTERED:
+        return tr("{path}: the earlier trace it continues, {earlier}, no longer holds the "
+                  "records it named ({detail})", path=path, earlier=checked.found,
+                  detail=checked.detail)
+    return tr("{path}: the earlier trace it continues, {earlier}, is the record of another "
+              "trial or candidate", path=path, earlier=checked.found)
 
 
 def _trust_status(signatures: list[SignatureCheck],

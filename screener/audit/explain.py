@@ -125,10 +125,20 @@ def explanation(trace: Trace, words: Words | None = None) -> RenderableType:
     header.append(words.tr("Started: {time} ({mode}, screener {version})",
                            time=words.time(start["time"]), mode=mode,
                            version=start["screener_version"]) + "\n")
+    for link in start.get("continues") or ():  # the earlier trace this one takes up
+        if isinstance(link, dict):
+            header.append(words.tr("Continues: {path} ({count} records, last hash {hash}...)",
+                                   path=str(link.get("path")), count=link.get("records"),
+                                   hash=str(link.get("last_hash", ""))[:16]) + "\n")
     for record in trace.records:  # a dialog left and taken up again
         if record["type"] == "pause":
             header.append(words.tr("Paused: {time} ({reason})", time=words.time(record["time"]),
                                    reason=words.pause_reason(record.get("reason"))) + "\n")
+        elif record["type"] == "resume" and record.get("reason"):
+            header.append(words.tr("Reopened: {time} by {operator}, because: {reason}",
+                                   time=words.time(record["time"]), reason=str(record["reason"]),
+                                   operator=record.get("operator") or words.tr("(not given)"))
+                          + "\n")
         elif record["type"] == "resume":
             header.append(words.tr("Resumed: {time} by {operator}",
                                    time=words.time(record["time"]),

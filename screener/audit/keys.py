@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from screener.audit.trace import create_exclusive, write_all
 from screener.errors import ScreenerError
+from screener.paths import read_regular
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -183,7 +184,7 @@ def load_public(path: str | os.PathLike[str]) -> Ed25519PublicKey:
 
     name = os.fspath(path)
     try:
-        data = Path(path).read_bytes()
+        data = read_regular(path)  # a FIFO named *.pub is refused, never waited on
         key = serialization.load_pem_public_key(data)
     except OSError as error:
         raise SigningKeyError(name, f"cannot read the key: {error.strerror}") from None

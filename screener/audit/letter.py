@@ -20,6 +20,7 @@ from screener.audit.keys import readable_fingerprint
 from screener.audit.chain import Trace, final_facts
 from screener.audit.words import Words
 from screener.i18n import translate, zone_name
+from screener.safe import safe_text
 
 FORMATS = ("md", "html")
 
@@ -251,6 +252,18 @@ def markdown_escape(text: Any) -> str:
     return "<br>".join(line.replace("\t", " ") for line in lines)
 
 
+def _shown(value: Any) -> Any:
+    """Every value a letter shows, with the characters a reader's screen would obey rather
+    than show (C1 controls, bidirectional overrides and isolates, DEL) written as visible
+    escapes (`screener.safe.safe_text`): a candidate id holding U+202E must not read backwards.
+    Line breaks and tabs stay; Markup stays Markup (the escapes are no HTML syntax)."""
+    if isinstance(value, markupsafe.Markup):
+        return markupsafe.Markup(safe_text(str(value), keep="\n\t\r"))
+    if isinstance(value, str):
+        return safe_text(value, keep="\n\t\r")
+    return value
+
+
 @functools.lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     """The Jinja2 environment for the package's templates (HTML autoescaped, strict).
@@ -262,6 +275,7 @@ def environment() -> jinja2.Environment:
         autoescape=jinja2.select_autoescape(enabled_extensions=("html", "htm", "html.j2"),
                                             default_for_string=False, default=False),
         undefined=jinja2.StrictUndefined,
+        finalize=_shown,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,

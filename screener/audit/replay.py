@@ -18,6 +18,7 @@ from typing import Any, Iterable
 
 from screener.i18n import Message, tr
 from screener.errors import InvalidValue, ScreenerError
+from screener.paths import read_regular, regular_files
 from screener.model import FactValue, Result, Trial
 from screener.audit.trace import Source, to_json_value
 from screener.audit.chain import Trace, final_facts
@@ -80,11 +81,15 @@ def find_rules(content_hash: str, rules_dirs: Iterable[str | os.PathLike[str]]) 
     directories = [Path(directory) for directory in rules_dirs]
     looked = 0
     for directory in directories:
-        candidates = sorted(p for p in directory.iterdir() if p.suffix in RULES_SUFFIXES) \
+        candidates = regular_files(p for p in directory.iterdir() if p.suffix in RULES_SUFFIXES) \
             if directory.is_dir() else []
         looked += len(candidates)
         for path in candidates:
-            if hashlib.sha256(path.read_bytes()).hexdigest() == content_hash:
+            try:
+                data = read_regular(path)
+            except OSError:
+                continue  # swapped or removed since the listing: not the rules sought
+            if hashlib.sha256(data).hexdigest() == content_hash:
                 return path
     raise ReplayError(", ".join(os.fspath(d) for d in directories) or "no directory",
                       tr("no rules file with hash {hash} (looked at {count} files); name one "

@@ -17,6 +17,7 @@ Record types, in the order a screening writes them:
   decision    decision, outcomes, failed criteria, missing facts, derived facts
   pause       the dialog stopped before its decision: `reason` is quit, interrupt or eof
   resume      the same dialog went on (`screener resume`), with the operator who continued
+              and, for a reopened screening, the reason given
   end         record count and hash of everything before it
   signature   after `end` only, any number: a person's signature over everything before it
               (`screener.audit.sign`), so counter-signatures can be added later
@@ -81,7 +82,7 @@ class TraceIntegrityError(ScreenerError):
         return self.message.in_language(language) if self.message else self.reason
 
 
-SOURCE_KINDS = ("dialog", "batch", "answers_file", "derived", "context")
+SOURCE_KINDS = ("dialog", "batch", "answers_file", "derived", "context", "record")
 _KIND_ALIASES = {"answers": "answers_file"}  # the dialog's word for an answers file
 _SOURCE_FIELDS = ("file", "row", "column", "line", "question", "rule", "note", "given")
 
@@ -167,6 +168,9 @@ class Source:
                 f"row {self.row}" if self.row is not None else "",
                 f"column {self.column}" if self.column else "", self.note) if part)
             return " ".join(part for part in ("batch", self.file, where) if part)
+        if self.kind == "record":  # a patient record (FHIR): the resource, where it was read, its date
+            where = f" ({self.file})" if self.file else ""
+            return " ".join(part for part in (f"from the record {self.column}{where}".rstrip(), self.note) if part)
         if self.kind == "answers_file":
             where = f" line {self.line}" if self.line is not None else ""
             text = f"answers file {self.file}{where}"
@@ -293,12 +297,18 @@ class TraceWriter:
     def create(cls, path: str | os.PathLike[str], trial: Trial, *, operator: str | None = None,
                candidate_id: str | None = None, mode: str = "dialog",
                clock: Clock | None = None, sync_each: bool = True, language: str = "en",
-               wording: Mapping[str, Any] | None = None) -> "TraceWriter":
+               wording: Mapping[str, Any] | None = None,
+               continues: Iterable[Mapping[str, Any]] = (), zone: str | None = None) -> "TraceWriter":
         """Create the file (0600, never overwriting) and write the start record.
 
         `language` is the screening's language; `wording` the trial's wording in it (criterion
         titles, protocol translations, notes, clinical labels: `DialogSpec.wording()`), so that
         letters and explanations rendered from the trace alone speak that language.
+        `continues` links the earlier traces of the same screening that this one takes up
+        (`screener resume ID --trace NEW`): each names the file and the record count and last
+        record hash it had, which commit to every record in it (`screener.audit.links`).
+        `zone` names the time zone the screening shows times in (`screener.i18n.zone_name`),
+        which `explain` and `verify` use unless told otherwise.
         Returns the writer; raises TraceError when the file exists or cannot be created.
         """
         fd = create_exclusive(path)
@@ -310,6 +320,11 @@ class TraceWriter:
         }
         if wording:
             start["wording"] = dict(wording)
+        if zone:
+            start["zone"] = zone
+        links = [dict(link) for link in continues]
+        if links:
+            start["continues"] = links
         writer.append("start", start)
         return writer
 
@@ -325,15 +340,17 @@ class TraceWriter:
         return cls(os.fspath(path), fd, clock or _utc_now, seq=records, prev=last_hash,
                    _digest=hashlib.sha256(written))
 
-    def append(self, kind: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        """Write one record of type `kind` and return it (with its hash)."""
+    def append(self, kind: str, payload: Mapping[str, Any],
+               at: _dt.datetime | None = None) -> dict[str, Any]:
+        """Write one record of type `kind` and return it (with its hash). Its time is now, or
+        `at`: when an earlier answer is recorded again into a new trace, its own time."""
         if self.sealed:
             raise TraceError(self.path, "is sealed; nothing may be added")
         if kind not in RECORD_TYPES:
             raise ValueError(f"unknown record type {kind!r}")
         record: dict[str, Any] = {
             **to_json_value(dict(payload)), "type": kind, "seq": self.seq,
-            "time": _time_text(self.clock()), "prev": self.prev,
+            "time": _time_text(at or self.clock()), "prev": self.prev,
         }
         record["hash"] = record_hash(record)
         line = (canonical(record) + "\n").encode("utf-8")
@@ -343,17 +360,18 @@ class TraceWriter:
         self.prev = record["hash"]
         return record
 
-    def fact(self, name: str, value: Any, source: Source) -> dict[str, Any]:
-        """Record a fact's value and source."""
-        return self.append("fact", {"fact": name, "value": value, "source": source.to_json()})
+    def fact(self, name: str, value: Any, source: Source,
+             at: _dt.datetime | None = None) -> dict[str, Any]:
+        """Record a fact's value and source (given at `at`, else now)."""
+        return self.append("fact", {"fact": name, "value": value, "source": source.to_json()}, at)
 
     def correction(self, name: str, old: Any, new: Any, reason: str | None = None,
-                   source: Source | None = None) -> dict[str, Any]:
+                   source: Source | None = None, at: _dt.datetime | None = None) -> dict[str, Any]:
         """Record that a fact changed from `old` to `new`; the earlier record stays."""
         payload: dict[str, Any] = {"fact": name, "old": old, "new": new, "reason": reason}
         if source is not None:
             payload["source"] = source.to_json()
-        return self.append("correction", payload)
+        return self.append("correction", payload, at)
 
     def result(self, result: Result) -> None:
         """Record derived facts, every rule firing, and the decision."""

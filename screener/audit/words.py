@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from screener.audit.chain import Trace
 from screener.audit.trace import Source
-from screener.i18n import local_date, local_time, translate
+from screener.i18n import local_date, local_time, named_zone, translate
 from screener.present import humanize, label_from, list_text, plain_value
 
 
@@ -44,8 +44,10 @@ class Words:
            zone: _dt.tzinfo | None = None) -> "Words":
         """The wording of `trace`: its recorded language unless `language` overrides it. The
         trial wording recorded in the trace is used only in its own language (an override to
-        another language keeps the rules file's wording)."""
+        another language keeps the rules file's wording). Times are shown in `zone`, else in
+        the zone the screening recorded, else in the system's."""
         start = trace.start
+        zone = zone if zone is not None else recorded_zone(trace)
         recorded = str(start.get("language") or "en")
         chosen = language or recorded
         wording = start.get("wording") or {}
@@ -145,6 +147,11 @@ class Words:
                 self.tr("column {column}", column=column) if column else "",
                 origin.note) if part)
             return " ".join(part for part in (self.tr("batch"), origin.file, where) if part)
+        if origin.kind == "record":
+            text = self.tr("from the record, {resource}", resource=origin.column) if origin.column \
+                else self.tr("from the record")
+            date = self._plain(origin.note) if origin.note[:4].isdigit() else origin.note
+            return f"{text}, {date}" if date else text
         if origin.kind == "answers_file":
             text = (self.tr("answers file {file} line {line}", file=origin.file, line=origin.line)
                     if origin.line is not None else self.tr("answers file {file}", file=origin.file))
@@ -176,3 +183,15 @@ class Words:
         if not change.get("reason"):
             return text
         return self.tr("{change}: {reason}", change=text, reason=change["reason"])
+
+
+def recorded_zone(trace: Trace) -> _dt.tzinfo | None:
+    """The time zone the screening showed its times in, as its start record names it; None
+    when it names none (a trace written before zones were recorded) or one unknown here."""
+    name = trace.start.get("zone")
+    if not isinstance(name, str) or not name:
+        return None
+    try:
+        return named_zone(name)
+    except ValueError:
+        return None

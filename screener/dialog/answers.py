@@ -25,7 +25,7 @@ from screener.errors import InvalidValue
 from screener.model import FactSpec, FactValue
 from screener.i18n import tr
 from screener.present import number_text as shown_number, unit_text as shown_unit
-from screener.values import coerce, describe_conversion, quantity
+from screener.values import coerce, describe_conversion, has_foreign_digits, quantity
 
 
 # Refusals the screener words itself (its gettext catalogue), not the dialog file's messages.
@@ -69,6 +69,11 @@ def parse_answer(
     Returns the Answer (value None when the person said they do not know). Raises
     InvalidAnswer when the text cannot be read or the value does not fit the fact.
     """
+    if spec.type in _NUMERIC_KINDS and has_foreign_digits(text):
+        # checked before NFKC, which would turn full-width digits into 0-9: a number is read
+        # from 0-9 only, in the dialog as in a batch file
+        raise InvalidAnswer("out_of_range", answer=text.strip(), reason=tr(
+            "written with digits other than 0-9 (Arabic-Indic, full-width...); write it with 0-9"))
     said = normalize(text)
     if not said:
         if question.default == "today":
@@ -118,6 +123,7 @@ def _coerce(spec: FactSpec, value: Any, text: str) -> FactValue | None:
 
 
 _SPECIAL_WORDS = frozenset({"never", "ongoing"})
+_NUMERIC_KINDS = frozenset({"integer", "decimal", "quantity", "date"})
 _MICRO = str.maketrans({"µ": "u", "μ": "u"})
 
 

@@ -34,6 +34,7 @@ from screener.i18n import TZ_HELP, site_zone, tr, translate
 from screener.rules.read import PosDict, load_yaml
 from screener.safe import safe_console, safe_text
 from screener.model import Trial
+from screener.paths import inside, read_regular
 from screener.rules.check import load_trial
 from screener.dialog.several import SEPARATOR, Portfolio, PortfolioDialog, SplitObserver
 from screener.trials import RULES_DIR_HELP, TrialNotFound, catalog
@@ -58,8 +59,16 @@ def add_screen_parsers(subparsers: Any) -> None:
     screen.add_argument("--all-trials", action="store_true", help="screen for every trial found")
     screen.add_argument("--rules-dir", action="append", default=[], metavar="DIR", help=RULES_DIR_HELP)
     screen.add_argument("--lang", default="en", help="dialog language, e.g. en or zh (default: en)")
-    screen.add_argument("--answers", metavar="FILE", type=Path,
-                        help="YAML or JSON mapping fact -> value to pre-fill; only the rest is asked")
+    screen.add_argument("--answers", metavar="FILE", type=Path, action="append",
+                        help="YAML or JSON mapping fact -> value, or a FHIR R4 Bundle of the patient's "
+                             "record, to pre-fill; only the rest is asked. Repeat for several")
+    screen.add_argument("--as-of", metavar="DATE", type=_iso_date,
+                        help="a record's lookback windows end on DATE (YYYY-MM-DD) when the "
+                             "anchor date (the screening date) is not known before the questions; "
+                             "without it such record values are asked instead")
+    screen.add_argument("--id-system", metavar="URI",
+                        help="a record's candidate id is the value of the Patient identifier with this "
+                             "system (the site's MRN), not the Patient id")
     screen.add_argument("--session", metavar="PATH", type=Path,
                         help="session file (default: a new file under $XDG_STATE_HOME/screener/sessions)")
     screen.add_argument("--candidate-id", help="the patient's id in the screening log")
@@ -76,9 +85,13 @@ def add_screen_parsers(subparsers: Any) -> None:
                     "started with --trace goes on in the same trace (and writes its letter at "
                     "the end): the pause and the resumption are recorded, earlier answers keep "
                     "their times; a trace changed or removed meanwhile is refused. Reopening a "
-                    "finished one asks for the reason, which is kept in its history.")
+                    "finished one asks for the reason, which is kept in its history (a traced "
+                    "one needs --trace NEW, linked to the sealed trace). A pending (undetermined) "
+                    "screening goes on with the questions still open, in new numbered traces "
+                    "linked to the sealed ones.")
     resume.add_argument("path", nargs="?", type=Path, metavar="ID",
-                        help="session id as `screener sessions` lists it, or a session file "
+                        help="session id as `screener sessions` lists it, a session file, or "
+                             "the patient's candidate id (their latest screening still open) "
                              "(default: the latest one)")
     resume.add_argument("--lang", help="dialog language (default: the session's)")
     resume.add_argument("--rules-dir", action="append", default=[], metavar="DIR",
@@ -171,11 +184,13 @@ def _check_audit_options(args: argparse.Namespace, dialog: DialogSpec, kept_trac
 
 
 def _audit_observer(args: argparse.Namespace, trial: Trial, dialog: DialogSpec,
-                    candidate: str | None, portfolio: Portfolio | None = None) -> Any:
+                    candidate: str | None, portfolio: Portfolio | None = None,
+                    session: store.Session | None = None) -> Any:
     """The trace writer for --trace/--letter, or None; raises ScreenerError on bad options.
     Each trace records the dialog's language and its wording of the trial, so its letter and
     explanation speak that language. With several trials, one trace (and letter) per trial,
-    each verifiable on its own."""
+    each verifiable on its own. For a `session` taken up again in new traces, each records
+    the screening's operator and links the trace of its trial the session wrote before."""
     if getattr(args, "letter", None) and not getattr(args, "trace", None):
         raise ScreenerError("--letter needs --trace (a letter is rendered from its trace)")
     if not getattr(args, "trace", None):
@@ -183,25 +198,28 @@ def _audit_observer(args: argparse.Namespace, trial: Trial, dialog: DialogSpec,
     from screener.audit.artifacts import TraceObserver  # letters need jinja2: only when asked
 
     zone = site_zone(getattr(args, "tz", None))
+    operator = (session.operator if session is not None else None) or args.operator
     if portfolio is None:
-        return TraceObserver(args.trace, trial, operator=args.operator, candidate_id=candidate,
+        return TraceObserver(args.trace, trial, operator=operator, candidate_id=candidate,
                              letter_path=args.letter, language=dialog.language,
                              wording=dialog.wording(), zone=zone,
-                             signer=getattr(args, "signing", None))
+                             signer=getattr(args, "signing", None),
+                             continues=traces.links(session, trial.id))
     observers: dict[str, Observer] = {}
     for member, _, member_dialog in portfolio.members:
         observers[member.id] = TraceObserver(
-            _per_trial(args.trace, member.id), member, operator=args.operator, candidate_id=candidate,
+            _per_trial(args.trace, member.id), member, operator=operator, candidate_id=candidate,
             letter_path=_per_trial(args.letter, member.id) if args.letter else None,
             language=member_dialog.language, wording=member_dialog.wording(), zone=zone,
-            signer=getattr(args, "signing", None))
+            signer=getattr(args, "signing", None), continues=traces.links(session, member.id))
     return SplitObserver(portfolio, observers)
 
 
 def _per_trial(path: Path, trial_id: str) -> Path:
-    """`p1.trace.jsonl` -> `p1.<trial_id>.trace.jsonl`: one file per trial of a portfolio."""
+    """`p1.trace.jsonl` -> `p1.<trial_id>.trace.jsonl`: one file per trial of a portfolio, in
+    the folder of `path`; raises PathEscape when the trial id would lead out of it."""
     stem, dot, rest = path.name.partition(".")
-    return path.with_name(f"{stem}.{trial_id}{dot}{rest}" if dot else f"{stem}.{trial_id}")
+    return inside(path.parent, f"{stem}.{trial_id}{dot}{rest}" if dot else f"{stem}.{trial_id}")
 
 
 def _load(trial_ids: list[str] | None, every: bool, rules_dirs: list[str],
@@ -240,9 +258,10 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
     """Start a screening; returns the exit status."""
     stdin = stdin or sys.stdin
     console = _console(stdout)
+    paths = args.answers if isinstance(args.answers, list) else [args.answers] if args.answers else []
     try:
         trial, dialog, portfolio = _load(args.trial, args.all_trials, args.rules_dir, args.lang)
-        given = _read_answers(args.answers, dialog) if args.answers else {}
+        given, origin, record = _prefill_sources(paths, trial, dialog, args)
         _check_audit_options(args, dialog)
         context = context_facts(trial.facts, getattr(args, "context", None))
     except ScreenerError as exc:
@@ -252,7 +271,7 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
     carried = [name for name in given if name in trial.facts and trial.facts[name].context]
     if carried:
         return _fail(console, dialog.tr("{file}: {fact} is a context fact: give it with "
-                                        "--context {fact}=VALUE", file=args.answers, fact=carried[0]))
+                                        "--context {fact}=VALUE", file=origin[carried[0]], fact=carried[0]))
     path = args.session or store.new_path()
     if path.exists():
         return _fail(console, dialog.tr("{path} exists; continue it with: screener resume {path}",
@@ -282,13 +301,18 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
     try:
         try:
             flow = _dialog(trial, dialog, reader, console, session, observer, portfolio)
-            problems = flow.prefill({k: v for k, v in given.items() if v is not None})
+            problems = flow.prefill({k: v for k, v in given.items() if v is not None}, record.sources)
         except ConflictError as exc:
             return _fail(console, render.conflict(dialog, exc))
         except OSError as exc:
             return _fail(console, exc)
         if problems:
-            return _fail(console, "\n".join(f"{args.answers}: {p}" for p in problems))
+            return _fail(console, "\n".join(f"{origin.get(p.split(':', 1)[0], paths[0])}: {p}" for p in problems))
+        for note in record.notes:
+            console.print(render.note(note))
+        shown = [f for f in record.sources if f in session.answers]
+        if shown:
+            console.print(render.from_record(dialog, shown, session.answers, session.sources))
         return _run(flow)
     finally:
         _close(observer)
@@ -304,7 +328,7 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         return _fail(console, f"no saved screening {args.path or ''} in {store.state_dir()}"
                               .replace("  ", " "))
     try:
-        saved = json.loads(Path(path).read_text(encoding="utf-8"))
+        saved = json.loads(read_regular(path).decode("utf-8"))
         trial_id = saved.get("trial")
         ids = trial_id.split(SEPARATOR) if isinstance(trial_id, str) else None
         language = saved.get("language", "en")
@@ -324,12 +348,20 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
     console.print(render.note(dialog.message("resumed", candidate=session.candidate_id or "—",
                                              count=len(session.answers))))
     reopening = session.status == "finished"
-    if reopening and session.traces and not args.trace and observer is None:
+    pending = session.pending  # undetermined: goes on with the questions still open
+    if reopening and not pending and session.traces and not args.trace and observer is None:
         return _fail(console, dialog.tr(
             "The trace of this screening, {path}, is sealed with its decision. To reopen the "
             "screening, record it in a new trace: screener resume {id} --trace NEW.trace.jsonl",
             path=session.traces[0].path, id=str(session.path)))
-    if reopening:
+    reason = ""
+    if pending:
+        reason = dialog.tr("to answer what was missing")
+        session.reopen(reason)  # saved with the first answer, once its new traces exist
+        session.ask_unknowns_again()
+        console.print(render.note(dialog.tr(
+            "This screening is pending: the questions still open are asked first.")))
+    elif reopening:
         try:
             reason = _ask_reopen_reason(reader, console, dialog, session)
         except (EOFError, KeyboardInterrupt):
@@ -339,10 +371,18 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
             return EXIT_SAVED
         session.reopen(reason)
         store.save(session)
-    continued = observer is None and not args.trace and bool(session.traces)
+    continued = observer is None and not args.trace and bool(session.traces) and not pending
     from screener.audit.trace import TraceError
     try:
-        if continued:
+        if pending and observer is None and not args.trace and session.traces:
+            # its traces are sealed with the undetermined decision: new ones, each linked
+            observer = traces.pending_observer(session, trial, portfolio, dialog,
+                                               getattr(args, "signing", None),
+                                               site_zone(getattr(args, "tz", None)))
+            console.print(render.note(dialog.tr(
+                "The screening goes on in a new trace, linked to the earlier one: {path}.",
+                path=", ".join(str(kept.trace_path) for kept in _trace_observers(observer)))))
+        elif continued:
             observer = traces.continued_observer(session, trial, portfolio,
                                                  args.operator or session.operator,
                                                  getattr(args, "signing", None),
@@ -351,7 +391,7 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
                 kept.path for kept in session.traces))))
         else:
             observer = observer or _audit_observer(args, trial, dialog, session.candidate_id,
-                                                   portfolio)
+                                                   portfolio, session)
     except TraceError as exc:
         return _fail(console, traces.refusal(dialog, exc, session) if continued else exc)
     except (ScreenerError, OSError) as exc:
@@ -363,9 +403,20 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
             return _fail(console, render.conflict(dialog, exc))
         if not continued:
             _replay(trial, session, observer)
+            resume = getattr(observer, "resume", None)
+            if callable(resume):  # a new trace: who goes on, and why it was reopened
+                resume(args.operator or session.operator, reason or None)
         return _run(flow)
     finally:
         _close(observer)
+
+
+def _trace_observers(observer: Observer | None) -> list[Any]:
+    """The trace writers among `observer` (one, or one per trial), in trial order."""
+    from screener.audit.artifacts import TraceObserver
+
+    members = list(observer.observers.values()) if isinstance(observer, SplitObserver) else [observer]
+    return [member for member in members if isinstance(member, TraceObserver)]
 
 
 def _close(observer: Observer | None) -> None:
@@ -377,7 +428,26 @@ def _close(observer: Observer | None) -> None:
 
 def _run(flow: Dialog) -> int:
     flow.run()
-    return EXIT_DECIDED if flow.session.status == "finished" else EXIT_SAVED
+    finished = flow.session.status == "finished"
+    _written(flow, finished)
+    return EXIT_DECIDED if finished else EXIT_SAVED
+
+
+def _written(flow: Dialog, finished: bool) -> None:
+    """Say which traces and letters the screening wrote, at its end; or, paused, where its
+    trace goes on."""
+    for kept in _trace_observers(flow.observer):
+        if finished and kept.writer.sealed:
+            flow.console.print(render.note(flow.dialog.tr(
+                "Trace written: {path} (check it with: screener verify {path})",
+                path=str(kept.trace_path))))
+            if kept.letter_path is not None and kept.letter_path.exists():
+                flow.console.print(render.note(flow.dialog.tr("Letter written: {path}",
+                                                              path=str(kept.letter_path))))
+        elif not finished:
+            flow.console.print(render.note(flow.dialog.tr(
+                "Trace so far: {path} (sealed when the screening is finished)",
+                path=str(kept.trace_path))))
 
 
 def _dialog(trial: Trial, dialog: DialogSpec, reader: Reader, console: Console,
@@ -391,20 +461,31 @@ def _dialog(trial: Trial, dialog: DialogSpec, reader: Reader, console: Console,
 
 
 def _replay(trial: Trial, session: store.Session, observer: Observer | None) -> None:
-    """Tell a new observer what the session already holds, in the order it happened."""
+    """Tell a new observer what the session already holds, in the order it happened, each
+    answer and correction with the time it was given."""
     if observer is None:
         return
     for event in session.history:
         if "fact" not in event:  # e.g. a reopening
             continue
         spec = trial.facts[event["fact"]]
+        when = _when(event.get("time"))
         if event["event"] == "answer":
-            observer.fact(spec.name, coerce(spec, event["value"]), event["source"])
+            observer.fact(spec.name, coerce(spec, event["value"]), event["source"], **when)
         elif event["event"] == "superseded":
-            observer.correction(spec.name, coerce(spec, event["old"]), None, event["reason"])
+            observer.correction(spec.name, coerce(spec, event["old"]), None, event["reason"], **when)
         else:
             observer.correction(spec.name, coerce(spec, event["old"]), coerce(spec, event["new"]),
-                                event["reason"])
+                                event["reason"], **when)
+
+
+def _when(text: Any) -> dict[str, dt.datetime]:
+    """`{"at": time}` for an event time the session recorded, or nothing when it has none."""
+    try:
+        moment = dt.datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        moment = None
+    return {"at": moment} if moment is not None and moment.tzinfo is not None else {}
 
 
 def _ask_reopen_reason(reader: Reader, console: Console, dialog: DialogSpec, session: store.Session) -> str:
@@ -419,6 +500,96 @@ def _ask_candidate(reader: Reader, console: Console, dialog: DialogSpec) -> str:
     console.print(Text.assemble("\n", (dialog.message("candidate_question"), "bold"), "\n",
                                 (dialog.message("candidate_hint"), "dim")))
     return reader.read("> ", [], [], lambda _line: None).strip()
+
+
+def _iso_date(text: str) -> Any:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+class _Record:
+    """What patient records pre-fill: per fact, the session's and the trace's source."""
+
+    def __init__(self) -> None:
+        self.sources: dict[str, tuple[str, Any]] = {}
+        self.notes: list[str] = []
+
+
+def _prefill_sources(paths: list[Path], trial: Trial, dialog: DialogSpec, args: argparse.Namespace
+                     ) -> tuple[dict[str, Any], dict[str, Path], _Record]:
+    """The answers of every --answers file, which file gave each, and what came from a
+    patient record. A fact two files give differently is refused (RulesError)."""
+    from screener.sources.fhir import is_fhir
+
+    given: dict[str, Any] = {}
+    origin: dict[str, Path] = {}
+    record = _Record()
+    ordered = sorted(paths, key=lambda p: is_fhir(str(p)))  # answers files first: they may anchor windows
+    for path in ordered:
+        if is_fhir(str(path)):
+            found, sources = _read_record(path, trial, dialog, args, given, record)
+        else:
+            found, sources = _read_answers(path, dialog), {}
+        for fact, value in found.items():
+            if fact in given and given[fact] != value and not _same(trial, fact, given[fact], value):
+                raise RulesError([_problem(str(path), "conflict", dialog.tr(
+                    "{fact}: {file} gives another value than {other}", fact=fact, file=str(path),
+                    other=str(origin[fact])))])
+            given.setdefault(fact, value)
+            origin.setdefault(fact, path)
+            if fact in sources:
+                record.sources.setdefault(fact, sources[fact])
+    return given, origin, record
+
+
+def _same(trial: Trial, fact: str, a: Any, b: Any) -> bool:
+    spec = trial.facts.get(fact)
+    try:
+        return spec is not None and coerce(spec, a) == coerce(spec, b)
+    except ScreenerError:
+        return False
+
+
+def _read_record(path: Path, trial: Trial, dialog: DialogSpec, args: argparse.Namespace,
+                 known: dict[str, Any], record: _Record) -> tuple[dict[str, Any], dict[str, tuple[str, Any]]]:
+    """The facts a FHIR Bundle of one patient gives, by the mappings; values the record holds
+    but cannot give (a code no mapping maps, a unit that does not convert) are left to ask,
+    each with a note. Raises ScreenerError when the file is no one patient's record."""
+    from screener.sources.extract import extract
+    from screener.sources.fhir import FhirSource, PatientRecord
+    from screener.sources.mapping import check_against, load_mappings
+    from screener.sources.merge import trace_source
+
+    mappings = load_mappings(getattr(args, "rules_dir", None) or [])
+    problems = check_against(mappings, dict(trial.facts))
+    if problems:
+        raise RulesError(problems)
+    found = list(FhirSource(str(path), getattr(args, "id_system", None)).patients())
+    patients = [p for p in found if isinstance(p, PatientRecord)]
+    if len(found) != 1 or len(patients) != 1:
+        broken = "; ".join(str(p) for p in found if not isinstance(p, PatientRecord))
+        raise ScreenerError(dialog.tr("{file}: not the record of one patient ({count} patients){problems}",
+                                      file=str(path), count=len(patients),
+                                      problems=f": {broken}" if broken else ""))
+    (patient,) = patients
+    read = extract(patient, mappings, dict(trial.facts), known, getattr(args, "as_of", None))
+    for problem in (*patient.problems, *read.errors):
+        fact, _, rest = problem.partition(": ")
+        if fact in trial.facts and rest:  # the fact by its label, as the questions name it
+            problem = f"{dialog.label(fact)}: {rest}"
+        record.notes.append(dialog.tr("Not taken from the record, to be asked: {problem}", problem=problem))
+    if read.unread:
+        record.notes.append(dialog.tr("Not taken from the record without a screening date (--as-of DATE): "
+                                      "{facts}", facts=", ".join(dialog.label(f) for f in read.unread)))
+    values = {trial.id_fact: patient.key, **read.fields}
+    sources = {}
+    for fact, provenance in read.sources.items():
+        traced = trace_source(provenance, "answers")
+        resource = getattr(traced, "column", "") or ""
+        sources[fact] = (f"record|{resource}|{getattr(traced, 'note', '')}", traced)
+    return values, sources
 
 
 def _read_answers(path: Path, dialog: DialogSpec) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
 
 from rich.console import Console, RenderableType
 
@@ -29,6 +29,10 @@ from screener.values import coerce
 
 class Engine(Protocol):
     def evaluate(self, facts: dict[str, Any]) -> Result: ...
+
+
+# The session's word for a value taken from a patient record: `record|<resource>|<date>`.
+RECORD_SOURCE = "record|"
 
 
 class Observer(Protocol):
@@ -180,7 +184,7 @@ class Dialog:
         if section and section != self._section:
             self._say(render.section(self.dialog.section_title(section)))
         self._section = section
-        number = 1 + sum(1 for f in self.session.answers if self.session.sources.get(f) != "answers")
+        number = 1 + sum(1 for f in self.session.answers if not _prefilled(self.session.sources.get(f)))
         # Every fact an undecided criterion reads, not only those that would move it now: an
         # answer can make another fact matter (pregnancy once the sex is known), and a bound
         # that went up would not have been one.
@@ -266,13 +270,17 @@ class Dialog:
         return self._record(fact, value, source, line, reason)
 
     def _confirm(self, message: str) -> bool:
-        """Ask a yes/no confirmation; True only for a yes."""
+        """Ask a yes/no confirmation; True only for a yes. `quit` stops here as at any prompt
+        (the unconfirmed answer is not taken; resume asks its question again)."""
         self._say(render.confirmation(message, self.dialog.tr("yes / no")))
         words = self.dialog.vocabulary
         try:
             line = self.reader.read("> ", sorted(words.yes | words.no), [], lambda _line: None)
         except (EOFError, KeyboardInterrupt) as error:
             raise _stop_for(error) from None
+        command = command_of(line, words)
+        if command is not None and command[0] == "quit":
+            raise _Stop("quit")
         return normalize(line) in words.yes
 
     def explain(self, error: InvalidAnswer) -> str:
@@ -307,7 +315,7 @@ class Dialog:
                 new=render.show_value(self.dialog, value, fact))))
             if self.observer is not None:
                 self.observer.correction(fact, old, value, reason)
-            result = self._drop_superseded(before, fact, value) or result
+            result = self._drop_superseded(before, fact, value)
         else:
             self.session.answer(fact, value, source, raw)
             if self.observer is not None:
@@ -329,13 +337,15 @@ class Dialog:
                     value=render.show_value(self.dialog, value, name))))
 
     def _drop_superseded(self, before: dict[str, FactValue | None], fact: str,
-                         value: FactValue | None) -> Result | None:
-        """Take back the answers the correction of `fact` made irrelevant; the new Result, or
-        None when every answer still matters."""
+                         value: FactValue | None) -> Result:
+        """Take back the answers the correction of `fact` made irrelevant; the Result of the
+        answers that stay."""
         order = sorted(self.session.answers, key=lambda f: self.dialog.order(f) if f in self.dialog.questions else (0, 0, f))
         dropped = superseded(self._evaluate, before, dict(self.session.answers), fact, order)
         if not dropped:
-            return None
+            # evaluated again even so: the probes left the engine on other answers (a
+            # Portfolio keeps each trial's last result, which its traces record)
+            return self._evaluate(self.session.answers)
         label = self.dialog.label(fact)
         shown = render.show_value(self.dialog, value, fact)
         for name in dropped:
@@ -349,11 +359,14 @@ class Dialog:
                 self.observer.correction(name, old, None, reason)
         return self._evaluate(self.session.answers)
 
-    def prefill(self, given: dict[str, Any]) -> list[str]:
-        """Take answers from an answers file before asking; returns problems (empty when all fit).
+    def prefill(self, given: dict[str, Any], sources: Mapping[str, tuple[str, Any]] | None = None) -> list[str]:
+        """Take answers from an answers file (or a patient record) before asking; returns
+        problems (empty when all fit).
 
         Text values are read like typed answers (synonyms, units, written dates); other values
         go through the engine's coercion. Nothing is recorded unless every value fits.
+        `sources` gives, per fact, the session's word for its source and the trace's source
+        (a patient record's resource); by default both say "answers file".
         """
         problems: list[str] = []
         values: dict[str, tuple[FactValue | None, str]] = {}
@@ -380,12 +393,14 @@ class Dialog:
         except ConflictError as exc:
             return render.conflicts(self.dialog, exc)
         for fact, (value, raw) in values.items():
-            self.session.answer(fact, value, "answers", raw)
+            said, traced = (sources or {}).get(fact, ("answers", "answers"))
+            self.session.answer(fact, value, said, raw)
             if self.observer is not None:
-                self.observer.fact(fact, value, "answers")
+                self.observer.fact(fact, value, traced)
         self.save(self.session)
-        if values:
-            self._say(render.note(self.dialog.message("prefilled", count=len(values))))
+        from_file = [f for f in values if f not in (sources or {})]  # a record's are shown apart
+        if from_file:
+            self._say(render.note(self.dialog.message("prefilled", count=len(from_file))))
         return []
 
     def _refusal_of(self, fact: str, raw: Any, error: InvalidValue) -> str:
@@ -433,3 +448,8 @@ class Dialog:
 
     def _say(self, renderable: RenderableType) -> None:
         self.console.print(renderable)
+
+
+def _prefilled(source: Any) -> bool:
+    """Whether an answer came before the questions: an answers file or a patient record."""
+    return source == "answers" or str(source).startswith(RECORD_SOURCE)

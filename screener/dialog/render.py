@@ -16,6 +16,7 @@ from screener.dialog.answers import OWN_MESSAGES, InvalidAnswer
 from screener.dialog.outcome import outcome
 from screener.dialog.spec import DialogSpec
 from screener.errors import ConflictError, ImpossibleFacts
+from screener.i18n import Message
 from screener.model import Result, Trial
 from screener.present import humanize, list_text, plain_value
 
@@ -53,9 +54,11 @@ def show_value(dialog: DialogSpec, value: Any, fact: str | None = None) -> str:
 def refusal(dialog: DialogSpec, error: InvalidAnswer) -> str:
     """The one-line reason for a refused answer, in the dialog's language: the dialog file's
     message, or the screener's own (list forms) from its catalogue."""
+    params = {key: value.in_language(dialog.language) if isinstance(value, Message) else value
+              for key, value in error.params.items()}
     if error.key in OWN_MESSAGES:
-        return dialog.tr(OWN_MESSAGES[error.key].id, **error.params)
-    return dialog.message(error.key, **error.params)
+        return dialog.tr(OWN_MESSAGES[error.key].id, **params)
+    return dialog.message(error.key, **params)
 
 
 def question(dialog: DialogSpec, fact: str, today: dt.date, progress: str | None = None,
@@ -251,7 +254,27 @@ def review(dialog: DialogSpec, answers: dict[str, Any], sources: dict[str, str])
     return table
 
 
+def from_record(dialog: DialogSpec, facts: list[str], answers: dict[str, Any],
+                sources: dict[str, str]) -> RenderableType:
+    """The values taken from the patient record, each with its resource and date, to confirm
+    or correct (`change FACT`)."""
+    table = Table(title=dialog.tr("From the patient record (to correct one: change FACT)"),
+                  show_header=False, box=None, pad_edge=False, title_justify="left")
+    table.add_column(no_wrap=True)
+    table.add_column()
+    table.add_column(style="dim")
+    table.add_column(style="dim")
+    for fact in sorted(facts, key=lambda f: dialog.order(f) if f in dialog.questions else (0, 0, f)):
+        table.add_row(f"  {dialog.label(fact)}", show_value(dialog, answers.get(fact), fact),
+                      _source(dialog, sources.get(fact, "")), fact)
+    return table
+
+
 def _source(dialog: DialogSpec, source: str) -> str:
     """Where an answer came from, in the dialog's words; a context fact shows `--context`."""
+    if source.startswith("record|"):  # record|<resource>|<date>
+        _, resource, date = (source.split("|") + ["", ""])[:3]
+        text = dialog.tr("from the record, {resource}", resource=resource)
+        return f"{text}, {date}" if date else text
     key = f"source_{source}"
     return dialog.message(key) if key in dialog.messages else f"--{source}"

@@ -213,13 +213,21 @@ class SplitObserver:
     def _members(self) -> list[tuple[Trial, Observer]]:
         return [(t, self.observers[t.id]) for t, _, _ in self.portfolio.members if t.id in self.observers]
 
-    def fact(self, name: str, value: FactValue | None, source: str) -> None:
+    def fact(self, name: str, value: FactValue | None, source: str, **when: Any) -> None:
         for observer in self._for(name):
-            observer.fact(name, value, source)
+            observer.fact(name, value, source, **when)
 
-    def correction(self, name: str, old: FactValue | None, new: FactValue | None, reason: str) -> None:
+    def correction(self, name: str, old: FactValue | None, new: FactValue | None, reason: str,
+                   **when: Any) -> None:
         for observer in self._for(name):
-            observer.correction(name, old, new, reason)
+            observer.correction(name, old, new, reason, **when)
+
+    def resume(self, operator: str | None = None, reason: str | None = None) -> None:
+        """The screening goes on (or is reopened for `reason`): every trial's trace says so."""
+        for observer in self.observers.values():
+            resume = getattr(observer, "resume", None)
+            if callable(resume):
+                resume(operator, reason)
 
     def result(self, result: Result) -> None:
         for trial, observer in self._members():

@@ -17,6 +17,7 @@ from typing import Any
 
 from screener.errors import InvalidValue, ScreenerError
 from screener.model import FactValue, Trial
+from screener.paths import PathEscape, inside, is_regular, read_regular, regular_files
 from screener.values import coerce, to_json
 
 FORMAT = "screener-session/1"
@@ -124,6 +125,20 @@ class Session:
                              "time": now()})
         self.status = "in_progress"
 
+    @property
+    def pending(self) -> bool:
+        """A finished screening that is undetermined: it waits for the answers still missing."""
+        return self.status == "finished" and self.decision == "undetermined"
+
+    def ask_unknowns_again(self) -> list[str]:
+        """Open again every fact answered "unknown", so that the dialog asks those that still
+        matter (the history keeps the unknown answers); returns them."""
+        unknown = [fact for fact, value in self.answers.items() if value is None]
+        for fact in unknown:
+            del self.answers[fact]
+            self.sources.pop(fact, None)
+        return unknown
+
     def last_answered(self) -> str | None:
         """The fact answered or corrected most recently in this dialog (not pre-filled)."""
         for event in reversed(self.history):
@@ -180,7 +195,7 @@ def save(session: Session) -> None:
 def load(path: Path, trial: Trial) -> Session:
     """Read a session file for `trial`; raises SessionError when it is unreadable or foreign."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_regular(path).decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise SessionError(str(path), f"cannot read the session: {exc}") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -222,18 +237,31 @@ def remembered_rules_dirs(data: Any) -> tuple[str, ...]:
 def latest(directory: Path | None = None) -> Path | None:
     """The most recently written session file in `directory`, or None."""
     folder = directory or state_dir()
-    files = sorted(folder.glob("screening-*.json"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
+    files = sorted(regular_files(folder.glob("screening-*.json")), key=lambda p: p.stat().st_mtime) \
+        if folder.is_dir() else []
     return files[-1] if files else None
 
 
 def find(name: Path, directory: Path | None = None) -> Path | None:
-    """The session file `name` names: a path to a file, or a session id from `listing`."""
+    """The session file `name` names: a path to a file, a session id from `listing`, or a
+    patient's candidate id (their latest screening that is not done: in progress or pending,
+    else their latest)."""
     if name.is_file():
         return name
     folder = directory or state_dir()
     stem = name.name[:-5] if name.name.endswith(".json") else name.name
-    candidate = folder / f"{stem}.json"
-    return candidate if name.parent == Path(".") and candidate.is_file() else None
+    if name.parent == Path("."):
+        try:
+            candidate = inside(folder, f"{stem}.json")  # an id is a name in the folder, nothing more
+        except PathEscape:
+            candidate = None
+        if candidate is not None and is_regular(candidate):
+            return candidate
+    theirs = [row for row in listing(folder) if row.candidate == str(name)]  # newest first
+    open_ones = [row for row in theirs
+                 if row.status == "in_progress" or row.decision in ("pending", "undetermined")]
+    chosen = (open_ones or theirs)[:1]
+    return folder / f"{chosen[0].id}.json" if chosen else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,12 +280,12 @@ class Listed:
 def listing(directory: Path | None = None) -> list[Listed]:
     """The saved screenings in `directory`, newest first; unreadable files are skipped."""
     folder = directory or state_dir()
-    files = sorted(folder.glob("screening-*.json"), key=lambda p: p.stat().st_mtime, reverse=True) \
-        if folder.is_dir() else []
+    files = sorted(regular_files(folder.glob("screening-*.json")), key=lambda p: p.stat().st_mtime,
+                   reverse=True) if folder.is_dir() else []
     rows = []
     for path in files:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_regular(path).decode("utf-8"))
         except (OSError, UnicodeDecodeError, ValueError):
             continue
         if not isinstance(data, dict) or data.get("format") != FORMAT:

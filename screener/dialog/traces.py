@@ -76,6 +76,68 @@ def refusal(dialog: DialogSpec, error: TraceError, session: store.Session) -> st
         "records them again: screener resume {id} --trace NEW.trace.jsonl", id=str(session.path))
 
 
+def links(session: store.Session | None, trial_id: str) -> tuple[dict[str, object], ...]:
+    """The `continues` links of a new trace of `trial_id` for `session`: the trace of that
+    trial the session wrote before, as far as it had come (nothing for a new screening)."""
+    from screener.audit.links import link
+
+    if session is None:
+        return ()
+    return tuple(link(kept.path, kept.records, kept.last_hash, kept.sealed)
+                 for kept in session.traces if kept.trial == trial_id)
+
+
+def pending_observer(session: store.Session, trial: Trial, portfolio: Portfolio | None,
+                     dialog: DialogSpec, signer: "Signer | None" = None,
+                     zone: "dt.tzinfo | None" = None) -> Observer:
+    """New traces (and letters) for a pending screening taken up again, one per trace it
+    wrote, named after each (`p1.trace.jsonl` -> `p1.2.trace.jsonl`), each linking the sealed
+    one it continues and recording the screening's operator. Raises TraceError when a file
+    cannot be created."""
+    from screener.audit.artifacts import TraceObserver
+    from screener.audit.links import link
+
+    members = {member.id: (member, member_dialog) for member, _, member_dialog in portfolio.members} \
+        if portfolio else {trial.id: (trial, dialog)}
+    number = next_number([p for kept in session.traces for p in (kept.path, kept.letter) if p])
+    opened: dict[str, TraceObserver] = {}
+    try:
+        for kept in session.traces:
+            member, member_dialog = members[kept.trial]
+            opened[kept.trial] = TraceObserver(
+                numbered(kept.path, number), member, operator=session.operator,
+                candidate_id=session.candidate_id,
+                letter_path=numbered(kept.letter, number) if kept.letter else None,
+                language=member_dialog.language, wording=member_dialog.wording(), zone=zone,
+                signer=signer, continues=(link(kept.path, kept.records, kept.last_hash, kept.sealed),))
+    except BaseException:
+        for done in opened.values():
+            done.close()
+        raise
+    if portfolio is None:
+        return opened[trial.id]
+    return SplitObserver(portfolio, dict(opened))
+
+
+def numbered(path: str, number: int) -> str:
+    """`path` with `number` after its first name part: `p1.NCT1.trace.jsonl`, 2 ->
+    `p1.2.NCT1.trace.jsonl` (a number there already is replaced)."""
+    folder, name = os.path.split(path)
+    parts = name.split(".")
+    if len(parts) > 2 and parts[1].isdigit():
+        del parts[1]
+    parts.insert(1, str(number))
+    return os.path.join(folder, ".".join(parts))
+
+
+def next_number(paths: list[str]) -> int:
+    """The first number from 2 on for which no `numbered` sibling of `paths` exists yet."""
+    number = 2
+    while any(os.path.lexists(numbered(path, number)) for path in paths):
+        number += 1
+    return number
+
+
 def kept_traces(observer: Observer | None, trial_id: str) -> tuple[store.KeptTrace, ...]:
     """How far each trace of `observer` has come, for the session to remember."""
     if observer is None:

@@ -14,6 +14,7 @@ from typing import Any
 from screener.checks import Checker
 from screener.rules import units
 from screener.errors import RuleProblem, RulesError
+from screener.paths import SAFE_NAME_RULE, is_safe_name, read_regular
 from screener.model import FACT_TYPES, Criterion, Derivation, FactSpec, Span, Special, Trial, expr_facts
 from screener.rules.derivations import check_derivations, fit_formula
 from screener.rules.functions import FUNCTIONS
@@ -46,9 +47,9 @@ def load_trial(path: str | os.PathLike[str], display: str | None = None) -> Tria
     """Load and check a rules file. Returns the Trial; raises RulesError listing every problem."""
     shown = display or str(path)
     try:
-        data = Path(path).read_bytes()
+        data = read_regular(path)  # a FIFO in a rules folder must not hang the scan
     except OSError as exc:
-        raise RulesError([RuleProblem(shown, 1, 1, "unreadable", str(exc))]) from exc
+        raise RulesError([RuleProblem(shown, 1, 1, "unreadable", exc.strerror or str(exc))]) from exc
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -75,6 +76,11 @@ def build_trial(document: Any, shown: str, content_hash: str,
     for span, code, message in check_derivations(facts, derivations):
         check.add(span, code, message)
     if head is not None:
+        trial_id = check.text(head, "id", "trial")
+        if trial_id and not is_safe_name(trial_id):
+            # the id names folders and files (DIR/<trial>/, p1.<trial>.trace.jsonl)
+            check.add(head.value_spans["id"], "bad-name",
+                      f"trial id {trial_id!r} must be {SAFE_NAME_RULE}")
         id_fact = check.text(head, "id_fact", "trial", "candidate_id")
         if id_fact not in facts and "facts" in top:
             check.add(head.span, "unknown-fact", f"the id fact {id_fact!r} is not in the data dictionary")

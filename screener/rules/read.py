@@ -18,6 +18,7 @@ import yaml
 
 from screener.errors import RuleProblem, RulesError
 from screener.model import Span
+from screener.paths import read_regular
 from screener.values import MAX_NUMBER_CHARS
 
 DEPTH_LIMIT = 64
@@ -172,7 +173,7 @@ def load_yaml(path: str | Path, display: str | None = None) -> Any:
     """
     shown = display or str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")
+        text = read_regular(path).decode("utf-8-sig")  # a FIFO is refused, never waited on
     except (OSError, UnicodeDecodeError) as exc:
         raise RulesError([RuleProblem(shown, 1, 1, "unreadable", str(exc))]) from exc
     return load_yaml_text(text, shown)
