@@ -186,8 +186,7 @@ class Dialog:
         self._section = section
         number = 1 + sum(1 for f in self.session.answers if not _prefilled(self.session.sources.get(f)))
         # Every fact an undecided criterion reads, not only those that would move it now: an
-        # answer can make another fact matter (pregnancy once the sex is known), and a bound
-        # that went up would not have been one.
+        # answer can make another question matter, and a bound that went up was never one.
         needed = [f for c in self.trial.criteria if self.result.outcomes.get(c.id, "unknown") == "unknown"
                   and self._criterion_open(c.id) for f in self.trial.expanded_facts(c)]
         left = max(1, len(self._askable(tuple(dict.fromkeys([*self.result.missing, *needed])))))

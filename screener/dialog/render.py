@@ -242,7 +242,7 @@ def review(dialog: DialogSpec, answers: dict[str, Any], sources: dict[str, str])
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")  # a long value (a list) wraps; none is cut short
     table.add_column(style="dim")
-    table.add_column(style="dim", overflow="fold")
+    table.add_column(style="dim", no_wrap=True)
     section = None
     for fact in sorted((f for f in answers if f in dialog.questions), key=dialog.order):
         entry = dialog.questions[fact]
