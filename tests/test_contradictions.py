@@ -145,10 +145,12 @@ def test_a_trial_over_several_rulesets_names_each_contradiction_once(tmp_path: P
 
 
 @pytest.mark.parametrize("language, want", [
-    ("en", ["That contradicts other answers: crcl given as 10.0000, but the other answers give 77.7778.",
-            "That contradicts other answers: rr_interval given as 3.000000, but the other answers give 0.800000."]),
-    ("zh", ["与其他回答矛盾：肌酐清除率 填写为 10.0000，但根据其他回答计算为 77.7778。",
-            "与其他回答矛盾：RR 间期 填写为 3.000000，但根据其他回答计算为 0.800000。"]),
+    # by clinical labels, with units, the computed values at a clinical precision
+    ("en", ["That contradicts other answers: Creatinine clearance given as 10 mL/min, but the other answers give "
+            "77.8 mL/min.",
+            "That contradicts other answers: RR interval given as 3 s, but the other answers give 0.8 s."]),
+    ("zh", ["与其他回答矛盾：肌酐清除率 填写为 10 mL/min，但根据其他回答计算为 77.8 mL/min。",
+            "与其他回答矛盾：RR 间期 填写为 3 s，但根据其他回答计算为 0.8 s。"]),
 ])
 def test_an_answers_file_with_two_contradictions_names_both_in_the_dialogs_language(
         car_t: Trial, car_t_screener: Screener, tmp_path: Path, language: str, want: list[str]) -> None:
@@ -176,7 +178,7 @@ def test_the_terminal_dialog_shows_every_contradiction(tmp_path: Path) -> None:
     child.close()
     shown = child.before.replace("\r\n", "\n")
     assert child.exitstatus == 2
-    assert (f"{answers}: That contradicts other answers: crcl given as 10.0000, but the other answers give "
-            "77.7778.") in shown
-    assert (f"{answers}: That contradicts other answers: rr_interval given as 3.000000, but the other answers "
-            "give 0.800000.") in shown
+    assert (f"{answers}: That contradicts other answers: Creatinine clearance given as 10 mL/min, but the other "
+            "answers give 77.8 mL/min.") in shown
+    assert (f"{answers}: That contradicts other answers: RR interval given as 3 s, but the other answers "
+            "give 0.8 s.") in shown
