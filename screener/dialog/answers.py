@@ -221,9 +221,9 @@ def _field_value(spec: FactSpec, question: Question, words: Vocabulary, name: st
     if kind == "enum" and item is not None:
         choice = said.replace(" ", "_").replace("-", "_")
         labels = {normalize(label): value for value, label in (entry.values if entry else {}).items()}
-        for value in item.values:
-            if normalize(value) == choice:
-                return value
+        for allowed in item.values:
+            if normalize(allowed) == choice:
+                return allowed
         if said in labels:
             return labels[said]
     if kind == "boolean" and said in words.yes:

@@ -250,7 +250,8 @@ def review(dialog: DialogSpec, answers: dict[str, Any], sources: dict[str, str])
             section = entry.section
             table.add_row(Text(dialog.section_title(section), style="bold"), "", "", "")
         table.add_row(f"  {dialog.label(fact)}", show_value(dialog, answers[fact], fact),
-                      _source(dialog, sources.get(fact, "dialog")), f"[{fact}]")  # what `change` takes
+                      _source(dialog, sources.get(fact, "dialog")),
+                      "" if sources.get(fact) == "context" else f"[{fact}]")  # what `change` takes
     return table
 
 
