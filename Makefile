@@ -7,19 +7,22 @@ BIN     = $(VENV)/bin
 
 .PHONY: setup screen-sample test bench fuzz catalogues clean
 
+# setuptools' advice about editable installs goes to $(VENV)/install.log, shown only when the
+# install fails.
 $(BIN)/screener: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	@echo "installing screener and its dependencies into $(VENV)"
+	@$(BIN)/pip install --quiet -e '.[test,report]' > $(VENV)/install.log 2>&1 || \
+	  { cat $(VENV)/install.log >&2; exit 1; }
 	touch $@
 
 setup: $(BIN)/screener
 
 # Exit status 1 means "screened, and some rows are errors": the sample has one on purpose.
 screen-sample: setup
-	umask 077; $(BIN)/screener batch examples/candidates.csv -o screened.jsonl; \
+	@umask 077; $(BIN)/screener batch examples/candidates.csv -o screened.jsonl; \
 	  status=$$?; [ $$status -le 1 ] || exit $$status
-	@echo "results, one per candidate: screened.jsonl"
 
 test: setup
 	$(BIN)/python -m pytest

@@ -23,12 +23,13 @@ from screener.model import FactValue, Result, Trial
 from screener.paths import PathEscape
 from screener.readers import Row
 from screener.safe import json_text
+from screener.screening_log import with_screening_log
 from screener.values import coerce, coerce_text, describe_conversion
 
 if TYPE_CHECKING:
     from screener.audit.sign import Signer
 
-COLUMNS = ("candidate_id", "decision", "failed_criteria", "missing", "errors")
+COLUMNS = ("candidate_id", "decision", "failed_criteria", "missing", "errors", "warnings", "screening_log")
 
 
 @dataclass
@@ -131,7 +132,15 @@ def _id_of(trial: Trial, row: Row) -> Any:
 
 def screen_row(trial: Trial, screener: Screener, row: Row,
                context: Mapping[str, FactValue] | None = None) -> Screened:
-    """Screen one row. Never raises for bad data: that becomes an `error` record."""
+    """Screen one row. Never raises for bad data: that becomes an `error` record. The record
+    ends with its screening-log category (`screener.screening_log`)."""
+    screened = _screen_row(trial, screener, row, context)
+    with_screening_log(trial, screened.record)
+    return screened
+
+
+def _screen_row(trial: Trial, screener: Screener, row: Row,
+                context: Mapping[str, FactValue] | None = None) -> Screened:
     candidate_id = _id_of(trial, row)
     errors: list[str] = []
     if row.problem:
@@ -151,7 +160,8 @@ def screen_row(trial: Trial, screener: Screener, row: Row,
         return Screened(_sourced(_record(candidate_id, "error", errors=[str(e) for e in exc.each]), sources),
                         facts)
     missing = list(result.missing) if result.decision == "undetermined" else []
-    record = _record(candidate_id, result.decision, list(result.failed), missing)
+    record = _record(candidate_id, result.decision, list(result.failed), missing,
+                     warnings=list(result.warnings))
     return Screened(_sourced(record, sources), facts, result=result)
 
 
@@ -163,13 +173,15 @@ def _sourced(record: dict[str, Any], sources: Any) -> dict[str, Any]:
 
 
 def _record(candidate_id: Any, decision: str, failed: list[str] | None = None,
-            missing: list[str] | None = None, errors: list[str] | None = None) -> dict[str, Any]:
+            missing: list[str] | None = None, errors: list[str] | None = None,
+            warnings: list[str] | None = None) -> dict[str, Any]:
     return {
         "candidate_id": candidate_id,
         "decision": decision,
         "failed_criteria": failed or [],
         "missing": missing or [],
         "errors": errors or [],
+        "warnings": warnings or [],
     }
 
 
@@ -227,7 +239,7 @@ class Writer:
         if self.fmt == "csv":
             self.stream.write(",".join(
                 _csv_cell(spreadsheet_safe(";".join(map(str, v)) if isinstance(v, list) else
-                                           json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else str(v)))
+                                           json_text(v) if isinstance(v, dict) else str(v)))
                 for v in (record.get(c, "") for c in self.columns)
             ) + "\n")
         else:

@@ -2,6 +2,7 @@
 that hung the scanners. Each is named after what broke."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -279,3 +280,21 @@ def test_a_fifo_among_the_rules_verify_searches_hung_it(tmp_path, capsys):
     shutil.copy(TINY, rules / "tiny.yaml")
     assert _finishes(lambda: main(["verify", str(trace), "--rules-dir", str(rules)])) == 0
     assert "verified" in capsys.readouterr().out
+
+
+def test_a_fifo_in_a_folder_of_fhir_records_hung_the_reader(tmp_path):
+    from screener.sources.fhir import FhirSource
+
+    bundles = tmp_path / "bundles"
+    bundles.mkdir()
+    patient = {"resourceType": "Patient", "id": "p1", "gender": "male"}
+    (bundles / "a.json").write_text(json.dumps({"resourceType": "Bundle", "type": "collection",
+                                                "entry": [{"resource": patient}]}), encoding="utf-8")
+    _fifo(bundles / "b.json")
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "Patient.ndjson").write_text(json.dumps(patient) + "\n", encoding="utf-8")
+    _fifo(export / "Observation.ndjson")
+    for folder in (bundles, export):
+        found = _finishes(lambda: list(FhirSource(str(folder)).patients()))
+        assert [(p.key, p.problems) for p in found] == [("p1", [])]

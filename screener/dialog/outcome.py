@@ -11,6 +11,7 @@ from typing import Any
 from screener.deciding import deciding_facts
 from screener.dialog.spec import DialogSpec
 from screener.model import Result, Trial
+from screener.rules.collect import parse_ref
 
 # Screening-log categories: a refusal is counted apart from a screen failure.
 CATEGORIES = ("eligible", "screen_failure", "declined", "pending")
@@ -44,13 +45,19 @@ def outcome(trial: Trial, dialog: DialogSpec, result: Result, answers: dict[str,
         else:
             failures.append(Failure((criterion_id,), deciding))
     known = [f for f in result.missing if f in dialog.questions]
-    missing = tuple(sorted(known, key=dialog.order))
+    # list entries to complete (`bp_readings[]`, `lesions[2].short_axis`) after the facts
+    entries = [f for f in result.missing if (ref := parse_ref(f)) is not None and ref[0] in dialog.questions]
+    missing = tuple(sorted(known, key=dialog.order)) + tuple(entries)
     if result.decision == "eligible":
         category = "eligible"
     elif result.decision == "undetermined":
         category = "pending"
     else:
+        # declined: only consent failed, by the rules (`consent: true`) or by the dialog file
+        # (a "no" to a `refusal: true` question)
         refusals = {f for f, q in dialog.questions.items() if q.refusal}
-        declined = all(failure.facts and set(failure.facts) <= refusals for failure in failures)
+        consent = {c.id for c in trial.criteria if c.consent}
+        declined = set(result.failed) <= consent or all(
+            failure.facts and set(failure.facts) <= refusals for failure in failures)
         category = "declined" if declined else "screen_failure"
     return Outcome(result.decision, category, tuple(failures), missing)

@@ -19,6 +19,7 @@ from screener.errors import ConflictError, ImpossibleFacts
 from screener.i18n import Message
 from screener.model import Result, Trial
 from screener.present import humanize, list_text, plain_value
+from screener.rules.collect import describe_ref
 
 
 def show_value(dialog: DialogSpec, value: Any, fact: str | None = None) -> str:
@@ -222,7 +223,8 @@ def decision(dialog: DialogSpec, trial: Trial, result: Result, answers: dict[str
             values = ", ".join(f"{dialog.label(f)}: {show_value(dialog, facts.get(f), f)}" for f in failure.facts)
             lines.append(Text.assemble("  ", (titles, "bold"), f" — {values}" if values else ""))
     if result.decision == "undetermined" and seen.missing:
-        lines.append(Text(dialog.message("missing", facts=", ".join(dialog.label(f) for f in seen.missing))))
+        lines.append(Text(dialog.message("missing", facts=", ".join(
+            describe_ref(f, dialog.label, dialog.tr) for f in seen.missing))))
         lines.append(Text(dialog.tr("Next step: find out what is missing, then continue with: {command}",
                                     command=resume), style="dim"))
     return Group(*lines)

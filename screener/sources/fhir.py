@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from screener.errors import ScreenerError
+from screener.paths import regular_files
 
 # Resource types that reach a patient through `patient` rather than `subject`.
 _PATIENT_KEYS = ("subject", "patient")
@@ -174,7 +175,8 @@ class FhirSource:
         p = Path(path)
         if p.is_dir():
             self.ndjson = self._ndjson_files(p)
-            self.bundles = [] if self.ndjson else sorted(
+            # regular files only: a FIFO named like a Bundle would hang the read
+            self.bundles = [] if self.ndjson else regular_files(
                 f for f in p.iterdir() if f.suffix.lower() == ".json" and f.name != "manifest.json")
             if not self.ndjson and not self.bundles:
                 raise FhirUnreadable(f"{path}: no FHIR files (<Type>.ndjson or Bundle .json) in this folder")
@@ -200,7 +202,7 @@ class FhirSource:
                     raise FhirUnreadable(f"{manifest}: names {name}, which is not in {folder}")
                 files.append(folder / name)
             return files
-        return sorted(f for f in folder.iterdir() if f.suffix.lower() == ".ndjson")
+        return regular_files(f for f in folder.iterdir() if f.suffix.lower() == ".ndjson")
 
     def patients(self) -> Iterator[PatientRecord | Problem]:
         """Each patient's record in input order; `Problem`s with `record=True` in between,
