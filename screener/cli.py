@@ -241,11 +241,10 @@ def chosen_trials(args: argparse.Namespace) -> list[tuple[Trial, Path]]:
 
 
 def _wordings(args: argparse.Namespace, trials: list[Trial]) -> dict[str, dict[str, Any]]:
-    """Each trial's wording in `args.lang` from its dialog file, for traces and letters; a
-    trial without a dialog file in that language keeps its rules file's wording. Raises
-    RulesError when such a dialog file is invalid."""
-    if args.lang == "en":
-        return {}
+    """Each trial's wording in `args.lang` from its dialog file, for traces and letters (so
+    that a letter names facts by their clinical labels in English too); a trial without a
+    dialog file in that language keeps its rules file's wording. Raises RulesError when such
+    a dialog file is invalid."""
     found = catalog(args.rules_dir)
     wordings = {}
     for trial in trials:
@@ -614,6 +613,13 @@ def _check_dialogs(trial: Any, rules_file: Path, err: Console) -> bool:
     from screener.dialog.spec import load_dialog
 
     valid = True
+    if not dialogs_for(rules_file):
+        from screener.dialog.default import default_dialog
+
+        default_dialog(trial)  # made from the rules: raises RulesError if it cannot be
+        err.print(f"{rules_file}: warning: {trial.id} has no dialog file; `screener screen` asks "
+                  "its facts by their descriptions (a dialog file gives labels, help and other "
+                  "languages: docs/dialogs.md)")
     for _, path in dialogs_for(rules_file):
         try:
             load_dialog(path, trial)

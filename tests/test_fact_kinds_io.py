@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from screener.cli import build_parser
+from screener.present import number_text, unit_text
 from screener.dialog.answers import InvalidAnswer, parse_answer
 from screener.dialog.spec import load_dialog
 from screener.model import Special
@@ -123,8 +124,9 @@ def test_a_clinician_types_a_lab_value_with_its_unit_and_sees_it_converted(dialo
     if echo is None:
         assert answer.echo is None
     else:
-        assert answer.echo == ("unit_echo", {"given": echo, "value": value,
-                                             "unit": dialog[0].facts[fact].unit})
+        # echoed as clinicians write it: µmol/L, ×10⁹/L, no trailing zeros
+        assert answer.echo == ("unit_echo", {"given": echo, "value": number_text(Decimal(value)),
+                                             "unit": unit_text(dialog[0].facts[fact].unit)})
 
 
 def test_a_unit_that_does_not_convert_is_refused_naming_the_units_that_do(dialog):
@@ -198,10 +200,10 @@ def test_explain_shows_a_converted_lab_value_as_given_and_as_kept(tmp_path):
     assert records[0]["decision"] == "eligible"
     (trace,) = traces.iterdir()
     text = _explain(trace)
-    assert "creatinine = 1.5 mg/dL = 132.6 umol/L" in text
-    assert "hemoglobin = 9.5 g/dL = 95 g/L" in text
-    assert "cohort = A  context (--context cohort)" in text
-    assert "mi_date = never" in text and "bp = systolic=165" in text
+    assert "Serum creatinine = 1.5 mg/dL = 132.6 µmol/L" in text  # labels and units as clinicians write them
+    assert "Haemoglobin = 9.5 g/dL = 95 g/L" in text
+    assert "Cohort of the run = A  context (--context cohort)" in text
+    assert "Last myocardial infarction = never" in text and "Blood pressure readings at screening = systolic: 165" in text
     done = subprocess.run([sys.executable, "-m", "screener", "verify", str(trace)], capture_output=True,
                           text=True, timeout=120, env={"SCREENER_RULES": str(KINDS), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0 and "gives the recorded decision: eligible" in done.stdout
@@ -218,5 +220,5 @@ def test_a_dialog_trace_keeps_the_unit_the_clinician_typed(tmp_path, monkeypatch
     status = args.run(args, stdin=io.StringIO("".join(f"{x}\n" for x in lines)), stdout=io.StringIO())
     assert status == 0
     text = _explain(trace)
-    assert "hemoglobin = 9.5 g/dL = 95 g/L" in text
-    assert "creatinine = 1.1 mg/dL = 97.24 umol/L" in text  # exactly, never rounded to places
+    assert "Haemoglobin = 9.5 g/dL = 95 g/L" in text
+    assert "Serum creatinine = 1.1 mg/dL = 97.2 µmol/L" in text  # 97.24, half-even to one place
