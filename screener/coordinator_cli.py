@@ -123,10 +123,18 @@ def run_template(args: argparse.Namespace) -> int:
 
 
 def run_dictionary(args: argparse.Namespace) -> int:
-    from screener.dictionary import DICTIONARY_COLUMNS, as_row, describe, entries
+    from screener.dictionary import DICTIONARY_COLUMNS, as_row, describe, entries, record_sources
+    from screener.errors import RulesError
+    from screener.sources.mapping import load_mappings
 
     trials = _trials(args)
-    described = entries(trials, labels_of(args, trials))
+    try:
+        record = record_sources(load_mappings(args.rules_dir or ()))
+    except RulesError:  # `screener check` names the problems; the dictionary stands without them
+        print("screener dictionary: the record mappings could not be read (screener check says why); "
+              "'from the patient record' is left out", file=sys.stderr)
+        record = {}
+    described = entries(trials, labels_of(args, trials), record)
     if args.output:
         if not args.output.lower().endswith(".csv"):
             print(safe_text(f"screener dictionary: {args.output} must end .csv"), file=sys.stderr)

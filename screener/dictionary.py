@@ -33,6 +33,7 @@ class Entry:
     example: str  # a cell the batch reader takes
     computed_from: tuple[str, ...]  # for a derived fact: the facts it is computed from
     criteria: tuple[tuple[str, str, str], ...]  # (trial id, criterion id, title) reading it
+    record: str = ""  # how a patient record supplies it ("" when no mapping reads it)
 
 
 TYPE_WORDS = {
@@ -156,11 +157,14 @@ def _computed_from(trial: Trial, spec: FactSpec) -> tuple[str, ...]:
     return tuple(derivation.inputs)
 
 
-def entries(trials: Sequence[Trial], labels: Mapping[str, Mapping[str, str]] | None = None) -> list[Entry]:
+def entries(trials: Sequence[Trial], labels: Mapping[str, Mapping[str, str]] | None = None,
+            record: Mapping[str, str] | None = None) -> list[Entry]:
     """One Entry per column of `columns(trials)`; `labels` maps a trial id to its dialog
-    file's clinical labels (fact -> label). A fact several trials share is described by the
-    first that declares it, and lists the criteria of every trial that reads it."""
+    file's clinical labels (fact -> label), `record` a fact to how a patient record supplies
+    it (`record_sources`). A fact several trials share is described by the first that
+    declares it, and lists the criteria of every trial that reads it."""
     labels = labels or {}
+    record = record or {}
     examples = [worked_example(t) for t in trials]
     out = []
     for column in columns(trials):
@@ -177,6 +181,7 @@ def entries(trials: Sequence[Trial], labels: Mapping[str, Mapping[str, str]] | N
             values=_values(spec),
             example="P-0001" if column == owners[0].id_fact else worked or example(spec),
             computed_from=_computed_from(owners[0], spec), criteria=criteria,
+            record=record.get(column, ""),
         ))
     return out
 
@@ -201,11 +206,43 @@ def describe(entry: Entry, several: bool) -> list[str]:
     for trial_id, criterion_id, title in entry.criteria:
         prefix = f"{trial_id} " if several else ""
         lines.append(f"  read by {prefix}{criterion_id}: {title}")
+    lines.append(f"  from the patient record: {entry.record}" if entry.record
+                 else "  from the patient record: no (give it in the sheet or the dialog)")
     return lines
 
 
+SYSTEM_NAMES = {
+    "http://loinc.org": "LOINC", "http://snomed.info/sct": "SNOMED CT",
+    "http://hl7.org/fhir/sid/icd-10-cm": "ICD-10-CM", "http://hl7.org/fhir/sid/icd-10": "ICD-10",
+    "http://www.nlm.nih.gov/research/umls/rxnorm": "RxNorm", "http://www.whocc.no/atc": "ATC",
+}
+
+
+def record_sources(mappings: object) -> dict[str, str]:
+    """Fact -> how the FHIR mappings read it from a patient record, in words:
+    `Observation (LOINC 718-7)`, `Condition (SNOMED CT, ICD-10-CM)`."""
+    out = {}
+    for fact, mapping in getattr(mappings, "facts", {}).items():
+        codes = mapping.codes
+        systems: list[str] = []
+        shown: list[str] = []
+        if codes is not None:
+            for system in [*codes.exact, *codes.prefixes]:
+                name = SYSTEM_NAMES.get(system, system)
+                if name not in systems:
+                    systems.append(name)
+            if len(systems) == 1:
+                exact = sorted(next(iter(codes.exact.values()), ()))
+                shown = exact[:3]
+        what = " or ".join(mapping.resources)
+        if systems:
+            what += f" ({', '.join(systems)}{' ' + ', '.join(shown) if shown else ''})"
+        out[fact] = what
+    return out
+
+
 DICTIONARY_COLUMNS = ("column", "label", "description", "type", "unit", "other_units", "values",
-                      "example", "computed_from", "criteria")
+                      "example", "computed_from", "criteria", "from_record")
 
 
 def as_row(entry: Entry) -> dict[str, str]:
@@ -216,4 +253,5 @@ def as_row(entry: Entry) -> dict[str, str]:
         "values": "; ".join(entry.values), "example": entry.example,
         "computed_from": "; ".join(entry.computed_from),
         "criteria": "; ".join(f"{t} {c}: {title}" for t, c, title in entry.criteria),
+        "from_record": entry.record,
     }

@@ -70,7 +70,7 @@ def test_dictionary_describes_a_lab_value_with_units_and_the_criteria_reading_it
     assert "in %" in block and "mmol/mol" in block  # declared unit and the one converted from
     assert "I5: HbA1c 7.0-10.5 % (53-91 mmol/mol)" in block
     assert "example: 8.2" in block
-    age = text.split("\nage\n")[1].split("\n\n")[0]
+    age = text.split("\nage")[1].split("\n\n")[0]
     assert "computed from birth_date, consent_date when not given" in age
 
 
@@ -108,3 +108,31 @@ def test_the_example_rows_of_the_contract_are_what_template_writes_and_screen_el
     assert main(["batch", str(tmp_path / "doc.jsonl"), "--trial", "NCT06534411", "-o", str(out)]) == 0
     assert json.loads(out.read_text())["decision"] == "eligible"
     assert "NCT03862768-criteria.md" not in doc  # a file that does not exist
+
+
+def test_dictionary_says_which_facts_the_patient_record_supplies_and_which_it_does_not(tmp_path: Path, capsys):
+    assert main(["dictionary", "--trial", "NCT06534411"]) == 0
+    text = capsys.readouterr().out
+    hba1c = text.split("\nhba1c: ", 1)[1].split("\n\n", 1)[0]
+    assert "from the patient record: Observation (LOINC" in hba1c
+    exam = text.split("\neye_exam_date: ", 1)[1].split("\n\n", 1)[0]
+    assert "from the patient record: no" in exam
+    out = tmp_path / "d.csv"
+    assert main(["dictionary", "--trial", "NCT06534411", "-o", str(out)]) == 0
+    rows = {r["column"]: r for r in csv.DictReader(out.read_text(encoding="utf-8").splitlines())}
+    assert rows["hba1c"]["from_record"].startswith("Observation")
+    assert rows["eye_exam_date"]["from_record"] == ""
+
+
+def test_a_sites_own_mapping_makes_a_fact_come_from_the_record(tmp_path: Path, capsys):
+    site = tmp_path / "site" / "rules"
+    (tmp_path / "site" / "mappings").mkdir(parents=True)
+    site.mkdir()
+    (tmp_path / "site" / "mappings" / "eye.yaml").write_text(
+        "facts:\n  eye_exam_date:\n    resource: Procedure\n    code: {snomed: ['252779009']}\n"
+        "    pick: latest\n    value: date\n", encoding="utf-8")
+    status = main(["dictionary", "--trial", "NCT06534411", "--rules-dir", str(site)])
+    captured = capsys.readouterr()
+    exam = captured.out.split("\neye_exam_date: ", 1)[1].split("\n\n", 1)[0]
+    assert status == 0, captured.err
+    assert "from the patient record: Procedure" in exam
