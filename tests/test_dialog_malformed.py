@@ -38,7 +38,7 @@ def run(argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lines:
     ("answers.json", f'{{"ecog": {HUGE}}}', "ecog: '999999999999999999999999…' is above the highest possible value, 4."),
     ("answers.json", f'{{"ecog": "-{HUGE}"}}', "ecog: '-99999999999999999999999…' is below the lowest possible value, 0."),
     ("answers.yaml", f"bilirubin_umol_l: {HUGE} mg/dL\n",
-     "bilirubin_umol_l: '999999999999999999999999…': 5006 characters is too long for a decimal (at most 100)."),
+     "bilirubin_umol_l: '999999999999999999999999…' is not a number."),
 ], ids=["yaml-integer", "json-integer", "negative-text", "decimal-with-unit"])
 def test_a_5000_digit_answer_in_an_answers_file_is_refused_by_name(tmp_path, monkeypatch, name, content, message):
     answers = tmp_path / name

@@ -221,4 +221,4 @@ def test_a_dialog_trace_keeps_the_unit_the_clinician_typed(tmp_path, monkeypatch
     assert status == 0
     text = _explain(trace)
     assert "Haemoglobin = 9.5 g/dL = 95 g/L" in text
-    assert "Serum creatinine = 1.1 mg/dL = 97.2 µmol/L" in text  # 97.24, half-even to one place
+    assert "Serum creatinine = 1.1 mg/dL = 97.24 µmol/L" in text  # exactly as converted, never rounded to places

@@ -3,6 +3,8 @@ terminal: the record's values are shown with their resource and date, only the r
 a correction overrides the record with its reason, and the trace verifies."""
 from __future__ import annotations
 
+from decimal import Decimal
+
 import json
 from pathlib import Path
 
@@ -67,7 +69,8 @@ def test_a_dialog_from_the_record_asks_only_the_rest_and_a_correction_overrides_
     bili = next(r for r in records if r.get("fact") == "bilirubin_umol_l")
     assert bili["source"]["kind"] == "record" and bili["source"]["column"] == "Observation/bili"
     (correction,) = [r for r in records if r["type"] == "correction"]
-    assert correction["fact"] == "albumin_g_l" and correction["old"] == 29.0 and correction["new"] == 38.0
+    assert correction["fact"] == "albumin_g_l" and Decimal(str(correction["old"])) == 29 \
+        and Decimal(str(correction["new"])) == 38
     assert correction["reason"] == "drawn before the transfusion"
     albumin = next(r for r in records if r["type"] == "fact" and r["fact"] == "albumin_g_l")
     assert albumin["source"]["column"] == "Observation/alb"  # the record's value stays in the trace

@@ -61,7 +61,7 @@ def test_a_bundle_and_a_sheet_are_joined_with_each_fact_s_provenance(tmp_path, c
     assert [r["candidate_id"] for r in records] == ["p1", "p2"]  # the record's order, then the sheet's
     hb = records[0]["sources"]["hemoglobin"]
     assert hb["resource"] == "Observation/hb-new" and hb["date"] == "2026-11-30"
-    assert hb["given"] == "10.5 g/dL" and hb["converted"] == "10.5 g/dL = 105.0 g/L"
+    assert hb["given"] == "10.5 g/dL" and hb["converted"] == "10.5 g/dL = 105 g/L"
     assert hb["where"].endswith("p1.json entry 2")
     assert records[0]["sources"]["ecog"] == {"file": str(sheet), "row": 1}
     assert "hemoglobin" not in records[0]["missing"] and "hemoglobin" in records[1]["missing"]
@@ -304,7 +304,7 @@ def test_highest_and_lowest_compare_values_in_the_fact_s_unit(tmp_path):
                      _obs("plt-3", "p1", "777-3", "2026-11-25", value=50, unit="10*9/L", status="entered-in-error"))
     code, records = _run(tmp_path, "--rules-dir", site / "rules", bundle)
     sources = records[0]["sources"]
-    assert sources["alt"]["resource"] == "Observation/alt-2" and sources["alt"]["converted"] == "0.1 U/mL = 100.0 U/L"
+    assert sources["alt"]["resource"] == "Observation/alt-2" and sources["alt"]["converted"] == "0.1 U/mL = 100 U/L"
     assert sources["platelets"]["resource"] == "Observation/plt-2"
 
 

@@ -79,7 +79,7 @@ def test_a_list_typed_wrongly_is_refused_in_chinese_naming_the_chinese_fields(tc
     said = refusal(zh, tcr_t, "prior_regimens", "方案=folfirinox, 药物=x")
     assert said == "“方案=folfirinox, 药物=x”：每条写作 方案=..., 治疗阶段=..., 末次用药日期=..., 进展日期=...，多条用 ; 分隔（没有则答“无”）"
     assert refusal(zh, tcr_t, "prior_regimens", "方案=folfirinox，方案=nalirifox") == \
-        "“方案=folfirinox，方案=nalirifox”：同一条中 方案 填写了两次"
+        "“方案=folfirinox，方案=nalirif…”：同一条中 方案 填写了两次"  # a long answer is quoted cut
 
 
 def test_the_chinese_decision_line_is_chinese(tcr_t: Trial, zh: DialogSpec) -> None:
