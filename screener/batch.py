@@ -27,6 +27,7 @@ from screener.values import coerce, coerce_text, describe_conversion
 
 if TYPE_CHECKING:
     from screener.audit.sign import Signer
+    from screener.store import Store
 
 COLUMNS = ("candidate_id", "decision", "failed_criteria", "missing", "errors")
 
@@ -130,9 +131,28 @@ def _id_of(trial: Trial, row: Row) -> Any:
 
 
 def screen_row(trial: Trial, screener: Screener, row: Row,
-               context: Mapping[str, FactValue] | None = None) -> Screened:
-    """Screen one row. Never raises for bad data: that becomes an `error` record."""
+               context: Mapping[str, FactValue] | None = None, store: Store | None = None) -> Screened:
+    """Screen one row. Never raises for bad data: that becomes an `error` record.
+
+    With a `store`, a candidate whose facts and trial's rules are unchanged since the store
+    last saw them gets the stored record (no decision is made again, so no result either)."""
     candidate_id = _id_of(trial, row)
+    if store is None or not isinstance(candidate_id, (str, int)) or isinstance(candidate_id, bool):
+        return _screen_row(trial, screener, row, candidate_id, context)
+    from screener.store import rules_key
+
+    facts, value_errors = candidate_facts(trial, row, context)
+    read = [row.problem, facts, value_errors, getattr(row, "sources", None)]
+    facts_hash, rules_hash = store.facts_hash(candidate_id, read), rules_key(trial.content_hash)
+    if (record := store.lookup(candidate_id, trial.id, facts_hash, rules_hash)) is not None:
+        return Screened(record, facts)
+    screened = _screen_row(trial, screener, row, candidate_id, context)
+    store.remember(candidate_id, trial.id, facts_hash, rules_hash, screened.record)
+    return screened
+
+
+def _screen_row(trial: Trial, screener: Screener, row: Row, candidate_id: Any,
+                context: Mapping[str, FactValue] | None) -> Screened:
     errors: list[str] = []
     if row.problem:
         errors.append(row.problem)  # it says why the id may be unreadable too
@@ -243,12 +263,14 @@ def open_private(path: str) -> TextIO:
 
 def screen_rows(trial: Trial, rows: Iterable[Row], summary: Summary,
                 audit: AuditOptions | None = None,
-                context: Mapping[str, FactValue] | None = None) -> Iterator[dict[str, Any]]:
-    """Screen rows in this process; yields output records in input order."""
+                context: Mapping[str, FactValue] | None = None,
+                store: Store | None = None) -> Iterator[dict[str, Any]]:
+    """Screen rows in this process; yields output records in input order (reusing the
+    `store`'s records of unchanged candidates when there is one)."""
     screener = Screener(trial)
     for row in rows:
         summary.unknown_fields.update(unknown_fields(trial, row))
-        screened = screen_row(trial, screener, row, context)
+        screened = screen_row(trial, screener, row, context, store)
         if audit is not None and (warning := write_audit(trial, row, screened, audit)):
             summary.warnings.append(warning)
             summary.unwritten += screened.result is not None

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from screener.batch import AuditOptions, Summary, chunk_results, screen_row, write_audit
 from screener.engine import Screener
 from screener.model import Trial
 from screener.paths import inside
 from screener.readers import Row
+
+if TYPE_CHECKING:
+    from screener.store import Store
 
 PORTFOLIO_COLUMNS = ("candidate_id", "trial_id", "decision", "failed_criteria", "missing", "errors")
 MATCH_COLUMNS = ("candidate_id", "rank", "trial_id", "decision", "failed_criteria", "missing", "errors")
@@ -48,10 +51,11 @@ def trial_audit(audit: AuditOptions | None, trial_id: str) -> AuditOptions | Non
 
 
 def _screen_one_row(trials: Sequence[Trial], screeners: Sequence[Screener], row: Row,
-                    audits: Sequence[AuditOptions | None]) -> list[tuple[dict[str, Any], str | None]]:
+                    audits: Sequence[AuditOptions | None], store: Store | None = None,
+                    ) -> list[tuple[dict[str, Any], str | None]]:
     out = []
     for trial, screener, audit in zip(trials, screeners, audits):
-        screened = screen_row(trial, screener, row)
+        screened = screen_row(trial, screener, row, store=store)
         warning = write_audit(trial, row, screened, audit) if audit is not None else None
         if warning:
             warning = f"{trial.id}: {warning}"
@@ -75,14 +79,15 @@ class Tally:
 
 
 def screen_portfolio(trials: Sequence[Trial], rows: Iterable[Row], tally: Tally,
-                     audit: AuditOptions | None = None) -> Iterator[dict[str, Any]]:
+                     audit: AuditOptions | None = None, store: Store | None = None) -> Iterator[dict[str, Any]]:
     """Screen every row for every trial in this process; yields records, input order then
-    trial order. One durable-rules session is live at a time, whatever the number of trials."""
+    trial order (reusing the `store`'s records of unchanged candidates and trials when
+    there is one). One durable-rules session is live at a time, whatever the number of trials."""
     screeners = [Screener(t) for t in trials]
     audits = [trial_audit(audit, t.id) for t in trials]
     for row in rows:
         tally.overall.unknown_fields.update(unknown_to_all(trials, row))
-        for record, warning in _screen_one_row(trials, screeners, row, audits):
+        for record, warning in _screen_one_row(trials, screeners, row, audits, store):
             tally.add(record, warning)
             yield record
 
