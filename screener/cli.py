@@ -195,7 +195,7 @@ def run_changes(args: argparse.Namespace) -> int:
         return EXIT_UNWRITTEN
     finally:
         store.close()
-    _say(err, f"{count} decisions changed in the latest run")
+    _say(err, f"decisions changed in the latest run: {count}")
     return EXIT_OK
 
 

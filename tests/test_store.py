@@ -82,7 +82,7 @@ def test_only_the_changed_candidate_is_screened_again_and_changes_lists_it(tmp_p
     out, err = capsys.readouterr()
     assert [json.loads(line) for line in out.splitlines()] == [
         {"candidate_id": "ZS-001", "trial_id": TRIAL, "before": "eligible", "now": "ineligible"}]
-    assert "1 decisions changed in the latest run" in err
+    assert "decisions changed in the latest run: 1" in err
 
     # an unchanged night after that: nothing changed in the latest run
     _batch(capsys, str(after), "--trial", TRIAL, "-o", str(stored), "--store", str(store))
