@@ -247,7 +247,7 @@ class Writer:
         if self.fmt == "csv":
             self.stream.write(",".join(
                 _csv_cell(spreadsheet_safe(";".join(map(str, v)) if isinstance(v, list) else
-                                           json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else str(v)))
+                                           json_text(v) if isinstance(v, dict) else str(v)))
                 for v in (record.get(c, "") for c in self.columns)
             ) + "\n")
         else:

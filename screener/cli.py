@@ -658,10 +658,12 @@ def _check_mappings(args: argparse.Namespace, trials: list[Trial], err: Console)
     """Check the FHIR mapping files found, and each mapping against the facts of `trials`."""
     from screener.sources.mapping import check_against, load_mappings
 
-    # the mappings of the rules files' own folders too (site/rules/X.yaml -> site/mappings/)
-    places = [*args.rules_dir, *dict.fromkeys(str(Path(f).parent) for f in getattr(args, "files", []) or [])]
+    # `check FILE...` checks the mappings of those files' folders (site/rules/X.yaml ->
+    # site/mappings/); `check` alone, every mapping found, the shipped ones too
+    files = getattr(args, "files", []) or []
+    places = [*args.rules_dir, *dict.fromkeys(str(Path(f).parent) for f in files)]
     try:
-        mappings = load_mappings(places)
+        mappings = load_mappings(places, shipped=not files)
     except RulesError as exc:
         print(safe_text(str(exc), keep="\n"), file=sys.stderr)
         return False

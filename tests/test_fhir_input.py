@@ -368,3 +368,16 @@ def test_medications_give_their_class_start_and_stop_and_ongoing_when_active(tmp
     assert fact["value"] == [
         {"drug": "sglt2i", "start_date": "2023-01-10", "stop_date": "2023-06-30", "dose_since": None},
         {"drug": "metformin", "start_date": "2024-02-01", "stop_date": "ongoing", "dose_since": None}]
+
+
+def test_csv_results_carry_the_sources_as_json_in_a_last_column(tmp_path):
+    import csv
+
+    bundle = _bundle(tmp_path / "p1.json", _patient("p1"))
+    out = tmp_path / "out.csv"
+    assert main(["batch", "--trial", TRIAL, str(bundle), "-o", str(out)]) == 0
+    with open(out, newline="", encoding="utf-8") as f:
+        (row,) = list(csv.DictReader(f))
+    assert list(row)[-1] == "sources"
+    assert json.loads(row["sources"])["sex"] == {"resource": "Patient/p1", "where": f"{bundle} entry 1",
+                                                 "given": "female"}

@@ -152,13 +152,14 @@ def shipped_dir() -> Path:
     return checkout if checkout.is_dir() else package / "shipped" / "mappings"
 
 
-def mapping_dirs(rules_dirs: Sequence[str | os.PathLike[str]] = ()) -> list[Path]:
+def mapping_dirs(rules_dirs: Sequence[str | os.PathLike[str]] = (), shipped: bool = True) -> list[Path]:
     """Where mappings are looked up, first found first: each --rules-dir's `mappings/`
-    (inside it, then beside it), then the shipped folder."""
+    (inside it, then beside it), then (unless `shipped` is False) the shipped folder."""
     places: list[Path] = []
     for directory in rules_dirs:
         places += [Path(directory) / "mappings", Path(directory).parent / "mappings"]
-    places.append(shipped_dir())
+    if shipped:
+        places.append(shipped_dir())
     seen: list[Path] = []
     for place in places:
         if place.is_dir() and place.resolve() not in [p.resolve() for p in seen]:
@@ -167,10 +168,10 @@ def mapping_dirs(rules_dirs: Sequence[str | os.PathLike[str]] = ()) -> list[Path
 
 
 def load_mappings(rules_dirs: Sequence[str | os.PathLike[str]] = (),
-                  files: Sequence[str | os.PathLike[str]] | None = None) -> Mappings:
+                  files: Sequence[str | os.PathLike[str]] | None = None, shipped: bool = True) -> Mappings:
     """Load every mapping file (or just `files`); raises RulesError listing every problem."""
     paths = [Path(f) for f in files] if files is not None else [
-        p for d in mapping_dirs(rules_dirs) for p in sorted(d.glob("*.yaml"))]
+        p for d in mapping_dirs(rules_dirs, shipped) for p in sorted(d.glob("*.yaml"))]
     problems: list[RuleProblem] = []
     found = Mappings()
     for path in paths:
