@@ -137,8 +137,11 @@ def screen_row(trial: Trial, screener: Screener, row: Row,
     With a `store`, a candidate whose facts and trial's rules are unchanged since the store
     last saw them gets the stored record (no decision is made again, so no result either)."""
     candidate_id = _id_of(trial, row)
-    if store is None or not isinstance(candidate_id, (str, int)) or isinstance(candidate_id, bool):
-        return _screen_row(trial, screener, row, candidate_id, context)
+    if (store is None or not isinstance(candidate_id, (str, int)) or isinstance(candidate_id, bool)
+            or (isinstance(candidate_id, str) and not candidate_id.strip())):  # no id: nothing to key
+        if store is not None:
+            store.counts.unkeyed += 1
+        return _screen_row(trial, screener, row, candidate_id, candidate_facts(trial, row, context))
     from screener.store import rules_key
 
     facts, value_errors = candidate_facts(trial, row, context)
@@ -146,13 +149,13 @@ def screen_row(trial: Trial, screener: Screener, row: Row,
     facts_hash, rules_hash = store.facts_hash(candidate_id, read), rules_key(trial.content_hash)
     if (record := store.lookup(candidate_id, trial.id, facts_hash, rules_hash)) is not None:
         return Screened(record, facts)
-    screened = _screen_row(trial, screener, row, candidate_id, context)
+    screened = _screen_row(trial, screener, row, candidate_id, (facts, value_errors))
     store.remember(candidate_id, trial.id, facts_hash, rules_hash, screened.record)
     return screened
 
 
 def _screen_row(trial: Trial, screener: Screener, row: Row, candidate_id: Any,
-                context: Mapping[str, FactValue] | None) -> Screened:
+                read: tuple[dict[str, FactValue], list[str]]) -> Screened:
     errors: list[str] = []
     if row.problem:
         errors.append(row.problem)  # it says why the id may be unreadable too
@@ -160,7 +163,7 @@ def _screen_row(trial: Trial, screener: Screener, row: Row, candidate_id: Any,
         errors.append(f"{trial.id_fact}: missing: every candidate needs an id")
     elif not isinstance(candidate_id, (str, int)) or isinstance(candidate_id, bool):
         errors.append(f"{trial.id_fact}: {candidate_id!r}: expected text")
-    facts, value_errors = candidate_facts(trial, row, context)
+    facts, value_errors = read  # the typed facts and the value errors, read once
     errors.extend(value_errors)
     sources = getattr(row, "sources", None)  # joined inputs: where each fact came from
     if errors:

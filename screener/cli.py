@@ -563,6 +563,8 @@ def _report_store(err: Console, counts: Any) -> None:
         why.append(f"{counts.rules_changed} for the changed rules of {', '.join(sorted(counts.changed_trials))}")
     if counts.new:
         why.append(f"{counts.new} not in the store before")
+    if counts.unkeyed:
+        why.append(f"{counts.unkeyed} without a candidate id")
     _say(err, f"store: {counts.reused} results reused, {counts.screened} screened"
               + (f" ({'; '.join(why)})" if why else ""))
 

@@ -96,11 +96,12 @@ class Counts:
     new: int = 0  # never screened for that trial before
     facts_changed: int = 0
     rules_changed: int = 0
+    unkeyed: int = 0  # rows without a usable candidate id: screened, never stored
     changed_trials: set[str] = field(default_factory=set)
 
     @property
     def screened(self) -> int:
-        return self.new + self.facts_changed + self.rules_changed
+        return self.new + self.facts_changed + self.rules_changed + self.unkeyed
 
 
 class Store:
@@ -173,7 +174,7 @@ class Store:
             before, changed_run = old[0], self._run
         self._db.execute(
             "INSERT OR REPLACE INTO screenings VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (key, trial_id, facts_hash, rules_hash, json.dumps(record, ensure_ascii=False),
+            (key, trial_id, facts_hash, rules_hash, json.dumps(record),
              decision, before, changed_run))
 
     def commit(self) -> None:
@@ -209,7 +210,7 @@ class Store:
 
 
 def _key(candidate_id: Any) -> str:
-    return json.dumps(candidate_id, ensure_ascii=False)
+    return json.dumps(candidate_id)  # ASCII: a lone surrogate from input is kept as an escape
 
 
 def open_store(path: str) -> Store:

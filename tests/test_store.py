@@ -139,3 +139,24 @@ def test_a_file_that_is_no_store_is_a_usage_error_and_no_results(tmp_path, capsy
     capsys.readouterr()
     assert main(["changes", "--store", str(tmp_path / "absent.db")]) == 2
     assert "no screening store" in capsys.readouterr().err
+
+
+def test_ids_12_and_text_12_are_two_candidates_and_rows_without_id_are_screened_each_time(tmp_path, capsys):
+    source = tmp_path / "odd.jsonl"
+    source.write_text("\n".join([
+        '{"candidate_id": 12, "ecog": "1"}',
+        '{"candidate_id": "12", "ecog": "3"}',
+        '{"candidate_id": "\\udcff", "ecog": "0"}',  # not text: an error record without an id
+        '{"ecog": "1"}',
+        'not json at all',
+    ]) + "\n", encoding="utf-8")
+    store = tmp_path / "store.db"
+    outputs = []
+    for name, extra in (("full", []), ("first", ["--store", str(store)]), ("second", ["--store", str(store)])):
+        out = tmp_path / f"{name}.jsonl"
+        status, err = _batch(capsys, str(source), "--trial", TRIAL, "-o", str(out), *extra)
+        assert status == 1 and "Traceback" not in err
+        outputs.append(out.read_bytes())
+    assert "store: 2 results reused, 3 screened (3 without a candidate id)" in err
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert [json.loads(line)["candidate_id"] for line in outputs[2].decode().splitlines()] == [12, "12", "", "", ""]
