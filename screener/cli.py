@@ -501,12 +501,14 @@ def run_batch(args: argparse.Namespace) -> int:
                     writer.write(record)
                     written += 1
                     progress.advance(task)
+            if store is not None:
+                # before the results are kept: a store that cannot be written leaves them unchanged
+                # (a stored record is a right decision whether or not this run's file is kept)
+                store.commit()
             if result_file:
                 result_file.commit()
             else:
                 out.flush()
-            if store is not None:
-                store.commit()  # after the results are kept: a failed run leaves the store as it was
     except (UnreadableInput, FhirUnreadable) as exc:
         _discard(result_file)
         _say(err, f"screener batch: cannot read {args.input}: {exc}" if not joined

@@ -11,8 +11,8 @@ The store holds nothing about a candidate that the results file does not: the re
 themselves, and hashes keyed with a random secret of the store (not a bare digest of the
 facts, which could be matched against another store or a table of likely values). It is
 created readable and writable by its owner only. A run changes it in one SQLite
-transaction, committed after the results are kept: a run that is interrupted or crashes
-leaves the store as it was.
+transaction, committed just before the results file is kept: a run that is interrupted or
+crashes leaves the store as it was.
 
 It also remembers each record's decision before the run that last changed it, so that
 `screener changes --store FILE` lists who changed decision in the latest run.
@@ -52,6 +52,21 @@ CREATE TABLE IF NOT EXISTS screenings (
 
 class StoreError(ScreenerError):
     """The store file cannot be opened or is not a screening store."""
+
+
+class StoreUnwritable(OSError):
+    """The store failed during a run (a full disk, an I/O error): the run is not kept."""
+
+
+def _written(method: Any) -> Any:
+    """`method` with SQLite's failures raised as StoreUnwritable naming the store."""
+    def wrapper(self: Store, *args: Any) -> Any:
+        try:
+            return method(self, *args)
+        except sqlite3.Error as exc:
+            raise StoreUnwritable(0, f"the store {self.path}: {exc}") from None
+    wrapper.__doc__ = method.__doc__
+    return wrapper
 
 
 def _canonical(value: Any) -> Any:
@@ -144,6 +159,7 @@ class Store:
         text = json.dumps([_canonical(candidate_id), _canonical(read)], separators=(",", ":"))
         return hashlib.blake2b(text.encode("utf-8"), key=self._secret, digest_size=32).hexdigest()
 
+    @_written
     def lookup(self, candidate_id: Any, trial_id: str, facts_hash: str, rules_hash: str
                ) -> dict[str, Any] | None:
         """The stored record when facts and rules are unchanged; else None (and counted)."""
@@ -162,6 +178,7 @@ class Store:
             self.counts.facts_changed += 1
         return None
 
+    @_written
     def remember(self, candidate_id: Any, trial_id: str, facts_hash: str, rules_hash: str,
                  record: Mapping[str, Any]) -> None:
         """Keep a fresh record; a changed decision is noted for `changes`."""
@@ -177,6 +194,7 @@ class Store:
             (key, trial_id, facts_hash, rules_hash, json.dumps(record),
              decision, before, changed_run))
 
+    @_written
     def commit(self) -> None:
         """Keep the run: its records and its number, in one transaction."""
         self._db.execute("INSERT INTO runs VALUES (?, ?)",

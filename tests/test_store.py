@@ -160,3 +160,17 @@ def test_ids_12_and_text_12_are_two_candidates_and_rows_without_id_are_screened_
     assert "store: 2 results reused, 3 screened (3 without a candidate id)" in err
     assert outputs[0] == outputs[1] == outputs[2]
     assert [json.loads(line)["candidate_id"] for line in outputs[2].decode().splitlines()] == [12, "12", "", "", ""]
+
+
+def test_a_store_that_cannot_be_written_ends_the_run_with_4_and_no_results(tmp_path, capsys, monkeypatch):
+    import screener.store
+
+    def full_disk(self, *args):
+        raise screener.store.StoreUnwritable(0, f"the store {self.path}: database or disk is full")
+
+    monkeypatch.setattr(screener.store.Store, "remember", full_disk)
+    out = tmp_path / "out.jsonl"
+    status, err = _batch(capsys, str(SAMPLE), "--trial", TRIAL, "-o", str(out), "--store", str(tmp_path / "s.db"))
+    assert status == 4
+    assert "database or disk is full" in err and "Traceback" not in err
+    assert not out.exists()
