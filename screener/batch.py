@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from screener.audit.sign import Signer
     from screener.store import Store
 
-COLUMNS = ("candidate_id", "decision", "failed_criteria", "missing", "errors")
+COLUMNS = ("candidate_id", "decision", "failed_criteria", "missing", "errors", "warnings")
 
 
 @dataclass
@@ -174,7 +174,8 @@ def _screen_row(trial: Trial, screener: Screener, row: Row, candidate_id: Any,
         return Screened(_sourced(_record(candidate_id, "error", errors=[str(e) for e in exc.each]), sources),
                         facts)
     missing = list(result.missing) if result.decision == "undetermined" else []
-    record = _record(candidate_id, result.decision, list(result.failed), missing)
+    record = _record(candidate_id, result.decision, list(result.failed), missing,
+                     warnings=list(result.warnings))
     return Screened(_sourced(record, sources), facts, result=result)
 
 
@@ -186,13 +187,15 @@ def _sourced(record: dict[str, Any], sources: Any) -> dict[str, Any]:
 
 
 def _record(candidate_id: Any, decision: str, failed: list[str] | None = None,
-            missing: list[str] | None = None, errors: list[str] | None = None) -> dict[str, Any]:
+            missing: list[str] | None = None, errors: list[str] | None = None,
+            warnings: list[str] | None = None) -> dict[str, Any]:
     return {
         "candidate_id": candidate_id,
         "decision": decision,
         "failed_criteria": failed or [],
         "missing": missing or [],
         "errors": errors or [],
+        "warnings": warnings or [],
     }
 
 

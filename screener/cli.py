@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
             "and write, per candidate, one record per trial ranked best prospect first: eligible; "
             "then undetermined, fewest missing answers first; then ineligible, fewest failed "
             "criteria first; then errors. Records carry candidate_id, rank, trial_id, decision, "
-            "failed_criteria, missing, errors. Exit status as for batch."
+            "failed_criteria, missing, errors, warnings. Exit status as for batch."
         ),
     )
     match.add_argument("input", metavar="CANDIDATES", nargs="+",

@@ -26,11 +26,13 @@ its `engine.Host` makes, without the parts of the Python wrapper that are unsafe
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import itertools
 import json
 import re
+from decimal import Decimal
 from typing import Any, Iterable
 
 import durable_rules_engine as _dre
@@ -40,12 +42,13 @@ from screener.rules.compile import (
     lower_criteria,
 )
 from screener.rules import formulas
+from screener.rules.collect import to_collect
 from screener.rules.evaluate import Evaluator, Failure
 from screener.rules.terms import NEVER_PREFIX, Term, compute
 from screener.errors import (
-    ConflictError, EngineError, ImpossibleFacts, InvalidValue, RuleProblem, RulesError,
+    ConflictError, EngineError, ImpossibleFacts, InvalidValue, RuleProblem, RulesError, reported_warning,
 )
-from screener.rules.functions import FUNCTIONS, DerivationError
+from screener.rules.functions import FUNCTIONS, DerivationError, banded_score_settled
 from screener.model import Criterion, FactValue, Firing, Result, Special, Trial
 
 _MESSAGE = re.compile(r'\{"([^"]+)":\{"m":\{"sid":\s*"[^"]*",\s*"id":\s*"([^"]*)"')
@@ -215,6 +218,8 @@ class Screener:
         lowered, self._terms = lower_criteria(trial)
         self._criterion_terms = {cid: _terms_in(condition) for cid, condition in lowered.items()}
         self._evaluator = Evaluator(trial.facts)
+        self._lists = any(spec.type == "list" for spec in trial.facts.values())
+        self._asked_conditions = {c.id: c.condition for c in trial.criteria if c.ask}
         self._never_facts = frozenset(name for name, spec in trial.facts.items()
                                       if Special.NEVER in spec.special)
         # (criterion, the outcome that fails it, the outcome that passes it), in trial order
@@ -292,6 +297,8 @@ class Screener:
         (`ConflictError.each`). Raises EngineError if durable-rules reports a failure.
         """
         values = {k: v for k, v in facts.items() if v is not None and k in self.trial.facts}
+        self._computed: dict[str, FactValue] = {}  # reported facts: the value computed beside
+        self._warnings: dict[str, str] = {}
         outcomes: dict[str, str] = {}
         missing: set[str] = set()
         derived: dict[str, FactValue] = {}
@@ -309,7 +316,13 @@ class Screener:
             raise self._together(contradictions.values())
         if failures and (needed := self._needed_failures(outcomes, failures)):
             raise self._together(needed)
-        return self._result(outcomes, missing, derived, firings)
+        result = self._result(outcomes, missing, derived, firings)
+        if result.decision == "undetermined" and self._lists:
+            # list items to complete (or items to add), after the facts
+            entries = to_collect(self._evaluator, self._asked_conditions, outcomes, values, self._fact_order)
+            if entries:
+                result = dataclasses.replace(result, missing=result.missing + entries)
+        return result
 
     def _together(self, errors: Iterable[ConflictError]) -> ConflictError:
         """One error for all of `errors`: the first in the trial's fact order, carrying the
@@ -491,6 +504,13 @@ class Screener:
                 return True
             if value is None:
                 return False  # unknown for now; computed again if more facts arrive
+        elif derivation.function == "banded_score" and not all(name in values for name in derivation.inputs):
+            # a score is settled before all its parts are known when the rest cannot change
+            # its class (docs/rules-language.md, "Settled when settled")
+            inputs = {name: values[name] for name in derivation.inputs if name in values}
+            value = banded_score_settled(inputs, derivation.params["points"], derivation.params["classes"])
+            if value is None:
+                return False  # unknown for now; computed again if more facts arrive
         else:
             function = FUNCTIONS[derivation.function]
             inputs = {name: values[name] for name in derivation.inputs}
@@ -507,6 +527,16 @@ class Screener:
                                       ImpossibleFacts(derivation.fact, value, inputs, exc.reason))
             return True
         given = values.get(derivation.fact)
+        if given is not None and derivation.reported:
+            # a reported measurement decides; the computed value is kept beside it
+            if derivation.fact not in self._computed:
+                self._computed[derivation.fact] = value
+                if abs(Decimal(str(given)) - Decimal(str(value))) > derivation.tolerance:
+                    self._warnings[derivation.fact] = reported_warning(
+                        derivation.fact, given, value, inputs, derivation.tolerance)
+            firings.append(Firing(rule=f"derive.{rule_id}", criterion=None, outcome=None,
+                                  facts=inputs, derived={}))
+            return True
         if given is not None and given != value:
             contradictions.setdefault(derivation.fact, ConflictError(derivation.fact, given, value, inputs))
             return True
@@ -540,6 +570,8 @@ class Screener:
             missing=tuple(sorted(missing, key=self._fact_order.__getitem__)),
             derived=derived,
             firings=tuple(firings),
+            computed={name: self._computed[name] for name in self.trial.facts if name in self._computed},
+            warnings=tuple(self._warnings[name] for name in self.trial.facts if name in self._warnings),
         )
 
 

@@ -93,6 +93,14 @@ class ImpossibleFacts(ConflictError):
         self.args = (f"{fact}: cannot be derived from {_shown(inputs)}: {reason}",)
 
 
+def reported_warning(fact: str, given: object, computed: object, inputs: Mapping[str, object],
+                     tolerance: object) -> str:
+    """The warning for a reported value further than its tolerance from the computed one
+    (docs/rules-language.md, "Reported measurements"): fact, both values and the inputs."""
+    return (f"{fact}: {show(given)}: reported value used; {show(computed)} computed from "
+            f"{_shown(inputs)} differs by more than {show(tolerance)}")
+
+
 def _shown(inputs: Mapping[str, object]) -> str:
     return ", ".join(f"{name}={show(value)}" for name, value in inputs.items())
 

@@ -72,6 +72,9 @@ class FactSpec:
     # quantity facts: conversions that are not a plain factor (HbA1c mmol/mol -> %), as
     # (unit, factor, offset): declared = given * factor + offset; not repeated in `convert`
     affine: tuple[tuple[str, Decimal, Decimal], ...] = ()
+    # date item fields: the sibling date field this one is never earlier than (a dose stable
+    # since a day no earlier than the drug's start), "" when none
+    not_before: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,10 @@ class Derivation:
     description: str
     span: Span
     formula: "Expr | None" = None  # `formula:` derivations: the checked expression (function "formula")
+    # `given: reported`: a given value is the source's own measurement and decides; the
+    # computed one is kept beside it, and a difference over `tolerance` is a warning
+    reported: bool = False
+    tolerance: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,3 +382,6 @@ class Result:
     missing: tuple[str, ...]  # input facts whose answers could move the decision
     derived: dict[str, FactValue]  # facts computed by derivation rules
     firings: tuple[Firing, ...]
+    # reported facts (`given: reported`): the value computed beside the given one
+    computed: dict[str, FactValue] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()  # reported values further than their tolerance from the computed

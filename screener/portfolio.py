@@ -21,8 +21,8 @@ from screener.readers import Row
 if TYPE_CHECKING:
     from screener.store import Store
 
-PORTFOLIO_COLUMNS = ("candidate_id", "trial_id", "decision", "failed_criteria", "missing", "errors")
-MATCH_COLUMNS = ("candidate_id", "rank", "trial_id", "decision", "failed_criteria", "missing", "errors")
+PORTFOLIO_COLUMNS = ("candidate_id", "trial_id", "decision", "failed_criteria", "missing", "errors", "warnings")
+MATCH_COLUMNS = ("candidate_id", "rank", "trial_id", "decision", "failed_criteria", "missing", "errors", "warnings")
 
 
 def with_trial(record: dict[str, Any], trial_id: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ the YAML loader, value coercion (the batch contract for turning raw input into t
 values), the unit system's conversion factors and the model types come from `screener`.
 
     reference_decide(rules, fields, context=None)
-        -> {"decision", "failed_criteria", "missing", "errors"}
+        -> {"decision", "failed_criteria", "missing", "errors", "warnings"}
 
 `rules` is a Trial, a rules-file path, or the document `load_yaml` returns; `fields` are the
 raw input fields of one candidate (as a CSV/JSON row gives them); `context` the raw values
@@ -20,6 +20,9 @@ out of its fact's range, a given value differing from the derived one), named by
 fact; a criterion that stays unknown because a value it reads could not be computed
 although its inputs are known (a division by zero, an overflow), named by the facts that
 criterion reads and that are known.
+
+`warnings` names the reported facts (`given: reported`) whose given value is further than the
+derivation's `tolerance` from the computed one; the given value decides.
 
 `missing` follows the definition rather than any particular construction: an absent fact is
 missing when answering it could move an unknown criterion out of unknown, i.e. there is some
@@ -50,7 +53,7 @@ from screener.rules.read import load_yaml
 from screener.values import coerce
 
 from reference_lang import (
-    INF, NEVER, UNKNOWN, Cal, Day, Env, Q, Range, Unk, day, evaluate, names_read, number,
+    INF, NEVER, UNKNOWN, Cal, Day, Env, Q, Range, Unk, day, evaluate, item_truth, names_read, number,
     parse as parse_expr, to_unit,
 )
 
@@ -121,6 +124,33 @@ def banded_score(values: dict[str, Any], points: dict[str, Any], classes: list[A
         if _in_band(band, total):
             return str(label)
     raise ValueError(f"Child-Pugh-like total {total} is in no class")
+
+
+def banded_whatever(known: dict[str, Any], points: dict[str, Any], classes: list[Any]) -> str | None:
+    """The class of a banded score whatever its unknown parts are: every row of points each
+    unknown part may score is tried in turn (with the known parts' points); the one class all
+    totals fall in, or None."""
+    fixed = 0
+    rows: list[list[int]] = []
+    for name, table in points.items():
+        if name in known:
+            value = known[name]
+            fixed += int(table[value]) if isinstance(table, dict) else \
+                next(int(p) for p, band in table if _in_band(band, value))
+        else:
+            rows.append([int(p) for p in (table.values() if isinstance(table, dict) else (p for p, _ in table))])
+    labels = set()
+    for combination in _all_rows(rows):
+        total = fixed + sum(combination)
+        labels.add(next((str(label) for label, band in classes if _in_band(band, total)), None))
+    return labels.pop() if len(labels) == 1 and None not in labels else None
+
+
+def _all_rows(rows: list[list[int]]) -> list[tuple[int, ...]]:
+    out: list[tuple[int, ...]] = [()]
+    for row in rows:
+        out = [done + (p,) for done in out for p in row]
+    return out
 
 
 def _derive(function: str, inputs: list[str], params: dict[str, Any], values: dict[str, Any]) -> Any:
@@ -247,6 +277,8 @@ class _Derivation:
     inputs: list[str]
     params: dict[str, Any]
     formula: tuple | None
+    reported: bool = False  # `given: reported`: a given value decides; a far one warns
+    tolerance: Decimal = Decimal(0)
 
 
 class Reference:
@@ -264,6 +296,10 @@ class Reference:
         self.specials = {n: frozenset(w.value for w in s.special) for n, s in self.facts.items()}
         for spec in self.facts.values():
             self.specials.update({f.name: frozenset(w.value for w in f.special) for f in spec.item})
+        self.bounds = {name: str(e["not_before"]) for spec in doc["facts"].values()
+                       for name, e in (spec.get("item") or {}).items() if "not_before" in e}
+        self.choices = {f.name: (True, False) if f.type == "boolean" else tuple(f.values)
+                        for spec in self.facts.values() for f in spec.item if f.type in ("boolean", "enum")}
         self.definitions: dict[str, tuple] = {}
         raw_defs = doc.get("definitions") or []
         names = {d["name"]: None for d in raw_defs}
@@ -274,7 +310,9 @@ class Reference:
             formula = self.parse(str(d["formula"])) if "formula" in d else None
             inputs = names_read(formula, self.definitions) if formula else list(d["inputs"])
             self.derivations.append(_Derivation(d["fact"], d.get("function"), inputs,
-                                                dict(d.get("params") or {}), formula))
+                                                dict(d.get("params") or {}), formula,
+                                                d.get("given", "same") == "reported",
+                                                Decimal(str(d.get("tolerance", 0)))))
         self.derived_by = {d.fact: d for d in self.derivations}
         self.criteria = []
         for c in doc["criteria"]:
@@ -288,7 +326,10 @@ class Reference:
                           self.items)
 
     def env(self, values: dict[str, Any]) -> Env:
-        return Env(values, self.definitions, self.units, self.converts, self.specials)
+        env = Env(values, self.definitions, self.units, self.converts, self.specials)
+        env.choices = self.choices
+        env.bounds = self.bounds
+        return env
 
     # -- values ---------------------------------------------------------------------------
 
@@ -329,12 +370,20 @@ class Reference:
                     continue
                 if any(isinstance(rt[name], Unk) for name in d.inputs if name in rt):
                     continue  # an input that could not be computed is unknown here too
-                if not all(name in rt for name in d.inputs) and (
+                settled = None
+                if d.function == "banded_score" and not all(name in rt for name in d.inputs):
+                    settled = banded_whatever({n: typed[n] for n in d.inputs if n in typed},
+                                              d.params["points"], d.params["classes"])
+                    if settled is None:
+                        continue  # the unknown parts could still change the class
+                elif not all(name in rt for name in d.inputs) and (
                         d.formula is None or isinstance(evaluate(d.formula, self.env(rt)), Unk)):
                     continue  # not yet: more answers may give it
                 done.add(d.fact)
                 spec = self.facts[d.fact]
-                if d.formula is None:
+                if settled is not None:
+                    value = settled
+                elif d.formula is None:
                     args = [typed[name] for name in d.inputs]
                     if d.function in _FUNCTION_DATES and not all(isinstance(a, dt.date) for a in args):
                         continue  # never/ongoing: no completed years to count
@@ -361,7 +410,11 @@ class Reference:
                 except InvalidValue:
                     contradictory.append(d.fact)
                     continue
-                if d.fact in typed:
+                if d.fact in typed and d.reported:
+                    # a reported measurement stays and decides; far from the computation it warns
+                    if abs(_num(typed[d.fact]) - _num(value)) > d.tolerance:
+                        self.warned.append(d.fact)
+                elif d.fact in typed:
                     if _num(typed[d.fact]) != _num(value):
                         contradictory.append(d.fact)
                 else:
@@ -555,6 +608,115 @@ class Reference:
                     pending.extend(i for i in d.inputs if i not in rt and i not in found)
         return sorted(found, key=self.order.__getitem__)
 
+    # -- lists to complete ---------------------------------------------------------------------
+
+    def to_complete(self, outcomes: dict[str, Any], rt: dict[str, Any]) -> list[str]:
+        """The entries of given lists to complete (docs/batch-io.md, "Lists to complete"):
+        `L[n].f` for an unknown field of item n whose part of an aggregate keeping an unknown
+        criterion unknown is unknown, `L[]` for an empty list whose latest (lowest, highest)
+        value is wanted. Ordered by list (data dictionary), item, field (item order)."""
+        found: dict[tuple[int, int, int], str] = {}
+        for criterion in self.criteria:
+            if not isinstance(outcomes[criterion.id], Unk) or not criterion.ask:
+                continue
+            for node in self._open(criterion.cond, rt):
+                for key, name in self._incomplete(node, rt):
+                    found.setdefault(key, name)
+        return [found[key] for key in sorted(found)]
+
+    def _open(self, e: tuple, rt: dict[str, Any]) -> list[tuple]:
+        """The aggregates over given lists an unknown condition depends on: through `not` and
+        the unknown parts of `and`/`or`, then every aggregate of a part whose value is open."""
+        env = self.env(rt)
+        if e[0] == "def":
+            return self._open(self.definitions[e[1]], rt)
+        if e[0] == "not":
+            return self._open(e[1], rt)
+        if e[0] in ("and", "or"):
+            out: list[tuple] = []
+            for part in e[1]:
+                got = evaluate(part, env)
+                if isinstance(got, Unk) and not got.reasons:
+                    out.extend(self._open(part, rt))
+            return out
+        out = []
+        stack: list[Any] = [e]
+        while stack:
+            node = stack.pop()
+            if not isinstance(node, tuple) or not node:
+                continue
+            if not isinstance(node[0], str):
+                stack.extend(reversed(node))
+                continue
+            if node[0] == "def":
+                stack.append(self.definitions[node[1]])
+                continue
+            if node[0] == "call" and node[1] in _AGGREGATES:
+                listed = node[2][0][1]
+                value = rt.get(listed)
+                if isinstance(value, tuple):
+                    got = evaluate(node, env)
+                    if isinstance(got, Range) or (isinstance(got, Unk) and not got.reasons):
+                        out.append(node)
+                continue
+            if node[0] in ("lit", "word", "fact", "field"):
+                continue
+            stack.extend(reversed(node[1:]))
+        return out
+
+    def _incomplete(self, node: tuple, rt: dict[str, Any]) -> list[tuple[tuple[int, int, int], str]]:
+        name, args = node[1], node[2]
+        listed = args[0][1]
+        items = rt[listed]
+        fields = list(self.items[listed])
+        rank = self.order[listed]
+        env = self.env(rt)
+
+        def unknown(expr: tuple, i: int) -> list[tuple[tuple[int, int, int], str]]:
+            if expr[0] == "def":
+                return unknown(self.definitions[expr[1]], i)
+            if expr[0] == "not":
+                return unknown(expr[1], i)
+            if expr[0] in ("and", "or"):
+                out: list[tuple[tuple[int, int, int], str]] = []
+                for part in expr[1]:
+                    got = at(part, items[i])
+                    if isinstance(got, Unk) and not got.reasons:
+                        out.extend(unknown(part, i))
+                return out
+            read = [n for n in names_read(expr, self.definitions, fields=True) if n in fields]
+            return [((rank, i + 1, fields.index(n)), f"{listed}[{i + 1}].{n}")
+                    for n in read if isinstance(items[i].get(n, UNKNOWN), Unk)]
+
+        def at(expr: tuple, item: dict[str, Any]) -> Any:
+            env.item = item
+            try:
+                return evaluate(expr, env)
+            finally:
+                env.item = None
+
+        if name == "count" and len(args) == 1:
+            return []
+        if name == "latest":
+            keys = [at(args[1], item) for item in items]
+            if any(isinstance(k, Unk) and not k.reasons for k in keys):
+                return [entry for i, k in enumerate(keys) if isinstance(k, Unk) and not k.reasons
+                        for entry in unknown(args[1], i)]
+            dated = [(k.ordinal, i) for i, k in enumerate(keys) if isinstance(k, Day)]
+            if not dated:
+                return [((rank, 0, 0), f"{listed}[]")]
+            best = max(dated)[1]
+            got = at(args[2], items[best])
+            return unknown(args[2], best) if isinstance(got, Unk) and not got.reasons else []
+        if not items:
+            return [((rank, 0, 0), f"{listed}[]")] if name in ("min_of", "max_of") else []
+        out = []
+        for i, item in enumerate(items):
+            got = item_truth(args[1], env, item) if name in ("any", "all", "count") else at(args[1], item)
+            if isinstance(got, Unk) and not got.reasons:
+                out.extend(unknown(args[1], i))
+        return out
+
     # -- the decision ------------------------------------------------------------------------
 
     def decide(self, fields: dict[str, Any], context: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -562,6 +724,7 @@ class Reference:
         if errors:
             return _error(errors)
         rt = {name: runtime(self.facts[name], value) for name, value in typed.items()}
+        self.warned: list[str] = []
         contradictory = self.complete(typed, rt)
         if contradictory:
             return _error([f"{name}: contradicts its inputs" for name in contradictory])
@@ -580,12 +743,17 @@ class Reference:
             decision = "eligible"
         else:
             decision = "undetermined"
-        missing = self.missing(outcomes, rt) if decision == "undetermined" else None
-        return {"decision": decision, "failed_criteria": failed, "missing": missing, "errors": []}
+        missing = (self.missing(outcomes, rt) + self.to_complete(outcomes, rt)
+                   if decision == "undetermined" else None)
+        return {"decision": decision, "failed_criteria": failed, "missing": missing, "errors": [],
+                "warnings": sorted(self.warned, key=self.order.__getitem__)}
+
+
+_AGGREGATES = ("any", "all", "count", "sum", "min_of", "max_of", "latest")
 
 
 def _error(errors: list[str]) -> dict[str, Any]:
-    return {"decision": "error", "failed_criteria": [], "missing": None, "errors": errors}
+    return {"decision": "error", "failed_criteria": [], "missing": None, "errors": errors, "warnings": []}
 
 
 def _show(value: Any) -> str:

@@ -492,6 +492,8 @@ class Env:
         self.specials = specials  # fact or item field -> the words it allows ("never", "ongoing")
         self.item: Mapping[str, Any] | None = None
         self.memo: dict[str, Any] = {}
+        self.choices: Mapping[str, tuple] = {}  # yes/no and choice item fields -> their values
+        self.bounds: Mapping[str, str] = {}  # date item field -> the sibling it is never before
 
 
 def evaluate(e: tuple, env: Env) -> Any:
@@ -541,8 +543,12 @@ def _eval(e: tuple, env: Env) -> Any:
         a, b = _eval(e[2], env), _eval(e[3], env)
         got = compare(e[1], a, b, env)
         if isinstance(got, Unk) and not got.reasons and _is_ongoing(a, b):
-            return _whatever(lambda x, y: compare(e[1], x, y, env), (a, b), (e[2], e[3]),
-                             (_A_DAY, _A_DAY), env, got)
+            got = _whatever(lambda x, y: compare(e[1], x, y, env), (a, b), (e[2], e[3]),
+                            (_A_DAY, _A_DAY), env, got)
+        if isinstance(got, Unk) and not got.reasons:
+            got = _from_bound(e, a, b, env, got)
+        if isinstance(got, Unk) and not got.reasons:
+            return _either_branch(e, env, got)
         return got
     if tag == "in":
         x = _eval(e[1], env)
@@ -570,6 +576,84 @@ def _eval(e: tuple, env: Env) -> Any:
     if tag == "call":
         return call(e[1], e[2], env, e)
     raise AssertionError(tag)
+
+
+def _from_bound(e: tuple, a: Any, b: Any, env: Env, unknown: Unk) -> Any:
+    """An unknown item field that is never earlier than a known sibling date (`not_before`)
+    compared with a known date: it can be that date or any later one; the comparison is
+    decided when the earliest and a day far later (standing for all later ones, ordered
+    comparisons being monotone) agree."""
+    if e[1] in ("==", "!=") or env.item is None:
+        return unknown
+    for side, value, other in ((e[2], a, b), (e[3], b, a)):
+        if side[0] != "field" or not isinstance(value, Unk) or not isinstance(other, Day):
+            continue
+        sibling = env.bounds.get(side[1])
+        earliest = env.item.get(sibling) if sibling else None
+        if not isinstance(earliest, Day) or earliest.ongoing:
+            continue
+        far = Day(Decimal(3652059))  # 9999-12-31
+        answers = {compare(e[1], x, other, env) if side is e[2] else compare(e[1], other, x, env)
+                   for x in (earliest, far)}
+        if len(answers) == 1 and isinstance(next(iter(answers)), bool):
+            return answers.pop()
+    return unknown
+
+
+def _either_branch(e: tuple, env: Env, unknown: Unk) -> Any:
+    """A comparison left unknown by `if(test, a, b)`s whose tests are unknown: the answer when
+    the comparison written with every choice of their branches gives the same one (tried one
+    by one, the `if`s written out in full); `unknown` otherwise."""
+    found: list[tuple] = []
+
+    def walk(node: Any) -> None:
+        if not isinstance(node, tuple) or not node:
+            return
+        if not isinstance(node[0], str):
+            for part in node:
+                walk(part)
+            return
+        if node[0] == "def":
+            walk(env.definitions[node[1]])
+        elif node[0] == "call" and node[1] == "if":
+            test = _eval(node[2][0], env)
+            if isinstance(test, Unk) and not test.reasons and node not in found:
+                found.append(node)
+        elif node[0] == "call" and node[1] in AGGREGATES:
+            return
+        elif node[0] not in ("lit", "word", "fact", "field"):
+            for part in node[1:]:
+                walk(part)
+
+    walk(e[2])
+    walk(e[3])
+    if not found or len(found) > 4:
+        return unknown
+    answers = set()
+    for choice in _product([[1, 2]] * len(found)):
+        written = e
+        for node, branch in zip(found, choice):
+            written = _write_out(written, node, node[2][branch], env)
+        got = compare(written[1], _eval(written[2], env), _eval(written[3], env), env)
+        if not isinstance(got, bool):
+            return unknown
+        answers.add(got)
+    return answers.pop() if len(answers) == 1 else unknown
+
+
+def _write_out(e: Any, target: tuple, branch: tuple, env: Env) -> Any:
+    """`e` with `target` replaced by `branch`, definitions that hold it written out."""
+    if e == target:
+        return branch
+    if not isinstance(e, tuple) or not e:
+        return e
+    if e[0] == "def":
+        body = env.definitions[e[1]]
+        written = _write_out(body, target, branch, env)
+        return e if written == body else written
+    if isinstance(e[0], str) and e[0] in ("lit", "word", "fact", "field"):
+        return e
+    return tuple(_write_out(part, target, branch, env) for part in e)
 
 
 def _is_ongoing(*values: Any) -> bool:
@@ -940,7 +1024,8 @@ def aggregate(name: str, args: tuple, env: Env, e: tuple) -> Any:
         for item in items:
             env.item = item
             if len(args) > 1:
-                results.append(_eval(args[1], env))
+                results.append(item_truth(args[1], env, item) if name in ("any", "all", "count")
+                               else _eval(args[1], env))
     finally:
         env.item = outer
     if name == "count":
@@ -969,6 +1054,31 @@ def aggregate(name: str, args: tuple, env: Env, e: tuple) -> Any:
     if not results:
         return UNKNOWN
     return _function("min" if name == "min_of" else "max", [number(r) for r in results], (), env)
+
+
+def item_truth(c: tuple, env: Env, item: Mapping[str, Any]) -> Any:
+    """Condition `c` on one item; when unknown, every combination of the yes/no and choice
+    fields it reads that the item leaves unknown is tried (at most 64), each written into a
+    copy of the item: the one answer they all give, or unknown."""
+    outer = env.item
+    try:
+        env.item = item
+        got = truth(_eval(c, env))
+        if not isinstance(got, Unk) or got.reasons:
+            return got
+        names = [n for n in names_read(c, env.definitions, fields=True)
+                 if n in env.choices and isinstance(item.get(n, UNKNOWN), Unk)]
+        combos = _product([list(env.choices[n]) for n in names])
+        if not names or len(combos) > 64:
+            return got
+        answers = []
+        for combo in combos:
+            env.item = {**item, **dict(zip(names, combo))}
+            answers.append(truth(_eval(c, env)))
+        first = answers[0]
+        return first if isinstance(first, bool) and all(a is first for a in answers) else got
+    finally:
+        env.item = outer
 
 
 def _latest(items: tuple, args: tuple, env: Env) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+from decimal import Decimal
 import io
 import json
 import os
@@ -31,12 +32,16 @@ from conftest import ROOT
 pytestmark = pytest.mark.usefixtures("traces_verified")  # every trace a test writes verifies
 
 CAR_T = "NCT06898385"
-# Given values that disagree with two independent derivations: the RR interval with the heart
-# rate, the creatinine clearance with age, weight, sex and creatinine (Cockcroft-Gault).
-TWO_CONTRADICTIONS = {"candidate_id": "P-2", "heart_rate": "75", "rr_interval": "3", "age": "60",
-                      "weight": "70", "sex": "male", "creatinine": "1 mg/dL", "crcl": "10"}
-RR = "rr_interval: 3.000000: disagrees with 0.800000 derived from heart_rate=75.0"
-CRCL = "crcl: 10.0000: disagrees with 77.7778 derived from age=60, weight=70.00, sex=male, creatinine=88.4000"
+GIST = "NCT03862768"
+# Given values that disagree with two independent derivations: the age with the birth and
+# screening dates, the Child-Pugh class with its five parts. (Reported measurements such as
+# a laboratory's eGFR or an ECG machine's QTcF never contradict: tests/test_reported.py.)
+TWO_CONTRADICTIONS = {"candidate_id": "P-2", "age": "30", "birth_date": "1960-01-01",
+                      "screening_date": "2024-01-01", "child_pugh_class": "C", "bilirubin_umol_l": "20",
+                      "albumin_g_l": "40", "inr": "1.0", "ascites": "none", "encephalopathy": "none"}
+AGE = "age: 30: disagrees with 64 derived from birth_date=1960-01-01, screening_date=2024-01-01"
+CHILD_PUGH = ("child_pugh_class: C: disagrees with A derived from bilirubin_umol_l=20, albumin_g_l=40, inr=1, "
+              "ascites=none, encephalopathy=none")
 
 
 @pytest.fixture(scope="module")
@@ -55,34 +60,39 @@ def test_a_batch_row_with_two_contradictions_is_one_record_naming_both(tmp_path:
         writer = csv.DictWriter(f, list(TWO_CONTRADICTIONS))
         writer.writeheader()
         writer.writerow(TWO_CONTRADICTIONS)
-    done = subprocess.run([sys.executable, "-m", "screener", "batch", str(path), "--trial", CAR_T],
+    done = subprocess.run([sys.executable, "-m", "screener", "batch", str(path), "--trial", GIST],
                           capture_output=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 1  # some candidates are errors
     records = [json.loads(line) for line in done.stdout.decode("utf-8").splitlines()]
     assert len(records) == 1
-    # in the data dictionary's order (crcl comes before rr_interval), whatever order rules fire in
-    assert records[0]["decision"] == "error" and records[0]["errors"] == [CRCL, RR]
+    # in the data dictionary's order (age comes before child_pugh_class), whatever order rules fire in
+    assert records[0]["decision"] == "error" and records[0]["errors"] == [AGE, CHILD_PUGH]
 
 
-def test_an_impossible_date_and_a_disagreeing_value_are_both_named(car_t: Trial, car_t_screener: Screener) -> None:
-    row = {"candidate_id": "P-3", "birth_date": "2030-05-01", "main_consent_date": "2025-01-02",
-           "heart_rate": "75", "rr_interval": "3"}
-    record = screen_row(car_t, car_t_screener, Row(1, row)).record
+def test_an_impossible_date_and_a_disagreeing_value_are_both_named(trial: Trial, screener: Screener) -> None:
+    row = {**TWO_CONTRADICTIONS, "candidate_id": "P-3", "birth_date": "2030-05-01"}
+    del row["age"]
+    record = screen_row(trial, screener, Row(1, row)).record
     assert record["decision"] == "error"
-    age, rr = record["errors"]
-    assert age.startswith("age: cannot be derived from birth_date=2030-05-01, main_consent_date=2025-01-02: ")
-    assert rr == RR
+    age, child_pugh = record["errors"]
+    assert age.startswith("age: cannot be derived from birth_date=2030-05-01, screening_date=2024-01-01: ")
+    assert child_pugh == CHILD_PUGH
 
 
-def test_a_value_derived_from_a_derived_value_is_checked_after_an_earlier_contradiction(
+def test_a_reported_value_far_from_its_computation_is_not_a_contradiction(
         car_t: Trial, car_t_screener: Screener) -> None:
-    """QTcF needs the RR interval, itself derived from the heart rate: a given QTcF that
-    disagrees is named beside a creatinine clearance that disagrees, found first."""
-    qtcf = "qtcf: 300.0000: disagrees with 430.8869 derived from qt_interval=400.0, rr_interval=0.800000"
+    """QTcF needs the RR interval, itself derived from the heart rate: an ECG machine's QTcF
+    far from the Fridericia value decides, beside a warning; an age the dates contradict is
+    still an error."""
     row = {"candidate_id": "P-7", "heart_rate": "75", "qt_interval": "400", "qtcf": "300"}
-    assert screen_row(car_t, car_t_screener, Row(1, row)).record["errors"] == [qtcf]
-    both = {**row, **{k: v for k, v in TWO_CONTRADICTIONS.items() if k not in ("candidate_id", "rr_interval")}}
-    assert screen_row(car_t, car_t_screener, Row(2, both)).record["errors"] == [CRCL, qtcf]
+    record = screen_row(car_t, car_t_screener, Row(1, row)).record
+    assert record["decision"] == "undetermined" and record["errors"] == []
+    (warning,) = record["warnings"]
+    assert warning.startswith("qtcf: 300") and "reported value used; 430.88" in warning
+    assert "computed from qt_interval=400" in warning and warning.endswith("differs by more than 10")
+    wrong_age = {**row, "age": "30", "birth_date": "1960-01-01", "main_consent_date": "2024-01-01"}
+    assert screen_row(car_t, car_t_screener, Row(2, wrong_age)).record["errors"] == [
+        "age: 30: disagrees with 64 derived from birth_date=1960-01-01, main_consent_date=2024-01-01"]
 
 
 def test_dates_numbers_and_labels_read_as_a_person_writes_them(trial: Trial, screener: Screener) -> None:
@@ -96,29 +106,31 @@ def test_dates_numbers_and_labels_read_as_a_person_writes_them(trial: Trial, scr
         "ascites=none, encephalopathy=none"]
 
 
-def test_the_error_keeps_the_first_contradiction_and_carries_the_others(car_t_screener: Screener) -> None:
-    facts = {"heart_rate": 75.0, "rr_interval": 3.0, "birth_date": dt.date(2030, 5, 1),
-             "main_consent_date": dt.date(2025, 1, 2)}
+def test_the_error_keeps_the_first_contradiction_and_carries_the_others(screener: Screener) -> None:
+    facts = {"birth_date": dt.date(2030, 5, 1), "screening_date": dt.date(2025, 1, 2), "child_pugh_class": "C",
+             "bilirubin_umol_l": Decimal(20), "albumin_g_l": Decimal(40), "inr": Decimal("1.0"),
+             "ascites": "none", "encephalopathy": "none"}
     with pytest.raises(ConflictError) as info:
-        car_t_screener.evaluate(facts)
+        screener.evaluate(facts)
     first = info.value
     assert isinstance(first, ImpossibleFacts) and first.fact == "age"
-    assert [e.fact for e in first.each] == ["age", "rr_interval"]
+    assert [e.fact for e in first.each] == ["age", "child_pugh_class"]
     assert str(first) == str(first.each[0]) and str(first).startswith("age: ")
 
 
-def test_the_session_is_clean_after_a_candidate_with_several_contradictions(car_t_screener: Screener) -> None:
+def test_the_session_is_clean_after_a_candidate_with_several_contradictions(screener: Screener) -> None:
     """Derivations no longer stop mid-session: the session runs to its end and the next
     candidate must meet none of the contradicting candidate's facts."""
-    facts = {"heart_rate": 75.0, "sex": "male", "ecog": 0}
-    alone = car_t_screener.evaluate(facts)
+    facts = {"bilirubin_umol_l": Decimal(20), "albumin_g_l": Decimal(40), "ecog": 0}
+    alone = screener.evaluate(facts)
     for _ in range(3):
         with pytest.raises(ConflictError) as info:
-            car_t_screener.evaluate({**facts, "rr_interval": 3.0, "weight": 70.0, "age": 60,
-                                     "creatinine": 88.4, "crcl": 10.0})
-        assert [e.fact for e in info.value.each] == ["crcl", "rr_interval"]
-        assert car_t_screener.evaluate(facts) == alone
-    assert car_t_screener.evaluate({}).derived == {}
+            screener.evaluate({**facts, "age": 30, "birth_date": dt.date(1960, 1, 1),
+                               "screening_date": dt.date(2024, 1, 1), "child_pugh_class": "C",
+                               "inr": Decimal("1.0"), "ascites": "none", "encephalopathy": "none"})
+        assert [e.fact for e in info.value.each] == ["age", "child_pugh_class"]
+        assert screener.evaluate(facts) == alone
+    assert screener.evaluate({}).derived == {}
 
 
 def test_a_trial_over_several_rulesets_names_each_contradiction_once(tmp_path: Path) -> None:
@@ -145,17 +157,17 @@ def test_a_trial_over_several_rulesets_names_each_contradiction_once(tmp_path: P
 
 
 @pytest.mark.parametrize("language, want", [
-    ("en", ["That contradicts other answers: crcl given as 10.0000, but the other answers give 77.7778.",
-            "That contradicts other answers: rr_interval given as 3.000000, but the other answers give 0.800000."]),
-    ("zh", ["与其他回答矛盾：肌酐清除率 填写为 10.0000，但根据其他回答计算为 77.7778。",
-            "与其他回答矛盾：RR 间期 填写为 3.000000，但根据其他回答计算为 0.800000。"]),
+    ("en", ["That contradicts other answers: Age given as 30, but the other answers give 64.",
+            "That contradicts other answers: Child-Pugh class given as class C, but the other answers give class A."]),
+    ("zh", ["与其他回答矛盾：年龄 填写为 30，但根据其他回答计算为 64。",
+            "与其他回答矛盾：Child-Pugh 分级 填写为 C 级，但根据其他回答计算为 A 级。"]),
 ])
 def test_an_answers_file_with_two_contradictions_names_both_in_the_dialogs_language(
-        car_t: Trial, car_t_screener: Screener, tmp_path: Path, language: str, want: list[str]) -> None:
+        trial: Trial, screener: Screener, tmp_path: Path, language: str, want: list[str]) -> None:
     console = Console(file=io.StringIO(), width=200, color_system=None, soft_wrap=True)
-    session = store.Session(path=tmp_path / "s.json", trial_id=car_t.id, trial_hash=car_t.content_hash,
+    session = store.Session(path=tmp_path / "s.json", trial_id=trial.id, trial_hash=trial.content_hash,
                             language=language, candidate_id="P-6")
-    dialog = Dialog(car_t, car_t_screener, load_dialog(dialog_path(car_t.id, language), car_t),
+    dialog = Dialog(trial, screener, load_dialog(dialog_path(trial.id, language), trial),
                     LineReader(io.StringIO(""), console), console, session, save=store.save,
                     today=dt.date(2026, 11, 25))
     given = {k: v for k, v in TWO_CONTRADICTIONS.items() if k != "candidate_id"}
@@ -169,14 +181,13 @@ def test_the_terminal_dialog_shows_every_contradiction(tmp_path: Path) -> None:
     answers.write_text("".join(f"{k}: '{v}'\n" for k, v in TWO_CONTRADICTIONS.items()), encoding="utf-8")
     env = dict(os.environ, PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm", NO_COLOR="1", PYTHONPATH=str(ROOT),
                XDG_STATE_HOME=str(tmp_path / "state"), COLUMNS="250")
-    child = pexpect.spawn(sys.executable, ["-m", "screener", "screen", "--trial", CAR_T, "--answers",
+    child = pexpect.spawn(sys.executable, ["-m", "screener", "screen", "--trial", GIST, "--answers",
                                            str(answers), "--session", str(tmp_path / "s.json")],
                           env=env, cwd=str(tmp_path), encoding="utf-8", timeout=30, dimensions=(50, 250))
     child.expect(pexpect.EOF)
     child.close()
     shown = child.before.replace("\r\n", "\n")
     assert child.exitstatus == 2
-    assert (f"{answers}: That contradicts other answers: crcl given as 10.0000, but the other answers give "
-            "77.7778.") in shown
-    assert (f"{answers}: That contradicts other answers: rr_interval given as 3.000000, but the other answers "
-            "give 0.800000.") in shown
+    assert f"{answers}: That contradicts other answers: Age given as 30, but the other answers give 64." in shown
+    assert (f"{answers}: That contradicts other answers: Child-Pugh class given as class C, but the other answers "
+            "give class A.") in shown

@@ -39,7 +39,7 @@ MAN = [
     ("ascites", "none"), ("encephalopathy", "none"), ("renal_insufficiency", "no"),
     ("severe_hepatitis", "no"),
     ("severe_cardiopulmonary_disease", "no"), ("nyha_class", "I"), ("pulmonary_infection", "no"),
-    ("copd_severity", "none"), ("severe_diabetes", "no"), ("severe_malnutrition", "no"),
+    ("copd_severity", "none"), ("severe_diabetes", "no"), ("severe_malnutrition", "no"), ("other_serious_comorbidity", "no"),
     ("serious_mental_illness", "no"), ("needs_concurrent_surgery", "no"),
     ("informed_consent", "yes"),
 ]

@@ -20,7 +20,7 @@ ANSWERS = {
     "screening_date": "2024-03-01", "other_malignancy_within_5y": "no", "ecog": 1, "asa_class": 2,
     "severe_cardiopulmonary_disease": "no", "nyha_class": 1, "pulmonary_infection": "no",
     "copd_severity": "none", "severe_diabetes": "no", "renal_insufficiency": "no",
-    "severe_hepatitis": "no", "child_pugh_class": "A", "severe_malnutrition": "no",
+    "severe_hepatitis": "no", "child_pugh_class": "A", "severe_malnutrition": "no", "other_serious_comorbidity": "no",
     "imatinib_start_date": "2020-01-10", "first_progression_date": "2023-06-01",
     "needs_concurrent_surgery": "no", "tumor_bleeding": "no", "tumor_perforation": "no",
     "tumor_obstruction": "no", "serious_mental_illness": "no", "other_clinical_study": "no",

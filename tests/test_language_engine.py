@@ -65,7 +65,10 @@ def test_a_threshold_depending_on_an_unknown_fact_is_unknown_and_names_it(lang):
     result = lang.evaluate({**BASE, "liver_metastases": None, "alt": Decimal(130)})
     assert result.outcomes["I2"] == "unknown" and result.missing == ("liver_metastases",)
     # ...but a value under both limits needs no answer: 100 <= 3 x 40 and <= 5 x 40
-    assert outcome(lang, "I2", liver_metastases=None) == "unknown"  # whole term needs its inputs
+    # (docs/rules-language.md, "Settled when settled")
+    assert outcome(lang, "I2", liver_metastases=None) == "met"
+    # and one over both limits fails whatever the answer: 201 > 5 x 40
+    assert outcome(lang, "I2", liver_metastases=None, alt=Decimal(201)) == "not_met"
 
 
 @pytest.mark.parametrize("hb,want", [(91, "met"), (90, "not_met")])
@@ -209,8 +212,9 @@ def test_count_over_a_list_is_a_range(lang, readings, want):
 
 
 def test_an_absent_list_is_missing_and_a_given_one_is_not(lang):
-    # `missing` names facts not given; a list given with unknown items leaves it unknown
-    assert lang.evaluate({**BASE, "bp": _bp(90, None, 100)}).missing == ()
+    # `missing` names facts not given; a list given with unknown items leaves it unknown, and
+    # the item field to complete is named after the facts (docs/batch-io.md, "Lists to complete")
+    assert lang.evaluate({**BASE, "bp": _bp(90, None, 100)}).missing == ("bp[2].systolic",)
     assert lang.evaluate({**BASE, "bp": None}).missing == ("bp",)
     assert lang.evaluate({**BASE, "bp": _bp(90, 80, 100)}).missing == ()
 

@@ -63,6 +63,7 @@ def test_reference_decides_every_hand_made_case(trial_id, table, case):
         assert got["missing"] == case["want_missing"]
     if "want_error" in case:
         assert [e.split(":", 1)[0] for e in got["errors"]] == [case["want_error"]]
+    assert got["warnings"] == case.get("want_warnings", [])
 
 
 def _named(errors: list[str]) -> set[str]:
@@ -83,6 +84,9 @@ def _check_against_reference(trial_id: str, cand) -> None:
     else:
         assert record["failed_criteria"] == want["failed_criteria"], (record, want)
         assert record["missing"] == (want["missing"] or []), (record, want)
+        # always something to collect (docs/batch-io.md, "Lists to complete")
+        assert record["decision"] != "undetermined" or record["missing"], record
+        assert _named(record["warnings"]) == set(want["warnings"]), (record, want)
 
 
 _SETTINGS = settings(max_examples=100, deadline=None, derandomize=True, database=None,

@@ -23,7 +23,7 @@ ROW = {
     "nyha_class": "1", "pulmonary_infection": "no", "copd_severity": "none",
     "severe_diabetes": "no", "renal_insufficiency": "no", "severe_hepatitis": "no",
     "bilirubin_umol_l": "20", "albumin_g_l": "40", "inr": "1.1", "ascites": "none",
-    "encephalopathy": "none", "severe_malnutrition": "no", "imatinib_start_date": "2024-01-10",
+    "encephalopathy": "none", "severe_malnutrition": "no", "other_serious_comorbidity": "no", "imatinib_start_date": "2024-01-10",
     "first_progression_date": "2025-02-01", "needs_concurrent_surgery": "no",
     "tumor_bleeding": "no", "tumor_perforation": "no", "tumor_obstruction": "no",
     "sex": "female", "pregnant": "no", "breastfeeding": "no", "serious_mental_illness": "no",

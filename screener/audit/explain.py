@@ -18,6 +18,7 @@ from screener.audit.chain import Trace, final_facts
 from screener.audit.keys import readable_fingerprint
 from screener.audit.trace import Source
 from screener.audit.words import Words
+from screener.rules.collect import describe_ref, parse_ref
 
 
 OUTCOME_STYLES = {"met": "green", "not_met": "red", "unknown": "yellow"}
@@ -161,7 +162,12 @@ def explanation(trace: Trace, words: Words | None = None) -> RenderableType:
     parts += [header, criteria_tree(trace, words)]
     if decision is not None and decision["missing"]:
         parts.append(Text(words.tr("Missing facts: {facts}", facts=", ".join(
-            _name(words, name) for name in decision["missing"])), style="yellow"))
+            _name(words, name) if parse_ref(name) is None else describe_ref(name, words.label, words.tr)
+            for name in decision["missing"])), style="yellow"))
+    if decision is not None and decision.get("warnings"):
+        # reported measurements far from their computation (docs/rules-language.md)
+        parts.append(Text(words.tr("Reported values used: {warnings}",
+                                   warnings="; ".join(decision["warnings"])), style="yellow"))
     for record in trace.signatures:  # as recorded; `screener verify` checks them
         statement = record.get("statement", {})
         parts.append(Text(words.tr(

@@ -19,6 +19,7 @@ import markupsafe
 from screener.audit.keys import readable_fingerprint
 from screener.audit.chain import Trace, final_facts
 from screener.audit.words import Words
+from screener.rules.collect import describe_ref, parse_ref
 from screener.i18n import translate, zone_name
 from screener.safe import safe_text
 
@@ -181,7 +182,8 @@ def build_letter(trace: Trace, trace_hash: str, issued: _dt.datetime,
         candidate_id=candidate or words.tr("(not given)"), decision=decision["decision"],
         decision_text=decision_words(words, decision["decision"]), failed=tuple(decision["failed"]),
         criteria=tuple(rows),
-        missing=tuple(MissingFact(n, descriptions.get(n, "")) for n in missing),
+        missing=tuple(MissingFact(n, descriptions.get(n, "") if parse_ref(n) is None
+                                  else describe_ref(n, words.label, words.tr)) for n in missing),
         issued=words.time(issued.isoformat()), decided=words.time(decision["time"]),
         stamp=f"issued={issued.astimezone(_dt.timezone.utc).isoformat()} "
               f"zone={zone_name(words.zone)}",

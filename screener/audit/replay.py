@@ -221,6 +221,13 @@ def compare(recorded: dict[str, Any], result: Result) -> list[Difference]:
     for name in ("failed", "missing"):
         if list(recorded[name]) != list(getattr(result, name)):
             out.append(Difference(name, recorded[name], list(getattr(result, name))))
+    if list(recorded.get("warnings", [])) != list(result.warnings):
+        out.append(Difference("warnings", recorded.get("warnings", []), list(result.warnings)))
+    computed = to_json_value(result.computed)
+    for fact in sorted(set(recorded.get("computed", {})) | set(computed)):
+        if recorded.get("computed", {}).get(fact) != computed.get(fact):
+            out.append(Difference(f"computed.{fact}", recorded.get("computed", {}).get(fact),
+                                  computed.get(fact)))
     derived = to_json_value(result.derived)
     for fact in sorted(set(recorded["derived"]) | set(derived)):
         if recorded["derived"].get(fact) != derived.get(fact):

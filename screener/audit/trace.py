@@ -383,11 +383,18 @@ class TraceWriter:
                 "rule": firing.rule, "criterion": firing.criterion, "outcome": firing.outcome,
                 "facts": firing.facts, "derived": firing.derived,
             })
-        self.append("decision", {
+        decision: dict[str, Any] = {
             "decision": result.decision, "outcomes": result.outcomes,
             "failed": list(result.failed), "missing": list(result.missing),
             "derived": result.derived,
-        })
+        }
+        if result.computed:
+            # reported measurements: the value computed beside each, and the differences
+            # past their tolerance (docs/rules-language.md, "Reported measurements")
+            decision["computed"] = result.computed
+        if result.warnings:
+            decision["warnings"] = list(result.warnings)
+        self.append("decision", decision)
 
     def pause(self, reason: str) -> dict[str, Any]:
         """Record that the dialog stopped before its decision (`reason`: one of PAUSE_REASONS)."""

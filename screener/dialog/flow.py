@@ -25,6 +25,7 @@ from screener.dialog.terminal import Reader
 from screener.errors import ConflictError, InvalidValue
 from screener.i18n import Message
 from screener.model import FactValue, Result, Trial
+from screener.rules.collect import describe_ref, parse_ref
 from screener.values import coerce
 
 
@@ -91,6 +92,7 @@ class Dialog:
         self.observer = observer
         self.today = today or dt.date.today()
         self._section = ""
+        self._lists_asked: set[tuple[str, tuple[str, ...]]] = set()  # lists asked to be completed
         self.result = self._evaluate(session.answers)
 
     # --- the conversation -------------------------------------------------------------
@@ -102,6 +104,8 @@ class Dialog:
                 fact = self.next_fact()
                 if fact is not None:
                     self._ask(fact)
+                    continue
+                if self._complete_a_list():
                     continue
                 self._finish()
                 if not self._after_decision():
@@ -130,11 +134,47 @@ class Dialog:
         candidates = self._askable(result.missing)
         return min(candidates, key=self.dialog.order) if candidates else None
 
+    def _complete_a_list(self) -> bool:
+        """With nothing left to ask and the decision still open because of a list answered
+        with an unknown item field, or empty where items are needed (docs/batch-io.md, "Lists
+        to complete"), ask that list again, saying what to complete; each list once for the
+        same entries, so an answer that completes nothing ends the questions. Returns whether
+        a list was asked."""
+        if self.result.decision != "undetermined":
+            return False
+        entries: dict[str, list[str]] = {}
+        for name in self.result.missing:
+            ref = parse_ref(name)
+            if ref is not None and ref[0] in self.dialog.questions and ref[0] in self.session.answers:
+                entries.setdefault(ref[0], []).append(name)
+        for fact in sorted(entries, key=self.dialog.order):
+            asked = (fact, tuple(entries[fact]))
+            if asked in self._lists_asked:
+                continue
+            self._lists_asked.add(asked)
+            what = "; ".join(describe_ref(name, self.dialog.label, self.dialog.tr) for name in entries[fact])
+            self._say(render.note(self.dialog.tr("To decide, complete the list: {what}", what=what)))
+            self._ask(fact, correction=self.dialog.tr("list completed"))
+            return True
+        return False
+
     def _askable(self, missing: tuple[str, ...]) -> list[str]:
         answers = self.session.answers
         candidates = [f for f in missing if f not in answers and f in self.dialog.questions]
         for derivation in self.trial.derivations:
             inputs = derivation.inputs
+            relevant = derivation.fact in missing or any(i in missing for i in inputs)
+            if derivation.reported and derivation.fact in self.dialog.questions:
+                # a reported measurement (a laboratory's eGFR, an ECG machine's QTcF) is asked
+                # beside its inputs, whichever the dialog's order puts first; once it is given
+                # its inputs are not asked, and when it is not known they are
+                if derivation.fact in answers:
+                    if answers[derivation.fact] is not None:
+                        candidates = [f for f in candidates if f not in inputs]
+                    continue
+                if relevant and derivation.fact not in candidates:
+                    candidates.append(derivation.fact)
+                continue
             input_unknown = any(i in answers and answers[i] is None for i in inputs)
             if derivation.fact in answers or input_unknown:
                 candidates = [f for f in candidates if f not in inputs]

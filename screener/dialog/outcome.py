@@ -11,6 +11,7 @@ from typing import Any
 from screener.deciding import deciding_facts
 from screener.dialog.spec import DialogSpec
 from screener.model import Result, Trial
+from screener.rules.collect import parse_ref
 
 # Screening-log categories: a refusal is counted apart from a screen failure.
 CATEGORIES = ("eligible", "screen_failure", "declined", "pending")
@@ -44,7 +45,9 @@ def outcome(trial: Trial, dialog: DialogSpec, result: Result, answers: dict[str,
         else:
             failures.append(Failure((criterion_id,), deciding))
     known = [f for f in result.missing if f in dialog.questions]
-    missing = tuple(sorted(known, key=dialog.order))
+    # list entries to complete (`bp_readings[]`, `lesions[2].short_axis`) after the facts
+    entries = [f for f in result.missing if (ref := parse_ref(f)) is not None and ref[0] in dialog.questions]
+    missing = tuple(sorted(known, key=dialog.order)) + tuple(entries)
     if result.decision == "eligible":
         category = "eligible"
     elif result.decision == "undetermined":

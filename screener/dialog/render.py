@@ -15,7 +15,8 @@ from rich.text import Text
 from screener.dialog.outcome import outcome
 from screener.dialog.spec import DialogSpec
 from screener.errors import ConflictError, ImpossibleFacts
-from screener.model import Result, Trial
+from screener.model import Result, Special, Trial
+from screener.rules.collect import describe_ref
 
 
 def show_value(dialog: DialogSpec, value: Any, fact: str | None = None) -> str:
@@ -31,6 +32,13 @@ def show_value(dialog: DialogSpec, value: Any, fact: str | None = None) -> str:
         return dialog.local_date(value)
     if fact is not None and isinstance(value, str):
         return dialog.value_label(fact, value)
+    if isinstance(value, Special):
+        return value.value
+    if isinstance(value, (list, tuple)):
+        # a list as it is typed: items separated by ';', each item's known fields name=value
+        return "; ".join(", ".join(f"{name}={show_value(dialog, field)}" for name, field in item.items()
+                                   if field is not None)
+                         for item in value) or dialog.tr("none")
     return str(value)
 
 
@@ -186,7 +194,8 @@ def decision(dialog: DialogSpec, trial: Trial, result: Result, answers: dict[str
             values = ", ".join(f"{dialog.label(f)}: {show_value(dialog, facts.get(f), f)}" for f in failure.facts)
             lines.append(Text.assemble("  ", (titles, "bold"), f" — {values}" if values else ""))
     if result.decision == "undetermined" and seen.missing:
-        lines.append(Text(dialog.message("missing", facts=", ".join(dialog.label(f) for f in seen.missing))))
+        lines.append(Text(dialog.message("missing", facts=", ".join(
+            describe_ref(f, dialog.label, dialog.tr) for f in seen.missing))))
         lines.append(Text(dialog.tr("Next step: find out what is missing, then continue with: {command}",
                                     command=resume), style="dim"))
     return Group(*lines)

@@ -29,11 +29,11 @@ TRIAL_KEYS = {"id": True, "title": True, "version": True, "id_fact": False, "sou
 FACT_KEYS = {
     "type": True, "description": True, "values": False, "min": False, "max": False,
     "places": False, "unit": False, "required": False, "derived": False,
-    "special": False, "convert": False, "item": False, "context": False,
+    "special": False, "convert": False, "item": False, "context": False, "not_before": False,
 }
 DERIVATION_KEYS = {
     "id": True, "fact": True, "function": False, "formula": False, "inputs": False, "params": False,
-    "description": True,
+    "description": True, "given": False, "tolerance": False,
 }
 DEFINITION_KEYS = {"name": True, "expr": True, "description": False}
 MAX_CRITERIA = 2000
@@ -208,12 +208,13 @@ def _fact(check: Checker, name: str, spec: Any, where: Span, at: Span,
         derived_by="?" if entry.get("derived") is True and owner is None else None,
         context=entry.get("context") is True and owner is None, special=_special(check, entry, label),
         convert=convert, item=item, affine=affine,
+        not_before=str(entry.get("not_before", "")) if owner is not None else "",
     )
 
 
 _KIND_KEYS = {
     "values": ("enum",), "places": ("decimal", "quantity"), "convert": ("quantity",),
-    "special": ("date",), "item": ("list",),
+    "special": ("date",), "item": ("list",), "not_before": ("date",),
     "min": ("integer", "decimal", "quantity"), "max": ("integer", "decimal", "quantity"),
 }
 
@@ -296,6 +297,14 @@ def _item(check: Checker, entry: PosDict, name: str, where: Span) -> tuple[FactS
         built = _fact(check, str(field), spec, raw.key_spans[field], raw.value_spans[field], name)
         if built is not None:
             fields.append(built)
+    dates = {f.name for f in fields if f.type == "date"}
+    for field, spec in raw.items():
+        if isinstance(spec, PosDict) and "not_before" in spec:
+            other = spec["not_before"]
+            if other not in dates or other == field:
+                check.add(spec.value_spans["not_before"], "unknown-fact",
+                          f"fact {name}: {field}: not_before must name another date field of the item, "
+                          f"not {other!r}")
     return tuple(fields)
 
 
@@ -438,9 +447,11 @@ def _derivations(check: Checker, top: PosDict, facts: dict[str, FactSpec],
             for problem in function.check(params, facts, tuple(inputs)):
                 check.add(entry.value_spans.get("params", where), "bad-params", problem)
         facts[fact] = _with_derivation(spec, rule_id)
+        reported, tolerance = _given(check, entry, spec)
         out.append(Derivation(
             id=rule_id, fact=fact, function=str(entry["function"]), inputs=tuple(inputs),
             params=_plain(params), description=check.text(entry, "description", "derivation"), span=where,
+            reported=reported, tolerance=tolerance,
         ))
     for name, spec in facts.items():
         if spec.derived_by == "?":
@@ -477,10 +488,46 @@ def _formula(check: Checker, entry: PosDict, where: Span, rule_id: str, facts: d
         check.add(at, "cycle", f"{fact!r} cannot be derived from itself")
         return None
     facts[fact] = _with_derivation(spec, rule_id)
+    reported, tolerance = _given(check, entry, spec)
     return Derivation(
         id=rule_id, fact=fact, function="formula", inputs=inputs, params={},
         description=check.text(entry, "description", "derivation"), span=where, formula=expr,
+        reported=reported, tolerance=tolerance,
     )
+
+
+def _given(check: Checker, entry: PosDict, spec: FactSpec) -> tuple[bool, Decimal]:
+    """`given:` and `tolerance:` of a derivation (docs/rules-language.md, "Reported
+    measurements"): whether a given value is a reported measurement, and the difference from
+    the computed value past which it is a warning."""
+    given = entry.get("given", "same")
+    if given not in ("same", "reported"):
+        check.add(entry.value_spans["given"], "wrong-type",
+                  f"given must be 'same' or 'reported', not {given!r}")
+        return False, Decimal(0)
+    reported = given == "reported"
+    if reported and spec.type not in ("integer", "decimal", "quantity"):
+        check.add(entry.value_spans["given"], "wrong-type",
+                  f"only a number or quantity can be reported; {spec.name} is {spec.type}")
+        return False, Decimal(0)
+    if "tolerance" not in entry:
+        return reported, Decimal(0)
+    raw = entry["tolerance"]
+    at = entry.value_spans["tolerance"]
+    if not reported:
+        check.add(at, "unknown-key", "a tolerance is for a reported value ('given: reported')")
+        return reported, Decimal(0)
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        check.add(at, "wrong-type", "tolerance must be a number in the fact's unit")
+        return reported, Decimal(0)
+    try:
+        tolerance = Decimal(str(raw))
+    except ArithmeticError:
+        tolerance = Decimal(-1)
+    if not tolerance.is_finite() or tolerance < 0:
+        check.add(at, "wrong-type", f"tolerance must be a number of 0 or more, not {raw!r}")
+        return reported, Decimal(0)
+    return reported, tolerance
 
 
 def _with_derivation(spec: FactSpec, rule_id: str) -> FactSpec:

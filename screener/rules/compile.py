@@ -847,10 +847,21 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
     alone = settling_alone(trial.facts)
     for derivation in trial.derivations:
         not_done = {"$nex": {DONE_PREFIX + derivation.id: 1}}
-        alternatives = needs(derivation.formula, alone) if derivation.formula is not None \
-            else (derivation.inputs,)
+        absent: list[list[Cond]] = []
+        if derivation.formula is not None:
+            alternatives = needs(derivation.formula, alone)
+        elif derivation.function == "banded_score" and len(derivation.inputs) > 1:
+            # a score may be settled by some of its parts (`banded_score_settled`): besides
+            # all parts present, a part present whose next one (cyclically) is absent -- some
+            # such pair exists whenever some parts are known and some not, and a candidate
+            # with every part fires the one rule only
+            parts = derivation.inputs
+            alternatives = (parts,) + tuple((name,) for name in parts)
+            absent = [[]] + [[kleene.absent(parts[(i + 1) % len(parts)])] for i in range(len(parts))]
+        else:
+            alternatives = (derivation.inputs,)
         for index, need in enumerate(alternatives):
-            inputs = [kleene.present(name) for name in need]
+            inputs = [kleene.present(name) for name in need] + (absent[index] if absent else [])
             suffix = f".{index}" if index else ""
             base[f"derive.{derivation.id}{suffix}"] = _rule(SNAPSHOT, _all(inputs + [not_done]), PRI_DERIVE)
     lowered, terms = lower_criteria(trial)

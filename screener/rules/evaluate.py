@@ -11,6 +11,7 @@ conditions True / False / None / Failure.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import decimal
 import functools
@@ -185,7 +186,7 @@ class Evaluator:
         if e.name == "count" and not e.args:
             return Decimal(len(items))
         if e.name in ("any", "all", "count"):
-            truths = [self.truth(e.args[0], values, one, specs) for one in items]
+            truths = [self.item_truth(e.args[0], values, one, specs) for one in items]
             certain = sum(1 for t in truths if t is True)
             possible = sum(1 for t in truths if t is not False)
             failure = next((t for t in truths if isinstance(t, Failure)), None)
@@ -251,7 +252,11 @@ class Evaluator:
             if isinstance(left, Range):
                 return _range_truth(e.op, left, right)
             got = compare(e.op, left, right)
-            return self.settled_by_ongoing(e, left, right, fields) if got is None else got
+            if got is None:
+                got = self.settled_by_ongoing(e, left, right, fields)
+            if got is None:
+                got = self.settled_by_bound(e, left, right, item, fields)
+            return self.settled_by_branches(e, values, item, fields) if got is None else got
         if isinstance(e, Member):
             value = self.value(e.operand, values, item, fields)
             if value is None or isinstance(value, Failure):
@@ -291,6 +296,72 @@ class Evaluator:
         return self._settled(lambda a, b: compare(e.op, a, b), (left, right), (e.left, e.right),
                              (_ANY_DAY, _ANY_DAY), fields)
 
+    def item_truth(self, e: Any, values: Mapping[str, Any], item: Mapping[str, Any],
+                   fields: Mapping[str, FactSpec]) -> Any:
+        """Condition `e` on one item of a list; when unknown, decided if every value its
+        unknown yes/no and choice fields may take gives the same answer (a lesion of 25 x 18
+        mm is measurable whether or not it is a lymph node)."""
+        got = self.truth(e, values, item, fields)
+        if got is not None:
+            return got
+        open_fields = [name for name in _item_fields(e)
+                       if item.get(name) is None and name in fields
+                       and fields[name].type in ("boolean", "enum")]
+        choices = [(True, False) if fields[name].type == "boolean" else fields[name].values
+                   for name in open_fields]
+        if not open_fields or _combinations(choices) > _MAX_CHOICES:
+            return None
+        answers = set()
+        for combination in itertools.product(*choices):
+            answers.add(self.truth(e, values, {**item, **dict(zip(open_fields, combination))}, fields))
+            if len(answers) > 1:
+                return None
+        (answer,) = answers
+        return answer if isinstance(answer, bool) else None
+
+    def settled_by_bound(self, e: Cmp, left: Any, right: Any, item: Any, fields: Any) -> Any:
+        """`field op X` with the item field unknown and X known, where the field is declared
+        never earlier than a sibling date field that is known (`not_before`): decided when
+        the earliest value it may take and every later one give the same answer (metformin
+        started 30 days before screening cannot have had a stable dose for 90 days)."""
+        if item is None or fields is None or e.op in ("==", "!="):
+            return None
+        for side, value, other in ((e.left, left, right), (e.right, right, left)):
+            if value is not None or not isinstance(side, ItemField) or not isinstance(other, Decimal):
+                continue
+            spec = fields.get(side.name)
+            if spec is None or not spec.not_before:
+                continue
+            bound = load(fields[spec.not_before], item.get(spec.not_before))
+            if not isinstance(bound, Decimal) or not bound.is_finite():
+                continue
+            ends = {compare(e.op, x, other) if side is e.left else compare(e.op, other, x)
+                    for x in (bound, ONGOING)}
+            if len(ends) == 1:
+                (answer,) = ends
+                return answer if isinstance(answer, bool) else None
+        return None
+
+    def settled_by_branches(self, e: Cmp, values: Mapping[str, Any], item: Any, fields: Any) -> Any:
+        """A comparison left unknown by an `if` whose test is unknown: decided when every
+        branch such `if`s may take gives the same answer (docs/rules-language.md, "Settled
+        when settled"), e.g. `alt <= if(liver_metastases, 5, 3) * alt_uln` for an ALT at
+        1.5 x ULN; None otherwise."""
+        open_ifs = [node for node in _ifs(e) if self.truth(node.args[0], values, item, fields) is None]
+        if not open_ifs or len(open_ifs) > _MAX_OPEN_IFS:
+            return None
+        answers = set()
+        for chosen in itertools.product((1, 2), repeat=len(open_ifs)):
+            settled = e
+            for node, branch in zip(open_ifs, chosen):
+                settled = _substitute(settled, node, node.args[branch])
+            answers.add(compare(settled.op, self.value(settled.left, values, item, fields),
+                                self.value(settled.right, values, item, fields)))
+            if len(answers) > 1:
+                return None
+        (answer,) = answers
+        return answer if isinstance(answer, bool) else None
+
     def _settled(self, decide: Any, known: tuple[Any, ...], exprs: tuple[Any, ...],
                  typical: tuple[Decimal, ...], fields: Any) -> Any:
         """`decide(*known)` where some of `known` are unknown (None): the one answer it gives
@@ -328,6 +399,65 @@ class Evaluator:
                 inner = {spec.name: spec for spec in self.specs[node.fact].item}
             pending.extend((child, inner) for child in children(node))
         return frozenset(found)
+
+
+_MAX_OPEN_IFS = 4  # at most 16 combinations of branches are tried
+_MAX_CHOICES = 64  # combinations of an item's unknown yes/no and choice fields tried
+
+
+def _combinations(choices: list[Any]) -> int:
+    total = 1
+    for options in choices:
+        total *= len(options)
+    return total
+
+
+def _item_fields(e: Any) -> list[str]:
+    """The item fields condition `e` reads, in order of first use."""
+    found: list[str] = []
+    pending = [e]
+    while pending:
+        node = pending.pop(0)
+        if isinstance(node, ItemField):
+            if node.name not in found:
+                found.append(node.name)
+        elif not isinstance(node, Aggregate):
+            pending.extend(children(node))
+    return found
+
+
+def _ifs(e: Any) -> list[Call]:
+    """The `if` calls of `e`, outermost first, not inside aggregates (those are read item by
+    item) nor inside another `if` (its branches are tried whole)."""
+    found: list[Call] = []
+    pending = [e]
+    while pending:
+        node = pending.pop(0)
+        if isinstance(node, Call) and node.name == "if":
+            found.append(node)
+        elif not isinstance(node, Aggregate):
+            pending.extend(children(node))
+    return found
+
+
+def _substitute(e: Any, target: Any, replacement: Any) -> Any:
+    """`e` with the node `target` (by identity) replaced by `replacement`."""
+    if e is target:
+        return replacement
+    if not dataclasses.is_dataclass(e) or isinstance(e, Aggregate):
+        return e
+    changes: dict[str, Any] = {}
+    for field in dataclasses.fields(e):
+        value = getattr(e, field.name)
+        if isinstance(value, tuple) and value and dataclasses.is_dataclass(value[0]):
+            new = tuple(_substitute(v, target, replacement) for v in value)
+            if any(a is not b for a, b in zip(new, value)):
+                changes[field.name] = new
+        elif dataclasses.is_dataclass(value):
+            new = _substitute(value, target, replacement)
+            if new is not value:
+                changes[field.name] = new
+    return dataclasses.replace(e, **changes) if changes else e
 
 
 def _window(e: Within, x: Any, d: Any, y: Any) -> Any:

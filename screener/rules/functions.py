@@ -71,17 +71,42 @@ def _band_matches(band: str, value: float) -> bool:
 
 def banded_score(values: dict[str, Any], points: dict[str, Any], classes: list[list[Any]]) -> str:
     """Sum each input's points (first matching band, or an enum table) and band the total."""
-    total = 0
+    total = sum(_points(table, values[name]) for name, table in points.items())
+    label = _class_of(classes, total)
+    if label is None:
+        raise ValueError(f"total {total} falls in no class band")
+    return label
+
+
+def banded_score_settled(values: dict[str, Any], points: dict[str, Any],
+                         classes: list[list[Any]]) -> str | None:
+    """The class of a banded score some of whose inputs are unknown (absent from `values`),
+    when every total they may still give falls in the same class: Child-Pugh bilirubin 60
+    umol/L, albumin 25 g/L and INR 2.5 already score 9, so 11 to 15 with the two others,
+    class C whatever they are. None when the unknown inputs could change the class."""
+    low = high = 0
     for name, table in points.items():
-        value = values[name]
-        if isinstance(table, dict):
-            total += int(table[value])
+        if name in values:
+            got = _points(table, values[name])
+            low, high = low + got, high + got
         else:
-            total += next(int(p) for p, band in table if _band_matches(band, float(value)))
+            options = [int(p) for p in table.values()] if isinstance(table, dict) else [int(p) for p, _ in table]
+            low, high = low + min(options), high + max(options)
+    labels = {_class_of(classes, total) for total in range(low, high + 1)}
+    return labels.pop() if len(labels) == 1 and None not in labels else None
+
+
+def _points(table: Any, value: Any) -> int:
+    if isinstance(table, dict):
+        return int(table[value])
+    return next(int(p) for p, band in table if _band_matches(band, float(value)))
+
+
+def _class_of(classes: list[list[Any]], total: int) -> str | None:
     for label, band in classes:
         if _band_matches(band, total):
             return str(label)
-    raise ValueError(f"total {total} falls in no class band")
+    return None
 
 
 @dataclass(frozen=True, slots=True)

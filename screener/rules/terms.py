@@ -157,7 +157,9 @@ def _needs(e: Any) -> list[frozenset[str]]:
     if isinstance(e, Call) and e.name == "if":
         test = _needs(e.args[0])
         branches = _needs(e.args[1]) + _needs(e.args[2])
-        return [a | b for a in test for b in branches]
+        # both branches, without the test: they may agree (`settled_by_branches`)
+        both = [a | b for a in _needs(e.args[1]) for b in _needs(e.args[2])]
+        return [a | b for a in test for b in branches] + both
     combined = [frozenset([e.fact])] if isinstance(e, Aggregate) else [frozenset()]
     for child in children(e):
         combined = [a | b for a in combined for b in _needs(child)]
@@ -194,6 +196,8 @@ def compute(term: Term, evaluator: Evaluator, values: Mapping[str, Any]
                 fields, failure = _difference(term, left, right)
                 if fields is None and failure is None and not term.ranged:
                     settled = evaluator.settled_by_ongoing(term.expr, left, right, None)
+                    if settled is None:
+                        settled = evaluator.settled_by_branches(term.expr, values, None, None)
                     if settled is not None:
                         return {term.field: _standing_for(term.op, settled)}, None
                 return fields, failure
