@@ -5,21 +5,24 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: setup screen-sample test bench fuzz catalogues clean
+.PHONY: setup screen-sample test bench fuzz fuzz-each catalogues clean
 
+# setuptools' advice about editable installs goes to $(VENV)/install.log, shown only when the
+# install fails.
 $(BIN)/screener: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	@echo "installing screener and its dependencies into $(VENV)"
+	@$(BIN)/pip install --quiet -e '.[test,report]' > $(VENV)/install.log 2>&1 || \
+	  { cat $(VENV)/install.log >&2; exit 1; }
 	touch $@
 
 setup: $(BIN)/screener
 
 # Exit status 1 means "screened, and some rows are errors": the sample has one on purpose.
 screen-sample: setup
-	umask 077; $(BIN)/screener batch examples/candidates.csv -o screened.jsonl; \
+	@umask 077; $(BIN)/screener batch examples/candidates.csv -o screened.jsonl; \
 	  status=$$?; [ $$status -le 1 ] || exit $$status
-	@echo "results, one per candidate: screened.jsonl"
 
 test: setup
 	$(BIN)/python -m pytest
@@ -35,6 +38,20 @@ fuzz: setup
 	mkdir -p .fuzz-corpus
 	$(BIN)/python fuzz/fuzz_batch.py -max_total_time=$(FUZZ_SECONDS) -timeout=30 -rss_limit_mb=3072 \
 	  .fuzz-corpus fuzz/corpus
+
+# Every reader in turn, FUZZ_SECONDS each (fuzz/targets.py: candidate files, rules files,
+# units, typed answers, keys, traces, sessions), from its seeds in fuzz/seeds/<target>/.
+# New inputs collect in .fuzz-corpus/<target>/; a crash is saved there as crash-* and stops
+# the run. FUZZ_TARGETS="trace session" make fuzz-each for some of them.
+FUZZ_TARGETS ?= csv jsonl json yaml rules unit answer key trace trace-rechained session
+fuzz-each: setup
+	$(BIN)/pip install --quiet -e '.[test,fuzz]'
+	for target in $(FUZZ_TARGETS); do \
+	  mkdir -p .fuzz-corpus/$$target && \
+	  $(BIN)/python fuzz/fuzz_inputs.py $$target -max_total_time=$(FUZZ_SECONDS) -timeout=30 \
+	    -rss_limit_mb=3072 -artifact_prefix=.fuzz-corpus/$$target/ .fuzz-corpus/$$target \
+	    fuzz/seeds/$$target || exit 1; \
+	done
 
 # The screener's own wording: collect the messages (Python and letter templates, babel.cfg), merge them into each language's .po
 # (translate the new, empty ones there), then compile the .mo files the package ships.

@@ -50,7 +50,9 @@ from reference import Reference, _derive, conv_of, runtime, typed_of  # noqa: E4
 from reference_lang import (  # noqa: E402
     INF, NEVER, Cal, Day, Env, Q, Unk, _conversion, _pint_unit, evaluate, names_read, to_unit,
 )
+from screener.errors import InvalidValue  # noqa: E402
 from screener.model import FactSpec, Special  # noqa: E402
+from screener.values import quantity  # noqa: E402
 from screener.rules.read import load_yaml  # noqa: E402
 
 DEFAULT_RULES = ROOT / "rules" / "NCT03862768.yaml"
@@ -733,6 +735,14 @@ class _Draw:
         if base != value:  # an edge between two steps: the steps either side
             values |= {value.quantize(step, rounding="ROUND_FLOOR"),
                        value.quantize(step, rounding="ROUND_CEILING")}
+        if spec.type != "integer":
+            # values are kept as given, finer than `places`: the edge itself and the
+            # smallest step a site records either side of it (three decimals finer)
+            fine = step.scaleb(-3)
+            low, high = value.quantize(fine, rounding="ROUND_FLOOR"), value.quantize(fine, rounding="ROUND_CEILING")
+            if low == high:  # the edge is on the fine grid: a fine step either side
+                low, high = low - fine, high + fine
+            values |= {low, high, base - step / 2, base + step / 2}
         return [self._as(spec, v) for v in sorted(values)]
 
     def _as(self, spec: FactSpec, value: Decimal) -> Any:
@@ -754,6 +764,8 @@ class _Draw:
         if lo > hi:
             lo, hi = hi, lo
         value = Decimal(c.integer(lo, hi)).scaleb(-places)
+        if spec.type != "integer" and c.chance(0.2):  # recorded finer than `places`
+            value = min(value + Decimal(c.integer(1, 999)).scaleb(-places - 3), high)
         return self._as(spec, value)
 
     def pick_list(self, key: str, spec: FactSpec) -> tuple[dict[str, Any], ...]:
@@ -781,14 +793,14 @@ class _Draw:
             v = int(value)
             if native and c.chance(0.3):
                 return c.choice((v, float(v)))
-            return c.choice((str(v), str(v), f" {v} ", f"+{v}"))
+            return c.choice((str(v), str(v), f" {v} ", f"+{v}", f"{v}.0"))  # exports write 57.0
         if spec.type == "decimal":
             text = _plain(value)
             if native and c.chance(0.3):
                 return float(text)
             if c.chance(0.05) and "." not in text and text not in ("0", "-0"):
                 return f"{text}e0"
-            return text
+            return _comma(c, text)
         if spec.type == "quantity":
             return self._raw_quantity(spec, value.value, units_key or name)
         if spec.type == "date":
@@ -821,8 +833,15 @@ class _Draw:
         amount = (value - offset) / factor
         text = _plain(amount.normalize() if amount == amount.to_integral_value() else
                       Decimal(f"{amount:.12g}"))
+        if code != spec.unit:
+            try:  # a number that has no ending decimal form in the declared unit is refused
+                quantity(spec, f"{text} {code}")
+            except InvalidValue:
+                code = spec.unit
+                text = _plain(value.normalize() if value == value.to_integral_value() else
+                              Decimal(f"{value:.12g}"))
         if code == spec.unit and c.chance(0.4):
-            return float(text) if self.native and c.chance(0.3) else text
+            return float(text) if self.native and c.chance(0.3) else _comma(c, text)
         if self.native and c.chance(0.3):
             return {"value": float(text) if c.chance(0.5) else text, "unit": code}
         return f"{text} {code}"
@@ -840,7 +859,7 @@ class _Draw:
             texts = ["unknown", spec.values[0].upper() + "x", "n/a", "0"]
             natives += [1, True, 0.0]
         elif kind in ("integer", "decimal"):
-            texts = ["abc", "one", "0x1", "nan", "inf", "1,5"]
+            texts = ["abc", "one", "0x1", "nan", "inf", "1,500", "1,5,5"]
             if spec.minimum is not None:
                 texts.append(_plain(Decimal(str(spec.minimum)) - 1))
             if spec.maximum is not None:
@@ -849,10 +868,10 @@ class _Draw:
                 texts += ["1.5", "2.5"]
                 natives += [True, 1.5, float("nan")]
             else:
-                texts.append("1." + "1" * (spec.places + 1))
+                texts.append("1." + "1" * 16)  # more digits than a decimal fact holds exactly
                 natives += [True, float("nan"), float("inf")]
         elif kind == "quantity":
-            texts = ["abc", "nan", "1,5", f"1 {c.choice(self.gen._bad_units(spec))}"]
+            texts = ["abc", "nan", "1,500", f"1 {c.choice(self.gen._bad_units(spec))}"]
             if spec.minimum is not None:
                 texts.append(f"{_plain(Decimal(str(spec.minimum)) - 1)} {spec.unit}")
             if spec.maximum is not None:
@@ -942,3 +961,12 @@ def as_csv_cell(value: Any) -> str:
 
 
 FACTS = generator_for().columns  # NCT03862768's columns, for the throughput benchmark
+
+
+def _comma(c: Any, text: str) -> str:
+    """Sometimes the same number with a decimal comma, as many labs write it (never before
+    exactly three digits, which reads two ways and is refused)."""
+    whole, point, fraction = text.partition(".")
+    if point and fraction.isdigit() and len(fraction) != 3 and c.chance(0.15):
+        return f"{whole},{fraction}"
+    return text

@@ -23,13 +23,14 @@ from screener.model import FactValue, Result, Trial
 from screener.paths import PathEscape
 from screener.readers import Row
 from screener.safe import json_text
-from screener.values import coerce, coerce_text, describe_conversion
+from screener.screening_log import with_screening_log
+from screener.values import check_plausible, coerce, coerce_text, describe_conversion
 
 if TYPE_CHECKING:
     from screener.audit.sign import Signer
     from screener.store import Store
 
-COLUMNS = ("candidate_id", "decision", "failed_criteria", "missing", "errors", "warnings")
+COLUMNS = ("candidate_id", "decision", "failed_criteria", "missing", "errors", "warnings", "screening_log")
 
 
 @dataclass
@@ -60,6 +61,8 @@ def candidate_facts(trial: Trial, row: Row, context: Mapping[str, FactValue] | N
         try:
             # a text (every CSV cell) is read once per fact and run, then remembered
             value = coerce_text(spec, raw) if isinstance(raw, str) else coerce(spec, raw)
+            if spec.plausible is not None:
+                check_plausible(spec, raw, value)
         except InvalidValue as exc:
             errors.append(str(exc))
             continue
@@ -132,7 +135,8 @@ def _id_of(trial: Trial, row: Row) -> Any:
 
 def screen_row(trial: Trial, screener: Screener, row: Row,
                context: Mapping[str, FactValue] | None = None, store: Store | None = None) -> Screened:
-    """Screen one row. Never raises for bad data: that becomes an `error` record.
+    """Screen one row. Never raises for bad data: that becomes an `error` record. The record
+    ends with its screening-log category (`screener.screening_log`).
 
     With a `store`, a candidate whose facts and trial's rules are unchanged since the store
     last saw them gets the stored record (no decision is made again, so no result either)."""
@@ -141,7 +145,7 @@ def screen_row(trial: Trial, screener: Screener, row: Row,
             or (isinstance(candidate_id, str) and not candidate_id.strip())):  # no id: nothing to key
         if store is not None:
             store.counts.unkeyed += 1
-        return _screen_row(trial, screener, row, candidate_id, candidate_facts(trial, row, context))
+        return _logged(trial, _screen_row(trial, screener, row, candidate_id, candidate_facts(trial, row, context)))
     from screener.store import rules_key
 
     facts, value_errors = candidate_facts(trial, row, context)
@@ -149,8 +153,13 @@ def screen_row(trial: Trial, screener: Screener, row: Row,
     facts_hash, rules_hash = store.facts_hash(candidate_id, read), rules_key(trial.content_hash)
     if (record := store.lookup(candidate_id, trial.id, facts_hash, rules_hash)) is not None:
         return Screened(record, facts)
-    screened = _screen_row(trial, screener, row, candidate_id, (facts, value_errors))
+    screened = _logged(trial, _screen_row(trial, screener, row, candidate_id, (facts, value_errors)))
     store.remember(candidate_id, trial.id, facts_hash, rules_hash, screened.record)
+    return screened
+
+
+def _logged(trial: Trial, screened: Screened) -> Screened:
+    with_screening_log(trial, screened.record)
     return screened
 
 
@@ -355,10 +364,14 @@ def chunk_results(rows: Iterable[Row], jobs: int, chunk_size: int, initializer: 
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
+    from screener.workers import start_worker
+
     spawn = multiprocessing.get_context("spawn")
     # An executor, not a Pool: when a worker dies (killed, out of memory) its chunk raises
-    # BrokenProcessPool instead of waiting for ever.
-    pool = ProcessPoolExecutor(jobs, mp_context=spawn, initializer=initializer, initargs=initargs)
+    # BrokenProcessPool instead of waiting for ever. And when this process dies, the workers
+    # end too (start_worker), instead of holding the caller's output open for ever.
+    pool = ProcessPoolExecutor(jobs, mp_context=spawn, initializer=start_worker,
+                               initargs=(os.getpid(), initializer, initargs))
     finished = False
     stderr, sys.stderr = sys.stderr, _WithoutPoolNoise(sys.stderr)
     try:

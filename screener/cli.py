@@ -26,6 +26,7 @@ from screener.i18n import TZ_HELP, site_zone
 from screener.outfile import AtomicOutput, check_output
 from screener.paths import inside
 from screener.readers import FORMATS, UnreadableInput, open_text, read_rows
+from screener.run_summary import ErrorDigest, unknown_fields_text, written_text
 from screener.rules.check import load_trial
 from screener.model import Trial
 from screener.safe import json_text, safe_console, safe_text
@@ -118,10 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
         "match", help="for each candidate, the trials ranked: which could this patient enter?",
         description=(
             "Screen every candidate of CANDIDATES for every chosen trial (default: every trial found) "
-            "and write, per candidate, one record per trial ranked best prospect first: eligible; "
-            "then undetermined, fewest missing answers first; then ineligible, fewest failed "
-            "criteria first; then errors. Records carry candidate_id, rank, trial_id, decision, "
-            "failed_criteria, missing, errors, warnings. Exit status as for batch."
+            "and write, per candidate, one record per trial ranked best prospect first by what is "
+            "known: eligible; pending (undetermined, an inclusion criterion known to be met), the "
+            "largest share of criteria settled first, then fewest missing answers; ineligible, "
+            "fewest failed criteria first; not assessed (undetermined, no inclusion criterion "
+            "known to be met); errors. Records carry candidate_id, rank, trial_id, decision, "
+            "failed_criteria, missing, errors, warnings, screening_log, prospect, criteria_settled and "
+            "criteria_total; standard error ends with how many candidates have an eligible or a "
+            "pending trial. Exit status as for batch."
         ),
     )
     match.add_argument("input", metavar="CANDIDATES", nargs="+",
@@ -132,7 +137,6 @@ def build_parser() -> argparse.ArgumentParser:
     match.add_argument("--format", choices=sorted(set(FORMATS.values())), help="input format (default: by suffix)")
     match.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="screen in N processes (default 1)")
     _add_record_options(match)
-    _add_store_option(match)
     match.set_defaults(run=run_batch, rules=None, traces=None, letters=None, operator=None, sign_key=None,
                        match=True)
     _add_optional_commands(sub)
@@ -215,6 +219,9 @@ def _add_optional_commands(sub: Any) -> None:
         add_audit_parsers(sub)
     add_signing_parsers(sub)
     _add_changes_parser(sub)
+    from screener.coordinator_cli import add_coordinator_parsers
+
+    add_coordinator_parsers(sub)
 
 
 def _add_trial_options(parser: argparse.ArgumentParser, verb: str) -> None:
@@ -296,11 +303,10 @@ def chosen_trials(args: argparse.Namespace) -> list[tuple[Trial, Path]]:
 
 
 def _wordings(args: argparse.Namespace, trials: list[Trial]) -> dict[str, dict[str, Any]]:
-    """Each trial's wording in `args.lang` from its dialog file, for traces and letters; a
-    trial without a dialog file in that language keeps its rules file's wording. Raises
-    RulesError when such a dialog file is invalid."""
-    if args.lang == "en":
-        return {}
+    """Each trial's wording in `args.lang` from its dialog file, for traces and letters (so
+    that a letter names facts by their clinical labels in English too); a trial without a
+    dialog file in that language keeps its rules file's wording. Raises RulesError when such
+    a dialog file is invalid."""
     found = catalog(args.rules_dir)
     wordings = {}
     for trial in trials:
@@ -358,14 +364,27 @@ def _records(args: argparse.Namespace, chosen: list[tuple[Trial, Path]], rows: I
                                         context=context), None
         return screen_rows(trial, rows, summary, audit, context=context, store=store), None
     tally = portfolio.Tally(trials, summary)
+    match = getattr(args, "match", False)
     if args.jobs > 1:
         records = portfolio.screen_portfolio_parallel(trials, [str(p) for _, p in chosen], rows, tally,
-                                                      args.jobs, audit)
+                                                      args.jobs, audit, match=match)
     else:
-        records = portfolio.screen_portfolio(trials, rows, tally, audit, store)
-    if getattr(args, "match", False):
-        records = (r for group in portfolio.per_candidate(records, len(trials)) for r in portfolio.rank(group))
+        records = portfolio.screen_portfolio(trials, rows, tally, audit, store, match=match)
+    if match:
+        records = _ranked(portfolio.per_candidate(records, len(trials)), tally)
     return records, tally
+
+
+def _ranked(groups: Iterator[list[dict[str, Any]]], tally: Any) -> Iterator[dict[str, Any]]:
+    """Each candidate's records ranked, counted in the run's match summary."""
+    from screener import portfolio
+    from screener.prospects import MatchSummary
+
+    tally.matched = MatchSummary()
+    for group in groups:
+        ranked = portfolio.rank(group)
+        tally.matched.add(ranked)
+        yield from ranked
 
 
 def _columns(args: argparse.Namespace, several: bool) -> tuple[str, ...]:
@@ -377,7 +396,8 @@ def _columns(args: argparse.Namespace, several: bool) -> tuple[str, ...]:
     return portfolio.PORTFOLIO_COLUMNS if several else COLUMNS
 
 
-def summary_table(summary: Summary, trial_id: str) -> Table:
+def summary_table(summary: Summary, trial_id: str, titles: dict[str, str] | None = None) -> Table:
+    """Counts per decision, then per failed criterion, named by its title when `titles` has it."""
     table = Table(title=f"{trial_id}: {summary.total} screened", title_justify="left")
     table.add_column("decision")
     table.add_column("candidates", justify="right")
@@ -386,7 +406,8 @@ def summary_table(summary: Summary, trial_id: str) -> Table:
     if summary.failed:
         table.add_section()
         for criterion, count in sorted(summary.failed.items(), key=lambda kv: (-kv[1], kv[0])):
-            table.add_row(f"failed {criterion}", str(count))
+            title = (titles or {}).get(criterion)
+            table.add_row(Text(f"failed {criterion}: {title}" if title else f"failed {criterion}"), str(count))
     return table
 
 
@@ -495,10 +516,13 @@ def run_batch(args: argparse.Namespace) -> int:
             records, tally = _records(args, chosen, rows, summary, audit, context, store)
             columns = _columns(args, tally is not None)
             writer = Writer(out, out_fmt, columns + ("sources",) if joined else columns)
+            per_row = len(chosen) if tally is not None else 1
+            digest = ErrorDigest([t.id for t, _ in chosen], (f for t, _ in chosen for f in t.facts))
             with _progress(err) as progress:
                 task = progress.add_task("screening", total=None)
                 for record in records:
                     writer.write(record)
+                    digest.add(written // per_row + 1, record)
                     written += 1
                     progress.advance(task)
             if store is not None:
@@ -546,10 +570,17 @@ def run_batch(args: argparse.Namespace) -> int:
         err.print(f"warning: {len(summary.warnings) - 20} more rows without a trace")
     names = ", ".join(trial.id for trial, _ in chosen)
     if summary.unknown_fields:
+        facts = {f for trial, _ in chosen for f in trial.facts}
         _say(err, f"warning: fields that are not facts of {names} were ignored: "
-                  f"{', '.join(sorted(summary.unknown_fields))}")
+                  f"{unknown_fields_text(summary.unknown_fields, facts)}")
+    for line in digest.lines():
+        _say(err, line)
+    titles = {trial.id: {c.id: c.title for c in trial.criteria} for trial, _ in chosen}
     for trial_id, table_summary in (tally.per_trial.items() if tally else [(names, summary)]):
-        err.print(summary_table(table_summary, trial_id))
+        err.print(summary_table(table_summary, trial_id, titles.get(trial_id, titles[chosen[0][0].id])))
+    if getattr(tally, "matched", None) is not None:
+        _say(err, tally.matched.text())
+    _say(err, written_text(written, where, [t.id for t, _ in chosen], tally is not None))
     if summary.unwritten:
         _say(err, f"screener batch: {summary.unwritten} requested traces or letters could not be written")
         return EXIT_UNWRITTEN
@@ -686,6 +717,13 @@ def _check_dialogs(trial: Any, rules_file: Path, err: Console) -> bool:
     from screener.dialog.spec import load_dialog
 
     valid = True
+    if not dialogs_for(rules_file):
+        from screener.dialog.default import default_dialog
+
+        default_dialog(trial)  # made from the rules: raises RulesError if it cannot be
+        err.print(f"{rules_file}: warning: {trial.id} has no dialog file; `screener screen` asks "
+                  "its facts by their descriptions (a dialog file gives labels, help and other "
+                  "languages: docs/dialogs.md)")
     for _, path in dialogs_for(rules_file):
         try:
             load_dialog(path, trial)

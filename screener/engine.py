@@ -38,7 +38,7 @@ from typing import Any, Iterable
 import durable_rules_engine as _dre
 
 from screener.rules.compile import (
-    DONE_PREFIX, FIELD_PREFIX, KIND, OPEN, SEALED, SNAPSHOT, Part, compile_rulesets, encode,
+    DONE_PREFIX, FIELD_PREFIX, KIND, OPEN, SEALED, SNAPSHOT, Part, compile_rulesets, encode, engine_places,
     lower_criteria,
 )
 from screener.rules import formulas
@@ -225,10 +225,11 @@ class Screener:
         # (criterion, the outcome that fails it, the outcome that passes it), in trial order
         self._verdicts = tuple((c.id, *(("not_met", "met") if c.kind == "inclusion" else ("met", "not_met")))
                                for c in trial.criteria)
-        # only decimals and dates change form on their way into the engine
+        # only decimals, quantities, dates and lists change form on their way into the engine
+        places = engine_places(trial)
         self._encoders = {
             name: (None if spec.type in ("boolean", "enum", "text", "integer")
-                   else functools.partial(encode, spec))
+                   else functools.partial(encode, spec, places=places.get(name)))
             for name, spec in trial.facts.items()
         }
 
@@ -537,7 +538,7 @@ class Screener:
             firings.append(Firing(rule=f"derive.{rule_id}", criterion=None, outcome=None,
                                   facts=inputs, derived={}))
             return True
-        if given is not None and given != value:
+        if given is not None and not formulas.agrees(given, value):
             contradictions.setdefault(derivation.fact, ConflictError(derivation.fact, given, value, inputs))
             return True
         if given is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from screener.shown import show
+from screener.shown import computed, show
 
 
 class ScreenerError(Exception):
@@ -66,7 +66,7 @@ class ConflictError(ScreenerError):
         self.given = given
         self.derived = derived
         self.inputs = inputs
-        super().__init__(f"{fact}: {show(given)}: disagrees with {show(derived)} derived from "
+        super().__init__(f"{fact}: {show(given)}: disagrees with {_cut(derived)} derived from "
                          f"{_shown(inputs)}")
 
     @property
@@ -93,11 +93,16 @@ class ImpossibleFacts(ConflictError):
         self.args = (f"{fact}: cannot be derived from {_shown(inputs)}: {reason}",)
 
 
+def _cut(value: object) -> str:
+    shown, mark = computed(value)
+    return show(shown) + mark
+
+
 def reported_warning(fact: str, given: object, computed: object, inputs: Mapping[str, object],
                      tolerance: object) -> str:
     """The warning for a reported value further than its tolerance from the computed one
     (docs/rules-language.md, "Reported measurements"): fact, both values and the inputs."""
-    return (f"{fact}: {show(given)}: reported value used; {show(computed)} computed from "
+    return (f"{fact}: {show(given)}: reported value used; {_cut(computed)} computed from "
             f"{_shown(inputs)} differs by more than {show(tolerance)}")
 
 

@@ -75,6 +75,20 @@ class FactSpec:
     # date item fields: the sibling date field this one is never earlier than (a dose stable
     # since a day no earlier than the drug's start), "" when none
     not_before: str = ""
+    plausible: "Plausible | None" = None  # quantity facts: the usual range, see Plausible
+
+
+@dataclass(frozen=True, slots=True)
+class Plausible:
+    """The usual range of a quantity in its declared unit, and the other units a bare number
+    outside it is often meant in (albumin 3.8 where g/L is declared is 3.8 g/dL)."""
+
+    low: Decimal | None
+    high: Decimal | None
+    units: tuple[str, ...] = ()
+
+    def holds(self, value: Decimal) -> bool:
+        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +123,8 @@ class Criterion:
     facts: tuple[str, ...]  # facts the condition reads, in order of first use
     span: Span
     ask: bool = True  # False for criteria that are always met and never asked
+    # the patient's informed consent: not met means the patient declined (screening log)
+    consent: bool = False
 
 
 @dataclass(frozen=True, slots=True)

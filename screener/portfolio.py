@@ -16,13 +16,16 @@ from screener.batch import AuditOptions, Summary, chunk_results, screen_row, wri
 from screener.engine import Screener
 from screener.model import Trial
 from screener.paths import inside
+from screener.prospects import MATCH_FIELDS, prospect_fields, rank_key
 from screener.readers import Row
 
 if TYPE_CHECKING:
     from screener.store import Store
 
-PORTFOLIO_COLUMNS = ("candidate_id", "trial_id", "decision", "failed_criteria", "missing", "errors", "warnings")
-MATCH_COLUMNS = ("candidate_id", "rank", "trial_id", "decision", "failed_criteria", "missing", "errors", "warnings")
+PORTFOLIO_COLUMNS = ("candidate_id", "trial_id", "decision", "failed_criteria", "missing", "errors", "warnings",
+                     "screening_log")
+MATCH_COLUMNS = ("candidate_id", "rank", "trial_id", "decision", "failed_criteria", "missing", "errors",
+                 "warnings", "screening_log", *MATCH_FIELDS)
 
 
 def with_trial(record: dict[str, Any], trial_id: str) -> dict[str, Any]:
@@ -52,14 +55,20 @@ def trial_audit(audit: AuditOptions | None, trial_id: str) -> AuditOptions | Non
 
 def _screen_one_row(trials: Sequence[Trial], screeners: Sequence[Screener], row: Row,
                     audits: Sequence[AuditOptions | None], store: Store | None = None,
+                    match: bool = False,
                     ) -> list[tuple[dict[str, Any], str | None]]:
     out = []
     for trial, screener, audit in zip(trials, screeners, audits):
-        screened = screen_row(trial, screener, row, store=store)
+        # a match record also needs the criteria's outcomes (`prospect_fields`), which a stored
+        # record does not keep: match screens every candidate again, whatever the store holds
+        screened = screen_row(trial, screener, row, store=None if match else store)
         warning = write_audit(trial, row, screened, audit) if audit is not None else None
         if warning:
             warning = f"{trial.id}: {warning}"
-        out.append((with_trial(screened.record, trial.id), warning))
+        record = with_trial(screened.record, trial.id)
+        if match:  # how much is known, for `rank`
+            record.update(prospect_fields(trial, record["decision"], screened.result))
+        out.append((record, warning))
     return out
 
 
@@ -79,44 +88,47 @@ class Tally:
 
 
 def screen_portfolio(trials: Sequence[Trial], rows: Iterable[Row], tally: Tally,
-                     audit: AuditOptions | None = None, store: Store | None = None) -> Iterator[dict[str, Any]]:
+                     audit: AuditOptions | None = None, store: Store | None = None,
+                     match: bool = False) -> Iterator[dict[str, Any]]:
     """Screen every row for every trial in this process; yields records, input order then
-    trial order (reusing the `store`'s records of unchanged candidates and trials when
-    there is one). One durable-rules session is live at a time, whatever the number of trials."""
+    trial order (`match`: with the fields `rank` reads; reusing the `store`'s records of
+    unchanged candidates and trials when there is one). One durable-rules session is live at
+    a time, whatever the number of trials."""
     screeners = [Screener(t) for t in trials]
     audits = [trial_audit(audit, t.id) for t in trials]
     for row in rows:
         tally.overall.unknown_fields.update(unknown_to_all(trials, row))
-        for record, warning in _screen_one_row(trials, screeners, row, audits, store):
+        for record, warning in _screen_one_row(trials, screeners, row, audits, store, match=match):
             tally.add(record, warning)
             yield record
 
 
 # --- several processes -------------------------------------------------------------------
 
-_worker: tuple[list[Trial], list[Screener], list[AuditOptions | None]] | None = None
+_worker: tuple[list[Trial], list[Screener], list[AuditOptions | None], bool] | None = None
 
 
-def _init_worker(rules_paths: list[str], audit: AuditOptions | None) -> None:
+def _init_worker(rules_paths: list[str], audit: AuditOptions | None, match: bool = False) -> None:
     global _worker
     from screener.rules.check import load_trial
 
     trials = [load_trial(p) for p in rules_paths]
-    _worker = (trials, [Screener(t) for t in trials], [trial_audit(audit, t.id) for t in trials])
+    _worker = (trials, [Screener(t) for t in trials], [trial_audit(audit, t.id) for t in trials], match)
 
 
 def _screen_chunk(rows: list[Row]) -> list[tuple[list[tuple[dict[str, Any], str | None]], list[str]]]:
     assert _worker is not None
-    trials, screeners, audits = _worker
-    return [(_screen_one_row(trials, screeners, row, audits), unknown_to_all(trials, row)) for row in rows]
+    trials, screeners, audits, match = _worker
+    return [(_screen_one_row(trials, screeners, row, audits, match=match), unknown_to_all(trials, row))
+            for row in rows]
 
 
 def screen_portfolio_parallel(trials: Sequence[Trial], rules_paths: Sequence[str], rows: Iterable[Row],
                               tally: Tally, jobs: int, audit: AuditOptions | None = None,
-                              chunk_size: int = 128) -> Iterator[dict[str, Any]]:
+                              chunk_size: int = 128, match: bool = False) -> Iterator[dict[str, Any]]:
     """As `screen_portfolio`, in `jobs` worker processes; records keep their order and at
     most a few chunks per worker are in flight, so memory stays flat."""
-    for chunk in chunk_results(rows, jobs, chunk_size, _init_worker, (list(rules_paths), audit),
+    for chunk in chunk_results(rows, jobs, chunk_size, _init_worker, (list(rules_paths), audit, match),
                                _screen_chunk):
         for screened, unknown in chunk:
             tally.overall.unknown_fields.update(unknown)
@@ -127,15 +139,12 @@ def screen_portfolio_parallel(trials: Sequence[Trial], rules_paths: Sequence[str
 
 # --- matching: which trials could this candidate enter? -----------------------------------
 
-_ORDER = {"eligible": 0, "undetermined": 1, "ineligible": 2, "error": 3}
-
-
 def rank(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One candidate's records, best prospect first: eligible; then undetermined, fewest
-    missing answers first; then ineligible, fewest failed criteria first; then errors.
-    Ties keep the trial order. Each record gains its 1-based `rank` after `candidate_id`."""
-    ordered = sorted(enumerate(records), key=lambda ir: (
-        _ORDER[ir[1]["decision"]], len(ir[1]["missing"]), len(ir[1]["failed_criteria"]), ir[0]))
+    """One candidate's match records, best prospect first (`screener.prospects.rank_key`):
+    eligible; pending, the largest share of criteria settled first, then fewest missing
+    answers; ineligible, fewest failed criteria first; not assessed; errors. Ties keep the
+    trial order. Each record gains its 1-based `rank` after `candidate_id`."""
+    ordered = sorted(enumerate(records), key=lambda ir: (rank_key(ir[1]), ir[0]))
     out = []
     for position, (_, record) in enumerate(ordered, 1):
         ranked = {"candidate_id": record["candidate_id"], "rank": position}

@@ -35,3 +35,17 @@ def show(value: Any) -> str:
         return "; ".join(", ".join(f"{k}={show(v)}" for k, v in item.items() if v is not None)
                          if isinstance(item, Mapping) else show(item) for item in value)
     return str(value)
+
+
+def computed(value: Any, decimals: int = 4) -> tuple[Any, str]:
+    """A computed value cut for a person to read, and the mark to show after it: at most
+    `decimals` decimals, marked `…` when cut (a clearance of 77.777… mL/min reads 77.7778…).
+    The value itself is never rounded for a decision; this is for display only."""
+    if isinstance(value, Decimal) and value.is_finite():
+        exponent = value.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -decimals:
+            try:
+                return value.quantize(Decimal(1).scaleb(-decimals)), "…"
+            except ArithmeticError:
+                pass
+    return value, ""

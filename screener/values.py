@@ -6,11 +6,14 @@ unknown and never clipped into range. Empty text and null mean unknown (None).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
+from decimal import Decimal, Inexact, InvalidOperation, localcontext
+from fractions import Fraction
 from typing import Any, Mapping
 
 from screener.errors import InvalidValue
@@ -27,6 +30,7 @@ _QUANTITY = re.compile(r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*)\
 _DECIMAL = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\Z", re.ASCII)
 _NUMERIC_KINDS = frozenset({"integer", "decimal", "quantity", "date"})
 FOREIGN_DIGITS = "written with digits other than 0-9 (Arabic-Indic, full-width...); write it with 0-9"
+FLOAT_DIGITS = 15  # significant digits of a decimal that a float holds exactly
 MAX_DIGITS = 30  # a number of more digits than this is not a measurement
 MAX_ITEMS = 1000  # items of one list fact
 MAX_LIST_TEXT = 1_000_000  # characters of a list given as JSON text
@@ -34,7 +38,7 @@ MAX_LIST_TEXT = 1_000_000  # characters of a list given as JSON text
 
 @dataclass(frozen=True, slots=True)
 class Converted:
-    """A quantity given in another unit (or with more decimals) than the fact keeps: what was
+    """A quantity given in another unit than the fact keeps: what was
     given and what it became, for the trace ("1.5 mg/dL = 132.6 umol/L")."""
 
     given: Decimal
@@ -176,23 +180,28 @@ def _integer(spec: FactSpec, raw: Any) -> int:
         return int(raw)
     if isinstance(raw, str) and _INTEGER.match(raw):
         return int(raw)
+    if isinstance(raw, str) and _WHOLE_WITH_POINT.match(raw):
+        return int(Decimal(decimal_point(spec, raw)))  # `57.0`, as exports write integers
     raise InvalidValue(spec.name, raw, "expected a whole number")
 
 
 def _decimal(spec: FactSpec, raw: Any) -> float:
     if isinstance(raw, bool):
         raise InvalidValue(spec.name, raw, "expected a number")
+    text = decimal_point(spec, str(raw).strip()) if isinstance(raw, (str, int, float)) else ""
     try:
-        number = Decimal(str(raw).strip()) if isinstance(raw, (str, int, float)) else None
+        number = Decimal(text) if isinstance(raw, (str, int, float)) else None
     except InvalidOperation:
         number = None
-    if isinstance(raw, str) and not _DECIMAL.match(raw.strip()):
+    if isinstance(raw, str) and not _DECIMAL.match(text):
         number = None  # Decimal() also reads '1_000' and other digits than 0-9
     if number is None or not number.is_finite():
         raise InvalidValue(spec.name, raw, "expected a number")
-    exponent = number.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and -exponent > spec.places:
-        raise InvalidValue(spec.name, raw, f"at most {spec.places} decimal places")
+    if len(number.normalize().as_tuple().digits) > FLOAT_DIGITS:
+        # held as a float, which keeps 15 significant digits of a decimal exactly; more
+        # would be rounded silently
+        raise InvalidValue(spec.name, raw, f"cannot be held exactly (at most {FLOAT_DIGITS} "
+                                           "significant digits)")
     return float(number)
 
 
@@ -252,6 +261,45 @@ def _short(raw: Any) -> str:
     return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
 
 
+# --- how numbers and units are written -----------------------------------------------------
+
+_WHOLE_WITH_POINT = re.compile(r"[-+]?\d+[.,]0*\Z", re.ASCII)
+_COMMA = re.compile(r"([-+]?\d+),(\d+)(?![\d.,])", re.ASCII)
+_FEET_INCHES = re.compile(r"(\d+)\s*(?:ft|feet|foot|')\s*(\d+(?:\.\d+)?)\s*(?:in|inch|inches|\"|'')?\Z",
+                          re.ASCII)
+_MICRO = str.maketrans({"µ": "u", "μ": "u"})
+# Spellings lab exports use for UCUM units. Counts per volume name the thing counted, which
+# UCUM writes as an annotation or leaves out: both read as the plain count.
+_SPELLINGS = {
+    "lb": "[lb_av]", "lbs": "[lb_av]", "kgs": "kg", "in": "[in_i]", "inch": "[in_i]",
+    "inches": "[in_i]", "ft": "[ft_i]", "mmHg": "mm[Hg]", "mmhg": "mm[Hg]", "bpm": "/min",
+    "IU/mL": "[IU]/mL", "IU/ml": "[IU]/mL", "IU/L": "[IU]/L", "x10^9/L": "10*9/L",
+    "×10^9/L": "10*9/L", "10^9/L": "10*9/L", "x10^12/L": "10*12/L", "10^12/L": "10*12/L",
+}
+_COUNTED = re.compile(r"\A(?:\{cells\}|cells|\{cell\}|cell)\s*/\s*")
+
+
+def ucum_code(unit: str) -> str:
+    """The UCUM code of a unit as lab exports write it: `cells/mm3` and `{cells}/uL` are
+    `/mm3` and `/uL`, `lb` is `[lb_av]`, `mmHg` is `mm[Hg]`; any other text as it is."""
+    unit = unit.strip()
+    unit = _COUNTED.sub("/", unit)
+    return _SPELLINGS.get(unit, unit)
+
+
+def decimal_point(spec: FactSpec, text: str) -> str:
+    """`8,1` as `8.1` (a decimal comma). A comma before exactly three digits reads two ways
+    (`99,999` is ninety-nine thousand nine hundred and ninety-nine, or 99.999): refused."""
+    match = _COMMA.match(text)
+    if match is None:
+        return text
+    if len(match.group(2)) == 3:
+        raise InvalidValue(spec.name, _short(text), "a comma before three digits reads two ways "
+                           f"(thousands or decimals): write {match.group(1)}{match.group(2)} "
+                           f"or {match.group(1)}.{match.group(2)}")
+    return f"{match.group(1)}.{match.group(2)}{text[match.end():]}"
+
+
 # --- quantities ---------------------------------------------------------------------------
 
 
@@ -260,27 +308,23 @@ def quantity(spec: FactSpec, raw: Any) -> tuple[Decimal | None, Converted | None
 
     `raw` is a number (in the declared unit), text with an optional UCUM unit ("1.2 mg/dL",
     "1.2mg/dL") or a mapping {value, unit}. Converted by the unit system or the fact's
-    declared factors, rounded half-even to `places`, then checked against min/max."""
+    declared factors exactly (never rounded), then checked against min/max. A conversion
+    whose result cannot be held exactly is an error naming the fact, value and unit."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None, None
     number, unit = _number_and_unit(spec, raw)
-    with localcontext() as context:
-        context.prec = 60
-        if unit and unit != spec.unit:
-            from screener.rules import units
+    value = number
+    if unit and unit != spec.unit:
+        from screener.rules import units
 
-            try:
-                how = units.conversion(unit, spec.unit, _factors(spec), _offsets(spec))
-            except units.UnitError:
-                raise InvalidValue(spec.name, _short(raw),
-                                   f"the unit {unit} does not convert to {spec.unit}") from None
-            exact = how.apply(number)
-        else:
-            exact = number
         try:
-            value = exact.quantize(Decimal(1).scaleb(-spec.places), rounding=ROUND_HALF_EVEN)
-        except InvalidOperation:
-            raise InvalidValue(spec.name, _short(raw), "too large") from None
+            factor, offset = units.exact_conversion(unit, spec.unit, _factors(spec), _offsets(spec))
+        except units.UnitError:
+            raise InvalidValue(spec.name, _short(raw),
+                               f"the unit {unit} does not convert to {spec.unit}") from None
+        value = _converted(spec, raw, number, factor, offset)
+    # The value is kept exactly as given (after an exact conversion): `places` shapes how it is
+    # shown, never what it is compared with, so 74.95 stays below a limit of 75.
     low = None if spec.minimum is None else Decimal(str(spec.minimum))
     high = None if spec.maximum is None else Decimal(str(spec.maximum))
     if low is not None and value < low:
@@ -292,6 +336,78 @@ def quantity(spec: FactSpec, raw: Any) -> tuple[Decimal | None, Converted | None
     if (unit or spec.unit) != spec.unit or value != number:
         return value, Converted(number, unit or spec.unit, value, spec.unit)
     return value, None
+
+
+@functools.lru_cache(maxsize=1024)
+def _terminating(value: Fraction) -> Decimal | None:
+    """A fraction as a Decimal when its decimal form ends (1/25 is 0.04; 1/3 has none)."""
+    with localcontext() as context:
+        context.prec = 80
+        context.traps[Inexact] = True
+        try:
+            return Decimal(value.numerator) / Decimal(value.denominator)
+        except (Inexact, InvalidOperation):
+            return None
+
+
+def _converted(spec: FactSpec, raw: Any, number: Decimal, factor: Fraction,
+               offset: Fraction) -> Decimal:
+    """`number × factor + offset` exactly: in decimals when the factor and offset have an
+    ending decimal form (most do: 0.001, 17.1, 0.45359237), else as fractions."""
+    decimal_factor, decimal_offset = _terminating(factor), _terminating(offset)
+    if decimal_factor is not None and decimal_offset is not None:
+        with localcontext() as context:
+            context.prec = 80
+            context.traps[Inexact] = True  # never rounded: past 80 digits, by fractions
+            try:
+                return without_trailing_zeros(number * decimal_factor + decimal_offset)
+            except (Inexact, InvalidOperation):
+                pass
+    return _exactly(spec, raw, Fraction(number) * factor + offset)
+
+
+def _exactly(spec: FactSpec, raw: Any, value: Fraction) -> Decimal:
+    """A converted value as a Decimal when it has a finite decimal form; else an error naming
+    the fact, the value and the unit (16 kPa is 120.0098521... mm[Hg], without end)."""
+    with localcontext() as context:
+        context.prec = 80
+        context.traps[Inexact] = True
+        try:
+            return without_trailing_zeros(Decimal(value.numerator) / Decimal(value.denominator))
+        except (Inexact, InvalidOperation):
+            context.traps[Inexact] = False
+            context.prec = 12
+            near = Decimal(value.numerator) / Decimal(value.denominator)
+    raise InvalidValue(spec.name, _short(raw), f"is {_plain(near.normalize())}... {spec.unit}, "
+                       f"a number without end that cannot be held exactly; give it in {spec.unit}")
+
+
+def without_trailing_zeros(value: Decimal) -> Decimal:
+    """`132.60` as `132.6`, `180.000` as `180` (the same number, written as a person would)."""
+    if value == value.to_integral_value():
+        return value.quantize(Decimal(1))
+    return value.normalize()
+
+
+def check_plausible(spec: FactSpec, raw: Any, value: Any) -> None:
+    """Refuse a bare number (no unit given) that is unusual in the fact's unit but usual in
+    another unit the rules name (`plausible: units`): albumin `3.8` where g/L is declared is
+    most likely 3.8 g/dL, and is never used silently as 3.8 g/L. Raises InvalidValue naming
+    the fact, the value and the likely unit; any other value passes."""
+    usual = spec.plausible
+    if usual is None or not isinstance(value, Decimal) or usual.holds(value):
+        return
+    if isinstance(raw, Mapping) or (isinstance(raw, str) and _number_and_unit(spec, raw)[1]):
+        return  # the unit was given: the value is what the record says
+    for code in usual.units:
+        try:
+            meant = quantity(spec, {"value": _plain(value), "unit": code})[0]
+        except InvalidValue:
+            continue
+        if meant is not None and usual.holds(meant):
+            raise InvalidValue(spec.name, _short(raw), f"{_plain(value)} {spec.unit} is not a "
+                               f"usual value; did you mean {_plain(value)} {code} = "
+                               f"{_plain(meant)} {spec.unit}? Give the value with its unit")
 
 
 def describe_conversion(spec: FactSpec, raw: Any) -> Converted | None:
@@ -326,16 +442,20 @@ def _number_and_unit(spec: FactSpec, raw: Any) -> tuple[Decimal, str]:
             number, written = _number_and_unit(spec, inner)
             if written and unit:
                 raise InvalidValue(spec.name, _short(inner), "give the unit once")
-            return number, written or (unit or "").strip()
-        return _number(spec, inner), (unit or "").strip()
+            return number, written or ucum_code((unit or "").strip())
+        return _number(spec, inner), ucum_code((unit or "").strip())
     if isinstance(raw, str):
-        text = raw.strip()
+        text = raw.strip() if raw.isascii() else \
+            unicodedata.normalize("NFKC", raw).strip().translate(_MICRO)
         _not_huge(spec, text)
-        match = _QUANTITY.match(text)
+        if ("'" in text or "f" in text) and (feet := _FEET_INCHES.match(text)):  # `5 ft 4 in`
+            inches = Decimal(feet.group(1)) * 12 + Decimal(feet.group(2))
+            return _number(spec, inches), "[in_i]"
+        match = _QUANTITY.match(decimal_point(spec, text))
         if not match:
             raise InvalidValue(spec.name, _short(raw), f"expected a number in {spec.unit}, "
                                "optionally followed by its unit")
-        return _number(spec, match.group(1)), match.group(2).strip()
+        return _number(spec, match.group(1)), ucum_code(match.group(2).strip())
     return _number(spec, raw), ""
 
 

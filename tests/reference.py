@@ -43,12 +43,12 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from pathlib import Path
 from typing import Any, Callable
 
 from screener.errors import InvalidValue
-from screener.model import FactSpec, Span, Special, Trial
+from screener.model import FactSpec, Plausible, Span, Special, Trial
 from screener.rules.read import load_yaml
 from screener.values import coerce
 
@@ -197,7 +197,11 @@ def fact_spec(name: str, entry: dict[str, Any]) -> FactSpec:
             affine.append((str(code), Decimal(str(how["factor"])), Decimal(str(how.get("offset", 0)))))
         else:
             plain.append((str(code), Decimal(str(how))))
-    extra = {"affine": tuple(affine)} if "affine" in FactSpec.__slots__ else {}  # type: ignore[attr-defined]
+    extra: dict[str, Any] = {"affine": tuple(affine)} if "affine" in FactSpec.__slots__ else {}  # type: ignore[attr-defined]
+    if isinstance(entry.get("plausible"), dict):
+        usual = entry["plausible"]
+        bound = lambda key: None if usual.get(key) is None else Decimal(str(usual[key]))  # noqa: E731
+        extra["plausible"] = Plausible(bound("min"), bound("max"), tuple(usual.get("units", ())))
     return FactSpec(**extra, 
         name=name, type=kind, description="", span=_NOWHERE,
         values=tuple(entry.get("values", ())),
@@ -233,6 +237,61 @@ def runtime(spec: FactSpec, value: Any) -> Any:
     return value
 
 
+_BARE = re.compile(r"\s*[-+]?(\d+([.,]\d*)?|[.,]\d+)([eE][-+]?\d+)?\s*\Z")
+
+
+def _likely_unit(spec: FactSpec, raw: Any, value: Any) -> str | None:
+    """The unit a bare number outside the fact's usual range is usual in, if one of the rules'
+    `plausible: units` is (read by this evaluator's own conversions); else None."""
+    usual = getattr(spec, "plausible", None)
+    if usual is None or not isinstance(value, Decimal):
+        return None
+    bare = isinstance(raw, (int, float, Decimal)) and not isinstance(raw, bool) \
+        or isinstance(raw, str) and _BARE.match(raw)
+    inside = lambda v: (usual.low is None or v >= usual.low) and (usual.high is None or v <= usual.high)  # noqa: E731
+    if not bare or inside(value):
+        return None
+    for code in usual.units:
+        try:
+            meant = to_unit(Q(value, code, spec.name), spec.unit, conv_of(spec))
+        except Exception:
+            continue
+        if inside(meant):
+            return code
+    return None
+
+
+def _fits(spec: FactSpec, value: Any) -> bool:
+    """A derived value inside its fact's type and range (a quantity by its bounds alone: a
+    computed value may carry more digits than any given one)."""
+    if spec.type == "quantity":
+        return not ((spec.minimum is not None and value < Decimal(str(spec.minimum)))
+                    or (spec.maximum is not None and value > Decimal(str(spec.maximum))))
+    try:
+        coerce(spec, value)
+    except InvalidValue:
+        return False
+    return True
+
+
+def _same_to_given_precision(given: Any, derived: Any) -> bool:
+    """A given derived fact agrees with the computed value when the computed value lies within
+    half a unit of the given value's last digit (a tie goes to the even last digit)."""
+    if isinstance(given, bool) or not isinstance(given, (int, float, Decimal)) \
+            or not isinstance(derived, (float, Decimal)):
+        return _num(given) == _num(derived)
+    g = Decimal(repr(given)) if isinstance(given, float) else Decimal(given)
+    d = Decimal(repr(derived)) if isinstance(derived, float) else derived
+    unit = Decimal(1).scaleb(g.as_tuple().exponent)
+    with localcontext() as context:
+        context.prec = 100
+        distance = abs(d - g)
+        half = unit / 2
+    if distance != half:
+        return distance < half
+    return int(g.scaleb(-g.as_tuple().exponent)) % 2 == 0
+
+
 def typed_of(spec: FactSpec, value: Any) -> Any:
     """A computed runtime value as the typed value of `spec` (for range checks), or raise."""
     if spec.type == "date":
@@ -252,11 +311,10 @@ def typed_of(spec: FactSpec, value: Any) -> Any:
         if isinstance(value, Decimal):
             if not value.is_finite():
                 raise ArithmeticError("not a finite number")
-            places = 0 if spec.type == "integer" else spec.places
-            rounded = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
             if spec.type == "integer":
-                return int(rounded)
-            return float(rounded) if spec.type == "decimal" else rounded
+                return int(value.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+            # never rounded to places: places are for display only
+            return float(value) if spec.type == "decimal" else value
     raise TypeError(f"{value!r} is not a {spec.type}")
 
 
@@ -350,6 +408,9 @@ class Reference:
                 except InvalidValue as exc:
                     errors.append(str(exc))
                     continue
+                if (likely := _likely_unit(spec, raw, value)) is not None:
+                    errors.append(f"{name}: {likely}")
+                    continue
                 if value is not None:
                     values[name] = value
         return values, errors
@@ -405,9 +466,7 @@ class Reference:
                             rt[d.fact] = Unk(frozenset({f"{d.fact}: cannot be computed"}))
                             changed = True
                         continue
-                try:
-                    coerce(spec, value)
-                except InvalidValue:
+                if not _fits(spec, value):
                     contradictory.append(d.fact)
                     continue
                 if d.fact in typed and d.reported:
@@ -415,7 +474,7 @@ class Reference:
                     if abs(_num(typed[d.fact]) - _num(value)) > d.tolerance:
                         self.warned.append(d.fact)
                 elif d.fact in typed:
-                    if _num(typed[d.fact]) != _num(value):
+                    if not _same_to_given_precision(typed[d.fact], value):
                         contradictory.append(d.fact)
                 else:
                     typed[d.fact] = value

@@ -68,7 +68,8 @@ def test_every_input_format_gives_the_same_results(tmp_path, fmt, capsys):
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert _summary(records) == WANT
     assert records[3]["errors"] == ["ecog: 9: above the maximum 4"] or records[3]["errors"] == ["ecog: '9': above the maximum 4"]
-    assert set(records[1]) == {"candidate_id", "decision", "failed_criteria", "missing", "errors", "warnings"}
+    assert set(records[1]) == {"candidate_id", "decision", "failed_criteria", "missing", "errors", "warnings",
+                               "screening_log"}
     assert "informed_consent" in records[1]["missing"]
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     err = capsys.readouterr().err
@@ -91,7 +92,7 @@ def test_csv_output_joins_lists_with_semicolons(tmp_path):
     with out.open(encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
     assert rows == [{"candidate_id": "x", "decision": "ineligible", "failed_criteria": "I5;I6",
-                     "missing": "", "errors": "", "warnings": ""}]
+                     "missing": "", "errors": "", "warnings": "", "screening_log": "screen failure"}]
 
 
 def test_byte_order_mark_and_unicode_ids_are_kept(tmp_path):

@@ -157,9 +157,9 @@ def test_a_trial_over_several_rulesets_names_each_contradiction_once(tmp_path: P
 
 
 @pytest.mark.parametrize("language, want", [
-    ("en", ["That contradicts other answers: Age given as 30, but the other answers give 64.",
+    ("en", ["That contradicts other answers: Age given as 30 years, but the other answers give 64 years.",
             "That contradicts other answers: Child-Pugh class given as class C, but the other answers give class A."]),
-    ("zh", ["与其他回答矛盾：年龄 填写为 30，但根据其他回答计算为 64。",
+    ("zh", ["与其他回答矛盾：年龄 填写为 30 岁，但根据其他回答计算为 64 岁。",
             "与其他回答矛盾：Child-Pugh 分级 填写为 C 级，但根据其他回答计算为 A 级。"]),
 ])
 def test_an_answers_file_with_two_contradictions_names_both_in_the_dialogs_language(
@@ -188,6 +188,6 @@ def test_the_terminal_dialog_shows_every_contradiction(tmp_path: Path) -> None:
     child.close()
     shown = child.before.replace("\r\n", "\n")
     assert child.exitstatus == 2
-    assert f"{answers}: That contradicts other answers: Age given as 30, but the other answers give 64." in shown
+    assert f"{answers}: That contradicts other answers: Age given as 30 years, but the other answers give 64 years." in shown
     assert (f"{answers}: That contradicts other answers: Child-Pugh class given as class C, but the other answers "
             "give class A.") in shown

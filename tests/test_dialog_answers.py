@@ -1,6 +1,8 @@
 """Reading answers the way clinicians type them, in both dialog languages."""
 from __future__ import annotations
 
+from decimal import Decimal
+
 import datetime as dt
 from typing import Any
 
@@ -37,9 +39,14 @@ READS = [
     ("birth_date", "13/03/1970", dt.date(1970, 3, 13)),  # no month 13: one reading only
     ("birth_date", "03/13/1970", dt.date(1970, 3, 13)), ("birth_date", "03/03/1970", dt.date(1970, 3, 3)),
     ("screening_date", "today", TODAY),
-    ("bilirubin_umol_l", "20", 20.0), ("bilirubin_umol_l", "20.5 µmol/L", 20.5),
-    ("bilirubin_umol_l", "20.5 umol/l", 20.5), ("bilirubin_umol_l", "2 mg/dL", 34.2),
-    ("bilirubin_umol_l", "1,2 mg/dl", 20.52), ("albumin_g_l", "3.8 g/dL", 38.0), ("albumin_g_l", "38 g/L", 38.0),
+    ("bilirubin_umol_l", "20", Decimal(20)), ("bilirubin_umol_l", "20.5 µmol/L", Decimal("20.5")),
+    ("bilirubin_umol_l", "20.5 umol/l", Decimal("20.5")), ("bilirubin_umol_l", "2 mg/dL", Decimal("34.2")),
+    ("bilirubin_umol_l", "1,2 mg/dl", Decimal("20.52")), ("albumin_g_l", "3.8 g/dL", Decimal(38)),
+    ("albumin_g_l", "38 g/L", Decimal(38)),
+    ("bilirubin_umol_l", "51.305", Decimal("51.305")),  # finer than places: kept, never rounded
+    ("bilirubin_umol_l", "0.05 mmol/L", Decimal(50)),  # any unit of the same dimension
+    ("ecog", "1.0", 1), ("ecog", "1,0", 1),  # whole numbers as exports and batch write them
+    ("inr", "1,5", 1.5), ("albumin_g_l", "3,8 克/分升", Decimal(38)),  # a decimal comma
     ("sex", "M", "male"), ("sex", "女", "female"), ("disease_status", "复发", "recurrent"),
     ("disease_status", "Localized primary", "localized_primary"), ("copd_severity", "GOLD 2", "moderate"),
     ("copd_severity", "very severe", "very_severe"), ("child_pugh_class", "b", "B"),
@@ -58,8 +65,9 @@ REFUSED = [
     ("ecog", "one", "bad_integer"), ("ecog", "II", "bad_integer"),  # Roman numerals only for ASA and NYHA
     ("asa_class", "VII", "above_maximum"), ("birth_date", "03/04/1961", "ambiguous_date"),
     ("birth_date", "31 February 1961", "bad_date"), ("birth_date", "31/13/1970", "bad_date"), ("birth_date", "soon", "bad_date"),
-    ("bilirubin_umol_l", "2 mmol/L", "bad_unit"), ("bilirubin_umol_l", "high", "bad_number"),
-    ("bilirubin_umol_l", "12.345", "out_of_range"),  # more decimal places than the rules keep
+    ("bilirubin_umol_l", "2 mmol", "bad_unit"), ("bilirubin_umol_l", "high", "bad_number"),
+    ("bilirubin_umol_l", "99,999", "out_of_range"),  # a comma before three digits reads two ways
+    ("inr", "1,500", "out_of_range"), ("ecog", "1.5", "bad_integer"),
     ("sex", "x", "bad_choice"), ("birth_date", "", "empty"), ("progressive_lesion_count", "0", "below_minimum"),
     # numbers are read from 0-9 only, as in a batch file (docs/hostile-input.md)
     ("ecog", "１", "out_of_range"), ("ecog", "٣", "out_of_range"), ("birth_date", "１９６１年３月３日", "out_of_range"),

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
 import pytest
-from test_dialog_flow import CONSENT, ECOG, MAN  # the same eligible man, answered in a real terminal
+from test_dialog_flow import CONSENT, DIAGNOSED, ECOG, MAN  # the same eligible man, answered in a real terminal
 
 from conftest import TRIAL
 
@@ -62,7 +63,7 @@ def test_eligible_man(tmp_path: Path) -> None:
 def test_eligible_woman_in_chinese(tmp_path: Path) -> None:
     term = start(tmp_path, "--lang", "zh")
     term.expect("患者性别？")
-    term.answers([("sex", "女")] + MAN[1:CONSENT] + [("pregnant", "否"), ("breastfeeding", "否")] + MAN[CONSENT:])
+    term.answers([("sex", "女")] + MAN[1:DIAGNOSED] + [("pregnant", "否"), ("breastfeeding", "否")] + MAN[DIAGNOSED:])
     term.expect("结论：符合入组条件")
     assert term.finish("回车结束") == 0
 
@@ -138,13 +139,13 @@ def test_quit_then_resume(tmp_path: Path) -> None:
 
 def test_a_correction_to_male_leaves_no_pregnancy_in_the_letter(tmp_path: Path) -> None:
     term = start(tmp_path, "--trace", str(tmp_path / "t.jsonl"), "--letter", str(tmp_path / "l.html"))
-    term.answers([("sex", "female")] + MAN[1:CONSENT] + [("pregnant", "yes")])
+    term.answers([("sex", "female")] + MAN[1:DIAGNOSED] + [("pregnant", "yes")])
     term.expect("Decision: ineligible")
     term.expect("Press Enter to finish")
     term.child.send("change sex entered wrongly\r")
     term.answer("sex", "male")
     term.expect("Pregnant (yes) no longer applies once Sex is male: removed from the record.")
-    term.answers(MAN[CONSENT:])
+    term.answers(MAN[DIAGNOSED:])
     term.expect("Decision: eligible")
     assert term.finish() == 0
     letter = (tmp_path / "l.html").read_text(encoding="utf-8")
@@ -158,12 +159,12 @@ def test_a_correction_to_male_leaves_no_pregnancy_in_the_letter(tmp_path: Path) 
 
 def test_zh_correction_to_male_takes_pregnancy_out(tmp_path: Path) -> None:
     term = start(tmp_path, "--lang", "zh")
-    term.answers([("sex", "女")] + MAN[1:CONSENT] + [("pregnant", "是")])
+    term.answers([("sex", "女")] + MAN[1:DIAGNOSED] + [("pregnant", "是")])
     term.expect("回车结束")
     term.child.send("修改 sex\r")
     term.answer("sex", "男")
     term.expect("性别为男后，妊娠（是）不再适用，已从记录中移除。")
-    term.answers([("informed_consent", "是")])
+    term.answers(MAN[DIAGNOSED:CONSENT] + [("informed_consent", "是")])
     assert term.finish("回车结束") == 0
     saved = json.loads((tmp_path / "s.json").read_text())
     assert "pregnant" not in saved["answers"] and saved["decision"] == "eligible"
@@ -182,7 +183,7 @@ def test_albumin_trap_and_progress_line(tmp_path: Path, lang: str, question: str
     term.child.send("y\r")
     term.answers(MAN[ECOG + 4:])
     assert term.finish("Press Enter to finish" if lang == "en" else "回车结束") == 0
-    assert json.loads((tmp_path / "s.json").read_text())["answers"]["albumin_g_l"] == 38
+    assert json.loads((tmp_path / "s.json").read_text())["answers"]["albumin_g_l"] == "38"  # exact text
 
 
 @pytest.mark.parametrize("lang, future, long_ago", [
@@ -262,7 +263,7 @@ def test_zh_how_speaks_chinese_with_clinical_labels(tmp_path: Path) -> None:
     term.answers([("sex", "男")] + MAN[1:ECOG])
     term.answer("ecog", "怎么")
     term.expect("结论（尚无法确定）的推导过程")
-    term.expect("年龄 = 65，由 出生日期 = 1961年3月3日, 筛选日期 = ")
+    term.expect("年龄 = 65 岁，由 出生日期 = 1961年3月3日, 筛选日期 = ")
     term.expect("规则 I1：病理确诊 GIST = 是, 疾病状态 = 转移")
     term.answer("ecog", "退出")
     term.child.expect(pexpect.EOF)
@@ -279,4 +280,7 @@ def test_a_prefilled_value_corrected_in_the_dialog_is_credited_to_the_dialog(tmp
     assert term.finish() == 0
     letter = (tmp_path / "l.html").read_text(encoding="utf-8")
     sex = next(line for line in letter.splitlines() if "<li>Sex = male" in line)
-    assert "<li>Sex = male (dialog answer (sex), " in sex and "answers file" not in sex.split("corrected:")[0]
+    source = int(re.search(r"<li>Sex = male <span class=\"ref\">\[(\d+)\]</span>", sex).group(1))
+    sources = re.findall(r"<li>(.*?)</li>", letter.split('<ol class="sources">')[1].split("</ol>")[0])
+    assert sources[source - 1].startswith("dialog answer, ")  # the appendix names each source once
+    assert "was female (answers file " in sex

@@ -1,6 +1,8 @@
 """The screening dialog driven headlessly: plain lines in, the console's text out."""
 from __future__ import annotations
 
+from decimal import Decimal
+
 import datetime as dt
 import io
 import json
@@ -45,6 +47,9 @@ MAN = [
 ]
 ECOG = [fact for fact, _ in MAN].index("ecog")
 CONSENT = len(MAN) - 1
+# A woman is asked about pregnancy and breastfeeding once her diagnosis is known: quick
+# knock-outs come early, right after the identity and diagnosis questions.
+DIAGNOSED = [fact for fact, _ in MAN].index("disease_status") + 1
 
 
 @pytest.fixture(scope="module")
@@ -119,12 +124,12 @@ def test_eligible_man_is_asked_only_what_matters_in_order(run: Any) -> None:
     assert "child_pugh_class" not in done.asked  # derived from its five parts
     assert "Decision: eligible" in done.text
     assert done.session.status == "finished" and done.session.decision == "eligible"
-    assert done.session.answers["bilirubin_umol_l"] == pytest.approx(20.52)
+    assert done.session.answers["bilirubin_umol_l"] == Decimal("20.52")  # 1.2 mg/dL x 17.1
     assert done.session.answers["albumin_g_l"] == 38
 
 
 def test_eligible_woman_is_asked_about_pregnancy_and_breastfeeding(run: Any) -> None:
-    woman = [("sex", "女")] + MAN[1:CONSENT] + [("pregnant", "否"), ("breastfeeding", "no")] + MAN[CONSENT:]
+    woman = [("sex", "女")] + MAN[1:DIAGNOSED] + [("pregnant", "否"), ("breastfeeding", "no")] + MAN[DIAGNOSED:]
     done = run(answers(woman) + [""])
     assert done.asked == [fact for fact, _ in woman]
     assert "Decision: eligible" in done.text
@@ -196,8 +201,8 @@ def test_how_shows_each_criterion_and_the_rules_that_fired(run: Any) -> None:
     how = done.text.split("> how")[1]
     assert "How the conclusion (undetermined) was reached" in how
     assert re.search(r"I3\s+Aged 18 to 75 → met", how)
-    assert "Age = 65, derived from Date of birth = 3 March 1961, Screening date = 25 November 2026" in how
-    assert "rule I3: Age = 65" in how
+    assert "Age = 65 years, derived from Date of birth = 3 March 1961, Screening date = 25 November 2026" in how
+    assert "rule I3: Age = 65 years" in how
     assert re.search(r"I5\s+ECOG performance status below 2 → unknown", how)
 
 
@@ -288,7 +293,7 @@ def test_prefill_refuses_bad_values_in_the_dialogs_language(trial: Trial, screen
 
 def test_conflicting_age_is_refused_and_asked_again(run: Any) -> None:
     done = run(["male", "1961-03-03", "", "change age", "30", "65", "quit"])
-    assert "That contradicts other answers: Age given as 30, but the other answers give 65." in done.text
+    assert "That contradicts other answers: Age given as 30 years, but the other answers give 65 years." in done.text
 
 
 def test_a_trace_observer_records_answers_corrections_and_the_decision(
@@ -322,8 +327,9 @@ def test_a_birth_date_after_the_screening_date_is_refused_and_asked_again(run: A
 
 
 def test_a_correction_that_makes_pregnancy_irrelevant_takes_it_out_of_the_record(run: Any) -> None:
-    woman = answers(MAN[:CONSENT]) + ["yes"]  # pregnant: yes excludes at once
-    done = run(["female"] + woman[1:] + ["change sex entered wrongly", "male", "yes", ""])
+    woman = answers(MAN[:DIAGNOSED]) + ["yes"]  # pregnant: yes excludes at once
+    done = run(["female"] + woman[1:] + ["change sex entered wrongly", "male"] + answers(MAN[DIAGNOSED:]) + [""])
+    assert done.asked[:DIAGNOSED + 1] == [fact for fact, _ in MAN[:DIAGNOSED]] + ["pregnant"]
     assert "Pregnant (yes) no longer applies once Sex is male: removed from the record." in done.text
     assert "pregnant" not in done.session.answers
     assert done.result.decision == "eligible"
@@ -362,7 +368,7 @@ def test_an_unusual_value_is_kept_only_when_confirmed(run: Any) -> None:
     assert "3.8 g/L is below the usual minimum, 15 g/L. Keep 3.8 g/L?" in done.text
     assert "Not taken; please answer again." in done.text
     assert done.asked.count("albumin_g_l") == 2
-    assert done.session.answers["albumin_g_l"] == 3.8
+    assert done.session.answers["albumin_g_l"] == Decimal("3.8")
 
 
 def test_wrong_dates_are_caught(run: Any) -> None:
@@ -371,7 +377,7 @@ def test_wrong_dates_are_caught(run: Any) -> None:
     assert "4 May 1986 is more than 1 years before today. Is that right?" in done.text
     assert done.session.answers["birth_date"] == dt.date(1961, 3, 3)
     assert done.session.answers["screening_date"] == TODAY
-    assert "Age = 65 (calculated)" in done.text
+    assert "Age = 65 years (calculated)" in done.text
 
 
 def test_questions_come_in_clinical_order_with_a_progress_line(run: Any, dialog_en: DialogSpec) -> None:
@@ -402,5 +408,5 @@ def test_the_decision_screen_names_the_values_that_failed_and_counts_a_refusal_a
 def test_a_review_screen_lists_every_answer_by_section_before_finishing(run: Any) -> None:
     done = run(answers(MAN) + [""])
     review = done.text.split("Review before finishing")[1].split("Decision:")[0]
-    assert re.search(r"Organ function and labs\s*\n\s+Total bilirubin .*\n\s+Serum albumin\s+38\s+answered", review)
+    assert re.search(r"Organ function and labs\s*\n\s+Total bilirubin .*\n\s+Serum albumin\s+38 g/L\s+answered", review)
     assert review.index("Identity and diagnosis") < review.index("Comorbidities") < review.index("Consent")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from screener.cli import build_parser
+from screener.present import number_text, unit_text
 from screener.dialog.answers import InvalidAnswer, parse_answer
 from screener.dialog.spec import load_dialog
 from screener.model import Special
@@ -39,7 +40,8 @@ def test_csv_cells_carry_units_never_dates_and_json_lists(tmp_path):
            "c1,yes,9.5 g/dL,1.5 mg/dL,never,[]\n"            # 95 g/L; 132.6 umol/L at the limit
            "c2,yes,95,1.6 mg/dL,NEVER,[]\n"                   # 141.4 umol/L: above 1.5 mg/dL
            "c3,yes,95,100,2024-05-01,[]\n"                    # infarction 31 days before
-           'c4,yes,95,100,never,"[{""systolic"": ""22 kPa""}, {""systolic"": 170}]"\n'
+           # 21.998193923475 kPa is 165 mm[Hg] exactly (1 mm[Hg] = 0.133322387415 kPa)
+           'c4,yes,95,100,never,"[{""systolic"": ""21.998193923475 kPa""}, {""systolic"": 170}]"\n'
            "c5,yes,9 mmol/L,100,never,[]\n"                   # no factor declared for Hb
            "c6,yes,95,100,ongoing,[]\n")                      # mi_date allows never only
     status, records, _ = _batch(tmp_path, "c.csv", csv, "--context", "cohort=A")
@@ -114,7 +116,7 @@ def _answer(dialog, fact: str, text: str):
     ("creatinine", "1,5 mg/dL", "132.6", "1.5 mg/dL"),   # a decimal comma, as many write it
     ("creatinine", "97 µmol/L", "97.0", None),           # the micro sign for UCUM's u
     ("platelets", "180000 /mm3", "180", "180000 /mm3"),
-    ("hba1c", "53 mmol/mol", "7.0", "53 mmol/mol"),
+    ("hba1c", "53 mmol/mol", "7.00044", "53 mmol/mol"),  # exactly, never rounded
 ])
 def test_a_clinician_types_a_lab_value_with_its_unit_and_sees_it_converted(dialog, fact, typed, value, echo):
     answer = _answer(dialog, fact, typed)
@@ -122,8 +124,9 @@ def test_a_clinician_types_a_lab_value_with_its_unit_and_sees_it_converted(dialo
     if echo is None:
         assert answer.echo is None
     else:
-        assert answer.echo == ("unit_echo", {"given": echo, "value": value,
-                                             "unit": dialog[0].facts[fact].unit})
+        # echoed as clinicians write it: µmol/L, ×10⁹/L, no trailing zeros
+        assert answer.echo == ("unit_echo", {"given": echo, "value": number_text(Decimal(value)),
+                                             "unit": unit_text(dialog[0].facts[fact].unit)})
 
 
 def test_a_unit_that_does_not_convert_is_refused_naming_the_units_that_do(dialog):
@@ -147,7 +150,7 @@ def test_ongoing_is_refused_for_a_date_that_cannot_be_ongoing(dialog):
 
 
 def test_a_list_is_typed_on_one_line_items_by_semicolon_fields_by_name(dialog):
-    answer = _answer(dialog, "bp", "date=2024-03-01, systolic=150, arm=left; systolic=16 kPa")
+    answer = _answer(dialog, "bp", "date=2024-03-01, systolic=150, arm=left; systolic=15.9986864898 kPa")
     assert answer.value == (
         {"date": dt.date(2024, 3, 1), "systolic": Decimal(150), "arm": "left"},
         {"date": None, "systolic": Decimal(120), "arm": None},
@@ -191,16 +194,16 @@ def _explain(trace: Path) -> str:
 
 def test_explain_shows_a_converted_lab_value_as_given_and_as_kept(tmp_path):
     csv = ("candidate_id,consent,hemoglobin,creatinine,mi_date,bp\n"
-           'c1,yes,9.5 g/dL,1.5 mg/dL,never,"[{""systolic"": ""22 kPa""}]"\n')
+           'c1,yes,9.5 g/dL,1.5 mg/dL,never,"[{""systolic"": ""21.998193923475 kPa""}]"\n')
     traces = tmp_path / "traces"
     status, records, _ = _batch(tmp_path, "c.csv", csv, "--context", "cohort=A", "--traces", str(traces))
     assert records[0]["decision"] == "eligible"
     (trace,) = traces.iterdir()
     text = _explain(trace)
-    assert "creatinine = 1.5 mg/dL = 132.6 umol/L" in text
-    assert "hemoglobin = 9.5 g/dL = 95 g/L" in text
-    assert "cohort = A  context (--context cohort)" in text
-    assert "mi_date = never" in text and "bp = systolic=165" in text
+    assert "Serum creatinine = 1.5 mg/dL = 132.6 µmol/L" in text  # labels and units as clinicians write them
+    assert "Haemoglobin = 9.5 g/dL = 95 g/L" in text
+    assert "Cohort of the run = A  context (--context cohort)" in text
+    assert "Last myocardial infarction = never" in text and "Blood pressure readings at screening = systolic: 165" in text
     done = subprocess.run([sys.executable, "-m", "screener", "verify", str(trace)], capture_output=True,
                           text=True, timeout=120, env={"SCREENER_RULES": str(KINDS), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0 and "gives the recorded decision: eligible" in done.stdout
@@ -217,5 +220,5 @@ def test_a_dialog_trace_keeps_the_unit_the_clinician_typed(tmp_path, monkeypatch
     status = args.run(args, stdin=io.StringIO("".join(f"{x}\n" for x in lines)), stdout=io.StringIO())
     assert status == 0
     text = _explain(trace)
-    assert "hemoglobin = 9.5 g/dL = 95 g/L" in text
-    assert "creatinine = 1.1 mg/dL = 97.2 umol/L" in text  # 97.24, half-even to one place
+    assert "Haemoglobin = 9.5 g/dL = 95 g/L" in text
+    assert "Serum creatinine = 1.1 mg/dL = 97.2 µmol/L" in text  # 97.24, half-even to one place

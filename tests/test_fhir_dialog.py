@@ -14,6 +14,8 @@ from screener.cli import main
 
 from conftest import TRIAL
 
+pytestmark = pytest.mark.usefixtures("traces_verified")  # every trace a test writes verifies
+
 pytest.importorskip("pexpect")
 
 LOINC = "http://loinc.org"

@@ -96,7 +96,8 @@ def test_traces_record_the_resource_and_verify(tmp_path, capsys):
     assert main(["verify", str(trace)]) == 0
     assert main(["explain", str(trace)]) == 0
     shown = " ".join(capsys.readouterr().out.replace("│", " ").split())  # lines wrap at the width
-    assert "hemoglobin = 10.5 g/dL = 105.0 g/L from the record, Observation/hb, 2026-11-30" in shown
+    # by its clinical label, the converted value in its unit as given and as kept
+    assert "Haemoglobin = 10.5 g/dL = 105 g/L from the record, Observation/hb, 2026-11-30" in shown
 
 
 def test_id_system_keys_candidates_by_their_mrn(tmp_path):

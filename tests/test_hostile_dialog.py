@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from test_dialog_e2e import Terminal, start
 
+pytestmark = pytest.mark.usefixtures("traces_verified")  # every trace a test writes verifies
+
 pexpect = pytest.importorskip("pexpect")
 
 

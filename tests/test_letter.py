@@ -46,8 +46,8 @@ def test_letter_names_the_trace_by_the_hash_of_its_file(tmp_path: Path):
 
 def test_undetermined_letter_lists_what_is_missing(tmp_path: Path):
     text = letter_text(tmp_path, "undetermined", "md")
-    assert "## Missing information\n\n- pregnant: Currently pregnant \\| \\*or\\* not\n" in text
-    assert "unknown (information missing)<br>missing: pregnant" in text
+    assert "## Missing information\n\n- Currently pregnant \\| \\*or\\* not\n" in text
+    assert "unknown (information missing)<br>missing: Currently pregnant \\| \\*or\\* not" in text
 
 
 HOSTILE = '<script>alert("x")</script>|*_`[a](b)&amp;\n../../etc/passwd'

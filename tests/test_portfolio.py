@@ -54,7 +54,7 @@ def test_a_site_trial_beside_the_shipped_one_gives_a_record_per_candidate_per_tr
     assert status == 1  # P3's haemoglobin is an error for the site trial
     with out.open(encoding="utf-8") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == ["candidate_id", "trial_id", "decision", "failed_criteria", "missing", "errors", "warnings"]
+    assert rows[0] == ["candidate_id", "trial_id", "decision", "failed_criteria", "missing", "errors", "warnings", "screening_log"]
     assert [(r[0], r[1], r[2], r[3]) for r in rows[1:]] == [
         ("P1", SITE_TRIAL, "eligible", ""),
         ("P1", TRIAL, "undetermined", ""),
@@ -81,7 +81,7 @@ def test_without_trial_every_trial_found_is_screened_in_search_order(tmp_path):
     ids = [t.stem for t in sorted((ROOT / "rules").glob("*.yaml")) if "." not in t.stem and t.stem != SITE_TRIAL]
     assert [r["trial_id"] for r in records[:1 + len(ids)]] == [SITE_TRIAL, *ids]
     assert len(records) == 4 * (1 + len(ids))
-    assert list(records[0]) == ["candidate_id", "trial_id", "decision", "failed_criteria", "missing", "errors", "warnings"]
+    assert list(records[0]) == ["candidate_id", "trial_id", "decision", "failed_criteria", "missing", "errors", "warnings", "screening_log"]
 
 
 def test_one_trial_chosen_keeps_the_single_trial_contract(tmp_path):
@@ -90,7 +90,7 @@ def test_one_trial_chosen_keeps_the_single_trial_contract(tmp_path):
           "--trial", SITE_TRIAL])
     with out.open(encoding="utf-8") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == ["candidate_id", "decision", "failed_criteria", "missing", "errors", "warnings"]
+    assert rows[0] == ["candidate_id", "decision", "failed_criteria", "missing", "errors", "warnings", "screening_log"]
     assert [r[:2] for r in rows[1:]] == [["P1", "eligible"], ["P2", "ineligible"], ["P3", "error"],
                                          ["ZS-001", "undetermined"]]
 
@@ -154,7 +154,8 @@ def test_match_puts_the_undetermined_trial_with_fewest_missing_answers_first(tmp
                  "--trial", SITE_TRIAL]) == 0
     with out.open(encoding="utf-8") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == ["candidate_id", "rank", "trial_id", "decision", "failed_criteria", "missing", "errors", "warnings"]
+    assert rows[0] == ["candidate_id", "rank", "trial_id", "decision", "failed_criteria", "missing", "errors", "warnings",
+                       "screening_log", "prospect", "criteria_settled", "criteria_total"]
     assert [r[:4] for r in rows[1:]] == [["Q", "1", SITE_TRIAL, "undetermined"], ["Q", "2", TRIAL, "undetermined"]]
     assert rows[1][5] == "sex;pregnant;hemoglobin"
     assert len(rows[2][5].split(";")) > 2

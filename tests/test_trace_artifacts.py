@@ -79,7 +79,7 @@ def test_dialog_observer_writes_trace_and_letter(tmp_path: Path):
     html = (tmp_path / "letter.html").read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>")
     assert f"sha256 <span class=\"hash\">{observer.trace_hash}</span>" in html
-    assert ("corrected: was 3 (dialog answer (ecog), 4 Mar 2026, 09:30:03 UTC+00:00) changed to 1 at "
+    assert ("corrected: was 3 (dialog answer, 4 Mar 2026, 09:30:03 UTC+00:00) changed to 1 at "
             "4 Mar 2026, 09:30:04 UTC+00:00: typed 3 for 1") in html
     assert "answers file answers.yaml line 4" in html
 

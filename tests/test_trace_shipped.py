@@ -62,9 +62,9 @@ def test_shipped_letter_quotes_every_criterion_verbatim(tmp_path: Path):
     markdown = written.letters["md"].read_text(encoding="utf-8")
     html = written.letters["html"].read_text(encoding="utf-8")
     for criterion in trial.criteria:
-        assert f"| {markdown_escape(criterion.protocol)} |" in markdown, criterion.id
-        if criterion.note:
-            assert f"| {markdown_escape(criterion.note)} |" in markdown, criterion.id
+        assert f"| {markdown_escape(criterion.protocol)}" in markdown, criterion.id
+        if criterion.note:  # under the protocol text, in the same cell
+            assert f"<br>Interpretation: {markdown_escape(criterion.note)} |" in markdown, criterion.id
         assert f"<td>{criterion.id} ({criterion.kind}): " in html
 
 
@@ -72,4 +72,4 @@ def test_consent_pending_letter_says_what_is_missing(tmp_path: Path):
     _, _, written = screen_row(tmp_path, {**ROW, "informed_consent": ""}, "GIST-0002")
     markdown = written.letters["md"].read_text(encoding="utf-8")
     assert "Not yet determined" in markdown
-    assert "## Missing information\n\n- informed\\_consent" in markdown
+    assert "## Missing information\n\n- The patient gave informed consent\n" in markdown

@@ -2,9 +2,11 @@
 ones that would silently give wrong numbers refused."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -74,7 +76,7 @@ def test_a_trial_without_quantities_never_loads_the_unit_system():
     code = ("import sys\n"
             "from screener.rules.check import load_trial\n"
             "from screener.engine import Screener\n"
-            "Screener(load_trial('rules/NCT03862768.yaml'))\n"
+            "Screener(load_trial('tests/data/toy/rules/TOY-1.yaml'))\n"
             "print('pint' in sys.modules)\n")
     from conftest import ROOT
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -95,3 +97,74 @@ def test_a_rules_file_declares_quantities_conversions_never_dates_lists_and_cont
     assert [f.name for f in facts["bp"].item] == ["date", "systolic", "arm"]
     assert [s.value for s in facts["drug_stop"].special] == ["never", "ongoing"]
     assert facts["cohort"].context and not facts["consent"].context
+
+
+# --- a power beyond any laboratory unit is refused before it is computed ------------------
+# `10*99999999999/L` once kept batch busy for minutes (10**99999999999 computed, then its
+# dimension checked) and hung `check` on a rules file declaring it.
+
+@pytest.mark.parametrize("code", ["10*99999999999/L", "10*-99999999999/L", "10^9999999", "m99999999",
+                                  "10*100/L", "mg.10*9.m-100"])
+def test_a_unit_raised_to_a_huge_power_pinned_the_cpu(code):
+    with pytest.raises(UnitError, match="not a UCUM unit code the screener accepts: a power beyond 99"):
+        parse_unit(code)
+
+
+def test_powers_up_to_99_still_convert():
+    assert factor("10*12/L", "10*9/L") == Decimal(1000)
+    assert factor("10*-15.L", "fL") == Decimal(1)
+    assert dimension("m99") == "[length] ** 99"
+
+
+HUGE_UNIT = "10*99999999999/L"
+
+
+def _screener(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    # a subprocess, so that a regression ends in a timeout instead of a test run that never ends
+    return subprocess.run([sys.executable, "-m", "screener", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=60)
+
+
+def test_a_huge_power_in_a_candidate_cell_is_that_candidates_error(tmp_path):
+    (tmp_path / "in.csv").write_text(f"candidate_id,anc\nC1,150 {HUGE_UNIT}\nC2,1.5 10*9/L\n",
+                                     encoding="utf-8")
+    (tmp_path / "in.jsonl").write_text(
+        f'{{"candidate_id": "C1", "anc": {{"value": 150, "unit": "{HUGE_UNIT}"}}}}\n', encoding="utf-8")
+    for name in ("in.csv", "in.jsonl"):
+        done = _screener("batch", "--trial", "NCT06898385", name, "-o", "out.jsonl", cwd=tmp_path)
+        assert done.returncode == 1, done.stderr
+        first = json.loads((tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()[0])
+        assert first["candidate_id"] == "C1" and first["decision"] == "error"
+        [error] = first["errors"]
+        assert error.startswith("anc: ") and error.endswith(f": the unit {HUGE_UNIT} does not convert to 10*9/L")
+
+
+def test_a_huge_power_in_a_site_rules_file_is_a_check_error_at_its_line(tmp_path):
+    from conftest import ROOT
+
+    site = tmp_path / "site"
+    site.mkdir()
+    kinds = (ROOT / "tests" / "data" / "kinds" / "KINDS-1.yaml").read_text(encoding="utf-8")
+    assert "unit: 10*9/L," in kinds
+    (site / "KINDS-1.yaml").write_text(kinds.replace("unit: 10*9/L,", f"unit: {HUGE_UNIT},"), encoding="utf-8")
+    done = _screener("check", "--rules-dir", str(site), cwd=tmp_path)
+    assert done.returncode == 2
+    line = next(n for n, text in enumerate(kinds.splitlines(), 1) if "unit: 10*9/L," in text)
+    assert f"{site / 'KINDS-1.yaml'}:{line}:37: unit: fact platelets: '{HUGE_UNIT}' is not a UCUM unit code " \
+           "the screener accepts: a power beyond 99" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_factor_beyond_28_digits_crashed_the_conversion():
+    # found by fuzzing: 10*81/L is 10**72 10*9/L, an integer longer than Decimal's precision
+    assert factor("10*81/L", "10*9/L") == Decimal(10) ** 72
+    assert factor("10*-99/L", "10*9/L") == Decimal("1E-108")
+
+
+def test_a_value_in_a_unit_that_large_is_that_candidates_error(tmp_path):
+    (tmp_path / "in.csv").write_text("candidate_id,anc\nC1,150 10*81/L\nC2,1.5 10*9/L\n", encoding="utf-8")
+    done = _screener("batch", "--trial", "NCT06898385", "in.csv", "-o", "out.jsonl", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    first, second = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert first["decision"] == "error" and first["errors"] == ["anc: '150 10*81/L': too large"]
+    assert second["decision"] == "undetermined"

@@ -27,13 +27,13 @@ def facts():
     ("creatinine", {"value": "1.5 mg/dL"}, "132.6"),
     ("creatinine", "15 mg/L", "132.6"),             # through the declared mg/dL
     ("creatinine", 132.6, "132.6"),                 # a plain number is in the declared unit
-    ("creatinine", "132.65", "132.6"),              # half-even to the declared places
-    ("creatinine", "132.75", "132.8"),
+    ("creatinine", "132.65", "132.65"),             # finer than places: kept exactly
+    ("creatinine", "132.75", "132.75"),
     ("hemoglobin", "3.8 g/dL", "38"),
     ("platelets", "180000 /mm3", "180"),
     ("platelets", "180 10*9/L", "180"),
-    ("hba1c", "53 mmol/mol", "7.0"),                # IFCC to NGSP, with the offset
-    ("hba1c", "48 mmol/mol", "6.5"),
+    ("hba1c", "53 mmol/mol", "7.00044"),            # IFCC to NGSP, with the offset, exactly
+    ("hba1c", "48 mmol/mol", "6.54304"),
     ("hba1c", "6.5 %", "6.5"),
 ])
 def test_a_lab_value_in_any_convertible_unit_is_kept_in_the_facts_unit(facts, fact, given, kept):
@@ -86,12 +86,16 @@ def test_never_and_ongoing_are_dates_only_where_the_rules_allow_them(facts):
 
 def test_a_list_is_read_from_a_list_or_from_json_text_item_fields_typed(facts):
     text = ('[{"date": "2024-03-01", "systolic": "120", "arm": "left"},'
-            ' {"systolic": "16 kPa"}]')
+            ' {"systolic": "15.9986864898 kPa"}]')
     readings = coerce(facts["bp"], text)
     assert readings == (
         {"date": dt.date(2024, 3, 1), "systolic": Decimal(120), "arm": "left"},
-        {"date": None, "systolic": Decimal(120), "arm": None},  # 16 kPa = 120 mm[Hg]
+        {"date": None, "systolic": Decimal(120), "arm": None},  # 15.9986864898 kPa = 120 mm[Hg]
     )
+    # 16 kPa is 120.00985... mm[Hg] without end: refused, never rounded
+    with pytest.raises(InvalidValue, match=r"bp: '16 kPa': item 1, systolic: is 120\.00985.* "
+                                           r"cannot be held exactly; give it in mm\[Hg\]"):
+        coerce(facts["bp"], [{"systolic": "16 kPa"}])
     assert coerce(facts["bp"], [{"date": "2024-03-01", "systolic": 120}])[0]["systolic"] == 120
     assert coerce(facts["bp"], "[]") == () and coerce(facts["bp"], []) == ()
     assert coerce(facts["bp"], "") is None  # absent is unknown, not empty

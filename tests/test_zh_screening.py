@@ -17,7 +17,7 @@ import pytest
 import yaml
 from english_left import codes_of, english_left, plain_html, plain_markdown, terms_of, verbatim_of
 from test_dialog_e2e import ROOT, Terminal
-from test_dialog_flow import CONSENT, ECOG, MAN
+from test_dialog_flow import CONSENT, DIAGNOSED, ECOG, MAN
 
 from conftest import RULES, TRIAL
 from screener.audit.artifacts import write_candidate_artifacts
@@ -34,7 +34,7 @@ pytest.importorskip("pexpect")
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("SCREENER_UPDATE_GOLDEN") == "1"
-WOMAN = [("sex", "女")] + MAN[1:CONSENT] + [("pregnant", "否"), ("breastfeeding", "否")] + MAN[CONSENT:]
+WOMAN = [("sex", "女")] + MAN[1:DIAGNOSED] + [("pregnant", "否"), ("breastfeeding", "否")] + MAN[DIAGNOSED:]
 
 
 def records(trace: Path) -> list[dict[str, Any]]:
@@ -95,7 +95,8 @@ def test_an_eligible_woman_screened_in_chinese_gets_a_chinese_letter_explain_and
 
 
 def test_a_corrected_ineligible_screening_in_chinese_gets_a_chinese_markdown_letter(tmp_path: Path) -> None:
-    woman = [("sex", "女")] + MAN[1:ECOG] + [("ecog", "2")]
+    woman = ([("sex", "女")] + MAN[1:DIAGNOSED] + [("pregnant", "否"), ("breastfeeding", "否")]
+             + MAN[DIAGNOSED:ECOG] + [("ecog", "2")])
     term = screen_zh(tmp_path, woman, "l.md")
     term.expect("结论：不符合入组条件")
     term.expect("回车结束")
@@ -184,7 +185,8 @@ def test_batch_letters_of_the_tcr_t_trial_in_chinese_leave_no_english(tmp_path: 
     written = write_candidate_artifacts(trial, "K-1", sources, result, tmp_path, tmp_path, None,
                                         NOW, language="zh", wording=wording)
     md = plain_markdown(written.letters["md"].read_text(encoding="utf-8"))
-    assert "既往全身治疗方案 = end_date=2025年2月15日" in md  # a list fact, its dates local
+    # a list fact: its fields and values by their Chinese labels, its dates local
+    assert "既往全身治疗方案 = 方案：FOLFIRINOX，治疗阶段：晚期，末次用药日期：2025年2月15日，进展日期：2025年3月1日" in md
     assert "性别 = 男" in md
     for text in (md, plain_html(written.letters["html"].read_text(encoding="utf-8"))):
         assert english_in(text, written.trace) == []

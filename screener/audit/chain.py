@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from screener.audit.shape import DEPTH_LIMIT, TraceShapeError, record_problem
 from screener.audit.trace import (
     FORMAT, GENESIS, RECORD_TYPES, TraceError, TraceIntegrityError, canonical, record_hash,
 )
@@ -107,6 +108,8 @@ def parse_trace(name: str, data: bytes) -> Trace:
         if number == 1 and record.get("format") != FORMAT:
             raise TraceIntegrityError(name, 1, tr("unknown trace format {format}",
                                                         format=repr(record.get("format"))))
+        if (problem := record_problem(record)) is not None:
+            raise TraceShapeError(name, number, problem)
         digest.update(raw + b"\n")
         ended = ended or record["type"] == "end"
         prev = record["hash"]
@@ -117,15 +120,27 @@ def parse_trace(name: str, data: bytes) -> Trace:
 def _parse_line(path: str, number: int, raw: bytes) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
-        record = json.loads(text)
+        # NaN and Infinity are not JSON, and no writer of traces writes them
+        record = json.loads(text, parse_constant=_not_json)
     except (UnicodeDecodeError, ValueError):
         raise TraceIntegrityError(path, number, tr("not a valid JSON record")) from None
+    except RecursionError:  # json's own guard against a line nested thousands deep
+        raise TraceShapeError(path, number, tr("nested deeper than {limit} levels",
+                                               limit=DEPTH_LIMIT)) from None
     if not isinstance(record, dict):
         raise TraceIntegrityError(path, number, tr("not a JSON object"))
-    if canonical(record) != text:
+    try:
+        written = canonical(record)
+    except ValueError:  # a number too large for a float (1e400) reads as infinity
+        written = None
+    if written != text:
         # Also catches duplicate keys, which json.loads would silently collapse.
         raise TraceIntegrityError(path, number, tr("record is not in canonical form (edited)"))
     return record
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def final_facts(trace: Trace) -> dict[str, dict[str, Any]]:

@@ -4,8 +4,9 @@ Exit status of `verify`: 0 when the chain is intact, the trace is sealed, replay
 facts through the rules file it names gives every recorded record again, every signature is
 sound and every `--letter` says what the trace replays to, and, with `--trusted-keys`, the
 trace is signed and every signature's key is trusted; 1 when any of that fails (each message
-names the record's line and what differs; a letter that cannot be read is one that does
-not match); 2 when the trace or the trusted keys cannot be read; 3 when the chain holds but
+names the record's line and what differs; a record lacking a field its readers need, or
+holding one of the wrong type, is a malformed record; a letter that cannot be read is one
+that does not match); 2 when the trace or the trusted keys cannot be read; 3 when the chain holds but
 the screening never finished (a paused dialog, or one stopped by a crash): "incomplete", with
 how many facts it holds and when the last came; 5 with `--trusted-keys`, an intact trace
 nobody signed; 6 with `--trusted-keys`, a sound signature made with a key that is not trusted.
@@ -28,6 +29,7 @@ from screener.audit.replay import ReplayError, find_rules, replay
 from screener.audit.keys import readable_fingerprint, trusted_keys
 from screener.audit.links import ALTERED, BEFORE, INTACT, LinkCheck, check_links
 from screener.audit.sign import SignatureCheck, check_signatures
+from screener.audit.shape import TraceShapeError, known_language
 from screener.audit.trace import TraceError, TraceIntegrityError, file_sha256
 from screener.audit.chain import Trace, chain_reason, read_trace
 from screener.audit.words import Words
@@ -38,8 +40,9 @@ EXIT_OK, EXIT_FAILED, EXIT_UNREADABLE, EXIT_INCOMPLETE = 0, 1, 2, 3
 EXIT_UNSIGNED, EXIT_UNTRUSTED = 5, 6
 
 VERIFY_EPILOG = ("exit status: 0 verified (with --trusted-keys: and signed, every key "
-                 "trusted); 1 the chain is broken, the replay differs, a signature does not "
-                 "verify or a letter differs from its trace (or cannot be read); 2 the trace "
+                 "trusted); 1 the chain is broken, a record is malformed, the replay differs, "
+                 "a signature does not verify or a letter differs from its trace (or cannot be "
+                 "read); 2 the trace "
                  "or the trusted keys cannot be read; 3 incomplete: the records so far are "
                  "intact but the screening has not finished (paused for `screener resume`, or "
                  "stopped by a crash); 5 intact but unsigned (with --trusted-keys); 6 signed "
@@ -60,7 +63,7 @@ def recorded_language(path: str) -> str:
         with open(path, "rb") as handle:
             first = json.loads(handle.readline(1 << 22).decode("utf-8"))
         language = first.get("language") if isinstance(first, dict) else None
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return "en"
     return language if isinstance(language, str) and language.isalpha() else "en"
 
@@ -113,16 +116,20 @@ def add_audit_parsers(subparsers: Any) -> None:
         description="Render a decision trace for a person: criteria with their outcomes, the "
                     "facts under each with source and time, corrections marked; in the "
                     "screening's language, times in the site's zone with their UTC offset.",
-        epilog="exit status: 0 shown; 1 the chain is broken; 2 the trace cannot be read or "
-               "an option is wrong")
+        epilog="exit status: 0 shown; 1 the chain is broken or a record is malformed; 2 the "
+               "trace cannot be read or an option is wrong")
     explain.add_argument("trace", help="trace file (JSON Lines)")
     _add_wording_options(explain, times=True)
     explain.set_defaults(run=run_explain)
 
 
 def _words(args: argparse.Namespace, trace: Trace) -> Words:
-    """The wording asked for on the command line (raises ValueError for an unknown zone)."""
-    return Words.of(trace, getattr(args, "lang", None), site_zone(getattr(args, "tz", None)))
+    """The wording asked for on the command line (raises ValueError for an unknown zone or
+    language)."""
+    language = getattr(args, "lang", None)
+    if language is not None and not known_language(language):
+        raise ValueError(f"--lang {language}: not a language the screener can write")
+    return Words.of(trace, language, site_zone(getattr(args, "tz", None)))
 
 
 def run_verify(args: argparse.Namespace, out: Console | None = None,
@@ -135,6 +142,11 @@ def run_verify(args: argparse.Namespace, out: Console | None = None,
     tr = _in(language).tr
     try:
         trace = read_trace(args.trace)
+    except TraceShapeError as error:
+        _say(err, tr("{path}:{line}: malformed record: {reason}", path=error.path,
+                     line=error.line, reason=chain_reason(language, error)))
+        _say(err, tr("verify: FAILED"))
+        return EXIT_FAILED
     except TraceIntegrityError as error:
         _say(err, tr("{path}:{line}: chain broken: {reason}", path=error.path, line=error.line,
                      reason=chain_reason(language, error)))
@@ -297,6 +309,11 @@ def run_explain(args: argparse.Namespace, out: Console | None = None,
     language = getattr(args, "lang", None) or recorded_language(args.trace)
     try:
         trace = read_trace(args.trace)
+    except TraceShapeError as error:
+        _say(err, _in(language).tr("{path}:{line}: malformed record: {reason}; not explaining a "
+                                   "broken trace", path=error.path, line=error.line,
+                                   reason=chain_reason(language, error)))
+        return 1
     except TraceIntegrityError as error:
         _say(err, _in(language).tr("{path}:{line}: chain broken: {reason}; not explaining an "
                                    "altered trace", path=error.path, line=error.line,

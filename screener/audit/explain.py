@@ -39,23 +39,21 @@ def decision_word(words: Words, decision: str) -> str:
 
 
 def _name(words: Words, fact: str) -> str:
-    """A fact as `clinical label [code]`, or the code alone when no label is known."""
-    label = words.label(fact)
-    return fact if label == fact else f"{label} [{fact}]"
+    """A fact by its clinical label (`Words.label`)."""
+    return words.label(fact)
 
 
-def _fact_node(words: Words, parent: Tree, name: str, entry: dict[str, Any] | None,
-               unit: str = "") -> None:
+def _fact_node(words: Words, parent: Tree, name: str, entry: dict[str, Any] | None) -> None:
     if entry is None or entry.get("value") is None:
         parent.add(Text.assemble((_name(words, name), "bold"), " = ",
                                  (words.tr("unknown"), "yellow")))
         return
     origin = Source.from_json(entry.get("source", {"kind": "unspecified"}))
     value = words.value(name, entry["value"])
-    if origin.given:  # converted on input: "1.5 mg/dL = 132.6 umol/L"
-        value = f"{origin.given} = {value}{f' {unit}' if unit else ''}"
+    if origin.given:  # converted on input: "1.5 mg/dL = 132.6 µmol/L"
+        value = f"{origin.given} = {value}"
     label = Text.assemble((_name(words, name), "bold"), " = ", value, "  ",
-                          (f"{words.source(entry.get('source'))}, {words.time(entry['time'])}",
+                          (f"{words.source(entry.get('source'), name)}, {words.time(entry['time'])}",
                            "dim"))
     if entry["corrections"]:
         label.append(f"  {words.tr('corrected')}", style="bold magenta")
@@ -96,14 +94,15 @@ def criteria_tree(trace: Trace, words: Words | None = None) -> Tree:
         note = words.note(criterion)
         if note:
             node.add(Text(words.tr("note: {text}", text=note), style="italic"))
+        known = start["trial"].get("facts", {})
         for firing in firings.get(criterion["id"], []):
+            # the rule's id and the terms the compiler made up are the trace's, not a reader's
             read = ", ".join(f"{_name(words, k)} = {words.value(k, v)}"
-                             for k, v in sorted(firing["facts"].items()))
-            node.add(Text(words.tr("rule {rule} fired on {facts}", rule=firing["rule"],
-                                   facts=read or words.tr("no facts")), style="dim"))
+                             for k, v in sorted(firing["facts"].items()) if k in known)
+            if read:
+                node.add(Text(words.tr("decided on {facts}", facts=read), style="dim"))
         for name in criterion["facts"]:
-            unit = start["trial"].get("facts", {}).get(name, {}).get("unit", "")
-            _fact_node(words, node, name, facts.get(name), unit)
+            _fact_node(words, node, name, facts.get(name))
     return root
 
 

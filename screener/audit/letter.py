@@ -58,12 +58,24 @@ class Evidence:
     """One fact shown under a criterion: value as read by a person, source, time, history."""
 
     name: str
-    label: str  # the clinical label in the letter's language (the fact name when none)
+    label: str  # the clinical label in the letter's language
     description: str
     value: str
     source: str
     time: str
     corrections: tuple[str, ...]  # "was X (source, time) changed to Y at T: reason", oldest first
+    source_ref: int = 0  # the number of its (source, time) in `Letter.sources`
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLine:
+    """Where and when a group of facts was given, listed once (the appendix refers to it by
+    number rather than repeating it under every fact)."""
+
+    number: int
+    source: str
+    time: str
+    count: int  # how many facts of the letter came from it
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,13 +92,15 @@ class CriterionRow:
     outcome_text: str
     excludes: bool
     evidence: tuple[Evidence, ...]
-    missing: tuple[str, ...]
+    missing: tuple[str, ...]  # clinical labels of the facts it waits for
+    not_assessed: bool = False  # left unknown because another criterion had already excluded
+    mark: str = ""  # the checklist's sign: ✓ met as hoped, ✗ excludes, ? unknown, – not assessed
 
 
 @dataclass(frozen=True, slots=True)
 class MissingFact:
-    name: str
-    description: str
+    name: str  # its clinical label
+    description: str  # the data dictionary's description ("" when the label says it all)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,16 +137,33 @@ class Letter:
     rules_hash: str
     trace_hash: str
     signatures: tuple[SignatureLine, ...] = ()
+    screened: str = ""  # the day of the screening, in the site's zone
+    investigator: str = ""  # the name printed on the signature line ("" = left to fill in)
+    sources: tuple[SourceLine, ...] = ()
+    not_assessed: tuple[str, ...] = ()  # ids of the criteria left unknown after an exclusion
     # How to render this letter again (`screener verify --letter`): its issue time in UTC,
     # ISO 8601, and the zone its times are shown in (`screener.i18n.zone_name`).
     stamp: str = ""
 
 
-def _evidence(words: Words, name: str, entry: dict[str, Any], description: str) -> Evidence:
+def _evidence(words: Words, name: str, entry: dict[str, Any], description: str,
+              sources: dict[tuple[str, str], list[str]]) -> Evidence:
     corrections = tuple(words.tr("was {change}", change=words.correction(name, c))
                         for c in entry["corrections"])
+    source, time = words.source(entry.get("source"), name), words.time(entry["time"])
+    facts = sources.setdefault((source, time), [])
+    if name not in facts:
+        facts.append(name)
     return Evidence(name, words.label(name), description, words.value(name, entry.get("value")),
-                    words.source(entry.get("source")), words.time(entry["time"]), corrections)
+                    source, time, corrections, list(sources).index((source, time)) + 1)
+
+
+def _mark(kind: str, outcome: str, not_assessed: bool) -> str:
+    if not_assessed:
+        return "–"
+    if outcome == "unknown":
+        return "?"
+    return "✓" if (kind, outcome) in (("inclusion", "met"), ("exclusion", "not_met")) else "✗"
 
 
 def build_letter(trace: Trace, trace_hash: str, issued: _dt.datetime,
@@ -157,20 +188,27 @@ def build_letter(trace: Trace, trace_hash: str, issued: _dt.datetime,
         descriptions = {name: words.labels.get(name, "") for name in descriptions}
     facts = final_facts(trace)
     missing = tuple(decision["missing"])
+    excluded = decision["decision"] == "ineligible"
+    sources: dict[tuple[str, str], list[str]] = {}
     rows = []
     for criterion in trial["criteria"]:
         outcome = decision["outcomes"].get(criterion["id"], "unknown")
         names = criterion["facts"]
+        # once a criterion excludes, the rest is not asked: not a gap in the screening
+        not_assessed = excluded and outcome == "unknown"
         rows.append(CriterionRow(
             id=criterion["id"], kind=kind_words(words, criterion["kind"]),
             title=words.title(criterion),
             protocol=criterion["protocol"], protocol_translation=words.protocol_translation(criterion),
             note=words.note(criterion), outcome=outcome,
-            outcome_text=outcome_words(words, criterion["kind"], outcome),
+            outcome_text=(words.tr("not assessed: the candidate was already excluded") if not_assessed
+                          else outcome_words(words, criterion["kind"], outcome)),
             excludes=criterion["id"] in decision["failed"],
-            evidence=tuple(_evidence(words, n, facts[n], descriptions.get(n, ""))
+            evidence=tuple(_evidence(words, n, facts[n], descriptions.get(n, ""), sources)
                            for n in names if facts.get(n, {}).get("value") is not None),
-            missing=tuple(n for n in names if n in missing) if outcome == "unknown" else (),
+            missing=(tuple(words.label(n) for n in names if n in missing)
+                     if outcome == "unknown" and not not_assessed else ()),
+            not_assessed=not_assessed, mark=_mark(criterion["kind"], outcome, not_assessed),
         ))
     id_fact = facts.get(trial.get("id_fact", ""), {}).get("value")
     candidate = start.get("candidate_id") or (str(id_fact) if id_fact is not None else "")
@@ -182,14 +220,21 @@ def build_letter(trace: Trace, trace_hash: str, issued: _dt.datetime,
         candidate_id=candidate or words.tr("(not given)"), decision=decision["decision"],
         decision_text=decision_words(words, decision["decision"]), failed=tuple(decision["failed"]),
         criteria=tuple(rows),
-        missing=tuple(MissingFact(n, descriptions.get(n, "") if parse_ref(n) is None
-                                  else describe_ref(n, words.label, words.tr)) for n in missing),
+        missing=tuple(MissingFact(words.label(n), descriptions.get(n, "")
+                                  if descriptions.get(n, "").rstrip(".") != words.label(n) else "")
+                      if parse_ref(n) is None else MissingFact(describe_ref(n, words.label, words.tr), "")
+                      for n in missing),
         issued=words.time(issued.isoformat()), decided=words.time(decision["time"]),
         stamp=f"issued={issued.astimezone(_dt.timezone.utc).isoformat()} "
               f"zone={zone_name(words.zone)}",
         operator=start.get("operator") or words.tr("(not given)"),
         screener_version=start["screener_version"], rules_file=trial["rules_file"],
         rules_hash=trial["rules_hash"], trace_hash=trace_hash,
+        screened=words.day(start["time"]),
+        investigator=str(start.get("operator") or ""),
+        sources=tuple(SourceLine(number, source, time, len(names))
+                      for number, ((source, time), names) in enumerate(sources.items(), 1)),
+        not_assessed=tuple(row.id for row in rows if row.not_assessed),
         signatures=tuple(
             SignatureLine(s["statement"]["signer"], words.meaning(s["statement"]["meaning"]),
                           words.time(s["statement"]["signed_at"]),

@@ -10,13 +10,19 @@ only shown beside the translation the dialog file gave.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Mapping
 
 from screener.audit.chain import Trace
 from screener.audit.trace import Source
 from screener.i18n import local_date, local_time, named_zone, translate
+from screener.present import humanize, label_from, list_text, plain_value
+from screener.shown import computed
 from screener.values import show
+
+_LONG_DECIMAL = re.compile(r"-?\d+\.\d{5,}\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +37,13 @@ class Words:
     labels: Mapping[str, str] = field(default_factory=dict)
     values: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     trial_title: str = ""
+    # from the trace's data dictionary: each fact's unit and description
+    units: Mapping[str, str] = field(default_factory=dict)
+    descriptions: Mapping[str, str] = field(default_factory=dict)
+    # list facts: field name -> its label, and field -> value -> label (the dialog file's)
+    fields: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    field_values: Mapping[str, Mapping[str, Mapping[str, str]]] = field(default_factory=dict)
+    field_order: Mapping[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, trace: Trace, language: str | None = None,
@@ -46,10 +59,15 @@ class Words:
         wording = start.get("wording") or {}
         if not isinstance(wording, Mapping) or wording.get("language", recorded) != chosen:
             wording = {}
+        facts = (start.get("trial") or {}).get("facts") or {}
         return cls(chosen, zone, wording.get("titles", {}),
                    wording.get("protocol_translations", {}), wording.get("notes", {}),
                    wording.get("labels", {}), wording.get("values", {}),
-                   str(wording.get("trial_title", "") or ""))
+                   str(wording.get("trial_title", "") or ""),
+                   {name: str(spec.get("unit") or "") for name, spec in facts.items()},
+                   {name: str(spec.get("description") or "") for name, spec in facts.items()},
+                   wording.get("fields", {}), wording.get("field_values", {}),
+                   wording.get("field_order", {}))
 
     def tr(self, message: str, **params: Any) -> str:
         """A message of the screener (an English message id) in this language."""
@@ -78,49 +96,69 @@ class Words:
         return self.protocol_translations.get(criterion["id"], "")
 
     def label(self, fact: str) -> str:
-        """A fact's clinical label in this language, or the fact name when none is known."""
-        return self.labels.get(fact, fact)
+        """A fact's clinical label in this language; without one, a label made from the data
+        dictionary's description (`screener.present.label_from`), never the bare fact name."""
+        if fact in self.labels:
+            return self.labels[fact]
+        return label_from(fact, self.descriptions.get(fact, "") if self.language == "en" else "")
+
+    def computed(self, fact: str, value: Any) -> str:
+        """A computed (derived) value as a person reads it: as `value`, with a number of more
+        than four decimals cut and marked (`32.0983…`); the trace keeps every digit."""
+        if isinstance(value, str) and _LONG_DECIMAL.match(value):
+            shown, mark = computed(Decimal(value))
+            return show(shown) + mark
+        return self.value(fact, value)
 
     def value(self, fact: str, value: Any) -> str:
         """A fact value as a person reads it in this language: yes/no, dates in local form
-        (English keeps ISO dates), enum values by their clinical labels; a list fact's items
-        as `field=value` pairs, the form they are typed in, their values read the same way."""
+        (English keeps ISO dates), enum values by their clinical labels, numbers at a clinical
+        precision with their unit as clinicians write it; a list fact's items as readable
+        items, each field by its label (the dialog file's, else its name in words)."""
         if isinstance(value, str) and value in self.values.get(fact, {}):
             return self.values[fact][value]
-        if isinstance(value, list):  # a list fact: items as `field=value` (as they are typed)
-            if not value:
-                return self.tr("none")
-            return "; ".join(
-                ", ".join(f"{k}={self._plain(v)}" for k, v in item.items() if v is not None)
-                if isinstance(item, Mapping) else self._plain(item) for item in value)
-        return self._plain(value)
+        if isinstance(value, (list, tuple)):
+            labels = self.fields.get(fact, {})
+            values = self.field_values.get(fact, {})
 
-    def _plain(self, value: Any) -> str:
+            def field_value(name: str, raw: Any) -> str:
+                if isinstance(raw, str) and raw in values.get(name, {}):
+                    return values[name][raw]
+                return self._plain(raw)
+
+            order = {name: rank for rank, name in enumerate(self.field_order.get(fact, []))}
+            value = [dict(sorted(item.items(), key=lambda kv: order.get(kv[0], len(order))))
+                     if isinstance(item, Mapping) else item for item in value]
+            return list_text(value, self.language,
+                             field_label=lambda name: labels.get(name, humanize(name)),
+                             field_value=field_value)
+        return self._plain(value, self.units.get(fact, ""))
+
+    def _plain(self, value: Any, unit: str = "") -> str:
         """A value without clinical labels: yes/no, never/ongoing, dates, numbers."""
-        if value is None:
-            return self.tr("unknown")
-        if isinstance(value, bool):
-            return self.tr("yes") if value else self.tr("no")
-        if value in ("never", "ongoing"):
-            return self.tr("never") if value == "never" else self.tr("ongoing")
-        if self.language != "en" and isinstance(value, str) and len(value) == 10:
-            try:
-                return local_date(self.language, _dt.date.fromisoformat(value))
-            except ValueError:
-                pass
-        return show(value)
+        date = None if self.language == "en" else (lambda day: local_date(self.language, day))
+        return plain_value(value, self.language, unit=unit, date=date)
+
+    def day(self, text: str) -> str:
+        """The day of a stored time in the site's zone, written in this language."""
+        moment = _dt.datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=_dt.timezone.utc)
+        return local_date(self.language, moment.astimezone(self.zone).date())
 
     def time(self, text: str) -> str:
         """A stored time in the site's zone, with its UTC offset."""
         return local_time(self.language, text, self.zone)
 
-    def source(self, data: Mapping[str, Any] | None) -> str:
-        """Where a value came from, e.g. `batch in.csv row 3, column weight`."""
+    def source(self, data: Mapping[str, Any] | None, fact: str | None = None) -> str:
+        """Where a value of `fact` came from, e.g. `batch in.csv row 3` (the column only when
+        it is not the fact's own: a column named for the fact says nothing more)."""
         origin = Source.from_json(data or {"kind": "unspecified"})
         if origin.kind == "batch":
+            column = origin.column if origin.column and origin.column != fact else ""
             where = ", ".join(part for part in (
                 self.tr("row {row}", row=origin.row) if origin.row is not None else "",
-                self.tr("column {column}", column=origin.column) if origin.column else "",
+                self.tr("column {column}", column=column) if column else "",
                 origin.note) if part)
             return " ".join(part for part in (self.tr("batch"), origin.file, where) if part)
         if origin.kind == "record":
@@ -132,12 +170,12 @@ class Words:
             text = (self.tr("answers file {file} line {line}", file=origin.file, line=origin.line)
                     if origin.line is not None else self.tr("answers file {file}", file=origin.file))
         elif origin.kind == "dialog":
-            text = (self.tr("dialog answer ({question})", question=origin.question)
-                    if origin.question else self.tr("dialog answer"))
-        elif origin.kind == "derived":
+            asked = origin.question if origin.question and origin.question != fact else ""
+            text = (self.tr("dialog answer ({question})", question=self.label(asked))
+                    if asked else self.tr("dialog answer"))
+        elif origin.kind == "derived":  # the rule's id stays in the trace, for auditors' tools
             inputs = ", ".join(self.label(name) for name in origin.inputs)
-            text = self.tr("derived by {rule} from {facts}", rule=origin.rule,
-                           facts=inputs or self.tr("no facts"))
+            text = self.tr("computed from {facts}", facts=inputs) if inputs else self.tr("computed")
         else:
             text = {"context": self.tr("context"),
                     "correction": self.tr("correction")}.get(origin.kind, self.tr("unspecified"))
@@ -152,7 +190,7 @@ class Words:
         when = self.time(change["time"])
         if change.get("old_time"):
             text = self.tr("{old} ({source}, {time}) changed to {new} at {when}", old=old,
-                           source=self.source(change.get("old_source")),
+                           source=self.source(change.get("old_source"), fact),
                            time=self.time(change["old_time"]), new=new, when=when)
         else:
             text = self.tr("{old} changed to {new} at {when}", old=old, new=new, when=when)

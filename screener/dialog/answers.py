@@ -18,13 +18,26 @@ import datetime as dt
 import re
 import unicodedata
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from screener.dialog.spec import Question, Vocabulary, is_number, normalize
 from screener.errors import InvalidValue
 from screener.model import FactSpec, FactValue
 from screener.i18n import tr
-from screener.values import coerce, describe_conversion, has_foreign_digits, quantity
+from screener.present import number_text as shown_number, unit_text as shown_unit
+from screener.shown import plain as _plain
+from screener.values import (
+    MAX_NUMBER_CHARS, coerce, decimal_point, describe_conversion, has_foreign_digits, quantity, shortened,
+    without_trailing_zeros,
+)
+
+
+# Refusals the screener words itself (its gettext catalogue), not the dialog file's messages.
+OWN_MESSAGES = {
+    "list_form": tr("'{answer}': write each item as {fields}, items separated by ';' (none for no items)"),
+    "list_twice": tr("'{answer}': {field} is given twice in one item"),
+}
 
 
 class InvalidAnswer(Exception):
@@ -32,6 +45,8 @@ class InvalidAnswer(Exception):
 
     def __init__(self, key: str, **params: Any):
         self.key = key
+        if isinstance(params.get("answer"), str):  # a pasted page is named, not echoed whole
+            params["answer"] = shortened(params["answer"])
         self.params = params
         super().__init__(key, params)
 
@@ -77,9 +92,9 @@ def parse_answer(
         return Answer(_coerce(spec, question.synonyms[said], text))
     kind = spec.type
     if kind == "quantity":
-        return _quantity(spec, text)
+        return _quantity(spec, question, text)
     if kind == "list":
-        return _list(spec, words, said, text)
+        return _list(spec, question, words, said, text, today)
     if kind == "date" and said in _SPECIAL_WORDS:
         return Answer(_coerce(spec, said, text))
     if kind == "boolean":
@@ -88,6 +103,10 @@ def parse_answer(
         if said in words.no:
             return Answer(False)
         raise InvalidAnswer("bad_yes_no", answer=text)
+    if kind in ("integer", "decimal") and len(said) > MAX_NUMBER_CHARS:
+        # longer than any number a fact holds (and int() refuses past 4,300 digits): the
+        # engine's coercion refuses it
+        return Answer(_coerce(spec, said, text))
     if kind == "integer":
         return Answer(_coerce(spec, _integer(question, said, text), text))
     if kind == "decimal":
@@ -120,12 +139,13 @@ _MICRO = str.maketrans({"µ": "u", "μ": "u"})
 
 
 def _quantity_text(text: str) -> tuple[str, str] | None:
-    """The number (decimal point) and unit of a typed quantity: `1,5 µmol/L` -> 1.5, umol/L."""
+    """The number and unit of a typed quantity: `1,5 µmol/L` -> `1,5`, umol/L (the number
+    is read by the same reader as batch values, decimal comma included)."""
     typed = unicodedata.normalize("NFKC", text).strip().translate(_MICRO)
     match = _NUMBER.match(typed)
     if not match:
         return None
-    return match.group(1).replace(",", "."), match.group(2).strip()
+    return match.group(1), match.group(2).strip()
 
 
 def typed_quantity(spec: FactSpec, text: str | None) -> str | None:
@@ -136,12 +156,29 @@ def typed_quantity(spec: FactSpec, text: str | None) -> str | None:
     return None if converted is None or converted.unit == spec.unit else converted.given_text
 
 
-def _quantity(spec: FactSpec, text: str) -> Answer:
-    """`3.8 g/dL` (any UCUM unit that converts), or a plain number in the fact's own unit."""
+def _quantity(spec: FactSpec, question: Question, text: str) -> Answer:
+    """`3.8 g/dL` (any UCUM unit that converts, or a unit the dialog file names), or a plain
+    number in the fact's own unit."""
     parts = _quantity_text(text)
     if parts is None:
         raise InvalidAnswer("bad_number", answer=text)
     number_text, unit_text = parts
+    named = unit_text.replace(" ", "").lower()
+    for unit in question.units:
+        if named and named in (n.lower() for n in unit.names) and unit.factor != 1:
+            # a unit as the dialog file spells it (`毫克/分升`): its factor, exactly
+            try:
+                number = without_trailing_zeros(
+                    Decimal(decimal_point(spec, number_text)) * Decimal(repr(unit.factor)))
+            except InvalidOperation:
+                raise InvalidAnswer("bad_number", answer=text) from None
+            except InvalidValue as exc:
+                raise InvalidAnswer("out_of_range", answer=text.strip(), reason=exc.reason) from None
+            value = _coerce(spec, number, text)
+            return Answer(value, ("unit_echo", {"given": text.strip(), "value": str(value),
+                                                "unit": question.units[0].label}))
+        if named and named in (n.lower() for n in unit.names):
+            unit_text = ""
     try:
         value, converted = quantity(spec, f"{number_text} {unit_text}".strip())
     except InvalidValue as exc:
@@ -152,37 +189,86 @@ def _quantity(spec: FactSpec, text: str) -> Answer:
     if converted is None or converted.unit == spec.unit:
         return Answer(value)
     return Answer(value, ("unit_echo", {"given": str(converted).partition(" = ")[0],
-                                        "value": str(value), "unit": spec.unit}))
+                                        "value": shown_number(value), "unit": shown_unit(spec.unit)}))
 
 
-def _list(spec: FactSpec, words: Vocabulary, said: str, text: str) -> Answer:
-    """One line: items split by `;`, fields `name=value` split by `,`; `none` is empty."""
+def _list(spec: FactSpec, question: Question, words: Vocabulary, said: str, text: str,
+          today: dt.date) -> Answer:
+    """One line: items split by `;`, fields `name=value` split by `,`; `none` is empty. A field
+    may be named by its name or by the words the dialog file gives it (its label), and a
+    value given in the dialog's words (`是`, a synonym of an enum value) is read as such;
+    full-width punctuation (`；`, `，`, `＝`) reads as its ASCII form."""
     if said in ("none", "[]") or said in words.no:
         return Answer(_coerce(spec, [], text))
     if said.startswith("["):
         return Answer(_coerce(spec, text.strip(), text))
+    typed = unicodedata.normalize("NFKC", text).replace("、", ",")
     items = []
-    for part in text.split(";"):
+    for part in typed.split(";"):
         if not part.strip():
             continue
-        item: dict[str, str] = {}
+        item: dict[str, Any] = {}
         for pair in part.split(","):
             name, equals, value = pair.partition("=")
-            name = normalize(name).replace(" ", "_")
-            if not equals or not name:
-                fields = ", ".join(f"{f.name}=..." for f in spec.item)
-                raise InvalidAnswer("out_of_range", answer=text.strip(), reason=(
-                    f"write each item as {fields}, items separated by ';' (none for no items)"))
-            if name in item:
-                raise InvalidAnswer("out_of_range", answer=text.strip(),
-                                    reason=f"{name} is given twice in one item")
-            item[name] = value.strip()
+            field_name = _field_name(spec, question, name)
+            if not equals or not field_name:
+                fields = ", ".join(f"{_field_word(question, f.name)}=..." for f in spec.item)
+                raise InvalidAnswer("list_form", answer=text.strip(), fields=fields)
+            if field_name in item:
+                raise InvalidAnswer("list_twice", answer=text.strip(), field=_field_word(question, field_name))
+            item[field_name] = _field_value(spec, question, words, field_name, value.strip(), today)
         items.append(item)
     return Answer(_coerce(spec, items, text))
 
 
+def _field_name(spec: FactSpec, question: Question, typed: str) -> str | None:
+    """The field a typed name means: its own name, or a word the dialog file gives it."""
+    said = normalize(typed)
+    names = {item.name for item in spec.item}
+    if said.replace(" ", "_") in names:
+        return said.replace(" ", "_")
+    bare = said.replace(" ", "")
+    return next((f.name for f in question.fields.values() if bare in f.names), None)
+
+
+def _field_word(question: Question, name: str) -> str:
+    """A field as the person types it: its label in the dialog's language, else its name."""
+    entry = question.fields.get(name)
+    return entry.label if entry is not None and entry.label else name
+
+
+def _field_value(spec: FactSpec, question: Question, words: Vocabulary, name: str, value: str,
+                 today: dt.date) -> Any:
+    """A typed field value in the dialog's words: a synonym of an enum value, yes/no, a date
+    written as the dialog reads dates (`2025年2月15日`, `15 Feb 2025`); else as typed."""
+    said = normalize(value)
+    entry = question.fields.get(name)
+    if entry is not None and said in entry.synonyms:
+        return entry.synonyms[said]
+    item = next((item for item in spec.item if item.name == name), None)
+    kind = item.type if item is not None else ""
+    if kind == "enum" and item is not None:
+        choice = said.replace(" ", "_").replace("-", "_")
+        labels = {normalize(label): value for value, label in (entry.values if entry else {}).items()}
+        for allowed in item.values:
+            if normalize(allowed) == choice:
+                return allowed
+        if said in labels:
+            return labels[said]
+    if kind == "boolean" and said in words.yes:
+        return "yes"
+    if kind == "boolean" and said in words.no:
+        return "no"
+    if kind == "date" and said and said not in _SPECIAL_WORDS:
+        try:
+            return parse_date(said, words, today).isoformat()
+        except InvalidAnswer:
+            return value  # refused by the value reader, which names the field and the value
+    return value
+
+
 def _check_range(spec: FactSpec, number: float, text: str) -> None:
-    unit = f" {spec.unit}" if spec.unit else ""
+    unit = f" {shown_unit(spec.unit)}" if spec.unit else ""
     if spec.minimum is not None and number < spec.minimum:
         raise InvalidAnswer("below_minimum", answer=text.strip(), limit=f"{_plain_number(spec.minimum)}{unit}")
     if spec.maximum is not None and number > spec.maximum:
@@ -190,8 +276,15 @@ def _check_range(spec: FactSpec, number: float, text: str) -> None:
 
 
 def _integer(question: Question, said: str, text: str) -> int:
+    for modifier in question.modifiers:  # "ii e", "iie", "2-e": the class without its modifier
+        match = re.fullmatch(rf"(.*?[0-9ivx])[\s\-]*{re.escape(modifier)}", said)
+        if match:
+            said = match.group(1).strip()
+            break
     if re.fullmatch(r"[-+]?\d+", said):
         return int(said)
+    if re.fullmatch(r"[-+]?\d+[.,]0*", said):  # `57.0`, as batch reads it
+        return int(said.replace(",", ".").partition(".")[0])
     if question.roman:
         match = _ROMAN_TAIL.match(said)
         if match and match.group(1) in _ROMAN:
@@ -203,7 +296,11 @@ def _decimal(spec: FactSpec, question: Question, said: str, text: str) -> Answer
     match = _NUMBER.match(said)
     if not match:
         raise InvalidAnswer("bad_number", answer=text)
-    number_text, unit_text = match.group(1).replace(",", "."), match.group(2).replace(" ", "")
+    try:  # a decimal comma as batch reads it: `1,5` is 1.5, `99,999` reads two ways
+        number_text = decimal_point(spec, match.group(1))
+    except InvalidValue as exc:
+        raise InvalidAnswer("out_of_range", answer=text.strip(), reason=exc.reason) from None
+    unit_text = match.group(2).replace(" ", "")
     if not unit_text:
         return Answer(_coerce(spec, number_text, text))
     known = [unit.label for unit in question.units] or [spec.unit]
@@ -214,10 +311,11 @@ def _decimal(spec: FactSpec, question: Question, said: str, text: str) -> Answer
         raise InvalidAnswer("bad_unit", answer=text, units=" / ".join(u for u in known if u))
     if unit.factor == 1:
         return Answer(_coerce(spec, number_text, text))
-    value = round(float(number_text) * unit.factor, spec.places)
+    exact = _plain(without_trailing_zeros(Decimal(number_text) * Decimal(repr(unit.factor))))
     own = question.units[0].label
-    echo = ("unit_echo", {"given": text.strip(), "value": _plain_number(value), "unit": own})
-    return Answer(_coerce(spec, value, text), echo)
+    typed = _coerce(spec, exact, text)
+    echo = ("unit_echo", {"given": text.strip(), "value": _plain_number(typed), "unit": own})
+    return Answer(typed, echo)
 
 
 def _plain_number(value: float) -> str:

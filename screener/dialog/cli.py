@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import sys
 from pathlib import Path
@@ -25,6 +24,7 @@ from rich.text import Text
 from screener.dialog import render, store, traces
 from screener.audit.signing_cli import add_sign_options, signer_from_args
 from screener.dialog.flow import Dialog, Observer
+from screener.dialog.default import default_dialog
 from screener.dialog.spec import DialogSpec, load_dialog
 from screener.dialog.terminal import LineReader, PromptReader, Reader
 from screener.engine import Screener
@@ -33,10 +33,10 @@ from screener.i18n import TZ_HELP, site_zone, tr, translate
 from screener.rules.read import PosDict, load_yaml
 from screener.safe import safe_console, safe_text
 from screener.model import Trial
-from screener.paths import inside, read_regular
+from screener.paths import inside
 from screener.rules.check import load_trial
 from screener.dialog.several import SEPARATOR, Portfolio, PortfolioDialog, SplitObserver
-from screener.trials import RULES_DIR_HELP, catalog
+from screener.trials import RULES_DIR_HELP, TrialNotFound, catalog
 from screener.values import context_facts
 from screener.values import coerce
 
@@ -233,11 +233,23 @@ def _load(trial_ids: list[str] | None, every: bool, rules_dirs: list[str],
     members = []
     for entry in chosen:
         trial = load_trial(entry.rules)
-        members.append((trial, Screener(trial), load_dialog(found.dialog_path(entry.id, lang), trial)))
+        members.append((trial, Screener(trial), _dialog_of(found, entry, trial, lang)))
     if len(members) == 1:
         return members[0][0], members[0][2], None
     portfolio = Portfolio(members)
     return portfolio.trial, portfolio.dialog, portfolio
+
+
+def _dialog_of(found: Any, entry: Any, trial: Trial, lang: str) -> DialogSpec:
+    """The trial's dialog file in `lang`; for a trial with no dialog file at all, the English
+    dialog made from its rules file (`screener.dialog.default`). Raises TrialNotFound when
+    the trial has dialog files, but none in `lang`."""
+    try:
+        return load_dialog(found.dialog_path(entry.id, lang), trial)
+    except TrialNotFound:
+        if entry.languages:
+            raise
+        return default_dialog(trial)
 
 
 def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout: IO[str] | None = None,
@@ -315,7 +327,7 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         return _fail(console, f"no saved screening {args.path or ''} in {store.state_dir()}"
                               .replace("  ", " "))
     try:
-        saved = json.loads(read_regular(path).decode("utf-8"))
+        saved = store.read_data(Path(path))
         trial_id = saved.get("trial")
         ids = trial_id.split(SEPARATOR) if isinstance(trial_id, str) else None
         language = saved.get("language", "en")

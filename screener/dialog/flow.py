@@ -23,7 +23,6 @@ from screener.dialog.spec import DialogSpec, normalize
 from screener.dialog.store import Session
 from screener.dialog.terminal import Reader
 from screener.errors import ConflictError, InvalidValue
-from screener.i18n import Message
 from screener.model import FactValue, Result, Trial
 from screener.rules.collect import describe_ref, parse_ref
 from screener.values import coerce
@@ -197,7 +196,7 @@ class Dialog:
             self._say(render.note(self.dialog.message("correcting", fact=self.dialog.label(fact), value=current)))
         progress = None if correction is not None else self._progress(fact)
         while True:
-            self._say(render.question(self.dialog, fact, self.today, progress))
+            self._say(render.question(self.dialog, fact, self.today, progress, self.asked_for(fact)))
             line = self._read(fact)
             command = command_of(line, self.dialog.vocabulary)
             if command is None:
@@ -210,6 +209,14 @@ class Dialog:
             elif self._command(*command, fact=fact):
                 return False
 
+    def _criterion_open(self, criterion: str) -> bool:
+        """Whether questions may still come for `criterion` (its trial is not decided)."""
+        return True
+
+    def asked_for(self, fact: str) -> str:
+        """The trial a question is asked for, when saying so helps ("" with one trial)."""
+        return ""
+
     def _progress(self, fact: str) -> str:
         """`Question 7, at most 12 left`: this question's number in the screening and the most
         questions that can still come, this one included; a new section is announced first."""
@@ -218,7 +225,11 @@ class Dialog:
             self._say(render.section(self.dialog.section_title(section)))
         self._section = section
         number = 1 + sum(1 for f in self.session.answers if not _prefilled(self.session.sources.get(f)))
-        left = len(self._askable(self.result.missing))
+        # Every fact an undecided criterion reads, not only those that would move it now: an
+        # answer can make another question matter, and a bound that went up was never one.
+        needed = [f for c in self.trial.criteria if self.result.outcomes.get(c.id, "unknown") == "unknown"
+                  and self._criterion_open(c.id) for f in self.trial.expanded_facts(c)]
+        left = max(1, len(self._askable(tuple(dict.fromkeys([*self.result.missing, *needed])))))
         return self.dialog.tr("Question {number}, at most {left} left", number=number, left=left)
 
     def _after_decision(self) -> bool:
@@ -313,9 +324,7 @@ class Dialog:
 
     def explain(self, error: InvalidAnswer) -> str:
         """The one-line reason for a refused answer, in the dialog's language."""
-        params = {key: value.in_language(self.dialog.language) if isinstance(value, Message) else value
-                  for key, value in error.params.items()}
-        return self.dialog.message(error.key, **params)
+        return render.refusal(self.dialog, error)
 
     def check(self, fact: str | None, line: str) -> str | None:
         """The reason `line` cannot be taken at the prompt of `fact`, or None (for validation)."""

@@ -53,7 +53,11 @@ def outcome(trial: Trial, dialog: DialogSpec, result: Result, answers: dict[str,
     elif result.decision == "undetermined":
         category = "pending"
     else:
+        # declined: only consent failed, by the rules (`consent: true`) or by the dialog file
+        # (a "no" to a `refusal: true` question)
         refusals = {f for f, q in dialog.questions.items() if q.refusal}
-        declined = all(failure.facts and set(failure.facts) <= refusals for failure in failures)
+        consent = {c.id for c in trial.criteria if c.consent}
+        declined = set(result.failed) <= consent or all(
+            failure.facts and set(failure.facts) <= refusals for failure in failures)
         category = "declined" if declined else "screen_failure"
     return Outcome(result.decision, category, tuple(failures), missing)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from screener.dialog.spec import DialogSpec, Plausible, Question
 from screener.model import FactSpec, FactValue
+from screener.values import without_trailing_zeros
 
 _BARE_NUMBER = re.compile(r"\s*[-+]?\d+(?:[.,]\d+)?\s*\Z")
 
@@ -36,8 +38,8 @@ def doubt(dialog: DialogSpec, spec: FactSpec, question: Question, text: str,
         return []
     if isinstance(value, dt.date):
         return _date(dialog, usual, value, today)
-    if isinstance(value, (int, float)):
-        return _number(dialog, spec, question, usual, text, float(value))
+    if isinstance(value, (int, float, Decimal)):
+        return _number(dialog, spec, question, usual, text, value)
     return []
 
 
@@ -46,15 +48,16 @@ def _inside(usual: Plausible, number: float) -> bool:
 
 
 def _number(dialog: DialogSpec, spec: FactSpec, question: Question, usual: Plausible, text: str,
-            number: float) -> list[Doubt]:
+            given: int | float | Decimal) -> list[Doubt]:
+    number = float(given)
     if _inside(usual, number):
         return []
     own = question.units[0].label if question.units else spec.unit
     doubts = []
     if _BARE_NUMBER.match(text):
         for unit in question.units[1:]:
-            converted = round(number * unit.factor, spec.places)
-            if _inside(usual, converted):
+            converted = without_trailing_zeros(_exact(given) * Decimal(repr(unit.factor)))  # exact
+            if _inside(usual, float(converted)):
                 doubts.append(Doubt(dialog.tr(
                     "Did you mean {given} {unit} = {value} {own}?", given=show_number(number),
                     unit=unit.label, value=show_number(converted), own=own), _typed(spec, converted)))
@@ -67,12 +70,18 @@ def _number(dialog: DialogSpec, spec: FactSpec, question: Question, usual: Plaus
         bound = f"{show_number(usual.high)} {own}".strip()
         message = dialog.tr("{value} is above the usual maximum, {bound}. Keep {value}?",
                             value=amount, bound=bound)
-    doubts.append(Doubt(message, _typed(spec, number)))
+    doubts.append(Doubt(message, given))
     return doubts
 
 
-def _typed(spec: FactSpec, number: float) -> FactValue:
-    return int(number) if spec.type == "integer" else number
+def _exact(number: int | float | Decimal) -> Decimal:
+    return Decimal(repr(number)) if isinstance(number, float) else Decimal(number)
+
+
+def _typed(spec: FactSpec, number: Decimal) -> FactValue:
+    if spec.type == "integer":
+        return int(number)
+    return number if spec.type == "quantity" else float(number)
 
 
 def _date(dialog: DialogSpec, usual: Plausible, day: dt.date, today: dt.date) -> list[Doubt]:

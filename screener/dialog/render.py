@@ -12,44 +12,68 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from screener.dialog.answers import OWN_MESSAGES, InvalidAnswer
 from screener.dialog.outcome import outcome
 from screener.dialog.spec import DialogSpec
 from screener.errors import ConflictError, ImpossibleFacts
-from screener.model import Result, Special, Trial
+from screener.i18n import Message
+from screener.model import Result, Trial
+from screener.present import humanize, list_text, plain_value
 from screener.rules.collect import describe_ref
+from screener.shown import computed
 
 
 def show_value(dialog: DialogSpec, value: Any, fact: str | None = None) -> str:
-    """A fact value as the person reads it, in the dialog's language (clinical labels for the
-    values of `fact` where the dialog file gives them)."""
+    """A fact value as the person reads it, in the dialog's language (`screener.present`):
+    clinical labels for the values of `fact` where the dialog file gives them, numbers at a
+    clinical precision with the fact's unit as clinicians write it, list items readable."""
     if value is None:
         return dialog.message("value_unknown")
     if isinstance(value, bool):
         return dialog.message("value_yes" if value else "value_no")
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, dt.date):
-        return dialog.local_date(value)
-    if fact is not None and isinstance(value, str):
-        return dialog.value_label(fact, value)
-    if isinstance(value, Special):
-        return value.value
+    question = dialog.questions.get(fact) if fact is not None else None
+    if question is not None and isinstance(value, str) and value in question.values:
+        return question.values[value]
+    spec = dialog.facts.get(fact) if fact is not None else None
     if isinstance(value, (list, tuple)):
-        # a list as it is typed: items separated by ';', each item's known fields name=value
-        return "; ".join(", ".join(f"{name}={show_value(dialog, field)}" for name, field in item.items()
-                                   if field is not None)
-                         for item in value) or dialog.tr("none")
-    return str(value)
+        units = {item.name: item.unit for item in spec.item} if spec is not None else {}
+        fields = question.fields if question is not None else {}
+
+        def field_value(name: str, raw: Any) -> str:
+            if name in fields and isinstance(raw, str) and raw in fields[name].values:
+                return fields[name].values[raw]
+            if isinstance(raw, bool):
+                return dialog.message("value_yes" if raw else "value_no")
+            return plain_value(raw, dialog.language, unit=units.get(name, ""), date=dialog.local_date)
+
+        return list_text(value, dialog.language, field_value=field_value,
+                         field_label=lambda name: fields[name].label if name in fields and fields[name].label
+                         else humanize(name))
+    return plain_value(value, dialog.language, unit=spec.unit if spec is not None else "",
+                       date=dialog.local_date)
 
 
-def question(dialog: DialogSpec, fact: str, today: dt.date, progress: str | None = None) -> Text:
-    """The progress line, the question with its fact name dimmed in brackets, then the hint."""
+def refusal(dialog: DialogSpec, error: InvalidAnswer) -> str:
+    """The one-line reason for a refused answer, in the dialog's language: the dialog file's
+    message, or the screener's own (list forms) from its catalogue."""
+    params = {key: value.in_language(dialog.language) if isinstance(value, Message) else value
+              for key, value in error.params.items()}
+    if error.key in OWN_MESSAGES:
+        return dialog.tr(OWN_MESSAGES[error.key].id, **params)
+    return dialog.message(error.key, **params)
+
+
+def question(dialog: DialogSpec, fact: str, today: dt.date, progress: str | None = None,
+             trial: str = "") -> Text:
+    """The progress line, the question (after the trial it is asked for, when one of several)
+    with its fact name dimmed in brackets, then the hint."""
     entry = dialog.questions[fact]
     hint = entry.hint
     if entry.default == "today":
         hint = f"{hint} {dialog.message('default_hint', value=today.isoformat())}"
     head = ("\n", (progress, "dim"), "\n") if progress else ("\n",)
-    return Text.assemble(*head, (entry.text, "bold"), " ", (f"[{fact}]", "dim"), "\n", (hint, "dim"))
+    owner = ((dialog.tr("{trial}:", trial=trial), "bold cyan"), " ") if trial else ()
+    return Text.assemble(*head, *owner, (entry.text, "bold"), " ", (f"[{fact}]", "dim"), "\n", (hint, "dim"))
 
 
 def conflicts(dialog: DialogSpec, error: ConflictError) -> list[str]:
@@ -68,9 +92,10 @@ def _contradiction(dialog: DialogSpec, error: ConflictError) -> str:
     if isinstance(error, ImpossibleFacts):
         return dialog.message("impossible", fact=dialog.label(error.fact),
                               inputs=", ".join(dialog.label(i) for i in error.inputs))
+    derived, mark = computed(error.derived)
     return dialog.message("conflict", fact=dialog.label(error.fact),
                           given=show_value(dialog, error.given, error.fact),
-                          derived=show_value(dialog, error.derived, error.fact))
+                          derived=show_value(dialog, derived, error.fact) + mark)
 
 
 def section(title: str) -> Text:
@@ -115,8 +140,10 @@ def how(dialog: DialogSpec, trial: Trial, result: Result) -> RenderableType:
     lines = [Text(dialog.message("how_title", decision=decided), style="bold")]
     seen: set[object] = set()
     for firing in result.firings:
-        read = _read(dialog, firing.facts)
+        read = _read(dialog, trial, firing.facts)
         for fact, value in firing.derived.items():
+            if fact not in trial.facts:  # a term the compiler made up: not the reader's business
+                continue
             line = dialog.message("how_derived", fact=dialog.label(fact), value=show_value(dialog, value, fact),
                                   inputs=read)
             if line not in seen:
@@ -126,7 +153,7 @@ def how(dialog: DialogSpec, trial: Trial, result: Result) -> RenderableType:
         outcome = result.outcomes.get(criterion.id, "unknown")
         good = "met" if criterion.kind == "inclusion" else "not_met"
         style = "yellow" if outcome == "unknown" else ("green" if outcome == good else "red")
-        lines.append(Text.assemble((f"{criterion.id:<4}", "bold"), dialog.title(criterion), " → ",
+        lines.append(Text.assemble((f"{criterion.id:<4}", "bold"), " ", dialog.title(criterion), " → ",
                                    (dialog.message(f"outcome_{outcome}"), style)))
         if outcome == "unknown":
             waiting = [f for f in trial.expanded_facts(criterion) if f in result.missing]
@@ -137,16 +164,20 @@ def how(dialog: DialogSpec, trial: Trial, result: Result) -> RenderableType:
         for firing in result.firings:
             if firing.criterion != criterion.id or firing.outcome != outcome:
                 continue
-            line = dialog.message("how_rule", rule=criterion.id, facts=_read(dialog, firing.facts) or "—")
+            read = _read(dialog, trial, firing.facts)
+            if not read:  # decided by no fact (always met): nothing to show but the outcome
+                continue
+            line = dialog.message("how_rule", rule=criterion.id, facts=read)
             if (criterion.id, line) not in seen:
                 seen.add((criterion.id, line))
                 lines.append(Text(f"    {line}", style="dim"))
     return Group(*lines)
 
 
-def _read(dialog: DialogSpec, facts: dict[str, Any]) -> str:
-    """Facts a rule read, as `label = value` in the dialog's language."""
-    return ", ".join(f"{dialog.label(k)} = {show_value(dialog, v, k)}" for k, v in facts.items())
+def _read(dialog: DialogSpec, trial: Trial, facts: dict[str, Any]) -> str:
+    """Facts of the trial a rule read, as `label = value` in the dialog's language."""
+    return ", ".join(f"{dialog.label(k)} = {show_value(dialog, v, k)}" for k, v in facts.items()
+                     if k in trial.facts)
 
 
 def summary(dialog: DialogSpec, answers: dict[str, Any], sources: dict[str, str],
@@ -213,9 +244,9 @@ def review(dialog: DialogSpec, answers: dict[str, Any], sources: dict[str, str])
     table = Table(title=dialog.tr("Review before finishing"), show_header=False, box=None,
                   pad_edge=False, title_justify="left")
     table.add_column(no_wrap=True)
-    table.add_column()
+    table.add_column(overflow="fold")  # a long value (a list) wraps; none is cut short
     table.add_column(style="dim")
-    table.add_column(style="dim")
+    table.add_column(style="dim", no_wrap=True)
     section = None
     for fact in sorted((f for f in answers if f in dialog.questions), key=dialog.order):
         entry = dialog.questions[fact]
@@ -223,7 +254,8 @@ def review(dialog: DialogSpec, answers: dict[str, Any], sources: dict[str, str])
             section = entry.section
             table.add_row(Text(dialog.section_title(section), style="bold"), "", "", "")
         table.add_row(f"  {dialog.label(fact)}", show_value(dialog, answers[fact], fact),
-                      _source(dialog, sources.get(fact, "dialog")), fact)
+                      _source(dialog, sources.get(fact, "dialog")),
+                      "" if sources.get(fact) == "context" else f"[{fact}]")  # what `change` takes
     return table
 
 

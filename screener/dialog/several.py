@@ -117,12 +117,23 @@ def _joined_dialog(members: Sequence[tuple[Trial, DialogSpec]], joined_id: str) 
             notes[joined] = dialog.note(criterion)
             if dialog.protocol_translation(criterion):
                 translations[joined] = dialog.protocol_translation(criterion)
+    facts: dict[str, Any] = {}
+    for _, dialog in members:
+        for name, spec in dialog.facts.items():
+            facts.setdefault(name, spec)
     return dataclasses.replace(first, trial_id=joined_id, questions=questions, titles=titles,
-                               protocol_translations=translations, notes=notes)
+                               protocol_translations=translations, notes=notes, facts=facts)
 
 
 class PortfolioDialog(Dialog):
     """The dialog loop over a Portfolio: most-needed question first, a row per trial at the end."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # trials the answers so far (a resumed session's) decided: not announced again
+        self._closed = {t.id for t, _, _ in self.portfolio.members
+                        if self.portfolio.results.get(t.id) is not None
+                        and self.portfolio.results[t.id].decision != "undetermined"}
 
     @property
     def portfolio(self) -> Portfolio:
@@ -137,6 +148,34 @@ class PortfolioDialog(Dialog):
             return None
         return min(candidates, key=lambda f: (-self.portfolio.serving(f), self.dialog.order(f)))
 
+    def _criterion_open(self, criterion: str) -> bool:
+        trial_id = criterion.split(" ", 1)[0]
+        result = self.portfolio.results.get(trial_id)
+        return result is None or result.decision == "undetermined"
+
+    def asked_for(self, fact: str) -> str:
+        """The one trial a question serves, named before it: two trials may ask alike what
+        means different things (the consent of one, the master consent of the other)."""
+        owners = [trial.id for trial, _, _ in self.portfolio.members if fact in trial.facts]
+        return owners[0] if len(owners) == 1 else ""
+
+    def _echo_derived(self, result: Result) -> None:
+        """Besides the computed values: each trial this answer decided, and that its questions
+        stop (the conversation goes on for the others)."""
+        super()._echo_derived(result)
+        for trial, _, _ in self.portfolio.members:
+            now = self.portfolio.results.get(trial.id)
+            if now is None or now.decision == "undetermined" or trial.id in self._closed:
+                continue
+            self._closed.add(trial.id)
+            if result.decision != "undetermined":
+                continue  # the last trial to close: the decision screen follows
+            failed = "; ".join(f"{c} {self.dialog.title(trial.criterion(c))}" for c in now.failed)
+            decided = self.dialog.message(f"decision_{now.decision}")
+            self._say(Text(self.dialog.tr("{trial} is decided: {decision}{failed}; it needs no more answers.",
+                                          trial=trial.id, decision=decided,
+                                          failed=f" ({failed})" if failed else ""), style="bold"))
+
     def _finish(self) -> None:
         self.session.status = "finished"
         self.session.decision = self.result.decision
@@ -147,13 +186,14 @@ class PortfolioDialog(Dialog):
 def per_trial_table(dialog: DialogSpec, portfolio: Portfolio) -> RenderableType:
     """Each trial's decision, failed criteria (with titles) and missing facts."""
     table = Table(show_lines=False, title_justify="left")
-    for column in ("trial", "decision", "failed criteria", "missing"):
+    for column in (dialog.tr("trial"), dialog.tr("decision"), dialog.tr("failed criteria"), dialog.tr("missing")):
         table.add_column(column, overflow="fold")
     lines: list[RenderableType] = []
     for trial, _, _ in portfolio.members:
         result = portfolio.results[trial.id]
         failed = "; ".join(f"{c} {dialog.title(trial.criterion(c))}" for c in result.failed) or "-"
-        missing = ", ".join(result.missing) if result.decision == "undetermined" else "-"
+        missing = (", ".join(dialog.label(f) for f in result.missing)
+                   if result.decision == "undetermined" else "-")
         table.add_row(trial.id, dialog.message(f"decision_{result.decision}"), failed, missing or "-")
         lines.append(Text(f"{trial.id}: " + dialog.message("decision", decision=result.decision,
                                                           decision_text=dialog.message(f"decision_{result.decision}"))))

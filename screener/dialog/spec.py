@@ -18,7 +18,8 @@ from screener.checks import Checker
 from screener.errors import RulesError
 from screener.i18n import local_date, translate
 from screener.rules.read import PosDict, PosList, load_yaml
-from screener.model import Criterion, Span, Trial
+from screener.model import Criterion, FactSpec, Span, Trial
+from screener.present import label_from
 
 # The message keys the dialog code formats; each dialog file must give all of them.
 REQUIRED_MESSAGES = (
@@ -43,8 +44,9 @@ _ANSWERS = {"yes": True, "no": True, "unknown": True, "today": True, "months": T
 _QUESTION = {
     "order": True, "question": True, "help": True, "hint": True, "synonyms": False,
     "units": False, "roman": False, "default": False, "label": False, "values": False,
-    "section": False, "plausible": False, "refusal": False,
+    "section": False, "plausible": False, "refusal": False, "fields": False, "modifiers": False,
 }
+_FIELD = {"label": False, "names": False, "values": False, "synonyms": False}
 _PLAUSIBLE_NUMBER = {"min": False, "max": False}
 _PLAUSIBLE_DATE = {"years_before": False, "days_after": False}
 _UNIT = {"unit": True, "factor": True, "names": True}
@@ -99,6 +101,18 @@ class Section:
 
 
 @dataclass(frozen=True, slots=True)
+class ItemField:
+    """How a field of a list fact's items is named and answered in this language, e.g. the
+    regimen of a prior treatment: `方案=含吉西他滨方案`."""
+
+    name: str
+    label: str = ""  # "" = the field's name in words
+    names: tuple[str, ...] = ()  # normalized words that name the field when typed
+    values: dict[str, str] = field(default_factory=dict)  # enum value -> its label
+    synonyms: dict[str, str] = field(default_factory=dict)  # normalized word -> enum value
+
+
+@dataclass(frozen=True, slots=True)
 class Question:
     """How to ask for one fact and read the answer."""
 
@@ -117,6 +131,10 @@ class Question:
     section: str = ""  # id of its Section ("" = after every section)
     plausible: Plausible | None = None
     refusal: bool = False  # a "no" is the patient declining (counted apart in screening logs)
+    fields: dict[str, ItemField] = field(default_factory=dict)  # list facts: their items' fields
+    # whole-number facts: letters written after the value that do not change it (ASA's E,
+    # an emergency operation: "ASA II E" is class II)
+    modifiers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +165,7 @@ class DialogSpec:
     protocol_translations: dict[str, str] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)  # criterion id -> note in this language
     trial_title: str = ""  # the trial's title in this language ("" = the registered one)
+    facts: dict[str, FactSpec] = field(default_factory=dict)  # the trial's data dictionary
 
     def title(self, criterion: Criterion) -> str:
         """The criterion's title in this language."""
@@ -171,8 +190,15 @@ class DialogSpec:
             "titles": dict(sorted(self.titles.items())),
             "protocol_translations": dict(sorted(self.protocol_translations.items())),
             "notes": dict(sorted(self.notes.items())),
-            "labels": {f: q.label for f, q in sorted(self.questions.items()) if q.label},
+            "labels": {f: self.label(f) for f in sorted(self.questions)},
             "values": {f: dict(q.values) for f, q in sorted(self.questions.items()) if q.values},
+            "fields": {f: {n: i.label for n, i in q.fields.items() if i.label}
+                       for f, q in sorted(self.questions.items()) if q.fields},
+            "field_values": {f: {n: dict(i.values) for n, i in q.fields.items() if i.values}
+                             for f, q in sorted(self.questions.items()) if q.fields},
+            # a list fact's fields in the rules' order (a trace stores an item's keys sorted)
+            "field_order": {f: [i.name for i in spec.item] for f, spec in sorted(self.facts.items())
+                            if spec.item and f in self.questions},
         }
 
     def message(self, key: str, **params: Any) -> str:
@@ -195,9 +221,13 @@ class DialogSpec:
         return (rank, question.order, fact)
 
     def label(self, fact: str) -> str:
-        """The clinical label of a fact in this language (the fact name when none is given)."""
+        """The clinical label of a fact in this language; without one in the file, a label
+        made from the data dictionary (`screener.present.label_from`), never the bare name."""
         question = self.questions.get(fact)
-        return question.label if question is not None and question.label else fact
+        if question is not None and question.label:
+            return question.label
+        spec = self.facts.get(fact)
+        return label_from(fact, spec.description if spec is not None and self.language == "en" else "")
 
     def value_label(self, fact: str, value: str) -> str:
         """The clinical label of an enum value in this language (the value itself when none)."""
@@ -258,7 +288,7 @@ def load_dialog(path: str | Path, trial: Trial, display: str | None = None) -> D
         raise RulesError(check.problems)
     return DialogSpec(trial_id, check.text(head, "language", "dialog"), shown, messages,
                       vocabulary, questions, titles, sections, translations, notes,
-                      check.text(head, "title", "dialog") if "title" in head else "")
+                      check.text(head, "title", "dialog") if "title" in head else "", dict(trial.facts))
 
 
 def _sections(check: _Check, top: PosDict, questions: dict[str, Question]) -> tuple[Section, ...]:
@@ -400,8 +430,9 @@ def _question(check: _Check, raw: PosDict, fact: str, trial: Trial, vocabulary: 
     units: list[Unit] = []
     raw_units = entry.get("units")
     if raw_units is not None:
-        if spec.type != "decimal" or not isinstance(raw_units, PosList):
-            check.add(entry.value_spans["units"], "wrong-type", f"{what}.units is a list, for decimal facts")
+        if spec.type not in ("decimal", "quantity") or not isinstance(raw_units, PosList):
+            check.add(entry.value_spans["units"], "wrong-type",
+                      f"{what}.units is a list, for decimal and quantity facts")
         else:
             for item, span in zip(raw_units, raw_units.item_spans):
                 unit = check.mapping(item, span, f"{what}.units", _UNIT)
@@ -431,7 +462,59 @@ def _question(check: _Check, raw: PosDict, fact: str, trial: Trial, vocabulary: 
         label=check.text(entry, "label", what) if "label" in entry else "",
         values=_value_labels(check, entry, what, spec), section=_section_of(check, entry, what),
         plausible=_plausible(check, entry, what, spec), refusal=_refusal(check, entry, what, spec),
+        fields=_fields(check, entry, what, spec), modifiers=_modifiers(check, entry, what, spec),
     )
+
+
+def _modifiers(check: _Check, entry: PosDict, what: str, spec: Any) -> tuple[str, ...]:
+    if "modifiers" not in entry:
+        return ()
+    if spec.type != "integer":
+        check.add(entry.value_spans["modifiers"], "wrong-type", f"{what}.modifiers is for whole-number facts")
+        return ()
+    return tuple(check.words(entry, "modifiers", what))
+
+
+def _fields(check: _Check, entry: PosDict, what: str, spec: Any) -> dict[str, ItemField]:
+    """The `fields:` of a list question: each field's label, the words that name it, its
+    values' labels and synonyms (enum fields)."""
+    if "fields" not in entry:
+        return {}
+    raw = check.mapping(entry["fields"], entry.value_spans["fields"], f"{what}.fields", None)
+    if spec.type != "list":
+        check.add(entry.value_spans["fields"], "wrong-type", f"{what}.fields is for list facts")
+        return {}
+    specs = {item.name: item for item in spec.item}
+    found: dict[str, ItemField] = {}
+    for name in raw:
+        where = f"{what}.fields.{name}"
+        if name not in specs:
+            check.add(raw.key_spans[name], "unknown-fact",
+                      f"{where}: {spec.name} items have no field {name!r}{suggest(str(name), list(specs))}")
+            continue
+        body = check.mapping(raw[name], raw.value_spans[name], where, _FIELD)
+        item = specs[name]
+        values: dict[str, str] = {}
+        synonyms: dict[str, str] = {}
+        for key, target in (("values", values), ("synonyms", synonyms)):
+            if key not in body:
+                continue
+            table = check.mapping(body[key], body.value_spans[key], f"{where}.{key}", None)
+            for value in table:
+                special = item.type == "date" and key == "synonyms" and value in ("never", "ongoing")
+                if not special and (item.type != "enum" or value not in item.values):
+                    check.add(table.key_spans[value], "bad-synonym", f"{where}.{key}: {value!r} is not a "
+                              f"value of {name}{suggest(str(value), list(item.values))}")
+                elif key == "values":
+                    values[str(value)] = check.text(table, value, f"{where}.{key}")
+                else:
+                    for word in check.words(table, value, f"{where}.{key}"):
+                        synonyms[word] = str(value)
+        names = tuple(check.words(body, "names", where)) if "names" in body else ()
+        label = check.text(body, "label", where) if "label" in body else ""
+        typed = sorted({n.replace(" ", "") for n in (*names, *([normalize(label)] if label else []))})
+        found[str(name)] = ItemField(str(name), label, tuple(typed), values, synonyms)
+    return found
 
 
 def _refusal(check: _Check, entry: PosDict, what: str, spec: Any) -> bool:
@@ -467,7 +550,7 @@ def _plausible(check: _Check, entry: PosDict, what: str, spec: Any) -> Plausible
     if "plausible" not in entry:
         return None
     span = entry.value_spans["plausible"]
-    if spec.type in ("integer", "decimal"):
+    if spec.type in ("integer", "decimal", "quantity"):
         raw = check.mapping(entry["plausible"], span, f"{what}.plausible", _PLAUSIBLE_NUMBER)
         bounds = {}
         for key in ("min", "max"):

@@ -192,14 +192,69 @@ def save(session: Session) -> None:
         os.close(dir_fd)
 
 
-def load(path: Path, trial: Trial) -> Session:
-    """Read a session file for `trial`; raises SessionError when it is unreadable or foreign."""
+DEPTH_LIMIT = 64  # levels of nesting in a session file; a genuine one has fewer than ten
+# the parts of a session file that hold containers, with the container each must be
+_CONTAINERS = {"answers": dict, "sources": dict, "history": list, "traces": list}
+_EVENT_FIELDS = {"answer": ("value",), "correction": ("old", "new"), "superseded": ("old",)}
+
+
+def read_data(path: Path) -> dict[str, Any]:
+    """The JSON object of a session file, its containers of the right kind and no deeper than
+    DEPTH_LIMIT; raises SessionError otherwise (never a parser's own failure)."""
     try:
-        data = json.loads(read_regular(path).decode("utf-8"))
+        data = json.loads(read_regular(path).decode("utf-8"), parse_constant=_not_json)
+    except RecursionError:  # json's guard against a file nested thousands deep
+        raise SessionError(str(path), f"cannot read the session: nested deeper than "
+                                      f"{DEPTH_LIMIT} levels") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise SessionError(str(path), f"cannot read the session: {exc}") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise SessionError(str(path), "not a screener session file")
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > DEPTH_LIMIT:
+            raise SessionError(str(path), f"cannot read the session: nested deeper than "
+                                          f"{DEPTH_LIMIT} levels")
+        if isinstance(item, dict):
+            stack.extend((value, depth + 1) for value in item.values())
+        elif isinstance(item, list):
+            stack.extend((value, depth + 1) for value in item)
+    for name, kind in _CONTAINERS.items():
+        if data.get(name) is not None and not isinstance(data[name], kind):
+            raise SessionError(str(path), f"not a screener session file: {name} is not "
+                                          f"{'an object' if kind is dict else 'a list'}")
+    return data
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _check_history(path: Path, trial: Trial, history: list[Any]) -> None:
+    """Each event of a session's history names a fact of `trial` and holds values that fit
+    it, so that going on with the session (and replaying it into a new trace) can use it."""
+    for number, event in enumerate(history, start=1):
+        if not isinstance(event, dict) or not isinstance(event.get("event"), str):
+            raise SessionError(str(path), f"history entry {number} is not an event")
+        if "fact" not in event:  # e.g. a reopening
+            continue
+        fact = event["fact"]
+        spec = trial.facts.get(fact) if isinstance(fact, str) else None
+        if spec is None:
+            raise SessionError(str(path), f"history entry {number}: unknown fact {fact!r}")
+        for name in _EVENT_FIELDS.get(event["event"], ("old", "new")):
+            if name not in event:
+                raise SessionError(str(path), f"history entry {number}: {name} is missing")
+            try:
+                coerce(spec, event[name])
+            except InvalidValue as exc:
+                raise SessionError(str(path), f"history entry {number}: {exc}") from exc
+
+
+def load(path: Path, trial: Trial) -> Session:
+    """Read a session file for `trial`; raises SessionError when it is unreadable or foreign."""
+    data = read_data(path)
     if data.get("trial") != trial.id:
         raise SessionError(str(path), f"the session is for {data.get('trial')!r}, not {trial.id!r}")
     answers: dict[str, FactValue | None] = {}
@@ -211,6 +266,7 @@ def load(path: Path, trial: Trial) -> Session:
             answers[fact] = coerce(spec, raw)
         except InvalidValue as exc:
             raise SessionError(str(path), str(exc)) from exc
+    _check_history(path, trial, data.get("history") or [])
     try:
         traces = tuple(KeptTrace.from_json(entry) for entry in data.get("traces") or ())
     except (KeyError, TypeError, ValueError) as exc:
@@ -285,10 +341,8 @@ def listing(directory: Path | None = None) -> list[Listed]:
     rows = []
     for path in files:
         try:
-            data = json.loads(read_regular(path).decode("utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError):
-            continue
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            data = read_data(path)
+        except SessionError:
             continue
         decision = data.get("category") or data.get("decision")
         rows.append(Listed(path.stem, str(data.get("trial", "")), str(data.get("candidate_id", "")),

@@ -15,7 +15,9 @@ from screener.checks import Checker
 from screener.rules import units
 from screener.errors import RuleProblem, RulesError
 from screener.paths import SAFE_NAME_RULE, is_safe_name, read_regular
-from screener.model import FACT_TYPES, Criterion, Derivation, FactSpec, Span, Special, Trial, expr_facts
+from screener.model import (
+    FACT_TYPES, Criterion, Derivation, FactSpec, Plausible, Span, Special, Trial, expr_facts,
+)
 from screener.rules.derivations import check_derivations, fit_formula
 from screener.rules.functions import FUNCTIONS
 from screener.rules.parse import ConditionError, suggest
@@ -30,6 +32,7 @@ FACT_KEYS = {
     "type": True, "description": True, "values": False, "min": False, "max": False,
     "places": False, "unit": False, "required": False, "derived": False,
     "special": False, "convert": False, "item": False, "context": False, "not_before": False,
+    "plausible": False,
 }
 DERIVATION_KEYS = {
     "id": True, "fact": True, "function": False, "formula": False, "inputs": False, "params": False,
@@ -39,7 +42,7 @@ DEFINITION_KEYS = {"name": True, "expr": True, "description": False}
 MAX_CRITERIA = 2000
 CRITERION_KEYS = {
     "id": True, "kind": True, "title": True, "protocol": True, "note": False, "when": True,
-    "ask": False,
+    "ask": False, "consent": False,
 }
 
 
@@ -195,6 +198,8 @@ def _fact(check: Checker, name: str, spec: Any, where: Span, at: Span,
             unit = ""
         if "convert" in entry:
             convert, affine = _convert(check, entry, label, unit)
+    plausible = _plausible(check, entry, label, unit, convert, affine) \
+        if kind == "quantity" and "plausible" in entry else None
     item: tuple[FactSpec, ...] = ()
     if kind == "list":
         item = _item(check, entry, name, where)
@@ -207,16 +212,52 @@ def _fact(check: Checker, name: str, spec: Any, where: Span, at: Span,
         places=places, unit=unit, required=entry.get("required") is True,
         derived_by="?" if entry.get("derived") is True and owner is None else None,
         context=entry.get("context") is True and owner is None, special=_special(check, entry, label),
-        convert=convert, item=item, affine=affine,
+        convert=convert, item=item, affine=affine, plausible=plausible,
         not_before=str(entry.get("not_before", "")) if owner is not None else "",
     )
 
 
 _KIND_KEYS = {
     "values": ("enum",), "places": ("decimal", "quantity"), "convert": ("quantity",),
-    "special": ("date",), "item": ("list",), "not_before": ("date",),
+    "special": ("date",), "item": ("list",), "not_before": ("date",), "plausible": ("quantity",),
     "min": ("integer", "decimal", "quantity"), "max": ("integer", "decimal", "quantity"),
 }
+
+
+def _plausible(check: Checker, entry: Any, label: str, unit: str,
+               convert: tuple[tuple[str, Decimal], ...],
+               affine: tuple[tuple[str, Decimal, Decimal], ...]) -> Plausible | None:
+    """`plausible: {min, max, units}`: the usual range in the declared unit, and the units a
+    bare number outside it is often meant in (each must convert to the declared unit)."""
+    at = entry.value_spans["plausible"]
+    raw = check.mapping(entry["plausible"], at, f"{label}: plausible", {"min": False, "max": False,
+                                                                         "units": False})
+    if raw is None:
+        return None
+    bounds: list[Decimal | None] = []
+    for key in ("min", "max"):
+        value = raw.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            check.add(raw.value_spans[key], "wrong-type", f"{label}: plausible {key} must be a number")
+            value = None
+        bounds.append(None if value is None else Decimal(str(value)))
+    listed = raw.get("units", [])
+    codes: list[str] = []
+    if not isinstance(listed, list) or not all(isinstance(u, str) for u in listed):
+        check.add(raw.value_spans.get("units", at), "wrong-type",
+                  f"{label}: plausible units must be a list of UCUM codes")
+    else:
+        factors = {**dict(convert), **{u: f for u, f, _ in affine}}
+        offsets = {u: o for u, _, o in affine}
+        for code in listed:
+            try:
+                units.exact_conversion(code, unit, factors, offsets)
+            except units.UnitError:
+                check.add(raw.value_spans["units"], "unit",
+                          f"{label}: plausible unit {code} does not convert to {unit}")
+                continue
+            codes.append(code)
+    return Plausible(bounds[0], bounds[1], tuple(codes))
 
 
 def _unit_problem(check: Checker, at: Span, label: str, code: str) -> bool:
@@ -580,11 +621,16 @@ def _criteria(check: Checker, top: PosDict, facts: dict[str, FactSpec],
             check.add(_at(at, text, exc.offset), exc.code, f"criterion {cid}: {exc.message}")
             continue
         ask = entry.get("ask", True)
+        consent = entry.get("consent", False)
+        if not isinstance(consent, bool) or (consent and kind != "inclusion"):
+            check.add(entry.value_spans.get("consent", where), "wrong-type",
+                      f"criterion {cid}: consent is true or false, and true only on an inclusion criterion")
+            consent = False
         out.append(Criterion(
             id=cid, kind=str(kind), title=check.text(entry, "title", f"criterion {cid}"),
             protocol=check.text(entry, "protocol", f"criterion {cid}"),
             note=check.text(entry, "note", f"criterion {cid}"),
             condition_text=text, condition=condition, facts=expr_facts(condition),
-            span=where, ask=ask is not False,
+            span=where, ask=ask is not False, consent=consent,
         ))
     return out

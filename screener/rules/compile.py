@@ -7,8 +7,8 @@ Each derivation becomes one rule that fires when its inputs are present.
 
 Conditions read one fact only (the candidate's snapshot) and always test its kind field:
 cross-fact comparisons and kind-less conditions are durable-rules traps (see engine.py).
-Values are encoded so the engine compares like with like: decimals as scaled integers,
-dates as day numbers, never floats or mixed types.
+Values are encoded so the engine compares like with like: decimals and quantities as exact
+half-step integers (see `encode`), dates as day numbers, never floats or mixed types.
 """
 from __future__ import annotations
 
@@ -53,14 +53,19 @@ def field(fact: str) -> str:
     return FIELD_PREFIX + fact
 
 
-def encode(spec: FactSpec, value: Any) -> Any:
+def encode(spec: FactSpec, value: Any, places: int | None = None) -> Any:
     """The engine's form of a typed value (scaled integer, day number, bool or text).
 
-    Quantities are integers scaled by their places; `ongoing` is a day after every date;
-    a list is its number of items (its items are read by term actions, not by conditions);
-    `never` is written as a marker field by the engine, not as a value."""
-    if spec.type == "decimal":
-        return int(round(float(value) * 10**spec.places))
+    A decimal or quantity is held exactly for every comparison the rules make with it: with
+    `places` (the fact's engine places, see `engine_places`) it becomes twice its value scaled
+    to that many decimals, plus one when it lies strictly between two such steps. A literal of
+    at most `places` decimals is twice its scaled value, so `74.95 < 75` stays true at one
+    place (1499 < 1500) and nothing is ever rounded into a decision.
+    `ongoing` is a day after every date; a list is its number of items (its items are read by
+    term actions, not by conditions); `never` is written as a marker field by the engine, not
+    as a value."""
+    if spec.type in ("decimal", "quantity"):
+        return _half_steps(_exact(value), spec.places if places is None else places)
     if spec.type == "date":
         if value is Special.ONGOING:
             return ONGOING_DAY
@@ -70,20 +75,44 @@ def encode(spec: FactSpec, value: Any) -> Any:
         return value.toordinal()
     if spec.type == "integer":
         return int(value)
-    if spec.type == "quantity":
-        return int(Decimal(value).scaleb(spec.places).to_integral_value())
     if spec.type == "list":
         return len(value)
     return value
 
 
-def decode(spec: FactSpec, value: Any) -> Any:
-    """Inverse of `encode`."""
-    if spec.type == "decimal":
-        return value / 10**spec.places
-    if spec.type == "date":
-        return dt.date.fromordinal(value)
-    return value
+def _exact(value: Any) -> Decimal:
+    """A decimal fact's value as the Decimal it was read from (floats hold at most 15
+    significant digits of a decimal fact, so their shortest text is that decimal)."""
+    return value if isinstance(value, Decimal) else Decimal(repr(value) if isinstance(value, float)
+                                                            else str(value))
+
+
+def _half_steps(value: Decimal, places: int) -> int:
+    scaled = value.scaleb(places)
+    whole = int(scaled.to_integral_value(rounding="ROUND_FLOOR"))
+    return 2 * whole + (0 if scaled == whole else 1)
+
+
+def engine_places(trial: Trial) -> dict[str, int]:
+    """For each decimal or quantity fact, the decimals at which the engine scales it: its
+    `places`, or more when a literal it is compared with in a condition has more."""
+    out = {name: spec.places for name, spec in trial.facts.items()
+           if spec.type in ("decimal", "quantity")}
+    stack: list[Any] = [c.condition for c in trial.criteria]
+    stack.extend(d.formula for d in trial.derivations if d.formula is not None)
+    while stack:
+        e = stack.pop()
+        literals: tuple[Any, ...] = ()
+        if isinstance(e, Compare) and e.fact in out:
+            literals = (e.value,)
+        elif isinstance(e, In) and e.fact in out:
+            literals = e.values
+        for literal in literals:
+            exponent = _exact(literal).normalize().as_tuple().exponent
+            if isinstance(exponent, int) and -exponent > out[e.fact]:
+                out[e.fact] = -exponent
+        stack.extend(children(e))
+    return out
 
 
 def _all(parts: Sequence[Cond]) -> Cond:
@@ -321,10 +350,11 @@ def _native(e: Any) -> bool:
 
 
 def _scaled(name: str, op: str, scaled: Decimal) -> Cond:
-    """`field op scaled` for an integer field, when `scaled` may have a fraction."""
+    """`field op scaled` for a field holding half-steps (see `encode`); `scaled` is the literal
+    at the field's engine places, so it is whole (`engine_places` makes it so)."""
     whole = scaled.to_integral_value()
     if scaled == whole:
-        value = int(whole)
+        value = 2 * int(whole)
         return {name: value} if op == "==" else {_OPS[op]: {name: value}}
     import math
 
@@ -332,10 +362,11 @@ def _scaled(name: str, op: str, scaled: Decimal) -> Cond:
         return False
     if op == "!=":
         return {"$ex": {name: 1}}
+    # between two steps: a value there is held as the odd number between them, which is
+    # above or below the literal only if the literal had been a step (never, by engine_places)
     floor, ceil = math.floor(scaled), math.ceil(scaled)
-    # between two integers: > x is >= ceil, < x is <= floor
-    return {">": {"$gte": {name: ceil}}, ">=": {"$gte": {name: ceil}},
-            "<": {"$lte": {name: floor}}, "<=": {"$lte": {name: floor}}}[op]
+    return {">": {"$gte": {name: 2 * ceil}}, ">=": {"$gte": {name: 2 * ceil}},
+            "<": {"$lte": {name: 2 * floor}}, "<=": {"$lte": {name: 2 * floor}}}[op]
 
 
 class _Kleene:
@@ -347,14 +378,15 @@ class _Kleene:
 
     def __init__(self, trial: Trial):
         self.facts = trial.facts
+        self.places = engine_places(trial)
         self.never = frozenset(name for name, spec in trial.facts.items() if Special.NEVER in spec.special)
         self._sticky_seen: dict[int, tuple[Any, bool]] = {}
 
     def _cmp(self, fact: str, op: str, value: Any) -> Cond:
         name = field(fact)
         spec = self.facts[fact]
-        if spec.type == "quantity":
-            return _scaled(name, op, Decimal(value).scaleb(spec.places))
+        if spec.type in ("decimal", "quantity"):
+            return _scaled(name, op, _exact(value).scaleb(self.places[fact]))
         encoded = encode(spec, value)
         if op == "==":
             return {name: encoded}

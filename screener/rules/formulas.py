@@ -1,8 +1,9 @@
 """What a `formula:` derivation gives, as a value of its derived fact.
 
-A formula's exact result (`screener.rules.evaluate`) is rounded half-even to the fact's
-places (0 for integers) in the fact's unit, then checked against the fact's range like any
-given value: outside it, the inputs are impossible (an error), as for function derivations.
+A formula's exact result (`screener.rules.evaluate`, 34 significant digits) is kept as it is
+in the fact's unit (an `integer` fact's is rounded half-even to a whole number; `places`
+shapes display only), then checked against the fact's range like any given value: outside
+it, the inputs are impossible (an error), as for function derivations.
 """
 from __future__ import annotations
 
@@ -40,11 +41,10 @@ def as_fact_value(spec: FactSpec, result: Any) -> FactValue | Failure:
         if spec.type in ("integer", "decimal", "quantity"):
             if not isinstance(result, Decimal) or not result.is_finite():
                 return Failure("the formula gives no finite number")
-            rounded = result.quantize(Decimal(1).scaleb(-spec.places if spec.type != "integer" else 0),
-                                      rounding=decimal.ROUND_HALF_EVEN)
             if spec.type == "integer":
-                return int(rounded)
-            return float(rounded) if spec.type == "decimal" else rounded
+                return int(result.quantize(Decimal(1), rounding=decimal.ROUND_HALF_EVEN))
+            # kept as computed: rounding to `places` could move it across a limit
+            return float(result) if spec.type == "decimal" else result
     except (ArithmeticError, ValueError, OverflowError) as exc:
         return Failure(f"the value does not fit {spec.name}: {exc}")
     return result  # type: ignore[no-any-return]
@@ -61,3 +61,21 @@ def check_range(spec: FactSpec, value: Any) -> None:
     if isinstance(value, Special):
         return
     coerce(spec, value)
+
+
+def agrees(given: Any, derived: Any) -> bool:
+    """Whether a given value of a derived fact is the derived value to the given one's own
+    precision: 33.3 given is a computed 33.306...; 33.31 given is not. Other values agree
+    only when equal."""
+    if isinstance(derived, (Decimal, float)) and not isinstance(derived, bool) \
+            and isinstance(given, (Decimal, float, int)) and not isinstance(given, bool):
+        exact = Decimal(repr(given)) if isinstance(given, float) else Decimal(given)
+        computed = Decimal(repr(derived)) if isinstance(derived, float) else derived
+        exponent = exact.as_tuple().exponent
+        if not isinstance(exponent, int) or not computed.is_finite():
+            return False
+        with decimal.localcontext() as context:
+            context.prec = 80
+            return computed.quantize(Decimal(1).scaleb(exponent),
+                                     rounding=decimal.ROUND_HALF_EVEN) == exact
+    return bool(given == derived)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+from decimal import Decimal
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -59,10 +60,12 @@ def before_months_after(start: dt.date, event: dt.date, months: int) -> bool:
     return event < add_months(start, months)
 
 
-def _band_matches(band: str, value: float) -> bool:
+def _band_matches(band: str, value: Any) -> bool:
+    """Whether `value` is in the band, compared exactly (51.305 is above 51.3)."""
     match = _BAND.match(band)
     assert match is not None  # checked when the rules load
-    op, limit = match.group(1), float(match.group(2))
+    op, limit = match.group(1), Decimal(match.group(2))
+    value = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
     return {
         "<": value < limit, "<=": value <= limit, ">": value > limit,
         ">=": value >= limit, "==": value == limit,
@@ -99,7 +102,7 @@ def banded_score_settled(values: dict[str, Any], points: dict[str, Any],
 def _points(table: Any, value: Any) -> int:
     if isinstance(table, dict):
         return int(table[value])
-    return next(int(p) for p, band in table if _band_matches(band, float(value)))
+    return next(int(p) for p, band in table if _band_matches(band, value))
 
 
 def _class_of(classes: list[list[Any]], total: int) -> str | None:
@@ -148,7 +151,7 @@ def _score_params(params: dict[str, Any], facts: dict[str, FactSpec], inputs: tu
         if spec.type == "enum":
             if not isinstance(table, dict) or set(table) != set(spec.values):
                 problems.append(f"points for {name} must map each of {list(spec.values)} to points")
-        elif spec.type in ("integer", "decimal"):
+        elif spec.type in ("integer", "decimal", "quantity"):  # a quantity's bands: its unit
             if not isinstance(table, list) or not table:
                 problems.append(f"points for {name} must be a list of [points, band]")
                 continue

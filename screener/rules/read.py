@@ -11,6 +11,7 @@ builds nodes, constructs nothing), through `BoundedLoader`, which refuses anchor
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,8 @@ class BoundedLoader(yaml.SafeLoader):
 
     def __init__(self, stream: Any):
         super().__init__(stream)
+        # kept in the order found, and read from the front in constant time (see below)
+        self.possible_simple_keys = OrderedDict(self.possible_simple_keys)
         self.depth = 0
         self.open_collections = 0
 
@@ -73,6 +76,28 @@ class BoundedLoader(yaml.SafeLoader):
         elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
             self.open_collections -= 1
         return event
+
+    # PyYAML's scanner keeps a possible simple key per open bracket and, at every token,
+    # looks at all of them: text nested 100,000 deep took hours to scan (to skip a record
+    # already refused as too deep). The keys are kept in the order they were found, so the
+    # stale ones (an earlier line, or over 1024 characters back) come first and the first
+    # one is the nearest: both questions are answered from the front, the same answers in
+    # constant time (an OrderedDict: a plain dict's iteration walks past every deleted
+    # entry first).
+    def stale_possible_simple_keys(self) -> None:
+        keys = self.possible_simple_keys
+        while keys:
+            level, key = next(iter(keys.items()))
+            if key.line == self.line and self.index - key.index <= 1024:
+                return
+            if key.required:
+                raise yaml.scanner.ScannerError("while scanning a simple key", key.mark,
+                                                "could not find expected ':'", self.get_mark())
+            del keys[level]
+
+    def next_possible_simple_key(self) -> int | None:
+        keys = self.possible_simple_keys
+        return next(iter(keys.values())).token_number if keys else None
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()

@@ -18,11 +18,16 @@ import functools
 import re
 import threading
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Mapping
 
 MAX_CODE = 64  # longer text is not a unit code (and would cost the parser time)
+# The largest power a code may raise a unit to (`10*12/L`, `m3`, `10*-15`). The unit system
+# computes `10*n` as the integer 10**n, which for n in the billions takes minutes and
+# gigabytes; no laboratory unit comes near 99.
+MAX_EXPONENT = 99
 _DIGITS = 14  # significant digits kept of a factor computed in binary floating point
 _ANNOTATION = re.compile(r"\{[^{}]*\}")
 _EMPTY: Mapping[str, Decimal] = {}
@@ -60,13 +65,26 @@ class _Units:
         from ucumvert import parse_ucum
 
         try:
-            result = self.transformer.transform(parse_ucum(code, self.parser))
+            tree = parse_ucum(code, self.parser)
+        except Exception as exc:  # lark's errors: the text is not in the UCUM grammar
+            raise UnitError(f"{code!r} is not a UCUM unit code{_reason(exc)}") from None
+        _check_exponents(code, tree)
+        try:
+            result = self.transformer.transform(tree)
             if not hasattr(result, "units"):  # a bare number such as "10*3"
                 result = self.registry.Quantity(result, "")
             result.to_base_units()  # an exponent too large overflows here, not later
         except Exception as exc:  # lark, pint and arithmetic errors all mean "not a unit"
             raise UnitError(f"{code!r} is not a UCUM unit code{_reason(exc)}") from None
         return result
+
+
+def _check_exponents(code: str, tree: Any) -> None:
+    """Refuse a code with a power beyond MAX_EXPONENT before anything computes it."""
+    for token in tree.scan_values(lambda value: getattr(value, "type", None) == "EXPONENT"):
+        digits = str(token).lstrip("+-")
+        if len(digits) > len(str(MAX_EXPONENT)) or int(digits) > MAX_EXPONENT:
+            raise UnitError(f"{code!r} is not a UCUM unit code the screener accepts: a power beyond {MAX_EXPONENT}")
 
 
 def _registry(pint: Any) -> Any:
@@ -96,11 +114,22 @@ def _system() -> _Units:
         return _units
 
 
-@functools.lru_cache(maxsize=512)
 def _parsed(code: str) -> Any:
+    found, refusal = _parsed_or_refused(code)
+    if refusal is not None:
+        raise UnitError(refusal)
+    return found
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed_or_refused(code: str) -> tuple[Any, str | None]:
+    # a refusal is remembered too: a file whose every row has the same bad unit parses it once
     if not isinstance(code, str) or not code or len(code) > MAX_CODE or code != code.strip():
-        raise UnitError(f"{code!r} is not a UCUM unit code")
-    return _system().quantity(code)
+        return None, f"{code!r} is not a UCUM unit code"
+    try:
+        return _system().quantity(code), None
+    except UnitError as refused:
+        return None, str(refused)
 
 
 def parse_unit(code: str) -> Any:
@@ -139,7 +168,11 @@ def _round(number: float) -> Decimal:
         raise UnitError(f"conversion factor {number!r} is not usable")
     shift = _DIGITS - value.adjusted() - 1
     value = value.quantize(Decimal(1).scaleb(-shift)).normalize()
-    return value.quantize(Decimal(1)) if value.as_tuple().exponent > 0 else value  # type: ignore[operator]
+    if value.as_tuple().exponent <= 0:  # type: ignore[operator]
+        return value
+    with localcontext() as context:  # 1E+72 (from 10*81/L) as an integer has 73 digits
+        context.prec = max(context.prec, value.adjusted() + 1)
+        return value.quantize(Decimal(1))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -187,6 +220,43 @@ def conversion(from_code: str, to_code: str, convert: Mapping[str, Decimal] = _E
             if first.offset:
                 continue
             return Conversion(first.factor * scale, offsets.get(declared, Decimal(0)))
+        raise direct
+
+
+@functools.lru_cache(maxsize=1024)
+def _shorter(from_code: str, to_code: str) -> tuple[Fraction, Fraction]:
+    """The unit system's factor (and offset) from one code to another as a fraction: of the
+    factor and the inverse of the reverse factor, the shorter, so 1 h is 1/24 d and 1 kPa is
+    1/0.133322 mm[Hg], not their 14-digit roundings."""
+    forward = _pint_conversion(from_code, to_code)
+    if forward.offset:
+        return Fraction(forward.factor), Fraction(forward.offset)
+    found = Fraction(forward.factor)
+    try:
+        backward = 1 / Fraction(_pint_conversion(to_code, from_code).factor)
+    except (UnitError, ZeroDivisionError):
+        return found, Fraction(0)
+    return (backward if backward.denominator < found.denominator else found), Fraction(0)
+
+
+def exact_conversion(from_code: str, to_code: str, convert: Mapping[str, Decimal] = _EMPTY,
+                     offsets: Mapping[str, Decimal] = _EMPTY) -> tuple[Fraction, Fraction]:
+    """`conversion` as exact fractions (factor, offset): a declared factor as written, the
+    unit system's as `_shorter` reads it. Raises UnitError when no conversion exists."""
+    parse_unit(to_code)
+    if from_code in convert:
+        return Fraction(convert[from_code]), Fraction(offsets.get(from_code, Decimal(0)))
+    try:
+        return _shorter(from_code, to_code)
+    except UnitError as direct:
+        for declared, scale in convert.items():
+            try:
+                first, shift = _shorter(from_code, declared)
+            except UnitError:
+                continue
+            if shift:
+                continue
+            return first * Fraction(scale), Fraction(offsets.get(declared, Decimal(0)))
         raise direct
 
 

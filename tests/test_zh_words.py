@@ -1,0 +1,103 @@
+"""A screening in Chinese speaks Chinese to the end: the decision line, list answers typed
+with Chinese field names and values (and refused in Chinese), 阴性/阳性 for antibody and
+pregnancy tests, and letters whose HTML names a CJK font to print with."""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from screener.dialog import render
+from screener.dialog.answers import InvalidAnswer, parse_answer
+from screener.dialog.spec import DialogSpec, load_dialog
+from screener.engine import Screener
+from screener.model import Special, Trial
+from screener.rules.check import load_trial
+from screener.trials import dialog_path, rules_path
+
+TCR_T = "NCT06898385"
+TODAY = dt.date(2025, 4, 10)
+
+
+@pytest.fixture(scope="module")
+def tcr_t() -> Trial:
+    return load_trial(rules_path(TCR_T))
+
+
+@pytest.fixture(scope="module")
+def zh(tcr_t: Trial) -> DialogSpec:
+    return load_dialog(dialog_path(TCR_T, "zh"), tcr_t)
+
+
+def answer(trial: Trial, dialog: DialogSpec, fact: str, text: str) -> Any:
+    return parse_answer(trial.facts[fact], dialog.questions[fact], dialog.vocabulary, text, TODAY).value
+
+
+@pytest.mark.parametrize(("fact", "text", "value"), [
+    ("hiv_antibody_positive", "阴性", False), ("hiv_antibody_positive", "阳性", True),
+    ("hbsag_positive", "阴性", False), ("kras_g12v_positive", "阳性", True),
+    ("hcg_negative_screening", "阴性", True),   # "negative at screening?": 阴性 is a yes
+    ("hcg_negative_baseline", "阳性", False),
+    ("hiv_antibody_positive", "否", False),      # yes/no still answers
+])
+def test_a_test_result_is_answered_as_clinicians_write_it(tcr_t: Trial, zh: DialogSpec, fact: str,
+                                                          text: str, value: bool) -> None:
+    assert answer(tcr_t, zh, fact, text) is value
+
+
+def test_english_test_results_read_too(tcr_t: Trial) -> None:
+    en = load_dialog(dialog_path(TCR_T, "en"), tcr_t)
+    assert answer(tcr_t, en, "hcv_antibody_positive", "negative") is False
+    assert answer(tcr_t, en, "hcg_negative_screening", "negative") is True
+
+
+def test_a_list_is_typed_with_chinese_field_names_values_dates_and_punctuation(tcr_t: Trial, zh: DialogSpec) -> None:
+    typed = ("方案=含吉西他滨方案，治疗阶段=辅助，末次用药日期=2025年2月15日，进展日期=未进展；"
+             "方案=FOLFIRINOX, 阶段=晚期, 结束日期=仍在用, 进展日期=2025-03-01")
+    assert answer(tcr_t, zh, "prior_regimens", typed) == (
+        {"regimen": "gemcitabine_based", "setting": "adjuvant", "end_date": dt.date(2025, 2, 15),
+         "progression_date": Special.NEVER},
+        {"regimen": "folfirinox", "setting": "advanced", "end_date": Special.ONGOING,
+         "progression_date": dt.date(2025, 3, 1)})
+    lesions = answer(tcr_t, zh, "lesions", "淋巴结=否, 最长径=24 mm, 治疗区域=否")
+    assert lesions[0]["lymph_node"] is False and lesions[0]["longest_diameter"] == 24
+    # the English field names still work in the Chinese dialog
+    assert answer(tcr_t, zh, "cardiac_events", "event=心梗, event_date=2023-11-02")[0]["event"] == "myocardial_infarction"
+
+
+def refusal(dialog: DialogSpec, trial: Trial, fact: str, text: str) -> str:
+    with pytest.raises(InvalidAnswer) as refused:
+        parse_answer(trial.facts[fact], dialog.questions[fact], dialog.vocabulary, text, TODAY)
+    return render.refusal(dialog, refused.value)
+
+
+def test_a_list_typed_wrongly_is_refused_in_chinese_naming_the_chinese_fields(tcr_t: Trial, zh: DialogSpec) -> None:
+    said = refusal(zh, tcr_t, "prior_regimens", "方案=folfirinox, 药物=x")
+    assert said == "“方案=folfirinox, 药物=x”：每条写作 方案=..., 治疗阶段=..., 末次用药日期=..., 进展日期=...，多条用 ; 分隔（没有则答“无”）"
+    assert refusal(zh, tcr_t, "prior_regimens", "方案=folfirinox，方案=nalirifox") == \
+        "“方案=folfirinox，方案=nalirifox”：同一条中 方案 填写了两次"
+
+
+def test_the_chinese_decision_line_is_chinese(tcr_t: Trial, zh: DialogSpec) -> None:
+    result = Screener(tcr_t).evaluate({"sex": "male", "pdac_confirmed": False})
+    out = io.StringIO()
+    Console(file=out, width=100).print(render.decision(zh, tcr_t, result, {}, "screener resume X"))
+    first = out.getvalue().splitlines()[0]
+    assert first == "结论：不符合入组条件"
+
+
+def test_a_list_answer_is_shown_back_with_its_chinese_labels(tcr_t: Trial, zh: DialogSpec) -> None:
+    value = answer(tcr_t, zh, "prior_regimens", "方案=folfirinox, 阶段=晚期, 结束日期=2025-02-15, 进展日期=2025-03-01")
+    assert render.show_value(zh, value, "prior_regimens") == \
+        "方案：FOLFIRINOX，治疗阶段：晚期，末次用药日期：2025年2月15日，进展日期：2025年3月1日"
+
+
+def test_the_html_letter_names_a_cjk_font_to_print_chinese_with() -> None:
+    from screener.audit.letter import environment
+    source = environment().loader.get_source(environment(), "letter.html.j2")[0]  # type: ignore[union-attr]
+    fonts = re.findall(r"html:lang\(zh\) body \{ font-family: ([^;]+);", source)
+    assert fonts and "Noto Serif CJK SC" in fonts[0] and fonts[0].rstrip().endswith("serif")
