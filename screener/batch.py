@@ -28,6 +28,7 @@ from screener.values import check_plausible, coerce, coerce_text, describe_conve
 
 if TYPE_CHECKING:
     from screener.audit.sign import Signer
+    from screener.store import Store
 
 COLUMNS = ("candidate_id", "decision", "failed_criteria", "missing", "errors", "warnings", "screening_log")
 
@@ -133,17 +134,37 @@ def _id_of(trial: Trial, row: Row) -> Any:
 
 
 def screen_row(trial: Trial, screener: Screener, row: Row,
-               context: Mapping[str, FactValue] | None = None) -> Screened:
+               context: Mapping[str, FactValue] | None = None, store: Store | None = None) -> Screened:
     """Screen one row. Never raises for bad data: that becomes an `error` record. The record
-    ends with its screening-log category (`screener.screening_log`)."""
-    screened = _screen_row(trial, screener, row, context)
+    ends with its screening-log category (`screener.screening_log`).
+
+    With a `store`, a candidate whose facts and trial's rules are unchanged since the store
+    last saw them gets the stored record (no decision is made again, so no result either)."""
+    candidate_id = _id_of(trial, row)
+    if (store is None or not isinstance(candidate_id, (str, int)) or isinstance(candidate_id, bool)
+            or (isinstance(candidate_id, str) and not candidate_id.strip())):  # no id: nothing to key
+        if store is not None:
+            store.counts.unkeyed += 1
+        return _logged(trial, _screen_row(trial, screener, row, candidate_id, candidate_facts(trial, row, context)))
+    from screener.store import rules_key
+
+    facts, value_errors = candidate_facts(trial, row, context)
+    read = [row.problem, facts, value_errors, getattr(row, "sources", None)]
+    facts_hash, rules_hash = store.facts_hash(candidate_id, read), rules_key(trial.content_hash)
+    if (record := store.lookup(candidate_id, trial.id, facts_hash, rules_hash)) is not None:
+        return Screened(record, facts)
+    screened = _logged(trial, _screen_row(trial, screener, row, candidate_id, (facts, value_errors)))
+    store.remember(candidate_id, trial.id, facts_hash, rules_hash, screened.record)
+    return screened
+
+
+def _logged(trial: Trial, screened: Screened) -> Screened:
     with_screening_log(trial, screened.record)
     return screened
 
 
-def _screen_row(trial: Trial, screener: Screener, row: Row,
-                context: Mapping[str, FactValue] | None = None) -> Screened:
-    candidate_id = _id_of(trial, row)
+def _screen_row(trial: Trial, screener: Screener, row: Row, candidate_id: Any,
+                read: tuple[dict[str, FactValue], list[str]]) -> Screened:
     errors: list[str] = []
     if row.problem:
         errors.append(row.problem)  # it says why the id may be unreadable too
@@ -151,7 +172,7 @@ def _screen_row(trial: Trial, screener: Screener, row: Row,
         errors.append(f"{trial.id_fact}: missing: every candidate needs an id")
     elif not isinstance(candidate_id, (str, int)) or isinstance(candidate_id, bool):
         errors.append(f"{trial.id_fact}: {candidate_id!r}: expected text")
-    facts, value_errors = candidate_facts(trial, row, context)
+    facts, value_errors = read  # the typed facts and the value errors, read once
     errors.extend(value_errors)
     sources = getattr(row, "sources", None)  # joined inputs: where each fact came from
     if errors:
@@ -257,12 +278,14 @@ def open_private(path: str) -> TextIO:
 
 def screen_rows(trial: Trial, rows: Iterable[Row], summary: Summary,
                 audit: AuditOptions | None = None,
-                context: Mapping[str, FactValue] | None = None) -> Iterator[dict[str, Any]]:
-    """Screen rows in this process; yields output records in input order."""
+                context: Mapping[str, FactValue] | None = None,
+                store: Store | None = None) -> Iterator[dict[str, Any]]:
+    """Screen rows in this process; yields output records in input order (reusing the
+    `store`'s records of unchanged candidates when there is one)."""
     screener = Screener(trial)
     for row in rows:
         summary.unknown_fields.update(unknown_fields(trial, row))
-        screened = screen_row(trial, screener, row, context)
+        screened = screen_row(trial, screener, row, context, store)
         if audit is not None and (warning := write_audit(trial, row, screened, audit)):
             summary.warnings.append(warning)
             summary.unwritten += screened.result is not None

@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="language of the letters, recorded in every trace, e.g. zh; the trial's "
                             "wording comes from its dialog file in that language (default: en)")
     batch.add_argument("--tz", metavar="ZONE", help=TZ_HELP)
+    _add_store_option(batch)
     add_sign_options(batch)
     _add_record_options(batch)
     batch.add_argument("--context", action="append", metavar="NAME=VALUE",
@@ -142,6 +143,66 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_store_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", metavar="FILE",
+                        help="screening store (created if absent, readable by its owner only): screen "
+                             "again only candidates whose facts changed and trials whose rules changed, "
+                             "reuse the other results from FILE; the output is the same as a full run's. "
+                             "Not with --jobs or --traces")
+
+
+def _add_changes_parser(sub: Any) -> None:
+    changes = sub.add_parser(
+        "changes", help="list the candidates whose decision changed in the latest run with a store",
+        description="List, from a screening store (--store of batch or match), each candidate and "
+                    "trial whose decision changed in the latest run: candidate_id, trial_id, before, "
+                    "now. Exit 0; 2 when FILE is no screening store.")
+    changes.add_argument("--store", metavar="FILE", required=True, help="the screening store")
+    changes.add_argument("-o", "--output", metavar="OUTPUT", help="write the list to OUTPUT (.jsonl or .csv) "
+                         "instead of standard output (JSON lines)")
+    changes.set_defaults(run=run_changes)
+
+
+def run_changes(args: argparse.Namespace) -> int:
+    """The coordinator's morning list: who changed decision in the latest run."""
+    from screener.store import StoreError, open_store
+
+    err = _err_console()
+    if not os.path.isfile(args.store):
+        _say(err, f"screener changes: no screening store at {args.store}")
+        return EXIT_USAGE
+    if args.output and Path(args.output).suffix.lower() not in (".jsonl", ".csv"):
+        _say(err, f"screener changes: OUTPUT must end .jsonl or .csv, not {args.output!r}")
+        return EXIT_USAGE
+    try:
+        store = open_store(args.store)
+    except StoreError as exc:
+        _say(err, f"screener changes: {exc}")
+        return EXIT_USAGE
+    columns = ("candidate_id", "trial_id", "before", "now")
+    try:
+        result_file = AtomicOutput(args.output) if args.output else None
+        out = result_file.stream if result_file else sys.stdout
+        writer = Writer(out, "csv" if args.output and args.output.lower().endswith(".csv") else "jsonl", columns)
+        count = 0
+        for change in store.changes():
+            writer.write(dict(zip(columns, change)))
+            count += 1
+        if result_file:
+            result_file.commit()
+        else:
+            out.flush()
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            raise
+        _say(err, f"screener changes: cannot write the list: {exc.strerror or exc}")
+        return EXIT_UNWRITTEN
+    finally:
+        store.close()
+    _say(err, f"decisions changed in the latest run: {count}")
+    return EXIT_OK
+
+
 def _add_optional_commands(sub: Any) -> None:
     """Commands that live in their own modules (dialog, audit)."""
     try:
@@ -157,6 +218,7 @@ def _add_optional_commands(sub: Any) -> None:
     else:
         add_audit_parsers(sub)
     add_signing_parsers(sub)
+    _add_changes_parser(sub)
     from screener.coordinator_cli import add_coordinator_parsers
 
     add_coordinator_parsers(sub)
@@ -289,7 +351,7 @@ def _progress(err: Console) -> Progress:
 
 
 def _records(args: argparse.Namespace, chosen: list[tuple[Trial, Path]], rows: Iterator[Any],
-             summary: Summary, audit: AuditOptions | None, context: dict[str, Any]
+             summary: Summary, audit: AuditOptions | None, context: dict[str, Any], store: Any = None
              ) -> tuple[Iterator[dict[str, Any]], Any]:
     """The records of the run, and the per-trial tally when there are several trials."""
     from screener import portfolio
@@ -300,14 +362,14 @@ def _records(args: argparse.Namespace, chosen: list[tuple[Trial, Path]], rows: I
         if args.jobs > 1:
             return screen_rows_parallel(trial, str(path), rows, summary, args.jobs, audit,
                                         context=context), None
-        return screen_rows(trial, rows, summary, audit, context=context), None
+        return screen_rows(trial, rows, summary, audit, context=context, store=store), None
     tally = portfolio.Tally(trials, summary)
     match = getattr(args, "match", False)
     if args.jobs > 1:
         records = portfolio.screen_portfolio_parallel(trials, [str(p) for _, p in chosen], rows, tally,
                                                       args.jobs, audit, match=match)
     else:
-        records = portfolio.screen_portfolio(trials, rows, tally, audit, match=match)
+        records = portfolio.screen_portfolio(trials, rows, tally, audit, store, match=match)
     if match:
         records = _ranked(portfolio.per_candidate(records, len(trials)), tally)
     return records, tally
@@ -372,8 +434,12 @@ def run_batch(args: argparse.Namespace) -> int:
     if getattr(args, "sign_key", None) and not args.traces:
         err.print("screener batch: --sign-key needs --traces (a signature seals a trace)")
         return EXIT_USAGE
+    if getattr(args, "store", None) and (args.jobs > 1 or args.traces):
+        _say(err, "screener batch: --store goes with neither --jobs nor --traces (a trace records a "
+                  "decision made in its run)")
+        return EXIT_USAGE
     if args.output:
-        check_output(args.output, inputs)
+        check_output(args.output, inputs + ([args.store] if getattr(args, "store", None) else []))
     signer = signer_from_args(args)  # a wrong passphrase stops the run before anything is read
     chosen = chosen_trials(args)  # a refused rules file stops the run before any folder is made
     audit = None
@@ -405,12 +471,24 @@ def run_batch(args: argparse.Namespace) -> int:
     except ValueError as exc:
         _say(err, f"screener batch: {exc}")
         return EXIT_USAGE
+    store = None
+    if getattr(args, "store", None):
+        from screener.store import StoreError, open_store
+
+        try:
+            store = open_store(args.store)
+            store.begin()  # another run on the same store is waited for, then refused
+        except StoreError as exc:
+            _say(err, f"screener batch: {exc}")
+            return EXIT_USAGE
     binary = None
     try:
         if not joined:
             binary = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
     except OSError as exc:
         _say(err, f"screener batch: cannot read {args.input}: {exc.strerror}")
+        if store is not None:
+            store.close()
         return EXIT_USAGE
     if fmt == "sniff":
         fmt = sniff_format(binary)
@@ -419,6 +497,8 @@ def run_batch(args: argparse.Namespace) -> int:
         result_file = AtomicOutput(args.output) if args.output else None
     except OSError as exc:
         _say(err, f"screener batch: cannot write the results to {args.output}: {exc.strerror or exc}")
+        if store is not None:
+            store.close()
         return EXIT_UNWRITTEN
     if result_file and result_file.removed:
         _say(err, f"screener batch: removed {result_file.removed} unfinished results file(s) beside "
@@ -433,7 +513,7 @@ def run_batch(args: argparse.Namespace) -> int:
                 rows, joined_report = _joined_rows(args, inputs, chosen, stack)
             else:
                 rows = read_rows(stack.enter_context(open_text(binary)), fmt)
-            records, tally = _records(args, chosen, rows, summary, audit, context)
+            records, tally = _records(args, chosen, rows, summary, audit, context, store)
             columns = _columns(args, tally is not None)
             writer = Writer(out, out_fmt, columns + ("sources",) if joined else columns)
             per_row = len(chosen) if tally is not None else 1
@@ -445,6 +525,10 @@ def run_batch(args: argparse.Namespace) -> int:
                     digest.add(written // per_row + 1, record)
                     written += 1
                     progress.advance(task)
+            if store is not None:
+                # before the results are kept: a store that cannot be written leaves them unchanged
+                # (a stored record is a right decision whether or not this run's file is kept)
+                store.commit()
             if result_file:
                 result_file.commit()
             else:
@@ -473,6 +557,11 @@ def run_batch(args: argparse.Namespace) -> int:
     except BaseException:
         _discard(result_file)
         raise
+    finally:
+        if store is not None:
+            store.close()  # rolls back a run that did not finish
+    if store is not None:
+        _report_store(err, store.counts)
     if joined:
         _report_joined(err, joined_report)
     for warning in summary.warnings[:20]:
@@ -496,6 +585,21 @@ def run_batch(args: argparse.Namespace) -> int:
         _say(err, f"screener batch: {summary.unwritten} requested traces or letters could not be written")
         return EXIT_UNWRITTEN
     return EXIT_ERRORS if summary.decisions.get("error") else EXIT_OK
+
+
+def _report_store(err: Console, counts: Any) -> None:
+    """How many screenings the store spared, and why the others were made."""
+    why = []
+    if counts.facts_changed:
+        why.append(f"{counts.facts_changed} with changed facts")
+    if counts.rules_changed:
+        why.append(f"{counts.rules_changed} for the changed rules of {', '.join(sorted(counts.changed_trials))}")
+    if counts.new:
+        why.append(f"{counts.new} not in the store before")
+    if counts.unkeyed:
+        why.append(f"{counts.unkeyed} without a candidate id")
+    _say(err, f"store: {counts.reused} results reused, {counts.screened} screened"
+              + (f" ({'; '.join(why)})" if why else ""))
 
 
 def _remove_abandoned_parts(err: Console, folders: list[str | None], trial_ids: list[str]) -> None:

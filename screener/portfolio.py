@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from screener.batch import AuditOptions, Summary, chunk_results, screen_row, write_audit
 from screener.engine import Screener
@@ -18,6 +18,9 @@ from screener.model import Trial
 from screener.paths import inside
 from screener.prospects import MATCH_FIELDS, prospect_fields, rank_key
 from screener.readers import Row
+
+if TYPE_CHECKING:
+    from screener.store import Store
 
 PORTFOLIO_COLUMNS = ("candidate_id", "trial_id", "decision", "failed_criteria", "missing", "errors", "warnings",
                      "screening_log")
@@ -51,11 +54,14 @@ def trial_audit(audit: AuditOptions | None, trial_id: str) -> AuditOptions | Non
 
 
 def _screen_one_row(trials: Sequence[Trial], screeners: Sequence[Screener], row: Row,
-                    audits: Sequence[AuditOptions | None], match: bool = False,
+                    audits: Sequence[AuditOptions | None], store: Store | None = None,
+                    match: bool = False,
                     ) -> list[tuple[dict[str, Any], str | None]]:
     out = []
     for trial, screener, audit in zip(trials, screeners, audits):
-        screened = screen_row(trial, screener, row)
+        # a match record also needs the criteria's outcomes (`prospect_fields`), which a stored
+        # record does not keep: match screens every candidate again, whatever the store holds
+        screened = screen_row(trial, screener, row, store=None if match else store)
         warning = write_audit(trial, row, screened, audit) if audit is not None else None
         if warning:
             warning = f"{trial.id}: {warning}"
@@ -82,15 +88,17 @@ class Tally:
 
 
 def screen_portfolio(trials: Sequence[Trial], rows: Iterable[Row], tally: Tally,
-                     audit: AuditOptions | None = None, match: bool = False) -> Iterator[dict[str, Any]]:
+                     audit: AuditOptions | None = None, store: Store | None = None,
+                     match: bool = False) -> Iterator[dict[str, Any]]:
     """Screen every row for every trial in this process; yields records, input order then
-    trial order (`match`: with the fields `rank` reads). One durable-rules session is live at
+    trial order (`match`: with the fields `rank` reads; reusing the `store`'s records of
+    unchanged candidates and trials when there is one). One durable-rules session is live at
     a time, whatever the number of trials."""
     screeners = [Screener(t) for t in trials]
     audits = [trial_audit(audit, t.id) for t in trials]
     for row in rows:
         tally.overall.unknown_fields.update(unknown_to_all(trials, row))
-        for record, warning in _screen_one_row(trials, screeners, row, audits, match):
+        for record, warning in _screen_one_row(trials, screeners, row, audits, store, match=match):
             tally.add(record, warning)
             yield record
 
@@ -111,7 +119,7 @@ def _init_worker(rules_paths: list[str], audit: AuditOptions | None, match: bool
 def _screen_chunk(rows: list[Row]) -> list[tuple[list[tuple[dict[str, Any], str | None]], list[str]]]:
     assert _worker is not None
     trials, screeners, audits, match = _worker
-    return [(_screen_one_row(trials, screeners, row, audits, match), unknown_to_all(trials, row))
+    return [(_screen_one_row(trials, screeners, row, audits, match=match), unknown_to_all(trials, row))
             for row in rows]
 
 
