@@ -41,3 +41,17 @@ def test_every_sample_candidate_decides_as_the_examples_readme_says(tmp_path: Pa
         own = {r["screening_log"] for r in records if want[r["candidate_id"]][0] == trial_id}
         assert {"eligible", "screen failure", "pending"} <= own, trial_id
     assert "54 records written" in capsys.readouterr().err
+
+
+def test_the_record_example_decides_as_the_table_and_names_each_facts_resource(tmp_path: Path, capsys):
+    fhir = ROOT / "examples" / "fhir"
+    out = tmp_path / "from-record.jsonl"
+    status = main(["batch", "--trial", "NCT06898385", str(fhir / "bundles"), str(fhir / "sheet.csv"),
+                   "-o", str(out)])
+    assert status == 0, capsys.readouterr().err
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    want = {c: category for c, (trial, category) in _table().items() if c.startswith("PC-")}
+    assert {r["candidate_id"]: r["screening_log"] for r in records} == want
+    first = next(r for r in records if r["candidate_id"] == "PC-001")
+    assert first["sources"]["hemoglobin"]["resource"].startswith("Observation/")
+    assert first["sources"]["main_consent"] == {"file": str(fhir / "sheet.csv"), "row": 1}
