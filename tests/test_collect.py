@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
 import sys
 from functools import cache
 from pathlib import Path
@@ -27,6 +26,7 @@ from screener.rules.collect import describe_ref, parse_ref
 from screener.rules.read import load_yaml
 from screener.trials import dialog_path
 
+from audit_support import verified
 from conftest import ROOT, case_fields
 
 CAR_T = "NCT06898385"
@@ -140,6 +140,4 @@ def test_completing_a_lesion_in_a_real_terminal_in_chinese(tmp_path: Path) -> No
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
-    verified = subprocess.run([sys.executable, "-m", "screener", "verify", str(trace)],
-                              capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert verified.returncode == 0, verified.stdout + verified.stderr
+    verified(trace)

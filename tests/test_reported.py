@@ -29,6 +29,7 @@ from screener.rules.check import load_trial
 from screener.rules.read import load_yaml
 from screener.trials import dialog_path
 
+from audit_support import verified
 from conftest import ROOT, case_fields
 
 T2D = "NCT06534411"
@@ -136,9 +137,7 @@ def test_the_trace_keeps_computed_value_and_warning_and_verifies(tmp_path: Path)
     assert decision["decision"] == "ineligible"
     assert [w.split(":")[0] for w in decision["warnings"]] == ["egfr"]
     assert decision["computed"]["egfr"].startswith("97.13")
-    verified = subprocess.run([sys.executable, "-m", "screener", "verify", str(trace)],
-                              capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert verified.returncode == 0, verified.stdout + verified.stderr
+    verified(trace)
     explained = subprocess.run([sys.executable, "-m", "screener", "explain", str(trace)],
                                capture_output=True, text=True, timeout=120, cwd=ROOT,
                                env={**os.environ, "COLUMNS": "300", "NO_COLOR": "1"})
@@ -219,6 +218,4 @@ def test_a_measured_clearance_in_the_terminal_dialog(tmp_path: Path) -> None:
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
-    verified = subprocess.run([sys.executable, "-m", "screener", "verify", str(trace)],
-                              capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert verified.returncode == 0, verified.stdout + verified.stderr
+    verified(trace)

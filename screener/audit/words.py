@@ -10,19 +10,14 @@ only shown beside the translation the dialog file gave.
 from __future__ import annotations
 
 import datetime as _dt
-import re
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Mapping
 
 from screener.audit.chain import Trace
 from screener.audit.trace import Source
 from screener.i18n import local_date, local_time, named_zone, translate
 from screener.present import humanize, label_from, list_text, plain_value
-from screener.shown import computed
-from screener.values import show
 
-_LONG_DECIMAL = re.compile(r"-?\d+\.\d{5,}\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,13 +97,6 @@ class Words:
             return self.labels[fact]
         return label_from(fact, self.descriptions.get(fact, "") if self.language == "en" else "")
 
-    def computed(self, fact: str, value: Any) -> str:
-        """A computed (derived) value as a person reads it: as `value`, with a number of more
-        than four decimals cut and marked (`32.0983…`); the trace keeps every digit."""
-        if isinstance(value, str) and _LONG_DECIMAL.match(value):
-            shown, mark = computed(Decimal(value))
-            return show(shown) + mark
-        return self.value(fact, value)
 
     def value(self, fact: str, value: Any) -> str:
         """A fact value as a person reads it in this language: yes/no, dates in local form
