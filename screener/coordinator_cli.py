@@ -65,19 +65,28 @@ def _trials(args: argparse.Namespace) -> list[Trial]:
     return [load_trial(t.rules) for t in catalog(args.rules_dir).select(args.trial, args.all_trials)]
 
 
-def labels_of(args: argparse.Namespace, trials: Sequence[Trial]) -> dict[str, dict[str, str]]:
-    """Each trial's clinical labels (fact -> label) from its English dialog file, if any."""
+def dialogs_of(args: argparse.Namespace, trials: Sequence[Trial], language: str = "en") -> dict[str, Any]:
+    """Each trial's dialog file (its wording) in `language`, else its English one; a trial
+    with neither is left out."""
     from screener.dialog.spec import load_dialog
 
     found = catalog(args.rules_dir)
     out = {}
     for trial in trials:
-        try:
-            dialog = load_dialog(found.dialog_path(trial.id, "en"), trial)
-        except TrialNotFound:
-            continue
-        out[trial.id] = {fact: q.label for fact, q in dialog.questions.items() if q.label}
+        for lang in dict.fromkeys((language, "en")):
+            try:
+                out[trial.id] = load_dialog(found.dialog_path(trial.id, lang), trial)
+            except TrialNotFound:
+                continue
+            break
     return out
+
+
+def labels_of(args: argparse.Namespace, trials: Sequence[Trial], language: str = "en") -> dict[str, dict[str, str]]:
+    """Each trial's clinical labels (fact -> label) from its dialog file in `language`, else
+    its English one, if any."""
+    return {trial_id: {fact: q.label for fact, q in dialog.questions.items() if q.label}
+            for trial_id, dialog in dialogs_of(args, trials, language).items()}
 
 
 def write_output(path: str | None, text: str, command: str) -> int:
