@@ -16,7 +16,6 @@ from typing import Mapping, Sequence
 
 from screener.i18n import tr
 from screener.model import FactSpec, Special, Trial
-from screener.present import unit_text
 
 EXAMPLE_DATE = "2025-03-01"
 
@@ -207,9 +206,10 @@ def describe(entry: Entry, several: bool, language: str = "en") -> list[str]:
     heading = f"{entry.column}: {entry.label}" if entry.label else entry.column
     kind = entry.type
     if entry.unit:
-        kind = tr("{type}, in {unit}", type=kind, unit=unit_text(entry.unit, language)).in_language(language)
+        # units as a cell takes them (`10*9/L`), not as a letter prints them (`×10⁹/L`)
+        kind = tr("{type}, in {unit}", type=kind, unit=entry.unit).in_language(language)
     if entry.other_units:
-        units = comma.join(unit_text(u, language) for u in entry.other_units)
+        units = comma.join(entry.other_units)
         kind = tr("{kind} (also accepted: {units}, converted)", kind=kind, units=units).in_language(language)
     elif entry.type == TYPE_WORDS["quantity"].in_language(language):
         kind = tr("{kind} (or any unit of the same kind, converted)", kind=kind).in_language(language)
