@@ -159,3 +159,11 @@ def test_dictionary_in_chinese_has_chinese_labels_titles_types_and_value_labels(
     assert list(rows["sex"])[:4] == ["column", "label", "description", "type"]  # the columns stay
     assert rows["sex"]["label"] == "性别" and rows["sex"]["type"] == "取值之一"
     assert rows["sex"]["values"] == "female; male"  # as a cell takes them
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_dictionary_names_units_as_a_cell_takes_them(capsys, lang: str):
+    assert main(["dictionary", "--trial", "NCT06898385", "--lang", lang]) == 0
+    anc = capsys.readouterr().out.split("\nanc: ")[1].split("\n\n")[0]
+    assert "10*9/L" in anc and "×10" not in anc
+    assert coerce_text(TRIALS["NCT06898385"].facts["anc"], "3.2 10*9/L") is not None
