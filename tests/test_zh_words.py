@@ -162,3 +162,9 @@ def test_a_medication_list_is_typed_and_shown_back_in_chinese(t2d: Trial, t2d_zh
     assert answer(t2d, t2d_zh, "antidiabetic_medications", "无") == ()
     said = refusal(t2d_zh, t2d, "antidiabetic_medications", "药物=二甲双胍, 剂量=500 mg")
     assert "药物=..., 开始日期=..., 停药日期=..., 当前剂量起始日期=..." in said
+
+
+def test_a_choice_is_offered_and_read_by_its_chinese_labels(t2d: Trial, t2d_zh: DialogSpec) -> None:
+    assert answer(t2d, t2d_zh, "eye_exam_method", "散瞳眼底检查") == "dilated"  # a label, typed
+    assert refusal(t2d_zh, t2d, "eye_exam_method", "裂隙灯") == \
+        "'裂隙灯' 不在可选范围内：散瞳眼底检查 / 免散瞳眼底照相 / 未散瞳检查。"

@@ -116,9 +116,11 @@ def parse_answer(
     if kind == "enum":
         choice = said.replace(" ", "_").replace("-", "_")
         for value in spec.values:
-            if normalize(value) == choice:
+            if normalize(value) == choice or normalize(question.values.get(value, value)) == said:
                 return Answer(value)
-        raise InvalidAnswer("bad_choice", answer=text, choices=" / ".join(spec.values))
+        # the choices as the person reads them: the dialog file's labels (免散瞳眼底照相), not value names
+        raise InvalidAnswer("bad_choice", answer=text,
+                            choices=" / ".join(question.values.get(value, value) for value in spec.values))
     return Answer(_coerce(spec, text.strip(), text))
 
 
