@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from test_dialog_flow import CONSENT, DIAGNOSED, ECOG, MAN  # the same eligible man, answered in a real terminal
 
+from audit_support import verified
 from conftest import TRIAL
 
 pytestmark = pytest.mark.usefixtures("traces_verified")  # every trace a test writes verifies
@@ -45,6 +46,23 @@ class Terminal:
         self.child.expect(pexpect.EOF)
         self.child.close()
         return int(self.child.exitstatus)
+
+
+def converse(term: Terminal, answers: dict[str, str], stop: str) -> tuple[list[str], list[int]]:
+    """Answer every question from `answers` (else `?`) until `stop` shows; the facts asked and
+    the "at most N left" counts shown, in order."""
+    asked: list[str] = []
+    counts: list[int] = []
+    while True:
+        index = term.child.expect([r"at most (\d+) left", re.escape(stop)])
+        if index == 1:
+            return asked, counts
+        counts.append(int(term.child.match.group(1)))
+        term.child.expect(r"\[([a-z_0-9]+)\]")  # the question's fact, the first bracket after the count
+        fact = term.child.match.group(1)
+        asked.append(fact)
+        term.child.expect_exact(">")
+        term.child.send(answers.get(fact, "?") + "\r")
 
 
 def start(tmp_path: Path, *extra: str) -> Terminal:
@@ -284,3 +302,23 @@ def test_a_prefilled_value_corrected_in_the_dialog_is_credited_to_the_dialog(tmp
     sources = re.findall(r"<li>(.*?)</li>", letter.split('<ol class="sources">')[1].split("</ol>")[0])
     assert sources[source - 1].startswith("dialog answer, ")  # the appendix names each source once
     assert "was female (answers file " in sex
+
+
+def test_a_correction_that_brings_questions_back_says_why_the_count_goes_up(tmp_path: Path) -> None:
+    trace = tmp_path / "c.trace.jsonl"
+    term = start(tmp_path, "--trace", str(trace))
+    term.answer("sex", "male")
+    term.child.expect(r"at most (\d+) left")
+    for_a_man = int(term.child.match.group(1))
+    term.answer("birth_date", "back")
+    term.answer("sex", "female")  # the pregnancy and breastfeeding questions apply again
+    term.expect("Sex corrected: male → female")
+    term.child.expect(r"The correction of Sex brings back questions that no longer applied: at most (\d+) left now\.")
+    for_a_woman = int(term.child.match.group(1))
+    assert for_a_woman > for_a_man
+    asked, counts = converse(term, {"birth_date": "1965-01-10", "screening_date": "", "gist_confirmed": "no"},
+                             "Decision: ineligible")
+    assert counts[0] == for_a_woman and asked[0] == "birth_date"
+    assert all(later < earlier for earlier, later in zip(counts, counts[1:])), counts
+    assert term.finish() == 0
+    verified(trace)
