@@ -322,3 +322,29 @@ def test_a_correction_that_brings_questions_back_says_why_the_count_goes_up(tmp_
     assert all(later < earlier for earlier, later in zip(counts, counts[1:])), counts
     assert term.finish() == 0
     verified(trace)
+
+
+@pytest.mark.parametrize(("lang", "answers", "named", "name_line", "explained"), [
+    ("en", [("sex", "male"), ("birth_date", "1940-01-01"), ("screening_date", "")],
+     "- **Investigator:** Dr Wang Li", "Name: Dr Wang Li", "Investigator: Dr Wang Li"),
+    ("zh", [("sex", "男"), ("birth_date", "1940-01-01"), ("screening_date", "")],
+     "- **研究者：** Dr Wang Li", "姓名： Dr Wang Li", "研究者：Dr Wang Li"),
+])
+def test_the_investigator_named_apart_from_the_operator_is_on_the_letters_first_page(
+        tmp_path: Path, lang: str, answers: list[tuple[str, str]], named: str, name_line: str, explained: str) -> None:
+    trace, letter = tmp_path / "i.trace.jsonl", tmp_path / "i.letter.md"
+    term = start(tmp_path, "--lang", lang, "--trace", str(trace), "--letter", str(letter),
+                 "--operator", "Nurse Chen", "--investigator", "Dr Wang Li")
+    term.answers(answers)
+    assert term.finish("回车结束" if lang == "zh" else "Press Enter to finish") == 0
+    first_page = letter.read_text(encoding="utf-8").split("\n## ")[0]
+    assert named in first_page and "Nurse Chen" in first_page  # who screened stays apart
+    body = letter.read_text(encoding="utf-8")
+    assert name_line in body
+    start_record = json.loads(trace.read_text(encoding="utf-8").splitlines()[0])
+    assert start_record["investigator"] == "Dr Wang Li" and start_record["operator"] == "Nurse Chen"
+    assert json.loads((tmp_path / "s.json").read_text())["investigator"] == "Dr Wang Li"  # for resume's traces
+    verified(trace)
+    from audit_support import run_cli
+    status, out, _ = run_cli("explain", str(trace), "--lang", lang)
+    assert status == 0 and explained in out
