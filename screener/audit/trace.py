@@ -9,8 +9,9 @@ Changing, removing, reordering or inserting a record, or cutting the file short,
 chain; only signature records may follow `end`.
 
 Record types, in the order a screening writes them:
-  start       trial identity and rules hash, screener version, operator, criteria and facts,
-              the screening's language and, from a dialog file, its wording of the trial
+  start       trial identity and rules hash, screener version, operator (and the investigator,
+              when named apart), criteria and facts, the screening's language and, from a
+              dialog file, its wording of the trial
   fact        a fact's value and where it came from (`Source`)
   correction  a fact changed: old value, new value, reason
   firing      a rule the engine fired: rule id, criterion, outcome, facts read, facts derived
