@@ -25,8 +25,7 @@ from screener.dialog.spec import Question, Vocabulary, is_number, normalize
 from screener.errors import InvalidValue
 from screener.model import FactSpec, FactValue
 from screener.i18n import tr
-from screener.present import label_from, number_text as shown_number, unit_text as shown_unit
-from screener.shown import plain as _plain
+from screener.present import label_from, number_text as shown_number, plain as _plain, unit_text as shown_unit
 from screener.values import (
     MAX_NUMBER_CHARS, coerce, decimal_point, describe_conversion, has_foreign_digits, quantity, shortened,
     without_trailing_zeros,

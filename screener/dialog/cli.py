@@ -329,23 +329,29 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
     """Continue a saved screening; returns the exit status."""
     stdin = stdin or sys.stdin
     console = _console(stdout)
+    language = args.lang or "en"  # until the session says its own
     path = store.find(args.path) if args.path else store.latest()
     if path is None:
-        return _fail(console, f"no saved screening {args.path or ''} in {store.state_dir()}"
-                              .replace("  ", " "))
+        missing = (tr("no saved screening {name} in {folder}", name=str(args.path), folder=store.state_dir())
+                   if args.path else tr("no saved screening in {folder}", folder=store.state_dir()))
+        return _fail(console, missing.in_language(language))
     try:
         saved = store.read_data(Path(path))
         trial_id = saved.get("trial")
         ids = trial_id.split(SEPARATOR) if isinstance(trial_id, str) else None
-        language = saved.get("language", "en")
+        recorded = saved.get("language", "en")
+        if not args.lang and isinstance(recorded, str) and recorded.isascii() and recorded.isalpha():
+            language = recorded
         # the site's trials are found where the screening found them, unless told otherwise
         rules_dirs = args.rules_dir or list(store.remembered_rules_dirs(saved))
-        trial, dialog, portfolio = _load(ids, False, rules_dirs, args.lang or str(language))
+        trial, dialog, portfolio = _load(ids, False, rules_dirs, args.lang or str(recorded))
         session = store.load(Path(path), trial)
         if getattr(args, "investigator", None):  # who signs the letters still to come
             session.investigator = args.investigator
         _check_audit_options(args, dialog, kept_trace=bool(session.traces),
                              operator=session.operator)
+    except store.SessionError as exc:
+        return _fail(console, exc.in_language(language))
     except (ScreenerError, OSError, ValueError, AttributeError) as exc:
         return _fail(console, exc if isinstance(exc, ScreenerError) else f"{path}: {exc}")
     reader = _reader(stdin, console, dialog)

@@ -18,9 +18,8 @@ from screener.dialog.spec import DialogSpec
 from screener.errors import ConflictError, ImpossibleFacts
 from screener.i18n import Message
 from screener.model import Result, Trial
-from screener.present import humanize, list_text, plain_value
+from screener.present import computed, humanize, list_text, plain_value
 from screener.rules.collect import describe_ref
-from screener.shown import computed
 
 
 def show_value(dialog: DialogSpec, value: Any, fact: str | None = None) -> str:
