@@ -108,6 +108,8 @@ def test_a_list_typed_wrongly_is_refused_in_chinese_naming_the_chinese_fields(tc
      "第 2 项，末次用药日期：无法识别日期 '2025年13月15日'；请写成 1961-03-03 或 1961年3月3日。"),
     ("zh", "lesions", "淋巴结=否，最长径=25 kg", "第 1 项，最长径：'25 kg' 的单位无法识别；请使用 mm。"),
     ("zh", "lesions", "lymph_node=no, longest_diameter=abc", "第 1 项，最长径：'abc' 不是数字。"),
+    ("zh", "lesions", "淋巴结=可能", "第 1 项，淋巴结“可能”：请回答“是”或“否”（不知道请输入 ?）。"),
+    ("en", "lesions", "lymph_node=maybe", "Item 1, The lesion is a lymph node 'maybe': Please answer yes or no (or ? if unknown)."),
     ("en", "lesions", "lymph_node=no, longest_diameter=2.5 kg",
      "Item 1, Longest diameter (non-nodal lesions): Unknown unit in '2.5 kg'; use mm."),
     ("en", "prior_regimens", "regimen=folfirinox, end_date=2025-13-01",

@@ -37,7 +37,13 @@ OWN_MESSAGES = {
     "list_form": tr("'{answer}': write each item as {fields}, items separated by ';' (none for no items)"),
     "list_twice": tr("'{answer}': {field} is given twice in one item"),
     "list_item": tr("Item {item}, {field}: {reason}"),
+    # a refusal that does not quote what was typed (a yes/no field's) quotes it here
+    "list_item_value": tr("Item {item}, {field} '{answer}': {reason}"),
 }
+
+
+# dialog messages that do not quote the answer (a list item's refusal quotes it for them)
+_UNQUOTED = frozenset({"bad_yes_no", "empty"})
 
 
 class InvalidAnswer(Exception):
@@ -221,8 +227,10 @@ def _list(spec: FactSpec, question: Question, words: Vocabulary, said: str, text
             try:
                 item[field_name] = _field_value(spec, question, words, field_name, value.strip(), today)
             except InvalidAnswer as refused:
-                raise InvalidAnswer("list_item", item=number, field=_field_label(spec, question, field_name),
-                                    reason=refused) from None
+                quoted = refused.key not in _UNQUOTED
+                raise InvalidAnswer("list_item" if quoted else "list_item_value", item=number,
+                                    field=_field_label(spec, question, field_name), reason=refused,
+                                    **({} if quoted else {"answer": shortened(value.strip())})) from None
         items.append(item)
     return Answer(_coerce(spec, items, text))
 
