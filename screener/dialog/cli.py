@@ -147,6 +147,10 @@ def _add_audit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--operator", metavar="NAME",
                         help="who screens, recorded in the trace and letter (on resume: who "
                              "continues, recorded with the resumption; default: who started)")
+    parser.add_argument("--investigator", metavar="NAME",
+                        help="the investigator responsible for the decision, whose name the letter "
+                             "prints on its first page to sign, recorded in the trace (default: "
+                             "the operator); kept by the session for the traces resume writes")
     parser.add_argument("--tz", metavar="ZONE", help=TZ_HELP)
     add_sign_options(parser)
 
@@ -198,8 +202,10 @@ def _audit_observer(args: argparse.Namespace, trial: Trial, dialog: DialogSpec,
 
     zone = site_zone(getattr(args, "tz", None))
     operator = (session.operator if session is not None else None) or args.operator
+    investigator = getattr(args, "investigator", None) or (session.investigator if session is not None else None)
     if portfolio is None:
-        return TraceObserver(args.trace, trial, operator=operator, candidate_id=candidate,
+        return TraceObserver(args.trace, trial, operator=operator, investigator=investigator,
+                             candidate_id=candidate,
                              letter_path=args.letter, language=dialog.language,
                              wording=dialog.wording(), zone=zone,
                              signer=getattr(args, "signing", None),
@@ -207,7 +213,8 @@ def _audit_observer(args: argparse.Namespace, trial: Trial, dialog: DialogSpec,
     observers: dict[str, Observer] = {}
     for member, _, member_dialog in portfolio.members:
         observers[member.id] = TraceObserver(
-            _per_trial(args.trace, member.id), member, operator=operator, candidate_id=candidate,
+            _per_trial(args.trace, member.id), member, operator=operator, investigator=investigator,
+            candidate_id=candidate,
             letter_path=_per_trial(args.letter, member.id) if args.letter else None,
             language=member_dialog.language, wording=member_dialog.wording(), zone=zone,
             signer=getattr(args, "signing", None), continues=traces.links(session, member.id))
@@ -287,7 +294,7 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
             return EXIT_SAVED
     session = store.Session(path=path, trial_id=trial.id, trial_hash=trial.content_hash,
                             language=args.lang, candidate_id=str(candidate), complete=args.complete,
-                            operator=args.operator,
+                            operator=args.operator, investigator=args.investigator,
                             rules_dirs=tuple(str(Path(d).resolve()) for d in args.rules_dir))
     try:
         observer = observer or _audit_observer(args, trial, dialog, str(candidate), portfolio)
@@ -339,6 +346,8 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         rules_dirs = args.rules_dir or list(store.remembered_rules_dirs(saved))
         trial, dialog, portfolio = _load(ids, False, rules_dirs, args.lang or str(recorded))
         session = store.load(Path(path), trial)
+        if getattr(args, "investigator", None):  # who signs the letters still to come
+            session.investigator = args.investigator
         _check_audit_options(args, dialog, kept_trace=bool(session.traces),
                              operator=session.operator)
     except store.SessionError as exc:

@@ -55,7 +55,8 @@ def show_value(dialog: DialogSpec, value: Any, fact: str | None = None) -> str:
 def refusal(dialog: DialogSpec, error: InvalidAnswer) -> str:
     """The one-line reason for a refused answer, in the dialog's language: the dialog file's
     message, or the screener's own (list forms) from its catalogue."""
-    params = {key: value.in_language(dialog.language) if isinstance(value, Message) else value
+    params = {key: value.in_language(dialog.language) if isinstance(value, Message)
+              else refusal(dialog, value) if isinstance(value, InvalidAnswer) else value  # a list item's own
               for key, value in error.params.items()}
     if error.key in OWN_MESSAGES:
         return dialog.tr(OWN_MESSAGES[error.key].id, **params)

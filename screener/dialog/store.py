@@ -96,6 +96,7 @@ class Session:
     sources: dict[str, str] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     operator: str | None = None
+    investigator: str | None = None  # who signs the letters (None: the operator)
     traces: tuple[KeptTrace, ...] = ()  # the audit traces it writes, empty when none
     rules_dirs: tuple[str, ...] = ()  # the --rules-dir it started with (absolute), for resume
 
@@ -161,7 +162,8 @@ class Session:
             "category": self.category, "created": self.created, "updated": now(),
             "answers": {fact: to_json(value) for fact, value in self.answers.items()},
             "sources": dict(self.sources), "history": self.history,
-            "operator": self.operator, "traces": [kept.to_json() for kept in self.traces],
+            "operator": self.operator, "investigator": self.investigator,
+            "traces": [kept.to_json() for kept in self.traces],
             "rules_dirs": list(self.rules_dirs),
         }
 
@@ -294,6 +296,7 @@ def load(path: Path, trial: Trial) -> Session:
         raise SessionError(str(path), tr("the traces it remembers are unreadable: {reason}",
                                          reason=_why(exc))) from exc
     operator = data.get("operator")
+    investigator = data.get("investigator")
     return Session(
         path=path, trial_id=trial.id, trial_hash=str(data.get("trial_hash", "")),
         language=str(data.get("language", "en")), candidate_id=str(data.get("candidate_id", "")),
@@ -301,7 +304,8 @@ def load(path: Path, trial: Trial) -> Session:
         decision=data.get("decision"), category=data.get("category"), created=str(data.get("created", now())), answers=answers,
         sources={k: str(v) for k, v in dict(data.get("sources") or {}).items()},
         history=list(data.get("history") or []),
-        operator=None if operator is None else str(operator), traces=traces,
+        operator=None if operator is None else str(operator),
+        investigator=None if investigator is None else str(investigator), traces=traces,
         rules_dirs=remembered_rules_dirs(data),
     )
 
