@@ -44,7 +44,7 @@ def test_chinese_dialog_is_chinese_throughout(trial_id: str) -> None:
     zh = load_dialog(dialog_path(trial.id, "zh"), trial)
     en = load_dialog(dialog_path(trial.id, "en"), trial)
     assert set(zh.questions) == set(en.questions)  # each language asks the same facts, in the same order
-    assert [s.id for s in zh.sections] == [s.id for s in en.sections]
+    assert [s.id for s in zh.sections] == [s.id for s in en.sections] and zh.disease == en.disease
     for fact, question in zh.questions.items():
         assert CJK.search(question.text), fact
         assert CJK.search(question.help) or not re.search("[a-z]{3}", question.help), fact  # else `I3.` alone
