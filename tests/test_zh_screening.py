@@ -293,7 +293,7 @@ def test_the_diabetes_trial_is_screened_in_chinese_to_a_chinese_letter(tmp_path:
     # protocol quote wrapped by the terminal is still found whole); the eGFR by CKD-EPI 2021,
     # worked by hand: 142 x (0.9 / 0.7)^-1.200 x 0.9938^60 x 1.012 = 73.19
     screen = " ".join(ANSI.sub("", shown.getvalue()).split())
-    assert "中心实验室糖化血红蛋白（HbA1c）？" in screen and "识别为 8.01 %（由 64 mmol/mol 换算）" in screen
+    assert "中心实验室测定的糖化血红蛋白（HbA1c）？" in screen and "识别为 8.01 %（由 64 mmol/mol 换算）" in screen
     assert "识别为 79.56 µmol/L（由 0.9 毫克/分升 换算）" in screen
     assert "估算肾小球滤过率（eGFR） = 73.2 mL/min/1.73 m²（计算得出）" in screen
     assert english_in(screen, trace) == []
