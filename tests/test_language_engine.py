@@ -351,10 +351,30 @@ def test_a_question_that_no_answer_can_turn_into_a_decision_is_not_asked(stuck):
     assert "d2" in missing
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known disagreement on `missing`: with home given empty and home[] to complete, the engine "
-    "also names d1 (it matters once readings are added), the reference does not; the two "
-    "readings of a list still to complete must be settled in docs/rules-language.md first"))
+def test_a_list_given_empty_is_completed_before_what_matters_only_with_its_items(stuck):
+    # home given empty is named as home[] only: d1 would matter once home readings are
+    # added, and is asked then. Here the only clinic reading, 805 mmHg, is above 160 whatever
+    # its date: completing the date excludes, whatever d1 is, so d1 is not asked...
+    missing = _missing(stuck, {"home": [], "clinic": [{"systolic": 805}]})
+    assert "d1" not in missing and missing[-2:] == ["home[]", "clinic[1].date"]
+    # ...while a clinic reading of 150 can end S1 (not excluded) once d1 = no
+    assert "d1" in _missing(stuck, {"home": [], "clinic": [{"systolic": 150}]})
+    # two undated clinic readings on either side of 160: either may be the latest
+    assert "d1" in _missing(stuck, {"home": [], "clinic": [{"systolic": 150}, {"systolic": 805}]})
+
+
+@pytest.mark.parametrize("known,asked", [(170, False), (160, True), (150, True)])
+def test_a_greatest_value_already_past_the_limit_asks_nothing_that_could_only_end_the_other_way(
+        tmp_path, known, asked):
+    rules = (DATA / "LANG-3.yaml").read_text().replace(
+        "or latest(clinic, date, systolic) > 160", "or max_of(clinic, systolic) > 160")
+    (tmp_path / "LANG-3.yaml").write_text(rules)
+    trial = load_trial(tmp_path / "LANG-3.yaml")
+    # the greatest clinic reading is `known` or more, whatever the second one is
+    missing = _missing(trial, {"home": [], "clinic": [{"systolic": known}, {"date": "2024-01-01"}]})
+    assert ("d1" in missing) is asked and "clinic[2].systolic" in missing
+
+
 def test_the_reference_agrees_on_random_candidates_with_empty_readings_and_early_formulas(stuck):
     import random
     import sys

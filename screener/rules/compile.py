@@ -621,17 +621,20 @@ class _Kleene:
         self._sticky_seen[id(e)] = (e, found)
         return found
 
-    def _movable(self, t: Term) -> Cond:
-        """The sticky term `t` is not stuck: its list is not given empty."""
+    def _movable(self, t: Term, want: bool) -> Cond:
+        """The sticky term `t` is not stuck, its list not given empty, and completing the
+        list's items can still make it `want`: it was not found to go only the other way
+        (the latest of readings all above the limit, their dates unknown)."""
         name = field(_stuck_list(t) or "")
-        return _any([{"$nex": {name: 1}}, {"$gt": {name: 0}}])
+        return _all([_any([{"$nex": {name: 1}}, {"$gt": {name: 0}}]),
+                     _any([{"$nex": {t.one_way: 1}}, {t.one_way: 1 if want else -1}])])
 
     def _can(self, e: Any, want: bool) -> Cond:
         """`e` is unknown and some answers to the absent facts make it `want`."""
         if not self._sticky(e):
             return self.unknown(e)
         if isinstance(e, Term):
-            return _all([self.unknown(e), self._movable(e)])
+            return _all([self.unknown(e), self._movable(e, want)])
         if isinstance(e, Not):
             return self._can(e.operand, not want)
         assert isinstance(e, (And, Or))
@@ -645,7 +648,7 @@ class _Kleene:
         if not self._sticky(e):
             return self.relevant(e, fact)
         if isinstance(e, Term):
-            return _all([self.relevant(e, fact), self._movable(e)])
+            return _all([self.relevant(e, fact), self._movable(e, want)])
         if isinstance(e, Not):
             return self._towards(e.operand, fact, not want)
         assert isinstance(e, (And, Or))
