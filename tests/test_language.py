@@ -209,6 +209,39 @@ criteria:
     assert any("uncovered: derivation D: no class covers the total 2" in p for p in problems)
 
 
+@pytest.mark.parametrize("gate,inputs,problem", [
+    ("y", "[x, y]", "'normal_unless' must name a yes/no fact among the inputs, not 'y'"),
+    ("known", "[x, y]", "'normal_unless' must name a yes/no fact among the inputs, not 'known'"),
+    ("known", "[x, y, known]", None),
+])
+def test_a_score_is_normal_unless_a_yes_no_input_says_otherwise(gate, inputs, problem):
+    text = f"""
+trial: {{id: B, title: B, version: "1"}}
+facts:
+  candidate_id: {{type: text, required: true, description: Id.}}
+  x: {{type: integer, min: 0, max: 4, description: X.}}
+  y: {{type: enum, values: [a, b], description: Y.}}
+  known: {{type: boolean, description: Known disease.}}
+  c: {{type: enum, values: [low, high], derived: true, description: C.}}
+derivations:
+  - id: D
+    fact: c
+    function: banded_score
+    inputs: {inputs}
+    params:
+      normal_unless: {gate}
+      points: {{x: [[0, "< 2"], [1, ">= 2"]], y: {{a: 0, b: 5}}}}
+      classes: [[low, "<= 1"], [high, ">= 2"]]
+    description: D.
+criteria:
+  - {{id: I1, kind: inclusion, title: T, protocol: T., when: c == low}}
+"""
+    if problem is None:
+        build_trial(load_yaml_text(text, "t.yaml"), "t.yaml", "0")
+    else:
+        assert any(problem in p for p in _problems(text))
+
+
 @pytest.mark.parametrize("formula,code", [
     ("weight / height", "unit"),          # kg/cm is no kg/m2
     ("screening_date", "wrong-type"),     # a date is no quantity
