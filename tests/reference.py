@@ -651,6 +651,21 @@ class Reference:
         else:
             out.update(n for n in names_read(e, self.definitions) if n not in env.values)
 
+    def awaited(self, e: tuple, env: Env) -> list[str]:
+        """The facts of every `pending(...)` that an unknown condition reaches through its
+        unknown `and`/`or`/`not` parts: what they describe is to be collected (again), so
+        they are named whether given or not."""
+        if e[0] == "def":
+            return self.awaited(self.definitions[e[1]], env)
+        if e[0] == "pending":
+            return [arg[1] for arg in e[1]]
+        if e[0] == "not":
+            return self.awaited(e[1], env)
+        if e[0] in ("and", "or"):
+            return [name for part in e[1] if isinstance(evaluate(part, env), Unk)
+                    for name in self.awaited(part, env)]
+        return []
+
     def missing(self, outcomes: dict[str, Any], rt: dict[str, Any]) -> list[str]:
         found: set[str] = set()
         for criterion in self.criteria:
@@ -664,6 +679,7 @@ class Reference:
             else:
                 pending = [name for name in criterion.facts
                            if name not in rt and self.could_settle(criterion, rt, name)]
+            pending.extend(self.awaited(criterion.cond, self.env(rt)))
             while pending:
                 name = pending.pop()
                 found.add(name)

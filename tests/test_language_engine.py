@@ -397,3 +397,51 @@ def test_the_reference_agrees_on_random_candidates_with_empty_readings_and_early
         record = screen_row(stuck, screener, Row(1, dict(fields))).record
         want = reference.decide(fields)
         assert (record["decision"], record["missing"]) == (want["decision"], want["missing"] or []), fields
+
+
+PENDING = """
+trial: {id: LANG-P, title: Pending test trial, version: "1"}
+facts:
+  candidate_id: {type: text, required: true, description: Id.}
+  screening_date: {type: date, description: Screening.}
+  exam_date: {type: date, description: Examination date.}
+  exam_finding: {type: boolean, description: Examination shows the disease.}
+  other: {type: boolean, description: Another reason to exclude.}
+criteria:
+  - id: E1
+    kind: exclusion
+    title: T
+    protocol: T.
+    when: >-
+      (exam_date within 30 days before screening_date and exam_finding)
+      or other
+      or (not (exam_date within 30 days before screening_date)
+          and pending(exam_date, exam_finding))
+"""
+
+
+@pytest.mark.parametrize("facts,decision,missing", [
+    # an examination in the window decides
+    ({"exam_date": "2024-02-20", "exam_finding": "yes"}, "ineligible", None),
+    ({"exam_date": "2024-02-20", "exam_finding": "no", "other": "no"}, "eligible", None),
+    # one too early is no examination yet: to collect again, given as it is
+    ({"exam_date": "2024-01-01", "exam_finding": "no", "other": "no"}, "undetermined", ["exam_date", "exam_finding"]),
+    ({"exam_date": "2024-01-01", "exam_finding": "yes"}, "undetermined", ["exam_date", "exam_finding", "other"]),
+    # pending never hides what settles the criterion otherwise
+    ({"exam_date": "2024-01-01", "exam_finding": "no", "other": "yes"}, "ineligible", None),
+    ({}, "undetermined", ["exam_date", "exam_finding", "other"]),
+])
+def test_a_pending_condition_stays_unknown_and_names_what_to_collect_given_or_not(
+        tmp_path, facts, decision, missing):
+    from reference import reference_for
+
+    from screener.batch import screen_row
+    from screener.readers import Row
+
+    (tmp_path / "LANG-P.yaml").write_text(PENDING)
+    trial = load_trial(tmp_path / "LANG-P.yaml")
+    fields = {"candidate_id": "a", "screening_date": "2024-03-01", **facts}
+    record = screen_row(trial, Screener(trial), Row(1, dict(fields))).record
+    assert (record["decision"], record["missing"] or None) == (decision, missing)
+    want = reference_for(trial).decide(fields)
+    assert (want["decision"], want["missing"]) == (decision, missing)

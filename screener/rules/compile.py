@@ -21,7 +21,7 @@ from decimal import Decimal
 
 from screener.errors import RuleProblem, RulesError
 from screener.model import (
-    Aggregate, And, Call, Cmp, Compare, Const, Criterion, Expr, FactSpec, In, IsSpecial, Not, Or, Ref,
+    Aggregate, And, Call, Cmp, Compare, Const, Criterion, Expr, FactSpec, In, IsSpecial, Not, Or, Pending, Ref,
     Special, Trial, children, expr_facts,
 )
 from screener.rules.terms import NEVER_PREFIX, ONGOING_DAY, Term, lower, needs, settling_alone
@@ -316,6 +316,8 @@ def _walk(e: Any, parts: list[Part], facts: list[str]) -> None:
     elif isinstance(e, (Compare, In)):
         if e.fact not in facts:
             facts.append(e.fact)
+    elif isinstance(e, Pending):
+        facts.extend(name for name in e.facts if name not in facts)
     elif isinstance(e, (Term, IsSpecial)):
         for name in e.inputs if isinstance(e, Term) else (e.operand.fact,):
             if name not in facts:
@@ -346,7 +348,7 @@ def _native(e: Any) -> bool:
         return _native(e.operand)
     if isinstance(e, (And, Or)):
         return all(_native(o) for o in e.operands)
-    return isinstance(e, (Compare, In, Const)) or (isinstance(e, IsSpecial) and isinstance(e.operand, Ref))
+    return isinstance(e, (Compare, In, Const, Pending)) or (isinstance(e, IsSpecial) and isinstance(e.operand, Ref))
 
 
 def _scaled(name: str, op: str, scaled: Decimal) -> Cond:
@@ -514,6 +516,8 @@ class _Kleene:
         return _all([self._cmp(fact, "!=", v) for v in values])
 
     def true(self, e: "Expr | Part") -> Cond:
+        if isinstance(e, Pending):
+            return False  # unknown until what it names is done
         if isinstance(e, Term):
             return self._term(e, "met")
         if isinstance(e, IsSpecial):
@@ -534,6 +538,8 @@ class _Kleene:
         return _any([self.true(o) for o in e.operands])
 
     def false(self, e: "Expr | Part") -> Cond:
+        if isinstance(e, Pending):
+            return False  # unknown until what it names is done
         if isinstance(e, Term):
             return self._term(e, "not_met")
         if isinstance(e, IsSpecial):
@@ -554,6 +560,8 @@ class _Kleene:
         return _all([self.false(o) for o in e.operands])
 
     def unknown(self, e: "Expr | Part") -> Cond:
+        if isinstance(e, Pending):
+            return True  # unknown until what it names is done
         if isinstance(e, Term):
             return self._term(e, "unknown")
         if isinstance(e, IsSpecial):
@@ -593,6 +601,8 @@ class _Kleene:
             return _all([self.unknown(e), self.absent(fact), self._matters(e.expr, fact)])
         if isinstance(e, IsSpecial):
             return self.absent(fact) if e.operand.fact == fact else False
+        if isinstance(e, Pending):
+            return fact in e.facts  # to collect again, given or not
         if isinstance(e, Part):
             return _all([self.unknown(e), self.relevant(e.expr, fact)])
         if isinstance(e, Const):

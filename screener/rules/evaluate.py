@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 from screener.model import (
     Aggregate, And, Arith, Call, Cmp, Compare, Const, Duration, FactSpec, In, IsSpecial, ItemField,
-    Literal, Member, Neg, Not, Number, Or, Ref, Scale, Special, Truth, Within, children,
+    Literal, Member, Neg, Not, Number, Or, Pending, Ref, Scale, Special, Truth, Within, children,
 )
 from screener.rules.functions import add_months
 
@@ -225,6 +225,8 @@ class Evaluator:
               fields: Mapping[str, FactSpec] | None) -> Any:
         if isinstance(e, Const):
             return e.value
+        if isinstance(e, Pending):
+            return None
         if isinstance(e, Not):
             inner = self.truth(e.operand, values, item, fields)
             return (not inner) if isinstance(inner, bool) else inner

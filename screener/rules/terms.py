@@ -30,7 +30,7 @@ from decimal import Decimal
 from typing import Any, Mapping
 
 from screener.model import (
-    Aggregate, And, Cmp, Compare, Const, Expr, In, IsSpecial, ItemField, Not, Number, Or, Ref,
+    Aggregate, And, Cmp, Compare, Const, Expr, In, IsSpecial, ItemField, Not, Number, Or, Pending, Ref,
     Special, children,
 )
 from screener.rules.evaluate import NEVER, Evaluator, Failure, Range, compare
@@ -89,7 +89,7 @@ def is_native(e: Any) -> bool:
     """Whether the engine decides `e` by its own comparisons (no term needed)."""
     if isinstance(e, In):
         return len(e.values) <= MAX_NATIVE_IN
-    if isinstance(e, (Compare, Const)):
+    if isinstance(e, (Compare, Const, Pending)):
         return True
     return isinstance(e, IsSpecial) and isinstance(e.operand, Ref)
 
