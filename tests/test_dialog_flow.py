@@ -423,3 +423,33 @@ def test_a_review_screen_lists_every_answer_by_section_before_finishing(run: Any
     assert re.search(r"Organ function and labs\s*\n\s+Known chronic liver disease or cirrhosis\s+yes\s+answered\s*\n"
                      r"\s+Total bilirubin .*\n\s+Serum albumin\s+38 g/L\s+answered", review)
     assert review.index("Identity and diagnosis") < review.index("Comorbidities") < review.index("Consent")
+
+
+@pytest.mark.parametrize("exam,decision,missing", [
+    (["2024-12-02", "dilated", "no"], "undetermined",  # 91 days before screening: pending
+     ("eye_exam_date", "eye_exam_method", "unstable_retinopathy")),
+    (["2025-02-10", "undilated", "yes"], "undetermined",  # not verified without dilation
+     ("eye_exam_date", "eye_exam_method", "unstable_retinopathy")),
+    (["2025-02-10", "dilated", "no"], "eligible", ()),
+    (["2025-02-10", "non_mydriatic_camera", "yes"], "ineligible", ()),
+])
+def test_an_eye_examination_that_does_not_qualify_leaves_the_screening_pending(
+        tmp_path: Path, exam: list[str], decision: str, missing: tuple[str, ...]) -> None:
+    import yaml
+
+    from screener.rules.check import load_trial
+    from screener.trials import rules_path
+
+    trial = load_trial(rules_path("NCT06534411"))
+    spec = load_dialog(dialog_path(trial.id, "en"), trial)
+    base = yaml.safe_load(rules_path(trial.id).with_suffix(".cases.yaml").read_text(encoding="utf-8"))["base"]
+    flow, out = make(trial, Screener(trial), spec, exam + [""], tmp_path)
+    flow.prefill({k: v for k, v in base.items() if k not in ("eye_exam_date", "eye_exam_method",
+                                                             "unstable_retinopathy")})
+    result = flow.run()
+    done = Run(out.getvalue(), result, flow.session, flow.observer)  # type: ignore[arg-type]
+    assert done.asked == ["eye_exam_date", "eye_exam_method", "unstable_retinopathy"]
+    assert (result.decision, result.missing) == (decision, missing)
+    if missing:  # the examination to collect, by its clinical labels
+        assert ("Screening log: pending\nMissing: Fundus examination date, Fundus examination method, "
+                "Unstable diabetic retinopathy or maculopathy") in done.text
