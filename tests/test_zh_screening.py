@@ -336,3 +336,27 @@ def test_batch_letters_of_the_diabetes_trial_in_chinese_name_the_drugs_in_chines
     assert "出生时性别 = 男" in md and "眼底检查方式 = 散瞳眼底检查" in md
     for text in (md, plain_html(written.letters["html"].read_text(encoding="utf-8"))):
         assert english_in(text, written.trace) == []
+
+
+def test_a_diabetes_letter_pending_a_qualifying_eye_examination_asks_for_it_in_chinese(tmp_path: Path) -> None:
+    from screener.rules.check import load_trial
+    from screener.trials import rules_path
+
+    trial = load_trial(rules_path(DIABETES))
+    cases = yaml.safe_load(rules_path(DIABETES).with_suffix(".cases.yaml").read_text(encoding="utf-8"))
+    # an examination without dilation does not count: E4 waits for one that does
+    facts = {name: coerce(trial.facts[name], value)
+             for name, value in {**cases["base"], "eye_exam_method": "undilated"}.items()}
+    result = Screener(trial).evaluate(facts)
+    assert result.decision == "undetermined"
+    wording = load_dialog(dialog_path(DIABETES, "zh"), trial).wording()
+    sources = {name: (value, Source.batch("t2d.jsonl", 1, name)) for name, value in facts.items()}
+    written = write_candidate_artifacts(trial, "T2D-3", sources, result, tmp_path, tmp_path, None,
+                                        NOW, language="zh", wording=wording)
+    md = plain_markdown(written.letters["md"].read_text(encoding="utf-8"))
+    assert "尚无法确定" in md and "E4 未控制且可能不稳定的糖尿病视网膜病变或黄斑病变：未知" in md
+    missing = md.split("## 尚缺信息")[1].split("##")[0]
+    assert {"眼底检查日期", "眼底检查方式", "不稳定的糖尿病视网膜病变或黄斑病变"} <= {
+        line.lstrip("- ").strip() for line in missing.splitlines() if line.strip()}
+    assert "本条为待定" in md  # the reading of E4, in Chinese
+    assert english_in(md, written.trace) == []
