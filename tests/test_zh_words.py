@@ -8,6 +8,7 @@ import datetime as dt
 import io
 import re
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -211,3 +212,35 @@ def test_a_choice_is_offered_and_read_by_its_chinese_labels(t2d: Trial, t2d_zh: 
     assert answer(t2d, t2d_zh, "eye_exam_method", "散瞳眼底检查") == "dilated"  # a label, typed
     assert refusal(t2d_zh, t2d, "eye_exam_method", "裂隙灯") == \
         "'裂隙灯' 不在可选范围内：散瞳眼底检查 / 免散瞳眼底照相 / 未散瞳检查。"
+
+
+_CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parent.parent / "dialogs")
+                                        .glob("*.zh.yaml")), ids=lambda p: p.name)
+def test_no_chinese_text_reads_with_a_space_where_its_line_was_folded(path: Path):
+    """YAML folds the line break of a multi-line text into a space, which Chinese does not
+    write: a question or help folded between two Chinese characters would read `其他 临床研究`."""
+    import yaml
+
+    folded = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                walk(key)
+                walk(value)
+        elif isinstance(node, yaml.SequenceNode):
+            for value in node.value:
+                walk(value)
+        elif (isinstance(node, yaml.ScalarNode) and node.style in (">", None, "'", '"')
+              and node.end_mark.line > node.start_mark.line):
+            lines = path.read_text(encoding="utf-8").splitlines()
+            for i in range(node.start_mark.line, min(node.end_mark.line, len(lines) - 1)):
+                before, after = lines[i].rstrip(), lines[i + 1].strip()
+                if before and after and _CJK.match(before[-1]) and _CJK.match(after[0]):
+                    folded.append(f"{path.name}:{i + 1}: {before[-8:]} / {after[:8]}")
+
+    walk(yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader))
+    assert folded == []
