@@ -373,7 +373,7 @@ def _records(args: argparse.Namespace, chosen: list[tuple[Trial, Path]], rows: I
         if client is not None:
             from screener.cluster import screen_rows_cluster
 
-            return screen_rows_cluster(client, trial, path, rows, summary, context), None
+            return screen_rows_cluster(client, trial, path, rows, summary, context, store), None
         if args.jobs > 1:
             return screen_rows_parallel(trial, str(path), rows, summary, args.jobs, audit,
                                         context=context), None
@@ -383,7 +383,7 @@ def _records(args: argparse.Namespace, chosen: list[tuple[Trial, Path]], rows: I
     if client is not None:
         from screener.cluster import screen_portfolio_cluster
 
-        records = screen_portfolio_cluster(client, chosen, rows, tally, match=match)
+        records = screen_portfolio_cluster(client, chosen, rows, tally, match=match, store=store)
     elif args.jobs > 1:
         records = portfolio.screen_portfolio_parallel(trials, [str(p) for _, p in chosen], rows, tally,
                                                       args.jobs, audit, match=match)
@@ -629,9 +629,6 @@ def _cluster_usable(args: argparse.Namespace, err: Console) -> bool:
     if args.traces:
         _say(err, "screener batch: --cluster goes without --traces (the workers share no folder with "
                   "this machine); write traces with --jobs")
-        return False
-    if getattr(args, "store", None):
-        _say(err, "screener batch: --cluster goes without --store")
         return False
     try:
         parse_address(args.cluster)

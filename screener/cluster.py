@@ -9,6 +9,8 @@ dashboard). The same code runs in both cases.
   durable-rules rulesets once, keyed by that hash (`_screener_for`). durable-rules keeps
   C-level state per process and is not safe from two threads: workers run one thread
   (`dask worker --nthreads 1`), and a lock keeps one chunk at a time in a process even if not.
+- With a screening store, the client looks each candidate and trial up (the store is one
+  transaction on the client) and sends only what changed; the workers' records are stored.
 - Rows go out in chunks (a candidate is never split), at most a few chunks per worker in
   flight; results come back as they finish and are put back in input order (a reorder buffer
   bounded by the same window), so the client's memory stays flat however large the input and
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from screener.model import FactValue, Trial
     from screener.portfolio import Tally
     from screener.readers import Row
+    from screener.store import Store
 
 # How long the client waits for a first worker to join the scheduler. How long it waits for
 # the scheduler itself is Dask's `distributed.comm.timeouts.connect` (30 s unless set, e.g.
@@ -250,43 +253,47 @@ def _chunks(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
         yield chunk
 
 
-def chunk_results(client: Any, rows: Iterable[Row], chunk_size: int, work: Callable[..., Any],
-                  *args: Any) -> Iterator[Any]:
-    """`work(*args, chunk)` on the cluster for each chunk of `rows`; yields the results in
-    input order. At most `CHUNKS_PER_WORKER` chunks per worker are submitted and not yet
-    yielded, so the client holds a bounded number of rows and results whatever the input's
-    size. Raises ClusterLost when the scheduler goes away or a chunk cannot be screened."""
+def chunk_results(client: Any, chunks: Iterable[tuple[list[Any], Any]], work: Callable[..., Any],
+                  *args: Any) -> Iterator[tuple[list[Any], Any]]:
+    """`work(*args, items)` on the cluster for each `(items, state)` of `chunks`; yields
+    `(result, state)` in input order (an empty `items` is not sent: its result is []). At most
+    `CHUNKS_PER_WORKER` chunks per worker are taken from `chunks` and not yet yielded, so the
+    client holds a bounded number of rows and results whatever the input's size. Raises
+    ClusterLost when the scheduler goes away or a chunk cannot be screened."""
     from distributed import as_completed
 
-    chunk_size = int(_test_knob(TEST_ROWS_VARIABLE)) or chunk_size
     window = CHUNKS_PER_WORKER * workers_of(client)
     run = uuid.uuid4().hex[:12]  # task keys of this run only, whoever else uses the scheduler
     finished = as_completed()
     place: dict[Any, int] = {}  # future -> its chunk's place in the input
-    ready: dict[int, Any] = {}  # results that arrived before an earlier chunk's
+    states: dict[int, Any] = {}
+    ready: dict[int, list[Any]] = {}  # results that arrived before an earlier chunk's
     submitted = taken = 0
-    chunks = _chunks(rows, chunk_size)
+    source = iter(chunks)
     more = True
     try:
-        while more or place or ready:
+        while True:
             while more and submitted - taken < window:
-                chunk = next(chunks, None)
+                chunk = next(source, None)
                 if chunk is None:
                     more = False
                     break
-                future = _submit(client, work, args, chunk, f"screener-{run}-{submitted}")
-                place[future] = submitted
-                finished.add(future)
+                items, states[submitted] = chunk
+                if items:
+                    future = _submit(client, work, args, items, f"screener-{run}-{submitted}")
+                    place[future] = submitted
+                    finished.add(future)
+                else:
+                    ready[submitted] = []
                 submitted += 1
             while taken in ready:
-                yield ready.pop(taken)
+                yield ready.pop(taken), states.pop(taken)
                 taken += 1
             if taken == submitted and not more:
                 break
-            if submitted - taken >= window or not more:
-                future = next(finished)
-                ready[place.pop(future)] = _result(future)
-                del future  # its result is released on the cluster
+            future = next(finished)
+            ready[place.pop(future)] = _result(future)
+            del future  # its result is released on the cluster
     finally:
         for future in list(place):
             with contextlib.suppress(Exception):
@@ -359,57 +366,120 @@ def _test_delay() -> None:
         time.sleep(delay)
 
 
-def screen_batch_chunk(pack: RulesPack, context: Mapping[str, FactValue],
-                       rows: list[Row]) -> list[tuple[dict[str, Any], list[str]]]:
-    """One trial: each row's record and its fields that are not facts of the trial."""
-    from screener.batch import screen_row, unknown_fields
+def screen_chunk(packs: Sequence[RulesPack], context: Mapping[str, FactValue], match: bool,
+                 items: list[tuple[Row, Sequence[int] | None]]) -> list[list[dict[str, Any]]]:
+    """Per row, its records for the trials of `packs` it names (None: every one) in that order:
+    batch records, or with `match` the match records `portfolio.rank` reads."""
+    from screener.batch import screen_row
+    from screener.portfolio import with_trial
+    from screener.prospects import prospect_fields
 
-    with _lock:
-        trial, screener = _screener_for(pack)
-        out = [(screen_row(trial, screener, row, context).record, unknown_fields(trial, row)) for row in rows]
-    _test_delay()
-    return out
-
-
-def screen_portfolio_chunk(packs: Sequence[RulesPack], match: bool,
-                           rows: list[Row]) -> list[tuple[list[tuple[dict[str, Any], str | None]], list[str]]]:
-    """Several trials: per row, its record for each trial and its fields that are facts of none."""
-    from screener.portfolio import _screen_one_row, unknown_to_all
-
+    out = []
     with _lock:
         built = [_screener_for(pack) for pack in packs]
-        trials = [trial for trial, _ in built]
-        screeners = [screener for _, screener in built]
-        audits = [None] * len(trials)
-        out = [(_screen_one_row(trials, screeners, row, audits, match=match), unknown_to_all(trials, row))
-               for row in rows]
+        for row, which in items:
+            records = []
+            for trial, screener in (built if which is None else [built[i] for i in which]):
+                screened = screen_row(trial, screener, row, context)
+                record = screened.record
+                if match:  # the criteria's outcomes, which only the worker has
+                    record = with_trial(record, trial.id)
+                    record.update(prospect_fields(trial, record["decision"], screened.result))
+                records.append(record)
+            out.append(records)
     _test_delay()
     return out
 
 
-# --- the runs -----------------------------------------------------------------------------
+# --- the runs (on the client) ------------------------------------------------------------
+
+def _store_key(trial: Trial, row: Row, context: Mapping[str, FactValue], store: Store) -> Any:
+    """The key of the row's screening for `trial` in the store, as `batch.screen_row` makes
+    it; None (counted) for a row without a usable candidate id, never stored."""
+    from screener.batch import _id_of, candidate_facts
+    from screener.store import rules_key
+
+    candidate_id = _id_of(trial, row)
+    if (not isinstance(candidate_id, (str, int)) or isinstance(candidate_id, bool)
+            or (isinstance(candidate_id, str) and not candidate_id.strip())):
+        store.counts.unkeyed += 1
+        return None
+    facts, value_errors = candidate_facts(trial, row, context)
+    read = [row.problem, facts, value_errors, getattr(row, "sources", None)]
+    return candidate_id, trial.id, store.facts_hash(candidate_id, read), rules_key(trial.content_hash)
+
+
+def _prepared(rows: Iterable[Row], chunk_size: int, trials: Sequence[Trial], unknown: set[str],
+              context: Mapping[str, FactValue], store: Store | None) -> Iterator[tuple[list[Any], Any]]:
+    """Chunks of `(row, trials to screen)` for the workers, each with what the client keeps
+    to complete it: per row, per trial, the stored record (None: screened by a worker) and its
+    store key. Without a store every row goes for every trial."""
+    from screener.portfolio import unknown_to_all
+
+    size = int(_test_knob(TEST_ROWS_VARIABLE)) or chunk_size
+    for chunk in _chunks(rows, size):
+        items: list[tuple[Row, Sequence[int] | None]] = []
+        kept = []
+        for row in chunk:
+            unknown.update(unknown_to_all(trials, row))
+            if store is None:
+                items.append((row, None))
+                continue
+            stored, keys = [], []
+            for trial in trials:
+                key = _store_key(trial, row, context, store)
+                stored.append(store.lookup(*key) if key is not None else None)
+                keys.append(key)
+            if (which := [i for i, record in enumerate(stored) if record is None]):
+                items.append((row, which))
+            kept.append((stored, keys, bool(which)))
+        yield items, (kept if store is not None else None)
+
+
+def _records(client: Any, chosen: Sequence[tuple[Trial, str | os.PathLike[str]]], rows: Iterable[Row],
+             unknown: set[str], context: Mapping[str, FactValue], store: Store | None, match: bool,
+             chunk_size: int) -> Iterator[tuple[Trial, dict[str, Any]]]:
+    """Each row's record for each trial, in input then trial order."""
+    packs = [pack_rules(trial, path) for trial, path in chosen]
+    trials = [trial for trial, _ in chosen]
+    chunks = _prepared(rows, chunk_size, trials, unknown, context, store)
+    for screened, kept in chunk_results(client, chunks, screen_chunk, packs, dict(context), match):
+        if kept is None:
+            for records in screened:
+                yield from zip(trials, records)
+            continue
+        from_workers = iter(screened)
+        for stored, keys, sent in kept:
+            fresh = iter(next(from_workers) if sent else ())
+            for trial, record, key in zip(trials, stored, keys):
+                if record is None:
+                    record = next(fresh)
+                    if key is not None and store is not None:
+                        store.remember(*key, record)
+                yield trial, record
+
 
 def screen_rows_cluster(client: Any, trial: Trial, rules_path: str | os.PathLike[str], rows: Iterable[Row],
                         summary: Summary, context: Mapping[str, FactValue] | None = None,
-                        ) -> Iterator[dict[str, Any]]:
-    """As `batch.screen_rows` (without traces), on the cluster; records in input order."""
-    pack = pack_rules(trial, rules_path)
-    for chunk in chunk_results(client, rows, BATCH_CHUNK_ROWS, screen_batch_chunk, pack, dict(context or {})):
-        for record, unknown in chunk:
-            summary.unknown_fields.update(unknown)
-            summary.add(record)
-            yield record
+                        store: Store | None = None) -> Iterator[dict[str, Any]]:
+    """As `batch.screen_rows` (without traces), on the cluster; records in input order,
+    reusing the `store`'s records of unchanged candidates when there is one."""
+    for _, record in _records(client, [(trial, rules_path)], rows, summary.unknown_fields, context or {},
+                              store, False, BATCH_CHUNK_ROWS):
+        summary.add(record)
+        yield record
 
 
 def screen_portfolio_cluster(client: Any, chosen: Sequence[tuple[Trial, str | os.PathLike[str]]],
                              rows: Iterable[Row], tally: Tally, match: bool = False,
-                             ) -> Iterator[dict[str, Any]]:
+                             store: Store | None = None) -> Iterator[dict[str, Any]]:
     """As `portfolio.screen_portfolio` (without traces), on the cluster; records in input
-    order, then trial order."""
-    packs = [pack_rules(trial, path) for trial, path in chosen]
-    for chunk in chunk_results(client, rows, PORTFOLIO_CHUNK_ROWS, screen_portfolio_chunk, packs, match):
-        for screened, unknown in chunk:
-            tally.overall.unknown_fields.update(unknown)
-            for record, warning in screened:
-                tally.add(record, warning)
-                yield record
+    order, then trial order (`match`: with the fields `rank` reads)."""
+    from screener.portfolio import with_trial
+
+    for trial, record in _records(client, chosen, rows, tally.overall.unknown_fields, {}, store, match,
+                                  PORTFOLIO_CHUNK_ROWS):
+        if not match:
+            record = with_trial(record, trial.id)
+        tally.add(record, None)
+        yield record

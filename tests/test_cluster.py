@@ -267,21 +267,25 @@ def test_workers_of_another_screener_version_are_refused(candidates_csv, tmp_pat
     (["--cluster", "local:2", "--jobs", "2"], "--cluster goes without --jobs"),
     (["--cluster", "local:2", "--traces", "TRACES"], "--cluster goes without --traces"),
 ])
-def test_cluster_options_that_cannot_work_are_refused_before_anything_runs(options, says, candidates_csv, tmp_path):
+def test_cluster_options_that_cannot_work_are_refused_before_anything_runs(options, says, candidates_csv, tmp_path,
+                                                                           capsys):
+    from screener.cli import main
+
     options = [str(tmp_path / "traces") if o == "TRACES" else o for o in options]
-    done = screener("batch", str(candidates_csv), "--all-trials", "-o", str(tmp_path / "out.jsonl"), *options)
-    assert done.returncode == 2
-    assert says in done.stderr and "Traceback" not in done.stderr
+    assert main(["batch", str(candidates_csv), "--all-trials", "-o", str(tmp_path / "out.jsonl"), *options]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
     assert not (tmp_path / "out.jsonl").exists() and not (tmp_path / "traces").exists()
 
 
-def test_without_dask_installed_cluster_says_how_to_install_it(candidates_csv, tmp_path):
-    code = ("import sys; sys.modules['distributed'] = None; from screener.cli import main; "
-            f"sys.exit(main(['match', {str(candidates_csv)!r}, '--cluster', 'local:2', "
-            f"'-o', {str(tmp_path / 'out.jsonl')!r}]))")
-    done = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, env=_env(), timeout=60)
-    assert done.returncode == 2
-    assert "pip install 'screener[dask]'" in done.stderr and "Traceback" not in done.stderr
+def test_without_dask_installed_cluster_says_how_to_install_it(candidates_csv, tmp_path, capsys, monkeypatch):
+    from screener.cli import main
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # its import fails, as when it is not installed
+    assert main(["match", str(candidates_csv), "--cluster", "local:2", "-o", str(tmp_path / "out.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'screener[dask]'" in err and "Traceback" not in err
+    assert not (tmp_path / "out.jsonl").exists()
 
 
 def test_no_scheduler_at_the_address_is_a_clear_error(candidates_csv, tmp_path, monkeypatch):
@@ -297,3 +301,43 @@ def test_no_scheduler_at_the_address_is_a_clear_error(candidates_csv, tmp_path, 
     assert f"tcp://127.0.0.1:{port}: no Dask scheduler answers there" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def _changed_copy(candidates_csv: Path, folder: Path, every: int = 10) -> Path:
+    """The candidates with the ECOG of one in `every` changed."""
+    path = folder / "changed.csv"
+    with candidates_csv.open(encoding="utf-8", newline="") as source, \
+            path.open("w", encoding="utf-8", newline="") as target:
+        reader, writer = csv.reader(source), csv.writer(target, lineterminator="\n")
+        header = next(reader)
+        writer.writerow(header)
+        column = header.index("ecog")
+        for number, row in enumerate(reader):
+            if number % every == 0:
+                row[column] = "1" if row[column] != "1" else "2"
+            writer.writerow(row)
+    return path
+
+
+def test_a_store_kept_by_a_run_on_one_machine_spares_the_cluster_what_did_not_change(
+        tcp_cluster, candidates_csv, expected, tmp_path):
+    store = tmp_path / "screening.db"
+    first = screener(*RUNS["all-trials"](candidates_csv), "-o", str(tmp_path / "first.jsonl"), "--store", str(store))
+    assert first.returncode == expected["all-trials"][1], first.stderr
+    changed = _changed_copy(candidates_csv, tmp_path)
+    full = screener(*RUNS["all-trials"](changed), "-o", str(tmp_path / "full.jsonl"))
+
+    result = tmp_path / "out.jsonl"
+    done = screener(*RUNS["all-trials"](changed), "-o", str(result), "--store", str(store),
+                    "--cluster", tcp_cluster.address)
+    assert done.returncode == full.returncode, done.stderr
+    assert result.read_bytes() == (tmp_path / "full.jsonl").read_bytes()
+    line = next(line for line in done.stderr.splitlines() if line.startswith("store:"))
+    reused, screened = [int(word) for word in line.replace("(", " ").split() if word.isdigit()][:2]
+    assert reused + screened == 3 * COUNT and 0 < screened < COUNT, line
+    assert "with changed facts" in line
+
+    again = screener(*RUNS["all-trials"](changed), "-o", str(result), "--store", str(store),
+                     "--cluster", tcp_cluster.address)
+    assert f"store: {3 * COUNT} results reused, 0 screened" in again.stderr  # the cluster's results were kept
+    assert result.read_bytes() == (tmp_path / "full.jsonl").read_bytes()
