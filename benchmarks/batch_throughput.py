@@ -63,6 +63,7 @@ class Run:
     peak_tree_pss_mb: float | None = None
     status: int = 0
     cpu_seconds: float | None = None  # user + system
+    own_cpu_seconds: float | None = None  # of the screener process alone (last sampled): a cluster's client
 
     @property
     def rate(self) -> float:
@@ -185,16 +186,18 @@ def run_batch(csv_path: Path, count: int, jobs: int, python: str, trials: int = 
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     peak_rss = peak_pss = peak_hwm = 0
+    own_ticks = 0
     started = time.perf_counter()
     with err.open("w") as err_stream:
         child = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err_stream)
         done = threading.Event()
 
         def sample() -> None:
-            nonlocal peak_rss, peak_pss, peak_hwm
+            nonlocal peak_rss, peak_pss, peak_hwm, own_ticks
             while not done.wait(0.2):
                 rss, pss, hwm = _tree_kb(child.pid)
                 peak_rss, peak_pss, peak_hwm = max(peak_rss, rss), max(peak_pss, pss), max(peak_hwm, hwm)
+                own_ticks = max(own_ticks, _own_ticks(child.pid))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -210,8 +213,18 @@ def run_batch(csv_path: Path, count: int, jobs: int, python: str, trials: int = 
     run = Run(label, count * max(trials, 1), seconds,
               peak_hwm / 1024, peak_rss / 1024 if peak_rss else None,
               peak_pss / 1024 if peak_pss else None, child.returncode,
-              usage.ru_utime + usage.ru_stime)
+              usage.ru_utime + usage.ru_stime, own_ticks / os.sysconf("SC_CLK_TCK") or None)
     return run, out
+
+
+def _own_ticks(pid: int) -> int:
+    """User + system clock ticks of the process `pid` itself, not of its children (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def run_reference(csv_path: Path, count: int, rules: Path = RULES) -> tuple[Run, list[dict]]:

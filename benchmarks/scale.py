@@ -129,12 +129,18 @@ def main(argv: list[str] | None = None) -> int:
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; {args.count:,} realistic candidates (seed "
           f"{args.seed}) x {len(rules)} shipped trials ({', '.join(r.stem for r in rules)})")
     print("\n| run | candidates x trials | seconds | per second | CPU seconds | per CPU second "
-          "| peak RSS largest process MB | peak PSS all processes MB |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "| CPU seconds of the screener process itself | peak RSS largest process MB "
+          "| peak PSS all processes MB |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for run in runs:
         print(f"| {run.label.removeprefix('screener batch ')} | {run.count:,} | {run.seconds:,.1f} | "
               f"{run.rate:,.0f} | {run.cpu_seconds or 0:,.1f} | {run.cpu_rate or 0:,.0f} | "
-              f"{_mb(run.peak_process_mb)} | {_mb(run.peak_tree_pss_mb)} |")
+              f"{run.own_cpu_seconds or 0:,.1f} | {_mb(run.peak_process_mb)} | {_mb(run.peak_tree_pss_mb)} |")
+    cluster = runs[-1]
+    if cluster.own_cpu_seconds:
+        print(f"the cluster's client (reading, sending, receiving, writing) used "
+              f"{cluster.own_cpu_seconds:,.1f} CPU s: at most {cluster.count / cluster.own_cpu_seconds:,.0f} "
+              "candidates x trials per second whatever the number of workers")
     print(f"records differing from their trial's reference: {bad}")
 
     count = args.store_count or args.count
