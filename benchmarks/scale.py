@@ -138,9 +138,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{run.own_cpu_seconds or 0:,.1f} | {_mb(run.peak_process_mb)} | {_mb(run.peak_tree_pss_mb)} |")
     cluster = runs[-1]
     if cluster.own_cpu_seconds:
-        print(f"the cluster's client (reading, sending, receiving, writing) used "
-              f"{cluster.own_cpu_seconds:,.1f} CPU s: at most {cluster.count / cluster.own_cpu_seconds:,.0f} "
-              "candidates x trials per second whatever the number of workers")
+        print(f"{cluster.label.removeprefix('screener batch ')}: the screener process itself (the client "
+              f"reading, sending, receiving and writing, and the local cluster's scheduler; start-up "
+              f"included) used {cluster.own_cpu_seconds:,.1f} CPU s for {cluster.count:,} candidates x trials")
     print(f"records differing from their trial's reference: {bad}")
 
     count = args.store_count or args.count
