@@ -17,8 +17,8 @@ from rich.text import Text
 
 from screener import __version__
 from screener.audit.signing_cli import add_sign_options, add_signing_parsers, signer_from_args
-from screener.batch import AuditOptions, Summary, Writer, screen_rows, screen_rows_parallel
-from screener.cluster import ClusterLost
+from screener.run.batch import AuditOptions, Summary, Writer, screen_rows, screen_rows_parallel
+from screener.run.cluster import ClusterLost
 from screener.crashlog import log_failure
 from screener.dialog.spec import load_dialog
 from screener.engine import Screener
@@ -26,8 +26,8 @@ from screener.errors import RulesError, ScreenerError
 from screener.i18n import TZ_HELP, site_zone
 from screener.outfile import AtomicOutput, check_output
 from screener.paths import inside
-from screener.readers import FORMATS, UnreadableInput, open_text, read_rows
-from screener.run_summary import ErrorDigest, unknown_fields_text, written_text
+from screener.sources.readers import FORMATS, UnreadableInput, open_text, read_rows
+from screener.run.run_summary import ErrorDigest, unknown_fields_text, written_text
 from screener.rules.check import load_trial
 from screener.model import Trial
 from screener.safe import json_text, safe_console, safe_text
@@ -175,7 +175,7 @@ def _add_changes_parser(sub: Any) -> None:
 
 def run_changes(args: argparse.Namespace) -> int:
     """The coordinator's morning list: who changed decision in the latest run."""
-    from screener.store import StoreError, open_store
+    from screener.run.store import StoreError, open_store
 
     err = _err_console()
     if not os.path.isfile(args.store):
@@ -365,13 +365,13 @@ def _records(args: argparse.Namespace, chosen: list[tuple[Trial, Path]], rows: I
              client: Any = None) -> tuple[Iterator[dict[str, Any]], Any]:
     """The records of the run, and the per-trial tally when there are several trials
     (on the Dask cluster of `client` when there is one)."""
-    from screener import portfolio
+    from screener.run import portfolio
 
     trials = [trial for trial, _ in chosen]
     if len(chosen) == 1 and not getattr(args, "match", False):
         trial, path = chosen[0]
         if client is not None:
-            from screener.cluster import screen_rows_cluster
+            from screener.run.cluster import screen_rows_cluster
 
             return screen_rows_cluster(client, trial, path, rows, summary, context, store), None
         if args.jobs > 1:
@@ -381,7 +381,7 @@ def _records(args: argparse.Namespace, chosen: list[tuple[Trial, Path]], rows: I
     tally = portfolio.Tally(trials, summary)
     match = getattr(args, "match", False)
     if client is not None:
-        from screener.cluster import screen_portfolio_cluster
+        from screener.run.cluster import screen_portfolio_cluster
 
         records = screen_portfolio_cluster(client, chosen, rows, tally, match=match, store=store)
     elif args.jobs > 1:
@@ -396,7 +396,7 @@ def _records(args: argparse.Namespace, chosen: list[tuple[Trial, Path]], rows: I
 
 def _ranked(groups: Iterator[list[dict[str, Any]]], tally: Any) -> Iterator[dict[str, Any]]:
     """Each candidate's records ranked, counted in the run's match summary."""
-    from screener import portfolio
+    from screener.run import portfolio
     from screener.prospects import MatchSummary
 
     tally.matched = MatchSummary()
@@ -407,8 +407,8 @@ def _ranked(groups: Iterator[list[dict[str, Any]]], tally: Any) -> Iterator[dict
 
 
 def _columns(args: argparse.Namespace, several: bool) -> tuple[str, ...]:
-    from screener import portfolio
-    from screener.batch import COLUMNS
+    from screener.run import portfolio
+    from screener.run.batch import COLUMNS
 
     if getattr(args, "match", False):
         return portfolio.MATCH_COLUMNS
@@ -494,7 +494,7 @@ def run_batch(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     store = None
     if getattr(args, "store", None):
-        from screener.store import StoreError, open_store
+        from screener.run.store import StoreError, open_store
 
         try:
             store = open_store(args.store)
@@ -536,7 +536,7 @@ def run_batch(args: argparse.Namespace) -> int:
                 rows = read_rows(stack.enter_context(open_text(binary)), fmt)
             client = None
             if getattr(args, "cluster", None):
-                from screener.cluster import connect
+                from screener.run.cluster import connect
 
                 client = stack.enter_context(connect(args.cluster))
             records, tally = _records(args, chosen, rows, summary, audit, context, store, client)
@@ -621,7 +621,7 @@ def run_batch(args: argparse.Namespace) -> int:
 
 def _cluster_usable(args: argparse.Namespace, err: Console) -> bool:
     """Whether --cluster goes with the run's other options and names a cluster; says why not."""
-    from screener.cluster import ClusterError, parse_address, require_dask
+    from screener.run.cluster import ClusterError, parse_address, require_dask
 
     if args.jobs > 1:
         _say(err, "screener batch: --cluster goes without --jobs (the cluster's workers are the processes)")

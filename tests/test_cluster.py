@@ -4,7 +4,7 @@ Each cluster here is a `dask scheduler` and `dask worker` processes (loopback, o
 no dashboard, random ports read from a scheduler file), ended by the fixture whatever happens.
 The runs are compared byte for byte with `--jobs 1` on realistic candidates of every shipped
 trial. For the fault tests the workers wait a little after each chunk and chunks are small
-(the test-only knobs of screener.cluster), and the test kills a worker or the scheduler once
+(the test-only knobs of screener.run.cluster), and the test kills a worker or the scheduler once
 it sees, through the scheduler, that the run's chunks are being screened.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from screener import cluster as cluster_module
+from screener.run import cluster as cluster_module
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "benchmarks")]

@@ -38,12 +38,12 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Se
 from screener.errors import ScreenerError
 
 if TYPE_CHECKING:
-    from screener.batch import Summary
+    from screener.run.batch import Summary
     from screener.engine import Screener
     from screener.model import FactValue, Trial
-    from screener.portfolio import Tally
-    from screener.readers import Row
-    from screener.store import Store
+    from screener.run.portfolio import Tally
+    from screener.sources.readers import Row
+    from screener.run.store import Store
 
 # How long the client waits for a first worker to join the scheduler. How long it waits for
 # the scheduler itself is Dask's `distributed.comm.timeouts.connect` (30 s unless set, e.g.
@@ -373,8 +373,8 @@ def screen_chunk(packs: Sequence[RulesPack], context: Mapping[str, FactValue], m
                  items: list[tuple[Row, Sequence[int] | None]]) -> list[list[dict[str, Any]]]:
     """Per row, its records for the trials of `packs` it names (None: every one) in that order:
     batch records, or with `match` the match records `portfolio.rank` reads."""
-    from screener.batch import screen_row
-    from screener.portfolio import with_trial
+    from screener.run.batch import screen_row
+    from screener.run.portfolio import with_trial
     from screener.prospects import prospect_fields
 
     out = []
@@ -399,8 +399,8 @@ def screen_chunk(packs: Sequence[RulesPack], context: Mapping[str, FactValue], m
 def _store_key(trial: Trial, row: Row, context: Mapping[str, FactValue], store: Store) -> Any:
     """The key of the row's screening for `trial` in the store, as `batch.screen_row` makes
     it; None (counted) for a row without a usable candidate id, never stored."""
-    from screener.batch import _id_of, candidate_facts
-    from screener.store import rules_key
+    from screener.run.batch import _id_of, candidate_facts
+    from screener.run.store import rules_key
 
     candidate_id = _id_of(trial, row)
     if (not isinstance(candidate_id, (str, int)) or isinstance(candidate_id, bool)
@@ -477,7 +477,7 @@ def screen_portfolio_cluster(client: Any, chosen: Sequence[tuple[Trial, str | os
                              store: Store | None = None) -> Iterator[dict[str, Any]]:
     """As `portfolio.screen_portfolio` (without traces), on the cluster; records in input
     order, then trial order (`match`: with the fields `rank` reads)."""
-    from screener.portfolio import with_trial
+    from screener.run.portfolio import with_trial
 
     for trial, record in _records(client, chosen, rows, tally.overall.unknown_fields, {}, store, match,
                                   PORTFOLIO_CHUNK_ROWS):
