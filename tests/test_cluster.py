@@ -103,9 +103,10 @@ class Cluster:
         self.processes: list[subprocess.Popen] = []
         self.client: Any = None
 
-    def start(self, workers: int, preload: str | None = None, **worker_env: str) -> None:
+    def start(self, workers: int, preload: str | None = None, scheduler_env: dict[str, str] | None = None,
+              **worker_env: str) -> None:
         self.scheduler = self._start("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                                     "--scheduler-file", str(self.scheduler_file))
+                                     "--scheduler-file", str(self.scheduler_file), env=_env(**(scheduler_env or {})))
         self.address = self._address()
         self.workers = [self._start("worker", "--scheduler-file", str(self.scheduler_file), "--host",
                                     "127.0.0.1", "--nthreads", "1", "--no-nanny", "--no-dashboard",
@@ -156,10 +157,11 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def running(folder: Path, workers: int = 2, preload: str | None = None, **worker_env: str) -> Iterator[Cluster]:
+def running(folder: Path, workers: int = 2, preload: str | None = None, scheduler_env: dict[str, str] | None = None,
+            **worker_env: str) -> Iterator[Cluster]:
     made = Cluster(folder)
     try:
-        made.start(workers, preload, **worker_env)
+        made.start(workers, preload, scheduler_env, **worker_env)
         yield made
     finally:
         made.close()
@@ -244,6 +246,25 @@ def test_a_scheduler_that_goes_away_ends_the_run_with_exit_3_and_no_results(cand
     assert "scheduler went away" in stderr and "out.jsonl is unchanged" in stderr
     assert "Traceback" not in stderr and "distributed" not in stderr
     assert list(out_dir.iterdir()) == []  # neither the results nor their unfinished .part file
+
+
+def test_a_run_whose_last_worker_dies_ends_with_exit_3_when_the_scheduler_gives_up_waiting(candidates_csv, tmp_path):
+    out_dir = tmp_path / "results"
+    out_dir.mkdir()
+    result = out_dir / "out.jsonl"
+    # a site sets how long its scheduler keeps work that no worker is left to do (Dask: forever)
+    waiting = {"DASK_DISTRIBUTED__SCHEDULER__NO_WORKERS_TIMEOUT": "1s"}
+    with running(tmp_path, workers=1, scheduler_env=waiting, **SLOW) as made:
+        pids = made.worker_pids()
+        run = _start_run(candidates_csv, result, made.address)
+        try:
+            os.kill(pids[made.wait_for_screening()], signal.SIGKILL)
+        finally:
+            status, stderr = _finish(run)
+    assert status == 3, stderr
+    assert "no Dask worker was left" in stderr and "out.jsonl is unchanged" in stderr
+    assert "Traceback" not in stderr
+    assert list(out_dir.iterdir()) == []
 
 
 def test_workers_of_another_screener_version_are_refused(candidates_csv, tmp_path):

@@ -324,6 +324,8 @@ def _result(future: Any) -> Any:
             if type(exc).__name__ == "KilledWorker":
                 raise ClusterLost("the Dask workers screening one chunk of candidates died each "
                                   "time it was tried")
+            if type(exc).__name__ in ("NoWorkerError", "NoValidWorkerError"):  # its no-workers-timeout
+                raise ClusterLost("no Dask worker was left to screen the candidates")
             raise exc
         return future.result()
     except (FutureCancelledError, OSError) as exc:
