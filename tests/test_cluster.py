@@ -362,3 +362,58 @@ def test_a_store_kept_by_a_run_on_one_machine_spares_the_cluster_what_did_not_ch
                      "--cluster", tcp_cluster.address)
     assert f"store: {COUNT} results reused, 0 screened" in again.stderr  # the cluster's results were kept
     assert result.read_bytes() == (tmp_path / "full.jsonl").read_bytes()
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate (its own CA) and its key for 127.0.0.1, made for the test."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "screener-test")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+def test_a_tls_cluster_screens_with_the_certificates_of_dask_settings_and_is_refused_without(
+        candidates_csv, expected, tmp_path):
+    cert, key = _self_signed(tmp_path)
+    tls = ["--tls-ca-file", str(cert), "--tls-cert", str(cert), "--tls-key", str(key)]
+    made = Cluster(tmp_path)
+    try:
+        made.scheduler = made._start("scheduler", "--host", "127.0.0.1", "--protocol", "tls", "--port", "0",
+                                     "--no-dashboard", "--scheduler-file", str(made.scheduler_file), *tls)
+        address = made._address()
+        made._start("worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-nanny",
+                    "--no-dashboard", *tls)
+        assert address.startswith("tls://")
+
+        result = tmp_path / "out.jsonl"
+        refused = screener(*RUNS["one-trial"](candidates_csv), "-o", str(result), "--cluster", address)
+        assert refused.returncode == 2, refused.stderr
+        assert "no TLS certificates are set for Dask" in refused.stderr and not result.exists()
+
+        settings = {"DASK_DISTRIBUTED__COMM__TLS__CA_FILE": str(cert), "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT":
+                    str(cert), "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY": str(key),
+                    "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "true"}
+        done = screener(*RUNS["one-trial"](candidates_csv), "-o", str(result), "--cluster", address,
+                        env=_env(**settings))
+        _same_as_jobs_1("one-trial", done, result, expected)
+    finally:
+        made.close()

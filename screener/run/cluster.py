@@ -137,6 +137,8 @@ def connect(address: str) -> Iterator[Any]:
             cluster = stack.enter_context(_local_cluster(where))
             client = stack.enter_context(distributed.Client(cluster))
         else:
+            if where.startswith("tls://"):
+                _check_tls(where)
             try:
                 client = distributed.Client(where)
             except (OSError, TimeoutError) as exc:
@@ -150,6 +152,22 @@ def connect(address: str) -> Iterator[Any]:
                                    f"{WORKER_WAIT_SECONDS:.0f} seconds") from None
         check_workers(client)
         yield client
+
+
+def _check_tls(where: str) -> None:
+    """Refuse a tls:// address without the client's certificates in Dask's configuration."""
+    import ssl
+
+    from distributed.security import Security
+
+    try:
+        context = Security().get_connection_args("client").get("ssl_context")
+    except (OSError, ValueError, ssl.SSLError) as exc:
+        raise ClusterError(f"--cluster {where}: Dask's TLS settings cannot be used ({_reason(exc)})") from None
+    if context is None:
+        raise ClusterError(f"--cluster {where}: no TLS certificates are set for Dask: give "
+                           "distributed.comm.tls.ca-file, distributed.comm.tls.client.cert and "
+                           "distributed.comm.tls.client.key (docs/cluster.md)")
 
 
 def _reason(exc: BaseException) -> str:
