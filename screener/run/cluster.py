@@ -54,6 +54,7 @@ WORKER_WAIT_SECONDS = 60.0
 BATCH_CHUNK_ROWS = 256
 PORTFOLIO_CHUNK_ROWS = 96
 CHUNKS_PER_WORKER = 3  # in flight (running, queued or waiting to be written) per worker
+LOW_LEVEL_LOG_LENGTH = 16  # Dask's debugging logs of recent messages, in the client's process
 
 # For tests only: seconds a worker waits after screening each chunk (read on the worker), and
 # rows per chunk (read by the client), so that a test can kill a worker or the scheduler while
@@ -130,7 +131,13 @@ def connect(address: str) -> Iterator[Any]:
     require_dask()
     kind, where = parse_address(address)
     _quiet_dask()
+    import dask
     import distributed
+
+    # Dask keeps each connection's last messages under 1 MB for debugging, 1,000 by default:
+    # with chunks of rows of a few hundred kB that is hundreds of MB, growing with the input
+    # until the log is full. A few are enough (a local cluster's scheduler reads it too).
+    dask.config.set({"distributed.admin.low-level-log-length": LOW_LEVEL_LOG_LENGTH})
 
     with contextlib.ExitStack() as stack:
         if kind == "local":
