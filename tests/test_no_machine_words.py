@@ -235,6 +235,11 @@ def test_every_choice_of_an_english_dialog_is_shown_by_its_clinical_label(trial_
     unlabelled = [(where, value) for where, value, text in shown
                   if not _labelled(dialog, where, value)]
     assert unlabelled == []
+    # the question, its help and hint name the choices by their labels too (which answer as well)
+    codes = {value for _, value, _ in shown if re.search(r"[_\d]", value)}
+    named = [(fact, code) for fact, question in dialog.questions.items() for code in codes
+             if re.search(rf"(?<![\w-]){re.escape(code)}(?![\w-])", " ".join((question.text, question.help, question.hint)))]
+    assert named == []
 
 
 def _labelled(dialog: Any, where: str, value: str) -> bool:
