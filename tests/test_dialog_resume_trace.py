@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -229,7 +230,7 @@ def test_ctrl_c_while_the_dialog_works_is_a_pause_as_at_the_prompt(tmp_path: Pat
     _resume_to_the_end(tmp_path, trace, STOP_AT)
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.002, 0.01, 0.03, 0.1])
+@pytest.mark.parametrize("delay", [0.0, 0.01, 0.03, 0.1])
 def test_a_sigint_right_after_an_answer_never_loses_it_nor_breaks_the_trace(tmp_path: Path, delay: float) -> None:
     """SIGINT at several moments after an answer was typed (read, evaluated, recorded, saved,
     the next question shown, or the prompt): a pause every time, with the answers that were
@@ -255,3 +256,34 @@ def test_a_sigint_right_after_an_answer_never_loses_it_nor_breaks_the_trace(tmp_
 def _only_session(tmp_path: Path) -> Path:
     (found,) = (tmp_path / "state" / "screener" / "sessions").glob("*.json")
     return found
+
+
+def test_ctrl_c_while_a_piped_screening_works_is_a_pause(tmp_path: Path) -> None:
+    """Answers read from a pipe: a SIGINT while an answer is evaluated is a pause too, the
+    answer kept, and `resume` with the rest finishes in the same trace."""
+    trace = tmp_path / "t.jsonl"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(ROOT),
+           "XDG_STATE_HOME": str(tmp_path / "state"), HOLD_VARIABLE: str(STOP_AT)}
+    screening = subprocess.Popen(
+        [sys.executable, "-m", "screener", "screen", "--trial", TRIAL, "--candidate-id", "P-4",
+         "--session", str(tmp_path / "s.json"), "--trace", str(trace)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
+    watchdog = threading.Timer(60, screening.kill)  # never a hanging test
+    watchdog.start()
+    try:
+        assert screening.stdin is not None and screening.stderr is not None
+        screening.stdin.write("".join(f"{answer}\n" for _, answer in MAN[:STOP_AT]))
+        screening.stdin.flush()  # the pipe stays open: the dialog would wait for the next answer
+        assert screening.stderr.readline().strip() == HOLD_MARK
+        screening.send_signal(signal.SIGINT)
+        out, err = screening.communicate(timeout=60)
+    finally:
+        watchdog.cancel()
+        if screening.poll() is None:
+            screening.kill()
+    assert screening.returncode == 3, err
+    assert "Screening saved to" in out and "Traceback" not in out + err
+    _paused_by_ctrl_c(trace, STOP_AT)
+    done = _run(tmp_path, _rest(), "resume", "s.json")
+    assert done.returncode == 0, done.stderr
+    verified(trace)
