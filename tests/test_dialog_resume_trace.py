@@ -4,15 +4,20 @@ the pause and the resumption on record; a trace changed meanwhile is not continu
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from test_dialog_e2e import Terminal
 from test_dialog_flow import MAN
 
+from audit_support import verified
 from conftest import ROOT, TRIAL
+from screener.dialog.interrupt import HOLD_MARK, HOLD_VARIABLE
 
 pytestmark = pytest.mark.usefixtures("traces_verified")  # every trace a test writes verifies
 
@@ -173,3 +178,112 @@ def test_a_resumed_screening_is_signed_in_the_trace_it_goes_on_in(tmp_path: Path
     assert checked.returncode == 0, checked.stderr
     assert "  signed by Nurse Li for authorship at " in checked.stdout
     assert [r["type"] for r in records(trace)].count("signature") == 1
+
+
+def _paused_by_ctrl_c(trace: Path, answered: int) -> None:
+    """The trace of a screening stopped by Ctrl-C: an intact prefix with `answered` answers
+    and the pause on record."""
+    paused = verify(trace)
+    assert paused.returncode == 3, paused.stdout + paused.stderr
+    assert f"incomplete, {answered} facts recorded" in paused.stderr
+    assert "paused (interrupted with Ctrl-C) at" in paused.stderr
+    assert [r["type"] for r in records(trace)].count("pause") == 1
+
+
+def _resume_to_the_end(tmp_path: Path, trace: Path, answered: int) -> None:
+    again = Terminal(tmp_path, "resume")
+    again.expect(f"{answered} answers so far")
+    again.expect(f"The trace goes on in {trace}")
+    again.answers(MAN[answered:])
+    again.expect("Decision: eligible")
+    assert again.finish() == 0
+    verified(trace)
+    facts = [r["fact"] for r in records(trace) if r["type"] == "fact" and r["source"]["kind"] != "derived"]
+    assert facts == [fact for fact, _ in MAN]  # each answer once, in order: nothing lost
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigint"])
+def test_ctrl_c_while_the_dialog_works_is_a_pause_as_at_the_prompt(tmp_path: Path, how: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while the answers are evaluated (held there by the test-only knob, after the
+    last answer was typed) finishes that work, then stops at the next question: the answer
+    kept, the pause recorded, the session saved with its message, exit 3; no traceback."""
+    trace = tmp_path / "p1.trace.jsonl"
+    monkeypatch.setenv(HOLD_VARIABLE, str(STOP_AT))  # the evaluation that takes answer STOP_AT
+    term = Terminal(tmp_path, "screen", "--trial", TRIAL, "--candidate-id", "P-1", "--trace", str(trace))
+    monkeypatch.delenv(HOLD_VARIABLE)
+    term.answers(MAN[:STOP_AT])
+    term.expect(HOLD_MARK)
+    if how == "ctrl-c":
+        term.child.sendcontrol("c")  # the terminal is not in the prompt's raw mode: a SIGINT
+    else:
+        term.child.kill(signal.SIGINT)
+    term.expect(f"[{MAN[STOP_AT][0]}]")  # the work finished: the next question, then the pause
+    term.expect("Screening saved to")
+    term.expect("Trace so far:")
+    term.child.expect(pexpect.EOF)
+    shown = term.child.before
+    term.child.close()
+    assert term.child.exitstatus == 3
+    assert "Traceback" not in shown and "interrupted" not in shown
+    _paused_by_ctrl_c(trace, STOP_AT)
+    _resume_to_the_end(tmp_path, trace, STOP_AT)
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.01, 0.03, 0.1])
+def test_a_sigint_right_after_an_answer_never_loses_it_nor_breaks_the_trace(tmp_path: Path, delay: float) -> None:
+    """SIGINT at several moments after an answer was typed (read, evaluated, recorded, saved,
+    the next question shown, or the prompt): a pause every time, with the answers that were
+    taken kept in the session and the trace alike."""
+    trace = tmp_path / "p1.trace.jsonl"
+    term = Terminal(tmp_path, "screen", "--trial", TRIAL, "--candidate-id", "P-1", "--trace", str(trace))
+    term.answers(MAN[:STOP_AT - 1])
+    term.answer(*MAN[STOP_AT - 1])
+    time.sleep(delay)
+    term.child.kill(signal.SIGINT)
+    term.expect("Screening saved to")
+    term.child.expect(pexpect.EOF)
+    shown = term.child.before
+    term.child.close()
+    assert term.child.exitstatus == 3
+    assert "Traceback" not in shown
+    answered = len(json.loads(_only_session(tmp_path).read_text())["answers"])
+    assert answered in (STOP_AT - 1, STOP_AT)  # stopped at the prompt before the answer was read, or after
+    _paused_by_ctrl_c(trace, answered)
+    _resume_to_the_end(tmp_path, trace, answered)
+
+
+def _only_session(tmp_path: Path) -> Path:
+    (found,) = (tmp_path / "state" / "screener" / "sessions").glob("*.json")
+    return found
+
+
+def test_ctrl_c_while_a_piped_screening_works_is_a_pause(tmp_path: Path) -> None:
+    """Answers read from a pipe: a SIGINT while an answer is evaluated is a pause too, the
+    answer kept, and `resume` with the rest finishes in the same trace."""
+    trace = tmp_path / "t.jsonl"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(ROOT),
+           "XDG_STATE_HOME": str(tmp_path / "state"), HOLD_VARIABLE: str(STOP_AT)}
+    screening = subprocess.Popen(
+        [sys.executable, "-m", "screener", "screen", "--trial", TRIAL, "--candidate-id", "P-4",
+         "--session", str(tmp_path / "s.json"), "--trace", str(trace)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
+    watchdog = threading.Timer(60, screening.kill)  # never a hanging test
+    watchdog.start()
+    try:
+        assert screening.stdin is not None and screening.stderr is not None
+        screening.stdin.write("".join(f"{answer}\n" for _, answer in MAN[:STOP_AT]))
+        screening.stdin.flush()  # the pipe stays open: the dialog would wait for the next answer
+        assert screening.stderr.readline().strip() == HOLD_MARK
+        screening.send_signal(signal.SIGINT)
+        out, err = screening.communicate(timeout=60)
+    finally:
+        watchdog.cancel()
+        if screening.poll() is None:
+            screening.kill()
+    assert screening.returncode == 3, err
+    assert "Screening saved to" in out and "Traceback" not in out + err
+    _paused_by_ctrl_c(trace, STOP_AT)
+    done = _run(tmp_path, _rest(), "resume", "s.json")
+    assert done.returncode == 0, done.stderr
+    verified(trace)

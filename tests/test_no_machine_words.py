@@ -21,6 +21,7 @@ from rich.console import Console
 from english_left import plain_html, plain_markdown
 
 from screener.cli import build_parser
+from screener.dialog.render import show_value
 from screener.dialog.spec import load_dialog
 from screener.present import label_from, list_text, number_text, quantity_text, unit_text
 from screener.rules.check import load_trial
@@ -202,3 +203,42 @@ def test_how_across_every_shipped_trial_names_facts_by_their_labels(tmp_path: Pa
     text = out.getvalue()
     assert "still needs:" in text and "Date type 2 diabetes" not in text
     assert leaks(dialog_text(text, SHIPPED, "en"), SHIPPED) == []
+
+
+@pytest.mark.parametrize("trial_id", SHIPPED)
+def test_every_choice_of_an_english_dialog_is_shown_by_its_clinical_label(trial_id: str) -> None:
+    """A choice (an enum value of a question, or of a list item's field) is shown on the
+    screen, in the review and in letters by the label the dialog file gives it: a choice
+    without one would be shown as its code (`glp1_receptor_agonist`)."""
+    trial = load_trial(rules_path(trial_id))
+    dialog = load_dialog(dialog_path(trial_id, "en"), trial)
+    shown: list[tuple[str, str, str]] = []
+    for fact, spec in trial.facts.items():
+        if fact not in dialog.questions:
+            continue
+        if spec.type == "enum":
+            shown += [(fact, value, show_value(dialog, value, fact)) for value in spec.values]
+        for item in spec.item if spec.type == "list" else ():
+            if item.type == "enum":
+                shown += [(f"{fact}.{item.name}", value, show_value(dialog, [{item.name: value}], fact))
+                          for value in item.values]
+    assert shown
+    # a code that is not a word (`g_csf`, `sglt2i`) never reaches the screen
+    raw = [(where, text) for where, value, text in shown
+           if re.search(r"[_\d]", value) and re.search(rf"(?<![\w-]){re.escape(value)}(?![\w-])", text)]
+    assert raw == []
+    unlabelled = [(where, value) for where, value, text in shown
+                  if not _labelled(dialog, where, value)]
+    assert unlabelled == []
+    # the question, its help and hint name the choices by their labels too (which answer as well)
+    codes = {value for _, value, _ in shown if re.search(r"[_\d]", value)}
+    named = [(fact, code) for fact, question in dialog.questions.items() for code in codes
+             if re.search(rf"(?<![\w-]){re.escape(code)}(?![\w-])", " ".join((question.text, question.help, question.hint)))]
+    assert named == []
+
+
+def _labelled(dialog: Any, where: str, value: str) -> bool:
+    fact, _, field = where.partition(".")
+    question = dialog.questions[fact]
+    labels = question.fields[field].values if field and field in question.fields else question.values
+    return bool(labels.get(value, "").strip())

@@ -92,6 +92,26 @@ def test_a_list_is_typed_with_chinese_field_names_values_dates_and_punctuation(t
     assert answer(tcr_t, zh, "cardiac_events", "event=心梗, event_date=2023-11-02")[0]["event"] == "myocardial_infarction"
 
 
+@pytest.mark.parametrize(("fact", "typed", "field", "want"), [
+    ("lesions", "淋巴结=否，最长径=25毫米，治疗区域=否", "longest_diameter", 25),
+    ("lesions", "淋巴结=是，短径=1.6 厘米，治疗区域=否", "short_axis", 16),  # converted, exactly
+    ("lesions", "淋巴结=否，最长径=25 mm，治疗区域=否", "longest_diameter", 25),
+])
+def test_a_list_field_takes_a_unit_as_a_quantity_question_does(tcr_t: Trial, zh: DialogSpec, fact: str,
+                                                                typed: str, field: str, want: int) -> None:
+    assert answer(tcr_t, zh, fact, typed)[0][field] == want
+
+
+@pytest.mark.parametrize(("fact", "typed", "want"), [
+    ("weight", "60公斤", 60), ("weight", "60 千克", 60), ("qt_interval", "450毫秒", 450),
+    ("study_drug_half_life", "36 小时", 1.5), ("study_drug_half_life", "36 hours", 1.5),
+    ("hemoglobin", "10.2 克/分升", 102),
+])
+def test_a_quantity_takes_its_unit_written_out(tcr_t: Trial, zh: DialogSpec, fact: str, typed: str,
+                                               want: float) -> None:
+    assert answer(tcr_t, zh, fact, typed) == want
+
+
 def refusal(dialog: DialogSpec, trial: Trial, fact: str, text: str) -> str:
     with pytest.raises(InvalidAnswer) as refused:
         parse_answer(trial.facts[fact], dialog.questions[fact], dialog.vocabulary, text, TODAY)

@@ -15,10 +15,12 @@ list is read as well.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from importlib import resources
 from typing import Any
 
 from screener.dialog.spec import Question, Vocabulary, is_number, normalize
@@ -156,17 +158,40 @@ def _quantity_text(text: str) -> tuple[str, str] | None:
     return match.group(1), match.group(2).strip()
 
 
+@functools.lru_cache(maxsize=1)
+def _unit_spellings() -> dict[str, str]:
+    """How answers may write a unit (without spaces, lower case) -> its UCUM code, from the
+    shared table screener/templates/unit_names.yaml."""
+    from screener.rules.read import load_yaml_text
+
+    text = resources.files("screener.templates").joinpath("unit_names.yaml").read_text(encoding="utf-8")
+    table = load_yaml_text(text, "unit_names.yaml")
+    return {name.replace(" ", "").lower(): str(code) for code, names in table.items() for name in names}
+
+
+def _ucum(unit_text: str) -> str:
+    """A typed unit as its UCUM code where the shared table spells it (`毫米` -> mm, `毫克/分升`
+    -> mg/dL, part by part); else as typed."""
+    spellings = _unit_spellings()
+    whole = spellings.get(unit_text.replace(" ", "").lower())
+    if whole is not None:
+        return whole
+    if "/" not in unit_text:
+        return unit_text
+    return "/".join(spellings.get(part.replace(" ", "").lower(), part) for part in unit_text.split("/"))
+
+
 def typed_quantity(spec: FactSpec, text: str | None) -> str | None:
     """For the trace: a typed quantity as given (`1.5 mg/dL`) when it was converted; else None."""
     if spec.type != "quantity" or not text or (parts := _quantity_text(text)) is None:
         return None
-    converted = describe_conversion(spec, " ".join(parts).strip())
+    converted = describe_conversion(spec, f"{parts[0]} {_ucum(parts[1])}".strip())
     return None if converted is None or converted.unit == spec.unit else converted.given_text
 
 
 def _quantity(spec: FactSpec, question: Question, text: str) -> Answer:
-    """`3.8 g/dL` (any UCUM unit that converts, or a unit the dialog file names), or a plain
-    number in the fact's own unit."""
+    """`3.8 g/dL` (any UCUM unit that converts, a unit the dialog file names, or one the
+    shared table spells: `25毫米`, `36 hours`), or a plain number in the fact's own unit."""
     parts = _quantity_text(text)
     if parts is None:
         raise InvalidAnswer("bad_number", answer=text)
@@ -187,6 +212,7 @@ def _quantity(spec: FactSpec, question: Question, text: str) -> Answer:
                                                 "unit": question.units[0].label}))
         if named and named in (n.lower() for n in unit.names):
             unit_text = ""
+    unit_text = _ucum(unit_text)
     try:
         value, converted = quantity(spec, f"{number_text} {unit_text}".strip())
     except InvalidValue as exc:

@@ -4,9 +4,9 @@ The session file remembers the screening's traces (path, letter path, and how fa
 had come at the last save), its operator, language and trials, so `resume` goes on in the same
 trace files after checking that they still end where the session left them.
 
-Exit status: 0 when the screening reached its decision, 3 when it was saved to be resumed,
-2 for a usage error, an unreadable rules, dialog, answers or session file, or a trace that
-cannot be continued.
+Exit status: 0 when the screening reached its decision, 3 when it was saved to be resumed
+(`quit`, Ctrl-C at any moment, `screener.dialog.interrupt`, or the end of input), 2 for a usage
+error, an unreadable rules, dialog, answers or session file, or a trace that cannot be continued.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Text
 
-from screener.dialog import render, store, traces
+from screener.dialog import interrupt, render, store, traces
 from screener.audit.signing_cli import add_sign_options, signer_from_args
 from screener.dialog.flow import Dialog, Observer
 from screener.dialog.default import default_dialog
@@ -259,6 +259,7 @@ def _dialog_of(found: Any, entry: Any, trial: Trial, lang: str) -> DialogSpec:
         return default_dialog(trial)
 
 
+@interrupt.held
 def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout: IO[str] | None = None,
                observer: Observer | None = None) -> int:
     """Start a screening; returns the exit status."""
@@ -324,6 +325,7 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         _close(observer)
 
 
+@interrupt.held
 def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout: IO[str] | None = None,
                observer: Observer | None = None) -> int:
     """Continue a saved screening; returns the exit status."""
@@ -629,10 +631,12 @@ def _problem(path: str, code: str, message: str, line: int = 1, column: int = 1)
 
 
 def _reader(stdin: IO[str], console: Console, dialog: DialogSpec) -> Reader:
+    """The dialog's reader; Ctrl-C while the dialog works stops it at its next read, as at
+    a prompt (`screener.dialog.interrupt`)."""
     if stdin.isatty():
         change = [w for w, c in dialog.vocabulary.commands.items() if c == "change"]
-        return PromptReader(change)
-    return LineReader(stdin, console)
+        return interrupt.Reading(PromptReader(change))
+    return interrupt.Reading(LineReader(stdin, console))
 
 
 def _console(stdout: IO[str] | None) -> Console:

@@ -14,7 +14,7 @@ from typing import Any, Mapping, Protocol
 
 from rich.console import Console, RenderableType
 
-from screener.dialog import render
+from screener.dialog import interrupt, render
 from screener.dialog.answers import InvalidAnswer, command_of, parse_answer, typed_quantity
 from screener.dialog.outcome import outcome
 from screener.dialog.plausible import doubt
@@ -524,6 +524,7 @@ class Dialog:
             raise _stop_for(error) from None
 
     def _evaluate(self, answers: dict[str, FactValue | None]) -> Result:
+        interrupt.evaluating(len(answers))
         return self.engine.evaluate({k: v for k, v in answers.items() if v is not None})
 
     def _say(self, renderable: RenderableType) -> None:

@@ -1,14 +1,16 @@
 """Two ways to read an answer: prompt-toolkit on a terminal, plain lines otherwise.
 
 Both raise EOFError at end of input and let KeyboardInterrupt through; the flow turns either
-into "save and stop".
+into "save and stop". A SIGINT is the dialog's to handle (screener.dialog.interrupt): it stops
+a prompt with `PromptReader.interrupt`, as Ctrl-C typed at it does.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.application import Application
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.history import InMemoryHistory
@@ -70,6 +72,8 @@ class PromptReader:
     def __init__(self, change_words: Iterable[str] = ("change",)):
         self.history = InMemoryHistory()
         self.change_words = list(change_words)
+        self.app: Application[Any] | None = None  # the prompt being shown
+        self.stopped: Callable[[], bool] = lambda: False  # a Ctrl-C came before the prompt showed
 
     def read(self, prompt: str, words: list[str], facts: list[str], check: Check) -> str:
         # A fresh session per question: prompt() keyword arguments stick to a session.
@@ -77,8 +81,33 @@ class PromptReader:
         # No prompt-toolkit validator: it shows its message on the bottom line of the
         # terminal, far from the answer. A refused answer is taken as a line and the flow
         # prints the reason right under it, then asks again.
-        return session.prompt(
-            prompt,
-            completer=DialogCompleter(words, facts, self.change_words),
-            complete_while_typing=False,
-        )
+        # Ctrl-C typed at the prompt is a key to prompt-toolkit (KeyboardInterrupt); a SIGINT
+        # is left to the dialog (`interrupt`), not to a handler of the prompt's own, which
+        # loses one that comes while an answer is being accepted.
+        self.app = session.app
+        try:
+            return session.prompt(
+                prompt,
+                completer=DialogCompleter(words, facts, self.change_words),
+                complete_while_typing=False,
+                handle_sigint=False,
+                pre_run=lambda: self.stopped() and self.interrupt(),
+            )
+        finally:
+            self.app = None
+
+    def interrupt(self) -> bool:
+        """Stop the prompt being shown as Ctrl-C typed at it does (`read` raises
+        KeyboardInterrupt); safe in a signal handler. False when no prompt runs."""
+        app = self.app
+        loop = app.loop if app is not None else None
+        if app is None or loop is None:
+            return False
+        loop.call_soon_threadsafe(_abort, app)
+        return True
+
+
+def _abort(app: Application[Any]) -> None:
+    """End `app` with KeyboardInterrupt, unless it has ended already (an answer accepted)."""
+    if app.is_running and app.future is not None and not app.future.done():
+        app.exit(exception=KeyboardInterrupt, style="class:aborting")
