@@ -283,3 +283,21 @@ def test_keeping_every_earlier_answer_leaves_the_screening_pending_and_corrects_
     assert "Decision: undetermined" in text and "corrected" not in text
     verified(tmp_path / "t.trace.jsonl", tmp_path / "t.2.trace.jsonl")
     assert read_trace(tmp_path / "t.2.trace.jsonl").of_type("correction") == []
+
+
+def test_a_batch_record_of_such_a_candidate_is_pending_and_names_the_examination(tmp_path: Path) -> None:
+    import json
+
+    from screener.cli import main
+
+    early = {**_eyes_base(), "candidate_id": "early", "eye_exam_date": "2024-12-02"}
+    undilated = {**_eyes_base(), "candidate_id": "undilated", "eye_exam_method": "undilated",
+                 "unstable_retinopathy": True}
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text("".join(json.dumps(row, default=str) + "\n" for row in (early, undilated)),
+                      encoding="utf-8")
+    assert main(["batch", str(source), "-o", str(out), "--trial", EYES]) == 0
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [(r["candidate_id"], r["decision"], r["screening_log"], r["missing"]) for r in records] == [
+        ("early", "undetermined", "pending", EYE_FACTS),
+        ("undilated", "undetermined", "pending", EYE_FACTS)]
