@@ -385,6 +385,19 @@ def expr_facts(expr: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+def pending_facts(expr: Any) -> tuple[str, ...]:
+    """The facts the `pending(...)` conditions of an expression name, in order of first
+    appearance: evidence still to be collected, given or not."""
+    out: list[str] = []
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, Pending):
+            out.extend(f for f in e.facts if f not in out)
+        stack.extend(reversed(children(e)))
+    return tuple(out)
+
+
 # --- results -------------------------------------------------------------------------------
 
 

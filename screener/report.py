@@ -231,7 +231,7 @@ def _outcome(record: Mapping[str, Any]) -> tuple[Any, ...]:
 
 
 def record_words(record: Mapping[str, Any]) -> str:
-    """A record's outcome as a coordinator reads it: `ineligible, failing I5, E2`."""
+    """A record's outcome as a coordinator reads it: the decision, then the criteria it fails."""
     failed = record["failed_criteria"]
     return f"{record['decision']}, failing {', '.join(failed)}" if failed else str(record["decision"])
 

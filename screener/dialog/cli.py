@@ -417,6 +417,8 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
             flow = _dialog(trial, dialog, reader, console, session, observer, portfolio)
         except ConflictError as exc:
             return _fail(console, render.conflict(dialog, exc))
+        if pending:  # what its pending criteria still need comes first, answered or not
+            flow.ask_pending_again()
         if not continued:
             _replay(trial, session, observer)
             resume = getattr(observer, "resume", None)

@@ -15,6 +15,7 @@ from typing import Any, Mapping, Protocol
 from rich.console import Console, RenderableType
 
 from screener.dialog import interrupt, render
+from screener.dialog.again import AskingAgain
 from screener.dialog.answers import InvalidAnswer, command_of, parse_answer, typed_quantity
 from screener.dialog.outcome import outcome
 from screener.dialog.plausible import doubt
@@ -62,7 +63,7 @@ def _stop_for(error: BaseException) -> _Stop:
     return _Stop("interrupt" if isinstance(error, KeyboardInterrupt) else "eof")
 
 
-class Dialog:
+class Dialog(AskingAgain):
     """One screening conversation over a Session; `run()` returns the latest Result.
 
     Creating it evaluates the session's answers, so it raises ConflictError when they disagree.
@@ -94,6 +95,8 @@ class Dialog:
         self._lists_asked: set[tuple[str, tuple[str, ...]]] = set()  # lists asked to be completed
         self._shown_left: int | None = None  # the last "at most N left" shown
         self._corrected: str | None = None  # the fact last corrected, since that count
+        self._announced: set[str] = set()  # pending criteria whose earlier answers were shown
+        self._again_settled = 0  # facts asked again and answered (kept or replaced) so far
         self.result = self._evaluate(session.answers)
 
     # --- the conversation -------------------------------------------------------------
@@ -102,12 +105,17 @@ class Dialog:
         """Ask until the decision is settled (and the person is done); saves after every answer."""
         try:
             while True:
+                again = self._next_again()
+                if again is not None:
+                    self._ask_again(again)
+                    continue
                 fact = self.next_fact()
                 if fact is not None:
                     self._ask(fact)
                     continue
                 if self._complete_a_list():
                     continue
+                self.session.again.clear()
                 self._finish()
                 if not self._after_decision():
                     # Only the decision the person leaves with is reported, once, after any
@@ -242,7 +250,8 @@ class Dialog:
         if section and section != self._section:
             self._say(render.section(self.dialog.section_title(section)))
         self._section = section
-        number = 1 + sum(1 for f in self.session.answers if not _prefilled(self.session.sources.get(f)))
+        number = 1 + self._again_settled + sum(1 for f in self.session.answers
+                                               if not _prefilled(self.session.sources.get(f)))
         left = self._at_most_left()
         if self._shown_left is not None and left > self._shown_left and self._corrected:
             self._say(render.note(self.dialog.tr(
@@ -262,7 +271,7 @@ class Dialog:
         # Every fact an undecided criterion reads, not only those that would move it now: an
         # answer can make another question matter, and a bound that went up was never one.
         read = tuple(dict.fromkeys([*self.result.missing, *self._still_read()]))
-        possible = set(self._askable(read))
+        possible = set(self._askable(read)) | set(self.session.again)  # asked again: answered
         answers = self.session.answers
         for derivation in self.trial.derivations:
             # asked itself if an input turns out unknown: counted until every input is known
@@ -369,6 +378,8 @@ class Dialog:
     def check(self, fact: str | None, line: str) -> str | None:
         """The reason `line` cannot be taken at the prompt of `fact`, or None (for validation)."""
         if fact is None or command_of(line, self.dialog.vocabulary) is not None:
+            return None
+        if not line.strip() and fact in self.session.again:  # keeps the earlier answer
             return None
         try:
             parse_answer(self.trial.facts[fact], self.dialog.questions[fact],

@@ -64,12 +64,16 @@ def refusal(dialog: DialogSpec, error: InvalidAnswer) -> str:
 
 
 def question(dialog: DialogSpec, fact: str, today: dt.date, progress: str | None = None,
-             trial: str = "") -> Text:
+             trial: str = "", earlier: str | None = None) -> Text:
     """The progress line, the question (after the trial it is asked for, when one of several)
-    with its fact name dimmed in brackets, then the hint."""
+    with its fact name dimmed in brackets, then the hint; asked again, the hint ends with the
+    `earlier` answer (shown), which Enter keeps."""
     entry = dialog.questions[fact]
     hint = entry.hint
-    if entry.default == "today":
+    if earlier is not None:
+        kept = dialog.tr("earlier: {value}", value=earlier)
+        hint = f"{hint} {dialog.message('default_hint', value=kept)}"
+    elif entry.default == "today":
         hint = f"{hint} {dialog.message('default_hint', value=today.isoformat())}"
     head = ("\n", (progress, "dim"), "\n") if progress else ("\n",)
     owner = ((dialog.tr("{trial}:", trial=trial), "bold cyan"), " ") if trial else ()

@@ -99,8 +99,11 @@ class Session:
     investigator: str | None = None  # who signs the letters (None: the operator)
     traces: tuple[KeptTrace, ...] = ()  # the audit traces it writes, empty when none
     rules_dirs: tuple[str, ...] = ()  # the --rules-dir it started with (absolute), for resume
+    # answered facts a pending criterion still names, asked again (Enter keeps the answer)
+    again: list[str] = field(default_factory=list)
 
     def answer(self, fact: str, value: FactValue | None, source: str, raw: str | None = None) -> None:
+        self._settled(fact)
         self.answers[fact] = value
         self.sources[fact] = source
         self.history.append({"event": "answer", "fact": fact, "value": to_json(value),
@@ -109,6 +112,7 @@ class Session:
     def correct(self, fact: str, new: FactValue | None, reason: str, raw: str | None = None) -> FactValue | None:
         """Record a correction of `fact`; returns the value it replaces."""
         old = self.answers.get(fact)
+        self._settled(fact)
         self.answers[fact] = new
         self.sources[fact] = "correction"
         self.history.append({"event": "correction", "fact": fact, "old": to_json(old),
@@ -122,6 +126,7 @@ class Session:
         """
         old = self.answers.pop(fact, None)
         self.sources.pop(fact, None)
+        self._settled(fact)
         self.history.append({"event": "superseded", "fact": fact, "old": to_json(old),
                              "reason": reason, "time": now()})
         return old
@@ -146,6 +151,20 @@ class Session:
             self.sources.pop(fact, None)
         return unknown
 
+    def ask_again(self, facts: list[str]) -> None:
+        """Ask `facts` again although they are answered: what they describe is still to be
+        collected (a pending criterion names them). Each stays answered until a new answer
+        replaces it or the earlier one is kept (`keep`)."""
+        self.again = [fact for fact in dict.fromkeys(facts) if self.answers.get(fact) is not None]
+
+    def keep(self, fact: str) -> None:
+        """The earlier answer of a fact asked again stands: it is not asked again."""
+        self._settled(fact)
+
+    def _settled(self, fact: str) -> None:
+        if fact in self.again:
+            self.again.remove(fact)
+
     def last_answered(self) -> str | None:
         """The fact answered or corrected most recently in this dialog (not pre-filled)."""
         for event in reversed(self.history):
@@ -164,7 +183,7 @@ class Session:
             "sources": dict(self.sources), "history": self.history,
             "operator": self.operator, "investigator": self.investigator,
             "traces": [kept.to_json() for kept in self.traces],
-            "rules_dirs": list(self.rules_dirs),
+            "rules_dirs": list(self.rules_dirs), "ask_again": list(self.again),
         }
 
 
@@ -306,8 +325,17 @@ def load(path: Path, trial: Trial) -> Session:
         history=list(data.get("history") or []),
         operator=None if operator is None else str(operator),
         investigator=None if investigator is None else str(investigator), traces=traces,
-        rules_dirs=remembered_rules_dirs(data),
+        rules_dirs=remembered_rules_dirs(data), again=_asked_again(data, answers),
     )
+
+
+def _asked_again(data: dict[str, Any], answers: dict[str, FactValue | None]) -> list[str]:
+    """The answered facts a session file says are still to be asked again (`ask_again`);
+    anything else there (a name no answer has, not a name) is left out."""
+    facts = data.get("ask_again")
+    if not isinstance(facts, list):
+        return []
+    return [f for f in dict.fromkeys(f for f in facts if isinstance(f, str)) if answers.get(f) is not None]
 
 
 def remembered_rules_dirs(data: Any) -> tuple[str, ...]:
