@@ -37,9 +37,10 @@ from typing import Any, Iterable
 import durable_rules_engine as _dre
 
 from screener.rules.compile import (
-    DONE_PREFIX, FIELD_PREFIX, KIND, OPEN, SEALED, SNAPSHOT, Part, compile_rulesets, encoder, engine_places,
-    lower_criteria,
+    DONE_PREFIX, FIELD_PREFIX, FINAL, KIND, OPEN, SEALED, SNAPSHOT, Part, compile_rulesets, encoder,
+    engine_places, lower_criteria,
 )
+from screener.rules.compile.rules import enabling_fields
 from screener.rules import formulas
 from screener.rules.collect import to_collect
 from screener.rules.evaluate import Evaluator, Failure
@@ -195,6 +196,9 @@ class _Ruleset:
             action = _action_of(rule, parts, criteria)
             if action is not None:
                 self.actions[rule] = action
+        # with a seal, criteria read only the final snapshot (compile_rulesets)
+        self.sealed = "seal" in definition
+        self.enabling = enabling_fields(definition)
         self.handle = _ruleset(trial, self.name, definition)
 
 
@@ -415,22 +419,37 @@ class Screener:
                         self._derive_rest(values, derived, done.union(pending), contradictions)
                         decided_cleanly = _tidy(handle, state, snapshot)
                         return
-                    # the first snapshot is replaced even with nothing derived: the rules
-                    # after the seal read only snapshots with the sealed mark
-                    if pending or pending_parts or pending_terms or (
-                            action[1] and SEALED not in fields):
-                        if action[1] and SEALED not in fields:
-                            fields[SEALED] = 1
-                            given += f',"{SEALED}":1' if given else f'"{SEALED}":1'
+                    changed = bool(pending or pending_parts or pending_terms)
+                    added: list[str] = []  # fields this snapshot's actions add
+                    if changed:
                         done.update(pending)
                         decided.update(pending_parts)
                         term_fields.update(pending_terms)
+                        added.extend(pending_terms)
                         pending.clear()
                         pending_parts.clear()
                         pending_terms.clear()
+                        before = len(fields)
                         encoded, derived_text = self._encode(values, fields, encoded)  # the derived values
+                        added.extend(itertools.islice(fields, before, None))
                         if derived_text:
                             given += "," + derived_text if given else derived_text
+                    marks = ""
+                    if ruleset.sealed:
+                        # The next snapshot is sealed (parts read it) unless a derivation or
+                        # term may fire on what this one added; it is final (criteria read
+                        # it) when besides every part is decided. Else it is replaced once
+                        # more: the first snapshot always, a last one to mark final.
+                        more = not ruleset.enabling.isdisjoint(added)
+                        if not more and SEALED not in fields:
+                            fields[SEALED] = 1
+                            marks += f',"{SEALED}":1'
+                        if not more and FINAL not in fields and len(decided) == len(parts):
+                            fields[FINAL] = 1
+                            marks += f',"{FINAL}":1'
+                    if changed or marks:
+                        if marks:
+                            given += marks if given else marks[1:]
                         old = snapshot
                         snapshot, echo = self._snapshot(sid, given, done, decided, parts, term_fields)
                         self._check(_dre.retract_fact(handle, old), SNAPSHOT)

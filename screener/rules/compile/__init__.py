@@ -18,7 +18,7 @@ truth conditions), `rules` (criteria and derivations as rules, fitted into rules
 from __future__ import annotations
 
 from screener.rules.compile.encode import (
-    Cond, DONE_PREFIX, FIELD_PREFIX, KIND, OPEN, PART_PREFIX, PRI_CRITERION, PRI_DERIVE, PRI_MISSING,
+    Cond, DONE_PREFIX, FIELD_PREFIX, FINAL, KIND, OPEN, PART_PREFIX, PRI_CRITERION, PRI_DERIVE, PRI_MISSING,
     PRI_OPEN, PRI_PART, PRI_SEAL, PRI_SEAL_PARTS, SEALED, SNAPSHOT, encode, encoder, engine_places, field,
 )
 from screener.rules.compile.normal import (
@@ -32,7 +32,7 @@ from screener.rules.compile.rules import (
 )
 
 __all__ = [
-    "Cond", "DONE_PREFIX", "FIELD_PREFIX", "KIND", "OPEN", "PART_PREFIX", "PRI_CRITERION", "PRI_DERIVE",
+    "Cond", "DONE_PREFIX", "FIELD_PREFIX", "FINAL", "KIND", "OPEN", "PART_PREFIX", "PRI_CRITERION", "PRI_DERIVE",
     "PRI_MISSING", "PRI_OPEN", "PRI_PART", "PRI_SEAL", "PRI_SEAL_PARTS", "SEALED", "SNAPSHOT", "encode",
     "encoder", "engine_places", "field", "GROUPS", "MAX_BETAS", "MAX_CHILDREN", "MAX_CLAUSES", "MAX_FIELDS", "MAX_NEX",
     "MAX_OR_CLAUSES", "MAX_OR_WIDTH", "MAX_RULES", "MAX_STACK", "TooComplex", "to_cnf", "Part", "decompose",

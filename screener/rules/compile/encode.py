@@ -19,6 +19,7 @@ FIELD_PREFIX = "f_"
 DONE_PREFIX = "d_"
 PART_PREFIX = "p_"
 SEALED = "s_"  # marks a snapshot that has been through the seal (see compile_rulesets)
+FINAL = "s_final"  # marks a sealed snapshot on which the criteria are decided (see compile_rulesets)
 
 PRI_OPEN = 0
 PRI_DERIVE = 1
