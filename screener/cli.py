@@ -117,7 +117,10 @@ def commands_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser. With `command`, the commands defined in other modules
+    (dialog, audit, coordinator) are listed by name only unless `command` is one of them,
+    so running one command does not import the others' modules."""
     _runtime()
     parser, sub = _top_parser()
 
@@ -199,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_record_options(match)
     match.set_defaults(run=run_batch, rules=None, traces=None, letters=None, operator=None, sign_key=None,
                        match=True)
-    _add_optional_commands(sub)
+    _add_optional_commands(sub, command)
     return parser
 
 
@@ -263,25 +266,37 @@ def run_changes(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _add_optional_commands(sub: Any) -> None:
-    """Commands that live in their own modules (dialog, audit)."""
-    try:
-        from screener.dialog.cli import add_screen_parsers
-    except ImportError:
-        pass
-    else:
+def _add_optional_commands(sub: Any, command: str | None = None) -> None:
+    """Commands that live in their own modules (dialog, audit, coordinator); with `command`,
+    those of the modules it is not in by name only (`build_parser`)."""
+    def dialog(sub: Any) -> None:
+        try:
+            from screener.dialog.cli import add_screen_parsers
+        except ImportError:
+            return
         add_screen_parsers(sub)
-    try:
-        from screener.audit.cli import add_audit_parsers
-    except ImportError:
-        pass
-    else:
-        add_audit_parsers(sub)
-    add_signing_parsers(sub)
-    _add_changes_parser(sub)
-    from screener.coordinator_cli import add_coordinator_parsers
 
-    add_coordinator_parsers(sub)
+    def audit(sub: Any) -> None:
+        try:
+            from screener.audit.cli import add_audit_parsers
+        except ImportError:
+            return
+        add_audit_parsers(sub)
+
+    def coordinator(sub: Any) -> None:
+        from screener.coordinator_cli import add_coordinator_parsers
+
+        add_coordinator_parsers(sub)
+
+    helps = dict(COMMANDS)
+    for names, add in ((("screen", "resume", "sessions"), dialog), (("verify", "explain"), audit),
+                       (("keygen", "sign"), add_signing_parsers), (("changes",), _add_changes_parser),
+                       (("template", "dictionary", "report"), coordinator)):
+        if command is None or command in names:
+            add(sub)
+        else:
+            for name in names:
+                sub.add_parser(name, help=helps[name], add_help=False)
 
 
 def _add_trial_options(parser: argparse.ArgumentParser, verb: str) -> None:
@@ -833,8 +848,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     # `screener`, `--help`, `--version` and an unknown command end here, before the engine
     # and the other commands' modules are imported
-    commands_parser().parse_known_args(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    named, _ = commands_parser().parse_known_args(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(named.command)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))
