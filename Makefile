@@ -13,7 +13,7 @@ $(BIN)/screener: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	@echo "installing screener and its dependencies into $(VENV)"
-	@$(BIN)/pip install --quiet -e '.[test,report]' > $(VENV)/install.log 2>&1 || \
+	@$(BIN)/pip install --quiet -e '.[test,report,dask]' > $(VENV)/install.log 2>&1 || \
 	  { cat $(VENV)/install.log >&2; exit 1; }
 	touch $@
 

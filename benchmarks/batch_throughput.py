@@ -1,7 +1,7 @@
 """End-to-end batch throughput and memory, against the plain-Python reference as the floor.
 
     python benchmarks/batch_throughput.py [--count 100000] [--jobs 1,2] [--memory] [--all-trials]
-                                          [--trial ID]
+                                          [--trial ID] [--cluster local:2] [--cluster tcp://HOST:PORT]
 
 Writes a CSV of realistic random candidates (benchmarks/candidates.py) under benchmarks/out/,
 runs `python -m screener batch FILE.csv -o OUT.jsonl --jobs J` as a child process for each J,
@@ -22,7 +22,10 @@ the rate is candidates x trials per second, and each trial's records are checked
 that trial's reference.
 
 `--trial ID` measures another shipped trial instead of NCT03862768 (its own candidates, its
-own reference). Every run also reports CPU time (user + system, of the screener process and
+own reference). `--cluster ADDRESS` (repeatable) adds a run with `--cluster ADDRESS` after
+the `--jobs` runs: `local:N` starts its workers as children of the screener, so they are in
+its memory and CPU figures; the workers of a `tcp://` scheduler are not (only the client is).
+Every run also reports CPU time (user + system, of the screener process and
 its workers; of this process for the reference) and candidates per CPU second: on a machine
 shared with other work, wall time varies from run to run where CPU time varies much less.
 """
@@ -63,6 +66,7 @@ class Run:
     peak_tree_pss_mb: float | None = None
     status: int = 0
     cpu_seconds: float | None = None  # user + system
+    own_cpu_seconds: float | None = None  # of the screener process alone (last sampled): a cluster's client
 
     @property
     def rate(self) -> float:
@@ -173,26 +177,30 @@ def write_portfolio_csv(count: int, seed: int) -> Path:
 
 
 def run_batch(csv_path: Path, count: int, jobs: int, python: str, trials: int = 0,
-              rules: Path = RULES) -> tuple[Run, Path]:
+              rules: Path = RULES, cluster: str | None = None) -> tuple[Run, Path]:
     """`screener batch` on `csv_path`: the trial of `rules` alone, or with `trials` every
-    shipped trial."""
-    out = OUT / f"{csv_path.stem}-j{jobs}.jsonl"
-    err = OUT / f"{csv_path.stem}-j{jobs}.stderr"
+    shipped trial; in `jobs` processes, or on the Dask cluster at `cluster`."""
+    name = f"c-{''.join(c if c.isalnum() else '-' for c in cluster)}" if cluster else f"j{jobs}"
+    out = OUT / f"{csv_path.stem}-{name}.jsonl"
+    err = OUT / f"{csv_path.stem}-{name}.stderr"
     chosen = ["--all-trials"] if trials else ["--trial", rules.stem]
-    cmd = [python, "-m", "screener", "batch", str(csv_path), "-o", str(out), "--jobs", str(jobs), *chosen]
+    spread = ["--cluster", cluster] if cluster else ["--jobs", str(jobs)]
+    cmd = [python, "-m", "screener", "batch", str(csv_path), "-o", str(out), *spread, *chosen]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     peak_rss = peak_pss = peak_hwm = 0
+    own_ticks = 0
     started = time.perf_counter()
     with err.open("w") as err_stream:
         child = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err_stream)
         done = threading.Event()
 
         def sample() -> None:
-            nonlocal peak_rss, peak_pss, peak_hwm
+            nonlocal peak_rss, peak_pss, peak_hwm, own_ticks
             while not done.wait(0.2):
                 rss, pss, hwm = _tree_kb(child.pid)
                 peak_rss, peak_pss, peak_hwm = max(peak_rss, rss), max(peak_pss, pss), max(peak_hwm, hwm)
+                own_ticks = max(own_ticks, _own_ticks(child.pid))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -203,12 +211,23 @@ def run_batch(csv_path: Path, count: int, jobs: int, python: str, trials: int = 
         sampler.join()
     if child.returncode not in (0, 1):  # 1: some candidates are errors, as expected
         sys.exit(f"{' '.join(cmd)} exited {child.returncode}; see {err}")
-    label = f"screener batch --all-trials ({trials} trials) --jobs {jobs}" if trials else f"screener batch --jobs {jobs}"
+    how = f"--cluster {cluster}" if cluster else f"--jobs {jobs}"
+    label = f"screener batch --all-trials ({trials} trials) {how}" if trials else f"screener batch {how}"
     run = Run(label, count * max(trials, 1), seconds,
               peak_hwm / 1024, peak_rss / 1024 if peak_rss else None,
               peak_pss / 1024 if peak_pss else None, child.returncode,
-              usage.ru_utime + usage.ru_stime)
+              usage.ru_utime + usage.ru_stime, own_ticks / os.sysconf("SC_CLK_TCK") or None)
     return run, out
+
+
+def _own_ticks(pid: int) -> int:
+    """User + system clock ticks of the process `pid` itself, not of its children (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def run_reference(csv_path: Path, count: int, rules: Path = RULES) -> tuple[Run, list[dict]]:
@@ -246,6 +265,8 @@ def all_trials(args: argparse.Namespace, job_counts: list[int]) -> int:
     rules = shipped_rules()
     csv_path = write_portfolio_csv(args.count, args.seed)
     runs = [run_batch(csv_path, args.count, jobs, args.python, trials=len(rules)) for jobs in job_counts]
+    runs += [run_batch(csv_path, args.count, 1, args.python, trials=len(rules), cluster=address)
+             for address in args.cluster]
     print(f"\nmachine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; {args.count:,} realistic "
           f"candidates (seed {args.seed}) x {len(rules)} shipped trials ({', '.join(r.stem for r in rules)})")
     print("| run | candidates x trials | seconds | candidates x trials/s | CPU seconds "
@@ -319,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="screen every shipped trial at once; report candidates x trials per second")
     parser.add_argument("--trial", metavar="ID", default=RULES.stem,
                         help=f"the shipped trial to measure (default {RULES.stem})")
+    parser.add_argument("--cluster", metavar="ADDRESS", action="append", default=[],
+                        help="also run with --cluster ADDRESS (local:N or tcp://HOST:PORT); repeatable")
     args = parser.parse_args(argv)
     job_counts = [int(j) for j in args.jobs.split(",")]
     if args.all_trials:
@@ -330,8 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     csv_path = write_csv(args.count, args.seed, rules)
     runs: list[Run] = []
     outputs: list[Path] = []
-    for jobs in job_counts:
-        run, out = run_batch(csv_path, args.count, jobs, args.python, rules=rules)
+    for jobs, cluster in [*((j, None) for j in job_counts), *((1, a) for a in args.cluster)]:
+        run, out = run_batch(csv_path, args.count, jobs, args.python, rules=rules, cluster=cluster)
         runs.append(run)
         outputs.append(out)
         print(f"  {run.label}: {run.rate:,.0f} candidates/s, {run.cpu_rate or 0:,.0f} per CPU second",
@@ -347,8 +370,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.count:,} realistic candidates (seed {args.seed}): "
           + ", ".join(f"{k} {v:,}" for k, v in sorted(decisions.items())))
     print(table(runs, floor))
-    print("engine/floor: " + ", ".join(f"--jobs {j}: {r.rate / floor.rate:.2f} (CPU time: "
-                                        f"{_cpu_ratio(r, floor)})" for j, r in zip(job_counts, runs)))
+    print("engine/floor: " + ", ".join(f"{r.label.removeprefix('screener batch ')}: {r.rate / floor.rate:.2f} "
+                                        f"(CPU time: {_cpu_ratio(r, floor)})" for r in runs))
     print(f"results differing from the reference: {bad}")
     if rules == RULES:  # the hand-written floor of this trial (benchmarks/floor_nct03862768.py)
         from floor_nct03862768 import differences, floor_results

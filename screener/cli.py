@@ -32,6 +32,7 @@ def _runtime() -> None:
     global TZ_HELP, site_zone, AtomicOutput, check_output, inside, FORMATS, UnreadableInput, open_text
     global read_rows, ErrorDigest, unknown_fields_text, written_text, load_trial, Trial, json_text
     global safe_console, safe_text, RULES_DIR_HELP, TrialNotFound, catalog, dialogs_for, context_facts
+    global ClusterLost
     from rich.console import Console
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table
@@ -39,6 +40,7 @@ def _runtime() -> None:
 
     from screener.audit.signing_cli import add_sign_options, add_signing_parsers, signer_from_args
     from screener.run.batch import AuditOptions, Summary, Writer, screen_rows, screen_rows_parallel
+    from screener.run.cluster import ClusterLost
     from screener.crashlog import log_failure
     from screener.dialog.spec import load_dialog
     from screener.engine import Screener
@@ -146,6 +148,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                                                         "looking the trial up")
     batch.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
                        help="screen in N processes (default 1)")
+    _add_cluster_option(batch)
     batch.add_argument("--traces", metavar="DIR",
                        help="write one tamper-evident trace per candidate into DIR (error records get none)")
     batch.add_argument("--letters", metavar="DIR",
@@ -199,11 +202,19 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _add_trial_options(match, "match against")
     match.add_argument("--format", choices=sorted(set(FORMATS.values())), help="input format (default: by suffix)")
     match.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="screen in N processes (default 1)")
+    _add_cluster_option(match)
     _add_record_options(match)
     match.set_defaults(run=run_batch, rules=None, traces=None, letters=None, operator=None, sign_key=None,
                        match=True)
     _add_optional_commands(sub, command)
     return parser
+
+
+def _add_cluster_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cluster", metavar="ADDRESS",
+                        help="screen on a Dask cluster: tcp://HOST:PORT of its scheduler, or local:N for N "
+                             "worker processes on this machine; needs screener[dask] (docs/cluster.md). "
+                             "Not with --jobs or --traces. Exit 3 if the scheduler goes away")
 
 
 def _add_store_option(parser: argparse.ArgumentParser) -> None:
@@ -426,21 +437,30 @@ def _progress(err: Console) -> Progress:
 
 
 def _records(args: argparse.Namespace, chosen: list[tuple[Trial, Path]], rows: Iterator[Any],
-             summary: Summary, audit: AuditOptions | None, context: dict[str, Any], store: Any = None
-             ) -> tuple[Iterator[dict[str, Any]], Any]:
-    """The records of the run, and the per-trial tally when there are several trials."""
+             summary: Summary, audit: AuditOptions | None, context: dict[str, Any], store: Any = None,
+             client: Any = None) -> tuple[Iterator[dict[str, Any]], Any]:
+    """The records of the run, and the per-trial tally when there are several trials
+    (on the Dask cluster of `client` when there is one)."""
     from screener.run import portfolio
 
     trials = [trial for trial, _ in chosen]
     if len(chosen) == 1 and not getattr(args, "match", False):
         trial, path = chosen[0]
+        if client is not None:
+            from screener.run.cluster import screen_rows_cluster
+
+            return screen_rows_cluster(client, trial, path, rows, summary, context, store), None
         if args.jobs > 1:
             return screen_rows_parallel(trial, str(path), rows, summary, args.jobs, audit,
                                         context=context), None
         return screen_rows(trial, rows, summary, audit, context=context, store=store), None
     tally = portfolio.Tally(trials, summary)
     match = getattr(args, "match", False)
-    if args.jobs > 1:
+    if client is not None:
+        from screener.run.cluster import screen_portfolio_cluster
+
+        records = screen_portfolio_cluster(client, chosen, rows, tally, match=match, store=store)
+    elif args.jobs > 1:
         records = portfolio.screen_portfolio_parallel(trials, [str(p) for _, p in chosen], rows, tally,
                                                       args.jobs, audit, match=match)
     else:
@@ -512,6 +532,8 @@ def run_batch(args: argparse.Namespace) -> int:
     if getattr(args, "store", None) and (args.jobs > 1 or args.traces):
         _say(err, "screener batch: --store goes with neither --jobs nor --traces (a trace records a "
                   "decision made in its run)")
+        return EXIT_USAGE
+    if getattr(args, "cluster", None) and not _cluster_usable(args, err):
         return EXIT_USAGE
     if args.output:
         check_output(args.output, inputs + ([args.store] if getattr(args, "store", None) else []))
@@ -588,7 +610,12 @@ def run_batch(args: argparse.Namespace) -> int:
                 rows, joined_report = _joined_rows(args, inputs, chosen, stack)
             else:
                 rows = read_rows(stack.enter_context(open_text(binary)), fmt)
-            records, tally = _records(args, chosen, rows, summary, audit, context, store)
+            client = None
+            if getattr(args, "cluster", None):
+                from screener.run.cluster import connect
+
+                client = stack.enter_context(connect(args.cluster))
+            records, tally = _records(args, chosen, rows, summary, audit, context, store, client)
             columns = _columns(args, tally is not None)
             writer = Writer(out, out_fmt, columns + ("sources",) if joined else columns)
             per_row = len(chosen) if tally is not None else 1
@@ -615,6 +642,12 @@ def run_batch(args: argparse.Namespace) -> int:
         if result_file:
             _say(err, f"screener batch: no results written; {args.output} is unchanged")
         return EXIT_USAGE
+    except ClusterLost as exc:
+        _discard(result_file)
+        kept = f"; {args.output} is unchanged" if result_file else ""
+        _say(err, f"screener batch: {exc}: the run stopped after {written} candidates were written to "
+                  f"{where}{', which are not kept' if result_file else ''}{kept}")
+        return EXIT_INTERNAL
     except _Interrupted as exc:
         _discard(result_file)
         kept = f"; {args.output} is unchanged" if result_file else ""
@@ -660,6 +693,26 @@ def run_batch(args: argparse.Namespace) -> int:
         _say(err, f"screener batch: {summary.unwritten} requested traces or letters could not be written")
         return EXIT_UNWRITTEN
     return EXIT_ERRORS if summary.decisions.get("error") else EXIT_OK
+
+
+def _cluster_usable(args: argparse.Namespace, err: Console) -> bool:
+    """Whether --cluster goes with the run's other options and names a cluster; says why not."""
+    from screener.run.cluster import ClusterError, parse_address, require_dask
+
+    if args.jobs > 1:
+        _say(err, "screener batch: --cluster goes without --jobs (the cluster's workers are the processes)")
+        return False
+    if args.traces:
+        _say(err, "screener batch: --cluster goes without --traces (the workers share no folder with "
+                  "this machine); write traces with --jobs")
+        return False
+    try:
+        parse_address(args.cluster)
+        require_dask()
+    except ClusterError as exc:
+        _say(err, f"screener batch: {exc}")
+        return False
+    return True
 
 
 def _report_store(err: Console, counts: Any) -> None:

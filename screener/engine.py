@@ -541,7 +541,8 @@ class Screener:
             # a score is settled before all its parts are known when the rest cannot change
             # its class (docs/rules-language.md, "Settled when settled")
             inputs = {name: values[name] for name in derivation.inputs if name in values}
-            value = banded_score_settled(inputs, derivation.params["points"], derivation.params["classes"])
+            value = banded_score_settled(inputs, derivation.params["points"], derivation.params["classes"],
+                                         derivation.params.get("normal_unless"))
             if value is None:
                 return False  # unknown for now; computed again if more facts arrive
         else:

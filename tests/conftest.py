@@ -23,6 +23,13 @@ os.environ["TZ"] = "UTC"
 time.tzset()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _internal_error_log_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """An internal failure provoked by a test is logged under the test run's own folder, never
+    in the home of whoever runs the suite (the screener logs to $XDG_STATE_HOME/screener/)."""
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
+
+
 @pytest.fixture(scope="session")
 def trial() -> Trial:
     return load_trial(RULES)

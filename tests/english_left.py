@@ -14,6 +14,8 @@ from typing import Any, Iterable
 _RUN = re.compile(r"[A-Za-z0-9_.\-/*:+'@#%=~]+")
 _WORD = re.compile(r"[A-Za-z]{2,}")
 _HASH = re.compile(r"[0-9a-f]{64}")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+_TERM = re.compile(r"\b[A-Za-z][a-z]*[A-Z][A-Za-z]*")  # an uppercase letter past the first: INR, eGFR, HbA1c
 # Not English to a Chinese reader: the zone name, the hash algorithm, the command to type
 # (command-line options, `--rules`, are codes too).
 FIXED = {"UTC", "sha256"}
@@ -71,12 +73,19 @@ def verbatim_of(start: dict[str, Any]) -> list[str]:
 
 
 def terms_of(wording: dict[str, Any], units: Iterable[str] = ()) -> set[str]:
-    """Latin words the Chinese wording itself uses (GIST, ECOG, INR...), and the units."""
+    """Latin words the Chinese wording itself uses (GIST, ECOG, INR, GLP-1...), and the units."""
     texts: list[str] = [wording.get("trial_title", "")]
-    for key in ("titles", "protocol_translations", "notes", "labels"):
+    for key in ("titles", "protocol_translations", "notes"):
         texts += list(wording.get(key, {}).values())
-    for labels in wording.get("values", {}).values():
+    for label in wording.get("labels", {}).values():
+        # a label with no Chinese in it is a term (INR, QTcF) or a fact's name in English words
+        # (`Eye exam method`, the label a fact without one in the dialog file gets): only terms count
+        texts.append(label if _CJK.search(label) else " ".join(_TERM.findall(label)))
+    for labels in [*wording.get("values", {}).values(), *wording.get("fields", {}).values()]:
         texts += list(labels.values())
+    for fields in wording.get("field_values", {}).values():  # a list item's values (DPP-4 抑制剂)
+        for labels in fields.values():
+            texts += list(labels.values())
     texts += list(units)
     return {word for text in texts for word in _WORD.findall(text)}
 

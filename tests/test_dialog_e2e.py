@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_dialog_flow import CONSENT, DIAGNOSED, ECOG, MAN  # the same eligible man, answered in a real terminal
+from test_dialog_flow import BILIRUBIN, CONSENT, DIAGNOSED, ECOG, MAN  # the same eligible man, answered in a real terminal
 
 from audit_support import verified
 from conftest import TRIAL
@@ -189,17 +189,17 @@ def test_zh_correction_to_male_takes_pregnancy_out(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("lang, question, unit_check", [
-    ("en", "Question 22, at most", "Did you mean 3.8 g/dL = 38 g/L?"),
-    ("zh", "第 22 题，最多还剩", "您是指 3.8 g/dL = 38 g/L 吗？"),
+    ("en", "Question 23, at most", "Did you mean 3.8 g/dL = 38 g/L?"),
+    ("zh", "第 23 题，最多还剩", "您是指 3.8 g/dL = 38 g/L 吗？"),
 ])
 def test_albumin_trap_and_progress_line(tmp_path: Path, lang: str, question: str, unit_check: str) -> None:
     term = start(tmp_path, "--lang", lang)
-    term.answers(MAN[:ECOG + 3])
+    term.answers(MAN[:BILIRUBIN + 1])
     term.expect(question)
     term.answer("albumin_g_l", "3.8")
     term.expect(unit_check)
     term.child.send("y\r")
-    term.answers(MAN[ECOG + 4:])
+    term.answers(MAN[BILIRUBIN + 2:])
     assert term.finish("Press Enter to finish" if lang == "en" else "回车结束") == 0
     assert json.loads((tmp_path / "s.json").read_text())["answers"]["albumin_g_l"] == "38"  # exact text
 

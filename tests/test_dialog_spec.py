@@ -32,12 +32,30 @@ def test_consent_is_asked_last(trial: Trial, lang: str) -> None:
     assert max(dialog.questions, key=dialog.order) == "informed_consent"
 
 
-def test_chinese_dialog_is_chinese_throughout(trial: Trial) -> None:
+SHIPPED = ["NCT03862768", "NCT06534411", "NCT06898385"]
+
+
+@pytest.mark.parametrize("trial_id", SHIPPED)
+def test_chinese_dialog_is_chinese_throughout(trial_id: str) -> None:
+    from screener.rules.check import load_trial
+    from screener.trials import rules_path
+
+    trial = load_trial(rules_path(trial_id))
     zh = load_dialog(dialog_path(trial.id, "zh"), trial)
     en = load_dialog(dialog_path(trial.id, "en"), trial)
+    assert set(zh.questions) == set(en.questions)  # each language asks the same facts, in the same order
+    assert [s.id for s in zh.sections] == [s.id for s in en.sections] and zh.disease == en.disease
     for fact, question in zh.questions.items():
-        assert CJK.search(question.text) and CJK.search(question.help), fact
-        assert question.order == en.questions[fact].order, fact
+        assert CJK.search(question.text), fact
+        assert CJK.search(question.help) or not re.search("[a-z]{3}", question.help), fact  # else `I3.` alone
+        assert question.order == en.questions[fact].order and question.section == en.questions[fact].section, fact
+        assert CJK.search(question.label) or question.label.isupper() or question.label == "QTcF", fact
+        spec = trial.facts[fact]
+        if spec.type == "enum":  # every value shown by a Chinese label
+            assert set(question.values) == set(spec.values), fact
+        for item in spec.item:  # and every field of a list item, with its values
+            assert question.fields[item.name].label, (fact, item.name)
+            assert set(question.fields[item.name].values) == set(item.values), (fact, item.name)
     untranslated = [k for k, v in zh.messages.items() if v == en.messages[k] and re.search("[a-z]{4}", v)]
     assert untranslated == ["help_title"]  # "{question}" alone
     assert all(CJK.search(zh.title(c)) for c in trial.criteria)
@@ -92,7 +110,7 @@ def test_dialog_code_names_no_trial_fact_or_criterion(trial: Trial) -> None:
         assert not words & names, f"{path.name} names {sorted(words & names)}"
 
 
-@pytest.mark.parametrize("trial_id", ["NCT03862768", "NCT06898385"])
+@pytest.mark.parametrize("trial_id", SHIPPED)
 def test_chinese_dialogs_translate_every_protocol_text_and_note(trial_id: str) -> None:
     from screener.rules.check import load_trial
     from screener.trials import rules_path

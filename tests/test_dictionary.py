@@ -161,6 +161,21 @@ def test_dictionary_in_chinese_has_chinese_labels_titles_types_and_value_labels(
     assert rows["sex"]["values"] == "female; male"  # as a cell takes them
 
 
+def test_dictionary_of_the_diabetes_trial_in_chinese_has_its_chinese_labels_and_titles(capsys):
+    assert main(["dictionary", "--trial", "NCT06534411", "--lang", "zh"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("NCT06534411 (卡格列肽与司美格鲁肽联合给药（CagriSema）")
+    hba1c = text.split("\nhba1c: ")[1].split("\n\n")[0]
+    assert hba1c.startswith("糖化血红蛋白（HbA1c）\n")
+    assert "用于标准 I5：糖化血红蛋白（HbA1c）7.0%-10.5%（53-91 mmol/mol）" in hba1c
+    method = text.split("\neye_exam_method: ")[1].split("\n\n")[0]
+    assert method.startswith("眼底检查方式\n")
+    assert "取值：dilated（散瞳眼底检查）、non_mydriatic_camera（免散瞳眼底照相）、undilated（未散瞳检查）" in method
+    assert "用于标准 E4：未控制且可能不稳定的糖尿病视网膜病变或黄斑病变" in method
+    for criterion in TRIALS["NCT06534411"].criteria:  # no criterion left with its English title
+        assert f"：{criterion.title}" not in text, criterion.id
+
+
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_dictionary_names_units_as_a_cell_takes_them(capsys, lang: str):
     assert main(["dictionary", "--trial", "NCT06898385", "--lang", lang]) == 0

@@ -238,8 +238,14 @@ def test_the_report_and_worklist_speak_chinese_with_lang_zh(results: Path, tmp_p
     for english in ("Screened", "Flow", "Screening log", "screen failure", "declined", "still not excluded",
                     "Informed consent", "To find out"):
         assert english not in gist, english
+    diabetes = html.split(f"<h2>{OTHER}")[1].split("<h2>")[0]
+    assert "替尔泊肽" in diabetes.split("</h2>")[0]  # its title from its Chinese dialog file too
+    assert "I5 (纳入)" in diabetes and "糖化血红蛋白（HbA1c）7.0%-10.5%（53-91 mmol/mol）" in diabetes
+    assert "Glycated" not in diabetes and "HbA1c 7.0-10.5 %" not in diabetes
     rows = list(csv.DictReader(worklist.read_text(encoding="utf-8").splitlines()))
     assert rows[0] == {"candidate_id": "MRN-0005", "trial_id": TRIAL, "to_collect": "知情同意"}
+    to_collect = next(r["to_collect"] for r in rows if r["trial_id"] == OTHER).split("；")
+    assert {"糖化血红蛋白（HbA1c）", "估算肾小球滤过率（eGFR）", "眼底检查方式"} <= set(to_collect)
 
 
 FONTS = shutil.which("fc-list")

@@ -5,8 +5,10 @@ the Chinese dialog file itself uses (GIST, ECOG, units)."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from audit_support import paused_intact
+from audit_support import paused_intact, verified
 from english_left import codes_of, english_left, plain_html, plain_markdown, terms_of, verbatim_of
 from test_dialog_e2e import ROOT, Terminal
 from test_dialog_flow import CONSENT, DIAGNOSED, ECOG, MAN
@@ -248,3 +250,113 @@ def test_a_list_item_typed_wrongly_in_chinese_is_refused_in_chinese_by_its_label
         [{"regimen": "gemcitabine_based", "setting": "advanced", "end_date": "2025-02-15",
           "progression_date": "2025-03-01"}]]
     paused_intact(trace)  # paused: verifies as an intact prefix
+
+# --- the diabetes trial, NCT06534411, in Chinese --------------------------------------------
+
+DIABETES = "NCT06534411"
+# An eligible woman of 60, answered as a Chinese endocrinologist types: HbA1c in IFCC units,
+# height in metres, creatinine in mg/dL written in Chinese, the medicines by their Chinese names
+# (达格列净 is an SGLT2 inhibitor; nine days of insulin are allowed).
+DIABETIC_WOMAN = [
+    ("sex", "女"), ("birth_date", "1964年6月15日"), ("consent_date", "2025-03-03"),
+    ("screening_date", "2025年3月3日"), ("t2d_diagnosis_date", "2018-05-10"),
+    ("hba1c", "64 mmol/mol"), ("height", "1.65 米"), ("weight", "88 公斤"),
+    ("antidiabetic_medications", "药物=二甲双胍，开始日期=2018年6月1日，停药日期=仍在用，当前剂量起始日期=2024年1月15日；"
+                                 "药物=达格列净，开始日期=2023-05-01，停药日期=仍在用，当前剂量起始日期=2023-05-01；"
+                                 "药物=胰岛素，开始日期=2025-01-02，停药日期=2025-01-10"),
+    ("effective_or_maximum_tolerated_dose", "是"), ("egfr", "不知道"), ("creatinine", "0.9 毫克/分升"),
+    ("eye_exam_date", "2025-02-10"), ("eye_exam_method", "免散瞳"), ("unstable_retinopathy", "否"),
+    ("pregnant", "否"), ("breastfeeding", "否"), ("intends_pregnancy", "否"), ("childbearing_potential", "否"),
+]
+EYE_METHOD = [fact for fact, _ in DIABETIC_WOMAN].index("eye_exam_method")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def test_the_diabetes_trial_is_screened_in_chinese_to_a_chinese_letter(tmp_path: Path) -> None:
+    term = Terminal(tmp_path, "screen", "--trial", DIABETES, "--lang", "zh", "--candidate-id", "T2D-1",
+                    "--session", str(tmp_path / "s.json"), "--trace", str(tmp_path / "t.jsonl"),
+                    "--letter", str(tmp_path / "l.html"), "--operator", "王医生")
+    shown = io.StringIO()
+    term.child.logfile_read = shown
+    term.expect("入组筛选：CagriSema 对比替尔泊肽")
+    term.answers(DIABETIC_WOMAN[:EYE_METHOD])
+    term.answer("eye_exam_method", "为什么")
+    term.expect("[eye_exam_method] 决定以下标准：")
+    term.expect("译文：未控制且可能不稳定的糖尿病视网膜病变或黄斑病变")
+    term.answers(DIABETIC_WOMAN[EYE_METHOD:])
+    term.expect("结论：符合入组条件")
+    assert term.finish("回车结束") == 0
+    trace = tmp_path / "t.jsonl"
+    assert records(trace)[0]["language"] == "zh"
+
+    # the screen: Chinese questions and labels, units echoed as converted (lines joined, so a
+    # protocol quote wrapped by the terminal is still found whole); the eGFR by CKD-EPI 2021,
+    # worked by hand: 142 x (0.9 / 0.7)^-1.200 x 0.9938^60 x 1.012 = 73.19
+    screen = " ".join(ANSI.sub("", shown.getvalue()).split())
+    assert "中心实验室测定的糖化血红蛋白（HbA1c）？" in screen and "识别为 8.01 %（由 64 mmol/mol 换算）" in screen
+    assert "识别为 79.56 µmol/L（由 0.9 毫克/分升 换算）" in screen
+    assert "估算肾小球滤过率（eGFR） = 73.2 mL/min/1.73 m²（计算得出）" in screen
+    assert english_in(screen, trace) == []
+
+    letter = (tmp_path / "l.html").read_text(encoding="utf-8")
+    assert '<html lang="zh">' in letter
+    text = plain_html(letter)
+    assert "符合入组条件：全部纳入标准均符合" in text
+    assert "Glycated haemoglobin (HbA1c) 7.0-10.5 percent" in text  # the protocol, verbatim
+    assert "译文：经中心实验室筛选时测定的糖化血红蛋白（HbA1c）为 7.0%-10.5%" in text  # and beside it
+    assert "I4（纳入）：二甲双胍和/或 SGLT2 抑制剂稳定剂量治疗至少 90 天" in text
+    assert "药物：SGLT2 抑制剂，开始日期：2023年5月1日，停药日期：持续中" in text
+    assert "眼底检查方式 = 免散瞳眼底照相" in text
+    assert english_in(text, trace) == []
+
+    (report,) = verified(trace)
+    assert report.startswith(f"{trace}：记录完整但未签名") and "得出与记录相同的结论：符合入组" in report
+    assert english_in(report, trace) == []
+
+
+def test_batch_letters_of_the_diabetes_trial_in_chinese_name_the_drugs_in_chinese(tmp_path: Path) -> None:
+    from screener.rules.check import load_trial
+    from screener.trials import rules_path
+
+    trial = load_trial(rules_path(DIABETES))
+    cases = yaml.safe_load(rules_path(DIABETES).with_suffix(".cases.yaml").read_text(encoding="utf-8"))
+    # semaglutide stopped 60 days before screening: another glucose-lowering drug within 90 days
+    semaglutide = {"drug": "glp1_receptor_agonist", "start_date": "2024-06-01", "stop_date": "2025-01-02"}
+    given = {**cases["base"], "antidiabetic_medications": [*cases["base"]["antidiabetic_medications"], semaglutide]}
+    facts = {name: coerce(trial.facts[name], value) for name, value in given.items()}
+    result = Screener(trial).evaluate(facts)
+    assert result.decision == "ineligible" and result.failed == ("E3",)
+    wording = load_dialog(dialog_path(DIABETES, "zh"), trial).wording()
+    sources = {name: (value, Source.batch("t2d.jsonl", 1, name)) for name, value in facts.items()}
+    written = write_candidate_artifacts(trial, "T2D-2", sources, result, tmp_path, tmp_path, None,
+                                        NOW, language="zh", wording=wording)
+    md = plain_markdown(written.letters["md"].read_text(encoding="utf-8"))
+    assert "不符合入组条件" in md and "E3（排除）：90 天内使用过其他降糖或减重药物" in md
+    assert "药物：GLP-1 受体激动剂，开始日期：2024年6月1日，停药日期：2025年1月2日" in md
+    assert "出生时性别 = 男" in md and "眼底检查方式 = 散瞳眼底检查" in md
+    for text in (md, plain_html(written.letters["html"].read_text(encoding="utf-8"))):
+        assert english_in(text, written.trace) == []
+
+
+def test_a_diabetes_letter_pending_a_qualifying_eye_examination_asks_for_it_in_chinese(tmp_path: Path) -> None:
+    from screener.rules.check import load_trial
+    from screener.trials import rules_path
+
+    trial = load_trial(rules_path(DIABETES))
+    cases = yaml.safe_load(rules_path(DIABETES).with_suffix(".cases.yaml").read_text(encoding="utf-8"))
+    # an examination without dilation does not count: E4 waits for one that does
+    facts = {name: coerce(trial.facts[name], value)
+             for name, value in {**cases["base"], "eye_exam_method": "undilated"}.items()}
+    result = Screener(trial).evaluate(facts)
+    assert result.decision == "undetermined"
+    wording = load_dialog(dialog_path(DIABETES, "zh"), trial).wording()
+    sources = {name: (value, Source.batch("t2d.jsonl", 1, name)) for name, value in facts.items()}
+    written = write_candidate_artifacts(trial, "T2D-3", sources, result, tmp_path, tmp_path, None,
+                                        NOW, language="zh", wording=wording)
+    md = plain_markdown(written.letters["md"].read_text(encoding="utf-8"))
+    assert "尚无法确定" in md and "E4 未控制且可能不稳定的糖尿病视网膜病变或黄斑病变：未知" in md
+    missing = md.split("## 尚缺信息")[1].split("##")[0]
+    assert {"眼底检查日期", "眼底检查方式", "不稳定的糖尿病视网膜病变或黄斑病变"} <= {
+        line.lstrip("- ").strip() for line in missing.splitlines() if line.strip()}
+    assert "本条为待定" in md  # the reading of E4, in Chinese
+    assert english_in(md, written.trace) == []

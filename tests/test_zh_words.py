@@ -1,11 +1,14 @@
 """A screening in Chinese speaks Chinese to the end: the decision line, list answers typed
 with Chinese field names and values (and refused in Chinese), 阴性/阳性 for antibody and
-pregnancy tests, and letters whose HTML names a CJK font to print with."""
+pregnancy tests, drugs by their Chinese names and units as Chinese laboratories write them,
+and letters whose HTML names a CJK font to print with."""
 from __future__ import annotations
 
 import datetime as dt
 import io
 import re
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -144,3 +147,100 @@ def test_the_html_letter_names_a_cjk_font_to_print_chinese_with() -> None:
     source = environment().loader.get_source(environment(), "letter.html.j2")[0]  # type: ignore[union-attr]
     fonts = re.findall(r"html:lang\(zh\) body \{ font-family: ([^;]+);", source)
     assert fonts and "Noto Serif CJK SC" in fonts[0] and fonts[0].rstrip().endswith("serif")
+
+
+# --- the diabetes trial: drugs by their Chinese names, units as Chinese laboratories write them
+
+T2D = "NCT06534411"
+
+
+@pytest.fixture(scope="module")
+def t2d() -> Trial:
+    return load_trial(rules_path(T2D))
+
+
+@pytest.fixture(scope="module")
+def t2d_zh(t2d: Trial) -> DialogSpec:
+    return load_dialog(dialog_path(T2D, "zh"), t2d)
+
+
+@pytest.mark.parametrize(("fact", "text", "value"), [
+    ("creatinine", "0.9 毫克/分升", Decimal("79.56")), ("creatinine", "80 微摩尔/升", Decimal("80")),
+    ("creatinine", "80 μmol/L", Decimal("80")),
+    ("hba1c", "64 mmol/mol", Decimal("8.00672")),  # IFCC, by the master equation
+    ("height", "1.65 米", Decimal("165")), ("height", "165 厘米", Decimal("165")),
+    ("weight", "88 公斤", Decimal("88")), ("weight", "176 斤", Decimal("88")),  # 1 斤 = 0.5 kg
+    ("t2d_diagnosis_date", "从未", Special.NEVER), ("t2d_diagnosis_date", "2018年5月10日", dt.date(2018, 5, 10)),
+    ("eye_exam_method", "散瞳", "dilated"), ("eye_exam_method", "免散瞳眼底照相", "non_mydriatic_camera"),
+    ("eye_exam_method", "小瞳", "undilated"), ("sex", "女", "female"),
+])
+def test_a_diabetes_answer_is_read_as_a_chinese_clinician_writes_it(t2d: Trial, t2d_zh: DialogSpec, fact: str,
+                                                                    text: str, value: Any) -> None:
+    assert answer(t2d, t2d_zh, fact, text) == value
+
+
+@pytest.mark.parametrize(("typed", "drug"), [
+    ("二甲双胍", "metformin"), ("达格列净", "sglt2i"), ("SGLT-2 抑制剂", "sglt2i"), ("恒格列净", "sglt2i"),
+    ("甘精胰岛素", "insulin"), ("司美格鲁肽", "glp1_receptor_agonist"), ("度拉糖肽", "glp1_receptor_agonist"),
+    ("替尔泊肽", "gip_glp1_receptor_agonist"), ("卡格列肽", "amylin_analogue"), ("西格列汀", "dpp4_inhibitor"),
+    ("格列美脲", "sulfonylurea"), ("瑞格列奈", "glinide"), ("吡格列酮", "thiazolidinedione"),
+    ("阿卡波糖", "alpha_glucosidase_inhibitor"), ("多格列艾汀", "other_antidiabetic"), ("奥利司他", "anti_obesity"),
+    ("GLP-1 受体激动剂", "glp1_receptor_agonist"),  # a class by its label
+])
+def test_a_glucose_lowering_drug_is_typed_by_its_chinese_name(t2d: Trial, t2d_zh: DialogSpec, typed: str, drug: str) -> None:
+    (item,) = answer(t2d, t2d_zh, "antidiabetic_medications", f"药物={typed}，开始日期=2024-01-01，停药日期=2024-02-01")
+    assert item["drug"] == drug
+
+
+def test_a_medication_list_is_typed_and_shown_back_in_chinese(t2d: Trial, t2d_zh: DialogSpec) -> None:
+    value = answer(t2d, t2d_zh, "antidiabetic_medications",
+                   "药物=二甲双胍，开始日期=2018年6月1日，停药日期=仍在用，当前剂量起始日期=2024年1月15日；"
+                   "药品=胰岛素, 起始日期=2025-01-02, 结束日期=2025-01-10")
+    assert value == (
+        {"drug": "metformin", "start_date": dt.date(2018, 6, 1), "stop_date": Special.ONGOING,
+         "dose_since": dt.date(2024, 1, 15)},
+        {"drug": "insulin", "start_date": dt.date(2025, 1, 2), "stop_date": dt.date(2025, 1, 10), "dose_since": None})
+    assert render.show_value(t2d_zh, value, "antidiabetic_medications") == (
+        "(1) 药物：二甲双胍，开始日期：2018年6月1日，停药日期：持续中，当前剂量起始日期：2024年1月15日；"
+        "(2) 药物：胰岛素，开始日期：2025年1月2日，停药日期：2025年1月10日")
+    assert answer(t2d, t2d_zh, "antidiabetic_medications", "无") == ()
+    said = refusal(t2d_zh, t2d, "antidiabetic_medications", "药物=二甲双胍, 剂量=500 mg")
+    assert "药物=..., 开始日期=..., 停药日期=..., 当前剂量起始日期=..." in said
+
+
+def test_a_choice_is_offered_and_read_by_its_chinese_labels(t2d: Trial, t2d_zh: DialogSpec) -> None:
+    assert answer(t2d, t2d_zh, "eye_exam_method", "散瞳眼底检查") == "dilated"  # a label, typed
+    assert refusal(t2d_zh, t2d, "eye_exam_method", "裂隙灯") == \
+        "'裂隙灯' 不在可选范围内：散瞳眼底检查 / 免散瞳眼底照相 / 未散瞳检查。"
+
+
+_CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parent.parent / "dialogs")
+                                        .glob("*.zh.yaml")), ids=lambda p: p.name)
+def test_no_chinese_text_reads_with_a_space_where_its_line_was_folded(path: Path):
+    """YAML folds the line break of a multi-line text into a space, which Chinese does not
+    write: a question or help folded between two Chinese characters would read `其他 临床研究`."""
+    import yaml
+
+    folded = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                walk(key)
+                walk(value)
+        elif isinstance(node, yaml.SequenceNode):
+            for value in node.value:
+                walk(value)
+        elif (isinstance(node, yaml.ScalarNode) and node.style in (">", None, "'", '"')
+              and node.end_mark.line > node.start_mark.line):
+            lines = path.read_text(encoding="utf-8").splitlines()
+            for i in range(node.start_mark.line, min(node.end_mark.line, len(lines) - 1)):
+                before, after = lines[i].rstrip(), lines[i + 1].strip()
+                if before and after and _CJK.match(before[-1]) and _CJK.match(after[0]):
+                    folded.append(f"{path.name}:{i + 1}: {before[-8:]} / {after[:8]}")
+
+    walk(yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader))
+    assert folded == []
