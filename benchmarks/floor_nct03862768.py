@@ -12,7 +12,8 @@ the time per candidate is the floor `screener batch` is measured against
 
 With RESULTS (the JSONL of `screener batch` on the same file) every record is compared with
 the floor's decision, failed criteria and missing facts; the exit status is 1 when any
-differs.
+differs. The floor follows rules/NCT03862768.yaml by hand: a change of the rules needs the
+same change here (the differences say where).
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ ORDER = (
     "progressed_on_imatinib", "progressive_lesion_count", "progressive_organ_count", "mdt_resectable", "age",
     "birth_date", "screening_date", "other_malignancy_within_5y", "ecog", "asa_class", "informed_consent",
     "severe_cardiopulmonary_disease", "nyha_class", "pulmonary_infection", "copd_severity", "severe_diabetes",
-    "renal_insufficiency", "severe_hepatitis", "child_pugh_class", "child_pugh_b_correctable",
+    "renal_insufficiency", "severe_hepatitis", "known_liver_disease", "child_pugh_class", "child_pugh_b_correctable",
     "bilirubin_umol_l", "albumin_g_l", "inr", "ascites", "encephalopathy", "severe_malnutrition",
     "other_serious_comorbidity", "imatinib_primary_resistance", "imatinib_start_date",
     "first_progression_date", "needs_concurrent_surgery", "tumor_bleeding", "tumor_perforation",
@@ -118,15 +119,16 @@ def decide(f: dict[str, Any]) -> dict[str, Any] | None:
         if "imatinib_primary_resistance" in f and f["imatinib_primary_resistance"] != primary:
             return None
         f["imatinib_primary_resistance"] = primary
-    known = [name for name in CHILD_PUGH_PARTS if name in f]
-    if known:
+    if "known_liver_disease" in f or any(name in f for name in CHILD_PUGH_PARTS):
+        # without known liver disease a part not given scores as normal (1 point)
+        normal = f.get("known_liver_disease") is False
         low = high = 0
         for name in CHILD_PUGH_PARTS:
             if name in f:
                 points = _points(name, f[name])
                 low, high = low + points, high + points
             else:
-                low, high = low + 1, high + 3
+                low, high = low + 1, high + (1 if normal else 3)
         settled = _class(low) if _class(low) == _class(high) else None
         if settled is not None:
             if "child_pugh_class" in f and f["child_pugh_class"] != settled:
@@ -207,7 +209,7 @@ def decide(f: dict[str, Any]) -> dict[str, Any] | None:
                "severe_diabetes", "renal_insufficiency", "severe_hepatitis", "severe_malnutrition",
                "other_serious_comorbidity")
         if cp is None:
-            absent("child_pugh_class", *CHILD_PUGH_PARTS)
+            absent("child_pugh_class", *CHILD_PUGH_PARTS, "known_liver_disease")
         if cp_b is None:
             absent("child_pugh_b_correctable")
     if e2 is None:
