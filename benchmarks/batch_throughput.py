@@ -10,8 +10,11 @@ peak RSS (VmHWM) of any one process, and RSS and PSS summed over the process tre
 ru_maxrss is not used: Linux carries the forking parent's peak into it across exec.) The same candidates then go through the
 reference evaluator of tests/reference.py in this process (same CSV reader, no engine), which
 is the floor the engine is compared with; its results are also checked against the batch
-output. `--memory` adds a 1,000,000-candidate run per job count whose peak must stay under
-150 MB; the exit status is 1 if it does not, or if any result differs from the reference.
+output. For NCT03862768 the same file also goes through benchmarks/floor_nct03862768.py,
+straight-line Python written for that trial alone: the run reports batch/floor per CPU second
+and checks the batch output against it too. `--memory` adds a 1,000,000-candidate run per job
+count whose peak must stay under 150 MB; the exit status is 1 if it does not, or if any result
+differs from the reference or the floor.
 
 `--all-trials` screens every shipped trial at once instead (`screener batch --all-trials`):
 the candidates carry the facts of every shipped trial (a fact two trials share drawn once),
@@ -370,6 +373,17 @@ def main(argv: list[str] | None = None) -> int:
     print("engine/floor: " + ", ".join(f"{r.label.removeprefix('screener batch ')}: {r.rate / floor.rate:.2f} "
                                         f"(CPU time: {_cpu_ratio(r, floor)})" for r in runs))
     print(f"results differing from the reference: {bad}")
+    if rules == RULES:  # the hand-written floor of this trial (benchmarks/floor_nct03862768.py)
+        from floor_nct03862768 import differences, floor_results
+
+        floor_list, floor_cpu = floor_results(csv_path)
+        floor_rate = args.count / floor_cpu
+        print(f"floor (straight-line Python, 1 process): {floor_rate:,.0f} candidates/CPU s; batch/floor per "
+              "CPU second: " + ", ".join(f"--jobs {j}: {r.cpu_rate / floor_rate:.2f} (floor {floor_rate / r.cpu_rate:.2f}x "
+                                         "faster)" for j, r in zip(job_counts, runs) if r.cpu_rate))
+        floor_bad = sum(differences(floor_list, out) for out in outputs)
+        print(f"results differing from the floor: {floor_bad}")
+        bad += floor_bad
 
     failed = bad > 0
     if args.memory:

@@ -8,31 +8,54 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Iterator
-
-from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any, Iterator
 
 from screener import __version__
-from screener.audit.signing_cli import add_sign_options, add_signing_parsers, signer_from_args
-from screener.run.batch import AuditOptions, Summary, Writer, screen_rows, screen_rows_parallel
-from screener.run.cluster import ClusterLost
-from screener.crashlog import log_failure
-from screener.dialog.spec import load_dialog
-from screener.engine import Screener
-from screener.errors import RulesError, ScreenerError
-from screener.i18n import TZ_HELP, site_zone
-from screener.outfile import AtomicOutput, check_output
-from screener.paths import inside
-from screener.sources.readers import FORMATS, UnreadableInput, open_text, read_rows
-from screener.run.run_summary import ErrorDigest, unknown_fields_text, written_text
-from screener.rules.check import load_trial
-from screener.model import Trial
-from screener.safe import json_text, safe_console, safe_text
-from screener.trials import RULES_DIR_HELP, TrialNotFound, catalog, dialogs_for
-from screener.values import context_facts
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from screener.model import Trial
+    from screener.outfile import AtomicOutput
+    from screener.run.batch import AuditOptions, Summary
+
+
+def _runtime() -> None:
+    """Import what defining and running the commands needs (rich, the engine, the readers,
+    the other commands' modules) into this module. `screener --help`, `--version` and a
+    mistyped command are answered without it (`main`), so they start as fast as Python."""
+    global Console, Progress, BarColumn, SpinnerColumn, TextColumn, TimeElapsedColumn, Table, Text
+    global add_sign_options, add_signing_parsers, signer_from_args, AuditOptions, Summary, Writer
+    global screen_rows, screen_rows_parallel, log_failure, load_dialog, Screener, RulesError, ScreenerError
+    global TZ_HELP, site_zone, AtomicOutput, check_output, inside, FORMATS, UnreadableInput, open_text
+    global read_rows, ErrorDigest, unknown_fields_text, written_text, load_trial, Trial, json_text
+    global safe_console, safe_text, RULES_DIR_HELP, TrialNotFound, catalog, dialogs_for, context_facts
+    global ClusterLost
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+    from rich.text import Text
+
+    from screener.audit.signing_cli import add_sign_options, add_signing_parsers, signer_from_args
+    from screener.run.batch import AuditOptions, Summary, Writer, screen_rows, screen_rows_parallel
+    from screener.run.cluster import ClusterLost
+    from screener.crashlog import log_failure
+    from screener.dialog.spec import load_dialog
+    from screener.engine import Screener
+    from screener.errors import RulesError, ScreenerError
+    from screener.i18n import TZ_HELP, site_zone
+    from screener.outfile import AtomicOutput, check_output
+    from screener.paths import inside
+    from screener.sources.readers import FORMATS, UnreadableInput, open_text, read_rows
+    from screener.run.run_summary import ErrorDigest, unknown_fields_text, written_text
+    from screener.rules.check import load_trial
+    from screener.model import Trial
+    from screener.safe import json_text, safe_console, safe_text
+    from screener.trials import RULES_DIR_HELP, TrialNotFound, catalog, dialogs_for
+    from screener.values import context_facts
+
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL, EXIT_UNWRITTEN = 0, 1, 2, 3, 4
 _UNWRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
@@ -52,7 +75,7 @@ def _err_console() -> Console:
     return safe_console(stderr=True)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _top_parser() -> tuple[argparse.ArgumentParser, Any]:
     parser = argparse.ArgumentParser(
         prog="screener",
         description="Rule-based clinical-trial eligibility screening.",
@@ -61,6 +84,47 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"screener {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    return parser, sub
+
+
+# Every command and its one-line help, in the order `build_parser` adds them: what
+# `screener --help` lists before anything else is imported (test_cli_start checks that both
+# parsers print the same help).
+COMMANDS = (
+    ("batch", "screen a list of candidates (CSV, JSONL, JSON, YAML)"),
+    ("check", "check rules and dialog files; report every problem as file:line:col"),
+    ("trials", "list every trial found: id, title, version, content hash, origin, languages"),
+    ("match", "for each candidate, the trials ranked: which could this patient enter?"),
+    ("screen", "screen one patient in a guided dialog"),
+    ("resume", "continue a saved screening dialog"),
+    ("sessions", "list the saved screenings"),
+    ("verify", "check a trace's hash chain and replay its decision"),
+    ("explain", "show how a trace's decision was reached"),
+    ("keygen", "make an Ed25519 key pair for signing traces"),
+    ("sign", "counter-sign a trace (e.g. an investigator's approval)"),
+    ("changes", "list the candidates whose decision changed in the latest run with a store"),
+    ("template", "write an empty candidates CSV with a column per input fact of the trials"),
+    ("dictionary", "describe every input column: label, type, units, values, example, criteria"),
+    ("report", "attrition per criterion, screening log and missing facts, from batch or match results"),
+)
+
+
+def commands_parser() -> argparse.ArgumentParser:
+    """The top level of the command line alone: `--help`, `--version` and the command names,
+    each command's own arguments left unread (parsed by `build_parser` once a command is
+    named)."""
+    parser, sub = _top_parser()
+    for name, text in COMMANDS:
+        sub.add_parser(name, help=text, add_help=False)
+    return parser
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser. With `command`, the commands defined in other modules
+    (dialog, audit, coordinator) are listed by name only unless `command` is one of them,
+    so running one command does not import the others' modules."""
+    _runtime()
+    parser, sub = _top_parser()
 
     batch = sub.add_parser(
         "batch", help="screen a list of candidates (CSV, JSONL, JSON, YAML)",
@@ -142,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_record_options(match)
     match.set_defaults(run=run_batch, rules=None, traces=None, letters=None, operator=None, sign_key=None,
                        match=True)
-    _add_optional_commands(sub)
+    _add_optional_commands(sub, command)
     return parser
 
 
@@ -213,25 +277,37 @@ def run_changes(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _add_optional_commands(sub: Any) -> None:
-    """Commands that live in their own modules (dialog, audit)."""
-    try:
-        from screener.dialog.cli import add_screen_parsers
-    except ImportError:
-        pass
-    else:
+def _add_optional_commands(sub: Any, command: str | None = None) -> None:
+    """Commands that live in their own modules (dialog, audit, coordinator); with `command`,
+    those of the modules it is not in by name only (`build_parser`)."""
+    def dialog(sub: Any) -> None:
+        try:
+            from screener.dialog.cli import add_screen_parsers
+        except ImportError:
+            return
         add_screen_parsers(sub)
-    try:
-        from screener.audit.cli import add_audit_parsers
-    except ImportError:
-        pass
-    else:
-        add_audit_parsers(sub)
-    add_signing_parsers(sub)
-    _add_changes_parser(sub)
-    from screener.coordinator_cli import add_coordinator_parsers
 
-    add_coordinator_parsers(sub)
+    def audit(sub: Any) -> None:
+        try:
+            from screener.audit.cli import add_audit_parsers
+        except ImportError:
+            return
+        add_audit_parsers(sub)
+
+    def coordinator(sub: Any) -> None:
+        from screener.coordinator_cli import add_coordinator_parsers
+
+        add_coordinator_parsers(sub)
+
+    helps = dict(COMMANDS)
+    for names, add in ((("screen", "resume", "sessions"), dialog), (("verify", "explain"), audit),
+                       (("keygen", "sign"), add_signing_parsers), (("changes",), _add_changes_parser),
+                       (("template", "dictionary", "report"), coordinator)):
+        if command is None or command in names:
+            add(sub)
+        else:
+            for name in names:
+                sub.add_parser(name, help=helps[name], add_help=False)
 
 
 def _add_trial_options(parser: argparse.ArgumentParser, verb: str) -> None:
@@ -823,7 +899,10 @@ def run_trials(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    parser = build_parser()
+    # `screener`, `--help`, `--version` and an unknown command end here, before the engine
+    # and the other commands' modules are imported
+    named, _ = commands_parser().parse_known_args(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(named.command)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

@@ -27,7 +27,6 @@ its `engine.Host` makes, without the parts of the Python wrapper that are unsafe
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import itertools
 import json
@@ -38,9 +37,10 @@ from typing import Any, Iterable
 import durable_rules_engine as _dre
 
 from screener.rules.compile import (
-    DONE_PREFIX, FIELD_PREFIX, KIND, OPEN, SEALED, SNAPSHOT, Part, compile_rulesets, encode, engine_places,
-    lower_criteria,
+    DONE_PREFIX, FIELD_PREFIX, FINAL, KIND, OPEN, SEALED, SNAPSHOT, Part, compile_rulesets, encoder,
+    engine_places, lower_criteria,
 )
+from screener.rules.compile.rules import enabling_fields
 from screener.rules import formulas
 from screener.rules.collect import to_collect
 from screener.rules.evaluate import Evaluator, Failure
@@ -196,22 +196,29 @@ class _Ruleset:
             action = _action_of(rule, parts, criteria)
             if action is not None:
                 self.actions[rule] = action
+        # with a seal, criteria read only the final snapshot (compile_rulesets)
+        self.sealed = "seal" in definition
+        self.enabling = enabling_fields(definition)
         self.handle = _ruleset(trial, self.name, definition)
 
 
 class Screener:
     """Evaluates candidates of one trial. Use from one thread; one per process is enough."""
 
-    def __init__(self, trial: Trial):
+    def __init__(self, trial: Trial, firings: bool = True):
         """Compile the trial and create its rulesets; raises RulesError if the engine refuses.
 
         The compiler keeps every rule and ruleset within what durable-rules takes (conditions
         cut into parts, networks regrouped, criteria spread over several rulesets), so a
         refusal here names a rule the engine still would not build.
+
+        With `firings` False the results carry no firings (`Result.firings` is empty): the
+        same decisions, outcomes and missing facts, for a run that writes no trace.
         """
         self.trial = trial
         self._rulesets = [_Ruleset(trial, definition, parts)
                           for definition, parts in compile_rulesets(trial)]
+        self._firings = firings
         self._derivations = {d.id: d for d in trial.derivations}
         self._criteria: dict[str, Criterion] = {c.id: c for c in trial.criteria}
         self._fact_order = {name: i for i, name in enumerate(trial.facts)}
@@ -227,11 +234,8 @@ class Screener:
                                for c in trial.criteria)
         # only decimals, quantities, dates and lists change form on their way into the engine
         places = engine_places(trial)
-        self._encoders = {
-            name: (None if spec.type in ("boolean", "enum", "text", "integer")
-                   else functools.partial(encode, spec, places=places.get(name)))
-            for name, spec in trial.facts.items()
-        }
+        self._encoders = {name: encoder(spec, places.get(name)) for name, spec in trial.facts.items()}
+        self._fields = {name: FIELD_PREFIX + name for name in trial.facts}
 
     @property
     def definition(self) -> dict[str, Any]:
@@ -258,35 +262,42 @@ class Screener:
             raise EngineError(f"durable-rules error {code}")
         return state
 
-    def _encode(self, values: dict[str, FactValue], fields: dict[str, Any], start: int) -> int:
+    def _encode(self, values: dict[str, FactValue], fields: dict[str, Any], start: int) -> tuple[int, str]:
         """Add the engine's fields of `values` from the `start`-th on to `fields`; returns how
-        many values are encoded now (values only grow, by derived facts, during a session)."""
+        many values are encoded now (values only grow, by derived facts, during a session)
+        and the JSON text of the fields added (without braces; empty when none is)."""
         encoders = self._encoders
+        names = self._fields
         never = self._never_facts
-        for name, value in itertools.islice(values.items(), start, None):
+        added: dict[str, Any] = {}
+        for name, value in itertools.islice(values.items(), start, None) if start else values.items():
             if value is Special.NEVER and name in never:
-                fields[NEVER_PREFIX + name] = 1
+                added[NEVER_PREFIX + name] = 1
             else:
                 scaled = encoders[name]
-                fields[FIELD_PREFIX + name] = value if scaled is None else scaled(value)
-        return len(values)
+                added[names[name]] = value if scaled is None else scaled(value)
+        fields.update(added)
+        return len(values), _to_json(added)[1:-1] if added else ""
 
     @staticmethod
-    def _snapshot(sid: str, fields: dict[str, Any], done: set[str], decided: dict[str, str],
+    def _snapshot(sid: str, given: str, done: set[str], decided: dict[str, str],
                   parts: dict[str, Part], terms: dict[str, int]) -> tuple[str, str]:
         """The JSON text of a new snapshot fact, and how every message of a rule fired on it
         goes on after the rule's name: the engine echoes the fact's text, sid first, id
-        second. The same text is asserted and later retracted."""
-        fact: dict[str, Any] = {"sid": sid, "id": f"v{next(_snapshot_ids)}", KIND: SNAPSHOT}
-        fact.update(fields)
-        for rule_id in sorted(done):
-            fact[DONE_PREFIX + rule_id] = 1
-        for name in sorted(decided):
-            fact[parts[name].field] = decided[name]
-        if terms:
-            fact.update(sorted(terms.items()))
-        text = _to_json(fact)
-        return text, f'":{{"m":{text[:text.index(",", text.index(",") + 1)]}'
+        second. `given` is the JSON text of the candidate's fields (see `_encode`), written
+        once and reused by every snapshot of the candidate. The same text is asserted and
+        later retracted."""
+        head = f'{{"sid":"{sid}","id":"v{next(_snapshot_ids)}"'
+        text = f'{head},"{KIND}":"{SNAPSHOT}"'
+        if given:
+            text += "," + given
+        if done or decided or terms:
+            marks: dict[str, Any] = {DONE_PREFIX + rule_id: 1 for rule_id in sorted(done)}
+            for name in sorted(decided):
+                marks[parts[name].field] = decided[name]
+            marks.update(sorted(terms.items()))
+            text += "," + _to_json(marks)[1:-1]
+        return text + "}", f'":{{"m":{head}'
 
     def evaluate(self, facts: dict[str, FactValue]) -> Result:
         """Decide one candidate from typed facts (unknown facts simply absent).
@@ -303,14 +314,14 @@ class Screener:
         outcomes: dict[str, str] = {}
         missing: set[str] = set()
         derived: dict[str, FactValue] = {}
-        firings: list[Firing] = []
+        firings: list[Firing] | None = [] if self._firings else None  # None: not recorded
         failures: dict[str, tuple[Failure, dict[str, Any]]] = {}  # term or derived fact -> why
         contradictions: dict[str, ConflictError] = {}  # derived fact -> its contradiction
         for index, ruleset in enumerate(self._rulesets):
             # every ruleset derives the same facts and terms; their firings and
             # contradictions are recorded once
             self._evaluate_in(ruleset, values, outcomes, missing, derived, failures,
-                              contradictions, firings, firings if index == 0 else [])
+                              contradictions, firings, firings if index == 0 or firings is None else [])
             if contradictions:
                 break  # the other rulesets derive the same facts: they would find the same
         if contradictions:
@@ -336,7 +347,7 @@ class Screener:
                      outcomes: dict[str, str], missing: set[str], derived: dict[str, FactValue],
                      failures: dict[str, tuple[Failure, dict[str, Any]]],
                      contradictions: dict[str, ConflictError],
-                     firings: list[Firing], derivation_firings: list[Firing]) -> None:
+                     firings: list[Firing] | None, derivation_firings: list[Firing] | None) -> None:
         """Run one candidate's session in one ruleset, adding to the results so far.
 
         This loop runs for every rule fired in a batch (some 25 a candidate), so it looks up
@@ -355,11 +366,11 @@ class Screener:
         decided: dict[str, str] = {}  # outcomes of parts of split conditions
         term_fields: dict[str, int] = {}  # computed hidden terms, with their done markers
         fields: dict[str, Any] = {}  # the facts as the engine reads them
-        encoded = self._encode(values, fields, 0)
+        encoded, given = self._encode(values, fields, 0)  # and as JSON text
         sid = _session(handle)
         decided_cleanly = False
         try:
-            snapshot, echo = self._snapshot(sid, fields, done, decided, parts, term_fields)
+            snapshot, echo = self._snapshot(sid, given, done, decided, parts, term_fields)
             state = self._check(_dre.assert_fact(handle, snapshot), SNAPSHOT)
 
             pending: list[str] = []  # derivations fired on the current snapshot
@@ -382,8 +393,9 @@ class Screener:
                     known = outcomes.get(head)
                     if known is None:
                         outcomes[head] = outcome
-                        firings.append(Firing(rule, head, outcome,
-                                              {name: values[name] for name in reads if name in values}))
+                        if firings is not None:
+                            firings.append(Firing(rule, head, outcome,
+                                                  {name: values[name] for name in reads if name in values}))
                     elif known != outcome:
                         # A condition with OR clauses fires once per clause that holds; the
                         # repeats carry nothing new, but two different outcomes would be a bug.
@@ -407,29 +419,48 @@ class Screener:
                         self._derive_rest(values, derived, done.union(pending), contradictions)
                         decided_cleanly = _tidy(handle, state, snapshot)
                         return
-                    # the first snapshot is replaced even with nothing derived: the rules
-                    # after the seal read only snapshots with the sealed mark
-                    if pending or pending_parts or pending_terms or (
-                            action[1] and SEALED not in fields):
-                        if action[1]:
-                            fields[SEALED] = 1
+                    changed = bool(pending or pending_parts or pending_terms)
+                    added: list[str] = []  # fields this snapshot's actions add
+                    if changed:
                         done.update(pending)
                         decided.update(pending_parts)
                         term_fields.update(pending_terms)
+                        added.extend(pending_terms)
                         pending.clear()
                         pending_parts.clear()
                         pending_terms.clear()
-                        encoded = self._encode(values, fields, encoded)  # the derived values
+                        before = len(fields)
+                        encoded, derived_text = self._encode(values, fields, encoded)  # the derived values
+                        added.extend(itertools.islice(fields, before, None))
+                        if derived_text:
+                            given += "," + derived_text if given else derived_text
+                    marks = ""
+                    if ruleset.sealed:
+                        # The next snapshot is sealed (parts read it) unless a derivation or
+                        # term may fire on what this one added; it is final (criteria read
+                        # it) when besides every part is decided. Else it is replaced once
+                        # more: the first snapshot always, a last one to mark final.
+                        more = not ruleset.enabling.isdisjoint(added)
+                        if not more and SEALED not in fields:
+                            fields[SEALED] = 1
+                            marks += f',"{SEALED}":1'
+                        if not more and FINAL not in fields and len(decided) == len(parts):
+                            fields[FINAL] = 1
+                            marks += f',"{FINAL}":1'
+                    if changed or marks:
+                        if marks:
+                            given += marks if given else marks[1:]
                         old = snapshot
-                        snapshot, echo = self._snapshot(sid, fields, done, decided, parts, term_fields)
+                        snapshot, echo = self._snapshot(sid, given, done, decided, parts, term_fields)
                         self._check(_dre.retract_fact(handle, old), SNAPSHOT)
                         self._check(_dre.assert_fact(handle, snapshot), SNAPSHOT)
                 else:  # a part of a split condition
                     _, name, outcome, reads, head = action
                     if name not in pending_parts and name not in decided:
                         pending_parts[name] = outcome
-                        firings.append(Firing(rule, head, outcome,
-                                              {f: values[f] for f in reads if f in values}))
+                        if firings is not None:
+                            firings.append(Firing(rule, head, outcome,
+                                                  {f: values[f] for f in reads if f in values}))
                 message = _dre.complete_and_start_action(handle, state)
             # every action has run: the session is left as it was before this candidate
             self._check(_dre.retract_fact(handle, snapshot), SNAPSHOT)
@@ -439,7 +470,7 @@ class Screener:
                 _end_session(handle)  # an engine error may have left actions or facts behind
 
     def _term(self, name: str, values: dict[str, FactValue], pending: dict[str, int],
-              failures: dict[str, tuple[Failure, dict[str, Any]]], firings: list[Firing]) -> None:
+              failures: dict[str, tuple[Failure, dict[str, Any]]], firings: list[Firing] | None) -> None:
         """Compute hidden term `name` for the next snapshot (the action of its rule)."""
         term = self._terms[name]
         if term.done in pending:
@@ -452,8 +483,9 @@ class Screener:
             return  # unknown for now: computed again if a later snapshot brings more facts
         pending.update(fields or {})
         pending[term.done] = 1
-        firings.append(Firing(rule=f"term.{name}", criterion=None, outcome=None, facts=read,
-                              derived=dict(fields or {})))
+        if firings is not None:
+            firings.append(Firing(rule=f"term.{name}", criterion=None, outcome=None, facts=read,
+                                  derived=dict(fields or {})))
 
     def _derive_rest(self, values: dict[str, FactValue], derived: dict[str, FactValue],
                      done: set[str], contradictions: dict[str, ConflictError]) -> None:
@@ -489,7 +521,7 @@ class Screener:
         return list(needed.values())
 
     def _derive(self, rule_id: str, values: dict[str, FactValue], derived: dict[str, FactValue],
-                firings: list[Firing], failures: dict[str, tuple[Failure, dict[str, Any]]],
+                firings: list[Firing] | None, failures: dict[str, tuple[Failure, dict[str, Any]]],
                 contradictions: dict[str, ConflictError]) -> bool:
         """Run derivation `rule_id` (the action of its rule); returns whether it is done.
 
@@ -536,8 +568,9 @@ class Screener:
                 if abs(Decimal(str(given)) - Decimal(str(value))) > derivation.tolerance:
                     self._warnings[derivation.fact] = reported_warning(
                         derivation.fact, given, value, inputs, derivation.tolerance)
-            firings.append(Firing(rule=f"derive.{rule_id}", criterion=None, outcome=None,
-                                  facts=inputs, derived={}))
+            if firings is not None:
+                firings.append(Firing(rule=f"derive.{rule_id}", criterion=None, outcome=None,
+                                      facts=inputs, derived={}))
             return True
         if given is not None and not formulas.agrees(given, value):
             contradictions.setdefault(derivation.fact, ConflictError(derivation.fact, given, value, inputs))
@@ -545,12 +578,13 @@ class Screener:
         if given is None:
             values[derivation.fact] = value
             derived[derivation.fact] = value
-        firings.append(Firing(rule=f"derive.{rule_id}", criterion=None, outcome=None,
-                              facts=inputs, derived={derivation.fact: value}))
+        if firings is not None:
+            firings.append(Firing(rule=f"derive.{rule_id}", criterion=None, outcome=None,
+                                  facts=inputs, derived={derivation.fact: value}))
         return True
 
     def _result(self, outcomes: dict[str, str], missing: set[str], derived: dict[str, FactValue],
-                firings: list[Firing]) -> Result:
+                firings: list[Firing] | None) -> Result:
         """The Result, with the decision and failed criteria as `decide` and `failed_criteria`
         give them, in one pass over the criteria."""
         ordered: dict[str, str] = {}
@@ -571,9 +605,11 @@ class Screener:
             failed=tuple(failed),
             missing=tuple(sorted(missing, key=self._fact_order.__getitem__)),
             derived=derived,
-            firings=tuple(firings),
-            computed={name: self._computed[name] for name in self.trial.facts if name in self._computed},
-            warnings=tuple(self._warnings[name] for name in self.trial.facts if name in self._warnings),
+            firings=tuple(firings) if firings else (),
+            computed={name: self._computed[name] for name in self.trial.facts if name in self._computed}
+            if self._computed else {},
+            warnings=tuple(self._warnings[name] for name in self.trial.facts if name in self._warnings)
+            if self._warnings else (),
         )
 
 

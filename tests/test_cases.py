@@ -59,3 +59,20 @@ def test_every_criterion_is_exercised_both_ways(cases_file):
 def test_every_shipped_trial_has_a_case_table():
     rules = {p.name for p in (ROOT / "rules").glob("*.yaml") if not p.name.endswith(".cases.yaml")}
     assert {p.name.replace(".cases.yaml", ".yaml") for p in CASE_FILES} == rules
+
+
+@pytest.mark.parametrize("cases_file", CASE_FILES, ids=[p.name.split(".")[0] for p in CASE_FILES])
+def test_a_run_without_traces_decides_the_same(cases_file):
+    """Batch without --traces records no firings: every case's record, outcomes and missing
+    facts are those of a run that records them."""
+    trial, screener = _trial(cases_file)
+    plain = Screener(trial, firings=False)
+    doc = _docs[cases_file]
+    for case in doc["cases"]:
+        row = Row(1, case_fields(doc, case))
+        traced, untraced = screen_row(trial, screener, row), screen_row(trial, plain, row)
+        assert untraced.record == traced.record, case["note"]
+        if traced.result is not None:
+            assert untraced.result.firings == ()
+            assert (untraced.result.outcomes, untraced.result.missing, untraced.result.derived) == (
+                traced.result.outcomes, traced.result.missing, traced.result.derived), case["note"]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
+import operator
 from decimal import Decimal
 import re
 from dataclasses import dataclass
@@ -60,16 +62,25 @@ def before_months_after(start: dt.date, event: dt.date, months: int) -> bool:
     return event < add_months(start, months)
 
 
-def _band_matches(band: str, value: Any) -> bool:
-    """Whether `value` is in the band, compared exactly (51.305 is above 51.3)."""
+_COMPARE = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq,
+}
+
+
+@functools.lru_cache(maxsize=1024)
+def _band(band: str) -> tuple[Callable[[Any, Any], bool], Decimal]:
+    """A band's comparison and exact limit, read once per band text (bands are the rules'
+    own, so a few dozen per trial)."""
     match = _BAND.match(band)
     assert match is not None  # checked when the rules load
-    op, limit = match.group(1), Decimal(match.group(2))
-    value = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-    return {
-        "<": value < limit, "<=": value <= limit, ">": value > limit,
-        ">=": value >= limit, "==": value == limit,
-    }[op]
+    return _COMPARE[match.group(1)], Decimal(match.group(2))
+
+
+def _exactly(value: Any) -> Decimal | int:
+    """A value as compared with a band's limit: a float by its shortest text (51.305 stays
+    51.305), integers and Decimals as they are."""
+    return Decimal(repr(value)) if isinstance(value, float) else value if isinstance(value, (int, Decimal)) \
+        else Decimal(value)
 
 
 def banded_score(values: dict[str, Any], points: dict[str, Any], classes: list[list[Any]]) -> str:
@@ -106,12 +117,18 @@ def banded_score_settled(values: dict[str, Any], points: dict[str, Any],
 def _points(table: Any, value: Any) -> int:
     if isinstance(table, dict):
         return int(table[value])
-    return next(int(p) for p, band in table if _band_matches(band, value))
+    exact = _exactly(value)
+    for points, band in table:
+        compare, limit = _band(band)
+        if compare(exact, limit):
+            return int(points)
+    raise ValueError(f"{value} falls in no band")  # bands that leave values out are refused on load
 
 
 def _class_of(classes: list[list[Any]], total: int) -> str | None:
     for label, band in classes:
-        if _band_matches(band, total):
+        compare, limit = _band(band)
+        if compare(total, limit):
             return str(label)
     return None
 

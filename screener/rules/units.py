@@ -52,7 +52,7 @@ class _Units:
     """The pint registry with the UCUM definitions, and the UCUM parser feeding it."""
 
     def __init__(self) -> None:
-        import pint  # imported here: importing pint alone costs a third of a second
+        pint = _pint()  # imported here: importing pint alone costs a third of a second
         import ucumvert
         from ucumvert import UcumToPintTransformer, get_ucum_parser
 
@@ -77,6 +77,25 @@ class _Units:
         except Exception as exc:  # lark, pint and arithmetic errors all mean "not a unit"
             raise UnitError(f"{code!r} is not a UCUM unit code{_reason(exc)}") from None
         return result
+
+
+def _pint() -> Any:
+    """pint, imported without numpy when numpy is not loaded yet: pint takes numpy when it
+    can import it (15 MB and a tenth of a second more for every process and worker), and the
+    screener gives it plain numbers only. numpy stays importable for everything else."""
+    import sys
+
+    if "pint" in sys.modules or "numpy" in sys.modules:
+        import pint
+
+        return pint
+    sys.modules["numpy"] = None  # type: ignore[assignment]  # `import numpy` raises ImportError
+    try:
+        import pint
+    finally:
+        if sys.modules.get("numpy", False) is None:
+            del sys.modules["numpy"]
+    return pint
 
 
 def _check_exponents(code: str, tree: Any) -> None:

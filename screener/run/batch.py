@@ -282,7 +282,7 @@ def screen_rows(trial: Trial, rows: Iterable[Row], summary: Summary,
                 store: Store | None = None) -> Iterator[dict[str, Any]]:
     """Screen rows in this process; yields output records in input order (reusing the
     `store`'s records of unchanged candidates when there is one)."""
-    screener = Screener(trial)
+    screener = Screener(trial, firings=audit is not None)  # firings are a trace's material
     for row in rows:
         summary.unknown_fields.update(unknown_fields(trial, row))
         screened = screen_row(trial, screener, row, context, store)
@@ -309,7 +309,7 @@ def _init_worker(rules_path: str, audit: AuditOptions | None,
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     trial = load_trial(rules_path)
-    _worker = (trial, Screener(trial), audit, context or {})
+    _worker = (trial, Screener(trial, firings=audit is not None), audit, context or {})
 
 
 def _screen_chunk(rows: list[Row]) -> list[tuple[dict[str, Any], list[str], str | None]]:

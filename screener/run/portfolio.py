@@ -94,7 +94,7 @@ def screen_portfolio(trials: Sequence[Trial], rows: Iterable[Row], tally: Tally,
     trial order (`match`: with the fields `rank` reads; reusing the `store`'s records of
     unchanged candidates and trials when there is one). One durable-rules session is live at
     a time, whatever the number of trials."""
-    screeners = [Screener(t) for t in trials]
+    screeners = [Screener(t, firings=audit is not None) for t in trials]  # firings: for traces
     audits = [trial_audit(audit, t.id) for t in trials]
     for row in rows:
         tally.overall.unknown_fields.update(unknown_to_all(trials, row))
@@ -113,7 +113,8 @@ def _init_worker(rules_paths: list[str], audit: AuditOptions | None, match: bool
     from screener.rules.check import load_trial
 
     trials = [load_trial(p) for p in rules_paths]
-    _worker = (trials, [Screener(t) for t in trials], [trial_audit(audit, t.id) for t in trials], match)
+    _worker = (trials, [Screener(t, firings=audit is not None) for t in trials],
+               [trial_audit(audit, t.id) for t in trials], match)
 
 
 def _screen_chunk(rows: list[Row]) -> list[tuple[list[tuple[dict[str, Any], str | None]], list[str]]]:

@@ -18,8 +18,8 @@ truth conditions), `rules` (criteria and derivations as rules, fitted into rules
 from __future__ import annotations
 
 from screener.rules.compile.encode import (
-    Cond, DONE_PREFIX, FIELD_PREFIX, KIND, OPEN, PART_PREFIX, PRI_CRITERION, PRI_DERIVE, PRI_MISSING,
-    PRI_OPEN, PRI_PART, PRI_SEAL, PRI_SEAL_PARTS, SEALED, SNAPSHOT, encode, engine_places, field,
+    Cond, DONE_PREFIX, FIELD_PREFIX, FINAL, KIND, OPEN, PART_PREFIX, PRI_CRITERION, PRI_DERIVE, PRI_MISSING,
+    PRI_OPEN, PRI_PART, PRI_SEAL, PRI_SEAL_PARTS, SEALED, SNAPSHOT, encode, encoder, engine_places, field,
 )
 from screener.rules.compile.normal import (
     GROUPS, MAX_BETAS, MAX_CHILDREN, MAX_CLAUSES, MAX_FIELDS, MAX_NEX, MAX_OR_CLAUSES, MAX_OR_WIDTH,
@@ -32,9 +32,9 @@ from screener.rules.compile.rules import (
 )
 
 __all__ = [
-    "Cond", "DONE_PREFIX", "FIELD_PREFIX", "KIND", "OPEN", "PART_PREFIX", "PRI_CRITERION", "PRI_DERIVE",
+    "Cond", "DONE_PREFIX", "FIELD_PREFIX", "FINAL", "KIND", "OPEN", "PART_PREFIX", "PRI_CRITERION", "PRI_DERIVE",
     "PRI_MISSING", "PRI_OPEN", "PRI_PART", "PRI_SEAL", "PRI_SEAL_PARTS", "SEALED", "SNAPSHOT", "encode",
-    "engine_places", "field", "GROUPS", "MAX_BETAS", "MAX_CHILDREN", "MAX_CLAUSES", "MAX_FIELDS", "MAX_NEX",
+    "encoder", "engine_places", "field", "GROUPS", "MAX_BETAS", "MAX_CHILDREN", "MAX_CLAUSES", "MAX_FIELDS", "MAX_NEX",
     "MAX_OR_CLAUSES", "MAX_OR_WIDTH", "MAX_RULES", "MAX_STACK", "TooComplex", "to_cnf", "Part", "decompose",
     "parts_of", "split", "MAX_FAN_OUT", "MAX_PLAIN_DEPTH", "MAX_PLAIN_SIZE", "compile_rulesets",
     "compile_trial", "fan_out", "lower_criteria", "missing_conditions",

@@ -4,8 +4,9 @@ names, rule priorities, and values encoded exactly (scaled half-step integers, d
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
-from typing import Any, Union
+import functools
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any, Callable, Union
 
 from screener.model import Compare, FactSpec, In, Special, Trial, children
 from screener.rules.terms import ONGOING_DAY
@@ -18,6 +19,7 @@ FIELD_PREFIX = "f_"
 DONE_PREFIX = "d_"
 PART_PREFIX = "p_"
 SEALED = "s_"  # marks a snapshot that has been through the seal (see compile_rulesets)
+FINAL = "s_final"  # marks a sealed snapshot on which the criteria are decided (see compile_rulesets)
 
 PRI_OPEN = 0
 PRI_DERIVE = 1
@@ -65,6 +67,30 @@ def encode(spec: FactSpec, value: Any, places: int | None = None) -> Any:
     return value
 
 
+def encoder(spec: FactSpec, places: int | None = None) -> Callable[[Any], Any] | None:
+    """`encode` for one fact, made once per trial: None when values reach the engine as they
+    are (yes/no, choices, text, whole numbers), else a function of the value alone. Run for
+    every value of every candidate, so the common case of each kind is its first test."""
+    kind = spec.type
+    if kind in ("boolean", "enum", "text", "integer"):
+        return None
+    if kind in ("decimal", "quantity"):
+        scale = spec.places if places is None else places
+
+        def number(value: Any) -> int:
+            return _half_steps(value if value.__class__ is Decimal else _exact(value), scale)
+
+        return number
+    if kind == "date":
+        def day(value: Any) -> Any:
+            return value.toordinal() if value.__class__ is dt.date else encode(spec, value)
+
+        return day
+    if kind == "list":
+        return len
+    return functools.partial(encode, spec, places=places)
+
+
 def _exact(value: Any) -> Decimal:
     """A decimal fact's value as the Decimal it was read from (floats hold at most 15
     significant digits of a decimal fact, so their shortest text is that decimal)."""
@@ -74,7 +100,7 @@ def _exact(value: Any) -> Decimal:
 
 def _half_steps(value: Decimal, places: int) -> int:
     scaled = value.scaleb(places)
-    whole = int(scaled.to_integral_value(rounding="ROUND_FLOOR"))
+    whole = int(scaled.to_integral_value(rounding=ROUND_FLOOR))
     return 2 * whole + (0 if scaled == whole else 1)
 
 

@@ -83,8 +83,9 @@ def to_cnf(cond: Cond) -> list[list[dict[str, Any]]] | bool:
         if c is False:
             return [frozenset()]
         if isinstance(c, dict):
-            leaves[_key(c)] = c
-            return [frozenset([_key(c)])]
+            key = _key(c)
+            leaves[key] = c
+            return [frozenset([key])]
         op, parts = c
         if op == "and":
             return [clause for part in parts for clause in walk(part)]

@@ -6,7 +6,7 @@ from typing import Any, Callable
 from screener.errors import RuleProblem, RulesError
 from screener.model import And, Criterion, In, Not, Or, Special, Trial
 from screener.rules.compile.encode import (
-    Cond, DONE_PREFIX, KIND, OPEN, PRI_CRITERION, PRI_DERIVE, PRI_MISSING, PRI_OPEN, PRI_PART, PRI_SEAL,
+    Cond, DONE_PREFIX, FINAL, KIND, OPEN, PRI_CRITERION, PRI_DERIVE, PRI_MISSING, PRI_OPEN, PRI_PART, PRI_SEAL,
     PRI_SEAL_PARTS, SEALED, SNAPSHOT,
 )
 from screener.rules.compile.kleene import _Kleene
@@ -255,12 +255,16 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
         # with the derived values added; the criteria then fire on the new snapshot only.
         # The first snapshot is always replaced, marked as sealed, and every later rule
         # tests the mark first: the engine does not match the criteria against a snapshot
-        # that is about to go (half of its matching work, before).
+        # that is about to go (half of its matching work, before). Parts read sealed
+        # snapshots; the criteria and their missing facts read the final one alone, marked
+        # once no derivation, term or part is left to run (screener.engine): a trial whose
+        # derived facts feed other derivations, or whose parts nest, takes several
+        # snapshots, and the criteria are matched against the last only.
         base["seal"] = _rule(SNAPSHOT, True, PRI_SEAL)
-    # sid, id and kind; the sealed mark; a fact's value or its `never` marker; a derivation's
-    # done marker; a term's value or range, its `never` marker and its done marker; then a
-    # field per Part
-    fields = 3 + sealed + len(trial.facts) + len(trial.derivations) + 3 * len(terms)
+    # sid, id and kind; the sealed and final marks; a fact's value or its `never` marker; a
+    # derivation's done marker; a term's value or range, its `never` marker and its done
+    # marker; then a field per Part
+    fields = 3 + 2 * sealed + len(trial.facts) + len(trial.derivations) + 3 * len(terms)
     if fields > MAX_FIELDS:
         raise RulesError([RuleProblem(trial.path, 1, 1, "too-large",
                                       f"{len(trial.facts)} facts, {len(trial.derivations)} derivations "
@@ -293,16 +297,47 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
             close()
             rules, parts = dict(base), {}
         parts.update({p.name: p for p in parts_of(condition)})
-        rules.update((name, _after_seal(rule, sealed)) for name, rule in own.items())
+        own_parts = {p.name for p in parts_of(condition)}
+        rules.update((name, _after_seal(rule, sealed, SEALED if name.rpartition(".")[0] in own_parts else FINAL))
+                     for name, rule in own.items())
     close()
     return shards
 
 
-def _after_seal(rule: dict[str, Any], sealed: bool) -> dict[str, Any]:
-    """The rule, reading only sealed snapshots when the trial has a seal: the mark is
-    tested right after the kind, so a first snapshot stops there for every such rule."""
+def _after_seal(rule: dict[str, Any], sealed: bool, mark: str = SEALED) -> dict[str, Any]:
+    """The rule, reading only snapshots with `mark` (sealed, or final) when the trial has a
+    seal: the mark is tested right after the kind, so a snapshot without it stops there for
+    every such rule."""
     if not sealed:
         return rule
     m = rule["all"][0]["m"]
     elements = m["$and"] if "$and" in m else [m]
-    return {**rule, "all": [{"m": {"$and": [elements[0], {SEALED: 1}, *elements[1:]]}}]}
+    return {**rule, "all": [{"m": {"$and": [elements[0], {mark: 1}, *elements[1:]]}}]}
+
+
+def enabling_fields(rules: dict[str, dict[str, Any]]) -> frozenset[str]:
+    """The fields whose appearance can make a rule that reads unsealed snapshots (a
+    derivation, a term, the seal) match: those its conditions test other than for absence.
+    A snapshot that adds none of them cannot fire such a rule anew."""
+    found: set[str] = set()
+    for name, rule in rules.items():
+        m = rule["all"][0]["m"]
+        elements = m["$and"] if "$and" in m else [m]
+        if any(SEALED in e or FINAL in e for e in elements if isinstance(e, dict)):
+            continue
+        pending: list[Any] = list(elements)
+        while pending:
+            element = pending.pop()
+            if isinstance(element, list):
+                pending.extend(element)
+                continue
+            for key, value in element.items():
+                if key == "$nex":
+                    continue
+                if key in ("$and", "$or"):
+                    pending.extend(value)
+                elif key.startswith("$") and isinstance(value, dict):
+                    found.update(value)
+                else:
+                    found.add(key)
+    return frozenset(found)
