@@ -42,6 +42,7 @@ from screener.rules.compile import (
     lower_criteria,
 )
 from screener.rules import formulas
+from screener.rules import ranged as ranged_fields
 from screener.rules.collect import to_collect
 from screener.rules.evaluate import Evaluator, Failure
 from screener.rules.terms import NEVER_PREFIX, Term, compute
@@ -49,7 +50,7 @@ from screener.errors import (
     ConflictError, EngineError, ImpossibleFacts, InvalidValue, RuleProblem, RulesError, reported_warning,
 )
 from screener.rules.functions import FUNCTIONS, DerivationError, banded_score_settled
-from screener.model import Criterion, FactValue, Firing, Result, Special, Trial
+from screener.model import Criterion, FactValue, Firing, Interval, Result, Special, Trial
 
 _MESSAGE = re.compile(r'\{"([^"]+)":\{"m":\{"sid":\s*"[^"]*",\s*"id":\s*"([^"]*)"')
 # Facts go to the engine as compact JSON text: less for its parser and for every message
@@ -227,6 +228,8 @@ class Screener:
                                for c in trial.criteria)
         # only decimals, quantities, dates and lists change form on their way into the engine
         places = engine_places(trial)
+        self._ranged = {name: (spec, places.get(name)) for name, spec in trial.facts.items()
+                        if ranged_fields.is_ranged(spec)}
         self._encoders = {
             name: (None if spec.type in ("boolean", "enum", "text", "integer")
                    else functools.partial(encode, spec, places=places.get(name)))
@@ -263,12 +266,18 @@ class Screener:
         many values are encoded now (values only grow, by derived facts, during a session)."""
         encoders = self._encoders
         never = self._never_facts
+        ranged = self._ranged
         for name, value in itertools.islice(values.items(), start, None):
             if value is Special.NEVER and name in never:
                 fields[NEVER_PREFIX + name] = 1
-            else:
-                scaled = encoders[name]
-                fields[FIELD_PREFIX + name] = value if scaled is None else scaled(value)
+                continue
+            if name in ranged:
+                spec, places = ranged[name]
+                ranged_fields.write(spec, name, value, places, fields)
+                if isinstance(value, Interval):
+                    continue  # no one value: the value field stays absent
+            scaled = encoders[name]
+            fields[FIELD_PREFIX + name] = value if scaled is None else scaled(value)
         return len(values)
 
     @staticmethod
@@ -505,10 +514,13 @@ class Screener:
                 return True
             if value is None:
                 return False  # unknown for now; computed again if more facts arrive
-        elif derivation.function == "banded_score" and not all(name in values for name in derivation.inputs):
+        elif derivation.function == "banded_score" and not all(
+                name in values and not isinstance(values[name], Interval) for name in derivation.inputs):
             # a score is settled before all its parts are known when the rest cannot change
-            # its class (docs/rules-language.md, "Settled when settled")
-            inputs = {name: values[name] for name in derivation.inputs if name in values}
+            # its class (docs/rules-language.md, "Settled when settled"); a part known only
+            # as a range is not known
+            inputs = {name: values[name] for name in derivation.inputs
+                      if name in values and not isinstance(values[name], Interval)}
             value = banded_score_settled(inputs, derivation.params["points"], derivation.params["classes"])
             if value is None:
                 return False  # unknown for now; computed again if more facts arrive
@@ -516,7 +528,12 @@ class Screener:
             function = FUNCTIONS[derivation.function]
             inputs = {name: values[name] for name in derivation.inputs}
             try:
-                value = function.call(inputs, derivation.params, derivation.inputs)
+                if any(isinstance(v, Interval) for v in inputs.values()):
+                    value = _ranged_function(function, inputs, derivation)
+                    if value is None:
+                        return False  # the range leaves it open: unknown
+                else:
+                    value = function.call(inputs, derivation.params, derivation.inputs)
             except DerivationError as exc:
                 contradictions.setdefault(derivation.fact,
                                           ImpossibleFacts(derivation.fact, None, inputs, str(exc)))
@@ -532,7 +549,8 @@ class Screener:
             # a reported measurement decides; the computed value is kept beside it
             if derivation.fact not in self._computed:
                 self._computed[derivation.fact] = value
-                if abs(Decimal(str(given)) - Decimal(str(value))) > derivation.tolerance:
+                if (not formulas.agrees(given, value)) if isinstance(value, Interval) else \
+                        abs(Decimal(str(given)) - Decimal(str(value))) > derivation.tolerance:
                     self._warnings[derivation.fact] = reported_warning(
                         derivation.fact, given, value, inputs, derivation.tolerance)
             firings.append(Firing(rule=f"derive.{rule_id}", criterion=None, outcome=None,
@@ -574,6 +592,35 @@ class Screener:
             computed={name: self._computed[name] for name in self.trial.facts if name in self._computed},
             warnings=tuple(self._warnings[name] for name in self.trial.facts if name in self._warnings),
         )
+
+
+def _ranged_function(function: Any, inputs: dict[str, FactValue], derivation: Any) -> FactValue | None:
+    """A function derivation whose inputs include a range (a birth date known to the month):
+    the functions only grow or only shrink with each input (completed years, a date before
+    another), so their values at the ends of the ranges bound every other. The one value
+    they all give, a whole-number range for an integer, or None (unknown) when a yes/no or
+    a class would differ -- or when some ends contradict and others not. Raises
+    DerivationError when every end does."""
+    if derivation.function == "banded_score":
+        return None
+    names = list(inputs)
+    choices = [(v.low, v.high) if isinstance(v, Interval) else (v,) for v in inputs.values()]
+    results, errors = [], []
+    for combination in itertools.product(*choices):
+        try:
+            results.append(function.call(dict(zip(names, combination)), derivation.params,
+                                         derivation.inputs))
+        except DerivationError as exc:
+            errors.append(exc)
+    if not results:
+        raise errors[0]
+    if errors:
+        return None
+    if all(r == results[0] for r in results):
+        return results[0]  # type: ignore[no-any-return]
+    if all(isinstance(r, int) and not isinstance(r, bool) for r in results):
+        return Interval(min(results), max(results))
+    return None
 
 
 def _terms_in(condition: Any) -> tuple[str, ...]:

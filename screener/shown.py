@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any, Mapping
 
-from screener.model import Special
+from screener.model import Interval, Special
 
 
 def plain(number: Decimal) -> str:
@@ -25,6 +25,10 @@ def show(value: Any) -> str:
         return str(int(value))
     if isinstance(value, dt.date):
         return value.isoformat()
+    if isinstance(value, Interval):
+        from screener.intervals import show_interval
+
+        return show_interval(value)
     if isinstance(value, Special):
         return value.value
     if isinstance(value, Decimal):

@@ -21,9 +21,11 @@ from decimal import Decimal
 from typing import Any, Mapping
 
 from screener.model import (
-    Aggregate, And, Arith, Call, Cmp, Compare, Const, Duration, FactSpec, In, IsSpecial, ItemField,
-    Literal, Member, Neg, Not, Number, Or, Ref, Scale, Special, Truth, Within, children,
+    Aggregate, And, Arith, Call, Cmp, Compare, Const, Duration, FactSpec, In, Interval, IsSpecial,
+    ItemField, Literal, Member, Neg, Not, Number, Or, Ref, Scale, Special, Truth, Within, children,
 )
+from screener.rules import bounds
+from screener.rules.bounds import Bounds
 from screener.rules.functions import add_months
 
 NEVER = Special.NEVER
@@ -55,6 +57,8 @@ def load(spec: FactSpec, value: Any) -> Any:
         return NEVER
     if value is Special.ONGOING:
         return ONGOING
+    if isinstance(value, Interval):
+        return bounds.settle(bounds.from_interval(value))
     if spec.type in ("integer", "decimal", "quantity"):
         return value if isinstance(value, Decimal) else Decimal(str(value))
     if spec.type == "date":
@@ -109,9 +113,13 @@ class Evaluator:
             return load(fields[e.name], item.get(e.name))
         if isinstance(e, Scale):
             inner = self.value(e.operand, values, item, fields)
+            if isinstance(inner, Bounds):
+                return bounds.divide(bounds.multiply(inner, Decimal(e.factor.numerator)),
+                                     Decimal(e.factor.denominator))
             return _numeric(inner, lambda v: v * e.factor.numerator / e.factor.denominator)
         if isinstance(e, Neg):
-            return _numeric(self.value(e.operand, values, item, fields), lambda v: -v)
+            return _numeric(self.value(e.operand, values, item, fields),
+                            lambda v: bounds.negate(v) if isinstance(v, Bounds) else -v)
         if isinstance(e, Arith):
             return self.arith(e, values, item, fields)
         if isinstance(e, Call):
@@ -126,6 +134,8 @@ class Evaluator:
         blocked = _blocked(a, b)
         if blocked is not _CLEAR:
             return blocked
+        if isinstance(a, Bounds) or isinstance(b, Bounds):
+            return bounds.settle(_ranged_arith(e, a, b))
         if e.calendar:
             if a == ONGOING:
                 return a
@@ -161,6 +171,8 @@ class Evaluator:
         blocked = _blocked(*args)
         if blocked is not _CLEAR:
             return blocked
+        if any(isinstance(a, Bounds) for a in args):
+            return bounds.settle(_ranged_call(e.name, args))
         if e.name == "min":
             return min(args)
         if e.name == "max":
@@ -202,6 +214,8 @@ class Evaluator:
                 when = self.value(date_field, values, one, specs)
                 if when is None or isinstance(when, Failure):
                     return when
+                if isinstance(when, Bounds):
+                    return None  # which item is the latest is not known
                 if when is NEVER:
                     continue
                 if best is None or when >= best[0]:
@@ -213,6 +227,13 @@ class Evaluator:
         blocked = _blocked(*got)
         if blocked is not _CLEAR:
             return blocked
+        if any(isinstance(g, Bounds) for g in got):
+            if e.name == "sum":
+                total: Any = Decimal(0)
+                for g in got:
+                    total = bounds.add(total, g)
+                return bounds.settle(total)
+            return bounds.settle(bounds.minimum(got) if e.name == "min_of" else bounds.maximum(got))
         if e.name == "sum":
             return sum(got, Decimal(0))
         if not got:
@@ -245,6 +266,8 @@ class Evaluator:
             value = load(self.specs[e.fact], values.get(e.fact))
             if value is None or value is NEVER:
                 return None if value is None else False
+            if isinstance(value, Bounds):
+                return _ranged_member(value, _members(e.values))
             return value in _members(e.values)
         if isinstance(e, Cmp):
             left = self.value(e.left, values, item, fields)
@@ -261,11 +284,15 @@ class Evaluator:
             value = self.value(e.operand, values, item, fields)
             if value is None or isinstance(value, Failure):
                 return value
+            if isinstance(value, Bounds):
+                return _ranged_member(value, frozenset(_literal(v) for v in e.values))
             return value is not NEVER and value in {_literal(v) for v in e.values}
         if isinstance(e, IsSpecial):
             value = self.value(e.operand, values, item, fields)
             if value is None or isinstance(value, Failure):
                 return value
+            if isinstance(value, Bounds):
+                return False  # a range of days is a date: neither word
             return value is NEVER if e.word is Special.NEVER else value == ONGOING
         if isinstance(e, Within):
             return self.within(e, values, item, fields)
@@ -464,13 +491,15 @@ def _window(e: Within, x: Any, d: Any, y: Any) -> Any:
     """`x within d before|after y` for these values (docs/rules-language.md)."""
     if x is NEVER or y is NEVER:
         return False
-    if x == ONGOING and not e.after and isinstance(y, Decimal):
+    if x == ONGOING and not e.after and isinstance(y, (Decimal, Bounds)):
         return True  # still going at the anchor: inside the window before it
     blocked = _blocked(x, d, y)
     if blocked is not _CLEAR:
         return False if blocked is NEVER else blocked
     if y == ONGOING:
         return False
+    if any(isinstance(v, Bounds) for v in (x, d, y)):
+        return _ranged_window(e, x, d, y)
     calendar = isinstance(e.duration, Duration) and e.duration.calendar
     if calendar:
         whole = y.to_integral_value(rounding=decimal.ROUND_FLOOR)
@@ -502,6 +531,89 @@ def _blocked(*args: Any) -> Any:
     return _CLEAR
 
 
+def _ranged_arith(e: Arith, a: Any, b: Any) -> Any:
+    """`a op b` where a side is a range: the range of the results (None where it has no end)."""
+    if e.calendar:
+        if isinstance(b, Bounds):
+            return None  # a ranged number of months: not a calendar duration
+        if a == ONGOING:
+            return a
+        return bounds.shift_months(bounds.as_bounds(a), int(b) if e.op == "+" else -int(b))
+    if e.op == "+":
+        return bounds.add(a, b)
+    if e.op == "-":
+        return bounds.subtract(a, b)
+    if e.op == "*":
+        return bounds.multiply(a, b)
+    if e.op == "/":
+        return bounds.divide(a, b)
+    return None  # a power of a range: not followed
+
+
+def _ranged_call(name: str, args: list[Any]) -> Any:
+    """min, max, abs and the calendar counts of ranged arguments."""
+    if name == "min":
+        return bounds.minimum(args)
+    if name == "max":
+        return bounds.maximum(args)
+    if name == "abs":
+        return bounds.absolute(bounds.as_bounds(args[0]))
+    if ONGOING in [a for a in args if not isinstance(a, Bounds)]:
+        return None
+    if name == "days_between":
+        return bounds.subtract(args[1], args[0])
+    unit = 1 if name == "months_between" else 12
+
+    def whole(a: Decimal, b: Decimal) -> Decimal:
+        return Decimal(_whole(dt.date.fromordinal(int(a)), dt.date.fromordinal(int(b)), unit))
+    # whole months (years) from a to b grow with b and shrink as a grows
+    return bounds.monotone(whole, args, (-1, 1))
+
+
+def _ranged_member(value: Bounds, members: frozenset[Any]) -> Any:
+    """`x in [...]` for a range of more than one value: unknown (docs/rules-language.md,
+    "Values known as a range")."""
+    return None
+
+
+def _ranged_window(e: Within, x: Any, d: Any, y: Any) -> Any:
+    """`x within d before|after y` where some of them are ranges: met when every value is in
+    the window, not met when none is. An anchor known to the day or to a few hundred days is
+    tried day by day, so each end of the window moves with it."""
+    if isinstance(d, Bounds):
+        if not isinstance(y, Bounds):
+            return _window_ends(e, x, d, y)
+        return None
+    if isinstance(y, Bounds):
+        anchors = bounds.days(y)
+        if anchors is None:
+            return None
+        answers = {_window_ends(e, x, d, one) for one in anchors}
+        return answers.pop() if len(answers) == 1 else None
+    return _window_ends(e, x, d, y)
+
+
+def _window_ends(e: Within, x: Any, d: Any, y: Decimal) -> Any:
+    calendar = isinstance(e.duration, Duration) and e.duration.calendar
+    if calendar:
+        if isinstance(d, Bounds):
+            return None
+        whole = y.to_integral_value(rounding=decimal.ROUND_FLOOR)
+        moved = add_months(dt.date.fromordinal(int(whole)), int(d) if e.after else -int(d))
+        other: Any = Decimal(moved.toordinal()) + (y - whole)
+    else:
+        other = bounds.add(y, d) if e.after else bounds.subtract(y, d)
+        other = bounds.settle(other)
+    low, high = (y, other) if e.after else (other, y)
+    inside_low = compare("<=", low, x)
+    inside_high = compare("<=", x, high)
+    if inside_low is False or inside_high is False:
+        return False
+    if inside_low is True and inside_high is True:
+        return True
+    return None
+
+
 def _numeric(value: Any, apply: Any) -> Any:
     if value is None or value is NEVER or isinstance(value, Failure):
         return value
@@ -513,6 +625,8 @@ def compare(op: str, left: Any, right: Any) -> Any:
     blocked = _blocked(left, right)
     if blocked is not _CLEAR:
         return False if blocked is NEVER else blocked
+    if isinstance(left, Bounds) or isinstance(right, Bounds):
+        return bounds.compare(op, left, right)
     if op == "==":
         return left == right
     if op == "!=":
@@ -530,6 +644,8 @@ def _range_truth(op: str, count: Range, right: Any) -> Any:
     blocked = _blocked(right)
     if blocked is not _CLEAR:
         return False if blocked is NEVER else blocked
+    if isinstance(right, Bounds):
+        return bounds.compare(op, Bounds(Decimal(count.low), Decimal(count.high)), right)
     low, high = compare(op, Decimal(count.low), right), compare(op, Decimal(count.high), right)
     if op in ("==", "!="):
         inside = count.low <= right <= count.high

@@ -30,7 +30,8 @@ from screener.model import (
     Aggregate, And, Cmp, Compare, Const, Expr, In, IsSpecial, ItemField, Not, Number, Or, Ref,
     Special, children,
 )
-from screener.rules.evaluate import NEVER, Evaluator, Failure, Range, compare
+from screener.rules.bounds import Bounds
+from screener.rules.evaluate import NEVER, Evaluator, Failure, Range, _range_truth, compare
 
 TERM_PREFIX = "x_"
 TERM_DONE_PREFIX = "e_"
@@ -237,6 +238,15 @@ def _difference(term: Term, left: Any, right: Any) -> tuple[dict[str, int] | Non
             return None, side
     if left is None or right is None:
         return None, None
+    if isinstance(left, Bounds) or isinstance(right, Bounds):
+        # a side known as a range: decided when every value of it gives the same answer
+        truth = _range_truth(term.op, left, right) if isinstance(left, Range) else compare(term.op, left, right)
+        if truth is None:
+            return None, None
+        standing = _standing_for(term.op, truth)
+        if term.ranged:
+            return {term.low: standing, term.high: standing}, None
+        return {term.field: standing}, None
     if term.ranged:
         low, high = (left.low, left.high) if isinstance(left, Range) else (left, left)
         return {term.low: encode_difference(Decimal(low) - right),
