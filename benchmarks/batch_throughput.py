@@ -44,7 +44,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 from candidates import REALISTIC, as_csv_cell, generator_for  # noqa: E402
 from reference import reference_for  # noqa: E402
 
-from screener.readers import read_rows  # noqa: E402
+from screener.sources.readers import read_rows  # noqa: E402
 
 MEMORY_COUNT = 1_000_000
 MEMORY_LIMIT_MB = 150.0

@@ -29,9 +29,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 from candidates import REALISTIC, generator_for  # noqa: E402
 
-from screener.batch import screen_row  # noqa: E402
+from screener.run.batch import screen_row  # noqa: E402
 from screener.engine import Screener  # noqa: E402
-from screener.readers import Row  # noqa: E402
+from screener.sources.readers import Row  # noqa: E402
 from screener.rules.check import load_trial  # noqa: E402
 from screener.trials import catalog  # noqa: E402
 

@@ -24,9 +24,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 from candidates import ADVERSARIAL, REALISTIC, Generator  # noqa: E402
 from reference import reference_for  # noqa: E402
 
-from screener.batch import screen_row  # noqa: E402
+from screener.run.batch import screen_row  # noqa: E402
 from screener.engine import Screener  # noqa: E402
-from screener.readers import Row  # noqa: E402
+from screener.sources.readers import Row  # noqa: E402
 from screener.rules.check import load_trial  # noqa: E402
 
 RULES = ROOT / "rules"

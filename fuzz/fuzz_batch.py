@@ -15,9 +15,9 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports():
-    from screener.batch import Writer, screen_row
-    from screener.csvrows import records
-    from screener.readers import UnreadableInput, open_text, read_rows
+    from screener.run.batch import Writer, screen_row
+    from screener.sources.csvrows import records
+    from screener.sources.readers import UnreadableInput, open_text, read_rows
     from screener.rules.read import load_yaml_text
 
 from screener.engine import Screener

@@ -61,8 +61,8 @@ def _text(data: bytes) -> str:
 
 def _candidates(fmt: str) -> Callable[[bytes], None]:
     def target(data: bytes) -> None:
-        from screener.batch import Writer, screen_row
-        from screener.readers import UnreadableInput, open_text, read_rows
+        from screener.run.batch import Writer, screen_row
+        from screener.sources.readers import UnreadableInput, open_text, read_rows
 
         try:
             rows = list(read_rows(open_text(io.BytesIO(data)), fmt))
@@ -246,11 +246,11 @@ def load_readers() -> None:
     import screener.audit.keys  # noqa: F401
     import screener.audit.replay  # noqa: F401
     import screener.audit.shape  # noqa: F401
-    import screener.batch  # noqa: F401
-    import screener.csvrows  # noqa: F401
+    import screener.run.batch  # noqa: F401
+    import screener.sources.csvrows  # noqa: F401
     import screener.dialog.answers  # noqa: F401
     import screener.dialog.store  # noqa: F401
-    import screener.readers  # noqa: F401
+    import screener.sources.readers  # noqa: F401
     import screener.rules.check  # noqa: F401
     import screener.rules.read  # noqa: F401
     import screener.rules.units  # noqa: F401

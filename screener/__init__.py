@@ -1,8 +1,9 @@
 """screener: rule-based clinical-trial eligibility screening.
 
-The pipeline, one module per stage: `loader` (YAML with positions) -> `trial` (validated,
-frozen model) -> `compiler` (durable-rules ruleset) -> `engine` (one candidate's facts ->
-`Result`) ; `batch`, `dialog`, `trace`, `letter` and `cli` sit on top.
+The pipeline, one package per stage: `sources` (table readers, CSV rows, FHIR, merging a
+candidate's facts) -> `rules` (YAML criteria read, checked and compiled into durable-rules
+rulesets) -> `engine` (one candidate's facts -> `Result`) -> `run` (batch, portfolio, workers,
+store) and `dialog` -> `audit` (signed traces); `cli` sits on top.
 """
 
 __version__ = "0.1.0"

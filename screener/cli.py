@@ -17,7 +17,7 @@ from rich.text import Text
 
 from screener import __version__
 from screener.audit.signing_cli import add_sign_options, add_signing_parsers, signer_from_args
-from screener.batch import AuditOptions, Summary, Writer, screen_rows, screen_rows_parallel
+from screener.run.batch import AuditOptions, Summary, Writer, screen_rows, screen_rows_parallel
 from screener.crashlog import log_failure
 from screener.dialog.spec import load_dialog
 from screener.engine import Screener
@@ -25,8 +25,8 @@ from screener.errors import RulesError, ScreenerError
 from screener.i18n import TZ_HELP, site_zone
 from screener.outfile import AtomicOutput, check_output
 from screener.paths import inside
-from screener.readers import FORMATS, UnreadableInput, open_text, read_rows
-from screener.run_summary import ErrorDigest, unknown_fields_text, written_text
+from screener.sources.readers import FORMATS, UnreadableInput, open_text, read_rows
+from screener.run.run_summary import ErrorDigest, unknown_fields_text, written_text
 from screener.rules.check import load_trial
 from screener.model import Trial
 from screener.safe import json_text, safe_console, safe_text
@@ -165,7 +165,7 @@ def _add_changes_parser(sub: Any) -> None:
 
 def run_changes(args: argparse.Namespace) -> int:
     """The coordinator's morning list: who changed decision in the latest run."""
-    from screener.store import StoreError, open_store
+    from screener.run.store import StoreError, open_store
 
     err = _err_console()
     if not os.path.isfile(args.store):
@@ -354,7 +354,7 @@ def _records(args: argparse.Namespace, chosen: list[tuple[Trial, Path]], rows: I
              summary: Summary, audit: AuditOptions | None, context: dict[str, Any], store: Any = None
              ) -> tuple[Iterator[dict[str, Any]], Any]:
     """The records of the run, and the per-trial tally when there are several trials."""
-    from screener import portfolio
+    from screener.run import portfolio
 
     trials = [trial for trial, _ in chosen]
     if len(chosen) == 1 and not getattr(args, "match", False):
@@ -377,7 +377,7 @@ def _records(args: argparse.Namespace, chosen: list[tuple[Trial, Path]], rows: I
 
 def _ranked(groups: Iterator[list[dict[str, Any]]], tally: Any) -> Iterator[dict[str, Any]]:
     """Each candidate's records ranked, counted in the run's match summary."""
-    from screener import portfolio
+    from screener.run import portfolio
     from screener.prospects import MatchSummary
 
     tally.matched = MatchSummary()
@@ -388,8 +388,8 @@ def _ranked(groups: Iterator[list[dict[str, Any]]], tally: Any) -> Iterator[dict
 
 
 def _columns(args: argparse.Namespace, several: bool) -> tuple[str, ...]:
-    from screener import portfolio
-    from screener.batch import COLUMNS
+    from screener.run import portfolio
+    from screener.run.batch import COLUMNS
 
     if getattr(args, "match", False):
         return portfolio.MATCH_COLUMNS
@@ -473,7 +473,7 @@ def run_batch(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     store = None
     if getattr(args, "store", None):
-        from screener.store import StoreError, open_store
+        from screener.run.store import StoreError, open_store
 
         try:
             store = open_store(args.store)

@@ -104,7 +104,7 @@ def write_output(path: str | None, text: str, command: str) -> int:
 
 def csv_text(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """CSV text with a spreadsheet-safe cell for anything that would start a formula."""
-    from screener.batch import spreadsheet_safe
+    from screener.run.batch import spreadsheet_safe
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")

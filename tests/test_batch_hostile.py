@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from screener.cli import main
-from screener.readers import open_text, read_rows
+from screener.sources.readers import open_text, read_rows
 
 from conftest import TRIAL
 

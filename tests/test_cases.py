@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from screener.batch import screen_row
+from screener.run.batch import screen_row
 from screener.engine import Screener
 from screener.model import Trial
 from screener.rules.check import load_trial
 from screener.rules.read import load_yaml
-from screener.readers import Row
+from screener.sources.readers import Row
 
 from conftest import ROOT, case_fields
 

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from screener.batch import screen_row
+from screener.run.batch import screen_row
 from screener.dialog import store
 from screener.dialog.flow import Dialog
 from screener.dialog.spec import load_dialog
 from screener.dialog.terminal import LineReader
 from screener.engine import Screener
 from screener.model import Trial
-from screener.readers import Row
+from screener.sources.readers import Row
 from screener.rules.check import load_trial
 from screener.rules.collect import describe_ref, parse_ref
 from screener.rules.read import load_yaml

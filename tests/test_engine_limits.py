@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from screener.batch import screen_row
+from screener.run.batch import screen_row
 from screener.engine import Screener
-from screener.readers import Row
+from screener.sources.readers import Row
 from screener.rules.check import load_trial
 
 from reference import reference_decide

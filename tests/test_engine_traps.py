@@ -9,10 +9,10 @@ import threading
 
 import pytest
 
-from screener.batch import screen_row
+from screener.run.batch import screen_row
 from screener.rules.compile import KIND, MAX_FAN_OUT, compile_rulesets, compile_trial, fan_out
 from screener.errors import ConflictError
-from screener.readers import Row
+from screener.sources.readers import Row
 
 from screener.engine import Screener
 from screener.rules.check import load_trial

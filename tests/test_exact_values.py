@@ -15,10 +15,10 @@ from functools import cache
 
 import pytest
 
-from screener.batch import screen_row
+from screener.run.batch import screen_row
 from screener.engine import Screener
 from screener.errors import InvalidValue
-from screener.readers import Row
+from screener.sources.readers import Row
 from screener.rules.check import load_trial
 from screener.rules.read import load_yaml
 from screener.values import coerce

@@ -10,7 +10,7 @@ from functools import lru_cache
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from screener.batch import screen_row
+from screener.run.batch import screen_row
 from screener.engine import Screener
 from screener.rules.check import load_trial
 from screener.sources.fhir import FhirSource

@@ -12,9 +12,9 @@ from functools import lru_cache
 
 import pytest
 
-from screener.batch import screen_row
+from screener.run.batch import screen_row
 from screener.engine import Screener
-from screener.readers import Row
+from screener.sources.readers import Row
 from screener.rules.check import load_trial
 from screener.sources.fhir import FhirSource
 from screener.sources.mapping import load_mappings

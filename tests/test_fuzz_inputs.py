@@ -17,9 +17,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from screener.batch import Writer, screen_row
+from screener.run.batch import Writer, screen_row
 from screener.cli import main
-from screener.readers import UnreadableInput, open_text, read_rows
+from screener.sources.readers import UnreadableInput, open_text, read_rows
 
 EXAMPLES = int(os.environ.get("SCREENER_FUZZ_EXAMPLES", "40"))
 # a failing example's repr may be large; hypothesis warns, and warnings are errors here

@@ -144,7 +144,7 @@ def test_a_yaml_record_nested_100000_deep_took_hours_to_skip():
     # minutes already at the 20,000 levels tried here
     import io
 
-    from screener.readers import open_text, read_rows
+    from screener.sources.readers import open_text, read_rows
     from screener.rules.read import load_yaml_text
     from screener.errors import RulesError
 

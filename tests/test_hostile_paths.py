@@ -144,8 +144,8 @@ def test_the_per_trial_trace_name_stays_beside_the_trace(tmp_path):
 
 
 def test_a_batch_trial_folder_is_proven_inside_the_traces_folder(tmp_path):
-    from screener.batch import AuditOptions
-    from screener.portfolio import trial_audit
+    from screener.run.batch import AuditOptions
+    from screener.run.portfolio import trial_audit
 
     audit = AuditOptions(str(tmp_path / "traces"), str(tmp_path / "letters"), None, "c.csv")
     made = trial_audit(audit, "SITE-2")

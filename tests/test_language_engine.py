@@ -315,8 +315,8 @@ def test_the_reference_reads_ongoing_against_unknowns_as_the_engine(facts):
     # the reference implements docs/rules-language.md on its own; both settle the same
     from reference import reference_for
 
-    from screener.batch import screen_row
-    from screener.readers import Row
+    from screener.run.batch import screen_row
+    from screener.sources.readers import Row
 
     trial = load_trial(DATA / "LANG-2.yaml")
     fields = {"candidate_id": "a", **facts}
@@ -332,8 +332,8 @@ def stuck():
 
 
 def _missing(trial, fields):
-    from screener.batch import screen_row
-    from screener.readers import Row
+    from screener.run.batch import screen_row
+    from screener.sources.readers import Row
 
     return screen_row(trial, Screener(trial), Row(1, {"candidate_id": "a", **fields})).record["missing"]
 
@@ -365,8 +365,8 @@ def test_the_reference_agrees_on_random_candidates_with_empty_readings_and_early
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from candidates import ADVERSARIAL, RandomChooser, generator_for
 
-    from screener.batch import screen_row
-    from screener.readers import Row
+    from screener.run.batch import screen_row
+    from screener.sources.readers import Row
 
     generator, reference, screener = generator_for(DATA / "LANG-3.yaml"), reference_for(stuck), Screener(stuck)
     rng = random.Random(3)

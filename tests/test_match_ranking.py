@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from screener.cli import main
-from screener.portfolio import rank
+from screener.run.portfolio import rank
 from screener.rules.read import load_yaml
 
 from conftest import ROOT, TRIAL, case_fields

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from screener.batch import screen_row
+from screener.run.batch import screen_row
 from screener.engine import Screener
-from screener.readers import Row
+from screener.sources.readers import Row
 from screener.rules.check import load_trial
 from screener.rules.read import load_yaml
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from screener.batch import screen_row
+from screener.run.batch import screen_row
 from screener.dialog import store
 from screener.dialog.flow import Dialog
 from screener.dialog.spec import load_dialog
@@ -24,7 +24,7 @@ from screener.dialog.terminal import LineReader
 from screener.engine import Screener
 from screener.errors import RulesError
 from screener.model import Trial
-from screener.readers import Row
+from screener.sources.readers import Row
 from screener.rules.check import load_trial
 from screener.rules.read import load_yaml
 from screener.trials import dialog_path

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from screener.cli import main
-from screener.run_summary import suggestion
+from screener.run.run_summary import suggestion
 
 from conftest import TRIAL
 

@@ -115,9 +115,9 @@ def _child(rules: str, count: int, seed: int) -> int:
     from candidates import Generator, Profile
     from reference import reference_for
 
-    from screener.batch import screen_row
+    from screener.run.batch import screen_row
     from screener.engine import Screener
-    from screener.readers import Row
+    from screener.sources.readers import Row
     from screener.rules.check import load_trial
 
     trial = load_trial(rules)

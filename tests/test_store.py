@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from screener.cli import main
-from screener.store import open_store
+from screener.run.store import open_store
 
 from conftest import RULES, ROOT, TRIAL
 
@@ -163,12 +163,12 @@ def test_ids_12_and_text_12_are_two_candidates_and_rows_without_id_are_screened_
 
 
 def test_a_store_that_cannot_be_written_ends_the_run_with_4_and_no_results(tmp_path, capsys, monkeypatch):
-    import screener.store
+    import screener.run.store
 
     def full_disk(self, *args):
-        raise screener.store.StoreUnwritable(0, f"the store {self.path}: database or disk is full")
+        raise screener.run.store.StoreUnwritable(0, f"the store {self.path}: database or disk is full")
 
-    monkeypatch.setattr(screener.store.Store, "remember", full_disk)
+    monkeypatch.setattr(screener.run.store.Store, "remember", full_disk)
     out = tmp_path / "out.jsonl"
     status, err = _batch(capsys, str(SAMPLE), "--trial", TRIAL, "-o", str(out), "--store", str(tmp_path / "s.db"))
     assert status == 4

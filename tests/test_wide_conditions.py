@@ -32,8 +32,8 @@ fact_values = st.fixed_dictionaries(
 @given(fact_values)
 def test_split_conditions_decide_like_the_reference(fields):
     want = reference_decide(_trial, fields)
-    from screener.batch import screen_row
-    from screener.readers import Row
+    from screener.run.batch import screen_row
+    from screener.sources.readers import Row
 
     got = screen_row(_trial, _screener, Row(1, {"candidate_id": "w", **fields})).record
     assert got["decision"] == want["decision"]

@@ -73,7 +73,7 @@ def test_kill_9_of_a_parallel_batch_left_its_workers_alive_for_ever(tmp_path):
 # asked for) the worker's own watch of its parent ends it. Here the watch alone is tried.
 WATCHED = textwrap.dedent("""
     import os, sys, time
-    import screener.workers as workers
+    import screener.run.workers as workers
     workers._kill_me_when_parent_dies = lambda: None
     workers.WATCH_SECONDS = 0.1
     parent = os.getppid()

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from screener.errors import InvalidValue
 from screener.model import FactSpec
-from screener.readers import Row
+from screener.sources.readers import Row
 from screener.sources.extract import extract
 from screener.sources.fhir import FhirSource, PatientRecord, Problem
 from screener.sources.mapping import Mappings

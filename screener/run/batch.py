@@ -21,14 +21,14 @@ from screener.errors import ConflictError, InvalidValue
 from screener.i18n import site_zone
 from screener.model import FactValue, Result, Trial
 from screener.paths import PathEscape
-from screener.readers import Row
+from screener.sources.readers import Row
 from screener.safe import json_text
 from screener.screening_log import with_screening_log
 from screener.values import check_plausible, coerce, coerce_text, describe_conversion
 
 if TYPE_CHECKING:
     from screener.audit.sign import Signer
-    from screener.store import Store
+    from screener.run.store import Store
 
 COLUMNS = ("candidate_id", "decision", "failed_criteria", "missing", "errors", "warnings", "screening_log")
 
@@ -146,7 +146,7 @@ def screen_row(trial: Trial, screener: Screener, row: Row,
         if store is not None:
             store.counts.unkeyed += 1
         return _logged(trial, _screen_row(trial, screener, row, candidate_id, candidate_facts(trial, row, context)))
-    from screener.store import rules_key
+    from screener.run.store import rules_key
 
     facts, value_errors = candidate_facts(trial, row, context)
     read = [row.problem, facts, value_errors, getattr(row, "sources", None)]
@@ -364,7 +364,7 @@ def chunk_results(rows: Iterable[Row], jobs: int, chunk_size: int, initializer: 
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
-    from screener.workers import start_worker
+    from screener.run.workers import start_worker
 
     spawn = multiprocessing.get_context("spawn")
     # An executor, not a Pool: when a worker dies (killed, out of memory) its chunk raises

@@ -18,7 +18,7 @@ from typing import Any, Iterator, TextIO
 
 import yaml
 
-from screener.csvrows import RECORD_LIMIT, records
+from screener.sources.csvrows import RECORD_LIMIT, records
 from screener.errors import ScreenerError
 from screener.rules.read import DEPTH_LIMIT, BoundedLoader, NodeRefused, is_merge_key, scalar
 from screener.values import MAX_NUMBER_CHARS, shortened

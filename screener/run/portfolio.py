@@ -12,15 +12,15 @@ import dataclasses
 import os
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
-from screener.batch import AuditOptions, Summary, chunk_results, screen_row, write_audit
+from screener.run.batch import AuditOptions, Summary, chunk_results, screen_row, write_audit
 from screener.engine import Screener
 from screener.model import Trial
 from screener.paths import inside
 from screener.prospects import MATCH_FIELDS, prospect_fields, rank_key
-from screener.readers import Row
+from screener.sources.readers import Row
 
 if TYPE_CHECKING:
-    from screener.store import Store
+    from screener.run.store import Store
 
 PORTFOLIO_COLUMNS = ("candidate_id", "trial_id", "decision", "failed_criteria", "missing", "errors", "warnings",
                      "screening_log")

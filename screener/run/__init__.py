@@ -1,0 +1,1 @@
+"""Running screenings at scale: batch files, trial portfolios, worker clusters and the result store."""
