@@ -42,7 +42,7 @@ def high_field(fact: str) -> str:
 
 def ends(spec: FactSpec, value: FactValue, places: int | None) -> tuple[int, int]:
     """The least and greatest encoded values `value` may take (see the module's docstring)."""
-    from screener.rules.compile import encode
+    from screener.rules.compile.encode import encode
 
     if not isinstance(value, Interval):
         one = encode(spec, value, places)
@@ -53,7 +53,7 @@ def ends(spec: FactSpec, value: FactValue, places: int | None) -> tuple[int, int
 
 
 def _end(spec: FactSpec, end: Any, places: int | None, open_end: bool, inward: int) -> int:
-    from screener.rules.compile import encode
+    from screener.rules.compile.encode import encode
 
     encoded = encode(spec, end, places)
     if not open_end:

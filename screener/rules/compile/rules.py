@@ -257,10 +257,11 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
         # tests the mark first: the engine does not match the criteria against a snapshot
         # that is about to go (half of its matching work, before).
         base["seal"] = _rule(SNAPSHOT, True, PRI_SEAL)
-    # sid, id and kind; the sealed mark; a fact's value or its `never` marker; a derivation's
-    # done marker; a term's value or range, its `never` marker and its done marker; then a
-    # field per Part
-    fields = 3 + sealed + len(trial.facts) + len(trial.derivations) + 3 * len(terms)
+    # sid, id and kind; the sealed mark; a fact's value or its `never` marker, and the two
+    # ends of a fact that may be a range (screener.rules.ranged); a derivation's done marker;
+    # a term's value or range, its `never` marker and its done marker; then a field per Part
+    fields = 3 + sealed + len(trial.facts) + 2 * len(kleene.ranged) + len(trial.derivations) \
+        + 3 * len(terms)
     if fields > MAX_FIELDS:
         raise RulesError([RuleProblem(trial.path, 1, 1, "too-large",
                                       f"{len(trial.facts)} facts, {len(trial.derivations)} derivations "
