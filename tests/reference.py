@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import itertools
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -48,7 +49,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from screener.errors import InvalidValue
-from screener.model import FactSpec, Plausible, Span, Special, Trial
+from screener.model import FactSpec, Interval, Plausible, Span, Special, Trial
 from screener.rules.read import load_yaml
 from screener.values import coerce
 
@@ -198,6 +199,8 @@ def fact_spec(name: str, entry: dict[str, Any]) -> FactSpec:
         else:
             plain.append((str(code), Decimal(str(how))))
     extra: dict[str, Any] = {"affine": tuple(affine)} if "affine" in FactSpec.__slots__ else {}  # type: ignore[attr-defined]
+    if entry.get("detection_limit") is not None:
+        extra["detection_limit"] = Decimal(str(entry["detection_limit"]))
     if isinstance(entry.get("plausible"), dict):
         usual = entry["plausible"]
         bound = lambda key: None if usual.get(key) is None else Decimal(str(usual[key]))  # noqa: E731
@@ -782,6 +785,8 @@ class Reference:
         typed, errors = self.typed(fields, context or {})
         if errors:
             return _error(errors)
+        if any(isinstance(v, Interval) for v in typed.values()):
+            return self.decide_ranged(typed)
         rt = {name: runtime(self.facts[name], value) for name, value in typed.items()}
         self.warned: list[str] = []
         contradictory = self.complete(typed, rt)
@@ -806,6 +811,137 @@ class Reference:
                    if decision == "undetermined" else None)
         return {"decision": decision, "failed_criteria": failed, "missing": missing, "errors": [],
                 "warnings": sorted(self.warned, key=self.order.__getitem__)}
+
+
+    # -- values known as a range (docs/rules-language.md, "Values known as a range") ---------
+    # Decided the plain way, by trying the values: each ranged fact takes every day of its
+    # month or year, or the ends of its range (just inside an open end), every literal of the
+    # trial inside it and the values just beside those; the candidate is decided once per
+    # combination and a criterion is met (not met) when it is in every one, else unknown.
+
+    def range_points(self, name: str, value: Interval) -> list[Any]:
+        spec = self.facts[name]
+        if spec.type == "date":
+            first, last = value.low.toordinal(), value.high.toordinal()
+            if last - first <= MAX_RANGE_DAYS:
+                return [dt.date.fromordinal(o) for o in range(first, last + 1)]
+            cuts = {v.ordinal for c in self.criteria for v in _literals(c.cond, self.definitions)
+                    if isinstance(v, Day) and not v.ongoing}
+            inside = {int(c) + d for c in cuts for d in (-1, 0, 1)} | {first, last}
+            return [dt.date.fromordinal(o) for o in sorted(inside) if first <= o <= last]
+        low = value.low if value.low is not None else (value.high - 10**9)
+        high = value.high if value.high is not None else (value.low + 10**9)
+        near = Decimal("1e-9")
+        points = {low + near if value.low_open or value.low is None else low,
+                  high - near if value.high_open or value.high is None else high, (low + high) / 2}
+        cuts = set()
+        for e in [c.cond for c in self.criteria] + [d.formula for d in self.derivations if d.formula]:
+            for v in _literals(e, self.definitions):
+                if isinstance(v, Decimal):
+                    cuts.add(v)
+                elif isinstance(v, Q):
+                    try:
+                        cuts.add(to_unit(v, spec.unit, conv_of(spec)) if spec.unit else v.value)
+                    except Exception:
+                        cuts.add(v.value)
+        points |= {c + d for c in cuts for d in (-near, 0, near)}
+        kept = sorted(p for p in points if value.contains(p))
+        return [int(p) if spec.type == "integer" else float(p) if spec.type == "decimal" else p
+                for p in kept if spec.type != "integer" or p == p.to_integral_value()]
+
+    def decide_ranged(self, typed: dict[str, Any]) -> dict[str, Any]:
+        ranged = {n: v for n, v in typed.items() if isinstance(v, Interval)}
+        choices = [self.range_points(n, v) for n, v in ranged.items()]
+        if len(list(itertools.islice(itertools.product(*choices), MAX_RANGE_COMBINATIONS + 1))) \
+                > MAX_RANGE_COMBINATIONS:
+            raise ValueError("too many values to try: draw fewer or narrower ranges")
+        seen: dict[str, set[Any]] = {c.id: set() for c in self.criteria}
+        envs: list[Env] = []
+        rts: list[dict[str, Any]] = []
+        warned: set[str] = set()
+        contradicted: set[str] = set()
+        for combination in itertools.product(*choices):
+            one = {**typed, **dict(zip(ranged, combination))}
+            rt = {name: runtime(self.facts[name], value) for name, value in one.items()}
+            self.warned = []
+            bad = self.complete(one, rt)
+            warned.update(self.warned)
+            if bad:
+                contradicted.update(bad)
+                for c in self.criteria:
+                    if set(bad) & set(self.expanded(c)):
+                        seen[c.id].add(UNKNOWN)
+                continue
+            env = self.env(rt)
+            for c in self.criteria:
+                seen[c.id].add(evaluate(c.cond, env))
+            envs.append(env)
+            rts.append(rt)
+        if not envs:
+            return _error([f"{name}: contradicts its inputs" for name in sorted(contradicted, key=self.order.__getitem__)])
+        outcomes = {cid: next(iter(got)) if len(got) == 1 and isinstance(next(iter(got)), bool) else UNKNOWN
+                    for cid, got in seen.items()}
+        failed = [c.id for c in self.criteria if outcomes[c.id] is (NOT_MET if c.kind == "inclusion" else MET)]
+        if failed:
+            decision = "ineligible"
+        elif all(not isinstance(outcomes[c.id], Unk) for c in self.criteria):
+            decision = "eligible"
+        else:
+            decision = "undetermined"
+        missing = None
+        if decision == "undetermined":
+            varying = {name for name in set().union(*(rt.keys() for rt in rts))
+                       if len({repr(rt.get(name)) for rt in rts}) > 1}
+            found: set[str] = set()
+            for c in self.criteria:
+                if not isinstance(outcomes[c.id], Unk) or not c.ask:
+                    continue
+                reached: set[str] = set()
+                self.relevant_ranged(c.cond, envs, varying, reached)
+                pending = [name for name in c.facts if name in reached]
+                while pending:
+                    name = pending.pop()
+                    found.add(name)
+                    d = self.derived_by.get(name)
+                    if d is not None:
+                        pending.extend(i for i in d.inputs
+                                       if (i not in rts[0] or i in varying) and i not in found)
+            missing = sorted(found, key=self.order.__getitem__) + self.to_complete(outcomes, rts[0])
+        return {"decision": decision, "failed_criteria": failed, "missing": missing, "errors": [],
+                "warnings": sorted(warned, key=self.order.__getitem__)}
+
+    def expanded(self, criterion: _Criterion) -> list[str]:
+        """The criterion's facts and the inputs of the derivations that give them."""
+        out, pending = [], list(criterion.facts)
+        while pending:
+            name = pending.pop()
+            if name not in out:
+                out.append(name)
+                d = self.derived_by.get(name)
+                if d is not None:
+                    pending.extend(d.inputs)
+        return out
+
+    def relevant_ranged(self, e: tuple, envs: list[Env], varying: set[str], out: set[str]) -> None:
+        """`relevant` over the values tried: a part is unknown when it is unknown for some
+        value or differs between them; the facts of an unknown comparison that are absent or
+        ranged are named."""
+        if e[0] == "def":
+            self.relevant_ranged(self.definitions[e[1]], envs, varying, out)
+        elif e[0] == "not":
+            self.relevant_ranged(e[1], envs, varying, out)
+        elif e[0] in ("and", "or"):
+            for part in e[1]:
+                got = {evaluate(part, env) for env in envs}
+                if len(got) > 1 or isinstance(next(iter(got)), Unk):
+                    self.relevant_ranged(part, envs, varying, out)
+        else:
+            out.update(n for n in names_read(e, self.definitions)
+                       if n not in envs[0].values or n in varying)
+
+
+MAX_RANGE_DAYS = 400
+MAX_RANGE_COMBINATIONS = 20_000
 
 
 _AGGREGATES = ("any", "all", "count", "sum", "min_of", "max_of", "latest")

@@ -23,8 +23,9 @@ from typing import Any, Mapping
 from screener.model import (
     Aggregate, And, Arith, Call, Cmp, Compare, Const, Duration, FactSpec, In, Interval, IsSpecial,
     ItemField, Literal, Member, Neg, Not, Number, Or, Ref, Scale, Special, Truth, Within, children,
+    expr_facts,
 )
-from screener.rules import bounds
+from screener.rules import bounds, monotone
 from screener.rules.bounds import Bounds
 from screener.rules.functions import add_months
 
@@ -84,9 +85,35 @@ class Evaluator:
         """The value of `expr`; never raises for candidate data."""
         try:
             with decimal.localcontext(_CONTEXT):
-                return self.value(expr, values, None, None)
+                got = self.value(expr, values, None, None)
+                if isinstance(got, Bounds):
+                    exact = self.exact_range(expr, values)
+                    return got if exact is None else exact
+                return got
         except (ArithmeticError, ValueError, OverflowError) as exc:
             return Failure(_reason(exc))
+
+    def exact_range(self, e: Any, values: Mapping[str, Any]) -> Any:
+        """The exact range of `e` over the ranged facts it reads, where it is monotone in
+        each (screener.rules.monotone); None otherwise."""
+        ranged = {}
+        for name in expr_facts(e):
+            value = values.get(name)
+            if isinstance(value, Interval) and name in self.specs:
+                loaded = load(self.specs[name], value)
+                if isinstance(loaded, Bounds):
+                    ranged[name] = loaded
+        if not ranged:
+            return None
+
+        def at(expr: Any, points: Mapping[str, Any]) -> Any:
+            typed = {name: (_typed_point(self.specs[name], points[name]) if name in ranged else value)
+                     for name, value in points.items()}
+            try:
+                return self.value(expr, typed, None, None)
+            except (ArithmeticError, ValueError, OverflowError):
+                return None
+        return monotone.at_ends(e, values, ranged, at, lambda sub: self.value(sub, values, None, None))
 
     def run_truth(self, expr: Any, values: Mapping[str, Any]) -> Any:
         """Like `run`, for a condition: True, False, None or a Failure."""
@@ -274,6 +301,10 @@ class Evaluator:
             right = self.value(e.right, values, item, fields)
             if isinstance(left, Range):
                 return _range_truth(e.op, left, right)
+            if item is None and (isinstance(left, Bounds) or isinstance(right, Bounds)):
+                exact = self.exact_range(Arith("-", e.left, e.right), values)
+                if exact is not None:
+                    return compare(e.op, exact, Decimal(0))
             got = compare(e.op, left, right)
             if got is None:
                 got = self.settled_by_ongoing(e, left, right, fields)
@@ -531,6 +562,15 @@ def _blocked(*args: Any) -> Any:
     return _CLEAR
 
 
+def _typed_point(spec: FactSpec, number: Decimal) -> Any:
+    """One value of a ranged fact, as a typed fact value (a day for a date)."""
+    if spec.type == "date":
+        return dt.date.fromordinal(int(number))
+    if spec.type == "integer":
+        return int(number)
+    return number
+
+
 def _ranged_arith(e: Arith, a: Any, b: Any) -> Any:
     """`a op b` where a side is a range: the range of the results (None where it has no end)."""
     if e.calendar:
@@ -547,7 +587,15 @@ def _ranged_arith(e: Arith, a: Any, b: Any) -> Any:
         return bounds.multiply(a, b)
     if e.op == "/":
         return bounds.divide(a, b)
-    return None  # a power of a range: not followed
+    if isinstance(b, Decimal) and isinstance(a, Bounds) and a.low > 0 and b.is_finite():
+        # a positive range to a fixed power: the ends' powers, in order
+        ends = sorted([(a.low ** b, a.low_open), (a.high ** b, a.high_open)], key=lambda x: x[0])
+        return Bounds(ends[0][0], ends[1][0], ends[0][1], ends[1][1])
+    if isinstance(a, Decimal) and isinstance(b, Bounds) and a > 0 and b.low.is_finite() and b.high.is_finite():
+        # a fixed positive base to a ranged power: the powers at the ends, in order
+        ends = sorted([(a ** b.low, b.low_open), (a ** b.high, b.high_open)], key=lambda x: x[0])
+        return Bounds(ends[0][0], ends[1][0], ends[0][1], ends[1][1])
+    return None  # a power of a range reaching 0, or of a range to a ranged power: not followed
 
 
 def _ranged_call(name: str, args: list[Any]) -> Any:

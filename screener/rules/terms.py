@@ -194,6 +194,12 @@ def compute(term: Term, evaluator: Evaluator, values: Mapping[str, Any]
             if isinstance(term.expr, Cmp):
                 left = evaluator.value(term.expr.left, values, None, None)
                 right = evaluator.value(term.expr.right, values, None, None)
+                if not term.ranged and (isinstance(left, Bounds) or isinstance(right, Bounds)):
+                    # a side known as a range: decided when every value gives one answer
+                    settled = evaluator.truth(term.expr, values, None, None)
+                    if isinstance(settled, bool):
+                        return {term.field: _standing_for(term.op, settled)}, None
+                    return None, (settled if isinstance(settled, Failure) else None)
                 fields, failure = _difference(term, left, right)
                 if fields is None and failure is None and not term.ranged:
                     settled = evaluator.settled_by_ongoing(term.expr, left, right, None)
