@@ -49,7 +49,7 @@ from screener.rules.terms import NEVER_PREFIX, Term, compute
 from screener.errors import (
     ConflictError, EngineError, ImpossibleFacts, InvalidValue, RuleProblem, RulesError, reported_warning,
 )
-from screener.rules.functions import FUNCTIONS, DerivationError, banded_score_settled
+from screener.rules.functions import FUNCTIONS, DerivationError, banded_score_classes, banded_score_settled
 from screener.model import Criterion, FactValue, Firing, Interval, Result, Special, Trial
 
 _MESSAGE = re.compile(r'\{"([^"]+)":\{"m":\{"sid":\s*"[^"]*",\s*"id":\s*"([^"]*)"')
@@ -517,11 +517,18 @@ class Screener:
         elif derivation.function == "banded_score" and not all(
                 name in values and not isinstance(values[name], Interval) for name in derivation.inputs):
             # a score is settled before all its parts are known when the rest cannot change
-            # its class (docs/rules-language.md, "Settled when settled"); a part known only
-            # as a range is not known
-            inputs = {name: values[name] for name in derivation.inputs
-                      if name in values and not isinstance(values[name], Interval)}
+            # its class (docs/rules-language.md, "Settled when settled"); a part known as a
+            # range may score the points of any band it reaches
+            inputs = {name: values[name] for name in derivation.inputs if name in values}
             value = banded_score_settled(inputs, derivation.params["points"], derivation.params["classes"])
+            given = values.get(derivation.fact)
+            if value is None and given is not None and any(isinstance(v, Interval) for v in inputs.values()) \
+                    and all(name in values for name in derivation.inputs):
+                labels = banded_score_classes(inputs, derivation.params["points"], derivation.params["classes"])
+                if given not in labels:  # no total the ranges allow gives the given class
+                    shown = " or ".join(sorted(str(label) for label in labels))
+                    contradictions.setdefault(derivation.fact, ConflictError(derivation.fact, given, shown, inputs))
+                    return True
             if value is None:
                 return False  # unknown for now; computed again if more facts arrive
         else:
@@ -529,7 +536,14 @@ class Screener:
             inputs = {name: values[name] for name in derivation.inputs}
             try:
                 if any(isinstance(v, Interval) for v in inputs.values()):
-                    value = _ranged_function(function, inputs, derivation)
+                    value, possible = _ranged_function(function, inputs, derivation)
+                    given = values.get(derivation.fact)
+                    if value is None and given is not None and given not in possible:
+                        # no value the ranges allow is the given one
+                        shown = " or ".join(sorted(str(p) for p in possible))
+                        contradictions.setdefault(derivation.fact,
+                                                  ConflictError(derivation.fact, given, shown, inputs))
+                        return True
                     if value is None:
                         return False  # the range leaves it open: unknown
                 else:
@@ -549,8 +563,7 @@ class Screener:
             # a reported measurement decides; the computed value is kept beside it
             if derivation.fact not in self._computed:
                 self._computed[derivation.fact] = value
-                if (not formulas.agrees(given, value)) if isinstance(value, Interval) else \
-                        abs(Decimal(str(given)) - Decimal(str(value))) > derivation.tolerance:
+                if _apart(given, value) > derivation.tolerance:
                     self._warnings[derivation.fact] = reported_warning(
                         derivation.fact, given, value, inputs, derivation.tolerance)
             firings.append(Firing(rule=f"derive.{rule_id}", criterion=None, outcome=None,
@@ -594,15 +607,32 @@ class Screener:
         )
 
 
-def _ranged_function(function: Any, inputs: dict[str, FactValue], derivation: Any) -> FactValue | None:
+def _apart(given: FactValue, computed: FactValue) -> Decimal:
+    """How far a reported value is from the computed one; for ranges, the gap between the
+    nearest values of the two (0 when they meet)."""
+    def ends(value: Any) -> tuple[Decimal, Decimal]:
+        if isinstance(value, Interval):
+            return (Decimal("-Infinity") if value.low is None else Decimal(str(value.low)),
+                    Decimal("Infinity") if value.high is None else Decimal(str(value.high)))
+        number = Decimal(str(value))
+        return number, number
+    (a_low, a_high), (b_low, b_high) = ends(given), ends(computed)
+    return max(Decimal(0), a_low - b_high, b_low - a_high)
+
+
+def _ranged_function(function: Any, inputs: dict[str, FactValue], derivation: Any
+                     ) -> tuple[FactValue | None, frozenset[Any]]:
     """A function derivation whose inputs include a range (a birth date known to the month):
     the functions only grow or only shrink with each input (completed years, a date before
     another), so their values at the ends of the ranges bound every other. The one value
     they all give, a whole-number range for an integer, or None (unknown) when a yes/no or
-    a class would differ -- or when some ends contradict and others not. Raises
-    DerivationError when every end does."""
+    a class would differ (a score: the class every total its ranges allow falls in) -- or
+    when some ends contradict and others not. Raises
+    DerivationError when every end does. Also every value it may take, where it has few."""
     if derivation.function == "banded_score":
-        return None
+        labels = banded_score_classes(inputs, derivation.params["points"], derivation.params["classes"])
+        settled = next(iter(labels)) if len(labels) == 1 and None not in labels else None
+        return settled, labels
     names = list(inputs)
     choices = [(v.low, v.high) if isinstance(v, Interval) else (v,) for v in inputs.values()]
     results, errors = [], []
@@ -615,12 +645,12 @@ def _ranged_function(function: Any, inputs: dict[str, FactValue], derivation: An
     if not results:
         raise errors[0]
     if errors:
-        return None
+        return None, frozenset(results) | {None}
     if all(r == results[0] for r in results):
-        return results[0]  # type: ignore[no-any-return]
+        return results[0], frozenset(results)
     if all(isinstance(r, int) and not isinstance(r, bool) for r in results):
-        return Interval(min(results), max(results))
-    return None
+        return Interval(min(results), max(results)), frozenset(range(min(results), max(results) + 1))
+    return None, frozenset(results)
 
 
 def _terms_in(condition: Any) -> tuple[str, ...]:

@@ -474,6 +474,7 @@ class Reference:
                     continue
                 if d.fact in typed and d.reported:
                     # a reported measurement stays and decides; far from the computation it warns
+                    self.reported_pairs[d.fact] = (_num(typed[d.fact]), _num(value))
                     if abs(_num(typed[d.fact]) - _num(value)) > d.tolerance:
                         self.warned.append(d.fact)
                 elif d.fact in typed:
@@ -789,6 +790,7 @@ class Reference:
             return self.decide_ranged(typed)
         rt = {name: runtime(self.facts[name], value) for name, value in typed.items()}
         self.warned: list[str] = []
+        self.reported_pairs: dict[str, tuple[Any, Any]] = {}
         contradictory = self.complete(typed, rt)
         if contradictory:
             return _error([f"{name}: contradicts its inputs" for name in contradictory])
@@ -844,6 +846,10 @@ class Reference:
                         cuts.add(to_unit(v, spec.unit, conv_of(spec)) if spec.unit else v.value)
                     except Exception:
                         cuts.add(v.value)
+        for d in self.derivations:  # the band limits of a score
+            table = (d.params.get("points") or {}).get(name) if d.function == "banded_score" else None
+            for row in table if isinstance(table, list) else ():
+                cuts.add(_band(row[1])[1])
         points |= {c + d for c in cuts for d in (-near, 0, near)}
         kept = sorted(p for p in points if value.contains(p))
         return [int(p) if spec.type == "integer" else float(p) if spec.type == "decimal" else p
@@ -855,30 +861,40 @@ class Reference:
         if len(list(itertools.islice(itertools.product(*choices), MAX_RANGE_COMBINATIONS + 1))) \
                 > MAX_RANGE_COMBINATIONS:
             raise ValueError("too many values to try: draw fewer or narrower ranges")
-        seen: dict[str, set[Any]] = {c.id: set() for c in self.criteria}
-        envs: list[Env] = []
+        # every combination's facts first: a fact contradicted by its inputs in every one is
+        # an error; one contradicted in some only is unknown there (a given value stays)
         rts: list[dict[str, Any]] = []
         warned: set[str] = set()
-        contradicted: set[str] = set()
+        pairs: dict[str, list[tuple[Decimal, Decimal]]] = {}
+        always_bad: set[str] | None = None
         for combination in itertools.product(*choices):
             one = {**typed, **dict(zip(ranged, combination))}
             rt = {name: runtime(self.facts[name], value) for name, value in one.items()}
-            self.warned = []
-            bad = self.complete(one, rt)
-            warned.update(self.warned)
-            if bad:
-                contradicted.update(bad)
-                for c in self.criteria:
-                    if set(bad) & set(self.expanded(c)):
-                        seen[c.id].add(UNKNOWN)
-                continue
-            env = self.env(rt)
-            for c in self.criteria:
-                seen[c.id].add(evaluate(c.cond, env))
-            envs.append(env)
+            self.warned, self.reported_pairs = [], {}
+            bad = set(self.complete(one, rt))
+            for name, pair in self.reported_pairs.items():
+                pairs.setdefault(name, []).append(pair)
+            always_bad = bad if always_bad is None else always_bad & bad
             rts.append(rt)
-        if not envs:
-            return _error([f"{name}: contradicts its inputs" for name in sorted(contradicted, key=self.order.__getitem__)])
+        # a reported value is far from the computation when the values it and the computation
+        # take (both vary smoothly with the ranges) are further apart than the tolerance
+        for name, got in pairs.items():
+            given, computed = [g for g, _ in got], [c for _, c in got]
+            gap = max(Decimal(0), min(given) - max(computed), min(computed) - max(given))
+            if gap > self.derived_by[name].tolerance:
+                warned.add(name)
+        if always_bad:
+            return _error([f"{name}: contradicts its inputs" for name in sorted(always_bad, key=self.order.__getitem__)])
+        # a derived yes/no, class or text that differs between the values is unknown, as the
+        # engine keeps only numbers and dates as ranges
+        for name, d in self.derived_by.items():
+            if name in typed or self.facts[name].type not in ("boolean", "enum", "text"):
+                continue
+            if len({repr(rt.get(name)) for rt in rts}) > 1:
+                for rt in rts:
+                    rt[name] = UNKNOWN
+        envs = [self.env(rt) for rt in rts]
+        seen: dict[str, set[Any]] = {c.id: {evaluate(c.cond, env) for env in envs} for c in self.criteria}
         outcomes = {cid: next(iter(got)) if len(got) == 1 and isinstance(next(iter(got)), bool) else UNKNOWN
                     for cid, got in seen.items()}
         failed = [c.id for c in self.criteria if outcomes[c.id] is (NOT_MET if c.kind == "inclusion" else MET)]
@@ -910,18 +926,6 @@ class Reference:
         return {"decision": decision, "failed_criteria": failed, "missing": missing, "errors": [],
                 "warnings": sorted(warned, key=self.order.__getitem__)}
 
-    def expanded(self, criterion: _Criterion) -> list[str]:
-        """The criterion's facts and the inputs of the derivations that give them."""
-        out, pending = [], list(criterion.facts)
-        while pending:
-            name = pending.pop()
-            if name not in out:
-                out.append(name)
-                d = self.derived_by.get(name)
-                if d is not None:
-                    pending.extend(d.inputs)
-        return out
-
     def relevant_ranged(self, e: tuple, envs: list[Env], varying: set[str], out: set[str]) -> None:
         """`relevant` over the values tried: a part is unknown when it is unknown for some
         value or differs between them; the facts of an unknown comparison that are absent or
@@ -937,7 +941,7 @@ class Reference:
                     self.relevant_ranged(part, envs, varying, out)
         else:
             out.update(n for n in names_read(e, self.definitions)
-                       if n not in envs[0].values or n in varying)
+                       if n not in envs[0].values or n in varying or isinstance(envs[0].values[n], Unk))
 
 
 MAX_RANGE_DAYS = 400
