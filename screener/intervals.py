@@ -194,31 +194,102 @@ def partial_date(spec: FactSpec, raw: Any) -> Interval | None:
 
 def show_interval(value: Interval, language: str = "en", unit: str = "") -> str:
     """How an interval reads for a person: `< 20 IU/mL`, `below the detection limit (< 20
-    IU/mL)`, `March 2021` / `2021年3月`, `2021`, `17 to 18`; `unit` as a person writes it."""
+    IU/mL)`, `March 2021` / `2021年3月`, `2021` / `2021年`, `17 to 18`; `unit` is the unit as
+    a person writes it (the given one, when the record gave one, is kept in `given`)."""
+    from screener.i18n import local_month, local_year, tr
+
     after = f" {unit}" if unit else ""
     if value.form == "month":
-        day: dt.date = value.low
-        if language == "zh":
-            return f"{day.year}年{day.month}月"
-        return f"{calendar.month_name[day.month]} {day.year}"
+        return local_month(language, value.low)
     if value.form == "year":
-        return f"{value.low.year}年" if language == "zh" else str(value.low.year)
+        return local_year(language, value.low)
     if value.form == "below":
-        limit = f"< {plain(value.high)}{after}"
-        return f"低于检测下限（{limit}）" if language == "zh" else f"below the detection limit ({limit})"
+        if value.given == BELOW_GIVEN:
+            return tr("below the detection limit").in_language(language)
+        return tr("below the detection limit ({limit})",
+                  limit=f"< {_written_end(value.high)}{_given_unit(value, after)}").in_language(language)
     if value.form in ("<", "<=", ">", ">="):
         sign = {"<": "<", "<=": "≤", ">": ">", ">=": "≥"}[value.form]
         end = value.high if value.form in ("<", "<=") else value.low
-        return f"{sign} {_end(end)}{after}"
+        return f"{sign} {_written_end(_given_bound(value, end))}{_given_unit(value, after)}"
     if value.low is None:
-        return f"{'<' if value.high_open else '≤'} {_end(value.high)}{after}"
+        return f"{'<' if value.high_open else '≤'} {_written_end(value.high)}{after}"
     if value.high is None:
-        return f"{'>' if value.low_open else '≥'} {_end(value.low)}{after}"
+        return f"{'>' if value.low_open else '≥'} {_written_end(value.low)}{after}"
     if value.low_open or value.high_open:
         left, right = "(" if value.low_open else "[", ")" if value.high_open else "]"
-        return f"{left}{_end(value.low)}, {_end(value.high)}{right}{after}"
-    joint = "至" if language == "zh" else " to "
-    return f"{_end(value.low)}{joint}{_end(value.high)}{after}"
+        return f"{left}{_written_end(value.low)}, {_written_end(value.high)}{right}{after}"
+    return tr("{low} to {high}", low=f"{_written_end(value.low)}{after}",
+              high=f"{_written_end(value.high)}{after}").in_language(language)
+
+
+_GIVEN_BOUND = re.compile(r"(?:<=|>=|<|>|below detection limit \()\s*([-+]?[\d.]+)\s*([^)]*)\)?\Z")
+
+
+def _given_bound(value: Interval, end: Any) -> Any:
+    """The bound as the record wrote it (`0.5` of `<0.5 mg/dL`), else the end itself."""
+    match = _GIVEN_BOUND.match(value.given)
+    return Decimal(match.group(1)) if match and match.group(2).strip() else end
+
+
+def _given_unit(value: Interval, declared: str) -> str:
+    """The unit the record wrote the bound in (as clinicians write it), else the declared one."""
+    match = _GIVEN_BOUND.match(value.given)
+    if match and match.group(2).strip():
+        from screener.present import unit_text
+
+        return f" {unit_text(match.group(2).strip())}"
+    return declared
+
+
+def _written_end(end: Any) -> str:
+    if isinstance(end, Decimal):
+        from screener.present import number_text
+
+        return number_text(end)
+    return _end(end)
+
+
+def from_record(raw: Any) -> Interval | None:
+    """The Interval a trace records (its `given` text, or a computed range's mapping), read
+    without the fact's declaration, for showing it; None when `raw` is not one. A year alone
+    reads as a number here."""
+    if isinstance(raw, Mapping) and set(raw) <= {"from", "to", "from_open", "to_open"} and "from" in raw:
+        def end(text: Any) -> Any:
+            if text is None:
+                return None
+            try:
+                return dt.date.fromisoformat(str(text))
+            except ValueError:
+                try:
+                    return Decimal(str(text))
+                except ArithmeticError:
+                    return None
+        return Interval(end(raw.get("from")), end(raw.get("to")), bool(raw.get("from_open")),
+                        bool(raw.get("to_open")))
+    if not isinstance(raw, str):
+        return None
+    text = _normal(raw)
+    if match := _ISO_MONTH.match(text):
+        year, month = int(match.group(1)), int(match.group(2))
+        if 1 <= month <= 12 and year >= 1:
+            last = calendar.monthrange(year, month)[1]
+            return Interval(dt.date(year, month, 1), dt.date(year, month, last), form="month", given=text)
+        return None
+    if text.startswith(BELOW_GIVEN):
+        inner = re.search(r"\(([-+]?[\d.]+)", text)
+        limit = Decimal(inner.group(1)) if inner else None
+        return Interval(Decimal(0), limit, False, True, "below", text)
+    match = _CENSORED.match(text)
+    if match is None:
+        return None
+    number = re.match(r"[-+]?\d+(?:\.\d+)?", match.group(2).strip())
+    if number is None:
+        return None
+    op, bound = _OPS[match.group(1)], Decimal(number.group(0))
+    if op in ("<", "<="):
+        return Interval(None, bound, False, op == "<", op, text)
+    return Interval(bound, None, op == ">", False, op, text)
 
 
 def _end(end: Any) -> str:

@@ -16,6 +16,8 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Callable, Mapping
 
 from screener.i18n import Message, tr
+from screener.intervals import from_record, show_interval
+from screener.model import Interval
 
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 
@@ -132,6 +134,9 @@ def plain_value(value: Any, language: str = "en", *, unit: str = "",
         return _say(language, "unknown")
     if isinstance(value, bool):
         return _say(language, "yes" if value else "no")
+    ranged = value if isinstance(value, Interval) else from_record(value)
+    if ranged is not None:  # a censored result, a month, a computed range
+        return show_interval(ranged, language, unit_text(unit, language))
     special = getattr(value, "value", value)  # Special.NEVER / Special.ONGOING
     if special in ("never", "ongoing"):
         return _say(language, str(special))
