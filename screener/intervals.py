@@ -219,8 +219,8 @@ def show_interval(value: Interval, language: str = "en", unit: str = "") -> str:
     if value.low_open or value.high_open:
         left, right = "(" if value.low_open else "[", ")" if value.high_open else "]"
         return f"{left}{_written_end(value.low)}, {_written_end(value.high)}{right}{after}"
-    return tr("{low} to {high}", low=f"{_written_end(value.low)}{after}",
-              high=f"{_written_end(value.high)}{after}").in_language(language)
+    return tr("{low} to {high}", low=_written_end(value.low),
+              high=_written_end(value.high)).in_language(language) + after
 
 
 _GIVEN_BOUND = re.compile(r"(?:<=|>=|<|>|below detection limit \()\s*([-+]?[\d.]+)\s*([^)]*)\)?\Z")
