@@ -68,9 +68,8 @@ def censored(spec: FactSpec, raw: Any) -> Interval | None:
         if comparator not in ("<", "<=", ">", ">="):
             raise InvalidValue(spec.name, str(comparator), "a comparator is one of <, <=, >, >=")
         inner = {k: v for k, v in raw.items() if k != "comparator"}
-        bound, unit_text = _bound(spec, inner, str(inner.get("value")))
-        unit = inner.get("unit")
-        given = f"{comparator}{plain(bound[0])}" + (f" {unit}" if unit else "")
+        bound, unit = _bound(spec, inner, str(inner.get("value")))
+        given = f"{comparator}{_bound_text(bound[0], unit)}"
         return _censored_interval(spec, comparator, bound[1], given, str(raw.get("value")))
     if not isinstance(raw, str):
         return None
