@@ -149,6 +149,8 @@ def _rule_value(rule: ValueRule, located: Located, status: str | None) -> Any:
             if isinstance(resource.get(key), (int, Decimal)) and not isinstance(resource.get(key), bool):
                 return resource[key]
         q = resource.get("valueQuantity")
+        if isinstance(q, dict) and q.get("comparator") is not None:
+            return _quantity(q)  # censored: not one number (refused for a number fact)
         return q.get("value") if isinstance(q, dict) else None
     if rule.kind == "boolean":
         value = resource.get("valueBoolean")
@@ -178,6 +180,8 @@ def _rule_value(rule: ValueRule, located: Located, status: str | None) -> Any:
             if isinstance(component, dict) and rule.component.matches(_codings(component)):
                 if rule.part == "number":
                     q = component.get("valueQuantity")
+                    if isinstance(q, dict) and q.get("comparator") is not None:
+                        return _quantity(q)  # censored: not one number (refused for a number fact)
                     return q.get("value") if isinstance(q, dict) else component.get("valueInteger")
                 return _quantity(component.get("valueQuantity"))
         return None
