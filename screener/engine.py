@@ -271,11 +271,10 @@ class Screener:
             if value is Special.NEVER and name in never:
                 fields[NEVER_PREFIX + name] = 1
                 continue
-            if name in ranged:
+            if name in ranged:  # its least and greatest values (screener.rules.ranged)
                 spec, places = ranged[name]
                 ranged_fields.write(spec, name, value, places, fields)
-                if isinstance(value, Interval):
-                    continue  # no one value: the value field stays absent
+                continue
             scaled = encoders[name]
             fields[FIELD_PREFIX + name] = value if scaled is None else scaled(value)
         return len(values)

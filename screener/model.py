@@ -29,9 +29,10 @@ class Special(str, enum.Enum):
 class Interval:
     """A value known only to lie between two ends, as the record gives it: a censored result
     (`<20` IU/mL: below 20, 20 excluded), a result below the detection limit, a month or a
-    year for a date (`March 2021`: one of its days), or a fact computed from such values (an
-    age of 17 or 18). The ends are exact (Decimal for numbers and quantities, in the fact's
-    declared unit; int for integers; date for dates, both days included); None is no end.
+    year for a date (`March 2021`: one of its days), or a fact computed from such values (17
+    or 18 completed years). The ends are exact (Decimal for numbers and quantities, in the
+    fact's declared unit; int for integers; date for dates, both days included); None is no
+    end.
 
     `form` is how it was written: `<`, `<=`, `>`, `>=` (a censored number), `below` (below
     the detection limit), `month`, `year`, or "" for a computed one; `given` is the text that

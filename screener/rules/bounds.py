@@ -1,5 +1,6 @@
 """Exact arithmetic and comparison on values known only as a range (screener.model.Interval
-in the evaluator's form): a censored result `<20`, the days of a month, an age of 17 or 18.
+in the evaluator's form): a censored result `<20`, the days of a month, 17 or 18 completed
+years.
 
 A comparison is decided when every pair of values of its sides gives the same answer, and
 is unknown (None) otherwise. Arithmetic gives the range of every value the result may take

@@ -106,7 +106,7 @@ def direction(e: Any, fact: str, value: Callable[[Any], Any]) -> Direction:
                 return _join(left, _flip(right))
             return None
         if e.op == "^":
-            if left == _FLAT and isinstance(a, Decimal) and a > 0:  # a fixed base: 0.993 ^ age
+            if left == _FLAT and isinstance(a, Decimal) and a > 0:  # a fixed base to a ranged power: 0.993 ^ years
                 return _times(right, (a > 1) - (a < 1))
             if right != _FLAT or _sign(a) != 1 or not isinstance(b, Decimal):
                 return None

@@ -1,10 +1,10 @@
 """How a fact that may be known only as a range reaches the engine.
 
 A quantity or date fact, and a derived number or date (computed from such facts), may hold
-an `Interval` (screener.model): `<20` IU/mL, March 2021, an age of 17 or 18. Beside its
-value field (written for one value only, so that "the exact value is unknown" stays the
-absence of that field), each such fact has two more fields: the least and the greatest of
-the engine's encoded values the fact may take (both the value itself when it is one). The
+an `Interval` (screener.model): `<20` IU/mL, March 2021, 17 or 18 completed years. Such a
+fact is held in two fields instead of one value field: the least and the greatest of the engine's
+encoded values the fact may take (both the value itself when it is one, so "the exact value
+is not known" is: no fields, or the least below the greatest). The
 engine's encoding keeps the order of values and maps the values of a range onto a run of
 whole numbers with no gap, so a comparison with a literal (which only grows, or only falls,
 with the value) holds for every value of the range exactly when it holds at both ends:
@@ -67,7 +67,7 @@ def _end(spec: FactSpec, end: Any, places: int | None, open_end: bool, inward: i
 
 def write(spec: FactSpec, name: str, value: FactValue, places: int | None,
           fields: dict[str, Any]) -> None:
-    """Add the range fields of a ranged fact's value (not `never`) to `fields`."""
+    """Add the fields of a ranged fact's value (not `never`) to `fields`."""
     if value is Special.NEVER:
         return
     low, high = ends(spec, value, places)

@@ -87,15 +87,16 @@ def is_native(e: Any) -> bool:
 
 
 def lower(e: Any, terms: dict[Any, Term], never: frozenset[str] = frozenset(),
-          alone: frozenset[str] = frozenset()) -> Any:
+          alone: frozenset[str] = frozenset(), ranged: frozenset[str] = frozenset()) -> Any:
     """`e` with every leaf the engine cannot compare replaced by a Term (shared by equal
     expressions, so a definition used by two criteria is computed once). `never`: facts that
-    may be `never`; `alone`: facts that may settle a term alone (see `settling_alone`)."""
+    may be `never`; `alone`: facts that may settle a term alone (see `settling_alone`);
+    `ranged`: facts that may be a range, whose `in` lists are terms."""
     if isinstance(e, Not):
-        return Not(lower(e.operand, terms, never, alone))
+        return Not(lower(e.operand, terms, never, alone, ranged))
     if isinstance(e, (And, Or)):
-        return type(e)(tuple(lower(o, terms, never, alone) for o in e.operands))
-    if is_native(e):
+        return type(e)(tuple(lower(o, terms, never, alone, ranged) for o in e.operands))
+    if is_native(e) and not (isinstance(e, In) and e.fact in ranged):
         return e
     if e in terms:
         return terms[e]

@@ -73,6 +73,12 @@ class _Kleene:
 
     def absent(self, fact: str) -> Cond:
         """The fact's one value is not known: not given, or given only as a range."""
+        if fact in self.ranged:
+            # a range has its least end below its greatest (two fields of one fact compared:
+            # safe in durable-rules, unlike a comparison across facts)
+            low = low_field(fact)
+            open_: Cond = _any([{"$nex": {low: 1}}, {"$lt": {low: {"$m": high_field(fact)}}}])
+            return _all([open_, {"$nex": {NEVER_PREFIX + fact: 1}}]) if fact in self.never else open_
         if fact in self.never:
             return _all([{"$nex": {field(fact): 1}}, {"$nex": {NEVER_PREFIX + fact: 1}}])
         return {"$nex": {field(fact): 1}}
@@ -82,13 +88,13 @@ class _Kleene:
 
     def _special(self, e: IsSpecial, want: bool) -> Cond:
         fact = e.operand.fact
-        # a range of days is a date: neither word (its value field is absent, its ends are not)
+        # a range of days is a date: neither word
         value = low_field(fact) if fact in self.ranged else field(fact)
         if e.word is Special.NEVER:
             hit: Cond = self._is_never(fact)
             miss: Cond = {"$ex": {value: 1}}
         else:
-            hit = {field(fact): ONGOING_DAY}
+            hit = {value: ONGOING_DAY}
             miss = _any([{"$lt": {value: ONGOING_DAY}}, self._is_never(fact)])
         return hit if want else miss
 
