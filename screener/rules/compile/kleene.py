@@ -259,12 +259,38 @@ class _Kleene:
             return self.absent(e.fact)
         if isinstance(e, Not):
             return self.unknown(e.operand)
+        # with every operand not false (true), an operand not true (false) is unknown: for a
+        # comparison of a range that is one test, where its `unknown` takes two
         if isinstance(e, And):
-            not_false = [_any([self.true(o), self.unknown(o)]) for o in e.operands]
-            return _all(not_false + [_any([self.unknown(o) for o in e.operands])])
+            not_false = [self._short(o, False) or _any([self.true(o), self.unknown(o)]) for o in e.operands]
+            return _all(not_false + [_any([self._short(o, True) or self.unknown(o) for o in e.operands])])
         assert isinstance(e, Or)
-        not_true = [_any([self.false(o), self.unknown(o)]) for o in e.operands]
-        return _all(not_true + [_any([self.unknown(o) for o in e.operands])])
+        not_true = [self._short(o, True) or _any([self.false(o), self.unknown(o)]) for o in e.operands]
+        return _all(not_true + [_any([self._short(o, False) or self.unknown(o) for o in e.operands])])
+
+    def _short(self, e: Any, met: bool) -> Cond | None:
+        """For a comparison of a fact that may be a range: the condition that it is not met
+        (`met`) or not not-met, as one alternative of tests; None for anything else."""
+        if not isinstance(e, Compare) or e.fact not in self.ranged:
+            return None
+        fact, op = e.fact, e.op
+        low, high = low_field(fact), high_field(fact)
+        none: Cond = {"$nex": {low: 1}}
+
+        def at(name: str, test: str) -> Cond:
+            return self._cmp(fact, test, e.value, name)
+        if op in ("==", "!="):
+            equal = op == "=="
+            if met == equal:  # not (both ends equal)
+                return _any([none, at(low, "!="), at(high, "!=")])
+            # not (apart): the range reaches the literal
+            reach = _all([_any([none, at(high, ">=")]), _any([none, at(low, "<=")])])
+        else:
+            upward = op in (">=", ">")
+            if met:  # the end that must meet it does not
+                return _any([none, at(low if upward else high, _NEGATE[op])])
+            reach = _any([none, at(high if upward else low, op)])
+        return _all([reach, {"$nex": {NEVER_PREFIX + fact: 1}}]) if fact in self.never else reach
 
     def outcomes(self, e: "Expr | Part") -> list[tuple[str, Cond]]:
         """(outcome, condition) for met, not_met and unknown, leaving out the impossible."""
