@@ -78,6 +78,10 @@ def _candidates(fmt: str) -> Callable[[bytes], None]:
         for line in lines:
             assert json.loads(line)["decision"] in ("eligible", "ineligible", "undetermined", "error")
         out.getvalue().encode("utf-8")
+        if fmt == "csv":  # the CSV record scanner on its own, from text that kept its bad bytes
+            from screener.sources.csvrows import records
+
+            list(records(io.StringIO(data.decode("utf-8", "surrogateescape"))))
     return target
 
 

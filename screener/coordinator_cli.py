@@ -10,6 +10,7 @@ import io
 import sys
 from typing import Any, Sequence
 
+from screener.i18n import tr
 from screener.model import Trial
 from screener.outfile import AtomicOutput, check_output
 from screener.safe import safe_text
@@ -43,6 +44,10 @@ def add_coordinator_parsers(sub: Any) -> None:
             "Exit status: 0 written; 2 unknown trial or unusable path; 4 not written."))
     _trial_options(dictionary)
     dictionary.add_argument("-o", "--output", metavar="FILE.csv", help="write the dictionary as CSV")
+    dictionary.add_argument("--lang", metavar="LANG", default="en",
+                            help="language of the description, e.g. zh: labels, criterion titles and "
+                                 "value labels from the trial's dialog file in that language, the "
+                                 "rules' own sentence for what a column holds (default: en)")
     dictionary.set_defaults(run=run_dictionary)
 
     try:
@@ -65,18 +70,20 @@ def _trials(args: argparse.Namespace) -> list[Trial]:
     return [load_trial(t.rules) for t in catalog(args.rules_dir).select(args.trial, args.all_trials)]
 
 
-def labels_of(args: argparse.Namespace, trials: Sequence[Trial]) -> dict[str, dict[str, str]]:
-    """Each trial's clinical labels (fact -> label) from its English dialog file, if any."""
+def dialogs_of(args: argparse.Namespace, trials: Sequence[Trial], language: str = "en") -> dict[str, Any]:
+    """Each trial's dialog file (its wording) in `language`, else its English one; a trial
+    with neither is left out."""
     from screener.dialog.spec import load_dialog
 
     found = catalog(args.rules_dir)
     out = {}
     for trial in trials:
-        try:
-            dialog = load_dialog(found.dialog_path(trial.id, "en"), trial)
-        except TrialNotFound:
-            continue
-        out[trial.id] = {fact: q.label for fact, q in dialog.questions.items() if q.label}
+        for lang in dict.fromkeys((language, "en")):
+            try:
+                out[trial.id] = load_dialog(found.dialog_path(trial.id, lang), trial)
+            except TrialNotFound:
+                continue
+            break
     return out
 
 
@@ -134,7 +141,12 @@ def run_dictionary(args: argparse.Namespace) -> int:
         print("screener dictionary: the record mappings could not be read (screener check says why); "
               "'from the patient record' is left out", file=sys.stderr)
         record = {}
-    described = entries(trials, labels_of(args, trials), record)
+    language = args.lang
+    dialogs = dialogs_of(args, trials, language)
+    labels = {t: {f: q.label for f, q in d.questions.items() if q.label} for t, d in dialogs.items()}
+    described = entries(trials, labels, record, language, titles={t: d.titles for t, d in dialogs.items()},
+                        values={t: {f: q.values for f, q in d.questions.items() if q.values}
+                                for t, d in dialogs.items() if d.language != "en"})
     if args.output:
         if not args.output.lower().endswith(".csv"):
             print(safe_text(f"screener dictionary: {args.output} must end .csv"), file=sys.stderr)
@@ -142,9 +154,10 @@ def run_dictionary(args: argparse.Namespace) -> int:
         rows = [[as_row(e)[c] for c in DICTIONARY_COLUMNS] for e in described]
         return write_output(args.output, csv_text(DICTIONARY_COLUMNS, rows), "dictionary")
     several = len(trials) > 1
-    heading = ", ".join(f"{t.id} ({t.title})" for t in trials)
-    lines = [f"Input columns for {heading}: {len(described)}", ""]
+    heading = ", ".join(f"{t.id} ({dialogs[t.id].trial_title if t.id in dialogs and dialogs[t.id].trial_title else t.title})"
+                        for t in trials)
+    lines = [tr("Input columns for {trials}: {count}", trials=heading, count=len(described)).in_language(language), ""]
     for entry in described:
-        lines.extend(describe(entry, several))
+        lines.extend(describe(entry, several, language))
         lines.append("")
     return write_output(None, safe_text("\n".join(lines), keep="\n") + "\n", "dictionary")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Mapping, Sequence
 
+from screener.i18n import tr
 from screener.model import FactSpec, Special, Trial
 
 EXAMPLE_DATE = "2025-03-01"
@@ -34,11 +35,13 @@ class Entry:
     computed_from: tuple[str, ...]  # for a derived fact: the facts it is computed from
     criteria: tuple[tuple[str, str, str], ...]  # (trial id, criterion id, title) reading it
     record: str = ""  # how a patient record supplies it ("" when no mapping reads it)
+    value_labels: tuple[str, ...] = ()  # each allowed value's clinical label ("" when none given)
 
 
 TYPE_WORDS = {
-    "boolean": "yes/no", "integer": "whole number", "decimal": "number", "quantity": "quantity",
-    "date": "date", "enum": "one of", "text": "text", "list": "list",
+    "boolean": tr("yes/no"), "integer": tr("whole number"), "decimal": tr("number"),
+    "quantity": tr("quantity"), "date": tr("date"), "enum": tr("one of"), "text": tr("text"),
+    "list": tr("list"),
 }
 
 
@@ -158,13 +161,19 @@ def _computed_from(trial: Trial, spec: FactSpec) -> tuple[str, ...]:
 
 
 def entries(trials: Sequence[Trial], labels: Mapping[str, Mapping[str, str]] | None = None,
-            record: Mapping[str, str] | None = None) -> list[Entry]:
-    """One Entry per column of `columns(trials)`; `labels` maps a trial id to its dialog
-    file's clinical labels (fact -> label), `record` a fact to how a patient record supplies
-    it (`record_sources`). A fact several trials share is described by the first that
-    declares it, and lists the criteria of every trial that reads it."""
+            record: Mapping[str, str] | None = None, language: str = "en", *,
+            titles: Mapping[str, Mapping[str, str]] | None = None,
+            values: Mapping[str, Mapping[str, Mapping[str, str]]] | None = None) -> list[Entry]:
+    """One Entry per column of `columns(trials)`, its words in `language`; `labels` maps a
+    trial id to its dialog file's clinical labels (fact -> label), `titles` to its criterion
+    titles (criterion -> title) and `values` to its values' labels (fact -> value -> label),
+    `record` a fact to how a patient record supplies it (`record_sources`). A fact several
+    trials share is described by the first that declares it, and lists the criteria of every
+    trial that reads it. The description is the rules' own sentence."""
     labels = labels or {}
     record = record or {}
+    titles = titles or {}
+    values = values or {}
     examples = [worked_example(t) for t in trials]
     out = []
     for column in columns(trials):
@@ -172,43 +181,54 @@ def entries(trials: Sequence[Trial], labels: Mapping[str, Mapping[str, str]] | N
         spec = owners[0].facts[column]
         label = next((labels.get(t.id, {}).get(column, "") for t in owners
                       if labels.get(t.id, {}).get(column)), "")
-        criteria = tuple((t.id, c.id, c.title) for t in owners for c in t.criteria_using(column))
+        criteria = tuple((t.id, c.id, titles.get(t.id, {}).get(c.id) or c.title)
+                         for t in owners for c in t.criteria_using(column))
         worked = next((w[column] for w in examples if column in w), None)
+        allowed = _values(spec)
+        value_label = next((values[t.id][column] for t in owners if values.get(t.id, {}).get(column)), {})
+        type_word = TYPE_WORDS.get(spec.type)
         out.append(Entry(
             column=column, label=label, description=spec.description,
-            type=TYPE_WORDS.get(spec.type, spec.type), unit=spec.unit,
+            type=type_word.in_language(language) if type_word else spec.type, unit=spec.unit,
             other_units=tuple(u for u, _ in spec.convert) + tuple(u for u, _, _ in spec.affine),
-            values=_values(spec),
+            values=allowed,
             example="P-0001" if column == owners[0].id_fact else worked or example(spec),
             computed_from=_computed_from(owners[0], spec), criteria=criteria,
             record=record.get(column, ""),
+            value_labels=tuple(value_label.get(v, "") for v in allowed) if value_label else (),
         ))
     return out
 
 
-def describe(entry: Entry, several: bool) -> list[str]:
-    """The lines that describe one column for a person (`screener dictionary`)."""
+def describe(entry: Entry, several: bool, language: str = "en") -> list[str]:
+    """The lines that describe one column for a person (`screener dictionary`), in `language`."""
+    comma = "、" if language == "zh" else ", "
     heading = f"{entry.column}: {entry.label}" if entry.label else entry.column
-    lines = [heading, f"  {entry.description}"]
     kind = entry.type
     if entry.unit:
-        kind += f", in {entry.unit}"
+        # units as a cell takes them (`10*9/L`), not as a letter prints them (`×10⁹/L`)
+        kind = tr("{type}, in {unit}", type=kind, unit=entry.unit).in_language(language)
     if entry.other_units:
-        kind += f" (also accepted: {', '.join(entry.other_units)}, converted)"
-    elif entry.type == "quantity":
-        kind += " (or any unit of the same kind, converted)"
-    lines.append(f"  type: {kind}")
+        units = comma.join(entry.other_units)
+        kind = tr("{kind} (also accepted: {units}, converted)", kind=kind, units=units).in_language(language)
+    elif entry.type == TYPE_WORDS["quantity"].in_language(language):
+        kind = tr("{kind} (or any unit of the same kind, converted)", kind=kind).in_language(language)
+    said = [tr("type: {kind}", kind=kind)]
     if entry.values:
-        lines.append(f"  values: {', '.join(entry.values)}")
-    lines.append(f"  example: {entry.example}")
+        opening, closing = ("（", "）") if language == "zh" else (" (", ")")
+        labels = entry.value_labels or ("",) * len(entry.values)
+        shown = [f"{value}{opening}{label}{closing}" if label and label != value else value
+                 for value, label in zip(entry.values, labels)]
+        said.append(tr("values: {values}", values=comma.join(shown)))
+    said.append(tr("example: {example}", example=entry.example))
     if entry.computed_from:
-        lines.append(f"  computed from {', '.join(entry.computed_from)} when not given")
+        said.append(tr("computed from {facts} when not given", facts=comma.join(entry.computed_from)))
     for trial_id, criterion_id, title in entry.criteria:
-        prefix = f"{trial_id} " if several else ""
-        lines.append(f"  read by {prefix}{criterion_id}: {title}")
-    lines.append(f"  from the patient record: {entry.record}" if entry.record
-                 else "  from the patient record: no (give it in the sheet or the dialog)")
-    return lines
+        criterion = f"{trial_id} {criterion_id}" if several else criterion_id
+        said.append(tr("read by {criterion}: {title}", criterion=criterion, title=title))
+    said.append(tr("from the patient record: {source}", source=entry.record) if entry.record
+                else tr("from the patient record: no (give it in the sheet or the dialog)"))
+    return [heading, f"  {entry.description}"] + [f"  {message.in_language(language)}" for message in said]
 
 
 SYSTEM_NAMES = {

@@ -519,7 +519,8 @@ class Screener:
             # its class (docs/rules-language.md, "Settled when settled"); a part known as a
             # range may score the points of any band it reaches
             inputs = {name: values[name] for name in derivation.inputs if name in values}
-            value = banded_score_settled(inputs, derivation.params["points"], derivation.params["classes"])
+            value = banded_score_settled(inputs, derivation.params["points"], derivation.params["classes"],
+                                         derivation.params.get("normal_unless"))
             given = values.get(derivation.fact)
             if value is None and given is not None and any(isinstance(v, Interval) for v in inputs.values()) \
                     and all(name in values for name in derivation.inputs):

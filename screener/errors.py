@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from screener.shown import computed, show
+from screener.present import computed, show
 
 
 class ScreenerError(Exception):

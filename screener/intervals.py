@@ -19,7 +19,6 @@ from typing import Any, Mapping
 
 from screener.errors import InvalidValue
 from screener.model import FactSpec, Interval
-from screener.shown import plain
 
 # `<20`, `<= 0.5 mg/dL`, `≥2000 IU/mL`, `=<20` (as some exports write it)
 _CENSORED = re.compile(r"(<=|>=|=<|=>|<|>|≤|≥)\s*(\S.*)\Z", re.S)
@@ -46,6 +45,11 @@ _ZH_MONTH = re.compile(_YEAR + r"\s*年\s*(\d{1,2})\s*月(?:份)?\Z")
 _ZH_YEAR = re.compile(_YEAR + r"\s*年(?:份)?\Z")
 _NAMED_MONTH = re.compile(r"([A-Za-z]+)\.?,?\s+" + _YEAR + r"\Z")
 _YEAR_ONLY = re.compile(_YEAR + r"\Z", re.ASCII)
+
+
+def plain(number: Decimal) -> str:
+    """A Decimal as it is written, without exponent."""
+    return f"{number:f}"
 
 
 def _normal(text: str) -> str:

@@ -365,8 +365,17 @@ class Truth:
     operand: "Expr"
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """`pending(f, ...)`: a condition that is always unknown, because what the listed facts
+    describe is still to be done or collected (again): an examination that does not yet
+    qualify. `missing` names the facts whether or not they are given."""
+
+    facts: tuple[str, ...]
+
+
 Expr = Union[Compare, In, Not, And, Or, Const, Number, Duration, Literal, Ref, ItemField, Scale,
-             Arith, Neg, Call, Aggregate, Cmp, Member, Within, IsSpecial, Truth]
+             Arith, Neg, Call, Aggregate, Cmp, Member, Within, IsSpecial, Truth, Pending]
 
 
 def children(e: Any) -> tuple[Any, ...]:
@@ -401,6 +410,8 @@ def expr_facts(expr: Any) -> tuple[str, ...]:
             name = e.fact
         if name is not None and name not in out:
             out.append(name)
+        if isinstance(e, Pending):
+            out.extend(f for f in e.facts if f not in out)
         stack.extend(reversed(children(e)))
     return tuple(out)
 

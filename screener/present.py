@@ -1,6 +1,7 @@
 """Where a value becomes words a person reads: the clinical label of a fact, its unit as
 clinicians write it, a clinical precision, list items as readable lines, in the screening's
-language.
+language; and, for messages that name a value before any language is chosen (a batch
+record's errors and warnings, `screener.errors`), the same value in plain words (`show`).
 
 The dialog (`screener.dialog.render`) and everything rendered from a trace (letters,
 `explain`, `verify`, through `screener.audit.words`) word values here, so no screen, letter
@@ -16,8 +17,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Callable, Mapping
 
 from screener.i18n import Message, tr
-from screener.intervals import from_record, show_interval
-from screener.model import Interval
+from screener.model import Interval, Special
 
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 
@@ -82,7 +82,13 @@ def number_text(value: Any) -> str:
     two decimals (a value as given); a longer one, as computed values are (`91.2063`), to 0
     decimals from 100, 1 from 10, else 2. A value
     rounded to a last digit of 0 or 5 that it does not have exactly (`49.96` → `50.0`) gets
-    more decimals, so that it never reads as the round limit of a criterion it misses."""
+    more decimals, so that it never reads as the round limit of a criterion it misses. A
+    number longer than any measurement is written (a forged trace's 4,200 digits) is cut,
+    marked `…` (`shortened`); the trace keeps it whole."""
+    return shortened(_number_text(value))
+
+
+def _number_text(value: Any) -> str:
     number = _decimal(value)
     if number is None:
         return str(value)
@@ -134,6 +140,8 @@ def plain_value(value: Any, language: str = "en", *, unit: str = "",
         return _say(language, "unknown")
     if isinstance(value, bool):
         return _say(language, "yes" if value else "no")
+    from screener.intervals import from_record, show_interval  # (intervals reads errors, which read this)
+
     ranged = value if isinstance(value, Interval) else from_record(value)
     if ranged is not None:  # a censored result, a month, a computed range
         return show_interval(ranged, language, unit_text(unit, language))
@@ -182,3 +190,61 @@ def list_text(items: Any, language: str = "en", *,
         return shown[0]
     separator = "；" if language == "zh" else "; "
     return separator.join(f"({number}) {text}" for number, text in enumerate(shown, 1))
+
+
+# --- plain words, before a language is chosen -----------------------------------------------
+# The values and errors that print values (batch records, error messages) word them here, so
+# an error message never shows a Python repr.
+
+SHOWN_CHARS = 24  # of a value quoted in a message: enough to find it in its file
+
+
+def shortened(text: str) -> str:
+    """The start of a long value, enough to find it, marked as cut."""
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…"
+
+
+def plain(number: Decimal) -> str:
+    """A Decimal as it is written, without exponent (1E+1 reads 10)."""
+    return f"{number:f}"
+
+
+def show(value: Any) -> str:
+    """How a value reads for a person: yes/no, ISO dates, numbers without trailing '.0',
+    quantities as their decimals, a list as `field=value, ...` items joined by `; `."""
+    if value is None:
+        return "unknown"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Interval):
+        from screener.intervals import show_interval
+
+        return show_interval(value)
+    if isinstance(value, Special):
+        return value.value
+    if isinstance(value, Decimal):
+        return plain(value)
+    if isinstance(value, (tuple, list)):
+        if not value:
+            return "none"
+        return "; ".join(", ".join(f"{k}={show(v)}" for k, v in item.items() if v is not None)
+                         if isinstance(item, Mapping) else show(item) for item in value)
+    return str(value)
+
+
+def computed(value: Any, decimals: int = 4) -> tuple[Any, str]:
+    """A computed value cut for a person to read, and the mark to show after it: at most
+    `decimals` decimals, marked `…` when cut (a clearance of 77.777… mL/min reads 77.7778…).
+    The value itself is never rounded for a decision; this is for display only."""
+    if isinstance(value, Decimal) and value.is_finite():
+        exponent = value.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -decimals:
+            try:
+                return value.quantize(Decimal(1).scaleb(-decimals)), "…"
+            except ArithmeticError:
+                pass
+    return value, ""

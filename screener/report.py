@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,22 +138,111 @@ def _checked(path: Path, number: int, record: Any) -> dict[str, Any]:
     return record
 
 
-def by_trial(records: Iterable[dict[str, Any]], default_trial: str | None) -> dict[str, list[dict[str, Any]]]:
-    """Records grouped by `trial_id` (records without one belong to `default_trial`), in
-    order of first appearance; raises UnreadableResults when a record's trial is not known."""
+def fits(trial: Trial, record: Mapping[str, Any]) -> bool:
+    """True when `trial` could have given `record`: it has every criterion the record says
+    failed and every fact it says is missing, and files the decision under the record's
+    screening-log category."""
+    criteria = {c.id for c in trial.criteria}
+    if not set(record["failed_criteria"]) <= criteria:
+        return False
+    # a list to complete is named `lesions[2].short_axis` or `bp_readings[]`
+    if any(re.split(r"[\[.]", name, maxsplit=1)[0] not in trial.facts for name in record["missing"]):
+        return False
+    logged = record.get("screening_log")
+    return not logged or logged == category(trial, record["decision"], record["failed_criteria"])
+
+
+def attribute(files: Sequence[tuple[str, list[dict[str, Any]]]], trials: Sequence[Trial],
+              chosen: Sequence[str] = ()) -> dict[str, list[dict[str, Any]]]:
+    """The records of `files` (name, records) grouped by trial, in order of first appearance,
+    only the `chosen` trials' when some are. A record names its trial (`trial_id`, several
+    trials screened at once) or comes from a single-trial run, whose file is then given the one
+    trial among `trials` (the chosen ones, when some are) that could have given every record
+    of it. Raises UnreadableResults naming the file when none or several could."""
+    candidates = [t for t in trials if t.id in chosen] if chosen else list(trials)
     groups: dict[str, list[dict[str, Any]]] = {}
-    for record in records:
-        trial_id = record.get("trial_id") or default_trial
-        if not trial_id:
-            raise UnreadableResults("results of a single trial carry no trial_id: name it with --trial")
-        groups.setdefault(str(trial_id), []).append(record)
+    for name, records in files:
+        untagged = [r for r in records if not r.get("trial_id")]
+        inferred = _trial_of(name, untagged, candidates) if untagged else ""
+        for record in records:
+            trial_id = str(record.get("trial_id") or inferred)
+            if chosen and trial_id not in chosen:
+                continue
+            groups.setdefault(trial_id, []).append(record)
+    missing = [t for t in chosen if t not in groups]
+    if missing:
+        raise UnreadableResults(f"no results for {', '.join(missing)} in {', '.join(n for n, _ in files)}")
     return groups
 
 
+def _trial_of(name: str, records: Sequence[dict[str, Any]], trials: Sequence[Trial]) -> str:
+    fitting = [t.id for t in trials if all(fits(t, r) for r in records)]
+    if len(fitting) == 1:
+        return fitting[0]
+    among = ", ".join(t.id for t in trials)
+    if not fitting:
+        raise UnreadableResults(f"{name}: its results name no trial, and no trial found ({among}) has "
+                                "every criterion and fact they name: were they screened with other rules?")
+    raise UnreadableResults(f"{name}: its results name no trial, and could be those of "
+                            f"{', '.join(fitting)}: name it with --trial")
+
+
+@dataclass(frozen=True, slots=True)
+class Overlap:
+    """Candidates of one trial found in two results files with the same outcome: the batch and
+    the match output of the same run, say. Counted once, from the first file."""
+
+    trial_id: str
+    first: str
+    second: str
+    candidates: int
+
+
+def counted_once(files: Sequence[tuple[str, list[dict[str, Any]]]],
+                 groups: Mapping[str, list[dict[str, Any]]]) -> tuple[dict[str, list[dict[str, Any]]], list[Overlap]]:
+    """`groups` (from `attribute`) with each candidate of a trial counted once when several
+    files hold it, and the overlaps found. A candidate id repeated within one file stays (an
+    input may list a person twice). Raises UnreadableResults when two files hold the same
+    candidate of a trial with different outcomes: the report cannot tell which is current."""
+    source = {id(r): name for name, records in files for r in records}
+    kept: dict[str, list[dict[str, Any]]] = {}
+    overlaps: Counter[tuple[str, str, str]] = Counter()
+    for trial_id, records in groups.items():
+        seen: dict[str, tuple[str, dict[str, Any]]] = {}
+        kept[trial_id] = []
+        for record in records:
+            key, name = str(record["candidate_id"]), source[id(record)]
+            earlier = seen.get(key)
+            if earlier is None or earlier[0] == name:
+                seen.setdefault(key, (name, record))
+                kept[trial_id].append(record)
+                continue
+            if _outcome(earlier[1]) != _outcome(record):
+                raise UnreadableResults(
+                    f"candidate {key} of {trial_id} is in both {earlier[0]} and {name} with different "
+                    f"results ({record_words(earlier[1])}; {record_words(record)}): give the results "
+                    "of one screening of each candidate")
+            overlaps[(trial_id, earlier[0], name)] += 1
+    return kept, [Overlap(t, a, b, n) for (t, a, b), n in overlaps.items()]
+
+
+def _outcome(record: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (record["decision"], sorted(record["failed_criteria"]), sorted(record["missing"]))
+
+
+def record_words(record: Mapping[str, Any]) -> str:
+    """A record's outcome as a coordinator reads it: `ineligible, failing I5, E2`."""
+    failed = record["failed_criteria"]
+    return f"{record['decision']}, failing {', '.join(failed)}" if failed else str(record["decision"])
+
+
 def trial_report(trial: Trial, records: Sequence[dict[str, Any]],
-                 labels: Mapping[str, str] | None = None, with_ids: bool = False) -> TrialReport:
+                 labels: Mapping[str, str] | None = None, with_ids: bool = False, *,
+                 titles: Mapping[str, str] | None = None, trial_title: str = "") -> TrialReport:
     """The report of one trial's records; `labels` gives facts their clinical labels (else the
-    data dictionary's description is used); the per-candidate worklist only `with_ids`.
+    data dictionary's description is used), `titles` criteria their titles and `trial_title`
+    the trial its own in the report's language (else the rules' words); the per-candidate
+    worklist only `with_ids`.
     Raises UnreadableResults when a record names a criterion the trial does not have."""
     known = {c.id for c in trial.criteria}
     for record in records:
@@ -167,7 +257,8 @@ def trial_report(trial: Trial, records: Sequence[dict[str, Any]],
         failing = {i for i, r in enumerate(assessed) if criterion.id in r["failed_criteria"]}
         alone = sum(1 for i in failing if len(assessed[i]["failed_criteria"]) == 1)
         excluded |= failing
-        steps.append(Step(criterion.id, criterion.title, criterion.kind, len(failing), alone,
+        title = (titles or {}).get(criterion.id) or criterion.title
+        steps.append(Step(criterion.id, title, criterion.kind, len(failing), alone,
                           len(assessed) - len(excluded)))
     counted = Counter(r.get("screening_log") or category(trial, r["decision"], r["failed_criteria"])
                       for r in records)
@@ -175,7 +266,7 @@ def trial_report(trial: Trial, records: Sequence[dict[str, Any]],
     missing = Counter(fact for r in pending for fact in dict.fromkeys(r["missing"]))
     label = _labeller(trial, labels or {})
     report = TrialReport(
-        trial_id=trial.id, title=trial.title, screened=len(records), errors=len(records) - len(assessed),
+        trial_id=trial.id, title=trial_title or trial.title, screened=len(records), errors=len(records) - len(assessed),
         categories={c: counted.get(c, 0) for c in CATEGORIES}, steps=steps,
         missing=[MissingFact(fact, label(fact), count)
                  for fact, count in sorted(missing.items(), key=lambda fc: (-fc[1], _order(trial, fc[0])))],

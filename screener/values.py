@@ -19,8 +19,8 @@ from typing import Any, Mapping
 from screener.errors import InvalidValue
 from screener.intervals import censored, interval_json, partial_date
 from screener.model import FactSpec, FactValue, Interval, Special
-from screener.shown import plain as _plain
-from screener.shown import show as show  # screener.values.show stays the public name
+from screener.present import plain as _plain, shortened as shortened
+from screener.present import show as show  # screener.values.show stays the public name
 
 YES = frozenset({"yes", "y", "true", "1"})
 NO = frozenset({"no", "n", "false", "0"})
@@ -61,7 +61,6 @@ class Converted:
 # Longer numbers are refused before conversion: Python will not turn an integer of more than
 # 4,300 digits into text (so not into an error message either), and none is a clinical value.
 MAX_NUMBER_CHARS = 100
-_SHOWN_CHARS = 24
 _SHORT_KINDS = frozenset({"boolean", "integer", "decimal", "date", "enum"})
 
 
@@ -153,11 +152,6 @@ def _ascii_digits(spec: FactSpec, raw: str) -> None:
     and a value must be what it says to every reader. Raises InvalidValue."""
     if has_foreign_digits(raw):
         raise InvalidValue(spec.name, _short(raw), FOREIGN_DIGITS)
-
-
-def shortened(text: str) -> str:
-    """The start of a long value, enough to find it, marked as cut."""
-    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "…"
 
 
 def _boolean(spec: FactSpec, raw: Any) -> bool:
@@ -260,6 +254,13 @@ def _not_huge(spec: FactSpec, raw: Any) -> None:
         raise InvalidValue(spec.name, _short(raw), f"a number of more than {MAX_DIGITS} digits")
 
 
+def _cut(number: Any) -> str:
+    """A value a message names after converting it, cut when an absurd unit made it longer than
+    any measurement is written (`8 10*70/L` is 62 digits of 10*9/L): the value given is quoted
+    beside it."""
+    return shortened(_plain(number))
+
+
 def _short(raw: Any) -> str:
     """A long value cut for an error message (a 5,000-digit number is named, not copied)."""
     if isinstance(raw, int) and raw.bit_length() > 100:  # str() of it may itself fail
@@ -335,10 +336,10 @@ def quantity(spec: FactSpec, raw: Any) -> tuple[Decimal | None, Converted | None
     low = None if spec.minimum is None else Decimal(str(spec.minimum))
     high = None if spec.maximum is None else Decimal(str(spec.maximum))
     if low is not None and value < low:
-        raise InvalidValue(spec.name, _short(raw), f"{_plain(value)} {spec.unit} is below the "
+        raise InvalidValue(spec.name, _short(raw), f"{_cut(value)} {spec.unit} is below the "
                            f"minimum {_plain(low)} {spec.unit}")
     if high is not None and value > high:
-        raise InvalidValue(spec.name, _short(raw), f"{_plain(value)} {spec.unit} is above the "
+        raise InvalidValue(spec.name, _short(raw), f"{_cut(value)} {spec.unit} is above the "
                            f"maximum {_plain(high)} {spec.unit}")
     if (unit or spec.unit) != spec.unit or value != number:
         return value, Converted(number, unit or spec.unit, value, spec.unit)
@@ -385,8 +386,9 @@ def _exactly(spec: FactSpec, raw: Any, value: Fraction) -> Decimal:
             context.traps[Inexact] = False
             context.prec = 12
             near = Decimal(value.numerator) / Decimal(value.denominator)
-    raise InvalidValue(spec.name, _short(raw), f"is {_plain(near.normalize())}... {spec.unit}, "
-                       f"a number without end that cannot be held exactly; give it in {spec.unit}")
+    shown = _cut(near.normalize())
+    raise InvalidValue(spec.name, _short(raw), f"is {shown if shown.endswith('…') else shown + '...'} "
+                       f"{spec.unit}, a number without end that cannot be held exactly; give it in {spec.unit}")
 
 
 def without_trailing_zeros(value: Decimal) -> Decimal:
@@ -412,9 +414,9 @@ def check_plausible(spec: FactSpec, raw: Any, value: Any) -> None:
         except InvalidValue:
             continue
         if meant is not None and usual.holds(meant):
-            raise InvalidValue(spec.name, _short(raw), f"{_plain(value)} {spec.unit} is not a "
-                               f"usual value; did you mean {_plain(value)} {code} = "
-                               f"{_plain(meant)} {spec.unit}? Give the value with its unit")
+            raise InvalidValue(spec.name, _short(raw), f"{_cut(value)} {spec.unit} is not a "
+                               f"usual value; did you mean {_cut(value)} {code} = "
+                               f"{_cut(meant)} {spec.unit}? Give the value with its unit")
 
 
 def describe_conversion(spec: FactSpec, raw: Any) -> Converted | None:

@@ -127,10 +127,12 @@ def banded_score(values: dict[str, Any], points: dict[str, Any], classes: list[A
     raise ValueError(f"Child-Pugh-like total {total} is in no class")
 
 
-def banded_whatever(known: dict[str, Any], points: dict[str, Any], classes: list[Any]) -> str | None:
+def banded_whatever(known: dict[str, Any], points: dict[str, Any], classes: list[Any],
+                    normal: bool = False) -> str | None:
     """The class of a banded score whatever its unknown parts are: every row of points each
     unknown part may score is tried in turn (with the known parts' points); the one class all
-    totals fall in, or None."""
+    totals fall in, or None. `normal`: an unknown part is normal, so it scores only the
+    fewest points its table gives."""
     fixed = 0
     rows: list[list[int]] = []
     for name, table in points.items():
@@ -139,7 +141,8 @@ def banded_whatever(known: dict[str, Any], points: dict[str, Any], classes: list
             fixed += int(table[value]) if isinstance(table, dict) else \
                 next(int(p) for p, band in table if _in_band(band, value))
         else:
-            rows.append([int(p) for p in (table.values() if isinstance(table, dict) else (p for p, _ in table))])
+            row = [int(p) for p in (table.values() if isinstance(table, dict) else (p for p, _ in table))]
+            rows.append([min(row)] if normal else row)
     labels = set()
     for combination in _all_rows(rows):
         total = fixed + sum(combination)
@@ -436,8 +439,10 @@ class Reference:
                     continue  # an input that could not be computed is unknown here too
                 settled = None
                 if d.function == "banded_score" and not all(name in rt for name in d.inputs):
-                    settled = banded_whatever({n: typed[n] for n in d.inputs if n in typed},
-                                              d.params["points"], d.params["classes"])
+                    gate = d.params.get("normal_unless")
+                    settled = banded_whatever({n: typed[n] for n in d.inputs if n in typed and n != gate},
+                                              d.params["points"], d.params["classes"],
+                                              normal=gate is not None and typed.get(gate) is False)
                     if settled is None:
                         continue  # the unknown parts could still change the class
                 elif not all(name in rt for name in d.inputs) and (
@@ -650,6 +655,21 @@ class Reference:
         else:
             out.update(n for n in names_read(e, self.definitions) if n not in env.values)
 
+    def awaited(self, e: tuple, env: Env) -> list[str]:
+        """The facts of every `pending(...)` that an unknown condition reaches through its
+        unknown `and`/`or`/`not` parts: what they describe is to be collected (again), so
+        they are named whether given or not."""
+        if e[0] == "def":
+            return self.awaited(self.definitions[e[1]], env)
+        if e[0] == "pending":
+            return [arg[1] for arg in e[1]]
+        if e[0] == "not":
+            return self.awaited(e[1], env)
+        if e[0] in ("and", "or"):
+            return [name for part in e[1] if isinstance(evaluate(part, env), Unk)
+                    for name in self.awaited(part, env)]
+        return []
+
     def missing(self, outcomes: dict[str, Any], rt: dict[str, Any]) -> list[str]:
         found: set[str] = set()
         for criterion in self.criteria:
@@ -663,6 +683,7 @@ class Reference:
             else:
                 pending = [name for name in criterion.facts
                            if name not in rt and self.could_settle(criterion, rt, name)]
+            pending.extend(self.awaited(criterion.cond, self.env(rt)))
             while pending:
                 name = pending.pop()
                 found.add(name)

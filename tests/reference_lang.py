@@ -242,6 +242,7 @@ def lex(text: str) -> list[tuple[str, str]]:
 #   ("neg", e) ("bin", op, a, b) ("cmp", op, a, b) ("in", e, (items...), negated)
 #   ("within", x, duration, "before"|"after", y) ("is", x, "never"|"ongoing", negated)
 #   ("not", c) ("and", (c...)) ("or", (c...)) ("call", function, (args...))
+#   ("pending", (("fact", name)...))  always unknown: the facts are still to collect
 
 _CMP = ("==", "!=", "<", "<=", ">", ">=")
 
@@ -402,6 +403,12 @@ class Parser:
             raise ValueError(f"unexpected {text!r}")
         if text in ("true", "false"):
             return ("lit", text == "true")
+        if text == "pending" and self.at("(") and not self.scope:
+            # unknown until what the facts describe is done (docs/rules-language.md)
+            _, _, args = self.call(text)
+            if not args or any(a[0] != "fact" for a in args):
+                raise ValueError("pending takes the names of facts")
+            return ("pending", args)
         if text in FUNCTIONS and self.at("("):
             return self.call(text)
         for fields in reversed(self.scope):
@@ -575,6 +582,8 @@ def _eval(e: tuple, env: Env) -> Any:
         return got
     if tag == "call":
         return call(e[1], e[2], env, e)
+    if tag == "pending":
+        return UNKNOWN
     raise AssertionError(tag)
 
 

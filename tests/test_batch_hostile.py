@@ -418,3 +418,15 @@ def test_a_killed_worker_hung_the_parallel_batch(tmp_path, trials):
     assert process.returncode == 3
     assert b"internal failure (BrokenProcessPool)" in err and b"Traceback" not in err
     assert not out.exists()
+
+
+def test_an_absurd_unit_names_the_converted_value_cut(tmp_path):
+    from screener.cli import main
+
+    source = tmp_path / "in.csv"
+    source.write_text("candidate_id,anc\nA,8 10*70/L\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    assert main(["batch", str(source), "--trial", "NCT06898385", "-o", str(out)]) == 1
+    (error,) = json.loads(out.read_text(encoding="utf-8"))["errors"]
+    # 8 × 10⁷⁰/L is 62 digits of 10*9/L: named by its start, the value given quoted in full
+    assert error == "anc: '8 10*70/L': 800000000000000000000000… 10*9/L is above the maximum 200 10*9/L"

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_dialog_flow import CONSENT, DIAGNOSED, ECOG, MAN  # the same eligible man, answered in a real terminal
+from test_dialog_flow import BILIRUBIN, CONSENT, DIAGNOSED, ECOG, MAN  # the same eligible man, answered in a real terminal
 
+from audit_support import verified
 from conftest import TRIAL
 
 pytestmark = pytest.mark.usefixtures("traces_verified")  # every trace a test writes verifies
@@ -45,6 +46,23 @@ class Terminal:
         self.child.expect(pexpect.EOF)
         self.child.close()
         return int(self.child.exitstatus)
+
+
+def converse(term: Terminal, answers: dict[str, str], stop: str) -> tuple[list[str], list[int]]:
+    """Answer every question from `answers` (else `?`) until `stop` shows; the facts asked and
+    the "at most N left" counts shown, in order."""
+    asked: list[str] = []
+    counts: list[int] = []
+    while True:
+        index = term.child.expect([r"at most (\d+) left", re.escape(stop)])
+        if index == 1:
+            return asked, counts
+        counts.append(int(term.child.match.group(1)))
+        term.child.expect(r"\[([a-z_0-9]+)\]")  # the question's fact, the first bracket after the count
+        fact = term.child.match.group(1)
+        asked.append(fact)
+        term.child.expect_exact(">")
+        term.child.send(answers.get(fact, "?") + "\r")
 
 
 def start(tmp_path: Path, *extra: str) -> Terminal:
@@ -171,17 +189,17 @@ def test_zh_correction_to_male_takes_pregnancy_out(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("lang, question, unit_check", [
-    ("en", "Question 22, at most", "Did you mean 3.8 g/dL = 38 g/L?"),
-    ("zh", "第 22 题，最多还剩", "您是指 3.8 g/dL = 38 g/L 吗？"),
+    ("en", "Question 23, at most", "Did you mean 3.8 g/dL = 38 g/L?"),
+    ("zh", "第 23 题，最多还剩", "您是指 3.8 g/dL = 38 g/L 吗？"),
 ])
 def test_albumin_trap_and_progress_line(tmp_path: Path, lang: str, question: str, unit_check: str) -> None:
     term = start(tmp_path, "--lang", lang)
-    term.answers(MAN[:ECOG + 3])
+    term.answers(MAN[:BILIRUBIN + 1])
     term.expect(question)
     term.answer("albumin_g_l", "3.8")
     term.expect(unit_check)
     term.child.send("y\r")
-    term.answers(MAN[ECOG + 4:])
+    term.answers(MAN[BILIRUBIN + 2:])
     assert term.finish("Press Enter to finish" if lang == "en" else "回车结束") == 0
     assert json.loads((tmp_path / "s.json").read_text())["answers"]["albumin_g_l"] == "38"  # exact text
 
@@ -284,3 +302,49 @@ def test_a_prefilled_value_corrected_in_the_dialog_is_credited_to_the_dialog(tmp
     sources = re.findall(r"<li>(.*?)</li>", letter.split('<ol class="sources">')[1].split("</ol>")[0])
     assert sources[source - 1].startswith("dialog answer, ")  # the appendix names each source once
     assert "was female (answers file " in sex
+
+
+def test_a_correction_that_brings_questions_back_says_why_the_count_goes_up(tmp_path: Path) -> None:
+    trace = tmp_path / "c.trace.jsonl"
+    term = start(tmp_path, "--trace", str(trace))
+    term.answer("sex", "male")
+    term.child.expect(r"at most (\d+) left")
+    for_a_man = int(term.child.match.group(1))
+    term.answer("birth_date", "back")
+    term.answer("sex", "female")  # the pregnancy and breastfeeding questions apply again
+    term.expect("Sex corrected: male → female")
+    term.child.expect(r"The correction of Sex brings back questions that no longer applied: at most (\d+) left now\.")
+    for_a_woman = int(term.child.match.group(1))
+    assert for_a_woman > for_a_man
+    asked, counts = converse(term, {"birth_date": "1965-01-10", "screening_date": "", "gist_confirmed": "no"},
+                             "Decision: ineligible")
+    assert counts[0] == for_a_woman and asked[0] == "birth_date"
+    assert all(later < earlier for earlier, later in zip(counts, counts[1:])), counts
+    assert term.finish() == 0
+    verified(trace)
+
+
+@pytest.mark.parametrize(("lang", "answers", "named", "name_line", "explained"), [
+    ("en", [("sex", "male"), ("birth_date", "1940-01-01"), ("screening_date", "")],
+     "- **Investigator:** Dr Wang Li", "Name: Dr Wang Li", "Investigator: Dr Wang Li"),
+    ("zh", [("sex", "男"), ("birth_date", "1940-01-01"), ("screening_date", "")],
+     "- **研究者：** Dr Wang Li", "姓名： Dr Wang Li", "研究者：Dr Wang Li"),
+])
+def test_the_investigator_named_apart_from_the_operator_is_on_the_letters_first_page(
+        tmp_path: Path, lang: str, answers: list[tuple[str, str]], named: str, name_line: str, explained: str) -> None:
+    trace, letter = tmp_path / "i.trace.jsonl", tmp_path / "i.letter.md"
+    term = start(tmp_path, "--lang", lang, "--trace", str(trace), "--letter", str(letter),
+                 "--operator", "Nurse Chen", "--investigator", "Dr Wang Li")
+    term.answers(answers)
+    assert term.finish("回车结束" if lang == "zh" else "Press Enter to finish") == 0
+    first_page = letter.read_text(encoding="utf-8").split("\n## ")[0]
+    assert named in first_page and "Nurse Chen" in first_page  # who screened stays apart
+    body = letter.read_text(encoding="utf-8")
+    assert name_line in body
+    start_record = json.loads(trace.read_text(encoding="utf-8").splitlines()[0])
+    assert start_record["investigator"] == "Dr Wang Li" and start_record["operator"] == "Nurse Chen"
+    assert json.loads((tmp_path / "s.json").read_text())["investigator"] == "Dr Wang Li"  # for resume's traces
+    verified(trace)
+    from audit_support import run_cli
+    status, out, _ = run_cli("explain", str(trace), "--lang", lang)
+    assert status == 0 and explained in out

@@ -36,7 +36,7 @@ MAN = [
     ("progressive_organ_count", "1"), ("progressive_lesion_count", "2"), ("mdt_resectable", "yes"),
     ("tumor_bleeding", "no"), ("tumor_perforation", "no"), ("tumor_obstruction", "no"),
     ("other_malignancy_within_5y", "no"), ("other_tki_use", "no"), ("other_clinical_study", "no"),
-    ("ecog", "0"), ("asa_class", "II"),
+    ("ecog", "0"), ("asa_class", "II"), ("known_liver_disease", "yes"),
     ("bilirubin_umol_l", "1.2 mg/dL"), ("albumin_g_l", "3.8 g/dL"), ("inr", "1.1"),
     ("ascites", "none"), ("encephalopathy", "none"), ("renal_insufficiency", "no"),
     ("severe_hepatitis", "no"),
@@ -46,6 +46,7 @@ MAN = [
     ("informed_consent", "yes"),
 ]
 ECOG = [fact for fact, _ in MAN].index("ecog")
+BILIRUBIN = [fact for fact, _ in MAN].index("bilirubin_umol_l")
 CONSENT = len(MAN) - 1
 # A woman is asked about pregnancy and breastfeeding once her diagnosis is known: quick
 # knock-outs come early, right after the identity and diagnosis questions.
@@ -222,11 +223,22 @@ def test_unknown_birth_date_asks_age_instead(run: Any) -> None:
 
 
 def test_unknown_child_pugh_part_asks_the_class_then_b_correctability(run: Any) -> None:
-    before = answers(MAN[:ECOG + 2])
-    done = run(before + ["不知道", "B", "yes"] + answers(MAN[ECOG + 7:]) + [""])
-    assert done.asked[ECOG + 2:ECOG + 5] == ["bilirubin_umol_l", "child_pugh_class", "child_pugh_b_correctable"]
-    assert done.asked[ECOG + 5:] == [fact for fact, _ in MAN[ECOG + 7:]]
+    before = answers(MAN[:BILIRUBIN])
+    done = run(before + ["不知道", "B", "yes"] + answers(MAN[BILIRUBIN + 5:]) + [""])
+    assert done.asked[BILIRUBIN:BILIRUBIN + 3] == ["bilirubin_umol_l", "child_pugh_class", "child_pugh_b_correctable"]
+    assert done.asked[BILIRUBIN + 3:] == [fact for fact, _ in MAN[BILIRUBIN + 5:]]
     assert "Decision: eligible" in done.text
+
+
+def test_no_known_liver_disease_asks_none_of_the_child_pugh_parts(run: Any) -> None:
+    # asked before the five parts; "no" makes them normal: class A, nothing more about them
+    parts = ("bilirubin_umol_l", "albumin_g_l", "inr", "ascites", "encephalopathy")
+    rest = [(fact, answer) for fact, answer in MAN[BILIRUBIN:] if fact not in parts]
+    done = run(answers(MAN[:BILIRUBIN - 1]) + ["no"] + answers(rest) + [""])
+    assert done.asked[BILIRUBIN - 1] == "known_liver_disease"
+    assert not set(parts + ("child_pugh_class", "child_pugh_b_correctable")) & set(done.asked)
+    assert done.result.derived["child_pugh_class"] == "A"
+    assert done.result.decision == "eligible"
 
 
 def test_summary_and_help(run: Any) -> None:
@@ -355,15 +367,15 @@ def test_answers_that_still_matter_stay_after_a_correction(run: Any) -> None:
 
 
 def test_albumin_in_g_per_dl_without_its_unit_is_caught(run: Any) -> None:
-    before = answers(MAN[:ECOG + 3])  # up to the bilirubin
-    done = run(before + ["3.8", "yes"] + answers(MAN[ECOG + 4:]) + [""])
+    before = answers(MAN[:BILIRUBIN + 1])  # up to the bilirubin
+    done = run(before + ["3.8", "yes"] + answers(MAN[BILIRUBIN + 2:]) + [""])
     assert "Did you mean 3.8 g/dL = 38 g/L?" in done.text
     assert done.session.answers["albumin_g_l"] == 38
     assert done.result.decision == "eligible"
 
 
 def test_an_unusual_value_is_kept_only_when_confirmed(run: Any) -> None:
-    before = answers(MAN[:ECOG + 3])
+    before = answers(MAN[:BILIRUBIN + 1])
     done = run(before + ["3.8", "no", "no", "3.8", "no", "yes", "quit"])
     assert "3.8 g/L is below the usual minimum, 15 g/L. Keep 3.8 g/L?" in done.text
     assert "Not taken; please answer again." in done.text
@@ -408,5 +420,36 @@ def test_the_decision_screen_names_the_values_that_failed_and_counts_a_refusal_a
 def test_a_review_screen_lists_every_answer_by_section_before_finishing(run: Any) -> None:
     done = run(answers(MAN) + [""])
     review = done.text.split("Review before finishing")[1].split("Decision:")[0]
-    assert re.search(r"Organ function and labs\s*\n\s+Total bilirubin .*\n\s+Serum albumin\s+38 g/L\s+answered", review)
+    assert re.search(r"Organ function and labs\s*\n\s+Known chronic liver disease or cirrhosis\s+yes\s+answered\s*\n"
+                     r"\s+Total bilirubin .*\n\s+Serum albumin\s+38 g/L\s+answered", review)
     assert review.index("Identity and diagnosis") < review.index("Comorbidities") < review.index("Consent")
+
+
+@pytest.mark.parametrize("exam,decision,missing", [
+    (["2024-12-02", "dilated", "no"], "undetermined",  # 91 days before screening: pending
+     ("eye_exam_date", "eye_exam_method", "unstable_retinopathy")),
+    (["2025-02-10", "undilated", "yes"], "undetermined",  # not verified without dilation
+     ("eye_exam_date", "eye_exam_method", "unstable_retinopathy")),
+    (["2025-02-10", "dilated", "no"], "eligible", ()),
+    (["2025-02-10", "non_mydriatic_camera", "yes"], "ineligible", ()),
+])
+def test_an_eye_examination_that_does_not_qualify_leaves_the_screening_pending(
+        tmp_path: Path, exam: list[str], decision: str, missing: tuple[str, ...]) -> None:
+    import yaml
+
+    from screener.rules.check import load_trial
+    from screener.trials import rules_path
+
+    trial = load_trial(rules_path("NCT06534411"))
+    spec = load_dialog(dialog_path(trial.id, "en"), trial)
+    base = yaml.safe_load(rules_path(trial.id).with_suffix(".cases.yaml").read_text(encoding="utf-8"))["base"]
+    flow, out = make(trial, Screener(trial), spec, exam + [""], tmp_path)
+    flow.prefill({k: v for k, v in base.items() if k not in ("eye_exam_date", "eye_exam_method",
+                                                             "unstable_retinopathy")})
+    result = flow.run()
+    done = Run(out.getvalue(), result, flow.session, flow.observer)  # type: ignore[arg-type]
+    assert done.asked == ["eye_exam_date", "eye_exam_method", "unstable_retinopathy"]
+    assert (result.decision, result.missing) == (decision, missing)
+    if missing:  # the examination to collect, by its clinical labels
+        assert ("Screening log: pending\nMissing: Fundus examination date, Fundus examination method, "
+                "Unstable diabetic retinopathy or maculopathy") in done.text

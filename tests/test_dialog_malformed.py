@@ -96,6 +96,25 @@ def test_resume_of_a_malformed_session_file_is_a_clear_refusal(tmp_path, monkeyp
     assert f"{session}: {reason}" in text and "Traceback" not in text
 
 
+@pytest.mark.parametrize("recorded, lang, reason", [
+    ("zh", None, "第 1 条历史记录：未知的事实 'ecgo'"),  # the screening's own language
+    ("en", "zh", "第 1 条历史记录：未知的事实 'ecgo'"),  # or the one asked for
+    ("zh", "en", "history entry 1: unknown fact 'ecgo'"),
+])
+def test_a_malformed_session_is_refused_in_the_screenings_language(tmp_path, monkeypatch, recorded, lang, reason):
+    session = tmp_path / "s.json"
+    session.write_text(json.dumps(_session(language=recorded, history=[{"event": "answer", "fact": "ecgo", "value": 1}])),
+                       encoding="utf-8")
+    status, text = run(["resume", str(session), *(["--lang", lang] if lang else [])], tmp_path, monkeypatch)
+    assert status == 2
+    assert f"{session}: {reason}" in text and "Traceback" not in text
+
+
+def test_a_missing_session_is_said_in_the_language_asked_for(tmp_path, monkeypatch):
+    status, text = run(["resume", "P-404", "--lang", "zh"], tmp_path, monkeypatch)
+    assert status == 2 and "中没有已保存的筛选 P-404" in text
+
+
 def test_sessions_skips_a_malformed_session_file_and_lists_the_rest(tmp_path, monkeypatch):
     folder = tmp_path / "state" / "screener" / "sessions"
     folder.mkdir(parents=True)

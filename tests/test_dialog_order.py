@@ -64,7 +64,7 @@ def test_a_trial_that_closes_is_announced_and_the_end_table_names_facts_by_label
     site = Path(__file__).parent / "data" / "site" / "rules"
     text = run(tmp_path, monkeypatch, ["screen", "--rules-dir", str(site), "--trial", "SITE-2", "--trial",
                                        "NCT03862768", "--candidate-id", "P-7", "--session", str(tmp_path / "s.json")],
-               ["male", "2", "quit"])
+               ["yes", "metastatic", "yes", "yes", "male", "2", "quit"])  # its diagnosis first
     assert "NCT03862768 is decided: ineligible (I5 ECOG performance status below 2); it needs no more answers." in text
     assert text.count("NCT03862768 is decided") == 1
     assert "\nSex of the patient? [sex]" in text  # shared: no trial named

@@ -14,14 +14,20 @@ import pytest
 
 from screener.cli import build_parser
 
+from audit_support import run_dialog, verified
 from conftest import ROOT, TRIAL
-from test_dialog_e2e import Terminal
+from test_dialog_e2e import Terminal, converse
 
 pytestmark = pytest.mark.usefixtures("traces_verified")  # every trace a test writes verifies
 
 SITE = ROOT / "tests" / "data" / "site" / "rules"
 SITE_TRIAL = "SITE-2"
 BOTH = ["--rules-dir", str(SITE), "--trial", SITE_TRIAL, "--trial", TRIAL]
+# NCT03862768's disease questions (its dialog file's `disease: [I1]`) come before any other:
+# a pathology-confirmed metastatic GIST that progressed on standard imatinib
+GIST = [("gist_confirmed", "yes"), ("disease_status", "metastatic"), ("on_standard_imatinib", "yes"),
+        ("progressed_on_imatinib", "yes")]
+DIAGNOSED = [answer for _, answer in GIST]
 
 
 def run(argv: list[str], lines: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
@@ -39,11 +45,11 @@ def asked(text: str) -> list[str]:
 
 def test_a_shared_fact_is_asked_once_and_a_decided_trial_asks_nothing_more(tmp_path, monkeypatch):
     status, text = run(["screen", *BOTH, "--candidate-id", "P-7", "--session", str(tmp_path / "s.json")],
-                       ["male", "2", "10.5", "yes", ""], tmp_path, monkeypatch)
+                       [*DIAGNOSED, "male", "2", "10.5", "yes", ""], tmp_path, monkeypatch)
     assert status == 0
     # sex, ECOG and consent serve both trials; ECOG 2 decides NCT03862768 (I5), so none of
     # its own questions (birth date, ASA, ...) follows, only the site trial's.
-    assert asked(text) == ["sex", "ecog", "hemoglobin", "informed_consent"]
+    assert asked(text) == [*(fact for fact, _ in GIST), "sex", "ecog", "hemoglobin", "informed_consent"]
     assert f"{SITE_TRIAL}: Decision: eligible" in text and f"{TRIAL}: Decision: ineligible" in text
     row = next(line for line in text.splitlines() if TRIAL in line and "ineligible" in line and "│" in line)
     assert "I5 ECOG performance status below 2" in row
@@ -55,16 +61,16 @@ def test_the_next_question_is_one_that_most_open_trials_need(tmp_path, monkeypat
     _, alone = run(["screen", "--trial", TRIAL, "--candidate-id", "P-8", "--session", str(tmp_path / "a.json")],
                    ["male", "quit"], tmp_path, monkeypatch)
     _, both = run(["screen", *BOTH, "--candidate-id", "P-8", "--session", str(tmp_path / "b.json")],
-                  ["male", "quit"], tmp_path, monkeypatch)
+                  [*DIAGNOSED, "male", "quit"], tmp_path, monkeypatch)
     # alone, the shipped dialog's order asks the birth date next; with the site trial open
     # too, ECOG (read by both trials) comes first
     assert asked(alone)[:2] == ["sex", "birth_date"]
-    assert asked(both)[:2] == ["sex", "ecog"]
+    assert asked(both)[len(GIST):len(GIST) + 2] == ["sex", "ecog"]
 
 
 def test_why_names_the_criteria_of_every_trial_the_question_serves(tmp_path, monkeypatch):
     _, text = run(["screen", *BOTH, "--candidate-id", "P-9", "--session", str(tmp_path / "s.json")],
-                  ["male", "why", "quit"], tmp_path, monkeypatch)
+                  [*DIAGNOSED, "male", "why", "quit"], tmp_path, monkeypatch)
     why = text.split("[ecog] decides:")[1]
     assert f"{SITE_TRIAL} S-I1 ECOG 0 to 2" in why and f"{TRIAL} I5 ECOG performance status below 2" in why
 
@@ -73,7 +79,7 @@ def test_one_trace_and_letter_per_trial_each_verifies_on_its_own(tmp_path, monke
     trace, letter = tmp_path / "p.trace.jsonl", tmp_path / "p.letter.md"
     status, _ = run(["screen", *BOTH, "--candidate-id", "P-7", "--session", str(tmp_path / "s.json"),
                      "--trace", str(trace), "--letter", str(letter)],
-                    ["male", "2", "10.5", "yes", ""], tmp_path, monkeypatch)
+                    [*DIAGNOSED, "male", "2", "10.5", "yes", ""], tmp_path, monkeypatch)
     assert status == 0
     for trial_id, rules_dir, decision in ((SITE_TRIAL, SITE, "eligible"), (TRIAL, ROOT / "rules", "ineligible")):
         path = tmp_path / f"p.{trial_id}.trace.jsonl"
@@ -89,7 +95,7 @@ def test_one_trace_and_letter_per_trial_each_verifies_on_its_own(tmp_path, monke
 
 def test_quit_then_resume_continues_for_every_trial(tmp_path, monkeypatch):
     session = tmp_path / "s.json"
-    status, _ = run(["screen", *BOTH, "--candidate-id", "P-5", "--session", str(session)], ["male", "quit"],
+    status, _ = run(["screen", *BOTH, "--candidate-id", "P-5", "--session", str(session)], [*DIAGNOSED, "male", "quit"],
                     tmp_path, monkeypatch)
     assert status == 3
     status, text = run(["resume", str(session), "--rules-dir", str(SITE)], ["2", "10.5", "yes", ""],
@@ -107,7 +113,7 @@ def test_resume_finds_the_site_trial_where_the_screening_found_it(tmp_path, monk
     session = tmp_path / "s.json"
     monkeypatch.chdir(tmp_path / "site")
     status, _ = run(["screen", "--rules-dir", "rules", "--trial", SITE_TRIAL, "--trial", TRIAL,
-                     "--candidate-id", "P-6", "--session", str(session)], ["male", "quit"], tmp_path, monkeypatch)
+                     "--candidate-id", "P-6", "--session", str(session)], [*DIAGNOSED, "male", "quit"], tmp_path, monkeypatch)
     assert status == 3
     monkeypatch.chdir(tmp_path)
     status, text = run(["resume", str(session)], ["2", "10.5", "yes", ""], tmp_path, monkeypatch)
@@ -118,7 +124,7 @@ def test_resume_finds_the_site_trial_where_the_screening_found_it(tmp_path, monk
 def test_quit_then_resume_goes_on_in_every_trials_own_trace(tmp_path, monkeypatch):
     session, trace = tmp_path / "s.json", tmp_path / "p.trace.jsonl"
     status, _ = run(["screen", *BOTH, "--candidate-id", "P-5", "--session", str(session), "--trace", str(trace),
-                     "--letter", str(tmp_path / "p.letter.md"), "--operator", "Dr Wang"], ["male", "quit"],
+                     "--letter", str(tmp_path / "p.letter.md"), "--operator", "Dr Wang"], [*DIAGNOSED, "male", "quit"],
                     tmp_path, monkeypatch)
     assert status == 3
     status, text = run(["resume", str(session), "--rules-dir", str(SITE)], ["2", "10.5", "yes", ""],
@@ -132,14 +138,17 @@ def test_quit_then_resume_goes_on_in_every_trials_own_trace(tmp_path, monkeypatc
         assert f"gives the recorded decision: {decision}" in verified.stdout
         kept = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
         types = [r["type"] for r in kept]
-        assert types[:4] == ["start", "fact", "pause", "resume"] and kept[1]["fact"] == "sex"
-        assert kept[3]["operator"] == "Dr Wang"  # the session remembers who screens
+        paused = types.index("pause")
+        facts = [r["fact"] for r in kept[1:paused]]  # the answers before the pause, each trial's own
+        assert types[0] == "start" and set(types[1:paused]) == {"fact"} and types[paused + 1] == "resume"
+        assert "sex" in facts and ("gist_confirmed" in facts) == (trial_id == TRIAL)
+        assert kept[paused + 1]["operator"] == "Dr Wang"  # the session remembers who screens
         assert (tmp_path / f"p.{trial_id}.letter.md").is_file()
 
 
 def test_two_trials_in_one_conversation_in_a_real_terminal(tmp_path):
     term = Terminal(tmp_path, "screen", *BOTH, "--candidate-id", "P-1", "--session", str(tmp_path / "s.json"))
-    term.answers([("sex", "female"), ("ecog", "1"), ("pregnant", "yes")])
+    term.answers([*GIST, ("sex", "female"), ("ecog", "1"), ("pregnant", "yes")])
     # pregnancy excludes from both (S-E1, E6 when the woman is pregnant): nothing more to ask
     term.expect(f"{SITE_TRIAL}: Decision: ineligible")
     term.expect(f"{TRIAL}: Decision: ineligible")
@@ -164,3 +173,55 @@ def test_without_trial_every_trial_found_that_speaks_the_language_is_screened(tm
                         "--session", str(tmp_path / "t.json")], ["quit"], tmp_path, monkeypatch)
     # asked for by name, a trial without a dialog file is asked from its rules file
     assert status == 3 and "TOY-1" in text.splitlines()[0]
+
+
+SHIPPED = ["--trial", "NCT03862768", "--trial", "NCT06534411", "--trial", "NCT06898385"]
+# each trial's own questions (no other trial of SHIPPED reads them)
+GIST_ONLY = {"disease_status", "on_standard_imatinib", "asa_class", "mdt_resectable", "informed_consent"}
+DIABETES_ONLY = {"hba1c", "consent_date", "antidiabetic_medications", "bmi"}
+
+
+def test_several_trials_ask_each_diagnosis_first_and_close_a_trial_without_it(tmp_path):
+    # a 61-year-old woman with pancreatic cancer, screened for the GIST, the diabetes and the
+    # pancreatic-cancer trial at once, in a real terminal
+    trace = tmp_path / "w.trace.jsonl"
+    term = Terminal(tmp_path, "screen", *SHIPPED, "--candidate-id", "W-61", "--session", str(tmp_path / "s.json"),
+                    "--trace", str(trace), "--letter", str(tmp_path / "w.letter.md"))
+    answers = {"gist_confirmed": "no", "screening_date": "2026-03-02", "t2d_diagnosis_date": "never",
+               "pdac_confirmed": "yes", "sex": "female", "birth_date": "1965-01-10", "ecog": "3"}
+    asked, counts = converse(term, answers, "NCT06898385: Decision: ineligible")
+    # the diagnoses, trial by trial, before anything else; each trial without it closes at once
+    assert asked[:4] == ["gist_confirmed", "screening_date", "t2d_diagnosis_date", "pdac_confirmed"]
+    text = term.child.before
+    assert term.finish() == 0
+    assert not GIST_ONLY & set(asked) and not DIABETES_ONLY & set(asked)
+    assert all(later < earlier for earlier, later in zip(counts, counts[1:])), counts  # never up, no correction
+    verified(*(tmp_path / f"w.{trial}.trace.jsonl" for trial in ("NCT03862768", "NCT06534411", "NCT06898385")))
+
+
+def test_the_trial_a_closing_answer_closes_says_so_once(tmp_path, monkeypatch):
+    status, text = run(["screen", *SHIPPED, "--candidate-id", "W-62", "--session", str(tmp_path / "s.json")],
+                       ["no", "", "never", "quit"], tmp_path, monkeypatch)
+    assert status == 3
+    assert text.count("NCT03862768 is decided: ineligible (I1 Recurrent or metastatic GIST progressing on "
+                      "standard imatinib); it needs no more answers.") == 1
+    assert text.count("NCT06534411 is decided: ineligible (I3 ") == 1
+    assert asked(text)[-1] == "pdac_confirmed"  # the last open trial's diagnosis comes next
+
+
+def test_a_fact_one_trial_computes_is_not_asked_though_another_cannot(tmp_path, monkeypatch):
+    # NCT03862768 computes the age at the screening date; NCT06898385 at its main consent date,
+    # which is not known: the age is not asked as a question of its own, and the diabetes
+    # trial's consent date is still asked (each consent date named with its trial)
+    trace = tmp_path / "a.trace.jsonl"
+    status, text, person = run_dialog(
+        ["screen", *SHIPPED, "--candidate-id", "A-1", "--session", str(tmp_path / "s.json"), "--trace", str(trace)],
+        {"birth_date": "1965-01-10", "screening_date": "2026-03-02", "gist_confirmed": "yes",
+         "disease_status": "metastatic", "on_standard_imatinib": "yes", "progressed_on_imatinib": "yes",
+         "pdac_confirmed": "yes", "t2d_diagnosis_date": "2020-01-01", "main_consent_date": "?"})
+    assert status in (0, 1)  # undetermined with so much unknown
+    assert "age" not in person.asked and {"consent_date", "main_consent_date"} <= set(person.asked)
+    assert "\nNCT06534411: " in text.split("[consent_date]")[0][-200:]
+    assert "\nNCT06898385: " in text.split("[main_consent_date]")[0][-200:]
+    assert "Age = 61 years (calculated)" in text
+    verified(*(tmp_path / f"a.{trial}.trace.jsonl" for trial in ("NCT03862768", "NCT06534411", "NCT06898385")))

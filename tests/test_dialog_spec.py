@@ -130,3 +130,15 @@ def test_a_plain_title_is_still_a_criterion_entry(trial: Trial) -> None:
     en = load_dialog(dialog_path(trial.id, "en"), trial)
     e6 = trial.criterion("E6")
     assert en.protocol_translation(e6) == "" and en.note(e6) == e6.note
+
+
+def test_the_disease_criteria_must_be_criteria_of_the_trial(trial: Trial, tmp_path: Path) -> None:
+    source = dialog_path(trial.id, "en").read_text(encoding="utf-8")
+    assert load_dialog(dialog_path(trial.id, "en"), trial).disease == ("I1",)
+    source = source.replace("disease: [I1]\n", "disease: [I1, I11]\n", 1)
+    path = write(tmp_path, source)
+    with pytest.raises(RulesError) as caught:
+        load_dialog(path, trial)
+    line = source.splitlines().index("disease: [I1, I11]") + 1
+    assert [str(p) for p in caught.value.problems] == [
+        f"{path}:{line}:15: unknown-criterion: disease: 'I11' is not a criterion of NCT03862768 (did you mean 'I1'?)"]

@@ -136,3 +136,34 @@ def test_a_sites_own_mapping_makes_a_fact_come_from_the_record(tmp_path: Path, c
     exam = captured.out.split("\neye_exam_date: ", 1)[1].split("\n\n", 1)[0]
     assert status == 0, captured.err
     assert "from the patient record: Procedure" in exam
+
+
+def test_dictionary_in_chinese_has_chinese_labels_titles_types_and_value_labels(capsys, tmp_path: Path):
+    assert main(["dictionary", "--trial", "NCT03862768", "--lang", "zh"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("NCT03862768 (伊马替尼治疗后局灶性进展胃肠间质瘤（GIST）的手术治疗研究) 的输入列：")
+    status = text.split("\ndisease_status: ")[1].split("\n\n")[0]
+    assert status.startswith("疾病状态\n")  # the clinical label of the Chinese dialog file
+    assert "类型：取值之一" in status
+    # the words a cell takes, each with its label
+    assert "取值：recurrent（复发）、metastatic（转移）、localized_primary（局限性原发）" in status
+    assert "用于标准 I1：经病理确诊的复发或转移性 GIST" in status
+    assert "来自病历：否（请在表格或对话中填写）" in status
+    age = text.split("\nage: ")[1].split("\n\n")[0]
+    assert "未填写时由 birth_date、screening_date 计算" in age
+    for english in ("type:", "values:", "example:", "read by", "from the patient record", "one of", "yes/no"):
+        assert english not in text, english
+    out = tmp_path / "d.csv"
+    assert main(["dictionary", "--trial", "NCT03862768", "--lang", "zh", "-o", str(out)]) == 0
+    rows = {r["column"]: r for r in csv.DictReader(out.read_text(encoding="utf-8").splitlines())}
+    assert list(rows["sex"])[:4] == ["column", "label", "description", "type"]  # the columns stay
+    assert rows["sex"]["label"] == "性别" and rows["sex"]["type"] == "取值之一"
+    assert rows["sex"]["values"] == "female; male"  # as a cell takes them
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_dictionary_names_units_as_a_cell_takes_them(capsys, lang: str):
+    assert main(["dictionary", "--trial", "NCT06898385", "--lang", lang]) == 0
+    anc = capsys.readouterr().out.split("\nanc: ")[1].split("\n\n")[0]
+    assert "10*9/L" in anc and "×10" not in anc
+    assert coerce_text(TRIALS["NCT06898385"].facts["anc"], "3.2 10*9/L") is not None

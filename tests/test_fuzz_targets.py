@@ -155,3 +155,18 @@ def test_a_yaml_record_nested_100000_deep_took_hours_to_skip():
     assert rows[1].fields == {"candidate_id": "B", "ecog": 3}
     with pytest.raises(RulesError, match="rules.yaml:1:"):
         load_yaml_text(f"trial: {deep}\n", "rules.yaml")
+
+
+def test_a_rechained_trace_with_a_4200_digit_value_is_explained_with_the_value_cut(tmp_path, capsys):
+    from screener.cli import main
+
+    records = copy.deepcopy(TRACES[0])
+    fact = next(r for r in records if r.get("type") == "fact" and isinstance(r.get("value"), int)
+                and not isinstance(r["value"], bool))
+    fact["value"] = int("7" * 4200)
+    trace = tmp_path / "forged.trace.jsonl"
+    trace.write_bytes(targets.rechain(records))
+    main(["explain", str(trace)])
+    shown = capsys.readouterr().out
+    assert "7" * 24 + "…" in shown and "7" * 25 not in shown  # the trace keeps all 4,200 digits
+    assert "7" * 4200 in trace.read_text(encoding="utf-8")

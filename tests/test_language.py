@@ -209,6 +209,39 @@ criteria:
     assert any("uncovered: derivation D: no class covers the total 2" in p for p in problems)
 
 
+@pytest.mark.parametrize("gate,inputs,problem", [
+    ("y", "[x, y]", "'normal_unless' must name a yes/no fact among the inputs, not 'y'"),
+    ("known", "[x, y]", "'normal_unless' must name a yes/no fact among the inputs, not 'known'"),
+    ("known", "[x, y, known]", None),
+])
+def test_a_score_is_normal_unless_a_yes_no_input_says_otherwise(gate, inputs, problem):
+    text = f"""
+trial: {{id: B, title: B, version: "1"}}
+facts:
+  candidate_id: {{type: text, required: true, description: Id.}}
+  x: {{type: integer, min: 0, max: 4, description: X.}}
+  y: {{type: enum, values: [a, b], description: Y.}}
+  known: {{type: boolean, description: Known disease.}}
+  c: {{type: enum, values: [low, high], derived: true, description: C.}}
+derivations:
+  - id: D
+    fact: c
+    function: banded_score
+    inputs: {inputs}
+    params:
+      normal_unless: {gate}
+      points: {{x: [[0, "< 2"], [1, ">= 2"]], y: {{a: 0, b: 5}}}}
+      classes: [[low, "<= 1"], [high, ">= 2"]]
+    description: D.
+criteria:
+  - {{id: I1, kind: inclusion, title: T, protocol: T., when: c == low}}
+"""
+    if problem is None:
+        build_trial(load_yaml_text(text, "t.yaml"), "t.yaml", "0")
+    else:
+        assert any(problem in p for p in _problems(text))
+
+
 @pytest.mark.parametrize("formula,code", [
     ("weight / height", "unit"),          # kg/cm is no kg/m2
     ("screening_date", "wrong-type"),     # a date is no quantity
@@ -226,3 +259,47 @@ def test_derivations_that_feed_each_other_in_a_circle_are_refused():
         "formula: weight / height ^ 2", "formula: ratio * 10 'kg/m2'")
     problems = _problems(text)
     assert any("cycle: derivation D-bmi: facts derive each other in a circle" in p for p in problems), problems
+
+
+PENDING_TRIAL = """
+trial: {id: P, title: P, version: "1"}
+facts:
+  candidate_id: {type: text, required: true, description: Id.}
+  exam_date: {type: date, description: Exam date.}
+  exam_finding: {type: boolean, description: Finding.}
+  age: {type: integer, description: Age.}
+  reads: {type: list, description: Readings., item: {value: {type: integer, description: V.}}}
+  bmi: {type: decimal, derived: true, description: BMI.}
+definitions:
+  - {name: d, expr: "pending(exam_date)"}
+derivations:
+  - {id: D, fact: bmi, formula: "age * 1", description: D.}
+criteria:
+  - {id: I1, kind: inclusion, title: T, protocol: T., when: "WHEN"}
+"""
+
+
+@pytest.mark.parametrize("when,problem", [
+    ("any(reads, pending(exam_date))", "wrong-type: criterion I1: pending(...) is a condition of a criterion"),
+    ("if(pending(exam_date), 1, 2) > 0", "wrong-type: criterion I1: pending(...) is a condition of a criterion"),
+    ("pending(exam_dat)", "unknown-fact: criterion I1: 'exam_dat' is not in the data dictionary (did you mean 'exam_date'?)"),
+    ("pending()", "wrong-type: criterion I1: pending needs the facts still to collect"),
+    ("pending(reads)", "wrong-type: criterion I1: pending takes facts a person collects, not 'reads'"),
+    ("pending(bmi)", "wrong-type: criterion I1: pending takes facts a person collects, not 'bmi'"),
+    ("pending(age + 1)", "wrong-type: criterion I1: pending takes the names of facts"),
+    ("age + pending(exam_date) > 1", "wrong-type: criterion I1: pending(...) is a condition of a criterion, not a value"),
+])
+def test_pending_names_facts_and_is_a_condition_of_a_criterion_only(when, problem):
+    text = PENDING_TRIAL.replace("WHEN", when)
+    problems = _problems(text)
+    assert any(problem in p for p in problems), problems
+    # a definition is a value: pending is refused there too
+    assert any("definition" in p and "pending(...) is a condition of a criterion" in p for p in problems)
+
+
+def test_pending_is_read_in_a_criterion():
+    trial = build_trial(load_yaml_text(PENDING_TRIAL.replace('  - {name: d, expr: "pending(exam_date)"}\n', "")
+                                       .replace("definitions:\n", "").replace(
+        "WHEN", "exam_finding or (exam_date < 2024-01-01 and pending(exam_date, exam_finding))"),
+        "t.yaml"), "t.yaml", "0")
+    assert trial.criteria[0].facts == ("exam_finding", "exam_date")

@@ -351,10 +351,30 @@ def test_a_question_that_no_answer_can_turn_into_a_decision_is_not_asked(stuck):
     assert "d2" in missing
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known disagreement on `missing`: with home given empty and home[] to complete, the engine "
-    "also names d1 (it matters once readings are added), the reference does not; the two "
-    "readings of a list still to complete must be settled in docs/rules-language.md first"))
+def test_a_list_given_empty_is_completed_before_what_matters_only_with_its_items(stuck):
+    # home given empty is named as home[] only: d1 would matter once home readings are
+    # added, and is asked then. Here the only clinic reading, 805 mmHg, is above 160 whatever
+    # its date: completing the date excludes, whatever d1 is, so d1 is not asked...
+    missing = _missing(stuck, {"home": [], "clinic": [{"systolic": 805}]})
+    assert "d1" not in missing and missing[-2:] == ["home[]", "clinic[1].date"]
+    # ...while a clinic reading of 150 can end S1 (not excluded) once d1 = no
+    assert "d1" in _missing(stuck, {"home": [], "clinic": [{"systolic": 150}]})
+    # two undated clinic readings on either side of 160: either may be the latest
+    assert "d1" in _missing(stuck, {"home": [], "clinic": [{"systolic": 150}, {"systolic": 805}]})
+
+
+@pytest.mark.parametrize("known,asked", [(170, False), (160, True), (150, True)])
+def test_a_greatest_value_already_past_the_limit_asks_nothing_that_could_only_end_the_other_way(
+        tmp_path, known, asked):
+    rules = (DATA / "LANG-3.yaml").read_text().replace(
+        "or latest(clinic, date, systolic) > 160", "or max_of(clinic, systolic) > 160")
+    (tmp_path / "LANG-3.yaml").write_text(rules)
+    trial = load_trial(tmp_path / "LANG-3.yaml")
+    # the greatest clinic reading is `known` or more, whatever the second one is
+    missing = _missing(trial, {"home": [], "clinic": [{"systolic": known}, {"date": "2024-01-01"}]})
+    assert ("d1" in missing) is asked and "clinic[2].systolic" in missing
+
+
 def test_the_reference_agrees_on_random_candidates_with_empty_readings_and_early_formulas(stuck):
     import random
     import sys
@@ -377,3 +397,51 @@ def test_the_reference_agrees_on_random_candidates_with_empty_readings_and_early
         record = screen_row(stuck, screener, Row(1, dict(fields))).record
         want = reference.decide(fields)
         assert (record["decision"], record["missing"]) == (want["decision"], want["missing"] or []), fields
+
+
+PENDING = """
+trial: {id: LANG-P, title: Pending test trial, version: "1"}
+facts:
+  candidate_id: {type: text, required: true, description: Id.}
+  screening_date: {type: date, description: Screening.}
+  exam_date: {type: date, description: Examination date.}
+  exam_finding: {type: boolean, description: Examination shows the disease.}
+  other: {type: boolean, description: Another reason to exclude.}
+criteria:
+  - id: E1
+    kind: exclusion
+    title: T
+    protocol: T.
+    when: >-
+      (exam_date within 30 days before screening_date and exam_finding)
+      or other
+      or (not (exam_date within 30 days before screening_date)
+          and pending(exam_date, exam_finding))
+"""
+
+
+@pytest.mark.parametrize("facts,decision,missing", [
+    # an examination in the window decides
+    ({"exam_date": "2024-02-20", "exam_finding": "yes"}, "ineligible", None),
+    ({"exam_date": "2024-02-20", "exam_finding": "no", "other": "no"}, "eligible", None),
+    # one too early is no examination yet: to collect again, given as it is
+    ({"exam_date": "2024-01-01", "exam_finding": "no", "other": "no"}, "undetermined", ["exam_date", "exam_finding"]),
+    ({"exam_date": "2024-01-01", "exam_finding": "yes"}, "undetermined", ["exam_date", "exam_finding", "other"]),
+    # pending never hides what settles the criterion otherwise
+    ({"exam_date": "2024-01-01", "exam_finding": "no", "other": "yes"}, "ineligible", None),
+    ({}, "undetermined", ["exam_date", "exam_finding", "other"]),
+])
+def test_a_pending_condition_stays_unknown_and_names_what_to_collect_given_or_not(
+        tmp_path, facts, decision, missing):
+    from reference import reference_for
+
+    from screener.run.batch import screen_row
+    from screener.sources.readers import Row
+
+    (tmp_path / "LANG-P.yaml").write_text(PENDING)
+    trial = load_trial(tmp_path / "LANG-P.yaml")
+    fields = {"candidate_id": "a", "screening_date": "2024-03-01", **facts}
+    record = screen_row(trial, Screener(trial), Row(1, dict(fields))).record
+    assert (record["decision"], record["missing"] or None) == (decision, missing)
+    want = reference_for(trial).decide(fields)
+    assert (want["decision"], want["missing"]) == (decision, missing)

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+from audit_support import paused_intact
 from english_left import codes_of, english_left, plain_html, plain_markdown, terms_of, verbatim_of
 from test_dialog_e2e import ROOT, Terminal
 from test_dialog_flow import CONSENT, DIAGNOSED, ECOG, MAN
@@ -30,7 +31,7 @@ from screener.values import coerce
 
 pytestmark = pytest.mark.usefixtures("traces_verified")  # every trace a test writes verifies
 
-pytest.importorskip("pexpect")
+pexpect = pytest.importorskip("pexpect")
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("SCREENER_UPDATE_GOLDEN") == "1"
@@ -220,3 +221,30 @@ def test_a_chinese_trace_is_counter_signed_in_chinese(tmp_path: Path, trial: Tri
     assert signed.returncode == 0, signed.stderr
     assert "已由 李医生" in signed.stdout and "含义：批准" in signed.stdout
     assert english_in(signed.stdout.split("密钥")[0], trace) == []  # the fingerprint is hex
+
+
+def test_a_list_item_typed_wrongly_in_chinese_is_refused_in_chinese_by_its_label(tmp_path: Path) -> None:
+    trace = tmp_path / "r.trace.jsonl"
+    term = Terminal(tmp_path, "screen", "--trial", "NCT06898385", "--lang", "zh", "--candidate-id", "R-1",
+                    "--session", str(tmp_path / "s.json"), "--trace", str(trace))
+    while True:  # unknown until the treatment history
+        term.child.expect(r"\[([a-z_0-9]+)\]")
+        fact = term.child.match.group(1)
+        term.child.expect_exact(">")
+        if fact == "prior_regimens":
+            break
+        term.child.send("?\r")
+    term.child.send("方案=吉西他宾\r")
+    term.expect("第 1 项，方案：'吉西他宾' 不在可选范围内：含吉西他滨方案 / FOLFIRINOX / NALIRIFOX / 其他方案。")
+    term.answer("prior_regimens", "方案=FOLFIRINOX；方案=含吉西他滨方案，末次用药日期=2025年13月15日")
+    term.expect("第 2 项，末次用药日期：无法识别日期 '2025年13月15日'")
+    term.answer("prior_regimens", "方案=含吉西他滨方案，治疗阶段=晚期，末次用药日期=2025年2月15日，进展日期=2025年3月1日")
+    term.child.expect(r"\[([a-z_0-9]+)\]")
+    assert term.child.match.group(1) != "prior_regimens"  # taken
+    term.child.expect_exact(">")
+    term.child.send("退出\r")
+    term.child.expect(pexpect.EOF)
+    assert [r["value"] for r in records(trace) if r.get("fact") == "prior_regimens"] == [
+        [{"regimen": "gemcitabine_based", "setting": "advanced", "end_date": "2025-02-15",
+          "progression_date": "2025-03-01"}]]
+    paused_intact(trace)  # paused: verifies as an intact prefix

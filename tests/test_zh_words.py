@@ -43,6 +43,8 @@ def answer(trial: Trial, dialog: DialogSpec, fact: str, text: str) -> Any:
     ("hcg_negative_screening", "阴性", True),   # "negative at screening?": 阴性 is a yes
     ("hcg_negative_baseline", "阳性", False),
     ("hiv_antibody_positive", "否", False),      # yes/no still answers
+    ("hiv_antibody_positive", "neg", False), ("hcv_rna_positive", "Positive", True),  # as lab reports print it
+    ("hcg_negative_screening", "negative", True), ("hcg_negative_baseline", "pos", False),
 ])
 def test_a_test_result_is_answered_as_clinicians_write_it(tcr_t: Trial, zh: DialogSpec, fact: str,
                                                           text: str, value: bool) -> None:
@@ -53,6 +55,24 @@ def test_english_test_results_read_too(tcr_t: Trial) -> None:
     en = load_dialog(dialog_path(TCR_T, "en"), tcr_t)
     assert answer(tcr_t, en, "hcv_antibody_positive", "negative") is False
     assert answer(tcr_t, en, "hcg_negative_screening", "negative") is True
+    # a Chinese laboratory report's words in the English screening
+    assert answer(tcr_t, en, "tp_antibody_positive", "阴性") is False and answer(tcr_t, en, "hbsag_positive", "阳性") is True
+    assert answer(tcr_t, en, "hcg_negative_baseline", "阴性") is True
+
+
+def test_every_test_result_question_takes_both_languages_result_words(tcr_t: Trial) -> None:
+    # the questions whose hint offers positive / negative: each reads all the result words
+    for language in ("en", "zh"):
+        dialog = load_dialog(dialog_path(TCR_T, language), tcr_t)
+        results = [f for f, q in dialog.questions.items() if "阳性 / 阴性" in q.hint or "positive / negative" in q.hint
+                   or "阴性 / 阳性" in q.hint or "negative / positive" in q.hint]
+        assert len(results) >= 11, results
+        for fact in results:
+            positive = not fact.startswith("hcg_negative")
+            for word in ("positive", "pos", "阳性"):
+                assert answer(tcr_t, dialog, fact, word) is positive, (language, fact, word)
+            for word in ("negative", "neg", "阴性"):
+                assert answer(tcr_t, dialog, fact, word) is not positive, (language, fact, word)
 
 
 def test_a_list_is_typed_with_chinese_field_names_values_dates_and_punctuation(tcr_t: Trial, zh: DialogSpec) -> None:
@@ -80,6 +100,29 @@ def test_a_list_typed_wrongly_is_refused_in_chinese_naming_the_chinese_fields(tc
     assert said == "“方案=folfirinox, 药物=x”：每条写作 方案=..., 治疗阶段=..., 末次用药日期=..., 进展日期=...，多条用 ; 分隔（没有则答“无”）"
     assert refusal(zh, tcr_t, "prior_regimens", "方案=folfirinox，方案=nalirifox") == \
         "“方案=folfirinox，方案=nalirif…”：同一条中 方案 填写了两次"  # a long answer is quoted cut
+
+
+@pytest.mark.parametrize(("language", "fact", "typed", "said"), [
+    ("zh", "prior_regimens", "方案=吉西他宾", "第 1 项，方案：'吉西他宾' 不在可选范围内：含吉西他滨方案 / FOLFIRINOX / NALIRIFOX / 其他方案。"),
+    ("zh", "prior_regimens", "方案=folfirinox；方案=含吉西他滨方案，末次用药日期=2025年13月15日",
+     "第 2 项，末次用药日期：无法识别日期 '2025年13月15日'；请写成 1961-03-03 或 1961年3月3日。"),
+    ("zh", "lesions", "淋巴结=否，最长径=25 kg", "第 1 项，最长径：'25 kg' 的单位无法识别；请使用 mm。"),
+    ("zh", "lesions", "lymph_node=no, longest_diameter=abc", "第 1 项，最长径：'abc' 不是数字。"),
+    ("zh", "lesions", "淋巴结=可能", "第 1 项，淋巴结“可能”：请回答“是”或“否”（不知道请输入 ?）。"),
+    ("en", "lesions", "lymph_node=maybe", "Item 1, The lesion is a lymph node 'maybe': Please answer yes or no (or ? if unknown)."),
+    ("en", "lesions", "lymph_node=no, longest_diameter=2.5 kg",
+     "Item 1, Longest diameter (non-nodal lesions): Unknown unit in '2.5 kg'; use mm."),
+    ("en", "prior_regimens", "regimen=folfirinox, end_date=2025-13-01",
+     "Item 1, Last day of the regimen, or ongoing: '2025-13-01' is not a date I can read; write e.g. 1961-03-03 or 3 March 1961."),
+])
+def test_a_list_items_value_that_cannot_be_read_is_refused_by_its_label_in_the_screenings_language(
+        tcr_t: Trial, language: str, fact: str, typed: str, said: str) -> None:
+    assert refusal(load_dialog(dialog_path(TCR_T, language), tcr_t), tcr_t, fact, typed) == said
+
+
+def test_a_list_item_field_unknown_is_left_to_complete(tcr_t: Trial, zh: DialogSpec) -> None:
+    lesions = answer(tcr_t, zh, "lesions", "淋巴结=是，短径=16 mm，治疗区域=不知道")
+    assert lesions[0]["short_axis"] == 16 and lesions[0]["treated_area"] is None
 
 
 def test_the_chinese_decision_line_is_chinese(tcr_t: Trial, zh: DialogSpec) -> None:

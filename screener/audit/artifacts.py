@@ -263,7 +263,7 @@ class TraceObserver:
 
     def __init__(self, trace_path: str | os.PathLike[str], trial: Trial, *,
                  operator: str | None = None, candidate_id: str | None = None,
-                 letter_path: str | os.PathLike[str] | None = None,
+                 letter_path: str | os.PathLike[str] | None = None, investigator: str | None = None,
                  clock: Callable[[], _dt.datetime] | None = None, language: str = "en",
                  wording: Mapping[str, Any] | None = None, zone: _dt.tzinfo | None = None,
                  signer: Signer | None = None, continues: tuple[Mapping[str, Any], ...] = ()):
@@ -275,7 +275,7 @@ class TraceObserver:
         a trace sealed with a decision is signed before its letter is written."""
         if letter_path is not None and os.path.lexists(letter_path):
             raise TraceError(os.fspath(letter_path), "already exists; letters are never overwritten")
-        self.writer = TraceWriter.create(trace_path, trial, operator=operator,
+        self.writer = TraceWriter.create(trace_path, trial, operator=operator, investigator=investigator,
                                          candidate_id=candidate_id, mode="dialog", clock=clock,
                                          language=language, wording=wording, continues=continues,
                                          zone=zone_name(zone))

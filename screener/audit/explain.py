@@ -127,6 +127,8 @@ def explanation(trace: Trace, words: Words | None = None) -> RenderableType:
                            or words.tr("(not given)")) + "\n")
     header.append(words.tr("Operator: {operator}", operator=start.get("operator")
                            or words.tr("(not given)")) + "\n")
+    if start.get("investigator"):
+        header.append(words.tr("Investigator: {investigator}", investigator=start["investigator"]) + "\n")
     mode = words.tr("dialog") if start["mode"] == "dialog" else words.tr("batch")
     header.append(words.tr("Started: {time} ({mode}, screener {version})",
                            time=words.time(start["time"]), mode=mode,

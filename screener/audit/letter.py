@@ -235,7 +235,8 @@ def build_letter(trace: Trace, trace_hash: str, issued: _dt.datetime,
         screener_version=start["screener_version"], rules_file=trial["rules_file"],
         rules_hash=trial["rules_hash"], trace_hash=trace_hash,
         screened=words.day(start["time"]),
-        investigator=str(start.get("operator") or ""),
+        # the investigator the screening named, else the operator (who then signs)
+        investigator=str(start.get("investigator") or start.get("operator") or ""),
         sources=tuple(SourceLine(number, source, time, len(names))
                       for number, ((source, time), names) in enumerate(sources.items(), 1)),
         not_assessed=tuple(row.id for row in rows if row.not_assessed),

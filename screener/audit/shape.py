@@ -193,8 +193,8 @@ _OUTCOME = _one_of("met", "not_met", "unknown")
 _RECORDS: dict[str, Check] = {
     "start": _fields({
         "time": _time, "format": _text, "screener_version": _text, "mode": _text,
-        "operator": _TEXT_OR_NONE, "candidate_id": _TEXT_OR_NONE, "trial": _TRIAL,
-        "language": _optional(_language), "wording": _WORDING,
+        "operator": _TEXT_OR_NONE, "investigator": _TEXT_OR_NONE, "candidate_id": _TEXT_OR_NONE,
+        "trial": _TRIAL, "language": _optional(_language), "wording": _WORDING,
     }, required=("time", "screener_version", "mode", "trial")),
     "fact": _fields({"time": _time, "fact": _text, "value": _anything, "source": _SOURCE},
                     required=("time", "fact", "value", "source")),

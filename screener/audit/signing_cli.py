@@ -65,7 +65,8 @@ def add_sign_options(parser: argparse.ArgumentParser, meaning: str = "authorship
 def signer_from_args(args: argparse.Namespace, ask: Ask | None = None,
                      operator: str | None = None) -> Signer | None:
     """The Signer `--sign-key` asks for, or None without it. The printed name is --signer,
-    else --operator, else `operator` (who started a screening that is now resumed).
+    else --investigator (who answers for a screening's decision), else --operator, else
+    `operator` (who started a screening that is now resumed).
 
     Raises SigningKeyError when the key cannot be read or unlocked, ScreenerError when no
     printed name is given.
@@ -73,7 +74,8 @@ def signer_from_args(args: argparse.Namespace, ask: Ask | None = None,
     path = getattr(args, "sign_key", None)
     if not path:
         return None
-    name = getattr(args, "signer", None) or getattr(args, "operator", None) or operator
+    name = (getattr(args, "signer", None) or getattr(args, "investigator", None)
+            or getattr(args, "operator", None) or operator)
     if not name or not str(name).strip():
         raise ScreenerError("--sign-key needs the signer's printed name: --signer NAME "
                             "(or --operator NAME)")

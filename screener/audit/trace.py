@@ -9,8 +9,9 @@ Changing, removing, reordering or inserting a record, or cutting the file short,
 chain; only signature records may follow `end`.
 
 Record types, in the order a screening writes them:
-  start       trial identity and rules hash, screener version, operator, criteria and facts,
-              the screening's language and, from a dialog file, its wording of the trial
+  start       trial identity and rules hash, screener version, operator (and the investigator,
+              when named apart), criteria and facts, the screening's language and, from a
+              dialog file, its wording of the trial
   fact        a fact's value and where it came from (`Source`)
   correction  a fact changed: old value, new value, reason
   firing      a rule the engine fired: rule id, criterion, outcome, facts read, facts derived
@@ -295,7 +296,7 @@ class TraceWriter:
 
     @classmethod
     def create(cls, path: str | os.PathLike[str], trial: Trial, *, operator: str | None = None,
-               candidate_id: str | None = None, mode: str = "dialog",
+               investigator: str | None = None, candidate_id: str | None = None, mode: str = "dialog",
                clock: Clock | None = None, sync_each: bool = True, language: str = "en",
                wording: Mapping[str, Any] | None = None,
                continues: Iterable[Mapping[str, Any]] = (), zone: str | None = None) -> "TraceWriter":
@@ -308,7 +309,8 @@ class TraceWriter:
         (`screener resume ID --trace NEW`): each names the file and the record count and last
         record hash it had, which commit to every record in it (`screener.audit.links`).
         `zone` names the time zone the screening shows times in (`screener.i18n.zone_name`),
-        which `explain` and `verify` use unless told otherwise.
+        which `explain` and `verify` use unless told otherwise. `investigator` (when given) is
+        who answers for the decision and signs its letter, if not the operator.
         Returns the writer; raises TraceError when the file exists or cannot be created.
         """
         fd = create_exclusive(path)
@@ -318,6 +320,8 @@ class TraceWriter:
             "operator": operator, "candidate_id": candidate_id, "trial": trial_header(trial),
             "language": language,
         }
+        if investigator:
+            start["investigator"] = investigator
         if wording:
             start["wording"] = dict(wording)
         if zone:

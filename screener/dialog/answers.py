@@ -26,8 +26,7 @@ from screener.errors import InvalidValue
 from screener.intervals import censored, partial_date
 from screener.model import FactSpec, FactValue, Interval
 from screener.i18n import tr
-from screener.present import number_text as shown_number, unit_text as shown_unit
-from screener.shown import plain as _plain
+from screener.present import label_from, number_text as shown_number, plain as _plain, unit_text as shown_unit
 from screener.values import (
     MAX_NUMBER_CHARS, coerce, decimal_point, describe_conversion, has_foreign_digits, quantity, shortened,
     without_trailing_zeros,
@@ -38,7 +37,14 @@ from screener.values import (
 OWN_MESSAGES = {
     "list_form": tr("'{answer}': write each item as {fields}, items separated by ';' (none for no items)"),
     "list_twice": tr("'{answer}': {field} is given twice in one item"),
+    "list_item": tr("Item {item}, {field}: {reason}"),
+    # a refusal that does not quote what was typed (a yes/no field's) quotes it here
+    "list_item_value": tr("Item {item}, {field} '{answer}': {reason}"),
 }
+
+
+# dialog messages that do not quote the answer (a list item's refusal quotes it for them)
+_UNQUOTED = frozenset({"bad_yes_no", "empty"})
 
 
 class InvalidAnswer(Exception):
@@ -122,9 +128,11 @@ def parse_answer(
     if kind == "enum":
         choice = said.replace(" ", "_").replace("-", "_")
         for value in spec.values:
-            if normalize(value) == choice:
+            if normalize(value) == choice or normalize(question.values.get(value, value)) == said:
                 return Answer(value)
-        raise InvalidAnswer("bad_choice", answer=text, choices=" / ".join(spec.values))
+        # the values as the dialog labels them (a label is typed as well as the value)
+        raise InvalidAnswer("bad_choice", answer=text,
+                            choices=" / ".join(question.values.get(v, v) for v in spec.values))
     return Answer(_coerce(spec, text.strip(), text))
 
 
@@ -209,18 +217,18 @@ def _quantity(spec: FactSpec, question: Question, text: str) -> Answer:
 def _list(spec: FactSpec, question: Question, words: Vocabulary, said: str, text: str,
           today: dt.date) -> Answer:
     """One line: items split by `;`, fields `name=value` split by `,`; `none` is empty. A field
-    may be named by its name or by the words the dialog file gives it (its label), and a
-    value given in the dialog's words (`是`, a synonym of an enum value) is read as such;
-    full-width punctuation (`；`, `，`, `＝`) reads as its ASCII form."""
+    may be named by its name or by the words the dialog file gives it (its label), and its
+    value is read as an answer to that field alone (`是`, a synonym or label of an enum value,
+    a written date, a quantity with its unit); a value that cannot be read is refused naming
+    the item, the field by its label, and why. Full-width punctuation (`；`, `，`, `＝`) reads
+    as its ASCII form."""
     if said in ("none", "[]") or said in words.no:
         return Answer(_coerce(spec, [], text))
     if said.startswith("["):
         return Answer(_coerce(spec, text.strip(), text))
     typed = unicodedata.normalize("NFKC", text).replace("、", ",")
     items = []
-    for part in typed.split(";"):
-        if not part.strip():
-            continue
+    for number, part in enumerate((p for p in typed.split(";") if p.strip()), 1):
         item: dict[str, Any] = {}
         for pair in part.split(","):
             name, equals, value = pair.partition("=")
@@ -230,7 +238,13 @@ def _list(spec: FactSpec, question: Question, words: Vocabulary, said: str, text
                 raise InvalidAnswer("list_form", answer=text.strip(), fields=fields)
             if field_name in item:
                 raise InvalidAnswer("list_twice", answer=text.strip(), field=_field_word(question, field_name))
-            item[field_name] = _field_value(spec, question, words, field_name, value.strip(), today)
+            try:
+                item[field_name] = _field_value(spec, question, words, field_name, value.strip(), today)
+            except InvalidAnswer as refused:
+                quoted = refused.key not in _UNQUOTED
+                raise InvalidAnswer("list_item" if quoted else "list_item_value", item=number,
+                                    field=_field_label(spec, question, field_name), reason=refused,
+                                    **({} if quoted else {"answer": shortened(value.strip())})) from None
         items.append(item)
     return Answer(_coerce(spec, items, text))
 
@@ -251,34 +265,40 @@ def _field_word(question: Question, name: str) -> str:
     return entry.label if entry is not None and entry.label else name
 
 
+def _field_label(spec: FactSpec, question: Question, name: str) -> str:
+    """A field as a refusal names it: its label in the dialog's language, else one made from
+    its description (`label_from`), never the bare name."""
+    entry = question.fields.get(name)
+    if entry is not None and entry.label:
+        return entry.label
+    item = next((item for item in spec.item if item.name == name), None)
+    return label_from(name, item.description if item is not None else "")
+
+
 def _field_value(spec: FactSpec, question: Question, words: Vocabulary, name: str, value: str,
                  today: dt.date) -> Any:
-    """A typed field value in the dialog's words: a synonym of an enum value, yes/no, a date
-    written as the dialog reads dates (`2025年2月15日`, `15 Feb 2025`); else as typed."""
+    """A typed field value read by the one answer reader (`parse_answer`) as an answer to
+    that field, in the dialog's words: its synonyms and value labels, yes/no, dates as the
+    dialog reads dates (`2025年2月15日`, `15 Feb 2025`), a quantity with its unit. Raises
+    InvalidAnswer when it cannot be read; None for an empty or unknown value (the item then has
+    a field to complete)."""
     said = normalize(value)
-    entry = question.fields.get(name)
-    if entry is not None and said in entry.synonyms:
-        return entry.synonyms[said]
     item = next((item for item in spec.item if item.name == name), None)
-    kind = item.type if item is not None else ""
-    if kind == "enum" and item is not None:
-        choice = said.replace(" ", "_").replace("-", "_")
-        labels = {normalize(label): value for value, label in (entry.values if entry else {}).items()}
-        for allowed in item.values:
-            if normalize(allowed) == choice:
-                return allowed
-        if said in labels:
-            return labels[said]
-    if kind == "boolean" and said in words.yes:
-        return "yes"
-    if kind == "boolean" and said in words.no:
-        return "no"
-    if kind == "date" and said and said not in _SPECIAL_WORDS:
-        try:
-            return parse_date(said, words, today).isoformat()
-        except InvalidAnswer:
-            return value  # refused by the value reader, which names the field and the value
-    return value
+    if not said or said in words.unknown:
+        return None  # not known: the item has a field to complete
+    if item is None or item.type in ("text", "list"):
+        return value
+    entry = question.fields.get(name)
+    synonyms = dict(entry.synonyms) if entry is not None else {}
+    if item.type == "boolean":
+        synonyms = {word: canonical in (True, "yes", "true") for word, canonical in synonyms.items()}
+    reading = Question(fact=name, order=0, text="", help="", hint="", synonyms=synonyms, units=(),
+                       roman=False, default=None, span=question.span, label=_field_label(spec, question, name),
+                       values=dict(entry.values) if entry is not None else {})
+    answer = parse_answer(item, reading, words, value, today).value
+    if isinstance(answer, dt.date):
+        return answer.isoformat()
+    return answer
 
 
 def _check_range(spec: FactSpec, number: float, text: str) -> None:

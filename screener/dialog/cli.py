@@ -147,6 +147,10 @@ def _add_audit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--operator", metavar="NAME",
                         help="who screens, recorded in the trace and letter (on resume: who "
                              "continues, recorded with the resumption; default: who started)")
+    parser.add_argument("--investigator", metavar="NAME",
+                        help="the investigator responsible for the decision, whose name the letter "
+                             "prints on its first page to sign, recorded in the trace (default: "
+                             "the operator); kept by the session for the traces resume writes")
     parser.add_argument("--tz", metavar="ZONE", help=TZ_HELP)
     add_sign_options(parser)
 
@@ -198,8 +202,10 @@ def _audit_observer(args: argparse.Namespace, trial: Trial, dialog: DialogSpec,
 
     zone = site_zone(getattr(args, "tz", None))
     operator = (session.operator if session is not None else None) or args.operator
+    investigator = getattr(args, "investigator", None) or (session.investigator if session is not None else None)
     if portfolio is None:
-        return TraceObserver(args.trace, trial, operator=operator, candidate_id=candidate,
+        return TraceObserver(args.trace, trial, operator=operator, investigator=investigator,
+                             candidate_id=candidate,
                              letter_path=args.letter, language=dialog.language,
                              wording=dialog.wording(), zone=zone,
                              signer=getattr(args, "signing", None),
@@ -207,7 +213,8 @@ def _audit_observer(args: argparse.Namespace, trial: Trial, dialog: DialogSpec,
     observers: dict[str, Observer] = {}
     for member, _, member_dialog in portfolio.members:
         observers[member.id] = TraceObserver(
-            _per_trial(args.trace, member.id), member, operator=operator, candidate_id=candidate,
+            _per_trial(args.trace, member.id), member, operator=operator, investigator=investigator,
+            candidate_id=candidate,
             letter_path=_per_trial(args.letter, member.id) if args.letter else None,
             language=member_dialog.language, wording=member_dialog.wording(), zone=zone,
             signer=getattr(args, "signing", None), continues=traces.links(session, member.id))
@@ -287,7 +294,7 @@ def run_screen(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
             return EXIT_SAVED
     session = store.Session(path=path, trial_id=trial.id, trial_hash=trial.content_hash,
                             language=args.lang, candidate_id=str(candidate), complete=args.complete,
-                            operator=args.operator,
+                            operator=args.operator, investigator=args.investigator,
                             rules_dirs=tuple(str(Path(d).resolve()) for d in args.rules_dir))
     try:
         observer = observer or _audit_observer(args, trial, dialog, str(candidate), portfolio)
@@ -322,21 +329,29 @@ def run_resume(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
     """Continue a saved screening; returns the exit status."""
     stdin = stdin or sys.stdin
     console = _console(stdout)
+    language = args.lang or "en"  # until the session says its own
     path = store.find(args.path) if args.path else store.latest()
     if path is None:
-        return _fail(console, f"no saved screening {args.path or ''} in {store.state_dir()}"
-                              .replace("  ", " "))
+        missing = (tr("no saved screening {name} in {folder}", name=str(args.path), folder=store.state_dir())
+                   if args.path else tr("no saved screening in {folder}", folder=store.state_dir()))
+        return _fail(console, missing.in_language(language))
     try:
         saved = store.read_data(Path(path))
         trial_id = saved.get("trial")
         ids = trial_id.split(SEPARATOR) if isinstance(trial_id, str) else None
-        language = saved.get("language", "en")
+        recorded = saved.get("language", "en")
+        if not args.lang and isinstance(recorded, str) and recorded.isascii() and recorded.isalpha():
+            language = recorded
         # the site's trials are found where the screening found them, unless told otherwise
         rules_dirs = args.rules_dir or list(store.remembered_rules_dirs(saved))
-        trial, dialog, portfolio = _load(ids, False, rules_dirs, args.lang or str(language))
+        trial, dialog, portfolio = _load(ids, False, rules_dirs, args.lang or str(recorded))
         session = store.load(Path(path), trial)
+        if getattr(args, "investigator", None):  # who signs the letters still to come
+            session.investigator = args.investigator
         _check_audit_options(args, dialog, kept_trace=bool(session.traces),
                              operator=session.operator)
+    except store.SessionError as exc:
+        return _fail(console, exc.in_language(language))
     except (ScreenerError, OSError, ValueError, AttributeError) as exc:
         return _fail(console, exc if isinstance(exc, ScreenerError) else f"{path}: {exc}")
     reader = _reader(stdin, console, dialog)

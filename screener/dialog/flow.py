@@ -93,6 +93,8 @@ class Dialog:
         self.today = today or dt.date.today()
         self._section = ""
         self._lists_asked: set[tuple[str, tuple[str, ...]]] = set()  # lists asked to be completed
+        self._shown_left: int | None = None  # the last "at most N left" shown
+        self._corrected: str | None = None  # the fact last corrected, since that count
         self.result = self._evaluate(session.answers)
 
     # --- the conversation -------------------------------------------------------------
@@ -159,11 +161,20 @@ class Dialog:
         return False
 
     def _askable(self, missing: tuple[str, ...]) -> list[str]:
+        """The facts of `missing` that may be asked now: not answered, not computed from other
+        answers, a derived fact through its inputs unless an input is unknown."""
         answers = self.session.answers
         candidates = [f for f in missing if f not in answers and f in self.dialog.questions]
+        # a date an undecided criterion reads itself is asked even when the derivation it
+        # also feeds cannot be computed (the screening date of a window, not only of a derivation)
+        direct = {f for c in self.trial.criteria if self.result.outcomes.get(c.id, "unknown") == "unknown"
+                  and self._criterion_open(c.id) for f in c.facts}
+        read = set(self._still_read())
         for derivation in self.trial.derivations:
-            inputs = derivation.inputs
-            relevant = derivation.fact in missing or any(i in missing for i in inputs)
+            inputs = [i for i in derivation.inputs if i not in direct]
+            # the derived fact matters to an open criterion (an input may be missing for
+            # another reason, or for a trial already decided)
+            relevant = derivation.fact in missing or derivation.fact in read
             if derivation.reported and derivation.fact in self.dialog.questions:
                 # a reported measurement (a laboratory's eGFR, an ECG machine's QTcF) is asked
                 # beside its inputs, whichever the dialog's order puts first; once it is given
@@ -175,16 +186,18 @@ class Dialog:
                 if relevant and derivation.fact not in candidates:
                     candidates.append(derivation.fact)
                 continue
-            input_unknown = any(i in answers and answers[i] is None for i in inputs)
-            if derivation.fact in answers or input_unknown:
+            input_unknown = any(i in answers and answers[i] is None for i in derivation.inputs)
+            # given as itself (not unknown), a derived fact needs no inputs; answered unknown
+            # it still does, for a trial that derives it another way
+            if answers.get(derivation.fact) is not None or input_unknown:
                 candidates = [f for f in candidates if f not in inputs]
-            relevant = derivation.fact in missing or any(i in missing for i in inputs)
             if input_unknown and relevant and derivation.fact not in answers:
                 if derivation.fact not in candidates:
                     candidates.append(derivation.fact)
-            elif derivation.fact in candidates and any(i in candidates for i in inputs):
+            elif derivation.fact in candidates and any(i in candidates for i in derivation.inputs):
                 candidates.remove(derivation.fact)
-        return candidates
+        # a fact already computed (by any trial of the screening) is never asked
+        return [f for f in candidates if f not in self.result.derived]
 
     def _ask(self, fact: str, correction: str | None = None) -> bool:
         """Ask `fact` until it is answered or a command changes course.
@@ -220,18 +233,45 @@ class Dialog:
 
     def _progress(self, fact: str) -> str:
         """`Question 7, at most 12 left`: this question's number in the screening and the most
-        questions that can still come, this one included; a new section is announced first."""
+        questions that can still come, this one included; a new section is announced first.
+
+        The bound never goes up from one question to the next: it counts every fact an open
+        criterion reads that could still be asked, a derived fact too while one of its inputs
+        may turn out unknown. Only a correction can raise it (a question that no longer
+        applied applies again); the screen then says so before the higher count."""
         section = self.dialog.questions[fact].section
         if section and section != self._section:
             self._say(render.section(self.dialog.section_title(section)))
         self._section = section
         number = 1 + sum(1 for f in self.session.answers if not _prefilled(self.session.sources.get(f)))
+        left = self._at_most_left()
+        if self._shown_left is not None and left > self._shown_left and self._corrected:
+            self._say(render.note(self.dialog.tr(
+                "The correction of {fact} brings back questions that no longer applied: at most {left} left now.",
+                fact=self.dialog.label(self._corrected), left=left)))
+        self._shown_left, self._corrected = left, None
+        return self.dialog.tr("Question {number}, at most {left} left", number=number, left=left)
+
+    def _still_read(self) -> list[str]:
+        """The facts the undecided criteria (of trials still open) read, derived facts with
+        their inputs."""
+        return [f for c in self.trial.criteria if self.result.outcomes.get(c.id, "unknown") == "unknown"
+                and self._criterion_open(c.id) for f in self.trial.expanded_facts(c)]
+
+    def _at_most_left(self) -> int:
+        """The most questions that can still come, the one about to be asked included."""
         # Every fact an undecided criterion reads, not only those that would move it now: an
         # answer can make another question matter, and a bound that went up was never one.
-        needed = [f for c in self.trial.criteria if self.result.outcomes.get(c.id, "unknown") == "unknown"
-                  and self._criterion_open(c.id) for f in self.trial.expanded_facts(c)]
-        left = max(1, len(self._askable(tuple(dict.fromkeys([*self.result.missing, *needed])))))
-        return self.dialog.tr("Question {number}, at most {left} left", number=number, left=left)
+        read = tuple(dict.fromkeys([*self.result.missing, *self._still_read()]))
+        possible = set(self._askable(read))
+        answers = self.session.answers
+        for derivation in self.trial.derivations:
+            # asked itself if an input turns out unknown: counted until every input is known
+            if (derivation.fact in read and derivation.fact in self.dialog.questions
+                    and derivation.fact not in answers and derivation.fact not in self.result.derived
+                    and not all(answers.get(i) is not None for i in derivation.inputs)):
+                possible.add(derivation.fact)
+        return max(1, len(possible))
 
     def _after_decision(self) -> bool:
         """Offer a last chance to correct; True when a correction reopened the screening."""
@@ -359,6 +399,7 @@ class Dialog:
                 new=render.show_value(self.dialog, value, fact))))
             if self.observer is not None:
                 self.observer.correction(fact, old, value, reason)
+            self._corrected = fact
             result = self._drop_superseded(before, fact, value)
         else:
             self.session.answer(fact, value, source, raw)

@@ -18,9 +18,8 @@ from screener.dialog.spec import DialogSpec
 from screener.errors import ConflictError, ImpossibleFacts
 from screener.i18n import Message
 from screener.model import Result, Trial
-from screener.present import humanize, list_text, plain_value
+from screener.present import computed, humanize, list_text, plain_value
 from screener.rules.collect import describe_ref
-from screener.shown import computed
 
 
 def show_value(dialog: DialogSpec, value: Any, fact: str | None = None) -> str:
@@ -56,7 +55,8 @@ def show_value(dialog: DialogSpec, value: Any, fact: str | None = None) -> str:
 def refusal(dialog: DialogSpec, error: InvalidAnswer) -> str:
     """The one-line reason for a refused answer, in the dialog's language: the dialog file's
     message, or the screener's own (list forms) from its catalogue."""
-    params = {key: value.in_language(dialog.language) if isinstance(value, Message) else value
+    params = {key: value.in_language(dialog.language) if isinstance(value, Message)
+              else refusal(dialog, value) if isinstance(value, InvalidAnswer) else value  # a list item's own
               for key, value in error.params.items()}
     if error.key in OWN_MESSAGES:
         return dialog.tr(OWN_MESSAGES[error.key].id, **params)

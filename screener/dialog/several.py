@@ -121,8 +121,10 @@ def _joined_dialog(members: Sequence[tuple[Trial, DialogSpec]], joined_id: str) 
     for _, dialog in members:
         for name, spec in dialog.facts.items():
             facts.setdefault(name, spec)
+    disease = tuple(criterion_id(trial.id, c) for trial, dialog in members for c in dialog.disease)
     return dataclasses.replace(first, trial_id=joined_id, questions=questions, titles=titles,
-                               protocol_translations=translations, notes=notes, facts=facts)
+                               protocol_translations=translations, notes=notes, facts=facts,
+                               disease=disease)
 
 
 class PortfolioDialog(Dialog):
@@ -141,12 +143,44 @@ class PortfolioDialog(Dialog):
         return self.engine
 
     def next_fact(self) -> str | None:
+        """Each open trial's disease questions first, trial by trial (a trial without the
+        disease closes before anything else is asked for it); then the fact that the most
+        open trials need, in the dialog files' order."""
         if self.result.decision != "undetermined":
             return None
         candidates = self._askable(self.result.missing)
         if not candidates:
             return None
-        return min(candidates, key=lambda f: (-self.portfolio.serving(f), self.dialog.order(f)))
+        disease = self._disease_facts()
+        return min(candidates, key=lambda f: (disease.get(f, len(self.portfolio.members)),
+                                              -self.portfolio.serving(f), self.dialog.order(f)))
+
+    def _disease_facts(self) -> dict[str, int]:
+        """The facts read by the disease criteria (the dialog files' `disease`) still unknown in
+        an open trial, each with the place of the first such trial in the screening."""
+        facts: dict[str, int] = {}
+        for place, (trial, _, dialog) in enumerate(self.portfolio.members):
+            result = self.portfolio.results.get(trial.id)
+            if result is None or result.decision != "undetermined":
+                continue
+            for criterion in dialog.disease:
+                if result.outcomes.get(criterion, "unknown") == "unknown":
+                    for fact in trial.expanded_facts(trial.criterion(criterion)):
+                        facts.setdefault(fact, place)
+        return facts
+
+    def _still_read(self) -> list[str]:
+        """Each open trial's facts read by its undecided criteria, a derived fact expanded by
+        that trial's own derivation (two trials may derive one fact from different dates)."""
+        needed: list[str] = []
+        for trial, _, _ in self.portfolio.members:
+            result = self.portfolio.results.get(trial.id)
+            if result is not None and result.decision != "undetermined":
+                continue
+            for criterion in trial.criteria:
+                if result is None or result.outcomes.get(criterion.id, "unknown") == "unknown":
+                    needed += trial.expanded_facts(criterion)
+        return needed
 
     def _criterion_open(self, criterion: str) -> bool:
         trial_id = criterion.split(" ", 1)[0]

@@ -38,7 +38,7 @@ COMMANDS = ("why", "how", "back", "change", "summary", "help", "quit")
 DEFAULTS = ("today",)
 
 _TOP = {"dialog": True, "messages": True, "answers": True, "commands": True, "facts": True,
-        "criteria": False, "sections": False}
+        "criteria": False, "sections": False, "disease": False}
 _HEAD = {"trial": True, "language": True, "title": False}
 _ANSWERS = {"yes": True, "no": True, "unknown": True, "today": True, "months": True}
 _QUESTION = {
@@ -166,6 +166,9 @@ class DialogSpec:
     notes: dict[str, str] = field(default_factory=dict)  # criterion id -> note in this language
     trial_title: str = ""  # the trial's title in this language ("" = the registered one)
     facts: dict[str, FactSpec] = field(default_factory=dict)  # the trial's data dictionary
+    # ids of the criteria that say whether the candidate has the trial's disease: screening
+    # several trials, their questions come before any other (docs/dialogs.md, `disease`)
+    disease: tuple[str, ...] = ()
 
     def title(self, criterion: Criterion) -> str:
         """The criterion's title in this language."""
@@ -284,11 +287,29 @@ def load_dialog(path: str | Path, trial: Trial, display: str | None = None) -> D
     questions = _questions(check, top, trial, vocabulary)
     titles, translations, notes = _criteria(check, top, trial)
     sections = _sections(check, top, questions)
+    disease = _disease(check, top, trial)
     if check.problems:
         raise RulesError(check.problems)
     return DialogSpec(trial_id, check.text(head, "language", "dialog"), shown, messages,
                       vocabulary, questions, titles, sections, translations, notes,
-                      check.text(head, "title", "dialog") if "title" in head else "", dict(trial.facts))
+                      check.text(head, "title", "dialog") if "title" in head else "", dict(trial.facts),
+                      disease)
+
+
+def _disease(check: _Check, top: PosDict, trial: Trial) -> tuple[str, ...]:
+    """The criteria naming the trial's disease (`disease: [<criterion id>, ...]`), each a criterion of the trial."""
+    if "disease" not in top:
+        return ()
+    raw, span = top["disease"], top.value_spans["disease"]
+    if not isinstance(raw, PosList) or not all(isinstance(item, str) for item in raw):
+        check.add(span, "wrong-type", "disease must be a list of criterion ids")
+        return ()
+    known = [c.id for c in trial.criteria]
+    for item, item_span in zip(raw, raw.item_spans):
+        if item not in known:
+            check.add(item_span, "unknown-criterion",
+                      f"disease: {item!r} is not a criterion of {trial.id}{suggest(item, known)}")
+    return tuple(item for item in raw if item in known)
 
 
 def _sections(check: _Check, top: PosDict, questions: dict[str, Question]) -> tuple[Section, ...]:

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from screener.errors import InvalidValue, ScreenerError
+from screener.i18n import Message, tr
 from screener.model import FactValue, Trial
 from screener.paths import PathEscape, inside, is_regular, read_regular, regular_files
-from screener.values import coerce, to_json
+from screener.values import coerce, shortened, to_json
 
 FORMAT = "screener-session/1"
 
@@ -28,10 +29,15 @@ class SessionError(ScreenerError):
 
     code = "session"
 
-    def __init__(self, path: str, reason: str):
+    def __init__(self, path: str, reason: str | Message):
         self.path = path
         self.reason = reason
         super().__init__(f"{path}: {reason}")
+
+    def in_language(self, language: str) -> str:
+        """The message in `language`: the file, then why it cannot be used."""
+        reason = self.reason.in_language(language) if isinstance(self.reason, Message) else self.reason
+        return f"{self.path}: {reason}"
 
 
 def state_dir(environ: dict[str, str] | None = None) -> Path:
@@ -90,6 +96,7 @@ class Session:
     sources: dict[str, str] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     operator: str | None = None
+    investigator: str | None = None  # who signs the letters (None: the operator)
     traces: tuple[KeptTrace, ...] = ()  # the audit traces it writes, empty when none
     rules_dirs: tuple[str, ...] = ()  # the --rules-dir it started with (absolute), for resume
 
@@ -155,7 +162,8 @@ class Session:
             "category": self.category, "created": self.created, "updated": now(),
             "answers": {fact: to_json(value) for fact, value in self.answers.items()},
             "sources": dict(self.sources), "history": self.history,
-            "operator": self.operator, "traces": [kept.to_json() for kept in self.traces],
+            "operator": self.operator, "investigator": self.investigator,
+            "traces": [kept.to_json() for kept in self.traces],
             "rules_dirs": list(self.rules_dirs),
         }
 
@@ -204,27 +212,38 @@ def read_data(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(read_regular(path).decode("utf-8"), parse_constant=_not_json)
     except RecursionError:  # json's guard against a file nested thousands deep
-        raise SessionError(str(path), f"cannot read the session: nested deeper than "
-                                      f"{DEPTH_LIMIT} levels") from None
+        raise SessionError(str(path), tr("cannot read the session: nested deeper than {limit} levels",
+                                         limit=DEPTH_LIMIT)) from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise SessionError(str(path), f"cannot read the session: {exc}") from exc
+        raise SessionError(str(path), tr("cannot read the session: {reason}", reason=_why(exc))) from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise SessionError(str(path), "not a screener session file")
+        raise SessionError(str(path), tr("not a screener session file"))
     stack: list[tuple[Any, int]] = [(data, 1)]
     while stack:
         item, depth = stack.pop()
         if depth > DEPTH_LIMIT:
-            raise SessionError(str(path), f"cannot read the session: nested deeper than "
-                                          f"{DEPTH_LIMIT} levels")
+            raise SessionError(str(path), tr("cannot read the session: nested deeper than {limit} levels",
+                                             limit=DEPTH_LIMIT))
         if isinstance(item, dict):
             stack.extend((value, depth + 1) for value in item.values())
         elif isinstance(item, list):
             stack.extend((value, depth + 1) for value in item)
     for name, kind in _CONTAINERS.items():
         if data.get(name) is not None and not isinstance(data[name], kind):
-            raise SessionError(str(path), f"not a screener session file: {name} is not "
-                                          f"{'an object' if kind is dict else 'a list'}")
+            raise SessionError(str(path), tr("not a screener session file: {part} is not an object", part=name)
+                               if kind is dict else
+                               tr("not a screener session file: {part} is not a list", part=name))
     return data
+
+
+def _why(exc: BaseException) -> str:
+    """What went wrong reading: an OS error's own words (the path is said before), else the parser's."""
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+
+
+def _quoted(value: Any) -> str:
+    """A name read from the file, quoted and cut: a broken file may hold anything there."""
+    return "'" + shortened(str(value)) + "'"
 
 
 def _not_json(name: str) -> Any:
@@ -236,32 +255,36 @@ def _check_history(path: Path, trial: Trial, history: list[Any]) -> None:
     it, so that going on with the session (and replaying it into a new trace) can use it."""
     for number, event in enumerate(history, start=1):
         if not isinstance(event, dict) or not isinstance(event.get("event"), str):
-            raise SessionError(str(path), f"history entry {number} is not an event")
+            raise SessionError(str(path), tr("history entry {number} is not an event", number=number))
         if "fact" not in event:  # e.g. a reopening
             continue
         fact = event["fact"]
         spec = trial.facts.get(fact) if isinstance(fact, str) else None
         if spec is None:
-            raise SessionError(str(path), f"history entry {number}: unknown fact {fact!r}")
+            raise SessionError(str(path), tr("history entry {number}: unknown fact {fact}", number=number,
+                                             fact=_quoted(fact)))
         for name in _EVENT_FIELDS.get(event["event"], ("old", "new")):
             if name not in event:
-                raise SessionError(str(path), f"history entry {number}: {name} is missing")
+                raise SessionError(str(path), tr("history entry {number}: {part} is missing",
+                                                 number=number, part=name))
             try:
                 coerce(spec, event[name])
             except InvalidValue as exc:
-                raise SessionError(str(path), f"history entry {number}: {exc}") from exc
+                raise SessionError(str(path), tr("history entry {number}: {reason}", number=number,
+                                                 reason=exc)) from exc
 
 
 def load(path: Path, trial: Trial) -> Session:
     """Read a session file for `trial`; raises SessionError when it is unreadable or foreign."""
     data = read_data(path)
     if data.get("trial") != trial.id:
-        raise SessionError(str(path), f"the session is for {data.get('trial')!r}, not {trial.id!r}")
+        raise SessionError(str(path), tr("the session is for {other}, not {trial}",
+                                         other=_quoted(data.get("trial")), trial=trial.id))
     answers: dict[str, FactValue | None] = {}
     for fact, raw in dict(data.get("answers") or {}).items():
         spec = trial.facts.get(fact)
         if spec is None:
-            raise SessionError(str(path), f"unknown fact {fact!r}")
+            raise SessionError(str(path), tr("unknown fact {fact}", fact=_quoted(fact)))
         try:
             answers[fact] = coerce(spec, raw)
         except InvalidValue as exc:
@@ -270,8 +293,10 @@ def load(path: Path, trial: Trial) -> Session:
     try:
         traces = tuple(KeptTrace.from_json(entry) for entry in data.get("traces") or ())
     except (KeyError, TypeError, ValueError) as exc:
-        raise SessionError(str(path), f"the traces it remembers are unreadable: {exc}") from exc
+        raise SessionError(str(path), tr("the traces it remembers are unreadable: {reason}",
+                                         reason=_why(exc))) from exc
     operator = data.get("operator")
+    investigator = data.get("investigator")
     return Session(
         path=path, trial_id=trial.id, trial_hash=str(data.get("trial_hash", "")),
         language=str(data.get("language", "en")), candidate_id=str(data.get("candidate_id", "")),
@@ -279,7 +304,8 @@ def load(path: Path, trial: Trial) -> Session:
         decision=data.get("decision"), category=data.get("category"), created=str(data.get("created", now())), answers=answers,
         sources={k: str(v) for k, v in dict(data.get("sources") or {}).items()},
         history=list(data.get("history") or []),
-        operator=None if operator is None else str(operator), traces=traces,
+        operator=None if operator is None else str(operator),
+        investigator=None if investigator is None else str(investigator), traces=traces,
         rules_dirs=remembered_rules_dirs(data),
     )
 

@@ -106,6 +106,7 @@ def pending_observer(session: store.Session, trial: Trial, portfolio: Portfolio 
             member, member_dialog = members[kept.trial]
             opened[kept.trial] = TraceObserver(
                 numbered(kept.path, number), member, operator=session.operator,
+                investigator=session.investigator,
                 candidate_id=session.candidate_id,
                 letter_path=numbered(kept.letter, number) if kept.letter else None,
                 language=member_dialog.language, wording=member_dialog.wording(), zone=zone,

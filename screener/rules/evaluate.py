@@ -22,8 +22,8 @@ from typing import Any, Mapping
 
 from screener.model import (
     Aggregate, And, Arith, Call, Cmp, Compare, Const, Duration, FactSpec, In, Interval, IsSpecial,
-    ItemField, Literal, Member, Neg, Not, Number, Or, Ref, Scale, Special, Truth, Within, children,
-    expr_facts,
+    ItemField, Literal, Member, Neg, Not, Number, Or, Pending, Ref, Scale, Special, Truth, Within,
+    children, expr_facts,
 )
 from screener.rules import bounds, monotone
 from screener.rules.bounds import Bounds
@@ -273,6 +273,8 @@ class Evaluator:
               fields: Mapping[str, FactSpec] | None) -> Any:
         if isinstance(e, Const):
             return e.value
+        if isinstance(e, Pending):
+            return None
         if isinstance(e, Not):
             inner = self.truth(e.operand, values, item, fields)
             return (not inner) if isinstance(inner, bool) else inner
@@ -399,6 +401,64 @@ class Evaluator:
                 (answer,) = ends
                 return answer if isinstance(answer, bool) else None
         return None
+
+    def one_way(self, e: Cmp, values: Mapping[str, Any]) -> Any:
+        """The one answer an unknown comparison of the latest (least, greatest) value of a
+        given list with a known value may still come to once the list's items are
+        completed, or None when both remain possible. `latest(L, d, v) op X` with dates
+        left unknown: the latest is one of the undated items or the latest dated one, so
+        when all of their values give one answer, no date changes it; `max_of(L, v) op X`
+        with values left unknown: the greatest is the greatest known value or more
+        (`min_of`: or less). The comparison itself stays unknown (its dates or values are
+        still to complete); this only tells which way completing it can still take it."""
+        for side, other in ((e.left, e.right), (e.right, e.left)):
+            if not (isinstance(side, Aggregate) and side.name in ("latest", "min_of", "max_of")):
+                continue
+            x = self.value(other, values, None, None)
+            items = values.get(side.fact)
+            if x is None or x is NEVER or isinstance(x, Failure) or not items:
+                return None
+            specs = {spec.name: spec for spec in self.specs[side.fact].item}
+            reached = self._reached(side, items, values, specs, x)
+            if reached is None:
+                return None
+            answers = {compare(e.op, v, x) if side is e.left else compare(e.op, x, v) for v in reached}
+            if len(answers) != 1:
+                return None
+            (answer,) = answers
+            return answer if isinstance(answer, bool) else None
+        return None
+
+    def _reached(self, e: Aggregate, items: Any, values: Mapping[str, Any],
+                 specs: Mapping[str, FactSpec], x: Any) -> list[Any] | None:
+        """Values standing for every value aggregate `e` may take once its list's unknown
+        item fields are answered; None when they are not bounded that way."""
+        if e.name == "latest":
+            date_field, chosen = e.args
+            undated, best = [], None
+            for one in items:
+                when = self.value(date_field, values, one, specs)
+                if isinstance(when, Failure):
+                    return None
+                if when is None:
+                    undated.append(one)
+                elif when is not NEVER and (best is None or when >= best[0]):
+                    best = (when, one)
+            candidates = undated + ([best[1]] if best is not None else [])
+            got = [self.value(chosen, values, one, specs) for one in candidates]
+            if any(v is None or v is NEVER or isinstance(v, Failure) for v in got):
+                return None
+            return got
+        got = [self.value(e.args[0], values, one, specs) for one in items]
+        if any(isinstance(v, Failure) or v is NEVER for v in got):
+            return None
+        known = [v for v in got if v is not None]
+        if not known or not all(isinstance(v, Decimal) for v in known) or not isinstance(x, Decimal):
+            return None
+        bound = max(known) if e.name == "max_of" else min(known)
+        beyond = Decimal("Infinity") if e.name == "max_of" else Decimal("-Infinity")
+        inside = bound <= x if e.name == "max_of" else x <= bound
+        return [bound, beyond] + ([x] if inside else [])
 
     def settled_by_branches(self, e: Cmp, values: Mapping[str, Any], item: Any, fields: Any) -> Any:
         """A comparison left unknown by an `if` whose test is unknown: decided when every

@@ -82,12 +82,16 @@ def banded_score(values: dict[str, Any], points: dict[str, Any], classes: list[l
 
 
 def banded_score_settled(values: dict[str, Any], points: dict[str, Any],
-                         classes: list[list[Any]]) -> str | None:
+                         classes: list[list[Any]], normal_unless: str | None = None) -> str | None:
     """The class of a banded score some of whose inputs are unknown (absent from `values`),
     when every total they may still give falls in the same class: Child-Pugh bilirubin 60
     umol/L, albumin 25 g/L and INR 2.5 already score 9, so 11 to 15 with the two others,
-    class C whatever they are. None when the unknown inputs could change the class."""
+    class C whatever they are. None when the unknown inputs could change the class.
+
+    `normal_unless` names a yes/no input (no known liver disease): when it is no, a part
+    not given scores its fewest points, as normal, and a part given still scores its own."""
     low = high = 0
+    normal = normal_unless is not None and values.get(normal_unless) is False
     for name, table in points.items():
         if isinstance(values.get(name), Interval):
             options = _range_points(table, values[name])
@@ -97,7 +101,7 @@ def banded_score_settled(values: dict[str, Any], points: dict[str, Any],
             low, high = low + got, high + got
         else:
             options = [int(p) for p in table.values()] if isinstance(table, dict) else [int(p) for p, _ in table]
-            low, high = low + min(options), high + max(options)
+            low, high = low + min(options), high + (min(options) if normal else max(options))
     labels = {_class_of(classes, total) for total in range(low, high + 1)}
     return labels.pop() if len(labels) == 1 and None not in labels else None
 
@@ -174,10 +178,15 @@ def _band_problem(band: Any) -> str | None:
 
 
 def _score_params(params: dict[str, Any], facts: dict[str, FactSpec], inputs: tuple[str, ...]) -> list[str]:
-    problems = [f"unknown parameter {key!r}" for key in params if key not in ("points", "classes")]
+    problems = [f"unknown parameter {key!r}" for key in params
+                if key not in ("points", "classes", "normal_unless")]
+    gate = params.get("normal_unless")
+    if gate is not None and (gate not in inputs or facts[gate].type != "boolean"):
+        problems.append(f"'normal_unless' must name a yes/no fact among the inputs, not {gate!r}")
+    scored = tuple(name for name in inputs if name != gate)
     points = params.get("points")
-    if not isinstance(points, dict) or set(points) != set(inputs):
-        return problems + ["'points' must give a table for each input and nothing else"]
+    if not isinstance(points, dict) or set(points) != set(scored):
+        return problems + ["'points' must give a table for each input (but 'normal_unless') and nothing else"]
     for name, table in points.items():
         spec = facts[name]
         if spec.type == "enum":

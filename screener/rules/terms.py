@@ -12,6 +12,9 @@ fields with 0 in the engine:
 - `count(L, c) op b` becomes the range `[certain - b, possible - b]` (fields `x_<n>_lo`,
   `x_<n>_hi`): met when the whole range meets `op 0`, not met when none of it does; `any`
   and `all` are counts too;
+- the latest (least, greatest) value of a given list compared with a known value, unknown
+  because items are incomplete but able to become only met or only not met, writes `1` or
+  `-1` in `x_<n>_w` (its value field stays absent: the term is unknown);
 - any other yes/no expression (a window, `is never` of a computed date, `if`) becomes `1`
   when met and `-1` when not met, compared `> 0`.
 
@@ -27,7 +30,7 @@ from decimal import Decimal
 from typing import Any, Mapping
 
 from screener.model import (
-    Aggregate, And, Cmp, Compare, Const, Expr, In, IsSpecial, ItemField, Not, Number, Or, Ref,
+    Aggregate, And, Cmp, Compare, Const, Expr, In, IsSpecial, ItemField, Not, Number, Or, Pending, Ref,
     Special, children,
 )
 from screener.rules.bounds import Bounds
@@ -62,6 +65,12 @@ class Term:
         return self.field + "_n"
 
     @property
+    def one_way(self) -> str:
+        """Written instead of the value when the comparison is unknown but can only become
+        met (1) or only not met (-1) once its list is completed (`Evaluator.one_way`)."""
+        return self.field + "_w"
+
+    @property
     def low(self) -> str:
         return self.field + "_lo"
 
@@ -81,7 +90,7 @@ def is_native(e: Any) -> bool:
     """Whether the engine decides `e` by its own comparisons (no term needed)."""
     if isinstance(e, In):
         return len(e.values) <= MAX_NATIVE_IN
-    if isinstance(e, (Compare, Const)):
+    if isinstance(e, (Compare, Const, Pending)):
         return True
     return isinstance(e, IsSpecial) and isinstance(e.operand, Ref)
 
@@ -208,6 +217,10 @@ def compute(term: Term, evaluator: Evaluator, values: Mapping[str, Any]
                         settled = evaluator.settled_by_branches(term.expr, values, None, None)
                     if settled is not None:
                         return {term.field: _standing_for(term.op, settled)}, None
+                    # (a term that may be `never` has its marker in that field's place)
+                    only = None if term.can_be_never else evaluator.one_way(term.expr, values)
+                    if only is not None:
+                        return {term.one_way: 1 if only else -1}, None
                 return fields, failure
             truth = evaluator.truth(term.expr, values, None, None)
     except (ArithmeticError, ValueError, OverflowError) as exc:

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from screener.model import (
     Aggregate, And, Arith, Call, Cmp, Compare, Const, Duration, Expr, FactSpec, In, IsSpecial,
-    ItemField, Literal, Member, Neg, Not, Number, Or, Ref, Scale, Special, Truth, Within,
+    ItemField, Literal, Member, Neg, Not, Number, Or, Pending, Ref, Scale, Special, Truth, Within,
 )
 from screener.rules.parse import ConditionError, Node, parse_syntax, suggest
 
@@ -24,6 +24,7 @@ Unit = tuple[tuple[str, int], ...]  # UCUM codes with their exponents, sorted
 ORDERED = ("number", "quantity", "duration", "date")
 FLIP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 FUNCTIONS = ("min", "max", "abs", "if", "value", "years_between", "months_between", "days_between")
+PENDING = "pending"  # a condition of its own (`Checker.pending`), not a function of values
 AGGREGATES = ("any", "all", "count", "sum", "min_of", "max_of", "latest")
 
 
@@ -144,6 +145,7 @@ class Checker:
     def __init__(self, facts: Mapping[str, FactSpec], definitions: Mapping[str, Definition] | None = None):
         self.facts = facts
         self.definitions = definitions or {}
+        self._in_value = 0  # inside a formula, a definition or an `if` (no `pending` there)
 
     # --- entry points ------------------------------------------------------------------
 
@@ -155,7 +157,11 @@ class Checker:
     def value(self, text: str) -> tuple[Expr, Ty]:
         """A formula or definition: any type."""
         node = parse_syntax(text)
-        return self._guard(lambda: self.typed(node, None))
+        self._in_value += 1
+        try:
+            return self._guard(lambda: self.typed(node, None))
+        finally:
+            self._in_value -= 1
 
     @staticmethod
     def _guard(run: Any) -> Any:
@@ -183,6 +189,8 @@ class Checker:
             return Not(self.cond(node.args[0], scope))
         if node.kind == "bool":
             return Const(bool(node.value))
+        if node.kind == "call" and node.text == PENDING:
+            return self.pending(node, scope)
         expr, ty = self.typed(node, scope)
         if ty.kind != "boolean":
             if node.kind == "name":
@@ -510,8 +518,32 @@ class Checker:
 
     # --- functions ---------------------------------------------------------------------
 
+    def pending(self, node: Node, scope: Mapping[str, FactSpec] | None) -> Expr:
+        """`pending(f, ...)`: unknown until what the facts describe is done (a condition of a
+        criterion, never of a list item, an `if` or a formula)."""
+        if scope is not None or self._in_value:
+            raise self.wrong(node, "pending(...) is a condition of a criterion, not of a list item, an if, "
+                                   "a definition or a formula")
+        if not node.args:
+            raise self.wrong(node, "pending needs the facts still to collect: pending(exam_date, exam_finding)")
+        names: list[str] = []
+        for arg in node.args:
+            if arg.kind != "name" or arg.text not in self.facts:
+                if arg.kind == "name" and arg.text not in self.definitions:
+                    hint = suggest(arg.text, list(self.facts))
+                    raise ConditionError(arg.offset, "unknown-fact", f"{arg.text!r} is not in the data dictionary{hint}")
+                raise self.wrong(arg, "pending takes the names of facts")
+            spec = self.facts[arg.text]
+            if spec.type == "list" or spec.derived_by is not None or spec.context:
+                raise self.wrong(arg, f"pending takes facts a person collects, not {arg.text!r}")
+            if arg.text not in names:
+                names.append(arg.text)
+        return Pending(tuple(names))
+
     def call(self, node: Node, scope: Mapping[str, FactSpec] | None) -> tuple[Expr, Ty]:
         name = node.text
+        if name == PENDING:
+            raise self.wrong(node, "pending(...) is a condition of a criterion, not a value")
         if name not in FUNCTIONS:
             raise ConditionError(node.offset, "unknown-function",
                                  f"unknown function {name!r}{suggest(name, [*FUNCTIONS, *AGGREGATES])}")
@@ -521,8 +553,12 @@ class Checker:
         if name in ("min", "max") and not node.args:
             raise self.wrong(node, f"{name} needs at least one argument")
         if name == "if":
-            test = self.cond(node.args[0], scope)
-            (a, at), (b, bt) = self.resolve_pair(node.args[1], node.args[2], scope)
+            self._in_value += 1
+            try:
+                test = self.cond(node.args[0], scope)
+                (a, at), (b, bt) = self.resolve_pair(node.args[1], node.args[2], scope)
+            finally:
+                self._in_value -= 1
             a, b, ty = self.unify(node, a, at, b, bt, what="choose between")
             return Call("if", (test, a, b)), ty
         if name == "value":

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from screener.model import (
-    Aggregate, And, Call, Cmp, Compare, Const, Expr, In, IsSpecial, Not, Or, Special, Trial, children,
+    Aggregate, And, Call, Cmp, Compare, Const, Expr, In, IsSpecial, Not, Or, Pending, Special, Trial, children,
     expr_facts,
 )
 from screener.rules.compile.encode import Cond, _NEGATE, _OPS, _exact, encode, engine_places, field
@@ -202,6 +202,8 @@ class _Kleene:
         return _all([self._cmp(fact, "!=", v) for v in values])
 
     def true(self, e: "Expr | Part") -> Cond:
+        if isinstance(e, Pending):
+            return False  # unknown until what it names is done
         if isinstance(e, Term):
             return self._term(e, "met")
         if isinstance(e, IsSpecial):
@@ -222,6 +224,8 @@ class _Kleene:
         return _any([self.true(o) for o in e.operands])
 
     def false(self, e: "Expr | Part") -> Cond:
+        if isinstance(e, Pending):
+            return False  # unknown until what it names is done
         if isinstance(e, Term):
             return self._term(e, "not_met")
         if isinstance(e, IsSpecial):
@@ -242,6 +246,8 @@ class _Kleene:
         return _all([self.false(o) for o in e.operands])
 
     def unknown(self, e: "Expr | Part") -> Cond:
+        if isinstance(e, Pending):
+            return True  # unknown until what it names is done
         if isinstance(e, Term):
             return self._term(e, "unknown")
         if isinstance(e, IsSpecial):
@@ -312,6 +318,8 @@ class _Kleene:
             return _all([self.unknown(e), self.absent(fact), self._matters(e.expr, fact)])
         if isinstance(e, IsSpecial):
             return self.unread(fact) if e.operand.fact == fact else False
+        if isinstance(e, Pending):
+            return fact in e.facts  # to collect again, given or not
         if isinstance(e, Part):
             return _all([self.unknown(e), self.relevant(e.expr, fact)])
         if isinstance(e, Const):
@@ -342,17 +350,20 @@ class _Kleene:
         self._sticky_seen[id(e)] = (e, found)
         return found
 
-    def _movable(self, t: Term) -> Cond:
-        """The sticky term `t` is not stuck: its list is not given empty."""
+    def _movable(self, t: Term, want: bool) -> Cond:
+        """The sticky term `t` is not stuck, its list not given empty, and completing the
+        list's items can still make it `want`: it was not found to go only the other way
+        (the latest of readings all above the limit, their dates unknown)."""
         name = field(_stuck_list(t) or "")
-        return _any([{"$nex": {name: 1}}, {"$gt": {name: 0}}])
+        return _all([_any([{"$nex": {name: 1}}, {"$gt": {name: 0}}]),
+                     _any([{"$nex": {t.one_way: 1}}, {t.one_way: 1 if want else -1}])])
 
     def _can(self, e: Any, want: bool) -> Cond:
         """`e` is unknown and some answers to the absent facts make it `want`."""
         if not self._sticky(e):
             return self.unknown(e)
         if isinstance(e, Term):
-            return _all([self.unknown(e), self._movable(e)])
+            return _all([self.unknown(e), self._movable(e, want)])
         if isinstance(e, Not):
             return self._can(e.operand, not want)
         assert isinstance(e, (And, Or))
@@ -366,7 +377,7 @@ class _Kleene:
         if not self._sticky(e):
             return self.relevant(e, fact)
         if isinstance(e, Term):
-            return _all([self.relevant(e, fact), self._movable(e)])
+            return _all([self.relevant(e, fact), self._movable(e, want)])
         if isinstance(e, Not):
             return self._towards(e.operand, fact, not want)
         assert isinstance(e, (And, Or))

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from screener.model import And, Compare, Const, Expr, In, IsSpecial, Not, Or, Ref
+from screener.model import And, Compare, Const, Expr, In, IsSpecial, Not, Or, Pending, Ref
 from screener.rules.compile.encode import Cond, PART_PREFIX, _OPS, field
 from screener.rules.compile.normal import MAX_OR_WIDTH
 from screener.rules.terms import Term
@@ -102,6 +102,8 @@ def _walk(e: Any, parts: list[Part], facts: list[str]) -> None:
     elif isinstance(e, (Compare, In)):
         if e.fact not in facts:
             facts.append(e.fact)
+    elif isinstance(e, Pending):
+        facts.extend(name for name in e.facts if name not in facts)
     elif isinstance(e, (Term, IsSpecial)):
         for name in e.inputs if isinstance(e, Term) else (e.operand.fact,):
             if name not in facts:
@@ -132,7 +134,7 @@ def _native(e: Any) -> bool:
         return _native(e.operand)
     if isinstance(e, (And, Or)):
         return all(_native(o) for o in e.operands)
-    return isinstance(e, (Compare, In, Const)) or (isinstance(e, IsSpecial) and isinstance(e.operand, Ref))
+    return isinstance(e, (Compare, In, Const, Pending)) or (isinstance(e, IsSpecial) and isinstance(e.operand, Ref))
 
 
 def _scaled(name: str, op: str, scaled: Decimal) -> Cond:
