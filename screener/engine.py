@@ -522,9 +522,14 @@ class Screener:
             value = banded_score_settled(inputs, derivation.params["points"], derivation.params["classes"],
                                          derivation.params.get("normal_unless"))
             given = values.get(derivation.fact)
+            gate = derivation.params.get("normal_unless")
             if value is None and given is not None and any(isinstance(v, Interval) for v in inputs.values()) \
-                    and all(name in values for name in derivation.inputs):
-                labels = banded_score_classes(inputs, derivation.params["points"], derivation.params["classes"])
+                    and (all(name in values for name in derivation.params["points"])
+                         or (gate is not None and values.get(gate) is False)):
+                # every value of the ranges gives some class (the parts not given score as
+                # normal): a given class none of them gives contradicts them
+                labels = banded_score_classes(inputs, derivation.params["points"],
+                                              derivation.params["classes"], gate)
                 if given not in labels:  # no total the ranges allow gives the given class
                     shown = " or ".join(sorted(str(label) for label in labels))
                     contradictions.setdefault(derivation.fact, ConflictError(derivation.fact, given, shown, inputs))
@@ -630,7 +635,8 @@ def _ranged_function(function: Any, inputs: dict[str, FactValue], derivation: An
     when some ends contradict and others not. Raises
     DerivationError when every end does. Also every value it may take, where it has few."""
     if derivation.function == "banded_score":
-        labels = banded_score_classes(inputs, derivation.params["points"], derivation.params["classes"])
+        labels = banded_score_classes(inputs, derivation.params["points"], derivation.params["classes"],
+                                      derivation.params.get("normal_unless"))
         settled = next(iter(labels)) if len(labels) == 1 and None not in labels else None
         return settled, labels
     names = list(inputs)

@@ -936,6 +936,7 @@ class Reference:
                 reached: set[str] = set()
                 self.relevant_ranged(c.cond, envs, varying, reached)
                 pending = [name for name in c.facts if name in reached]
+                pending.extend(self.awaited_ranged(c.cond, envs))
                 while pending:
                     name = pending.pop()
                     found.add(name)
@@ -946,6 +947,24 @@ class Reference:
             missing = sorted(found, key=self.order.__getitem__) + self.to_complete(outcomes, rts[0])
         return {"decision": decision, "failed_criteria": failed, "missing": missing, "errors": [],
                 "warnings": sorted(warned, key=self.order.__getitem__)}
+
+    def awaited_ranged(self, e: tuple, envs: list[Env]) -> list[str]:
+        """`awaited` over the values tried (a part is unknown when it is for some value or
+        differs between them)."""
+        if e[0] == "def":
+            return self.awaited_ranged(self.definitions[e[1]], envs)
+        if e[0] == "pending":
+            return [arg[1] for arg in e[1]]
+        if e[0] == "not":
+            return self.awaited_ranged(e[1], envs)
+        if e[0] in ("and", "or"):
+            out = []
+            for part in e[1]:
+                got = {evaluate(part, env) for env in envs}
+                if len(got) > 1 or isinstance(next(iter(got)), Unk):
+                    out.extend(self.awaited_ranged(part, envs))
+            return out
+        return []
 
     def relevant_ranged(self, e: tuple, envs: list[Env], varying: set[str], out: set[str]) -> None:
         """`relevant` over the values tried: a part is unknown when it is unknown for some

@@ -107,9 +107,11 @@ def banded_score_settled(values: dict[str, Any], points: dict[str, Any],
 
 
 def banded_score_classes(values: dict[str, Any], points: dict[str, Any],
-                         classes: list[list[Any]]) -> frozenset[str | None]:
+                         classes: list[list[Any]], normal_unless: str | None = None) -> frozenset[str | None]:
     """Every class the totals of a banded score may fall in, its unknown inputs (absent from
-    `values`) taking any points and its ranged ones the points of any band they reach."""
+    `values`) taking any points (their fewest where `normal_unless` is no, as in
+    `banded_score_settled`) and its ranged ones the points of any band they reach."""
+    normal = normal_unless is not None and values.get(normal_unless) is False
     low = high = 0
     for name, table in points.items():
         if isinstance(values.get(name), Interval):
@@ -118,6 +120,7 @@ def banded_score_classes(values: dict[str, Any], points: dict[str, Any],
             options = [_points(table, values[name])]
         else:
             options = [int(p) for p in table.values()] if isinstance(table, dict) else [int(p) for p, _ in table]
+            options = [min(options)] if normal else options
         low, high = low + min(options), high + max(options)
     return frozenset(_class_of(classes, total) for total in range(low, high + 1))
 
