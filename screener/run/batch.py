@@ -14,7 +14,7 @@ import sys
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, TextIO
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, TextIO, TypeVar
 
 from screener.engine import Screener
 from screener.errors import ConflictError, InvalidValue
@@ -25,6 +25,8 @@ from screener.sources.readers import Row
 from screener.safe import json_text
 from screener.screening_log import with_screening_log
 from screener.values import check_plausible, coerce, coerce_text, describe_conversion
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from screener.audit.sign import Signer
@@ -323,10 +325,11 @@ def _screen_chunk(rows: list[Row]) -> list[tuple[dict[str, Any], list[str], str 
     return out
 
 
-def _chunks(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
-    chunk: list[Row] = []
-    for row in rows:
-        chunk.append(row)
+def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """`items` in lists of `size` (the last may be shorter), taken as they come."""
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
         if len(chunk) == size:
             yield chunk
             chunk = []
@@ -376,7 +379,7 @@ def chunk_results(rows: Iterable[Row], jobs: int, chunk_size: int, initializer: 
     stderr, sys.stderr = sys.stderr, _WithoutPoolNoise(sys.stderr)
     try:
         in_flight: deque[Any] = deque()
-        for chunk in _chunks(rows, chunk_size):
+        for chunk in chunks(rows, chunk_size):
             in_flight.append(pool.submit(work, chunk))
             if len(in_flight) >= 3 * jobs:
                 yield in_flight.popleft().result()

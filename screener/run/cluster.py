@@ -269,17 +269,6 @@ def workers_of(client: Any) -> int:
         return 1
 
 
-def _chunks(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
-    chunk: list[Row] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 def chunk_results(client: Any, chunks: Iterable[tuple[list[Any], Any]], work: Callable[..., Any],
                   *args: Any) -> Iterator[tuple[list[Any], Any]]:
     """`work(*args, items)` on the cluster for each `(items, state)` of `chunks`; yields
@@ -445,8 +434,10 @@ def _prepared(rows: Iterable[Row], chunk_size: int, trials: Sequence[Trial], unk
     to complete it: per row, per trial, the stored record (None: screened by a worker) and its
     store key. Without a store every row goes for every trial."""
     known = frozenset(name for trial in trials for name in trial.facts)
+    from screener.run.batch import chunks
+
     size = int(_test_knob(TEST_ROWS_VARIABLE)) or chunk_size
-    for chunk in _chunks(rows, size):
+    for chunk in chunks(rows, size):
         items: list[tuple[Row, Sequence[int] | None]] = []
         kept = []
         for row in chunk:

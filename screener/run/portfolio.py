@@ -12,7 +12,7 @@ import dataclasses
 import os
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
-from screener.run.batch import AuditOptions, Summary, chunk_results, screen_row, write_audit
+from screener.run.batch import AuditOptions, Summary, chunk_results, chunks, screen_row, write_audit
 from screener.engine import Screener
 from screener.model import Trial
 from screener.paths import inside
@@ -156,11 +156,4 @@ def rank(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def per_candidate(records: Iterable[dict[str, Any]], trial_count: int) -> Iterator[list[dict[str, Any]]]:
     """Group the portfolio's record stream into one list per input row (`trial_count` each)."""
-    group: list[dict[str, Any]] = []
-    for record in records:
-        group.append(record)
-        if len(group) == trial_count:
-            yield group
-            group = []
-    if group:
-        yield group
+    return chunks(records, trial_count)
