@@ -142,22 +142,35 @@ def screen_row(trial: Trial, screener: Screener, row: Row,
 
     With a `store`, a candidate whose facts and trial's rules are unchanged since the store
     last saw them gets the stored record (no decision is made again, so no result either)."""
-    candidate_id = _id_of(trial, row)
-    if (store is None or not isinstance(candidate_id, (str, int)) or isinstance(candidate_id, bool)
-            or (isinstance(candidate_id, str) and not candidate_id.strip())):  # no id: nothing to key
-        if store is not None:
-            store.counts.unkeyed += 1
-        return _logged(trial, _screen_row(trial, screener, row, candidate_id, candidate_facts(trial, row, context)))
+    if store is None:
+        return _logged(trial, _screen_row(trial, screener, row, _id_of(trial, row),
+                                          candidate_facts(trial, row, context)))
+    key, read = store_key(trial, row, context, store)
+    if key is None:
+        return _logged(trial, _screen_row(trial, screener, row, _id_of(trial, row), read))
+    if (record := store.lookup(*key)) is not None:
+        return Screened(record, read[0])
+    screened = _logged(trial, _screen_row(trial, screener, row, key[0], read))
+    store.remember(*key, screened.record)
+    return screened
+
+
+def store_key(trial: Trial, row: Row, context: Mapping[str, FactValue] | None,
+              store: Store) -> tuple[tuple[Any, str, str, str] | None, tuple[dict[str, FactValue], Any]]:
+    """The key of the row's screening for `trial` in `store` (candidate id, trial, a keyed hash
+    of what was read, the rules' key), and what was read (`candidate_facts`). The key is None,
+    and counted, for a row without a usable candidate id: such a row is never stored."""
     from screener.run.store import rules_key
 
-    facts, value_errors = candidate_facts(trial, row, context)
-    read = [row.problem, facts, value_errors, getattr(row, "sources", None)]
-    facts_hash, rules_hash = store.facts_hash(candidate_id, read), rules_key(trial.content_hash)
-    if (record := store.lookup(candidate_id, trial.id, facts_hash, rules_hash)) is not None:
-        return Screened(record, facts)
-    screened = _logged(trial, _screen_row(trial, screener, row, candidate_id, (facts, value_errors)))
-    store.remember(candidate_id, trial.id, facts_hash, rules_hash, screened.record)
-    return screened
+    read = candidate_facts(trial, row, context)
+    candidate_id = _id_of(trial, row)
+    if (not isinstance(candidate_id, (str, int)) or isinstance(candidate_id, bool)
+            or (isinstance(candidate_id, str) and not candidate_id.strip())):  # no id: nothing to key
+        store.counts.unkeyed += 1
+        return None, read
+    facts, value_errors = read
+    seen = [row.problem, facts, value_errors, getattr(row, "sources", None)]
+    return (candidate_id, trial.id, store.facts_hash(candidate_id, seen), rules_key(trial.content_hash)), read
 
 
 def _logged(trial: Trial, screened: Screened) -> Screened:

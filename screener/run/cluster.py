@@ -412,29 +412,13 @@ def screen_chunk(packs: Sequence[RulesPack], context: Mapping[str, FactValue], m
 
 # --- the runs (on the client) ------------------------------------------------------------
 
-def _store_key(trial: Trial, row: Row, context: Mapping[str, FactValue], store: Store) -> Any:
-    """The key of the row's screening for `trial` in the store, as `batch.screen_row` makes
-    it; None (counted) for a row without a usable candidate id, never stored."""
-    from screener.run.batch import _id_of, candidate_facts
-    from screener.run.store import rules_key
-
-    candidate_id = _id_of(trial, row)
-    if (not isinstance(candidate_id, (str, int)) or isinstance(candidate_id, bool)
-            or (isinstance(candidate_id, str) and not candidate_id.strip())):
-        store.counts.unkeyed += 1
-        return None
-    facts, value_errors = candidate_facts(trial, row, context)
-    read = [row.problem, facts, value_errors, getattr(row, "sources", None)]
-    return candidate_id, trial.id, store.facts_hash(candidate_id, read), rules_key(trial.content_hash)
-
-
 def _prepared(rows: Iterable[Row], chunk_size: int, trials: Sequence[Trial], unknown: set[str],
               context: Mapping[str, FactValue], store: Store | None) -> Iterator[tuple[list[Any], Any]]:
     """Chunks of `(row, trials to screen)` for the workers, each with what the client keeps
     to complete it: per row, per trial, the stored record (None: screened by a worker) and its
     store key. Without a store every row goes for every trial."""
     known = frozenset(name for trial in trials for name in trial.facts)
-    from screener.run.batch import chunks
+    from screener.run.batch import chunks, store_key
 
     size = int(_test_knob(TEST_ROWS_VARIABLE)) or chunk_size
     for chunk in chunks(rows, size):
@@ -447,7 +431,7 @@ def _prepared(rows: Iterable[Row], chunk_size: int, trials: Sequence[Trial], unk
                 continue
             stored, keys = [], []
             for trial in trials:
-                key = _store_key(trial, row, context, store)
+                key = store_key(trial, row, context, store)[0]
                 stored.append(store.lookup(*key) if key is not None else None)
                 keys.append(key)
             if (which := [i for i, record in enumerate(stored) if record is None]):
