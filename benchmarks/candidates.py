@@ -126,6 +126,7 @@ class Profile:
     invalid: float  # chance a candidate has invalid values at all (then ~5% of its facts)
     native: bool  # may use JSON/YAML-typed values (bool, int, float, date, list); else text
     consistent: bool  # give derived facts only when their inputs are not all given
+    ranged: float = 0.0  # chance a quantity or date is given as a range (`<20`, `2021-03`)
 
 
 ADVERSARIAL = Profile(absent=(0.0, 0.03, 0.1, 0.3, 0.7), passing=(0.5, 0.9, 0.97, 1.0),
@@ -549,6 +550,9 @@ class _Draw:
         self.rt: dict[str, Any] = {}  # runtime values drawn so far (valid, given or derived)
         self.bad: set[str] = set()
         self.base = _a_date(c, 2015, 2026)
+        # ranges per candidate: two at most, and a year only alone (the reference tries
+        # every day of a date range)
+        self.ranges_left = 2 if profile.ranged else 0
 
     def env(self, item: dict[str, Any] | None = None) -> Env:
         env = self.gen.ref.env(self.rt)
@@ -572,7 +576,42 @@ class _Draw:
         self.rt[name] = value
         if name in self.gen.formula_inputs:
             self._derive()
+        if self.ranges_left and spec.type in ("quantity", "date") and spec.derived_by is None \
+                and c.chance(self.profile.ranged):
+            ranged = self.raw_ranged(spec, value)
+            if ranged is not None:
+                return ranged
         return self.raw_valid(name, spec, value)
+
+    def raw_ranged(self, spec: FactSpec, value: Any) -> Any:
+        """The value drawn (at an edge) written as a range around it, as records give them:
+        a censored result whose bound is the value, or the month (rarely the year) of a day."""
+        c = self.c
+        if spec.type == "date":
+            if not isinstance(value, Day) or value.ongoing:
+                return None
+            d = dt.date.fromordinal(int(value.ordinal))
+            if self.ranges_left == 2 and c.chance(0.1):
+                self.ranges_left = 0
+                return c.choice((str(d.year), f"{d.year}年"))
+            self.ranges_left = min(self.ranges_left - 1, 1 if c.chance(0.5) else 0)
+            return c.choice((f"{d.year:04d}-{d.month:02d}", f"{d.month:02d}/{d.year}",
+                             f"{calendar.month_name[d.month]} {d.year}", f"{d.year}年{d.month}月"))
+        number = value.value
+        low = None if spec.minimum is None else Decimal(str(spec.minimum))
+        high = None if spec.maximum is None else Decimal(str(spec.maximum))
+        ops = [op for op in ("<", "<=", ">", ">=")
+               if (low is None or number > low or (op == "<=" and number == low))
+               and (high is None or number < high or (op == ">=" and number == high))
+               and (op in ("<", "<=") or high is None or number < high)]
+        if not ops:
+            return None
+        self.ranges_left -= 1
+        op = c.choice(ops)
+        text = _plain(number)
+        if op == "<" and c.chance(0.2) and number > max(low or Decimal(0), Decimal(0)):
+            return c.choice((f"below detection limit ({text})", f"低于检测下限({text})"))
+        return c.choice((f"{op}{text}", f"{op} {text}", f"{op}{text} {spec.unit}"))
 
     def _in_order(self, name: str, value: Any) -> Any:
         """A realistic date is not before the date a derivation function counts from."""

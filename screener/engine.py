@@ -42,14 +42,15 @@ from screener.rules.compile import (
 )
 from screener.rules.compile.rules import enabling_fields
 from screener.rules import formulas
+from screener.rules import ranged as ranged_fields
 from screener.rules.collect import to_collect
 from screener.rules.evaluate import Evaluator, Failure
 from screener.rules.terms import NEVER_PREFIX, Term, compute
 from screener.errors import (
     ConflictError, EngineError, ImpossibleFacts, InvalidValue, RuleProblem, RulesError, reported_warning,
 )
-from screener.rules.functions import FUNCTIONS, DerivationError, banded_score_settled
-from screener.model import Criterion, FactValue, Firing, Result, Special, Trial
+from screener.rules.functions import FUNCTIONS, DerivationError, banded_score_classes, banded_score_settled
+from screener.model import Criterion, FactValue, Firing, Interval, Result, Special, Trial
 
 _MESSAGE = re.compile(r'\{"([^"]+)":\{"m":\{"sid":\s*"[^"]*",\s*"id":\s*"([^"]*)"')
 # Facts go to the engine as compact JSON text: less for its parser and for every message
@@ -234,6 +235,8 @@ class Screener:
                                for c in trial.criteria)
         # only decimals, quantities, dates and lists change form on their way into the engine
         places = engine_places(trial)
+        self._ranged = {name: (spec, places.get(name)) for name, spec in trial.facts.items()
+                        if ranged_fields.is_ranged(spec)}
         self._encoders = {name: encoder(spec, places.get(name)) for name, spec in trial.facts.items()}
         self._fields = {name: FIELD_PREFIX + name for name in trial.facts}
 
@@ -269,10 +272,14 @@ class Screener:
         encoders = self._encoders
         names = self._fields
         never = self._never_facts
+        ranged = self._ranged
         added: dict[str, Any] = {}
         for name, value in itertools.islice(values.items(), start, None) if start else values.items():
             if value is Special.NEVER and name in never:
                 added[NEVER_PREFIX + name] = 1
+            elif name in ranged:  # its least and greatest values (screener.rules.ranged)
+                spec, places = ranged[name]
+                ranged_fields.write(spec, name, value, places, added)
             else:
                 scaled = encoders[name]
                 added[names[name]] = value if scaled is None else scaled(value)
@@ -537,19 +544,46 @@ class Screener:
                 return True
             if value is None:
                 return False  # unknown for now; computed again if more facts arrive
-        elif derivation.function == "banded_score" and not all(name in values for name in derivation.inputs):
+        elif derivation.function == "banded_score" and not all(
+                name in values and not isinstance(values[name], Interval) for name in derivation.inputs):
             # a score is settled before all its parts are known when the rest cannot change
-            # its class (docs/rules-language.md, "Settled when settled")
+            # its class (docs/rules-language.md, "Settled when settled"); a part known as a
+            # range may score the points of any band it reaches
             inputs = {name: values[name] for name in derivation.inputs if name in values}
             value = banded_score_settled(inputs, derivation.params["points"], derivation.params["classes"],
                                          derivation.params.get("normal_unless"))
+            given = values.get(derivation.fact)
+            gate = derivation.params.get("normal_unless")
+            if value is None and given is not None and any(isinstance(v, Interval) for v in inputs.values()) \
+                    and (all(name in values for name in derivation.params["points"])
+                         or (gate is not None and values.get(gate) is False)):
+                # every value of the ranges gives some class (the parts not given score as
+                # normal): a given class none of them gives contradicts them
+                labels = banded_score_classes(inputs, derivation.params["points"],
+                                              derivation.params["classes"], gate)
+                if given not in labels:  # no total the ranges allow gives the given class
+                    shown = " or ".join(sorted(str(label) for label in labels))
+                    contradictions.setdefault(derivation.fact, ConflictError(derivation.fact, given, shown, inputs))
+                    return True
             if value is None:
                 return False  # unknown for now; computed again if more facts arrive
         else:
             function = FUNCTIONS[derivation.function]
             inputs = {name: values[name] for name in derivation.inputs}
             try:
-                value = function.call(inputs, derivation.params, derivation.inputs)
+                if any(isinstance(v, Interval) for v in inputs.values()):
+                    value, possible = _ranged_function(function, inputs, derivation)
+                    given = values.get(derivation.fact)
+                    if value is None and given is not None and given not in possible:
+                        # no value the ranges allow is the given one
+                        shown = " or ".join(sorted(str(p) for p in possible))
+                        contradictions.setdefault(derivation.fact,
+                                                  ConflictError(derivation.fact, given, shown, inputs))
+                        return True
+                    if value is None:
+                        return False  # the range leaves it open: unknown
+                else:
+                    value = function.call(inputs, derivation.params, derivation.inputs)
             except DerivationError as exc:
                 contradictions.setdefault(derivation.fact,
                                           ImpossibleFacts(derivation.fact, None, inputs, str(exc)))
@@ -565,7 +599,7 @@ class Screener:
             # a reported measurement decides; the computed value is kept beside it
             if derivation.fact not in self._computed:
                 self._computed[derivation.fact] = value
-                if abs(Decimal(str(given)) - Decimal(str(value))) > derivation.tolerance:
+                if _apart(given, value) > derivation.tolerance:
                     self._warnings[derivation.fact] = reported_warning(
                         derivation.fact, given, value, inputs, derivation.tolerance)
             if firings is not None:
@@ -611,6 +645,53 @@ class Screener:
             warnings=tuple(self._warnings[name] for name in self.trial.facts if name in self._warnings)
             if self._warnings else (),
         )
+
+
+def _apart(given: FactValue, computed: FactValue) -> Decimal:
+    """How far a reported value is from the computed one; for ranges, the gap between the
+    nearest values of the two (0 when they meet)."""
+    def ends(value: Any) -> tuple[Decimal, Decimal]:
+        if isinstance(value, Interval):
+            return (Decimal("-Infinity") if value.low is None else Decimal(str(value.low)),
+                    Decimal("Infinity") if value.high is None else Decimal(str(value.high)))
+        number = Decimal(str(value))
+        return number, number
+    (a_low, a_high), (b_low, b_high) = ends(given), ends(computed)
+    return max(Decimal(0), a_low - b_high, b_low - a_high)
+
+
+def _ranged_function(function: Any, inputs: dict[str, FactValue], derivation: Any
+                     ) -> tuple[FactValue | None, frozenset[Any]]:
+    """A function derivation whose inputs include a range (a birth date known to the month):
+    the functions only grow or only shrink with each input (completed years, a date before
+    another), so their values at the ends of the ranges bound every other. The one value
+    they all give, a whole-number range for an integer, or None (unknown) when a yes/no or
+    a class would differ (a score: the class every total its ranges allow falls in) -- or
+    when some ends contradict and others not. Raises
+    DerivationError when every end does. Also every value it may take, where it has few."""
+    if derivation.function == "banded_score":
+        labels = banded_score_classes(inputs, derivation.params["points"], derivation.params["classes"],
+                                      derivation.params.get("normal_unless"))
+        settled = next(iter(labels)) if len(labels) == 1 and None not in labels else None
+        return settled, labels
+    names = list(inputs)
+    choices = [(v.low, v.high) if isinstance(v, Interval) else (v,) for v in inputs.values()]
+    results, errors = [], []
+    for combination in itertools.product(*choices):
+        try:
+            results.append(function.call(dict(zip(names, combination)), derivation.params,
+                                         derivation.inputs))
+        except DerivationError as exc:
+            errors.append(exc)
+    if not results:
+        raise errors[0]
+    if errors:
+        return None, frozenset(results) | {None}
+    if all(r == results[0] for r in results):
+        return results[0], frozenset(results)
+    if all(isinstance(r, int) and not isinstance(r, bool) for r in results):
+        return Interval(min(results), max(results)), frozenset(range(min(results), max(results) + 1))
+    return None, frozenset(results)
 
 
 def _terms_in(condition: Any) -> tuple[str, ...]:

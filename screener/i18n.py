@@ -66,6 +66,22 @@ def local_date(language: str, day: dt.date) -> str:
     return format_date(day, "long", locale=DATE_LOCALES.get(language, language))
 
 
+@functools.lru_cache(maxsize=1024)
+def local_month(language: str, day: dt.date) -> str:
+    """The month of `day` as written in `language`: `March 1970`, `1970年3月`."""
+    from babel.dates import format_skeleton
+
+    return format_skeleton("yMMMM", day, locale=DATE_LOCALES.get(language, language))
+
+
+@functools.lru_cache(maxsize=256)
+def local_year(language: str, day: dt.date) -> str:
+    """The year of `day` as written in `language`: `1970`, `1970年`."""
+    from babel.dates import format_skeleton
+
+    return format_skeleton("y", day, locale=DATE_LOCALES.get(language, language))
+
+
 def local_datetime(language: str, moment: dt.datetime) -> str:
     """A timezone-aware time as written in `language`, with its UTC offset:
     `4 Mar 2026, 17:30:00 UTC+08:00`, `2026年3月4日 17:30:00 UTC+08:00`."""

@@ -25,10 +25,38 @@ class Special(str, enum.Enum):
     ONGOING = "ongoing"
 
 
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """A value known only to lie between two ends, as the record gives it: a censored result
+    (`<20` IU/mL: below 20, 20 excluded), a result below the detection limit, a month or a
+    year for a date (`March 2021`: one of its days), or a fact computed from such values (17
+    or 18 completed years). The ends are exact (Decimal for numbers and quantities, in the
+    fact's declared unit; int for integers; date for dates, both days included); None is no
+    end.
+
+    `form` is how it was written: `<`, `<=`, `>`, `>=` (a censored number), `below` (below
+    the detection limit), `month`, `year`, or "" for a computed one; `given` is the text that
+    reads back to the same value (`<20`, `<0.5 mg/dL`, `2021-03`): what a trace records."""
+
+    low: Any
+    high: Any
+    low_open: bool = False
+    high_open: bool = False
+    form: str = ""
+    given: str = ""
+
+    def contains(self, value: Any) -> bool:
+        """Whether the point `value` (of the ends' kind) lies in the interval."""
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        return not (self.high is not None and (value > self.high or (self.high_open and value == self.high)))
+
+
 # bool, int, float (decimal), Decimal (quantity, in the fact's declared unit), str (enum,
-# text), date or Special (date), or a tuple of items (list: each item maps field -> value,
+# text), date or Special (date), an Interval (a censored quantity, a month or year date, or
+# a number computed from them), or a tuple of items (list: each item maps field -> value,
 # None for unknown).
-FactValue = Union[bool, int, float, Decimal, str, _dt.date, Special,
+FactValue = Union[bool, int, float, Decimal, str, _dt.date, Special, Interval,
                   tuple[Mapping[str, Any], ...]]
 
 FACT_TYPES = ("boolean", "integer", "decimal", "date", "enum", "text", "quantity", "list")
@@ -76,6 +104,9 @@ class FactSpec:
     # since a day no earlier than the drug's start), "" when none
     not_before: str = ""
     plausible: "Plausible | None" = None  # quantity facts: the usual range, see Plausible
+    # quantity facts: a result "below the detection limit" given without its limit is below
+    # this (the assay's limit, or a bound of the limits of every assay in use)
+    detection_limit: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

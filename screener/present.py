@@ -17,7 +17,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Callable, Mapping
 
 from screener.i18n import Message, tr
-from screener.model import Special
+from screener.model import Interval, Special
 
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 
@@ -140,6 +140,11 @@ def plain_value(value: Any, language: str = "en", *, unit: str = "",
         return _say(language, "unknown")
     if isinstance(value, bool):
         return _say(language, "yes" if value else "no")
+    from screener.intervals import from_record, show_interval  # (intervals reads errors, which read this)
+
+    ranged = value if isinstance(value, Interval) else from_record(value)
+    if ranged is not None:  # a censored result, a month, a computed range
+        return show_interval(ranged, language, unit_text(unit, language))
     special = getattr(value, "value", value)  # Special.NEVER / Special.ONGOING
     if special in ("never", "ongoing"):
         return _say(language, str(special))
@@ -215,6 +220,10 @@ def show(value: Any) -> str:
         return str(int(value))
     if isinstance(value, dt.date):
         return value.isoformat()
+    if isinstance(value, Interval):
+        from screener.intervals import show_interval
+
+        return show_interval(value)
     if isinstance(value, Special):
         return value.value
     if isinstance(value, Decimal):

@@ -17,7 +17,8 @@ from fractions import Fraction
 from typing import Any, Mapping
 
 from screener.errors import InvalidValue
-from screener.model import FactSpec, FactValue, Special
+from screener.intervals import censored, interval_json, partial_date
+from screener.model import FactSpec, FactValue, Interval, Special
 from screener.present import plain as _plain, shortened as shortened
 from screener.present import show as show  # screener.values.show stays the public name
 
@@ -76,8 +77,10 @@ def coerce(spec: FactSpec, raw: Any) -> FactValue | None:
         _refuse_oversized(spec, raw)
     if kind in _NUMERIC_KINDS and isinstance(raw, str):
         _ascii_digits(spec, raw)
+    if isinstance(raw, Interval) and kind in ("quantity", "date"):
+        return raw
     if kind == "quantity":
-        return quantity(spec, raw)[0]
+        return censored(spec, raw) or quantity(spec, raw)[0]
     if kind == "list":
         return _list(spec, raw)
     if kind == "boolean":
@@ -232,8 +235,12 @@ def _date(spec: FactSpec, raw: Any) -> dt.date | Special:
             return dt.date.fromisoformat(raw)
         except ValueError:
             raise InvalidValue(spec.name, raw, "no such date") from None
+    month = partial_date(spec, raw)
+    if month is not None:
+        return month
     words = "".join(f" or {s.value}" for s in spec.special)
-    raise InvalidValue(spec.name, raw, f"expected a date as YYYY-MM-DD{words}")
+    raise InvalidValue(spec.name, raw, f"expected a date as YYYY-MM-DD, a month (YYYY-MM) or a "
+                                       f"year{words}")
 
 
 _SPECIAL_WORDS = frozenset(s.value for s in Special)
@@ -539,6 +546,8 @@ def to_json(value: Any) -> Any:
     lists as lists of objects."""
     if isinstance(value, dt.date):
         return value.isoformat()
+    if isinstance(value, Interval):
+        return interval_json(value)
     if isinstance(value, Special):
         return value.value
     if isinstance(value, Decimal):

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import itertools
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -48,7 +49,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from screener.errors import InvalidValue
-from screener.model import FactSpec, Plausible, Span, Special, Trial
+from screener.model import FactSpec, Interval, Plausible, Span, Special, Trial
 from screener.rules.read import load_yaml
 from screener.values import coerce
 
@@ -201,6 +202,8 @@ def fact_spec(name: str, entry: dict[str, Any]) -> FactSpec:
         else:
             plain.append((str(code), Decimal(str(how))))
     extra: dict[str, Any] = {"affine": tuple(affine)} if "affine" in FactSpec.__slots__ else {}  # type: ignore[attr-defined]
+    if entry.get("detection_limit") is not None:
+        extra["detection_limit"] = Decimal(str(entry["detection_limit"]))
     if isinstance(entry.get("plausible"), dict):
         usual = entry["plausible"]
         bound = lambda key: None if usual.get(key) is None else Decimal(str(usual[key]))  # noqa: E731
@@ -476,6 +479,7 @@ class Reference:
                     continue
                 if d.fact in typed and d.reported:
                     # a reported measurement stays and decides; far from the computation it warns
+                    self.reported_pairs[d.fact] = (_num(typed[d.fact]), _num(value))
                     if abs(_num(typed[d.fact]) - _num(value)) > d.tolerance:
                         self.warned.append(d.fact)
                 elif d.fact in typed:
@@ -803,8 +807,11 @@ class Reference:
         typed, errors = self.typed(fields, context or {})
         if errors:
             return _error(errors)
+        if any(isinstance(v, Interval) for v in typed.values()):
+            return self.decide_ranged(typed)
         rt = {name: runtime(self.facts[name], value) for name, value in typed.items()}
         self.warned: list[str] = []
+        self.reported_pairs: dict[str, tuple[Any, Any]] = {}
         contradictory = self.complete(typed, rt)
         if contradictory:
             return _error([f"{name}: contradicts its inputs" for name in contradictory])
@@ -827,6 +834,158 @@ class Reference:
                    if decision == "undetermined" else None)
         return {"decision": decision, "failed_criteria": failed, "missing": missing, "errors": [],
                 "warnings": sorted(self.warned, key=self.order.__getitem__)}
+
+
+    # -- values known as a range (docs/rules-language.md, "Values known as a range") ---------
+    # Decided the plain way, by trying the values: each ranged fact takes every day of its
+    # month or year, or the ends of its range (just inside an open end), every literal of the
+    # trial inside it and the values just beside those; the candidate is decided once per
+    # combination and a criterion is met (not met) when it is in every one, else unknown.
+
+    def range_points(self, name: str, value: Interval) -> list[Any]:
+        spec = self.facts[name]
+        if spec.type == "date":
+            first, last = value.low.toordinal(), value.high.toordinal()
+            if last - first <= MAX_RANGE_DAYS:
+                return [dt.date.fromordinal(o) for o in range(first, last + 1)]
+            cuts = {v.ordinal for c in self.criteria for v in _literals(c.cond, self.definitions)
+                    if isinstance(v, Day) and not v.ongoing}
+            inside = {int(c) + d for c in cuts for d in (-1, 0, 1)} | {first, last}
+            return [dt.date.fromordinal(o) for o in sorted(inside) if first <= o <= last]
+        low = value.low if value.low is not None else (value.high - 10**9)
+        high = value.high if value.high is not None else (value.low + 10**9)
+        near = Decimal("1e-9")
+        points = {low + near if value.low_open or value.low is None else low,
+                  high - near if value.high_open or value.high is None else high, (low + high) / 2}
+        cuts = set()
+        for e in [c.cond for c in self.criteria] + [d.formula for d in self.derivations if d.formula]:
+            for v in _literals(e, self.definitions):
+                if isinstance(v, Decimal):
+                    cuts.add(v)
+                elif isinstance(v, Q):
+                    try:
+                        cuts.add(to_unit(v, spec.unit, conv_of(spec)) if spec.unit else v.value)
+                    except Exception:
+                        cuts.add(v.value)
+        for d in self.derivations:  # the band limits of a score
+            table = (d.params.get("points") or {}).get(name) if d.function == "banded_score" else None
+            for row in table if isinstance(table, list) else ():
+                cuts.add(_band(row[1])[1])
+        points |= {c + d for c in cuts for d in (-near, 0, near)}
+        kept = sorted(p for p in points if value.contains(p))
+        return [int(p) if spec.type == "integer" else float(p) if spec.type == "decimal" else p
+                for p in kept if spec.type != "integer" or p == p.to_integral_value()]
+
+    def decide_ranged(self, typed: dict[str, Any]) -> dict[str, Any]:
+        ranged = {n: v for n, v in typed.items() if isinstance(v, Interval)}
+        choices = [self.range_points(n, v) for n, v in ranged.items()]
+        if len(list(itertools.islice(itertools.product(*choices), MAX_RANGE_COMBINATIONS + 1))) \
+                > MAX_RANGE_COMBINATIONS:
+            raise ValueError("too many values to try: draw fewer or narrower ranges")
+        # every combination's facts first: a fact contradicted by its inputs in every one is
+        # an error; one contradicted in some only is unknown there (a given value stays)
+        rts: list[dict[str, Any]] = []
+        warned: set[str] = set()
+        pairs: dict[str, list[tuple[Decimal, Decimal]]] = {}
+        always_bad: set[str] | None = None
+        for combination in itertools.product(*choices):
+            one = {**typed, **dict(zip(ranged, combination))}
+            rt = {name: runtime(self.facts[name], value) for name, value in one.items()}
+            self.warned, self.reported_pairs = [], {}
+            bad = set(self.complete(one, rt))
+            for name, pair in self.reported_pairs.items():
+                pairs.setdefault(name, []).append(pair)
+            always_bad = bad if always_bad is None else always_bad & bad
+            rts.append(rt)
+        # a reported value is far from the computation when the values it and the computation
+        # take (both vary smoothly with the ranges) are further apart than the tolerance
+        for name, got in pairs.items():
+            given, computed = [g for g, _ in got], [c for _, c in got]
+            gap = max(Decimal(0), min(given) - max(computed), min(computed) - max(given))
+            if gap > self.derived_by[name].tolerance:
+                warned.add(name)
+        if always_bad:
+            return _error([f"{name}: contradicts its inputs" for name in sorted(always_bad, key=self.order.__getitem__)])
+        # a derived yes/no, class or text that differs between the values is unknown, as the
+        # engine keeps only numbers and dates as ranges
+        for name, d in self.derived_by.items():
+            if name in typed or self.facts[name].type not in ("boolean", "enum", "text"):
+                continue
+            if len({repr(rt.get(name)) for rt in rts}) > 1:
+                for rt in rts:
+                    rt[name] = UNKNOWN
+        envs = [self.env(rt) for rt in rts]
+        seen: dict[str, set[Any]] = {c.id: {evaluate(c.cond, env) for env in envs} for c in self.criteria}
+        outcomes = {cid: next(iter(got)) if len(got) == 1 and isinstance(next(iter(got)), bool) else UNKNOWN
+                    for cid, got in seen.items()}
+        failed = [c.id for c in self.criteria if outcomes[c.id] is (NOT_MET if c.kind == "inclusion" else MET)]
+        if failed:
+            decision = "ineligible"
+        elif all(not isinstance(outcomes[c.id], Unk) for c in self.criteria):
+            decision = "eligible"
+        else:
+            decision = "undetermined"
+        missing = None
+        if decision == "undetermined":
+            varying = {name for name in set().union(*(rt.keys() for rt in rts))
+                       if len({repr(rt.get(name)) for rt in rts}) > 1}
+            found: set[str] = set()
+            for c in self.criteria:
+                if not isinstance(outcomes[c.id], Unk) or not c.ask:
+                    continue
+                reached: set[str] = set()
+                self.relevant_ranged(c.cond, envs, varying, reached)
+                pending = [name for name in c.facts if name in reached]
+                pending.extend(self.awaited_ranged(c.cond, envs))
+                while pending:
+                    name = pending.pop()
+                    found.add(name)
+                    d = self.derived_by.get(name)
+                    if d is not None:
+                        pending.extend(i for i in d.inputs
+                                       if (i not in rts[0] or i in varying) and i not in found)
+            missing = sorted(found, key=self.order.__getitem__) + self.to_complete(outcomes, rts[0])
+        return {"decision": decision, "failed_criteria": failed, "missing": missing, "errors": [],
+                "warnings": sorted(warned, key=self.order.__getitem__)}
+
+    def awaited_ranged(self, e: tuple, envs: list[Env]) -> list[str]:
+        """`awaited` over the values tried (a part is unknown when it is for some value or
+        differs between them)."""
+        if e[0] == "def":
+            return self.awaited_ranged(self.definitions[e[1]], envs)
+        if e[0] == "pending":
+            return [arg[1] for arg in e[1]]
+        if e[0] == "not":
+            return self.awaited_ranged(e[1], envs)
+        if e[0] in ("and", "or"):
+            out = []
+            for part in e[1]:
+                got = {evaluate(part, env) for env in envs}
+                if len(got) > 1 or isinstance(next(iter(got)), Unk):
+                    out.extend(self.awaited_ranged(part, envs))
+            return out
+        return []
+
+    def relevant_ranged(self, e: tuple, envs: list[Env], varying: set[str], out: set[str]) -> None:
+        """`relevant` over the values tried: a part is unknown when it is unknown for some
+        value or differs between them; the facts of an unknown comparison that are absent or
+        ranged are named."""
+        if e[0] == "def":
+            self.relevant_ranged(self.definitions[e[1]], envs, varying, out)
+        elif e[0] == "not":
+            self.relevant_ranged(e[1], envs, varying, out)
+        elif e[0] in ("and", "or"):
+            for part in e[1]:
+                got = {evaluate(part, env) for env in envs}
+                if len(got) > 1 or isinstance(next(iter(got)), Unk):
+                    self.relevant_ranged(part, envs, varying, out)
+        else:
+            out.update(n for n in names_read(e, self.definitions)
+                       if n not in envs[0].values or n in varying or isinstance(envs[0].values[n], Unk))
+
+
+MAX_RANGE_DAYS = 400
+MAX_RANGE_COMBINATIONS = 20_000
 
 
 _AGGREGATES = ("any", "all", "count", "sum", "min_of", "max_of", "latest")

@@ -382,3 +382,19 @@ def test_csv_results_carry_the_sources_as_json_in_a_last_column(tmp_path):
     assert list(row)[-1] == "sources"
     assert json.loads(row["sources"])["sex"] == {"resource": "Patient/p1", "where": f"{bundle} entry 1",
                                                  "given": "female"}
+
+
+def test_a_censored_hbv_dna_decides_e9_from_its_comparator(tmp_path):
+    """FHIR Quantity's comparator: HBV DNA `< 20 IU/mL` with a positive HBcAb is below E9's
+    2000 IU/mL whatever its value; `> 1000` is not, and names the fact."""
+    def hbv(rid, patient, comparator, value):
+        return _obs(rid, patient, "29615-2", "2026-11-30", valueQuantity={
+            "value": value, "comparator": comparator, "unit": "IU/mL", "system": UCUM, "code": "[IU]/mL"})
+    bundle = _bundle(tmp_path / "p.json", _patient("p1"), hbv("hbv-1", "p1", "<", 20),
+                     _patient("p2"), hbv("hbv-2", "p2", ">", 1000))
+    sheet = _sheet(tmp_path, "candidate_id,screening_date,hbcab_positive\np1,2026-12-01,yes\np2,2026-12-01,yes\n")
+    code, records = _run(tmp_path, bundle, sheet)
+    first, second = records
+    assert first["sources"]["hbv_dna"]["given"] == "<20 [IU]/mL"  # as the record codes it
+    assert "E9" not in first["failed_criteria"] and "hbv_dna" not in first["missing"]
+    assert "E9" not in second["failed_criteria"] and "hbv_dna" in second["missing"]

@@ -34,6 +34,11 @@ TRIALS = sorted(p.stem for p in (ROOT / "rules").glob("*.yaml") if not p.name.en
 NEAR_THRESHOLDS = Profile(absent=(0.0, 0.03), passing=(0.95, 0.99), invalid=0.0, native=True,
                           consistent=False)
 
+# the same, with quantities and dates given as ranges at those edges: censored results
+# (`<20`, `>= 2000`, "below detection limit (20)") and months or years (`2021-03`, `2021`)
+RANGED = Profile(absent=(0.0, 0.03), passing=(0.95, 0.99), invalid=0.0, native=True,
+                 consistent=False, ranged=0.3)
+
 
 def _cases() -> list[tuple[str, dict, dict]]:
     out = []
@@ -108,4 +113,14 @@ def test_engine_agrees_with_reference(trial_id, data):
 def test_engine_agrees_with_reference_near_thresholds(trial_id, data):
     """Nearly complete candidates, decided by values at the edges."""
     cand = generator_for(ROOT / "rules" / f"{trial_id}.yaml").candidate(DrawChooser(data.draw), NEAR_THRESHOLDS)
+    _check_against_reference(trial_id, cand)
+
+
+@pytest.mark.parametrize("trial_id", TRIALS)
+@_SETTINGS
+@given(data=st.data())
+def test_engine_agrees_with_reference_on_ranges(trial_id, data):
+    """Nearly complete candidates with censored results and month-year dates at the edges:
+    a criterion is decided when every value of the ranges decides it the same way."""
+    cand = generator_for(ROOT / "rules" / f"{trial_id}.yaml").candidate(DrawChooser(data.draw), RANGED)
     _check_against_reference(trial_id, cand)

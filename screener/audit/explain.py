@@ -43,6 +43,11 @@ def _name(words: Words, fact: str) -> str:
     return words.label(fact)
 
 
+def _missing(words: Words, fact: str, recorded: dict[str, Any], kinds: dict[str, str]) -> str:
+    """A missing fact by its label, saying what is needed when it was given as a range."""
+    return words.missing_label(fact, (recorded.get(fact) or {}).get("value"), kinds.get(fact, ""))
+
+
 def _fact_node(words: Words, parent: Tree, name: str, entry: dict[str, Any] | None) -> None:
     if entry is None or entry.get("value") is None:
         parent.add(Text.assemble((_name(words, name), "bold"), " = ",
@@ -162,8 +167,11 @@ def explanation(trace: Trace, words: Words | None = None) -> RenderableType:
                                          criteria=", ".join(decision["failed"])))
     parts += [header, criteria_tree(trace, words)]
     if decision is not None and decision["missing"]:
+        recorded = final_facts(trace)
+        kinds = {name: spec.get("type", "") for name, spec in trace.start["trial"]["facts"].items()}
         parts.append(Text(words.tr("Missing facts: {facts}", facts=", ".join(
-            _name(words, name) if parse_ref(name) is None else describe_ref(name, words.label, words.tr)
+            _missing(words, name, recorded, kinds) if parse_ref(name) is None
+            else describe_ref(name, words.label, words.tr)
             for name in decision["missing"])), style="yellow"))
     if decision is not None and decision.get("warnings"):
         # reported measurements far from their computation (docs/rules-language.md)

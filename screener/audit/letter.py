@@ -206,7 +206,9 @@ def build_letter(trace: Trace, trace_hash: str, issued: _dt.datetime,
             excludes=criterion["id"] in decision["failed"],
             evidence=tuple(_evidence(words, n, facts[n], descriptions.get(n, ""), sources)
                            for n in names if facts.get(n, {}).get("value") is not None),
-            missing=(tuple(words.label(n) for n in names if n in missing)
+            missing=(tuple(words.missing_label(n, facts.get(n, {}).get("value"),
+                                               trial["facts"].get(n, {}).get("type", ""))
+                           for n in names if n in missing)
                      if outcome == "unknown" and not not_assessed else ()),
             not_assessed=not_assessed, mark=_mark(criterion["kind"], outcome, not_assessed),
         ))
@@ -220,7 +222,9 @@ def build_letter(trace: Trace, trace_hash: str, issued: _dt.datetime,
         candidate_id=candidate or words.tr("(not given)"), decision=decision["decision"],
         decision_text=decision_words(words, decision["decision"]), failed=tuple(decision["failed"]),
         criteria=tuple(rows),
-        missing=tuple(MissingFact(words.label(n), descriptions.get(n, "")
+        missing=tuple(MissingFact(words.missing_label(n, facts.get(n, {}).get("value"),
+                                                      trial["facts"].get(n, {}).get("type", "")),
+                                  descriptions.get(n, "")
                                   if descriptions.get(n, "").rstrip(".") != words.label(n) else "")
                       if parse_ref(n) is None else MissingFact(describe_ref(n, words.label, words.tr), "")
                       for n in missing),

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 from screener.audit.chain import Trace
 from screener.audit.trace import Source
 from screener.i18n import local_date, local_time, named_zone, translate
+from screener.intervals import from_record
 from screener.present import humanize, label_from, list_text, plain_value
 
 
@@ -97,6 +98,20 @@ class Words:
             return self.labels[fact]
         return label_from(fact, self.descriptions.get(fact, "") if self.language == "en" else "")
 
+
+    def missing_label(self, fact: str, recorded: Any, kind: str = "") -> str:
+        """A missing fact's label, with what is needed when the record gave it only as a range
+        (`Last deep vein thrombosis (the exact day is needed)`)."""
+        label = self.label(fact)
+        if recorded is None:
+            return label
+        ranged = from_record(recorded)
+        year = kind == "date" and isinstance(recorded, str) and recorded.isdigit()
+        if ranged is None and not year:
+            return label
+        day = year or (ranged is not None and ranged.form in ("month", "year"))
+        hint = self.tr("the exact day is needed") if day else self.tr("the exact value is needed")
+        return f"{label} ({hint})"
 
     def value(self, fact: str, value: Any) -> str:
         """A fact value as a person reads it in this language: yes/no, dates in local form

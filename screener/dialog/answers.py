@@ -25,7 +25,8 @@ from typing import Any
 
 from screener.dialog.spec import Question, Vocabulary, is_number, normalize
 from screener.errors import InvalidValue
-from screener.model import FactSpec, FactValue
+from screener.intervals import censored, partial_date
+from screener.model import FactSpec, FactValue, Interval
 from screener.i18n import tr
 from screener.present import label_from, number_text as shown_number, plain as _plain, unit_text as shown_unit
 from screener.values import (
@@ -99,6 +100,10 @@ def parse_answer(
     if said in question.synonyms:
         return Answer(_coerce(spec, question.synonyms[said], text))
     kind = spec.type
+    if kind in ("quantity", "date"):
+        ranged = _ranged(spec, text)
+        if ranged is not None:
+            return Answer(ranged)
     if kind == "quantity":
         return _quantity(spec, question, text)
     if kind == "list":
@@ -131,6 +136,15 @@ def parse_answer(
         raise InvalidAnswer("bad_choice", answer=text,
                             choices=" / ".join(question.values.get(v, v) for v in spec.values))
     return Answer(_coerce(spec, text.strip(), text))
+
+
+def _ranged(spec: FactSpec, text: str) -> Interval | None:
+    """A censored result (`<20`, `低于检测下限`) or a month or year (`March 2021`,
+    `2021年3月`), read by the batch reader; None when the answer is not written as one."""
+    try:
+        return censored(spec, text.strip()) if spec.type == "quantity" else partial_date(spec, text.strip())
+    except InvalidValue as exc:
+        raise InvalidAnswer("out_of_range", answer=text.strip(), reason=exc.reason) from None
 
 
 def _coerce(spec: FactSpec, value: Any, text: str) -> FactValue | None:

@@ -24,7 +24,8 @@ from screener.dialog.spec import DialogSpec, normalize
 from screener.dialog.store import Session
 from screener.dialog.terminal import Reader
 from screener.errors import ConflictError, InvalidValue
-from screener.model import FactValue, Result, Trial
+from screener.model import FactValue, Interval, Result, Trial
+from screener.present import plain_value
 from screener.rules.collect import describe_ref, parse_ref
 from screener.values import coerce
 
@@ -343,6 +344,10 @@ class Dialog(AskingAgain):
         if answer.echo is not None:
             key, params = answer.echo
             self._say(render.note(self.dialog.message(key, **params)))
+        elif isinstance(answer.value, Interval):
+            # a range as the person will see it in the letter: `< 20 IU/mL`, `2021年3月`
+            shown = plain_value(answer.value, self.dialog.language, unit=self.trial.facts[fact].unit)
+            self._say(render.note(self.dialog.message("date_echo", date=shown)))
         value = answer.value
         doubts = doubt(self.dialog, self.trial.facts[fact], self.dialog.questions[fact], line,
                        value, self.today)

@@ -32,7 +32,7 @@ FACT_KEYS = {
     "type": True, "description": True, "values": False, "min": False, "max": False,
     "places": False, "unit": False, "required": False, "derived": False,
     "special": False, "convert": False, "item": False, "context": False, "not_before": False,
-    "plausible": False,
+    "plausible": False, "detection_limit": False,
 }
 DERIVATION_KEYS = {
     "id": True, "fact": True, "function": False, "formula": False, "inputs": False, "params": False,
@@ -206,6 +206,8 @@ def _fact(check: Checker, name: str, spec: Any, where: Span, at: Span,
     minimum, maximum = _number(check, entry, "min", label), _number(check, entry, "max", label)
     if minimum is not None and maximum is not None and minimum > maximum:
         check.add(entry.value_spans["min"], "wrong-type", f"{label}: min is above max")
+    detection_limit = _detection_limit(check, entry, label, minimum, maximum) \
+        if kind == "quantity" and "detection_limit" in entry else None
     return FactSpec(
         name=name, type=kind, description=check.text(entry, "description", label),
         span=where, values=values, minimum=minimum, maximum=maximum,
@@ -213,15 +215,34 @@ def _fact(check: Checker, name: str, spec: Any, where: Span, at: Span,
         derived_by="?" if entry.get("derived") is True and owner is None else None,
         context=entry.get("context") is True and owner is None, special=_special(check, entry, label),
         convert=convert, item=item, affine=affine, plausible=plausible,
-        not_before=str(entry.get("not_before", "")) if owner is not None else "",
+        detection_limit=detection_limit, not_before=str(entry.get("not_before", "")) if owner is not None else "",
     )
 
 
 _KIND_KEYS = {
     "values": ("enum",), "places": ("decimal", "quantity"), "convert": ("quantity",),
     "special": ("date",), "item": ("list",), "not_before": ("date",), "plausible": ("quantity",),
+    "detection_limit": ("quantity",),
     "min": ("integer", "decimal", "quantity"), "max": ("integer", "decimal", "quantity"),
 }
+
+
+def _detection_limit(check: Checker, entry: Any, label: str, minimum: float | None,
+                     maximum: float | None) -> Decimal | None:
+    """`detection_limit: N`: a result "below the detection limit" given without its limit
+    is below N, in the declared unit (the assay's limit, or a bound of the limits of every
+    assay in use); it must leave room above the fact's minimum (or 0) and not pass its max."""
+    number = _number(check, entry, "detection_limit", label)
+    if number is None:
+        return None
+    limit = Decimal(str(number))
+    floor = Decimal(0) if minimum is None or minimum < 0 else Decimal(str(minimum))
+    if limit <= floor or (maximum is not None and limit > Decimal(str(maximum))):
+        check.add(entry.value_spans["detection_limit"], "wrong-type",
+                  f"{label}: detection_limit must be above {floor}"
+                  + ("" if maximum is None else f" and at most the max {maximum}"))
+        return None
+    return limit
 
 
 def _plausible(check: Checker, entry: Any, label: str, unit: str,

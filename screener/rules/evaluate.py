@@ -21,9 +21,12 @@ from decimal import Decimal
 from typing import Any, Mapping
 
 from screener.model import (
-    Aggregate, And, Arith, Call, Cmp, Compare, Const, Duration, FactSpec, In, IsSpecial, ItemField,
-    Literal, Member, Neg, Not, Number, Or, Pending, Ref, Scale, Special, Truth, Within, children,
+    Aggregate, And, Arith, Call, Cmp, Compare, Const, Duration, FactSpec, In, Interval, IsSpecial,
+    ItemField, Literal, Member, Neg, Not, Number, Or, Pending, Ref, Scale, Special, Truth, Within,
+    children, expr_facts,
 )
+from screener.rules import bounds, monotone
+from screener.rules.bounds import Bounds
 from screener.rules.functions import add_months
 
 NEVER = Special.NEVER
@@ -55,6 +58,8 @@ def load(spec: FactSpec, value: Any) -> Any:
         return NEVER
     if value is Special.ONGOING:
         return ONGOING
+    if isinstance(value, Interval):
+        return bounds.settle(bounds.from_interval(value))
     if spec.type in ("integer", "decimal", "quantity"):
         return value if isinstance(value, Decimal) else Decimal(str(value))
     if spec.type == "date":
@@ -80,9 +85,35 @@ class Evaluator:
         """The value of `expr`; never raises for candidate data."""
         try:
             with decimal.localcontext(_CONTEXT):
-                return self.value(expr, values, None, None)
+                got = self.value(expr, values, None, None)
+                if isinstance(got, Bounds):
+                    exact = self.exact_range(expr, values)
+                    return got if exact is None else exact
+                return got
         except (ArithmeticError, ValueError, OverflowError) as exc:
             return Failure(_reason(exc))
+
+    def exact_range(self, e: Any, values: Mapping[str, Any]) -> Any:
+        """The exact range of `e` over the ranged facts it reads, where it is monotone in
+        each (screener.rules.monotone); None otherwise."""
+        ranged = {}
+        for name in expr_facts(e):
+            value = values.get(name)
+            if isinstance(value, Interval) and name in self.specs:
+                loaded = load(self.specs[name], value)
+                if isinstance(loaded, Bounds):
+                    ranged[name] = loaded
+        if not ranged:
+            return None
+
+        def at(expr: Any, points: Mapping[str, Any]) -> Any:
+            typed = {name: (_typed_point(self.specs[name], points[name]) if name in ranged else value)
+                     for name, value in points.items()}
+            try:
+                return self.value(expr, typed, None, None)
+            except (ArithmeticError, ValueError, OverflowError):
+                return None
+        return monotone.at_ends(e, values, ranged, at, lambda sub: self.value(sub, values, None, None))
 
     def run_truth(self, expr: Any, values: Mapping[str, Any]) -> Any:
         """Like `run`, for a condition: True, False, None or a Failure."""
@@ -109,9 +140,13 @@ class Evaluator:
             return load(fields[e.name], item.get(e.name))
         if isinstance(e, Scale):
             inner = self.value(e.operand, values, item, fields)
+            if isinstance(inner, Bounds):
+                return bounds.divide(bounds.multiply(inner, Decimal(e.factor.numerator)),
+                                     Decimal(e.factor.denominator))
             return _numeric(inner, lambda v: v * e.factor.numerator / e.factor.denominator)
         if isinstance(e, Neg):
-            return _numeric(self.value(e.operand, values, item, fields), lambda v: -v)
+            return _numeric(self.value(e.operand, values, item, fields),
+                            lambda v: bounds.negate(v) if isinstance(v, Bounds) else -v)
         if isinstance(e, Arith):
             return self.arith(e, values, item, fields)
         if isinstance(e, Call):
@@ -126,6 +161,8 @@ class Evaluator:
         blocked = _blocked(a, b)
         if blocked is not _CLEAR:
             return blocked
+        if isinstance(a, Bounds) or isinstance(b, Bounds):
+            return bounds.settle(_ranged_arith(e, a, b))
         if e.calendar:
             if a == ONGOING:
                 return a
@@ -161,6 +198,8 @@ class Evaluator:
         blocked = _blocked(*args)
         if blocked is not _CLEAR:
             return blocked
+        if any(isinstance(a, Bounds) for a in args):
+            return bounds.settle(_ranged_call(e.name, args))
         if e.name == "min":
             return min(args)
         if e.name == "max":
@@ -202,6 +241,8 @@ class Evaluator:
                 when = self.value(date_field, values, one, specs)
                 if when is None or isinstance(when, Failure):
                     return when
+                if isinstance(when, Bounds):
+                    return None  # which item is the latest is not known
                 if when is NEVER:
                     continue
                 if best is None or when >= best[0]:
@@ -213,6 +254,13 @@ class Evaluator:
         blocked = _blocked(*got)
         if blocked is not _CLEAR:
             return blocked
+        if any(isinstance(g, Bounds) for g in got):
+            if e.name == "sum":
+                total: Any = Decimal(0)
+                for g in got:
+                    total = bounds.add(total, g)
+                return bounds.settle(total)
+            return bounds.settle(bounds.minimum(got) if e.name == "min_of" else bounds.maximum(got))
         if e.name == "sum":
             return sum(got, Decimal(0))
         if not got:
@@ -247,12 +295,18 @@ class Evaluator:
             value = load(self.specs[e.fact], values.get(e.fact))
             if value is None or value is NEVER:
                 return None if value is None else False
+            if isinstance(value, Bounds):
+                return _ranged_member(value, _members(e.values))
             return value in _members(e.values)
         if isinstance(e, Cmp):
             left = self.value(e.left, values, item, fields)
             right = self.value(e.right, values, item, fields)
             if isinstance(left, Range):
                 return _range_truth(e.op, left, right)
+            if item is None and (isinstance(left, Bounds) or isinstance(right, Bounds)):
+                exact = self.exact_range(Arith("-", e.left, e.right), values)
+                if exact is not None:
+                    return compare(e.op, exact, Decimal(0))
             got = compare(e.op, left, right)
             if got is None:
                 got = self.settled_by_ongoing(e, left, right, fields)
@@ -263,11 +317,15 @@ class Evaluator:
             value = self.value(e.operand, values, item, fields)
             if value is None or isinstance(value, Failure):
                 return value
+            if isinstance(value, Bounds):
+                return _ranged_member(value, frozenset(_literal(v) for v in e.values))
             return value is not NEVER and value in {_literal(v) for v in e.values}
         if isinstance(e, IsSpecial):
             value = self.value(e.operand, values, item, fields)
             if value is None or isinstance(value, Failure):
                 return value
+            if isinstance(value, Bounds):
+                return False  # a range of days is a date: neither word
             return value is NEVER if e.word is Special.NEVER else value == ONGOING
         if isinstance(e, Within):
             return self.within(e, values, item, fields)
@@ -524,13 +582,15 @@ def _window(e: Within, x: Any, d: Any, y: Any) -> Any:
     """`x within d before|after y` for these values (docs/rules-language.md)."""
     if x is NEVER or y is NEVER:
         return False
-    if x == ONGOING and not e.after and isinstance(y, Decimal):
+    if x == ONGOING and not e.after and isinstance(y, (Decimal, Bounds)):
         return True  # still going at the anchor: inside the window before it
     blocked = _blocked(x, d, y)
     if blocked is not _CLEAR:
         return False if blocked is NEVER else blocked
     if y == ONGOING:
         return False
+    if any(isinstance(v, Bounds) for v in (x, d, y)):
+        return _ranged_window(e, x, d, y)
     calendar = isinstance(e.duration, Duration) and e.duration.calendar
     if calendar:
         whole = y.to_integral_value(rounding=decimal.ROUND_FLOOR)
@@ -562,6 +622,106 @@ def _blocked(*args: Any) -> Any:
     return _CLEAR
 
 
+def _typed_point(spec: FactSpec, number: Decimal) -> Any:
+    """One value of a ranged fact, as a typed fact value (a day for a date)."""
+    if spec.type == "date":
+        return dt.date.fromordinal(int(number))
+    if spec.type == "integer":
+        return int(number)
+    return number
+
+
+def _ranged_arith(e: Arith, a: Any, b: Any) -> Any:
+    """`a op b` where a side is a range: the range of the results (None where it has no end)."""
+    if e.calendar:
+        if isinstance(b, Bounds):
+            return None  # a ranged number of months: not a calendar duration
+        if a == ONGOING:
+            return a
+        return bounds.shift_months(bounds.as_bounds(a), int(b) if e.op == "+" else -int(b))
+    if e.op == "+":
+        return bounds.add(a, b)
+    if e.op == "-":
+        return bounds.subtract(a, b)
+    if e.op == "*":
+        return bounds.multiply(a, b)
+    if e.op == "/":
+        return bounds.divide(a, b)
+    if isinstance(b, Decimal) and isinstance(a, Bounds) and a.low > 0 and b.is_finite():
+        # a positive range to a fixed power: the ends' powers, in order
+        ends = sorted([(a.low ** b, a.low_open), (a.high ** b, a.high_open)], key=lambda x: x[0])
+        return Bounds(ends[0][0], ends[1][0], ends[0][1], ends[1][1])
+    if isinstance(a, Decimal) and isinstance(b, Bounds) and a > 0 and b.low.is_finite() and b.high.is_finite():
+        # a fixed positive base to a ranged power: the powers at the ends, in order
+        ends = sorted([(a ** b.low, b.low_open), (a ** b.high, b.high_open)], key=lambda x: x[0])
+        return Bounds(ends[0][0], ends[1][0], ends[0][1], ends[1][1])
+    return None  # a power of a range reaching 0, or of a range to a ranged power: not followed
+
+
+def _ranged_call(name: str, args: list[Any]) -> Any:
+    """min, max, abs and the calendar counts of ranged arguments."""
+    if name == "min":
+        return bounds.minimum(args)
+    if name == "max":
+        return bounds.maximum(args)
+    if name == "abs":
+        return bounds.absolute(bounds.as_bounds(args[0]))
+    if ONGOING in [a for a in args if not isinstance(a, Bounds)]:
+        return None
+    if name == "days_between":
+        return bounds.subtract(args[1], args[0])
+    unit = 1 if name == "months_between" else 12
+
+    def whole(a: Decimal, b: Decimal) -> Decimal:
+        return Decimal(_whole(dt.date.fromordinal(int(a)), dt.date.fromordinal(int(b)), unit))
+    # whole months (years) from a to b grow with b and shrink as a grows
+    return bounds.monotone(whole, args, (-1, 1))
+
+
+def _ranged_member(value: Bounds, members: frozenset[Any]) -> Any:
+    """`x in [...]` for a range of more than one value: unknown (docs/rules-language.md,
+    "Values known as a range")."""
+    return None
+
+
+def _ranged_window(e: Within, x: Any, d: Any, y: Any) -> Any:
+    """`x within d before|after y` where some of them are ranges: met when every value is in
+    the window, not met when none is. An anchor known to the day or to a few hundred days is
+    tried day by day, so each end of the window moves with it."""
+    if isinstance(d, Bounds):
+        if not isinstance(y, Bounds):
+            return _window_ends(e, x, d, y)
+        return None
+    if isinstance(y, Bounds):
+        anchors = bounds.days(y)
+        if anchors is None:
+            return None
+        answers = {_window_ends(e, x, d, one) for one in anchors}
+        return answers.pop() if len(answers) == 1 else None
+    return _window_ends(e, x, d, y)
+
+
+def _window_ends(e: Within, x: Any, d: Any, y: Decimal) -> Any:
+    calendar = isinstance(e.duration, Duration) and e.duration.calendar
+    if calendar:
+        if isinstance(d, Bounds):
+            return None
+        whole = y.to_integral_value(rounding=decimal.ROUND_FLOOR)
+        moved = add_months(dt.date.fromordinal(int(whole)), int(d) if e.after else -int(d))
+        other: Any = Decimal(moved.toordinal()) + (y - whole)
+    else:
+        other = bounds.add(y, d) if e.after else bounds.subtract(y, d)
+        other = bounds.settle(other)
+    low, high = (y, other) if e.after else (other, y)
+    inside_low = compare("<=", low, x)
+    inside_high = compare("<=", x, high)
+    if inside_low is False or inside_high is False:
+        return False
+    if inside_low is True and inside_high is True:
+        return True
+    return None
+
+
 def _numeric(value: Any, apply: Any) -> Any:
     if value is None or value is NEVER or isinstance(value, Failure):
         return value
@@ -573,6 +733,8 @@ def compare(op: str, left: Any, right: Any) -> Any:
     blocked = _blocked(left, right)
     if blocked is not _CLEAR:
         return False if blocked is NEVER else blocked
+    if isinstance(left, Bounds) or isinstance(right, Bounds):
+        return bounds.compare(op, left, right)
     if op == "==":
         return left == right
     if op == "!=":
@@ -590,6 +752,8 @@ def _range_truth(op: str, count: Range, right: Any) -> Any:
     blocked = _blocked(right)
     if blocked is not _CLEAR:
         return False if blocked is NEVER else blocked
+    if isinstance(right, Bounds):
+        return bounds.compare(op, Bounds(Decimal(count.low), Decimal(count.high)), right)
     low, high = compare(op, Decimal(count.low), right), compare(op, Decimal(count.high), right)
     if op in ("==", "!="):
         inside = count.low <= right <= count.high

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from screener.model import FactSpec
+from screener.model import FactSpec, Interval
 
 _BAND = re.compile(r"\s*(<=|>=|<|>|==)\s*(-?\d+(?:\.\d+)?)\s*\Z")
 
@@ -104,7 +104,10 @@ def banded_score_settled(values: dict[str, Any], points: dict[str, Any],
     low = high = 0
     normal = normal_unless is not None and values.get(normal_unless) is False
     for name, table in points.items():
-        if name in values:
+        if isinstance(values.get(name), Interval):
+            options = _range_points(table, values[name])
+            low, high = low + min(options), high + max(options)
+        elif name in values:
             got = _points(table, values[name])
             low, high = low + got, high + got
         else:
@@ -112,6 +115,38 @@ def banded_score_settled(values: dict[str, Any], points: dict[str, Any],
             low, high = low + min(options), high + (min(options) if normal else max(options))
     labels = {_class_of(classes, total) for total in range(low, high + 1)}
     return labels.pop() if len(labels) == 1 and None not in labels else None
+
+
+def banded_score_classes(values: dict[str, Any], points: dict[str, Any],
+                         classes: list[list[Any]], normal_unless: str | None = None) -> frozenset[str | None]:
+    """Every class the totals of a banded score may fall in, its unknown inputs (absent from
+    `values`) taking any points (their fewest where `normal_unless` is no, as in
+    `banded_score_settled`) and its ranged ones the points of any band they reach."""
+    normal = normal_unless is not None and values.get(normal_unless) is False
+    low = high = 0
+    for name, table in points.items():
+        if isinstance(values.get(name), Interval):
+            options = _range_points(table, values[name])
+        elif name in values:
+            options = [_points(table, values[name])]
+        else:
+            options = [int(p) for p in table.values()] if isinstance(table, dict) else [int(p) for p, _ in table]
+            options = [min(options)] if normal else options
+        low, high = low + min(options), high + max(options)
+    return frozenset(_class_of(classes, total) for total in range(low, high + 1))
+
+
+def _range_points(table: Any, value: Interval) -> list[int]:
+    """The points a value known as a range may score: those of the bands its values reach
+    (its ends, and each band limit inside it with the values just beside it)."""
+    near = Decimal("1e-12")
+    low = value.low if value.low is not None else Decimal("-1e30")
+    high = value.high if value.high is not None else Decimal("1e30")
+    tried = {low + near if value.low_open else low, high - near if value.high_open else high}
+    for _, band in table:
+        limit = Decimal(_BAND.match(band).group(2))  # type: ignore[union-attr]
+        tried |= {limit - near, limit, limit + near}
+    return [_points(table, v) for v in tried if Decimal(low) <= v <= Decimal(high) and value.contains(v)]
 
 
 def _points(table: Any, value: Any) -> int:

@@ -33,7 +33,8 @@ from screener.model import (
     Aggregate, And, Cmp, Compare, Const, Expr, In, IsSpecial, ItemField, Not, Number, Or, Pending, Ref,
     Special, children,
 )
-from screener.rules.evaluate import NEVER, Evaluator, Failure, Range, compare
+from screener.rules.bounds import Bounds
+from screener.rules.evaluate import NEVER, Evaluator, Failure, Range, _range_truth, compare
 
 TERM_PREFIX = "x_"
 TERM_DONE_PREFIX = "e_"
@@ -95,15 +96,16 @@ def is_native(e: Any) -> bool:
 
 
 def lower(e: Any, terms: dict[Any, Term], never: frozenset[str] = frozenset(),
-          alone: frozenset[str] = frozenset()) -> Any:
+          alone: frozenset[str] = frozenset(), ranged: frozenset[str] = frozenset()) -> Any:
     """`e` with every leaf the engine cannot compare replaced by a Term (shared by equal
     expressions, so a definition used by two criteria is computed once). `never`: facts that
-    may be `never`; `alone`: facts that may settle a term alone (see `settling_alone`)."""
+    may be `never`; `alone`: facts that may settle a term alone (see `settling_alone`);
+    `ranged`: facts that may be a range, whose `in` lists are terms."""
     if isinstance(e, Not):
-        return Not(lower(e.operand, terms, never, alone))
+        return Not(lower(e.operand, terms, never, alone, ranged))
     if isinstance(e, (And, Or)):
-        return type(e)(tuple(lower(o, terms, never, alone) for o in e.operands))
-    if is_native(e):
+        return type(e)(tuple(lower(o, terms, never, alone, ranged) for o in e.operands))
+    if is_native(e) and not (isinstance(e, In) and e.fact in ranged):
         return e
     if e in terms:
         return terms[e]
@@ -202,6 +204,12 @@ def compute(term: Term, evaluator: Evaluator, values: Mapping[str, Any]
             if isinstance(term.expr, Cmp):
                 left = evaluator.value(term.expr.left, values, None, None)
                 right = evaluator.value(term.expr.right, values, None, None)
+                if not term.ranged and (isinstance(left, Bounds) or isinstance(right, Bounds)):
+                    # a side known as a range: decided when every value gives one answer
+                    settled = evaluator.truth(term.expr, values, None, None)
+                    if isinstance(settled, bool):
+                        return {term.field: _standing_for(term.op, settled)}, None
+                    return None, (settled if isinstance(settled, Failure) else None)
                 fields, failure = _difference(term, left, right)
                 if fields is None and failure is None and not term.ranged:
                     settled = evaluator.settled_by_ongoing(term.expr, left, right, None)
@@ -250,6 +258,15 @@ def _difference(term: Term, left: Any, right: Any) -> tuple[dict[str, int] | Non
             return None, side
     if left is None or right is None:
         return None, None
+    if isinstance(left, Bounds) or isinstance(right, Bounds):
+        # a side known as a range: decided when every value of it gives the same answer
+        truth = _range_truth(term.op, left, right) if isinstance(left, Range) else compare(term.op, left, right)
+        if truth is None:
+            return None, None
+        standing = _standing_for(term.op, truth)
+        if term.ranged:
+            return {term.low: standing, term.high: standing}, None
+        return {term.field: standing}, None
     if term.ranged:
         low, high = (left.low, left.high) if isinstance(left, Range) else (left, left)
         return {term.low: encode_difference(Decimal(low) - right),

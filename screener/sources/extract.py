@@ -127,7 +127,11 @@ def _quantity(element: Any) -> dict[str, Any] | None:
     code = element.get("code") if element.get("system") in (_UCUM, None) else None
     unit = code if isinstance(code, str) else element.get("unit")
     value = element["value"]
-    return {"value": value, "unit": unit} if isinstance(unit, str) and unit else {"value": value}
+    out = {"value": value, "unit": unit} if isinstance(unit, str) and unit else {"value": value}
+    if element.get("comparator") is not None:
+        # `<20`: a censored result, read as the range it gives (screener.intervals)
+        out["comparator"] = element["comparator"]
+    return out
 
 
 class _Unmapped(Exception):
@@ -145,6 +149,8 @@ def _rule_value(rule: ValueRule, located: Located, status: str | None) -> Any:
             if isinstance(resource.get(key), (int, Decimal)) and not isinstance(resource.get(key), bool):
                 return resource[key]
         q = resource.get("valueQuantity")
+        if isinstance(q, dict) and q.get("comparator") is not None:
+            return _quantity(q)  # censored: not one number (refused for a number fact)
         return q.get("value") if isinstance(q, dict) else None
     if rule.kind == "boolean":
         value = resource.get("valueBoolean")
@@ -174,6 +180,8 @@ def _rule_value(rule: ValueRule, located: Located, status: str | None) -> Any:
             if isinstance(component, dict) and rule.component.matches(_codings(component)):
                 if rule.part == "number":
                     q = component.get("valueQuantity")
+                    if isinstance(q, dict) and q.get("comparator") is not None:
+                        return _quantity(q)  # censored: not one number (refused for a number fact)
                     return q.get("value") if isinstance(q, dict) else component.get("valueInteger")
                 return _quantity(component.get("valueQuantity"))
         return None
@@ -198,7 +206,7 @@ def _rule_value(rule: ValueRule, located: Located, status: str | None) -> Any:
 def _given(raw: Any) -> str:
     """A value as the record wrote it, for a person: `10.5 g/dL`, `yes`, other JSON as JSON."""
     if isinstance(raw, dict) and "value" in raw and not isinstance(raw["value"], (dict, list)):
-        return f"{raw['value']} {raw.get('unit') or ''}".strip()
+        return f"{raw.get('comparator') or ''}{raw['value']} {raw.get('unit') or ''}".strip()
     if isinstance(raw, list):
         return f"{len(raw)} items"
     if isinstance(raw, bool):
@@ -383,6 +391,10 @@ def _read_fact(mapping: FactMapping, spec: FactSpec | None, record: PatientRecor
         return
     chosen = top[0]
     if spec is not None and spec.type in ("integer", "decimal"):
+        if isinstance(chosen.value, dict) and chosen.value.get("comparator") is not None:
+            out.errors.append(f"{name}: {_given(chosen.value)}: a censored result, and the fact takes one "
+                              f"number ({chosen.located.reference}, {chosen.located.where})")
+            return
         if isinstance(chosen.value, dict):
             try:
                 chosen.value = _in_unit(spec, chosen.value)
@@ -430,6 +442,10 @@ def _latest_first(candidates: list[tuple[Located, str | None]]) -> list[tuple[Lo
 
 
 def _magnitude(spec: FactSpec | None, raw: Any) -> Decimal:
+    if isinstance(raw, dict) and raw.get("comparator") is not None:
+        # a censored result has no one value to rank: which is highest is not known
+        raise InvalidValue(spec.name if spec else "", _given(raw), "a censored result cannot be "
+                           "ranked against the other results the mapping picks from")
     if spec is not None and spec.type == "quantity":
         value, _ = quantity(spec, raw)
         if value is None:

@@ -10,6 +10,7 @@ from screener.model import (
 from screener.rules.compile.encode import Cond, _NEGATE, _OPS, _exact, encode, engine_places, field
 from screener.rules.compile.normal import MAX_OR_WIDTH, _all, _any, to_cnf
 from screener.rules.compile.parts import Part, _native, _scaled
+from screener.rules.ranged import high_field, low_field, ranged_facts
 from screener.rules.terms import NEVER_PREFIX, ONGOING_DAY, Term
 
 
@@ -24,10 +25,11 @@ class _Kleene:
         self.facts = trial.facts
         self.places = engine_places(trial)
         self.never = frozenset(name for name, spec in trial.facts.items() if Special.NEVER in spec.special)
+        self.ranged = ranged_facts(trial)
         self._sticky_seen: dict[int, tuple[Any, bool]] = {}
 
-    def _cmp(self, fact: str, op: str, value: Any) -> Cond:
-        name = field(fact)
+    def _cmp(self, fact: str, op: str, value: Any, name: str | None = None) -> Cond:
+        name = name or field(fact)
         spec = self.facts[fact]
         if spec.type in ("decimal", "quantity"):
             return _scaled(name, op, _exact(value).scaleb(self.places[fact]))
@@ -37,11 +39,46 @@ class _Kleene:
         return {_OPS[op]: {name: encoded}}
 
     def present(self, fact: str) -> Cond:
+        """The fact is given: one value, a range, or `never`."""
+        if fact in self.ranged:
+            known: Cond = {"$ex": {low_field(fact): 1}}
+            return _any([known, {"$ex": {NEVER_PREFIX + fact: 1}}]) if fact in self.never else known
         if fact in self.never:
             return _any([{"$ex": {field(fact): 1}}, {"$ex": {NEVER_PREFIX + fact: 1}}])
         return {"$ex": {field(fact): 1}}
 
+    def unread(self, fact: str) -> Cond:
+        """The fact is not given at all (neither one value, a range nor `never`)."""
+        if fact in self.ranged:
+            none: Cond = {"$nex": {low_field(fact): 1}}
+            return _all([none, {"$nex": {NEVER_PREFIX + fact: 1}}]) if fact in self.never else none
+        return self.absent(fact)
+
+    def _ranged(self, fact: str, op: str, value: Any) -> tuple[Cond, Cond, Cond]:
+        """`fact op value` for a fact that may be a range, read at the range's ends (see
+        screener.rules.ranged): (met, not met, neither) for a fact that is given and not
+        `never`. For one value both ends are that value, so `neither` cannot hold."""
+        low, high = low_field(fact), high_field(fact)
+
+        def at(name: str, test: str) -> Cond:
+            return self._cmp(fact, test, value, name)
+        if op in (">=", ">"):
+            return at(low, op), at(high, _NEGATE[op]), _all([at(low, _NEGATE[op]), at(high, op)])
+        if op in ("<=", "<"):
+            return at(high, op), at(low, _NEGATE[op]), _all([at(high, _NEGATE[op]), at(low, op)])
+        equal = _all([at(low, "=="), at(high, "==")])
+        apart = _any([at(high, "<"), at(low, ">")])
+        around = _all([at(low, "<="), at(high, ">="), _any([at(low, "<"), at(high, ">")])])
+        return (equal, apart, around) if op == "==" else (apart, equal, around)
+
     def absent(self, fact: str) -> Cond:
+        """The fact's one value is not known: not given, or given only as a range."""
+        if fact in self.ranged:
+            # a range has its least end below its greatest (two fields of one fact compared:
+            # safe in durable-rules, unlike a comparison across facts)
+            low = low_field(fact)
+            open_: Cond = _any([{"$nex": {low: 1}}, {"$lt": {low: {"$m": high_field(fact)}}}])
+            return _all([open_, {"$nex": {NEVER_PREFIX + fact: 1}}]) if fact in self.never else open_
         if fact in self.never:
             return _all([{"$nex": {field(fact): 1}}, {"$nex": {NEVER_PREFIX + fact: 1}}])
         return {"$nex": {field(fact): 1}}
@@ -51,12 +88,14 @@ class _Kleene:
 
     def _special(self, e: IsSpecial, want: bool) -> Cond:
         fact = e.operand.fact
+        # a range of days is a date: neither word
+        value = low_field(fact) if fact in self.ranged else field(fact)
         if e.word is Special.NEVER:
             hit: Cond = self._is_never(fact)
-            miss: Cond = {"$ex": {field(fact): 1}}
+            miss: Cond = {"$ex": {value: 1}}
         else:
-            hit = {field(fact): ONGOING_DAY}
-            miss = _any([{"$lt": {field(fact): ONGOING_DAY}}, self._is_never(fact)])
+            hit = {value: ONGOING_DAY}
+            miss = _any([{"$lt": {value: ONGOING_DAY}}, self._is_never(fact)])
         return hit if want else miss
 
     def _matters(self, e: Any, fact: str) -> Cond:
@@ -119,11 +158,14 @@ class _Kleene:
         return {"$nex": {name: 1}}
 
     def _holds(self, fact: str, op: str, value: Any) -> Cond:
-        """`fact op value` for a present fact, as equalities where the domain is finite.
+        """`fact op value` for a present fact, as equalities where the domain is finite; for
+        a fact that may be a range, met by every value of it.
 
         Enum and yes/no facts turn `!=` into "equals one of the others", so the negation of
         any test is a single leaf or a single flat OR: durable-rules caps condition size.
         """
+        if fact in self.ranged:
+            return self._ranged(fact, op, value)[0]
         spec = self.facts[fact]
         domain: tuple[Any, ...] | None = None
         if spec.type == "enum":
@@ -135,8 +177,10 @@ class _Kleene:
         return self._cmp(fact, op, value)
 
     def _fails(self, fact: str, op: str, value: Any) -> Cond:
-        """`fact op value` not met: the negated comparison, or the fact is `never`."""
-        negated = self._holds(fact, _NEGATE[op], value)
+        """`fact op value` not met: the negated comparison (by every value of a range), or
+        the fact is `never`."""
+        negated = self._ranged(fact, op, value)[1] if fact in self.ranged \
+            else self._holds(fact, _NEGATE[op], value)
         return _any([negated, self._is_never(fact)]) if fact in self.never else negated
 
     def _in(self, fact: str, values: tuple[Any, ...], inside: bool) -> Cond:
@@ -207,21 +251,52 @@ class _Kleene:
         if isinstance(e, Term):
             return self._term(e, "unknown")
         if isinstance(e, IsSpecial):
-            return self.absent(e.operand.fact)
+            return self.unread(e.operand.fact)
         if isinstance(e, Part):
             return {e.field: "unknown"}
         if isinstance(e, Const):
             return False
+        if isinstance(e, Compare) and e.fact in self.ranged:
+            # not given, or a range with values on both sides of the literal
+            neither = self._ranged(e.fact, e.op, e.value)[2]
+            inside = _any([{"$nex": {low_field(e.fact): 1}}, neither])
+            return _all([inside, {"$nex": {NEVER_PREFIX + e.fact: 1}}]) if e.fact in self.never else inside
         if isinstance(e, (Compare, In)):
             return self.absent(e.fact)
         if isinstance(e, Not):
             return self.unknown(e.operand)
+        # with every operand not false (true), an operand not true (false) is unknown: for a
+        # comparison of a range that is one test, where its `unknown` takes two
         if isinstance(e, And):
-            not_false = [_any([self.true(o), self.unknown(o)]) for o in e.operands]
-            return _all(not_false + [_any([self.unknown(o) for o in e.operands])])
+            not_false = [self._short(o, False) or _any([self.true(o), self.unknown(o)]) for o in e.operands]
+            return _all(not_false + [_any([self._short(o, True) or self.unknown(o) for o in e.operands])])
         assert isinstance(e, Or)
-        not_true = [_any([self.false(o), self.unknown(o)]) for o in e.operands]
-        return _all(not_true + [_any([self.unknown(o) for o in e.operands])])
+        not_true = [self._short(o, True) or _any([self.false(o), self.unknown(o)]) for o in e.operands]
+        return _all(not_true + [_any([self._short(o, False) or self.unknown(o) for o in e.operands])])
+
+    def _short(self, e: Any, met: bool) -> Cond | None:
+        """For a comparison of a fact that may be a range: the condition that it is not met
+        (`met`) or not not-met, as one alternative of tests; None for anything else."""
+        if not isinstance(e, Compare) or e.fact not in self.ranged:
+            return None
+        fact, op = e.fact, e.op
+        low, high = low_field(fact), high_field(fact)
+        none: Cond = {"$nex": {low: 1}}
+
+        def at(name: str, test: str) -> Cond:
+            return self._cmp(fact, test, e.value, name)
+        if op in ("==", "!="):
+            equal = op == "=="
+            if met == equal:  # not (both ends equal)
+                return _any([none, at(low, "!="), at(high, "!=")])
+            # not (apart): the range reaches the literal
+            reach = _all([_any([none, at(high, ">=")]), _any([none, at(low, "<=")])])
+        else:
+            upward = op in (">=", ">")
+            if met:  # the end that must meet it does not
+                return _any([none, at(low if upward else high, _NEGATE[op])])
+            reach = _any([none, at(high if upward else low, op)])
+        return _all([reach, {"$nex": {NEVER_PREFIX + fact: 1}}]) if fact in self.never else reach
 
     def outcomes(self, e: "Expr | Part") -> list[tuple[str, Cond]]:
         """(outcome, condition) for met, not_met and unknown, leaving out the impossible."""
@@ -242,13 +317,15 @@ class _Kleene:
                 return False
             return _all([self.unknown(e), self.absent(fact), self._matters(e.expr, fact)])
         if isinstance(e, IsSpecial):
-            return self.absent(fact) if e.operand.fact == fact else False
+            return self.unread(fact) if e.operand.fact == fact else False
         if isinstance(e, Pending):
             return fact in e.facts  # to collect again, given or not
         if isinstance(e, Part):
             return _all([self.unknown(e), self.relevant(e.expr, fact)])
         if isinstance(e, Const):
             return False
+        if isinstance(e, Compare) and e.fact == fact and fact in self.ranged:
+            return _all([self.unknown(e), self.absent(fact)])  # the exact value would settle it
         if isinstance(e, (Compare, In)):
             return self.absent(fact) if e.fact == fact else False
         if isinstance(e, Not):

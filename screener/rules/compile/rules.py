@@ -15,6 +15,7 @@ from screener.rules.compile.normal import (
     MAX_FIELDS, MAX_OR_CLAUSES, MAX_OR_WIDTH, MAX_RULES, TooComplex, _all, to_cnf,
 )
 from screener.rules.compile.parts import Part, decompose, parts_of, split
+from screener.rules.ranged import ranged_facts
 from screener.rules.terms import Term, lower, needs, settling_alone
 
 
@@ -110,7 +111,8 @@ def lower_criteria(trial: Trial) -> tuple[dict[str, Any], dict[str, Term]]:
     by_expr: dict[Any, Term] = {}
     never = frozenset(name for name, spec in trial.facts.items() if Special.NEVER in spec.special)
     alone = settling_alone(trial.facts)
-    lowered = {c.id: lower(c.condition, by_expr, never, alone) for c in trial.criteria}
+    ranged = ranged_facts(trial)
+    lowered = {c.id: lower(c.condition, by_expr, never, alone, ranged) for c in trial.criteria}
     return lowered, {term.name: term for term in by_expr.values()}
 
 
@@ -261,10 +263,12 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
         # derived facts feed other derivations, or whose parts nest, takes several
         # snapshots, and the criteria are matched against the last only.
         base["seal"] = _rule(SNAPSHOT, True, PRI_SEAL)
-    # sid, id and kind; the sealed and final marks; a fact's value or its `never` marker; a
-    # derivation's done marker; a term's value or range, its `never` marker and its done
-    # marker; then a field per Part
-    fields = 3 + 2 * sealed + len(trial.facts) + len(trial.derivations) + 3 * len(terms)
+    # sid, id and kind; the sealed and final marks; a fact's value or its `never` marker (a
+    # fact that may be a range: its two ends, screener.rules.ranged); a derivation's done
+    # marker; a term's value or range, its `never` marker and its done marker; then a field
+    # per Part
+    fields = 3 + 2 * sealed + len(trial.facts) + len(kleene.ranged) + len(trial.derivations) \
+        + 3 * len(terms)
     if fields > MAX_FIELDS:
         raise RulesError([RuleProblem(trial.path, 1, 1, "too-large",
                                       f"{len(trial.facts)} facts, {len(trial.derivations)} derivations "
