@@ -178,8 +178,16 @@ class Dialog(AskingAgain):
         direct = {f for c in self.trial.criteria if self.result.outcomes.get(c.id, "unknown") == "unknown"
                   and self._criterion_open(c.id) for f in c.facts}
         read = set(self._still_read())
+        # inputs another derivation still needs, all of whose inputs may yet be known: with
+        # several trials, one trial's age waits on an unknown date while another's is computed
+        # from the same birth date
+        needed = {i for d in self.trial.derivations
+                  if (d.fact in missing or d.fact in read) and answers.get(d.fact) is None
+                  and d.fact not in answers and not d.reported
+                  and not any(i in answers and answers[i] is None for i in d.inputs)
+                  for i in d.inputs}
         for derivation in self.trial.derivations:
-            inputs = [i for i in derivation.inputs if i not in direct]
+            inputs = [i for i in derivation.inputs if i not in direct and i not in needed]
             # the derived fact matters to an open criterion (an input may be missing for
             # another reason, or for a trial already decided)
             relevant = derivation.fact in missing or derivation.fact in read
