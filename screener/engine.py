@@ -43,6 +43,7 @@ from screener.rules.compile import (
 from screener.rules.compile.rules import enabling_fields
 from screener.rules import formulas
 from screener.rules import ranged as ranged_fields
+from screener.rules.ranged import HIGH_PREFIX, LOW_PREFIX
 from screener.rules.collect import to_collect
 from screener.rules.evaluate import Evaluator, Failure
 from screener.rules.terms import NEVER_PREFIX, Term, compute
@@ -56,6 +57,10 @@ _MESSAGE = re.compile(r'\{"([^"]+)":\{"m":\{"sid":\s*"[^"]*",\s*"id":\s*"([^"]*)
 # Facts go to the engine as compact JSON text: less for its parser and for every message
 # that echoes the fact. Values are never floats (see `encode`), so no exponent notation.
 _to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _fired_on(message: str, echo: str) -> str:
@@ -239,6 +244,11 @@ class Screener:
                         if ranged_fields.is_ranged(spec)}
         self._encoders = {name: encoder(spec, places.get(name)) for name, spec in trial.facts.items()}
         self._fields = {name: FIELD_PREFIX + name for name in trial.facts}
+        # a ranged fact holding one value (nearly always): both ends are its encoded value,
+        # as ranged_fields.ends writes them, without its dispatch on the fact's type
+        self._one_value = {name: (LOW_PREFIX + name, HIGH_PREFIX + name,
+                                  self._encoders[name] or (int if spec.type == "integer" else _same))
+                           for name, (spec, _) in self._ranged.items()}
 
     @property
     def definition(self) -> dict[str, Any]:
@@ -273,13 +283,18 @@ class Screener:
         names = self._fields
         never = self._never_facts
         ranged = self._ranged
+        one_value = self._one_value
         added: dict[str, Any] = {}
         for name, value in itertools.islice(values.items(), start, None) if start else values.items():
             if value is Special.NEVER and name in never:
                 added[NEVER_PREFIX + name] = 1
             elif name in ranged:  # its least and greatest values (screener.rules.ranged)
-                spec, places = ranged[name]
-                ranged_fields.write(spec, name, value, places, added)
+                if value.__class__ is Interval or value is Special.NEVER:
+                    spec, places = ranged[name]
+                    ranged_fields.write(spec, name, value, places, added)
+                else:
+                    low, high, scaled = one_value[name]
+                    added[low] = added[high] = scaled(value)
             else:
                 scaled = encoders[name]
                 added[names[name]] = value if scaled is None else scaled(value)

@@ -507,7 +507,8 @@ def _list(spec: FactSpec, raw: Any) -> tuple[dict[str, Any], ...]:
         typed: dict[str, Any] = {}
         for name, field in fields.items():
             try:
-                typed[name] = coerce(field, item.get(name))
+                given = item.get(name)  # a text (every field of a JSON list in a cell) is remembered
+                typed[name] = coerce_text(field, given) if isinstance(given, str) else coerce(field, given)
             except InvalidValue as exc:
                 raise InvalidValue(spec.name, exc.value,
                                    f"item {number}, {name}: {exc.reason}") from None

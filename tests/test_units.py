@@ -84,6 +84,21 @@ def test_a_trial_without_quantities_never_loads_the_unit_system():
     assert done.stdout.strip() == "False", done.stderr
 
 
+def test_the_unit_system_loads_neither_numpy_nor_dask_which_stay_importable():
+    """Every process that reads a quantity loads the unit system: numpy and dask (the cluster
+    extra) would add a tenth of a second each to its start and are never used by it."""
+    code = ("import importlib, importlib.util, sys\n"
+            "installed = [m for m in ('numpy', 'dask') if importlib.util.find_spec(m)]\n"
+            "from screener.rules.units import conversion\n"
+            "conversion('mg/L', 'mg/dL')\n"
+            "print([m for m in ('numpy', 'dask') if m in sys.modules])\n"
+            "for m in installed:\n    importlib.import_module(m)\n")
+    from conftest import ROOT
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr
+
+
 def test_a_rules_file_declares_quantities_conversions_never_dates_lists_and_context_facts():
     from conftest import ROOT
     from screener.rules.check import load_trial

@@ -94,15 +94,16 @@ def _network_fits(rules: dict[str, dict[str, Any]], stack: int = MAX_STACK) -> b
     """
     peaks: dict[int, int] = {}
     for root in _network(rules):
-        pending: list[tuple[_Node, bool]] = [(root, False)]  # iterative: chains can be long
+        # iterative: chains can be long; a node's children are listed once, when first seen
+        pending: list[tuple[_Node, list[_Node] | None]] = [(root, None)]
         while pending:
-            node, expanded = pending.pop()
+            node, below = pending.pop()
             if id(node) in peaks:
                 continue
-            below = node.children()
-            if not expanded:
-                pending.append((node, True))
-                pending.extend((c, False) for c in below if id(c) not in peaks)
+            if below is None:
+                below = node.children()
+                pending.append((node, below))
+                pending.extend((c, None) for c in below if id(c) not in peaks)
                 continue
             if (len(node.kids) > MAX_CHILDREN or len(node.nex) + len(node.exits) > MAX_NEX
                     or node.betas > MAX_BETAS):

@@ -54,6 +54,12 @@ class TooComplex(Exception):
 def _key(leaf: dict[str, Any]) -> str:
     """A text naming the test exactly (1 and True differ), cheap to build: compiling a large
     trial makes hundreds of thousands of these."""
+    if len(leaf) == 1:  # nearly every leaf: one test, of one field; the same text, unsorted
+        (k, v), = leaf.items()
+        if not isinstance(v, dict):
+            return repr([(k, v)])
+        if len(v) == 1:
+            return repr([(k, tuple(v.items()))])
     return repr(sorted((k, tuple(sorted(v.items())) if isinstance(v, dict) else v)
                        for k, v in leaf.items()))
 
