@@ -185,3 +185,22 @@ def test_a_value_in_a_unit_that_large_is_that_candidates_error(tmp_path):
     assert first["decision"] == "error" and error.startswith("anc: '150 10*81/L': ")
     assert "too large" in error or "above the maximum" in error
     assert second["decision"] == "undetermined"
+
+
+def test_the_unit_system_writes_nothing_unless_the_user_names_a_cache_folder(tmp_path: Path):
+    """Nothing is written outside the folders a user named: pint keeps its definitions cache
+    in ~/.cache unless told otherwise; the screener keeps one only in $SCREENER_CACHE_DIR."""
+    import os
+
+    home, cache = tmp_path / "home", tmp_path / "cache"
+    home.mkdir()
+    convert = "from screener.rules.units import factor; print(factor('mg/dL', 'g/L'))"
+    env = {k: v for k, v in os.environ.items() if k not in ("SCREENER_CACHE_DIR", "XDG_CACHE_HOME")}
+    env["HOME"] = str(home)
+    done = subprocess.run([sys.executable, "-c", convert], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert list(home.rglob("*")) == []
+    done = subprocess.run([sys.executable, "-c", convert], env={**env, "SCREENER_CACHE_DIR": str(cache)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert list(home.rglob("*")) == [] and any((cache / "pint").iterdir())
