@@ -190,9 +190,13 @@ def test_a_run_on_a_dask_cluster_writes_what_jobs_1_writes(name, tcp_cluster, ca
 
 
 def test_a_local_cluster_started_for_the_run_writes_what_jobs_1_writes(candidates_csv, expected, tmp_path):
-    result = tmp_path / "out.jsonl"
-    done = screener(*RUNS["all-trials"](candidates_csv), "-o", str(result), "--cluster", "local:2")
+    result, temporary = tmp_path / "out.jsonl", tmp_path / "tmp"
+    temporary.mkdir()
+    done = screener(*RUNS["all-trials"](candidates_csv), "-o", str(result), "--cluster", "local:2",
+                    env=_env(TMPDIR=str(temporary)))
     _same_as_jobs_1("all-trials", done, result, expected)
+    # the workers' scratch space goes with the cluster (Dask's default stays behind in /tmp)
+    assert list(temporary.iterdir()) == []
 
 
 SLOW = {cluster_module.TEST_DELAY_VARIABLE: "0.15"}

@@ -185,18 +185,29 @@ def _reason(exc: BaseException) -> str:
 @contextlib.contextmanager
 def _local_cluster(workers: int) -> Iterator[Any]:
     import logging
+    import shutil
+    import tempfile
 
+    import dask
     import distributed
 
-    cluster = distributed.LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address=None, silence_logs=logging.CRITICAL, scheduler_port=0,
-    )
+    # the workers' scratch folder (Dask's default is a shared /tmp/dask-scratch-space, left
+    # behind): a private one of the run's own, removed with the cluster
+    scratch = tempfile.mkdtemp(prefix="screener-dask-")
     try:
-        yield cluster
+        with dask.config.set({"temporary-directory": scratch}):
+            cluster = distributed.LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                dashboard_address=None, silence_logs=logging.CRITICAL, scheduler_port=0,
+                local_directory=scratch,
+            )
+            try:
+                yield cluster
+            finally:
+                with contextlib.suppress(Exception):
+                    cluster.close(timeout=10)
     finally:
-        with contextlib.suppress(Exception):
-            cluster.close(timeout=10)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _close(client: Any) -> None:
