@@ -179,8 +179,8 @@ class Dialog(AskingAgain):
                   and self._criterion_open(c.id) for f in c.facts}
         read = set(self._still_read())
         # inputs another derivation still needs, all of whose inputs may yet be known: with
-        # several trials, one trial's age waits on an unknown date while another's is computed
-        # from the same birth date
+        # several trials, one trial's derived fact may wait on an unknown date while another
+        # trial computes it from the same input
         needed = {i for d in self.trial.derivations
                   if (d.fact in missing or d.fact in read) and answers.get(d.fact) is None
                   and d.fact not in answers and not d.reported
