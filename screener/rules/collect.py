@@ -127,7 +127,7 @@ def _entries(evaluator: Evaluator, aggregate: Aggregate, values: Mapping[str, An
             return
         if isinstance(e, (And, Or)):
             for operand in e.operands:
-                if _item_truth(evaluator, operand, values, items[index], specs) is None:
+                if _guarded(evaluator.truth, operand, values, items[index], specs) is None:
                     yield from unknown_fields(operand, index)
             return
         for name in _fields_read(e):
@@ -138,7 +138,7 @@ def _entries(evaluator: Evaluator, aggregate: Aggregate, values: Mapping[str, An
         return
     if aggregate.name == "latest":
         date, chosen = aggregate.args
-        dates = [_value(evaluator, date, values, one, specs) for one in items]
+        dates = [_guarded(evaluator.value, date, values, one, specs) for one in items]
         if any(d is None for d in dates):
             for index, d in enumerate(dates):
                 if d is None:
@@ -149,7 +149,7 @@ def _entries(evaluator: Evaluator, aggregate: Aggregate, values: Mapping[str, An
             yield (rank, 0, 0), empty_ref(fact)
             return
         latest = max(known)[1]  # the last listed wins a tie, as `latest` reads it
-        if _value(evaluator, chosen, values, items[latest], specs) is None:
+        if _guarded(evaluator.value, chosen, values, items[latest], specs) is None:
             yield from unknown_fields(chosen, latest)
         return
     if not items:
@@ -159,32 +159,18 @@ def _entries(evaluator: Evaluator, aggregate: Aggregate, values: Mapping[str, An
     (part,) = aggregate.args
     conditional = aggregate.name in ("any", "all", "count")
     for index, one in enumerate(items):
-        got = (_settled_item_truth(evaluator, part, values, one, specs) if conditional
-               else _value(evaluator, part, values, one, specs))
+        got = (_guarded(evaluator.item_truth, part, values, one, specs) if conditional
+               else _guarded(evaluator.value, part, values, one, specs))
         if got is None:
             yield from unknown_fields(part, index)
 
 
-def _item_truth(evaluator: Evaluator, e: Any, values: Mapping[str, Any], item: Mapping[str, Any],
-                specs: Mapping[str, FactSpec]) -> Any:
+def _guarded(compute: Callable[..., Any], e: Any, values: Mapping[str, Any], item: Mapping[str, Any],
+             specs: Mapping[str, FactSpec]) -> Any:
+    """`compute(e, values, item, specs)` (one of the evaluator's readings of an item), or a
+    Failure where the item's values make it impossible to compute."""
     try:
-        return evaluator.truth(e, values, item, specs)
-    except (ArithmeticError, ValueError, OverflowError):
-        return Failure("cannot be computed")
-
-
-def _settled_item_truth(evaluator: Evaluator, e: Any, values: Mapping[str, Any],
-                        item: Mapping[str, Any], specs: Mapping[str, FactSpec]) -> Any:
-    try:
-        return evaluator.item_truth(e, values, item, specs)
-    except (ArithmeticError, ValueError, OverflowError):
-        return Failure("cannot be computed")
-
-
-def _value(evaluator: Evaluator, e: Any, values: Mapping[str, Any], item: Mapping[str, Any],
-           specs: Mapping[str, FactSpec]) -> Any:
-    try:
-        return evaluator.value(e, values, item, specs)
+        return compute(e, values, item, specs)
     except (ArithmeticError, ValueError, OverflowError):
         return Failure("cannot be computed")
 
