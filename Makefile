@@ -24,8 +24,10 @@ screen-sample: setup
 	@umask 077; $(BIN)/screener batch examples/candidates.csv -o screened.jsonl; \
 	  status=$$?; [ $$status -le 1 ] || exit $$status
 
+# A worker per core, each taking whole test files (their module fixtures, a cluster or a
+# trial's compiled rules, are built once per file).
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 bench: setup
 	$(BIN)/python benchmarks/batch_throughput.py
