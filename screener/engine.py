@@ -229,7 +229,7 @@ class Screener:
         same decisions, outcomes and missing facts, for a run that writes no trace.
         """
         self.trial = trial
-        compiled = cache.remembered("rulesets", lambda: _trial_key(trial), lambda: compile_rulesets(trial))
+        compiled = cache.remembered("rulesets", lambda: _trial_key(trial), lambda: compile_rulesets(trial), list)
         self._rulesets = [_Ruleset(trial, definition, parts) for definition, parts in compiled]
         self._firings = firings
         self._derivations = {d.id: d for d in trial.derivations}

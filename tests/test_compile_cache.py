@@ -65,7 +65,7 @@ def test_a_warm_start_screens_byte_for_byte_as_a_cold_one_from_equal_trials_and_
     monkeypatch.setattr(engine, "compile_rulesets", not_again)
     read: list = []
     original = cache.remembered
-    monkeypatch.setattr(cache, "remembered", lambda kind, key, build: read.append(original(kind, key, build)) or read[-1])
+    monkeypatch.setattr(cache, "remembered", lambda *args: read.append(original(*args)) or read[-1])
     assert _batch(tmp_path, "warm.jsonl") == first
     # rebuilt from the files, equal to what checking and compiling gave (and not the same objects)
     assert read == [*built_trials, *compiled]
@@ -132,3 +132,15 @@ def test_an_entry_of_another_version_or_of_another_file_is_not_used(
 def test_the_cache_rebuilds_only_screener_data(data):
     with pytest.raises((serial.NotEncoded, TypeError, ValueError)):
         serial.decode(data)
+
+
+def test_kept_unit_answers_of_a_wrong_kind_are_not_used():
+    from decimal import Decimal
+
+    from screener.rules.units import Conversion, _well_formed
+
+    assert _well_formed(("conversion", "g/dL", "g/L"), Conversion(Decimal(10)))
+    for question, answer in [(("conversion", "g/dL", "g/L"), 10), (("conversion", "g/dL", "g/L"), Conversion(Decimal(0))),
+                             (("conversion", "g/dL", "g/L"), Conversion("10")), (("unit", "mg"), "refused"),
+                             (("dimension", "g"), None), (("unit", 1), None), (("other", "g"), None), ("unit", None)]:
+        assert not _well_formed(question, answer)

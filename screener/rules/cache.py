@@ -80,8 +80,14 @@ def environment() -> str:
     return digest.hexdigest()
 
 
-def _key(kind: str, parts: Sequence[str]) -> str:
-    return hashlib.sha256(json.dumps([_FORMAT, kind, environment(), *parts]).encode()).hexdigest()
+def _entry(place: Path, kind: str, parts: Sequence[str]) -> tuple[Path, str] | None:
+    """The path of the entry for (`kind`, `parts`) and its full key; None when the screener's
+    own files cannot be read to make the key."""
+    try:
+        key = hashlib.sha256(json.dumps([_FORMAT, kind, environment(), *parts]).encode()).hexdigest()
+    except (OSError, ValueError, TypeError):
+        return None
+    return place / f"{kind}-{key[:40]}.json", key
 
 
 def _read(path: Path, key: str) -> Any:
@@ -166,18 +172,20 @@ def digest(value: Any) -> str | None:
     return checksum
 
 
-def remembered(kind: str, key: Callable[[], Sequence[str] | None], build: Callable[[], T]) -> T:
+def remembered(kind: str, key: Callable[[], Sequence[str] | None], build: Callable[[], T],
+               expected: type = object) -> T:
     """The value `build()` returns, read from the cache when an entry for (`kind`, `key()`)
-    is there, else built and kept. `key` is called only when there is a cache; a key of None
-    means the value is not kept. Exceptions of `build` propagate; the cache's own never do."""
+    is there and holds an `expected`, else built and kept. `key` is called only when there is
+    a cache; a key of None means the value is not kept. Exceptions of `build` propagate; the
+    cache's own never do."""
     place = folder()
     parts = key() if place is not None else None
-    if place is None or parts is None:
+    entry = _entry(place, kind, parts) if place is not None and parts is not None else None
+    if place is None or entry is None:
         return build()
-    name = _key(kind, parts)
-    path = place / f"{kind}-{name[:40]}.json"
+    path, name = entry
     found = _read(path, name)
-    if found is not _MISSING:
+    if found is not _MISSING and isinstance(found[0], expected):
         value, checksum = found
         _remember_digest(value, checksum)
         return value  # type: ignore[no-any-return]
@@ -190,17 +198,17 @@ def remembered(kind: str, key: Callable[[], Sequence[str] | None], build: Callab
 
 def read(kind: str, parts: Sequence[str]) -> Any:
     """The value kept for (`kind`, `parts`), or None when there is none (or no cache)."""
-    place = folder()
-    if place is None:
+    place = folder(create=False)
+    entry = _entry(place, kind, parts) if place is not None else None
+    if entry is None:
         return None
-    name = _key(kind, parts)
-    found = _read(place / f"{kind}-{name[:40]}.json", name)
+    found = _read(*entry)
     return None if found is _MISSING else found[0]
 
 
 def write(kind: str, parts: Sequence[str], value: Any) -> None:
     """Keep `value` for (`kind`, `parts`), when there is a cache and the value can be kept."""
     place = folder()
-    if place is not None:
-        name = _key(kind, parts)
-        _write(place, place / f"{kind}-{name[:40]}.json", name, value)
+    entry = _entry(place, kind, parts) if place is not None else None
+    if entry is not None:
+        _write(place, *entry, value)

@@ -58,10 +58,15 @@ def load_trial(path: str | os.PathLike[str], display: str | None = None) -> Tria
         raise RulesError([RuleProblem(shown, 1, 1, "unreadable", exc.strerror or str(exc))]) from exc
     content_hash = hashlib.sha256(data).hexdigest()
     return cache.remembered("trial", lambda: (content_hash, shown),
-                            lambda: _checked_trial(data, shown, content_hash))
+                            lambda: _checked_trial(data, shown, content_hash), Trial)
 
 
 def _checked_trial(data: bytes, shown: str, content_hash: str) -> Trial:
+    with units.naming_rules():  # the unit codes asked about are the rules' own
+        return _checked(data, shown, content_hash)
+
+
+def _checked(data: bytes, shown: str, content_hash: str) -> Trial:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -293,7 +298,7 @@ def _plausible(check: Checker, entry: Any, label: str, unit: str,
 def _unit_problem(check: Checker, at: Span, label: str, code: str) -> bool:
     """Record a `unit` problem when `code` is not a UCUM unit; True when there was one."""
     try:
-        units.parse_unit(code)
+        units.check_unit(code)
     except units.UnitError as exc:
         check.add(at, "unit", f"{label}: {exc}")
         return True
