@@ -123,7 +123,7 @@ def _write(place: Path, path: Path, key: str, value: Any) -> bytes | None:
         body = json.dumps(serial.encode(value), ensure_ascii=False, separators=(",", ":")).encode()
         if serial.decode(json.loads(body)) != value:
             return None
-    except (serial.NotEncoded, ValueError, TypeError, RecursionError):
+    except Exception:  # noqa: BLE001 - a value that cannot be written down and read back is not kept
         return None
     header = json.dumps({"format": _FORMAT, "key": key, "sha256": hashlib.sha256(body).hexdigest()})
     import tempfile  # here: only a process that writes an entry needs it
@@ -165,7 +165,7 @@ def digest(value: Any) -> str | None:
         return known[1]
     try:
         body = json.dumps(serial.encode(value), ensure_ascii=False, separators=(",", ":")).encode()
-    except (serial.NotEncoded, ValueError, TypeError, RecursionError):
+    except Exception:  # noqa: BLE001 - a value that cannot be written down has no digest
         return None
     checksum = hashlib.sha256(body).hexdigest()
     _remember_digest(value, checksum)
