@@ -125,10 +125,11 @@ def test_an_entry_of_another_version_or_of_another_file_is_not_used(
     {"object": ["screener.__main__:main", []]},
     {"enum": ["builtins:int", 1]},
     {"object": ["screener.model:Span", ["a", 1]]},
+    {"object": ["screener.run.batch:Screened", []]},
     {"fraction": ["1", 2]},
     {"tuple": {"json": 1}},
     {"set": []},
-], ids=["not-ours", "not-loaded", "not-an-enum", "too-few-fields", "not-a-fraction", "not-a-list", "no-such-tag"])
+], ids=["not-ours", "not-loaded", "not-an-enum", "too-few-fields", "not-frozen", "not-a-fraction", "not-a-list", "no-such-tag"])
 def test_the_cache_rebuilds_only_screener_data(data):
     with pytest.raises((serial.NotEncoded, TypeError, ValueError)):
         serial.decode(data)

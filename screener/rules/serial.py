@@ -71,6 +71,8 @@ def encode(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return {"enum": [_name(kind), encode(value.value)]}
     if dataclasses.is_dataclass(value):
+        if not kind.__dataclass_params__.frozen:  # type: ignore[attr-defined]
+            raise NotEncoded(f"{kind.__qualname__} is not frozen")
         fields = dataclasses.fields(value)
         if any(not f.init for f in fields):
             raise NotEncoded(f"{kind.__qualname__} has a field its constructor does not take")
@@ -128,8 +130,8 @@ def decode(data: Any) -> Any:
     if tag == "object":
         name, values = _list(body, 2)
         cls = _own_class(name)
-        if not dataclasses.is_dataclass(cls):
-            raise NotEncoded(f"{name} is not a dataclass")
+        if not dataclasses.is_dataclass(cls) or not cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
+            raise NotEncoded(f"{name} is not a frozen dataclass")
         return cls(*(decode(item) for item in _list(values, len(dataclasses.fields(cls)))))
     if tag == "enum":
         name, value = _list(body, 2)

@@ -14,6 +14,7 @@ Both are possible when the fact declares the analyte's conversion (`convert:` in
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import threading
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, localcontext
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 MAX_CODE = 64  # longer text is not a unit code (and would cost the parser time)
 # The largest power a code may raise a unit to (`10*12/L`, `m3`, `10*-15`). The unit system
@@ -243,16 +244,15 @@ def _keep_answers() -> None:
     cache.write("units", (), merged)
 
 
-class naming_rules:
+@contextlib.contextmanager
+def naming_rules() -> Iterator[None]:
     """While a rules file is checked: the codes asked about are the rules' own, and those with
     annotations may be kept too."""
-
-    def __enter__(self) -> None:
-        global _naming_rules
-        _naming_rules += 1
-
-    def __exit__(self, *exc: Any) -> None:
-        global _naming_rules
+    global _naming_rules
+    _naming_rules += 1
+    try:
+        yield
+    finally:
         _naming_rules -= 1
 
 
