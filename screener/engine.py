@@ -119,6 +119,8 @@ def _end_session(handle: int) -> None:
     sid = _sessions.pop(handle, None)
     if sid is not None:
         _dre.delete_state(handle, sid)
+
+
 def _trial_key(trial: Trial) -> tuple[str] | None:
     """What a trial's compiled rulesets are kept under: a hash of the whole Trial (two trials
     of equal text compile alike), None when it cannot be written down."""
