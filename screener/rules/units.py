@@ -167,7 +167,7 @@ def _parsed(code: str) -> Any:
 # the cache (keyed by the screener's and the unit system's versions, screener.rules.cache)
 # and read back on the first question, so a process that meets only codes met before never
 # builds it. Only codes the unit system accepted are kept, and of those with an annotation
-# (`{1.73_m2}`, free text in UCUM) only the ones a rules file names: never text of a record.
+# (`{1.73_m2}`, free text in UCUM) only the ones a rules file names: never free text of a record.
 _kept: dict[tuple[str, ...], Any] | None = None  # question -> answer, None until first asked
 _keeping = False  # whether the answers are written when the process ends
 _naming_rules = 0  # > 0 while a rules file is checked
