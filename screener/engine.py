@@ -41,7 +41,7 @@ from screener.rules.compile import (
     engine_places, lower_criteria,
 )
 from screener.rules.compile.rules import enabling_fields
-from screener.rules import formulas
+from screener.rules import cache, formulas
 from screener.rules import ranged as ranged_fields
 from screener.rules.ranged import HIGH_PREFIX, LOW_PREFIX
 from screener.rules.collect import to_collect
@@ -119,6 +119,15 @@ def _end_session(handle: int) -> None:
     sid = _sessions.pop(handle, None)
     if sid is not None:
         _dre.delete_state(handle, sid)
+
+
+def _trial_key(trial: Trial) -> tuple[str] | None:
+    """What a trial's compiled rulesets are kept under: a hash of the whole Trial (two trials
+    of equal text compile alike), None when it cannot be written down."""
+    found = cache.digest(trial)
+    return None if found is None else (found,)
+
+
 _NOT_HANDLED = 1
 _OBSERVED = 2
 _handles: dict[str, int] = {}  # ruleset name -> C handle; rulesets live for the process
@@ -222,8 +231,8 @@ class Screener:
         same decisions, outcomes and missing facts, for a run that writes no trace.
         """
         self.trial = trial
-        self._rulesets = [_Ruleset(trial, definition, parts)
-                          for definition, parts in compile_rulesets(trial)]
+        compiled = cache.remembered("rulesets", lambda: _trial_key(trial), lambda: compile_rulesets(trial), list)
+        self._rulesets = [_Ruleset(trial, definition, parts) for definition, parts in compiled]
         self._firings = firings
         self._derivations = {d.id: d for d in trial.derivations}
         self._criteria: dict[str, Criterion] = {c.id: c for c in trial.criteria}

@@ -189,18 +189,37 @@ def test_a_value_in_a_unit_that_large_is_that_candidates_error(tmp_path):
 
 def test_the_unit_system_writes_nothing_unless_the_user_names_a_cache_folder(tmp_path: Path):
     """Nothing is written outside the folders a user named: pint keeps its definitions cache
-    in ~/.cache unless told otherwise; the screener keeps one only in $SCREENER_CACHE_DIR."""
+    in ~/.cache unless told otherwise; the screener keeps one only in $SCREENER_CACHE_DIR, and
+    so it does with its checked and compiled trials and the unit system's answers."""
     import os
+    import stat
 
-    home, cache = tmp_path / "home", tmp_path / "cache"
+    home, cache, work = tmp_path / "home", tmp_path / "cache", tmp_path / "work"
     home.mkdir()
-    convert = "from screener.rules.units import factor; print(factor('mg/dL', 'g/L'))"
+    work.mkdir()
+    rules = Path(__file__).resolve().parent.parent / "rules" / "NCT03862768.yaml"
+    convert = ("from screener.rules.check import load_trial; from screener.engine import Screener; "
+               f"Screener(load_trial({str(rules)!r})); "
+               "from screener.rules.units import factor; import sys; "
+               "print(factor('mg/dL', 'g/L'), 'pint' in sys.modules)")
     env = {k: v for k, v in os.environ.items() if k not in ("SCREENER_CACHE_DIR", "XDG_CACHE_HOME")}
     env["HOME"] = str(home)
-    done = subprocess.run([sys.executable, "-c", convert], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", convert], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=work)
     assert done.returncode == 0, done.stderr
-    assert list(home.rglob("*")) == []
+    assert list(home.rglob("*")) == [] and list(work.rglob("*")) == []
     done = subprocess.run([sys.executable, "-c", convert], env={**env, "SCREENER_CACHE_DIR": str(cache)},
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, cwd=work)
     assert done.returncode == 0, done.stderr
-    assert list(home.rglob("*")) == [] and any((cache / "pint").iterdir())
+    assert list(home.rglob("*")) == [] and list(work.rglob("*")) == [] and any((cache / "pint").iterdir())
+    kept = cache / "compiled"
+    names = sorted(p.name.split("-")[0] for p in kept.iterdir())
+    assert names == ["rulesets", "trial", "units"]  # none readable by others
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o700
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in kept.iterdir())
+    assert done.stdout.split() == ["0.01", "True"]
+    # the next process reads the trial, its rulesets and the conversion from the cache
+    done = subprocess.run([sys.executable, "-c", convert], env={**env, "SCREENER_CACHE_DIR": str(cache)},
+                          capture_output=True, text=True, timeout=120, cwd=work)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0.01", "False"]  # without building the unit system

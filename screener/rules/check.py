@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from screener.checks import Checker
-from screener.rules import units
+from screener.rules import cache, units
 from screener.errors import RuleProblem, RulesError
 from screener.paths import SAFE_NAME_RULE, is_safe_name, read_regular
 from screener.model import (
@@ -47,19 +47,33 @@ CRITERION_KEYS = {
 
 
 def load_trial(path: str | os.PathLike[str], display: str | None = None) -> Trial:
-    """Load and check a rules file. Returns the Trial; raises RulesError listing every problem."""
+    """Load and check a rules file. Returns the Trial; raises RulesError listing every problem.
+
+    With SCREENER_CACHE_DIR set, a file checked before (same bytes, same shown path, same
+    screener) is not checked again: its Trial is read from the cache (`screener.rules.cache`)."""
     shown = display or str(path)
     try:
         data = read_regular(path)  # a FIFO in a rules folder must not hang the scan
     except OSError as exc:
         raise RulesError([RuleProblem(shown, 1, 1, "unreadable", exc.strerror or str(exc))]) from exc
+    content_hash = hashlib.sha256(data).hexdigest()
+    return cache.remembered("trial", lambda: (content_hash, shown),
+                            lambda: _checked_trial(data, shown, content_hash), Trial)
+
+
+def _checked_trial(data: bytes, shown: str, content_hash: str) -> Trial:
+    with units.naming_rules():  # the unit codes asked about are the rules' own
+        return _checked(data, shown, content_hash)
+
+
+def _checked(data: bytes, shown: str, content_hash: str) -> Trial:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise RulesError([RuleProblem(shown, 1, 1, "unreadable", f"not UTF-8: {exc}")]) from exc
     problems: list[RuleProblem] = []
     document = load_yaml_text(text, shown, problems)
-    return build_trial(document, shown, hashlib.sha256(data).hexdigest(), problems)
+    return build_trial(document, shown, content_hash, problems)
 
 
 def build_trial(document: Any, shown: str, content_hash: str,
@@ -284,7 +298,7 @@ def _plausible(check: Checker, entry: Any, label: str, unit: str,
 def _unit_problem(check: Checker, at: Span, label: str, code: str) -> bool:
     """Record a `unit` problem when `code` is not a UCUM unit; True when there was one."""
     try:
-        units.parse_unit(code)
+        units.check_unit(code)
     except units.UnitError as exc:
         check.add(at, "unit", f"{label}: {exc}")
         return True

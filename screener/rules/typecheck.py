@@ -264,7 +264,7 @@ class Checker:
         from screener.rules import units
 
         try:
-            units.parse_unit(code)
+            units.check_unit(code)
         except units.UnitError as exc:
             raise ConditionError(node.offset, "unit", str(exc)) from None
         return ((code, 1),)

@@ -14,6 +14,7 @@ Both are possible when the fact declares the analyte's conversion (`convert:` in
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import threading
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, localcontext
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 MAX_CODE = 64  # longer text is not a unit code (and would cost the parser time)
 # The largest power a code may raise a unit to (`10*12/L`, `m3`, `10*-15`). The unit system
@@ -159,6 +160,109 @@ def _parsed(code: str) -> Any:
     return found
 
 
+# --- answers kept between processes -------------------------------------------------------
+# Building the unit system costs more than the rest of a process's start with a warm compile
+# cache, and a screening asks it few questions: is a code UCUM, what is its dimension, how
+# does one code convert into another. With SCREENER_CACHE_DIR set, its answers are kept in
+# the cache (keyed by the screener's and the unit system's versions, screener.rules.cache)
+# and read back on the first question, so a process that meets only codes met before never
+# builds it. Only codes the unit system accepted are kept, and of those with an annotation
+# (`{1.73_m2}`, free text in UCUM) only the ones a rules file names: never free text of a record.
+_kept: dict[tuple[str, ...], Any] | None = None  # question -> answer, None until first asked
+_keeping = False  # whether the answers are written when the process ends
+_naming_rules = 0  # > 0 while a rules file is checked
+_MAX_KEPT = 4096
+
+
+def _answers() -> dict[tuple[str, ...], Any]:
+    global _kept
+    if _kept is None:
+        from screener.rules import cache
+
+        found = cache.read("units", ())
+        _kept = {question: answer for question, answer in found.items() if _well_formed(question, answer)} \
+            if type(found) is dict else {}
+    return _kept
+
+
+def _well_formed(question: Any, answer: Any) -> bool:
+    """Whether a kept question and answer are of the kinds `_answer` keeps (an entry is
+    checked whole when read, but an answer of a wrong kind must not reach a conversion)."""
+    if type(question) is not tuple or not all(type(part) is str for part in question):
+        return False
+    if question[:1] == ("unit",):
+        return len(question) == 2 and answer is None
+    if question[:1] == ("dimension",):
+        return len(question) == 2 and type(answer) is str
+    if question[:1] == ("conversion",) and len(question) == 3:
+        return type(answer) is str or (type(answer) is Conversion and type(answer.factor) is Decimal
+                                       and type(answer.offset) is Decimal and answer.factor.is_finite()
+                                       and answer.factor != 0 and answer.offset.is_finite())
+    return False
+
+
+def _keepable(code: str) -> bool:
+    """Whether answers about `code` may be kept: it is a UCUM code kept already."""
+    return _kept is not None and _kept.get(("unit", code), False) is None
+
+
+def _answer(question: tuple[str, ...], ask: Any) -> Any:
+    """The unit system's answer to `question`, kept or asked (`ask()`) and then kept."""
+    global _keeping
+    answers = _answers()
+    try:
+        return answers[question]
+    except KeyError:
+        pass
+    found = ask()
+    if question[0] == "unit":
+        keep = found is None and ("{" not in question[1] or _naming_rules > 0)
+    else:
+        keep = all(map(_keepable, question[1:]))
+    if keep and len(answers) < _MAX_KEPT:
+        answers[question] = found
+        if not _keeping:
+            import atexit
+
+            atexit.register(_keep_answers)
+            _keeping = True
+    return found
+
+
+def _keep_answers() -> None:
+    """Write the answers of this process beside those another process kept meanwhile."""
+    from screener.rules import cache
+
+    if _kept is None or cache.folder(create=False) is None:
+        return
+    found = cache.read("units", ())
+    merged = dict(found) if type(found) is dict else {}
+    for question, answer in _kept.items():
+        if len(merged) >= _MAX_KEPT:
+            break
+        merged.setdefault(question, answer)
+    cache.write("units", (), merged)
+
+
+@contextlib.contextmanager
+def naming_rules() -> Iterator[None]:
+    """While a rules file is checked: the codes asked about are the rules' own, and those with
+    annotations may be kept too."""
+    global _naming_rules
+    _naming_rules += 1
+    try:
+        yield
+    finally:
+        _naming_rules -= 1
+
+
+def check_unit(code: str) -> None:
+    """Nothing when `code` is a UCUM unit code; UnitError saying why not otherwise."""
+    refusal = _answer(("unit", code), lambda: _parsed_or_refused(code)[1])
+    if refusal is not None:
+        raise UnitError(refusal)
+
+
 @functools.lru_cache(maxsize=512)
 def _parsed_or_refused(code: str) -> tuple[Any, str | None]:
     # a refusal is remembered too: a file whose every row has the same bad unit parses it once
@@ -182,13 +286,18 @@ def _annotations(code: str) -> tuple[str, ...]:
     return tuple(sorted(_ANNOTATION.findall(code)))
 
 
-@functools.lru_cache(maxsize=512)
 def dimension(code: str) -> str:
     """A canonical text of the code's dimension; two codes convert into each other without a
     declared factor exactly when their dimensions are equal.
 
     `dimension("g/dL") == dimension("g/L") == "[mass] / [length] ** 3"`; dimensionless codes
     other than `1` keep their code (`"1 [%]"`), and annotations are kept (`{1.73_m2}`)."""
+    check_unit(code)
+    return _answer(("dimension", code), lambda: _dimension(code))  # type: ignore[no-any-return]
+
+
+@functools.lru_cache(maxsize=512)
+def _dimension(code: str) -> str:
     quantity = _parsed(code)
     text = str(quantity.dimensionality) or "1"
     if text == "dimensionless":
@@ -211,6 +320,25 @@ def _round(number: float) -> Decimal:
     with localcontext() as context:  # 1E+72 (from 10*81/L) as an integer has 73 digits
         context.prec = max(context.prec, value.adjusted() + 1)
         return value.quantize(Decimal(1))
+
+
+def _unit_conversion(from_code: str, to_code: str) -> Conversion:
+    """The unit system's conversion between two codes; UnitError when there is none."""
+    if from_code == to_code:
+        return Conversion(Decimal(1))
+    check_unit(from_code)
+    check_unit(to_code)
+    found = _answer(("conversion", from_code, to_code), lambda: _conversion_or_refusal(from_code, to_code))
+    if isinstance(found, str):
+        raise UnitError(found)
+    return found  # type: ignore[no-any-return]
+
+
+def _conversion_or_refusal(from_code: str, to_code: str) -> Conversion | str:
+    try:
+        return _pint_conversion(from_code, to_code)
+    except UnitError as refused:
+        return str(refused)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -244,15 +372,15 @@ def conversion(from_code: str, to_code: str, convert: Mapping[str, Decimal] = _E
     declared unit is used directly; a unit of the same dimension as a declared one is
     converted to it by the unit system first (`mg/L` through a declared `mg/dL`).
     Raises UnitError when no conversion exists."""
-    parse_unit(to_code)
+    check_unit(to_code)
     if from_code in convert:
         return Conversion(convert[from_code], offsets.get(from_code, Decimal(0)))
     try:
-        return _pint_conversion(from_code, to_code)
+        return _unit_conversion(from_code, to_code)
     except UnitError as direct:
         for declared, scale in convert.items():
             try:
-                first = _pint_conversion(from_code, declared)
+                first = _unit_conversion(from_code, declared)
             except UnitError:
                 continue
             if first.offset:
@@ -266,12 +394,12 @@ def _shorter(from_code: str, to_code: str) -> tuple[Fraction, Fraction]:
     """The unit system's factor (and offset) from one code to another as a fraction: of the
     factor and the inverse of the reverse factor, the shorter, so 1 h is 1/24 d and 1 kPa is
     1/0.133322 mm[Hg], not their 14-digit roundings."""
-    forward = _pint_conversion(from_code, to_code)
+    forward = _unit_conversion(from_code, to_code)
     if forward.offset:
         return Fraction(forward.factor), Fraction(forward.offset)
     found = Fraction(forward.factor)
     try:
-        backward = 1 / Fraction(_pint_conversion(to_code, from_code).factor)
+        backward = 1 / Fraction(_unit_conversion(to_code, from_code).factor)
     except (UnitError, ZeroDivisionError):
         return found, Fraction(0)
     return (backward if backward.denominator < found.denominator else found), Fraction(0)
@@ -281,7 +409,7 @@ def exact_conversion(from_code: str, to_code: str, convert: Mapping[str, Decimal
                      offsets: Mapping[str, Decimal] = _EMPTY) -> tuple[Fraction, Fraction]:
     """`conversion` as exact fractions (factor, offset): a declared factor as written, the
     unit system's as `_shorter` reads it. Raises UnitError when no conversion exists."""
-    parse_unit(to_code)
+    check_unit(to_code)
     if from_code in convert:
         return Fraction(convert[from_code]), Fraction(offsets.get(from_code, Decimal(0)))
     try:
