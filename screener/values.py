@@ -5,6 +5,7 @@ unknown and never clipped into range. Empty text and null mean unknown (None).
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -104,30 +105,61 @@ def coerce(spec: FactSpec, raw: Any) -> FactValue | None:
 
 # Typed values of texts already read, per fact: a batch's cells repeat a few texts (yes/no,
 # enum values, small counts, common lab values) over and over, and reading a text is pure.
-# Each fact keeps at most MEMO_TEXTS of them, the first seen, each at most MEMO_LENGTH
-# characters long; errors are never kept.
+# Each way of reading keeps at most MEMO_TEXTS of them, the first seen, each at most
+# MEMO_LENGTH characters long; errors are never kept. Facts of several trials declared alike
+# (`reading`) share what was read: the same text is read once for all of them.
 # Keyed by the spec's id, with the spec itself, so a freed spec's id cannot be mistaken.
 MEMO_TEXTS = 1024
 MEMO_LENGTH = 64
 MEMO_FACTS = 2048
-_memo: dict[int, tuple[FactSpec, dict[str, FactValue | None]]] = {}
+_memo: dict[int, tuple[FactSpec, dict[str, FactValue | None], str]] = {}
+_readings: dict[str, dict[str, FactValue | None]] = {}
+
+
+def _entry(spec: FactSpec) -> tuple[FactSpec, dict[str, FactValue | None], str]:
+    entry = _memo.get(id(spec))
+    if entry is None or entry[0] is not spec:  # a new fact, or an old one's id reused
+        if len(_memo) >= MEMO_FACTS:
+            _memo.clear()  # facts of trials loaded long ago
+            _readings.clear()
+        key = repr(_as_read(spec))
+        entry = _memo[id(spec)] = (spec, _readings.setdefault(key, {}), key)
+    return entry
+
+
+def _as_read(spec: FactSpec) -> FactSpec:
+    """The spec without what reading a value never looks at (its description and where the
+    rules declare it), for its fields too."""
+    return dataclasses.replace(spec, description="", span=None,  # type: ignore[arg-type]
+                               item=tuple(_as_read(field) for field in spec.item))
+
+
+def reading(spec: FactSpec) -> str:
+    """A key equal for two facts whose values are read alike: the same name, type, unit,
+    range, choices, conversions and fields, whatever trial declares them. A value read for
+    one, or the error it raised, is the other's too (an error names the fact)."""
+    return _entry(spec)[2]
 
 
 def coerce_text(spec: FactSpec, text: str) -> FactValue | None:
     """`coerce(spec, text)` for a text, remembered for the next time the same text comes."""
     entry = _memo.get(id(spec))
-    if entry is None or entry[0] is not spec:  # a new fact, or an old one's id reused
-        if len(_memo) >= MEMO_FACTS:
-            _memo.clear()  # facts of trials loaded long ago
-        entry = _memo[id(spec)] = (spec, {})
+    if entry is None or entry[0] is not spec:
+        entry = _entry(spec)
     known = entry[1]
     try:
         return known[text]
     except KeyError:
         pass
-    value = coerce(spec, text)
-    if len(known) < MEMO_TEXTS and len(text) <= MEMO_LENGTH and spec.type != "list":
-        known[text] = value  # (a list is mutable: never shared)
+    if spec.type == "date" and _ISO_DATE.match(text):  # the usual date, read directly
+        try:
+            value: FactValue | None = dt.date.fromisoformat(text)
+        except ValueError:
+            value = coerce(spec, text)  # raises the error naming the fact and the text
+    else:
+        value = coerce(spec, text)
+    if len(known) < MEMO_TEXTS and len(text) <= MEMO_LENGTH and (spec.type != "list" or value == ()):
+        known[text] = value  # (a list's items are mutable: never shared; no items are)
     return value
 
 
@@ -250,7 +282,7 @@ def _not_huge(spec: FactSpec, raw: Any) -> None:
     """Refuse numbers too long to be measurements before any conversion of them."""
     if isinstance(raw, int) and not isinstance(raw, bool) and raw.bit_length() > 100:
         raise InvalidValue(spec.name, _short(raw), f"a number of more than {MAX_DIGITS} digits")
-    if isinstance(raw, str) and sum(c.isdigit() for c in raw) > MAX_DIGITS + 10:
+    if isinstance(raw, str) and len(raw) > MAX_DIGITS + 10 and sum(c.isdigit() for c in raw) > MAX_DIGITS + 10:
         raise InvalidValue(spec.name, _short(raw), f"a number of more than {MAX_DIGITS} digits")
 
 
@@ -333,8 +365,7 @@ def quantity(spec: FactSpec, raw: Any) -> tuple[Decimal | None, Converted | None
         value = _converted(spec, raw, number, factor, offset)
     # The value is kept exactly as given (after an exact conversion): `places` shapes how it is
     # shown, never what it is compared with, so 74.95 stays below a limit of 75.
-    low = None if spec.minimum is None else Decimal(str(spec.minimum))
-    high = None if spec.maximum is None else Decimal(str(spec.maximum))
+    low, high = _bound(spec.minimum), _bound(spec.maximum)
     if low is not None and value < low:
         raise InvalidValue(spec.name, _short(raw), f"{_cut(value)} {spec.unit} is below the "
                            f"minimum {_plain(low)} {spec.unit}")
@@ -344,6 +375,12 @@ def quantity(spec: FactSpec, raw: Any) -> tuple[Decimal | None, Converted | None
     if (unit or spec.unit) != spec.unit or value != number:
         return value, Converted(number, unit or spec.unit, value, spec.unit)
     return value, None
+
+
+@functools.lru_cache(maxsize=256, typed=True)
+def _bound(limit: float | None) -> Decimal | None:
+    """A fact's minimum or maximum as the Decimal it is written as (18 as 18, 18.0 as 18.0)."""
+    return None if limit is None else Decimal(str(limit))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -438,6 +475,8 @@ def _offsets(spec: FactSpec) -> dict[str, Decimal]:
 
 
 def _number_and_unit(spec: FactSpec, raw: Any) -> tuple[Decimal, str]:
+    if isinstance(raw, str):
+        return _text_number_and_unit(spec, raw)
     if isinstance(raw, Mapping):
         if set(raw) - {"value", "unit"} or "value" not in raw:
             raise InvalidValue(spec.name, _short(json.dumps(_jsonable(raw))),
@@ -453,19 +492,22 @@ def _number_and_unit(spec: FactSpec, raw: Any) -> tuple[Decimal, str]:
                 raise InvalidValue(spec.name, _short(inner), "give the unit once")
             return number, written or ucum_code((unit or "").strip())
         return _number(spec, inner), ucum_code((unit or "").strip())
-    if isinstance(raw, str):
-        text = raw.strip() if raw.isascii() else \
-            unicodedata.normalize("NFKC", raw).strip().translate(_MICRO)
-        _not_huge(spec, text)
-        if ("'" in text or "f" in text) and (feet := _FEET_INCHES.match(text)):  # `5 ft 4 in`
-            inches = Decimal(feet.group(1)) * 12 + Decimal(feet.group(2))
-            return _number(spec, inches), "[in_i]"
-        match = _QUANTITY.match(decimal_point(spec, text))
-        if not match:
-            raise InvalidValue(spec.name, _short(raw), f"expected a number in {spec.unit}, "
-                               "optionally followed by its unit")
-        return _number(spec, match.group(1)), ucum_code(match.group(2).strip())
     return _number(spec, raw), ""
+
+
+def _text_number_and_unit(spec: FactSpec, raw: str) -> tuple[Decimal, str]:
+    """A number and its unit as a text writes them (`1.2 mg/dL`, `1.2mg/dL`, `5 ft 4 in`)."""
+    text = raw.strip() if raw.isascii() else \
+        unicodedata.normalize("NFKC", raw).strip().translate(_MICRO)
+    _not_huge(spec, text)
+    if ("'" in text or "f" in text) and (feet := _FEET_INCHES.match(text)):  # `5 ft 4 in`
+        inches = Decimal(feet.group(1)) * 12 + Decimal(feet.group(2))
+        return _number(spec, inches), "[in_i]"
+    match = _QUANTITY.match(decimal_point(spec, text))
+    if not match:
+        raise InvalidValue(spec.name, _short(raw), f"expected a number in {spec.unit}, "
+                           "optionally followed by its unit")
+    return _number(spec, match.group(1)), ucum_code(match.group(2).strip()) if match.group(2) else ""
 
 
 def _number(spec: FactSpec, raw: Any) -> Decimal:
