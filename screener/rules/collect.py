@@ -86,6 +86,8 @@ def _truth(evaluator: Evaluator, e: Any, values: Mapping[str, Any]) -> Any:
 
 def _open_aggregates(evaluator: Evaluator, e: Any, values: Mapping[str, Any]) -> Iterator[Aggregate]:
     """The aggregates over given lists that keep the unknown condition `e` unknown."""
+    if not _has_aggregate(e):
+        return  # nothing in it reads a list: no truth of its parts is needed to know that
     if isinstance(e, Not):
         yield from _open_aggregates(evaluator, e.operand, values)
         return
@@ -102,6 +104,24 @@ def _open_aggregates(evaluator: Evaluator, e: Any, values: Mapping[str, Any]) ->
                 yield node
             continue  # its per-item parts are read item by item (`_entries`)
         pending.extend(reversed(children(node)))
+
+
+# Whether an expression holds an aggregate, by the node's id (with the node, so that a freed
+# node's id is never mistaken): conditions are the trial's, read for every undetermined
+# candidate, and most of their parts read no list.
+_AGGREGATES: dict[int, tuple[Any, bool]] = {}
+_AGGREGATES_KEPT = 1 << 16
+
+
+def _has_aggregate(e: Any) -> bool:
+    known = _AGGREGATES.get(id(e))
+    if known is not None and known[0] is e:
+        return known[1]
+    found = isinstance(e, Aggregate) or any(_has_aggregate(child) for child in children(e))
+    if len(_AGGREGATES) >= _AGGREGATES_KEPT:
+        _AGGREGATES.clear()
+    _AGGREGATES[id(e)] = (e, found)
+    return found
 
 
 def _unknown(evaluator: Evaluator, aggregate: Aggregate, values: Mapping[str, Any]) -> bool:

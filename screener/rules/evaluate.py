@@ -489,14 +489,19 @@ class Evaluator:
         branch such `if`s may take gives the same answer (docs/rules-language.md, "Settled
         when settled"), e.g. `alt <= if(liver_metastases, 5, 3) * alt_uln` for an ALT at
         1.5 x ULN; None otherwise."""
-        open_ifs = [node for node in _ifs(e) if self.truth(node.args[0], values, item, fields) is None]
-        if not open_ifs or len(open_ifs) > _MAX_OPEN_IFS:
+        ifs, variants = _branching(e)
+        open_at = [i for i, node in enumerate(ifs) if self.truth(node.args[0], values, item, fields) is None]
+        if not open_at or len(open_at) > _MAX_OPEN_IFS:
             return None
         answers = set()
-        for chosen in itertools.product((1, 2), repeat=len(open_ifs)):
-            settled = e
-            for node, branch in zip(open_ifs, chosen):
-                settled = _substitute(settled, node, node.args[branch])
+        for chosen in itertools.product((1, 2), repeat=len(open_at)):
+            key = tuple(zip(open_at, chosen))
+            settled = variants.get(key)
+            if settled is None:
+                settled = e
+                for at, branch in key:
+                    settled = _substitute(settled, ifs[at], ifs[at].args[branch])
+                variants[key] = settled
             answers.add(compare(settled.op, self.value(settled.left, values, item, fields),
                                 self.value(settled.right, values, item, fields)))
             if len(answers) > 1:
@@ -566,6 +571,22 @@ def _item_fields(e: Any) -> list[str]:
         elif not isinstance(node, Aggregate):
             pending.extend(children(node))
     return found
+
+
+# The `if`s of a comparison and the comparisons with chosen branches in their place, by the
+# comparison's id (with it, so that a freed one's id is never mistaken): the same conditions
+# are tried for every candidate whose tests are unknown.
+_BRANCHES: dict[int, tuple[Any, list[Call], dict[tuple[tuple[int, int], ...], Any]]] = {}
+_BRANCHES_KEPT = 4096
+
+
+def _branching(e: Any) -> tuple[list[Call], dict[tuple[tuple[int, int], ...], Any]]:
+    known = _BRANCHES.get(id(e))
+    if known is None or known[0] is not e:
+        if len(_BRANCHES) >= _BRANCHES_KEPT:
+            _BRANCHES.clear()
+        known = _BRANCHES[id(e)] = (e, _ifs(e), {})
+    return known[1], known[2]
 
 
 def _ifs(e: Any) -> list[Call]:
