@@ -355,14 +355,10 @@ def quantity(spec: FactSpec, raw: Any) -> tuple[Decimal | None, Converted | None
     number, unit = _number_and_unit(spec, raw)
     value = number
     if unit and unit != spec.unit:
-        from screener.rules import units
-
-        try:
-            factor, offset = units.exact_conversion(unit, spec.unit, _factors(spec), _offsets(spec))
-        except units.UnitError:
-            raise InvalidValue(spec.name, _short(raw),
-                               f"the unit {unit} does not convert to {spec.unit}") from None
-        value = _converted(spec, raw, number, factor, offset)
+        conversion = _conversion(spec, unit)
+        if conversion is None:
+            raise InvalidValue(spec.name, _short(raw), f"the unit {unit} does not convert to {spec.unit}")
+        value = _converted(spec, raw, number, *conversion)
     # The value is kept exactly as given (after an exact conversion): `places` shapes how it is
     # shown, never what it is compared with, so 74.95 stays below a limit of 75.
     low, high = _bound(spec.minimum), _bound(spec.maximum)
@@ -375,6 +371,32 @@ def quantity(spec: FactSpec, raw: Any) -> tuple[Decimal | None, Converted | None
     if (unit or spec.unit) != spec.unit or value != number:
         return value, Converted(number, unit or spec.unit, value, spec.unit)
     return value, None
+
+
+# The conversions found from a unit as given to a fact's unit (None: there is none), by the
+# fact's way of reading (`reading`) and the unit: a batch gives a few units over and over.
+_CONVERSIONS: dict[tuple[str, str], tuple[Fraction, Fraction] | None] = {}
+_CONVERSIONS_KEPT = 4096
+
+
+def _conversion(spec: FactSpec, unit: str) -> tuple[Fraction, Fraction] | None:
+    """(factor, offset) from `unit` to the fact's unit, exactly; None when it does not convert."""
+    key = (reading(spec), unit)
+    try:
+        return _CONVERSIONS[key]
+    except KeyError:
+        pass
+    from screener.rules import units
+
+    try:
+        found: tuple[Fraction, Fraction] | None = units.exact_conversion(unit, spec.unit, _factors(spec),
+                                                                         _offsets(spec))
+    except units.UnitError:
+        found = None
+    if len(_CONVERSIONS) >= _CONVERSIONS_KEPT:
+        _CONVERSIONS.clear()
+    _CONVERSIONS[key] = found
+    return found
 
 
 @functools.lru_cache(maxsize=256, typed=True)
@@ -539,7 +561,7 @@ def _list(spec: FactSpec, raw: Any) -> tuple[dict[str, Any], ...]:
     fields = {field.name: field for field in spec.item}
     items = []
     for number, item in enumerate(raw, 1):
-        if not isinstance(item, Mapping):
+        if not isinstance(item, dict) and not isinstance(item, Mapping):  # (dict: told quickly)
             raise InvalidValue(spec.name, _short(str(item)),
                                f"item {number} must be a mapping of {', '.join(fields)}")
         unknown = [str(k) for k in item if k not in fields]
@@ -563,20 +585,37 @@ def _json_list(spec: FactSpec, text: str) -> Any:
         raise InvalidValue(spec.name, _short(text), f"longer than {MAX_LIST_TEXT} characters")
     if not text.startswith("["):
         raise InvalidValue(spec.name, _short(text), "expected a JSON list of items, [] for none")
-
-    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        seen: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in seen:
-                raise InvalidValue(spec.name, _short(text), f"the field {key!r} is given twice "
-                                   "in one item")
-            seen[key] = value
-        return seen
-
     try:
-        return json.loads(text, object_pairs_hook=unique, parse_float=str, parse_int=str)
+        return _LIST_DECODER.decode(text)
+    except _GivenTwice as twice:
+        raise InvalidValue(spec.name, _short(text), f"the field {twice.key!r} is given twice "
+                           "in one item") from None
     except (ValueError, RecursionError):
         raise InvalidValue(spec.name, _short(text), "not a JSON list of items") from None
+
+
+class _GivenTwice(Exception):
+    """A key given twice in one JSON object of a list (json keeps the last silently)."""
+
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The object of `pairs`; raises _GivenTwice naming the first key given again."""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _GivenTwice(key)
+            seen.add(key)
+    return found
+
+
+# Numbers stay text, read by each field's own type; one decoder serves every list.
+_LIST_DECODER = json.JSONDecoder(object_pairs_hook=_unique, parse_float=str, parse_int=str)
 
 
 def _jsonable(raw: Mapping[Any, Any]) -> dict[str, str]:
