@@ -94,6 +94,7 @@ class Evaluator:
 
     def __init__(self, facts: Mapping[str, FactSpec]):
         self.specs = facts
+        self._fields: dict[str, dict[str, FactSpec]] = {}  # list fact -> its items' fields by name
 
     def run(self, expr: Any, values: Mapping[str, Any]) -> Any:
         """The value of `expr`; never raises for candidate data."""
@@ -240,7 +241,9 @@ class Evaluator:
         items = values.get(e.fact)
         if items is None:
             return None
-        specs = {spec.name: spec for spec in self.specs[e.fact].item}
+        specs = self._fields.get(e.fact)
+        if specs is None:
+            specs = self._fields[e.fact] = {spec.name: spec for spec in self.specs[e.fact].item}
         if e.name == "count" and not e.args:
             return Decimal(len(items))
         if e.name in ("any", "all", "count"):
