@@ -203,7 +203,8 @@ def screen_row(trial: Trial, screener: Screener, row: Row,
 
 
 def store_key(trial: Trial, row: Row, context: Mapping[str, FactValue] | None, store: Store,
-              shared: SharedReads | None = None) -> tuple[tuple[Any, str, str, str] | None, tuple[dict[str, FactValue], Any]]:
+              shared: SharedReads | None = None,
+              ) -> tuple[tuple[Any, str, str, str] | None, tuple[dict[str, FactValue], Any]]:
     """The key of the row's screening for `trial` in `store` (candidate id, trial, a keyed hash
     of what was read, the rules' key), and what was read (`candidate_facts`). The key is None,
     and counted, for a row without a usable candidate id: such a row is never stored."""
