@@ -380,19 +380,21 @@ Expr = Union[Compare, In, Not, And, Or, Const, Number, Duration, Literal, Ref, I
 
 def children(e: Any) -> tuple[Any, ...]:
     """The sub-expressions of an expression node."""
-    if isinstance(e, Not):
-        return (e.operand,)
-    if isinstance(e, (And, Or)):
-        return e.operands
-    if isinstance(e, (Scale, Neg, Member, IsSpecial, Truth)):
-        return (e.operand,)
-    if isinstance(e, (Arith, Cmp)):
+    kind = type(e)  # (no node class has subclasses: its class says what it holds)
+    if kind is Arith or kind is Cmp:
         return (e.left, e.right)
-    if isinstance(e, (Call, Aggregate)):
+    if kind is And or kind is Or:
+        return e.operands
+    if kind is Call or kind is Aggregate:
         return e.args
-    if isinstance(e, Within):
+    if kind in _ONE_OPERAND:
+        return (e.operand,)
+    if kind is Within:
         return (e.subject, e.duration, e.anchor)
     return ()
+
+
+_ONE_OPERAND = frozenset({Not, Scale, Neg, Member, IsSpecial, Truth})
 
 
 def expr_facts(expr: Any) -> tuple[str, ...]:

@@ -5,6 +5,7 @@ unknown and never clipped into range. Empty text and null mean unknown (None).
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -104,30 +105,61 @@ def coerce(spec: FactSpec, raw: Any) -> FactValue | None:
 
 # Typed values of texts already read, per fact: a batch's cells repeat a few texts (yes/no,
 # enum values, small counts, common lab values) over and over, and reading a text is pure.
-# Each fact keeps at most MEMO_TEXTS of them, the first seen, each at most MEMO_LENGTH
-# characters long; errors are never kept.
+# Each way of reading keeps at most MEMO_TEXTS of them, the first seen, each at most
+# MEMO_LENGTH characters long; errors are never kept. Facts of several trials declared alike
+# (`reading`) share what was read: the same text is read once for all of them.
 # Keyed by the spec's id, with the spec itself, so a freed spec's id cannot be mistaken.
 MEMO_TEXTS = 1024
 MEMO_LENGTH = 64
 MEMO_FACTS = 2048
-_memo: dict[int, tuple[FactSpec, dict[str, FactValue | None]]] = {}
+_memo: dict[int, tuple[FactSpec, dict[str, FactValue | None], str]] = {}
+_readings: dict[str, dict[str, FactValue | None]] = {}
+
+
+def _entry(spec: FactSpec) -> tuple[FactSpec, dict[str, FactValue | None], str]:
+    entry = _memo.get(id(spec))
+    if entry is None or entry[0] is not spec:  # a new fact, or an old one's id reused
+        if len(_memo) >= MEMO_FACTS:
+            _memo.clear()  # facts of trials loaded long ago
+            _readings.clear()
+        key = repr(_as_read(spec))
+        entry = _memo[id(spec)] = (spec, _readings.setdefault(key, {}), key)
+    return entry
+
+
+def _as_read(spec: FactSpec) -> FactSpec:
+    """The spec without what reading a value never looks at (its description and where the
+    rules declare it), for its fields too."""
+    return dataclasses.replace(spec, description="", span=None,  # type: ignore[arg-type]
+                               item=tuple(_as_read(field) for field in spec.item))
+
+
+def reading(spec: FactSpec) -> str:
+    """A key equal for two facts whose values are read alike: the same name, type, unit,
+    range, choices, conversions and fields, whatever trial declares them. A value read for
+    one, or the error it raised, is the other's too (an error names the fact)."""
+    return _entry(spec)[2]
 
 
 def coerce_text(spec: FactSpec, text: str) -> FactValue | None:
     """`coerce(spec, text)` for a text, remembered for the next time the same text comes."""
     entry = _memo.get(id(spec))
-    if entry is None or entry[0] is not spec:  # a new fact, or an old one's id reused
-        if len(_memo) >= MEMO_FACTS:
-            _memo.clear()  # facts of trials loaded long ago
-        entry = _memo[id(spec)] = (spec, {})
+    if entry is None or entry[0] is not spec:
+        entry = _entry(spec)
     known = entry[1]
     try:
         return known[text]
     except KeyError:
         pass
-    value = coerce(spec, text)
-    if len(known) < MEMO_TEXTS and len(text) <= MEMO_LENGTH and spec.type != "list":
-        known[text] = value  # (a list is mutable: never shared)
+    if spec.type == "date" and _ISO_DATE.match(text):  # the usual date, read directly
+        try:
+            value: FactValue | None = dt.date.fromisoformat(text)
+        except ValueError:
+            value = coerce(spec, text)  # raises the error naming the fact and the text
+    else:
+        value = coerce(spec, text)
+    if len(known) < MEMO_TEXTS and len(text) <= MEMO_LENGTH and (spec.type != "list" or value == ()):
+        known[text] = value  # (a list's items are mutable: never shared; no items are)
     return value
 
 
@@ -250,7 +282,7 @@ def _not_huge(spec: FactSpec, raw: Any) -> None:
     """Refuse numbers too long to be measurements before any conversion of them."""
     if isinstance(raw, int) and not isinstance(raw, bool) and raw.bit_length() > 100:
         raise InvalidValue(spec.name, _short(raw), f"a number of more than {MAX_DIGITS} digits")
-    if isinstance(raw, str) and sum(c.isdigit() for c in raw) > MAX_DIGITS + 10:
+    if isinstance(raw, str) and len(raw) > MAX_DIGITS + 10 and sum(c.isdigit() for c in raw) > MAX_DIGITS + 10:
         raise InvalidValue(spec.name, _short(raw), f"a number of more than {MAX_DIGITS} digits")
 
 
@@ -323,18 +355,13 @@ def quantity(spec: FactSpec, raw: Any) -> tuple[Decimal | None, Converted | None
     number, unit = _number_and_unit(spec, raw)
     value = number
     if unit and unit != spec.unit:
-        from screener.rules import units
-
-        try:
-            factor, offset = units.exact_conversion(unit, spec.unit, _factors(spec), _offsets(spec))
-        except units.UnitError:
-            raise InvalidValue(spec.name, _short(raw),
-                               f"the unit {unit} does not convert to {spec.unit}") from None
-        value = _converted(spec, raw, number, factor, offset)
+        conversion = _conversion(spec, unit)
+        if conversion is None:
+            raise InvalidValue(spec.name, _short(raw), f"the unit {unit} does not convert to {spec.unit}")
+        value = _converted(spec, raw, number, *conversion)
     # The value is kept exactly as given (after an exact conversion): `places` shapes how it is
     # shown, never what it is compared with, so 74.95 stays below a limit of 75.
-    low = None if spec.minimum is None else Decimal(str(spec.minimum))
-    high = None if spec.maximum is None else Decimal(str(spec.maximum))
+    low, high = _bound(spec.minimum), _bound(spec.maximum)
     if low is not None and value < low:
         raise InvalidValue(spec.name, _short(raw), f"{_cut(value)} {spec.unit} is below the "
                            f"minimum {_plain(low)} {spec.unit}")
@@ -344,6 +371,38 @@ def quantity(spec: FactSpec, raw: Any) -> tuple[Decimal | None, Converted | None
     if (unit or spec.unit) != spec.unit or value != number:
         return value, Converted(number, unit or spec.unit, value, spec.unit)
     return value, None
+
+
+# The conversions found from a unit as given to a fact's unit (None: there is none), by the
+# fact's way of reading (`reading`) and the unit: a batch gives a few units over and over.
+_CONVERSIONS: dict[tuple[str, str], tuple[Fraction, Fraction] | None] = {}
+_CONVERSIONS_KEPT = 4096
+
+
+def _conversion(spec: FactSpec, unit: str) -> tuple[Fraction, Fraction] | None:
+    """(factor, offset) from `unit` to the fact's unit, exactly; None when it does not convert."""
+    key = (reading(spec), unit)
+    try:
+        return _CONVERSIONS[key]
+    except KeyError:
+        pass
+    from screener.rules import units
+
+    try:
+        found: tuple[Fraction, Fraction] | None = units.exact_conversion(unit, spec.unit, _factors(spec),
+                                                                         _offsets(spec))
+    except units.UnitError:
+        found = None
+    if len(_CONVERSIONS) >= _CONVERSIONS_KEPT:
+        _CONVERSIONS.clear()
+    _CONVERSIONS[key] = found
+    return found
+
+
+@functools.lru_cache(maxsize=256, typed=True)
+def _bound(limit: float | None) -> Decimal | None:
+    """A fact's minimum or maximum as the Decimal it is written as (18 as 18, 18.0 as 18.0)."""
+    return None if limit is None else Decimal(str(limit))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -438,6 +497,8 @@ def _offsets(spec: FactSpec) -> dict[str, Decimal]:
 
 
 def _number_and_unit(spec: FactSpec, raw: Any) -> tuple[Decimal, str]:
+    if isinstance(raw, str):
+        return _text_number_and_unit(spec, raw)
     if isinstance(raw, Mapping):
         if set(raw) - {"value", "unit"} or "value" not in raw:
             raise InvalidValue(spec.name, _short(json.dumps(_jsonable(raw))),
@@ -453,19 +514,22 @@ def _number_and_unit(spec: FactSpec, raw: Any) -> tuple[Decimal, str]:
                 raise InvalidValue(spec.name, _short(inner), "give the unit once")
             return number, written or ucum_code((unit or "").strip())
         return _number(spec, inner), ucum_code((unit or "").strip())
-    if isinstance(raw, str):
-        text = raw.strip() if raw.isascii() else \
-            unicodedata.normalize("NFKC", raw).strip().translate(_MICRO)
-        _not_huge(spec, text)
-        if ("'" in text or "f" in text) and (feet := _FEET_INCHES.match(text)):  # `5 ft 4 in`
-            inches = Decimal(feet.group(1)) * 12 + Decimal(feet.group(2))
-            return _number(spec, inches), "[in_i]"
-        match = _QUANTITY.match(decimal_point(spec, text))
-        if not match:
-            raise InvalidValue(spec.name, _short(raw), f"expected a number in {spec.unit}, "
-                               "optionally followed by its unit")
-        return _number(spec, match.group(1)), ucum_code(match.group(2).strip())
     return _number(spec, raw), ""
+
+
+def _text_number_and_unit(spec: FactSpec, raw: str) -> tuple[Decimal, str]:
+    """A number and its unit as a text writes them (`1.2 mg/dL`, `1.2mg/dL`, `5 ft 4 in`)."""
+    text = raw.strip() if raw.isascii() else \
+        unicodedata.normalize("NFKC", raw).strip().translate(_MICRO)
+    _not_huge(spec, text)
+    if ("'" in text or "f" in text) and (feet := _FEET_INCHES.match(text)):  # `5 ft 4 in`
+        inches = Decimal(feet.group(1)) * 12 + Decimal(feet.group(2))
+        return _number(spec, inches), "[in_i]"
+    match = _QUANTITY.match(decimal_point(spec, text))
+    if not match:
+        raise InvalidValue(spec.name, _short(raw), f"expected a number in {spec.unit}, "
+                           "optionally followed by its unit")
+    return _number(spec, match.group(1)), ucum_code(match.group(2).strip()) if match.group(2) else ""
 
 
 def _number(spec: FactSpec, raw: Any) -> Decimal:
@@ -497,7 +561,7 @@ def _list(spec: FactSpec, raw: Any) -> tuple[dict[str, Any], ...]:
     fields = {field.name: field for field in spec.item}
     items = []
     for number, item in enumerate(raw, 1):
-        if not isinstance(item, Mapping):
+        if not isinstance(item, dict) and not isinstance(item, Mapping):  # (dict: told quickly)
             raise InvalidValue(spec.name, _short(str(item)),
                                f"item {number} must be a mapping of {', '.join(fields)}")
         unknown = [str(k) for k in item if k not in fields]
@@ -521,20 +585,37 @@ def _json_list(spec: FactSpec, text: str) -> Any:
         raise InvalidValue(spec.name, _short(text), f"longer than {MAX_LIST_TEXT} characters")
     if not text.startswith("["):
         raise InvalidValue(spec.name, _short(text), "expected a JSON list of items, [] for none")
-
-    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        seen: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in seen:
-                raise InvalidValue(spec.name, _short(text), f"the field {key!r} is given twice "
-                                   "in one item")
-            seen[key] = value
-        return seen
-
     try:
-        return json.loads(text, object_pairs_hook=unique, parse_float=str, parse_int=str)
+        return _LIST_DECODER.decode(text)
+    except _GivenTwice as twice:
+        raise InvalidValue(spec.name, _short(text), f"the field {twice.key!r} is given twice "
+                           "in one item") from None
     except (ValueError, RecursionError):
         raise InvalidValue(spec.name, _short(text), "not a JSON list of items") from None
+
+
+class _GivenTwice(Exception):
+    """A key given twice in one JSON object of a list (json keeps the last silently)."""
+
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The object of `pairs`; raises _GivenTwice naming the first key given again."""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _GivenTwice(key)
+            seen.add(key)
+    return found
+
+
+# Numbers stay text, read by each field's own type; one decoder serves every list.
+_LIST_DECODER = json.JSONDecoder(object_pairs_hook=_unique, parse_float=str, parse_int=str)
 
 
 def _jsonable(raw: Mapping[Any, Any]) -> dict[str, str]:

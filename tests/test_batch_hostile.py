@@ -257,6 +257,18 @@ def test_text_after_a_closing_quote_merged_rows(tmp_path):
     assert records[0]["errors"][0] == "row 1: text after the closing quote of column 2"
 
 
+@pytest.mark.parametrize("line, cells, problem", [
+    ('A,"1","say ""no"", then yes"\n', ["A", "1", 'say "no", then yes'], None),
+    ('A,"",x"y\r\n', ["A", "", 'x"y'], None),
+    ('"A",1,"a\rb"\n', ["A", "1", "a\rb"], None),  # a bare carriage return inside quotes is text
+    ('A,"1"x,y\n', ["A", "1x"], "row 1: text after the closing quote of column 2"),
+    ('A,1,"\udcff"\udcff\n', ["A", "1", ""], "row 1: not UTF-8 in column 3 (byte 0xff)"),
+], ids=["doubled-quotes", "empty-and-inner-quote", "carriage-return", "text-after-quote", "bad-byte"])
+def test_a_row_quoting_its_cells_on_one_line_reads_as_written(line, cells, problem):
+    (row,) = read_rows(io.StringIO("candidate_id,ecog,notes\n" + line, newline=""), "csv")
+    assert (list(row.fields.values()), row.problem) == (cells, problem)
+
+
 def test_a_non_utf8_byte_in_row_10000_named_row_9954():
     body = b"".join(b"c%d,1\n" % i if i != 10_000 else b"c10000,\xe9\n" for i in range(1, 10_002))
     rows = list(read_rows(open_text(io.BytesIO(b"candidate_id,notes\n" + body)), "csv"))

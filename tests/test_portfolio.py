@@ -198,3 +198,27 @@ def test_an_unknown_trial_is_a_usage_error_naming_those_found(tmp_path, capsys):
     assert main(["batch", str(_candidates(tmp_path / "c.csv")), "--rules-dir", str(SITE), "--trial", "NOPE"]) == 2
     err = capsys.readouterr().err
     assert "no rules for trial 'NOPE'" in err and SITE_TRIAL in err and TRIAL in err
+
+
+def test_a_fact_two_trials_declare_otherwise_is_read_by_each_its_own_way(trial):
+    """Several trials read a candidate's cell once where they declare the fact alike; where
+    one declares it otherwise (here a narrower range), that trial reads it its own way."""
+    import dataclasses
+
+    from screener.run.batch import SharedReads, candidate_facts
+    from screener.sources.readers import Row
+
+    narrow = dataclasses.replace(trial.facts["ecog"], maximum=1)
+    other = dataclasses.replace(trial, id="SITE-NARROW", facts={**trial.facts, "ecog": narrow})
+    twin = dataclasses.replace(trial, id="SITE-TWIN", facts=dict(trial.facts))
+    trials = [trial, other, twin]
+    shared = SharedReads(trials)
+    for ecog in ("3", "3", "abc"):
+        row = Row(1, {"candidate_id": "P1", "ecog": ecog, "age": "57"})
+        alone = [candidate_facts(t, row) for t in trials]
+        shared.next_row()
+        assert [candidate_facts(t, row, shared=shared) for t in trials] == alone
+    row = Row(1, {"candidate_id": "P1", "ecog": "3"})
+    shared.next_row()
+    assert [candidate_facts(t, row, shared=shared) for t in trials] == [
+        ({"ecog": 3}, []), ({}, ["ecog: '3': above the maximum 1"]), ({"ecog": 3}, [])]

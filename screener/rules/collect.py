@@ -86,6 +86,8 @@ def _truth(evaluator: Evaluator, e: Any, values: Mapping[str, Any]) -> Any:
 
 def _open_aggregates(evaluator: Evaluator, e: Any, values: Mapping[str, Any]) -> Iterator[Aggregate]:
     """The aggregates over given lists that keep the unknown condition `e` unknown."""
+    if not any(values.get(fact) is not None for fact in _lists_read(e)):
+        return  # it reads no list given: no truth of its parts is needed to know that
     if isinstance(e, Not):
         yield from _open_aggregates(evaluator, e.operand, values)
         return
@@ -102,6 +104,25 @@ def _open_aggregates(evaluator: Evaluator, e: Any, values: Mapping[str, Any]) ->
                 yield node
             continue  # its per-item parts are read item by item (`_entries`)
         pending.extend(reversed(children(node)))
+
+
+# The lists an expression aggregates (at any depth), by the node's id (with the node, so
+# that a freed node's id is never mistaken): conditions are the trial's, read for every
+# undetermined candidate, and most of their parts read no list, or none the candidate gave.
+_LISTS: dict[int, tuple[Any, frozenset[str]]] = {}
+_LISTS_KEPT = 1 << 16
+
+
+def _lists_read(e: Any) -> frozenset[str]:
+    known = _LISTS.get(id(e))
+    if known is not None and known[0] is e:
+        return known[1]
+    found = frozenset([e.fact] if isinstance(e, Aggregate) else []).union(
+        *(_lists_read(child) for child in children(e)))
+    if len(_LISTS) >= _LISTS_KEPT:
+        _LISTS.clear()
+    _LISTS[id(e)] = (e, found)
+    return found
 
 
 def _unknown(evaluator: Evaluator, aggregate: Aggregate, values: Mapping[str, Any]) -> bool:

@@ -50,10 +50,24 @@ class Range:
     high: int
 
 
+_NUMBERS = frozenset({"integer", "decimal", "quantity"})
+
+
 def load(spec: FactSpec, value: Any) -> Any:
     """A typed fact value (as `screener.values.coerce` gives it) in the evaluator's form."""
     if value is None:
         return None
+    # the usual values first: a quantity, a day, a yes/no or a choice
+    kind = type(value)
+    if kind is Decimal:
+        if spec.type in _NUMBERS:
+            return value
+    elif kind is dt.date:
+        if spec.type == "date":
+            return Decimal(value.toordinal())
+    elif kind is bool or kind is str:
+        if spec.type not in _NUMBERS and spec.type != "date":
+            return value
     if value is Special.NEVER:
         return NEVER
     if value is Special.ONGOING:
@@ -80,6 +94,7 @@ class Evaluator:
 
     def __init__(self, facts: Mapping[str, FactSpec]):
         self.specs = facts
+        self._fields: dict[str, dict[str, FactSpec]] = {}  # list fact -> its items' fields by name
 
     def run(self, expr: Any, values: Mapping[str, Any]) -> Any:
         """The value of `expr`; never raises for candidate data."""
@@ -125,19 +140,30 @@ class Evaluator:
 
     # --- values ------------------------------------------------------------------------
 
+    # Expression nodes are told apart by their exact class (no node class has subclasses):
+    # terms are computed many times per candidate, and a chain of isinstance tests was a
+    # fair share of that.
+
     def value(self, e: Any, values: Mapping[str, Any], item: Mapping[str, Any] | None,
               fields: Mapping[str, FactSpec] | None) -> Any:
-        if isinstance(e, Number):
-            return e.value
-        if isinstance(e, Duration):
-            return e.amount
-        if isinstance(e, Literal):
-            return _literal(e.value)
-        if isinstance(e, Ref):
+        kind = type(e)
+        if kind is Ref:
             return load(self.specs[e.fact], values.get(e.fact))
-        if isinstance(e, ItemField):
+        if kind is Number:
+            return e.value
+        if kind is Arith:
+            return self.arith(e, values, item, fields)
+        if kind is ItemField:
             assert item is not None and fields is not None
             return load(fields[e.name], item.get(e.name))
+        if kind is Duration:
+            return e.amount
+        if kind is Literal:
+            return _literal(e.value)
+        if kind is Call:
+            return self.call(e, values, item, fields)
+        if kind is Aggregate:
+            return self.aggregate(e, values, item, fields)
         if isinstance(e, Scale):
             inner = self.value(e.operand, values, item, fields)
             if isinstance(inner, Bounds):
@@ -147,18 +173,12 @@ class Evaluator:
         if isinstance(e, Neg):
             return _numeric(self.value(e.operand, values, item, fields),
                             lambda v: bounds.negate(v) if isinstance(v, Bounds) else -v)
-        if isinstance(e, Arith):
-            return self.arith(e, values, item, fields)
-        if isinstance(e, Call):
-            return self.call(e, values, item, fields)
-        if isinstance(e, Aggregate):
-            return self.aggregate(e, values, item, fields)
         return self.truth(e, values, item, fields)
 
     def arith(self, e: Arith, values: Any, item: Any, fields: Any) -> Any:
         a = self.value(e.left, values, item, fields)
         b = self.value(e.right, values, item, fields)
-        blocked = _blocked(a, b)
+        blocked = _blocked_pair(a, b)
         if blocked is not _CLEAR:
             return blocked
         if isinstance(a, Bounds) or isinstance(b, Bounds):
@@ -221,7 +241,9 @@ class Evaluator:
         items = values.get(e.fact)
         if items is None:
             return None
-        specs = {spec.name: spec for spec in self.specs[e.fact].item}
+        specs = self._fields.get(e.fact)
+        if specs is None:
+            specs = self._fields[e.fact] = {spec.name: spec for spec in self.specs[e.fact].item}
         if e.name == "count" and not e.args:
             return Decimal(len(items))
         if e.name in ("any", "all", "count"):
@@ -271,15 +293,11 @@ class Evaluator:
 
     def truth(self, e: Any, values: Mapping[str, Any], item: Mapping[str, Any] | None,
               fields: Mapping[str, FactSpec] | None) -> Any:
-        if isinstance(e, Const):
-            return e.value
-        if isinstance(e, Pending):
-            return None
-        if isinstance(e, Not):
-            inner = self.truth(e.operand, values, item, fields)
-            return (not inner) if isinstance(inner, bool) else inner
-        if isinstance(e, (And, Or)):
-            decisive = isinstance(e, Or)
+        kind = type(e)
+        if kind is Cmp:
+            return self._cmp_truth(e, values, item, fields)
+        if kind is And or kind is Or:
+            decisive = kind is Or
             pending: Any = not decisive
             for operand in e.operands:
                 got = self.truth(operand, values, item, fields)
@@ -288,54 +306,63 @@ class Evaluator:
                 if isinstance(got, Failure) or (got is None and not isinstance(pending, Failure)):
                     pending = got
             return pending
-        if isinstance(e, Compare):
+        if kind is Not:
+            inner = self.truth(e.operand, values, item, fields)
+            return (not inner) if isinstance(inner, bool) else inner
+        if kind is Within:
+            return self.within(e, values, item, fields)
+        if kind is Const:
+            return e.value
+        if kind is Pending:
+            return None
+        if kind is Compare:
             value = load(self.specs[e.fact], values.get(e.fact))
             return compare(e.op, value, _literal(e.value))
-        if isinstance(e, In):
+        if kind is In:
             value = load(self.specs[e.fact], values.get(e.fact))
             if value is None or value is NEVER:
                 return None if value is None else False
             if isinstance(value, Bounds):
                 return _ranged_member(value, _members(e.values))
             return value in _members(e.values)
-        if isinstance(e, Cmp):
-            left = self.value(e.left, values, item, fields)
-            right = self.value(e.right, values, item, fields)
-            if isinstance(left, Range):
-                return _range_truth(e.op, left, right)
-            if item is None and (isinstance(left, Bounds) or isinstance(right, Bounds)):
-                exact = self.exact_range(Arith("-", e.left, e.right), values)
-                if exact is not None:
-                    return compare(e.op, exact, Decimal(0))
-            got = compare(e.op, left, right)
-            if got is None:
-                got = self.settled_by_ongoing(e, left, right, fields)
-            if got is None:
-                got = self.settled_by_bound(e, left, right, item, fields)
-            return self.settled_by_branches(e, values, item, fields) if got is None else got
-        if isinstance(e, Member):
+        if kind is Member:
             value = self.value(e.operand, values, item, fields)
             if value is None or isinstance(value, Failure):
                 return value
             if isinstance(value, Bounds):
                 return _ranged_member(value, frozenset(_literal(v) for v in e.values))
             return value is not NEVER and value in {_literal(v) for v in e.values}
-        if isinstance(e, IsSpecial):
+        if kind is IsSpecial:
             value = self.value(e.operand, values, item, fields)
             if value is None or isinstance(value, Failure):
                 return value
             if isinstance(value, Bounds):
                 return False  # a range of days is a date: neither word
             return value is NEVER if e.word is Special.NEVER else value == ONGOING
-        if isinstance(e, Within):
-            return self.within(e, values, item, fields)
-        if isinstance(e, Truth):
+        if kind is Truth:
             return self.value(e.operand, values, item, fields)
-        if isinstance(e, Aggregate):
+        if kind is Aggregate:
             return self.aggregate(e, values, item, fields)
-        if isinstance(e, (Ref, ItemField, Call)):
+        if kind is Ref or kind is ItemField or kind is Call:
             return self.value(e, values, item, fields)
         raise TypeError(f"not a condition: {type(e).__name__}")
+
+    def _cmp_truth(self, e: Cmp, values: Mapping[str, Any], item: Mapping[str, Any] | None,
+                   fields: Mapping[str, FactSpec] | None) -> Any:
+        left = self.value(e.left, values, item, fields)
+        right = self.value(e.right, values, item, fields)
+        if isinstance(left, Range):
+            return _range_truth(e.op, left, right)
+        if item is None and (isinstance(left, Bounds) or isinstance(right, Bounds)):
+            exact = self.exact_range(Arith("-", e.left, e.right), values)
+            if exact is not None:
+                return compare(e.op, exact, Decimal(0))
+        got = compare(e.op, left, right)
+        if got is None:
+            got = self.settled_by_ongoing(e, left, right, fields)
+        if got is None:
+            got = self.settled_by_bound(e, left, right, item, fields)
+        return self.settled_by_branches(e, values, item, fields) if got is None else got
 
     def within(self, e: Within, values: Any, item: Any, fields: Any) -> Any:
         x = self.value(e.subject, values, item, fields)
@@ -465,14 +492,19 @@ class Evaluator:
         branch such `if`s may take gives the same answer (docs/rules-language.md, "Settled
         when settled"), e.g. `alt <= if(liver_metastases, 5, 3) * alt_uln` for an ALT at
         1.5 x ULN; None otherwise."""
-        open_ifs = [node for node in _ifs(e) if self.truth(node.args[0], values, item, fields) is None]
-        if not open_ifs or len(open_ifs) > _MAX_OPEN_IFS:
+        ifs, variants = _branching(e)
+        open_at = [i for i, node in enumerate(ifs) if self.truth(node.args[0], values, item, fields) is None]
+        if not open_at or len(open_at) > _MAX_OPEN_IFS:
             return None
         answers = set()
-        for chosen in itertools.product((1, 2), repeat=len(open_ifs)):
-            settled = e
-            for node, branch in zip(open_ifs, chosen):
-                settled = _substitute(settled, node, node.args[branch])
+        for chosen in itertools.product((1, 2), repeat=len(open_at)):
+            key = tuple(zip(open_at, chosen))
+            settled = variants.get(key)
+            if settled is None:
+                settled = e
+                for at, branch in key:
+                    settled = _substitute(settled, ifs[at], ifs[at].args[branch])
+                variants[key] = settled
             answers.add(compare(settled.op, self.value(settled.left, values, item, fields),
                                 self.value(settled.right, values, item, fields)))
             if len(answers) > 1:
@@ -544,6 +576,22 @@ def _item_fields(e: Any) -> list[str]:
     return found
 
 
+# The `if`s of a comparison and the comparisons with chosen branches in their place, by the
+# comparison's id (with it, so that a freed one's id is never mistaken): the same conditions
+# are tried for every candidate whose tests are unknown.
+_BRANCHES: dict[int, tuple[Any, list[Call], dict[tuple[tuple[int, int], ...], Any]]] = {}
+_BRANCHES_KEPT = 4096
+
+
+def _branching(e: Any) -> tuple[list[Call], dict[tuple[tuple[int, int], ...], Any]]:
+    known = _BRANCHES.get(id(e))
+    if known is None or known[0] is not e:
+        if len(_BRANCHES) >= _BRANCHES_KEPT:
+            _BRANCHES.clear()
+        known = _BRANCHES[id(e)] = (e, _ifs(e), {})
+    return known[1], known[2]
+
+
 def _ifs(e: Any) -> list[Call]:
     """The `if` calls of `e`, outermost first, not inside aggregates (those are read item by
     item) nor inside another `if` (its branches are tried whole)."""
@@ -607,6 +655,19 @@ _ONE = Decimal(1)  # stands for any duration (days or months) beside `ongoing`
 
 
 _CLEAR = object()
+
+
+def _blocked_pair(a: Any, b: Any) -> Any:
+    """`_blocked(a, b)`, for the two operands of most operations."""
+    if a is NEVER or b is NEVER:
+        return NEVER
+    if isinstance(a, Failure):
+        return a
+    if isinstance(b, Failure):
+        return b
+    if a is None or b is None:
+        return None
+    return _CLEAR
 
 
 def _blocked(*args: Any) -> Any:
@@ -730,7 +791,7 @@ def _numeric(value: Any, apply: Any) -> Any:
 
 def compare(op: str, left: Any, right: Any) -> Any:
     """Kleene comparison: unknown with an unknown side, not met with `never`."""
-    blocked = _blocked(left, right)
+    blocked = _blocked_pair(left, right)
     if blocked is not _CLEAR:
         return False if blocked is NEVER else blocked
     if isinstance(left, Bounds) or isinstance(right, Bounds):

@@ -34,7 +34,7 @@ from screener.model import (
     Special, children,
 )
 from screener.rules.bounds import Bounds
-from screener.rules.evaluate import NEVER, Evaluator, Failure, Range, _range_truth, compare
+from screener.rules.evaluate import _CONTEXT, NEVER, Evaluator, Failure, Range, _range_truth, compare, _reason
 
 TERM_PREFIX = "x_"
 TERM_DONE_PREFIX = "e_"
@@ -200,7 +200,7 @@ def compute(term: Term, evaluator: Evaluator, values: Mapping[str, Any]
     """The snapshot fields of `term` for these facts: (fields, None) when known or `never`,
     (None, Failure) when it cannot be computed, (None, None) when unknown."""
     try:
-        with decimal.localcontext(_context()):
+        with decimal.localcontext(_CONTEXT):
             if isinstance(term.expr, Cmp):
                 left = evaluator.value(term.expr.left, values, None, None)
                 right = evaluator.value(term.expr.right, values, None, None)
@@ -224,7 +224,7 @@ def compute(term: Term, evaluator: Evaluator, values: Mapping[str, Any]
                 return fields, failure
             truth = evaluator.truth(term.expr, values, None, None)
     except (ArithmeticError, ValueError, OverflowError) as exc:
-        return None, Failure(_explain(exc))
+        return None, Failure(_reason(exc))
     if isinstance(truth, Failure):
         return None, truth
     if truth is None:
@@ -236,18 +236,6 @@ def _standing_for(op: str, truth: bool) -> int:
     """A difference whose comparison `op 0` gives `truth` (a comparison decided by `ongoing`
     alone, whose other side is unknown)."""
     return next(d for d in (1, 0, -1) if compare(op, Decimal(d), Decimal(0)) is truth)
-
-
-def _context() -> decimal.Context:
-    from screener.rules import evaluate
-
-    return evaluate._CONTEXT
-
-
-def _explain(exc: Exception) -> str:
-    from screener.rules import evaluate
-
-    return evaluate._reason(exc)
 
 
 def _difference(term: Term, left: Any, right: Any) -> tuple[dict[str, int] | None, Failure | None]:

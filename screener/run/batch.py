@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, TextIO, Type
 from screener.engine import Screener
 from screener.errors import ConflictError, InvalidValue
 from screener.i18n import site_zone
-from screener.model import FactValue, Result, Trial
+from screener.model import FactSpec, FactValue, Result, Trial
 from screener.paths import PathEscape
 from screener.sources.readers import Row
 from screener.safe import json_text
 from screener.screening_log import with_screening_log
-from screener.values import check_plausible, coerce, coerce_text, describe_conversion
+from screener.values import check_plausible, coerce, coerce_text, describe_conversion, reading
 
 T = TypeVar("T")
 
@@ -45,13 +45,16 @@ class Screened:
 
 
 def candidate_facts(trial: Trial, row: Row, context: Mapping[str, FactValue] | None = None,
-                    ) -> tuple[dict[str, FactValue], list[str]]:
+                    shared: SharedReads | None = None) -> tuple[dict[str, FactValue], list[str]]:
     """Typed facts of a row and one error per bad value (unknown facts are absent), with the
     run's context facts. JSON and YAML rows give quantities as numbers, text or {value,
-    unit} and lists natively; a CSV cell gives them as text (a list as JSON text)."""
+    unit} and lists natively; a CSV cell gives them as text (a list as JSON text).
+
+    `shared`: the row's texts as read for other trials (`SharedReads`)."""
     facts: dict[str, FactValue] = {}
     errors: list[str] = []
     specs = trial.facts
+    alike = shared.alike[trial.id] if shared is not None else ()
     for name, raw in row.fields.items():
         spec = specs.get(name)
         if spec is None or name == trial.id_fact or raw is None or raw == "":
@@ -60,18 +63,60 @@ def candidate_facts(trial: Trial, row: Row, context: Mapping[str, FactValue] | N
             errors.append(f"{name}: a context fact is given once per run (--context "
                           f"{name}=VALUE), not in a candidate's record")
             continue
-        try:
-            # a text (every CSV cell) is read once per fact and run, then remembered
-            value = coerce_text(spec, raw) if isinstance(raw, str) else coerce(spec, raw)
-            if spec.plausible is not None:
-                check_plausible(spec, raw, value)
-        except InvalidValue as exc:
-            errors.append(str(exc))
-            continue
+        if name in alike and isinstance(raw, str):
+            assert shared is not None
+            value, error = shared.read(spec, raw)
+            if error is not None:
+                errors.append(error)
+                continue
+        else:
+            try:
+                # a text (every CSV cell) is read once per fact and run, then remembered
+                value = coerce_text(spec, raw) if isinstance(raw, str) else coerce(spec, raw)
+                if spec.plausible is not None:
+                    check_plausible(spec, raw, value)
+            except InvalidValue as exc:
+                errors.append(str(exc))
+                continue
         if value is not None:
             facts[name] = value
     facts.update(context or {})
     return facts, errors
+
+
+class SharedReads:
+    """One row's texts as read for several trials, so that a fact two of them declare alike
+    (the same name, type, unit, range, choices: `screener.values.reading`) is read once per
+    row, its value or its error. A fact declared otherwise in another trial is read for
+    itself, and a list fact always is (its items are mutable: each trial gets its own)."""
+
+    def __init__(self, trials: Iterable[Trial]):
+        trials = list(trials)
+        declared = Counter(reading(spec) for t in trials for spec in t.facts.values())
+        self.alike = {t.id: frozenset(name for name, spec in t.facts.items()
+                                      if declared[reading(spec)] > 1 and spec.type != "list")
+                      for t in trials}
+        self._read: dict[tuple[str, str], tuple[FactValue | None, str | None]] = {}
+
+    def next_row(self) -> SharedReads:
+        """Forget the last row's texts: one row's are kept, however long the run."""
+        self._read.clear()
+        return self
+
+    def read(self, spec: FactSpec, text: str) -> tuple[FactValue | None, str | None]:
+        """The value of `text` for `spec`, or the error naming the fact and the value."""
+        key = (reading(spec), text)
+        known = self._read.get(key)
+        if known is None:
+            try:
+                value = coerce_text(spec, text)
+                if spec.plausible is not None:
+                    check_plausible(spec, text, value)
+                known = (value, None)
+            except InvalidValue as exc:
+                known = (None, str(exc))
+            self._read[key] = known
+        return known
 
 
 @dataclass(frozen=True)
@@ -136,16 +181,18 @@ def _id_of(trial: Trial, row: Row) -> Any:
 
 
 def screen_row(trial: Trial, screener: Screener, row: Row,
-               context: Mapping[str, FactValue] | None = None, store: Store | None = None) -> Screened:
+               context: Mapping[str, FactValue] | None = None, store: Store | None = None,
+               shared: SharedReads | None = None) -> Screened:
     """Screen one row. Never raises for bad data: that becomes an `error` record. The record
     ends with its screening-log category (`screener.screening_log`).
 
     With a `store`, a candidate whose facts and trial's rules are unchanged since the store
-    last saw them gets the stored record (no decision is made again, so no result either)."""
+    last saw them gets the stored record (no decision is made again, so no result either).
+    `shared`: the row's texts as read for other trials (`candidate_facts`)."""
     if store is None:
         return _logged(trial, _screen_row(trial, screener, row, _id_of(trial, row),
-                                          candidate_facts(trial, row, context)))
-    key, read = store_key(trial, row, context, store)
+                                          candidate_facts(trial, row, context, shared)))
+    key, read = store_key(trial, row, context, store, shared)
     if key is None:
         return _logged(trial, _screen_row(trial, screener, row, _id_of(trial, row), read))
     if (record := store.lookup(*key)) is not None:
@@ -155,14 +202,15 @@ def screen_row(trial: Trial, screener: Screener, row: Row,
     return screened
 
 
-def store_key(trial: Trial, row: Row, context: Mapping[str, FactValue] | None,
-              store: Store) -> tuple[tuple[Any, str, str, str] | None, tuple[dict[str, FactValue], Any]]:
+def store_key(trial: Trial, row: Row, context: Mapping[str, FactValue] | None, store: Store,
+              shared: SharedReads | None = None,
+              ) -> tuple[tuple[Any, str, str, str] | None, tuple[dict[str, FactValue], Any]]:
     """The key of the row's screening for `trial` in `store` (candidate id, trial, a keyed hash
     of what was read, the rules' key), and what was read (`candidate_facts`). The key is None,
     and counted, for a row without a usable candidate id: such a row is never stored."""
     from screener.run.store import rules_key
 
-    read = candidate_facts(trial, row, context)
+    read = candidate_facts(trial, row, context, shared)
     candidate_id = _id_of(trial, row)
     if (not isinstance(candidate_id, (str, int)) or isinstance(candidate_id, bool)
             or (isinstance(candidate_id, str) and not candidate_id.strip())):  # no id: nothing to key

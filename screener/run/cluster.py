@@ -400,17 +400,19 @@ def screen_chunk(packs: Sequence[RulesPack], context: Mapping[str, FactValue], m
                  items: list[tuple[Row, Sequence[int] | None]]) -> list[list[dict[str, Any]]]:
     """Per row, its records for the trials of `packs` it names (None: every one) in that order:
     batch records, or with `match` the match records `portfolio.rank` reads."""
-    from screener.run.batch import screen_row
+    from screener.run.batch import SharedReads, screen_row
     from screener.run.portfolio import with_trial
     from screener.prospects import prospect_fields
 
     out = []
     with _lock:
         built = [_screener_for(pack) for pack in packs]
+        shared = SharedReads(trial for trial, _ in built)
         for row, which in items:
             records = []
+            shared.next_row()  # a fact several trials declare alike is read once
             for trial, screener in (built if which is None else [built[i] for i in which]):
-                screened = screen_row(trial, screener, row, context)
+                screened = screen_row(trial, screener, row, context, shared=shared)
                 record = screened.record
                 if match:  # the criteria's outcomes, which only the worker has
                     record = with_trial(record, trial.id)

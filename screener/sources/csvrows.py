@@ -29,6 +29,14 @@ _SPILL = 1 << 22
 _START, _UNQUOTED, _QUOTED, _QUOTE = range(4)
 _UNQUOTED_STOP = re.compile(r"[,\r\n]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# A record on one line whose quoted cells close where they should: the usual row that quotes
+# a cell (a list given as JSON). Cells as `_feed` reads them: a quoted cell doubles its
+# quotes and is followed by a comma or the line's end; an unquoted one runs to a comma or
+# the line's end, quotes included. Any other line (a stray quote, a cell spanning lines, text
+# after a closing quote, a bare carriage return) is left to `_feed`.
+_CELL = r'(?:"(?:[^"]|"")*+"|[^,"\r\n][^,\r\n]*+|)'
+_ONE_LINE = re.compile(rf"{_CELL}(?:,{_CELL})*+\r?\n\Z")
+_CELLS = re.compile(r'(?:"((?:[^"]|"")*+)"|([^,"\r\n][^,\r\n]*+|))(?:,|\r?\n\Z)')
 
 
 @dataclass
@@ -215,6 +223,11 @@ def records(stream: TextIO) -> Iterator[Record]:
             continue  # a blank line is no record
         if '"' not in piece and piece.endswith("\n") and len(piece) < _CHUNK:
             cells = piece.rstrip("\r\n").split(",")  # the common case, kept fast
+            width = len(cells) if width is None else width
+            yield _checked(cells)
+            continue
+        if piece.endswith("\n") and len(piece) < _CHUNK and _ONE_LINE.match(piece):
+            cells = [quoted.replace('""', '"') if quoted else plain for quoted, plain in _CELLS.findall(piece)]
             width = len(cells) if width is None else width
             yield _checked(cells)
             continue
