@@ -40,7 +40,7 @@ from screener.rules.compile import (
     DONE_PREFIX, FIELD_PREFIX, FINAL, KIND, OPEN, SEALED, SNAPSHOT, Part, compile_rulesets, encoder,
     engine_places, lower_criteria,
 )
-from screener.rules.compile.rules import enabling_fields
+from screener.rules.compile.rules import enabling_fields, implied_outcomes
 from screener.rules import formulas
 from screener.rules import ranged as ranged_fields
 from screener.rules.ranged import HIGH_PREFIX, LOW_PREFIX
@@ -162,7 +162,7 @@ def _refused(trial: Trial, name: str, definition: dict[str, Any], exc: Exception
 
 # What the action of a fired rule does, decided once per rule name when the ruleset is made
 # (see `_action_of`), so a firing costs one dictionary look-up.
-_DERIVE, _TERM, _SEAL, _MISSING, _PART, _CRITERION = range(6)
+_DERIVE, _TERM, _SEAL, _MISSING, _PART, _CRITERION, _SEEN = range(7)
 Action = tuple[Any, ...]
 
 
@@ -176,6 +176,8 @@ def _action_of(rule: str, parts: dict[str, Part], criteria: dict[str, Criterion]
         return (_TERM, rest.partition(".")[0])
     if head == "seal":
         return (_SEAL, rule == "seal")  # the seal after derivations, or the one after parts
+    if rule == "seen":
+        return (_SEEN,)
     if rest.startswith("missing."):
         # `<criterion>.missing.<fact>[.<n>]`: one rule per way the fact is read
         return (_MISSING, rest.split(".")[1])
@@ -205,6 +207,12 @@ class _Ruleset:
         # with a seal, criteria read only the final snapshot (compile_rulesets)
         self.sealed = "seal" in definition
         self.enabling = enabling_fields(definition)
+        # the criteria this ruleset decides, in trial order, with the facts each reads; and
+        # the outcome of those whose passing rule is left out (compile_rulesets)
+        self.implied = implied_outcomes(trial, definition)
+        self.criteria = tuple((c.id, c.facts) for c in trial.criteria
+                              if c.id in self.implied or any(
+                                  f"{c.id}.{outcome}" in definition for outcome in ("met", "not_met", "unknown")))
         self.handle = _ruleset(trial, self.name, definition)
 
 
@@ -414,10 +422,7 @@ class Screener:
                     _, head, outcome, reads = action
                     known = outcomes.get(head)
                     if known is None:
-                        outcomes[head] = outcome
-                        if firings is not None:
-                            firings.append(Firing(rule, head, outcome,
-                                                  {name: values[name] for name in reads if name in values}))
+                        outcomes[head] = outcome  # its firing is recorded with the others, below
                     elif known != outcome:
                         # A condition with OR clauses fires once per clause that holds; the
                         # repeats carry nothing new, but two different outcomes would be a bug.
@@ -476,7 +481,7 @@ class Screener:
                         snapshot, echo = self._snapshot(sid, given, done, decided, parts, term_fields)
                         self._check(_dre.retract_fact(handle, old), SNAPSHOT)
                         self._check(_dre.assert_fact(handle, snapshot), SNAPSHOT)
-                else:  # a part of a split condition
+                elif kind == _PART:  # a part of a split condition
                     _, name, outcome, reads, head = action
                     if name not in pending_parts and name not in decided:
                         pending_parts[name] = outcome
@@ -490,6 +495,19 @@ class Screener:
         finally:
             if not decided_cleanly:
                 _end_session(handle)  # an engine error may have left actions or facts behind
+        # A criterion none of whose rules fired has the outcome whose rule is left out. The
+        # criteria fire last, on the final snapshot, in trial order: so are they recorded.
+        implied = ruleset.implied
+        for criterion, reads in ruleset.criteria:
+            outcome = outcomes.get(criterion)
+            if outcome is None:
+                outcome = implied.get(criterion)
+                if outcome is None:
+                    continue  # no outcome: an engine failure, reported with the result
+                outcomes[criterion] = outcome
+            if firings is not None:
+                firings.append(Firing(f"{criterion}.{outcome}", criterion, outcome,
+                                      {name: values[name] for name in reads if name in values}))
 
     def _term(self, name: str, values: dict[str, FactValue], pending: dict[str, int],
               failures: dict[str, tuple[Failure, dict[str, Any]]], firings: list[Firing] | None) -> None:

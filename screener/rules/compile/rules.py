@@ -7,7 +7,7 @@ from screener.errors import RuleProblem, RulesError
 from screener.model import And, Criterion, In, Not, Or, Special, Trial
 from screener.rules.compile.encode import (
     Cond, DONE_PREFIX, FINAL, KIND, OPEN, PRI_CRITERION, PRI_DERIVE, PRI_MISSING, PRI_OPEN, PRI_PART, PRI_SEAL,
-    PRI_SEAL_PARTS, SEALED, SNAPSHOT,
+    PRI_SEAL_PARTS, PRI_SEEN, SEALED, SNAPSHOT,
 )
 from screener.rules.compile.kleene import _Kleene
 from screener.rules.compile.network import _shape, _test_of
@@ -213,7 +213,7 @@ def compile_trial(trial: Trial) -> tuple[dict[str, dict[str, Any]], dict[str, Pa
 def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict[str, Part]]]:
     """Compile the trial into durable-rules ruleset definitions and the parts each uses.
 
-    Rule names: `open`, `derive.<id>`, `seal`, `<criterion>.<outcome>`,
+    Rule names: `open`, `derive.<id>`, `seal` (or `seen` without derivations), `<criterion>.<outcome>`,
     `<criterion>.missing.<fact>[.<n>]`, and for conditions cut into parts
     `<criterion>.partN.<outcome>` and `seal.parts`. Conditions too large for one rule are cut
     into parts (`_fitted_rules`); a ruleset whose network would overflow the engine's node
@@ -263,6 +263,11 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
         # derived facts feed other derivations, or whose parts nest, takes several
         # snapshots, and the criteria are matched against the last only.
         base["seal"] = _rule(SNAPSHOT, True, PRI_SEAL)
+    else:
+        # Every snapshot must be consumed by some rule (durable-rules refuses a fact no rule
+        # matches): the seal does, when there is one; else this rule, which does nothing. A
+        # candidate who passes every criterion fires no rule of its criteria (`_implied_rule`).
+        base["seen"] = _rule(SNAPSHOT, True, PRI_SEEN)
     # sid, id and kind; the sealed and final marks; a fact's value or its `never` marker (a
     # fact that may be a range: its two ends, screener.rules.ranged); a derivation's done
     # marker; a term's value or range, its `never` marker and its done marker; then a field
@@ -302,10 +307,47 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
             rules, parts = dict(base), {}
         parts.update({p.name: p for p in parts_of(condition)})
         own_parts = {p.name for p in parts_of(condition)}
+        implied = _implied_rule(criterion, own)
         rules.update((name, _after_seal(rule, sealed, SEALED if name.rpartition(".")[0] in own_parts else FINAL))
-                     for name, rule in own.items())
+                     for name, rule in own.items() if name != implied)
     close()
     return shards
+
+
+def passing_outcome(criterion: Criterion) -> str:
+    """The outcome that lets a candidate through: met for an inclusion, not met for an exclusion."""
+    return "met" if criterion.kind == "inclusion" else "not_met"
+
+
+def _implied_rule(criterion: Criterion, own: dict[str, dict[str, Any]]) -> str | None:
+    """The name of the criterion's rule left out of the ruleset: its passing outcome's, when
+    another outcome is possible too. The outcome rules of a criterion partition every final
+    snapshot, so when none of the others fired, the passing one holds (`implied_outcomes`).
+    Most criteria of most candidates pass: this spares the engine nearly every firing of a
+    criterion, and all the repeats of a passing condition with several alternatives (an
+    exclusion's `not met` is an `and` of negations, each often an `or`). The criterion is
+    fitted (cut into parts, placed in a ruleset) with all its rules, as if none were left
+    out, so that its parts and their firings are the same either way."""
+    name = f"{criterion.id}.{passing_outcome(criterion)}"
+    others = [f"{criterion.id}.{outcome}" for outcome in ("met", "not_met", "unknown")]
+    if name in own and any(other in own for other in others if other != name):
+        return name
+    return None
+
+
+def implied_outcomes(trial: Trial, definition: dict[str, Any]) -> dict[str, str]:
+    """The criteria of a ruleset without a rule for their passing outcome, in trial order, each
+    with that outcome: it is theirs when none of their outcome rules fired on the final
+    snapshot. Its rule was left out (`_implied_rule`), or its condition cannot hold, and then
+    another of their rules fires on every snapshot."""
+    out: dict[str, str] = {}
+    for criterion in trial.criteria:
+        passing = passing_outcome(criterion)
+        if f"{criterion.id}.{passing}" in definition:
+            continue
+        if any(f"{criterion.id}.{outcome}" in definition for outcome in ("met", "not_met", "unknown")):
+            out[criterion.id] = passing
+    return out
 
 
 def _after_seal(rule: dict[str, Any], sealed: bool, mark: str = SEALED) -> dict[str, Any]:
