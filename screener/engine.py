@@ -40,6 +40,7 @@ from screener.rules.compile import (
     DONE_PREFIX, FIELD_PREFIX, FINAL, KIND, OPEN, SEALED, SNAPSHOT, Part, compile_rulesets, encoder,
     engine_places, lower_criteria,
 )
+from screener.rules.compile.names import renamed, short_names
 from screener.rules.compile.rules import enabling_fields, implied_outcomes
 from screener.rules import formulas
 from screener.rules import ranged as ranged_fields
@@ -193,8 +194,11 @@ class _Ruleset:
     """One created durable-rules ruleset of a trial: its handle, rules, parts, and what the
     action of each of its rules does."""
 
-    def __init__(self, trial: Trial, definition: dict[str, Any], parts: dict[str, Part]):
-        digest = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
+    def __init__(self, trial: Trial, definition: dict[str, Any], parts: dict[str, Part],
+                 names: dict[str, str]):
+        """`definition` as compiled; the engine is given it with the fields' short `names`."""
+        engine_definition = renamed(definition, names)
+        digest = hashlib.sha256(json.dumps(engine_definition, sort_keys=True).encode()).hexdigest()
         self.name = f"{trial.id}-{trial.content_hash[:12]}-{digest[:12]}"
         self.definition = definition
         self.parts = parts
@@ -206,14 +210,14 @@ class _Ruleset:
                 self.actions[rule] = action
         # with a seal, criteria read only the final snapshot (compile_rulesets)
         self.sealed = "seal" in definition
-        self.enabling = enabling_fields(definition)
+        self.enabling = frozenset(names[name] for name in enabling_fields(definition) if name in names)
         # the criteria this ruleset decides, in trial order, with the facts each reads; and
         # the outcome of those whose passing rule is left out (compile_rulesets)
         self.implied = implied_outcomes(trial, definition)
         self.criteria = tuple((c.id, c.facts) for c in trial.criteria
                               if c.id in self.implied or any(
                                   f"{c.id}.{outcome}" in definition for outcome in ("met", "not_met", "unknown")))
-        self.handle = _ruleset(trial, self.name, definition)
+        self.handle = _ruleset(trial, self.name, engine_definition)
 
 
 class Screener:
@@ -230,8 +234,10 @@ class Screener:
         same decisions, outcomes and missing facts, for a run that writes no trace.
         """
         self.trial = trial
-        self._rulesets = [_Ruleset(trial, definition, parts)
-                          for definition, parts in compile_rulesets(trial)]
+        compiled = compile_rulesets(trial)
+        # the engine's name of each field a condition reads; other fields are not sent
+        self._names = names = short_names(definition for definition, _ in compiled)
+        self._rulesets = [_Ruleset(trial, definition, parts, names) for definition, parts in compiled]
         self._firings = firings
         self._derivations = {d.id: d for d in trial.derivations}
         self._criteria: dict[str, Criterion] = {c.id: c for c in trial.criteria}
@@ -251,12 +257,19 @@ class Screener:
         self._ranged = {name: (spec, places.get(name)) for name, spec in trial.facts.items()
                         if ranged_fields.is_ranged(spec)}
         self._encoders = {name: encoder(spec, places.get(name)) for name, spec in trial.facts.items()}
-        self._fields = {name: FIELD_PREFIX + name for name in trial.facts}
+        # the engine's name of each fact's field, its `never` marker, and a ranged fact's
+        # two ends; None for a field no condition reads (it is not sent)
+        self._fields = {name: names.get(FIELD_PREFIX + name) for name in trial.facts}
+        self._never_fields = {name: names.get(NEVER_PREFIX + name) for name in self._never_facts}
         # a ranged fact holding one value (nearly always): both ends are its encoded value,
-        # as ranged_fields.ends writes them, without its dispatch on the fact's type
-        self._one_value = {name: (LOW_PREFIX + name, HIGH_PREFIX + name,
+        # as ranged_fields.ends gives them, without its dispatch on the fact's type
+        self._one_value = {name: (names.get(LOW_PREFIX + name), names.get(HIGH_PREFIX + name),
                                   self._encoders[name] or (int if spec.type == "integer" else _same))
                            for name, (spec, _) in self._ranged.items()}
+        self._done_fields = {d.id: names.get(DONE_PREFIX + d.id) for d in trial.derivations}
+        # the marks of a sealed and of a final snapshot, by the name the engine reads, if any
+        self._sealed_mark = names.get(SEALED, SEALED)
+        self._final_mark = names.get(FINAL, FINAL)
 
     @property
     def definition(self) -> dict[str, Any]:
@@ -289,28 +302,34 @@ class Screener:
         and the JSON text of the fields added (without braces; empty when none is)."""
         encoders = self._encoders
         names = self._fields
-        never = self._never_facts
+        never = self._never_fields
         ranged = self._ranged
         one_value = self._one_value
         added: dict[str, Any] = {}
         for name, value in itertools.islice(values.items(), start, None) if start else values.items():
             if value is Special.NEVER and name in never:
-                added[NEVER_PREFIX + name] = 1
+                if (key := never[name]) is not None:
+                    added[key] = 1
             elif name in ranged:  # its least and greatest values (screener.rules.ranged)
-                if value.__class__ is Interval or value is Special.NEVER:
+                low, high, scaled = one_value[name]
+                if value.__class__ is Interval:
                     spec, places = ranged[name]
-                    ranged_fields.write(spec, name, value, places, added)
+                    least, greatest = ranged_fields.ends(spec, value, places)
+                elif value is Special.NEVER:
+                    continue  # a fact that cannot be `never` (an error found elsewhere)
                 else:
-                    low, high, scaled = one_value[name]
-                    added[low] = added[high] = scaled(value)
-            else:
+                    least = greatest = scaled(value)
+                if low is not None:
+                    added[low] = least
+                if high is not None:
+                    added[high] = greatest
+            elif (key := names[name]) is not None:
                 scaled = encoders[name]
-                added[names[name]] = value if scaled is None else scaled(value)
+                added[key] = value if scaled is None else scaled(value)
         fields.update(added)
         return len(values), _to_json(added)[1:-1] if added else ""
 
-    @staticmethod
-    def _snapshot(sid: str, given: str, done: set[str], decided: dict[str, str],
+    def _snapshot(self, sid: str, given: str, done: set[str], decided: dict[str, str],
                   parts: dict[str, Part], terms: dict[str, int]) -> tuple[str, str]:
         """The JSON text of a new snapshot fact, and how every message of a rule fired on it
         goes on after the rule's name: the engine echoes the fact's text, sid first, id
@@ -322,9 +341,13 @@ class Screener:
         if given:
             text += "," + given
         if done or decided or terms:
-            marks: dict[str, Any] = {DONE_PREFIX + rule_id: 1 for rule_id in sorted(done)}
+            names = self._names
+            done_fields = self._done_fields
+            marks: dict[str, Any] = {done_fields[rule_id]: 1 for rule_id in sorted(done)
+                                     if done_fields[rule_id] is not None}
             for name in sorted(decided):
-                marks[parts[name].field] = decided[name]
+                if (key := names.get(parts[name].field)) is not None:
+                    marks[key] = decided[name]
             marks.update(sorted(terms.items()))
             text += "," + _to_json(marks)[1:-1]
         return text + "}", f'":{{"m":{head}'
@@ -394,7 +417,7 @@ class Screener:
         actions = ruleset.actions
         done: set[str] = set()
         decided: dict[str, str] = {}  # outcomes of parts of split conditions
-        term_fields: dict[str, int] = {}  # computed hidden terms, with their done markers
+        term_fields: dict[str, int] = {}  # computed hidden terms, with their done markers (the engine's names)
         fields: dict[str, Any] = {}  # the facts as the engine reads them
         encoded, given = self._encode(values, fields, 0)  # and as JSON text
         sid = _session(handle)
@@ -451,8 +474,10 @@ class Screener:
                     if changed:
                         done.update(pending)
                         decided.update(pending_parts)
-                        term_fields.update(pending_terms)
-                        added.extend(pending_terms)
+                        for name, value in pending_terms.items():
+                            if (key := self._names.get(name)) is not None:
+                                term_fields[key] = value
+                                added.append(key)
                         pending.clear()
                         pending_parts.clear()
                         pending_terms.clear()
@@ -468,12 +493,15 @@ class Screener:
                         # it) when besides every part is decided. Else it is replaced once
                         # more: the first snapshot always, a last one to mark final.
                         more = not ruleset.enabling.isdisjoint(added)
-                        if not more and SEALED not in fields:
-                            fields[SEALED] = 1
-                            marks += f',"{SEALED}":1'
-                        if not more and FINAL not in fields and len(decided) == len(parts):
-                            fields[FINAL] = 1
-                            marks += f',"{FINAL}":1'
+                        sealed, final = self._sealed_mark, self._final_mark
+                        if not more and sealed not in fields:
+                            fields[sealed] = 1
+                            if sealed != SEALED:  # some rule reads it
+                                marks += f',"{sealed}":1'
+                        if not more and final not in fields and len(decided) == len(parts):
+                            fields[final] = 1
+                            if final != FINAL:
+                                marks += f',"{final}":1'
                     if changed or marks:
                         if marks:
                             given += marks if given else marks[1:]
