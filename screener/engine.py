@@ -64,6 +64,26 @@ def _same(value: Any) -> Any:
     return value
 
 
+_encode_text = json.encoder.encode_basestring  # as _to_json writes a text (ensure_ascii off)
+
+
+def _scalar(value: Any) -> str:
+    """The JSON text of an encoded value (see `encode`), as _to_json writes it."""
+    kind = value.__class__
+    if kind is int:
+        return int.__repr__(value)
+    if kind is str:
+        return _encode_text(value)
+    if kind is bool:
+        return "true" if value else "false"
+    return _to_json(value)
+
+
+def _start(name: str | None) -> str | None:
+    """The start of the JSON text of a field named `name`; None for None."""
+    return None if name is None else f'"{name}":'
+
+
 def _fired_on(message: str, echo: str) -> str:
     """The rule of a message that does not go on with `echo` as the current snapshot's
     messages do (see `Screener._snapshot`): raises EngineError for a stale snapshot or a
@@ -259,17 +279,36 @@ class Screener:
         self._encoders = {name: encoder(spec, places.get(name)) for name, spec in trial.facts.items()}
         # the engine's name of each fact's field, its `never` marker, and a ranged fact's
         # two ends; None for a field no condition reads (it is not sent)
-        self._fields = {name: names.get(FIELD_PREFIX + name) for name in trial.facts}
-        self._never_fields = {name: names.get(NEVER_PREFIX + name) for name in self._never_facts}
+        # (as the start of its JSON text: '"k":')
+        self._fields = {name: _start(names.get(FIELD_PREFIX + name)) for name in trial.facts}
+        self._never_fields = {name: _start(names.get(NEVER_PREFIX + name)) for name in self._never_facts}
         # a ranged fact holding one value (nearly always): both ends are its encoded value,
         # as ranged_fields.ends gives them, without its dispatch on the fact's type
-        self._one_value = {name: (names.get(LOW_PREFIX + name), names.get(HIGH_PREFIX + name),
+        self._one_value = {name: (_start(names.get(LOW_PREFIX + name)), _start(names.get(HIGH_PREFIX + name)),
                                   self._encoders[name] or (int if spec.type == "integer" else _same))
                            for name, (spec, _) in self._ranged.items()}
+        self._plans = {name: self._plan(name, spec) for name, spec in trial.facts.items()}
         self._done_fields = {d.id: names.get(DONE_PREFIX + d.id) for d in trial.derivations}
         # the marks of a sealed and of a final snapshot, by the name the engine reads, if any
         self._sealed_mark = names.get(SEALED, SEALED)
         self._final_mark = names.get(FINAL, FINAL)
+
+    def _plan(self, name: str, spec: Any) -> dict[Any, str] | str | tuple[()] | None:
+        """How `_encode` writes a value of fact `name`: the text of each of its values (a
+        yes/no or a choice), the start of its text (a whole number or a text, as it is),
+        None when no rule reads it, else () (`_encode_one`)."""
+        field = self._fields[name]
+        if name in self._ranged or (name in self._never_facts and self._never_fields[name] is not None):
+            return ()
+        if field is None:
+            return None
+        if spec.type == "boolean":
+            return {True: field + "true", False: field + "false"}
+        if spec.type == "enum":
+            return {value: field + _scalar(value) for value in spec.values}
+        if self._encoders[name] is None:
+            return field
+        return ()
 
     @property
     def definition(self) -> dict[str, Any]:
@@ -296,38 +335,61 @@ class Screener:
             raise EngineError(f"durable-rules error {code}")
         return state
 
-    def _encode(self, values: dict[str, FactValue], fields: dict[str, Any], start: int) -> tuple[int, str]:
-        """Add the engine's fields of `values` from the `start`-th on to `fields`; returns how
-        many values are encoded now (values only grow, by derived facts, during a session)
-        and the JSON text of the fields added (without braces; empty when none is)."""
-        encoders = self._encoders
-        names = self._fields
-        never = self._never_fields
-        ranged = self._ranged
-        one_value = self._one_value
-        added: dict[str, Any] = {}
+    def _encode(self, values: dict[str, FactValue], start: int, keys: list[str] | None = None) -> tuple[int, str]:
+        """The JSON text of the engine's fields of `values` from the `start`-th on (without
+        braces; empty when there is none), and how many values are encoded now (values only
+        grow, by derived facts, during a session). With `keys`, the fields' names are added
+        to it.
+
+        Every value of every candidate passes here, so the text is written piece by piece,
+        the common kinds first (`_plans`): a yes/no or a choice is a piece written once per
+        fact and value, a whole number or a text its field's name and the value."""
+        plans = self._plans
+        pieces: list[str] = []
         for name, value in itertools.islice(values.items(), start, None) if start else values.items():
-            if value is Special.NEVER and name in never:
-                if (key := never[name]) is not None:
-                    added[key] = 1
-            elif name in ranged:  # its least and greatest values (screener.rules.ranged)
-                low, high, scaled = one_value[name]
-                if value.__class__ is Interval:
-                    spec, places = ranged[name]
-                    least, greatest = ranged_fields.ends(spec, value, places)
-                elif value is Special.NEVER:
-                    continue  # a fact that cannot be `never` (an error found elsewhere)
-                else:
-                    least = greatest = scaled(value)
-                if low is not None:
-                    added[low] = least
-                if high is not None:
-                    added[high] = greatest
-            elif (key := names[name]) is not None:
-                scaled = encoders[name]
-                added[key] = value if scaled is None else scaled(value)
-        fields.update(added)
-        return len(values), _to_json(added)[1:-1] if added else ""
+            plan = plans[name]
+            kind = plan.__class__
+            if kind is dict:
+                piece = plan.get(value)
+                if piece is not None and value is not Special.NEVER:
+                    pieces.append(piece)
+                    continue
+            elif kind is str:
+                kind = value.__class__
+                if kind is int:
+                    pieces.append(plan + int.__repr__(value))
+                    continue
+                if kind is str:
+                    pieces.append(plan + _encode_text(value))
+                    continue
+            elif plan is None:
+                continue  # no rule reads the fact
+            self._encode_one(name, value, pieces)
+        if keys is not None:
+            keys.extend(piece[1:piece.index('"', 1)] for piece in pieces)
+        return len(values), ",".join(pieces)
+
+    def _encode_one(self, name: str, value: FactValue, pieces: list[str]) -> None:
+        """Add the JSON text of the engine's fields of fact `name` with `value` to `pieces`."""
+        if value is Special.NEVER and name in self._never_fields:
+            if (field := self._never_fields[name]) is not None:
+                pieces.append(field + "1")
+        elif name in self._ranged:  # its least and greatest values (screener.rules.ranged)
+            low, high, scaled = self._one_value[name]
+            if value.__class__ is Interval:
+                spec, places = self._ranged[name]
+                least, greatest = ranged_fields.ends(spec, value, places)
+            elif value is Special.NEVER:
+                return  # a fact that cannot be `never` (an error found elsewhere)
+            else:
+                least = greatest = scaled(value)
+            if low is not None:
+                pieces.append(low + _scalar(least))
+            if high is not None:
+                pieces.append(high + _scalar(greatest))
+        elif (field := self._fields[name]) is not None:
+            scaled = self._encoders[name]
+            pieces.append(field + _scalar(value if scaled is None else scaled(value)))
 
     def _snapshot(self, sid: str, given: str, done: set[str], decided: dict[str, str],
                   parts: dict[str, Part], terms: dict[str, int]) -> tuple[str, str]:
@@ -418,8 +480,8 @@ class Screener:
         done: set[str] = set()
         decided: dict[str, str] = {}  # outcomes of parts of split conditions
         term_fields: dict[str, int] = {}  # computed hidden terms, with their done markers (the engine's names)
-        fields: dict[str, Any] = {}  # the facts as the engine reads them
-        encoded, given = self._encode(values, fields, 0)  # and as JSON text
+        marked: set[str] = set()  # the marks the snapshots carry (sealed, final)
+        encoded, given = self._encode(values, 0)  # the facts as the engine reads them
         sid = _session(handle)
         decided_cleanly = False
         try:
@@ -481,9 +543,7 @@ class Screener:
                         pending.clear()
                         pending_parts.clear()
                         pending_terms.clear()
-                        before = len(fields)
-                        encoded, derived_text = self._encode(values, fields, encoded)  # the derived values
-                        added.extend(itertools.islice(fields, before, None))
+                        encoded, derived_text = self._encode(values, encoded, added)  # the derived values
                         if derived_text:
                             given += "," + derived_text if given else derived_text
                     marks = ""
@@ -494,12 +554,12 @@ class Screener:
                         # more: the first snapshot always, a last one to mark final.
                         more = not ruleset.enabling.isdisjoint(added)
                         sealed, final = self._sealed_mark, self._final_mark
-                        if not more and sealed not in fields:
-                            fields[sealed] = 1
+                        if not more and sealed not in marked:
+                            marked.add(sealed)
                             if sealed != SEALED:  # some rule reads it
                                 marks += f',"{sealed}":1'
-                        if not more and final not in fields and len(decided) == len(parts):
-                            fields[final] = 1
+                        if not more and final not in marked and len(decided) == len(parts):
+                            marked.add(final)
                             if final != FINAL:
                                 marks += f',"{final}":1'
                     if changed or marks:
