@@ -79,6 +79,11 @@ def _scalar(value: Any) -> str:
     return _to_json(value)
 
 
+# the values of one fact whose text `_encode` remembers: yes/no, choices, and the few values
+# of a score or a lab test; not every date of birth
+_REMEMBERED = 512
+
+
 def _start(name: str | None) -> str | None:
     """The start of the JSON text of a field named `name`; None for None."""
     return None if name is None else f'"{name}":'
@@ -231,6 +236,10 @@ class _Ruleset:
         # with a seal, criteria read only the final snapshot (compile_rulesets)
         self.sealed = "seal" in definition
         self.enabling = frozenset(names[name] for name in enabling_fields(definition) if name in names)
+        # the fields the rules that read unsealed snapshots read: such a snapshot carries
+        # only the facts with one of them (`Screener._evaluate_in`)
+        self.unsealed = frozenset(names[name] for name in enabling_fields(definition, absence=True)
+                                  if name in names)
         # the criteria this ruleset decides, in trial order, with the facts each reads; and
         # the outcome of those whose passing rule is left out (compile_rulesets)
         self.implied = implied_outcomes(trial, definition)
@@ -238,6 +247,8 @@ class _Ruleset:
                               if c.id in self.implied or any(
                                   f"{c.id}.{outcome}" in definition for outcome in ("met", "not_met", "unknown")))
         self.handle = _ruleset(trial, self.name, engine_definition)
+        # with a seal: the facts an unsealed snapshot carries (set by the Screener)
+        self.unsealed_facts: tuple[str, ...] | None = None
 
 
 class Screener:
@@ -288,27 +299,38 @@ class Screener:
                                   self._encoders[name] or (int if spec.type == "integer" else _same))
                            for name, (spec, _) in self._ranged.items()}
         self._plans = {name: self._plan(name, spec) for name, spec in trial.facts.items()}
+        for ruleset in self._rulesets:
+            if ruleset.sealed:
+                ruleset.unsealed_facts = tuple(name for name in trial.facts if any(
+                    field is not None and field[1:-2] in ruleset.unsealed
+                    for field in (self._fields[name], self._never_fields.get(name),
+                                  *self._one_value.get(name, (None, None, None))[:2])))
         self._done_fields = {d.id: names.get(DONE_PREFIX + d.id) for d in trial.derivations}
         # the marks of a sealed and of a final snapshot, by the name the engine reads, if any
         self._sealed_mark = names.get(SEALED, SEALED)
         self._final_mark = names.get(FINAL, FINAL)
 
     def _plan(self, name: str, spec: Any) -> dict[Any, str] | str | tuple[()] | None:
-        """How `_encode` writes a value of fact `name`: the text of each of its values (a
-        yes/no or a choice), the start of its text (a whole number or a text, as it is),
-        None when no rule reads it, else () (`_encode_one`)."""
+        """How `_encode` writes a value of fact `name`: None when no rule reads it; the start
+        of its text when a value is written as it is (a whole number or a text); () for a
+        list (written by `_encode_one` each time); else the text of each value met so far (a
+        yes/no or a choice: each of its values; a date or number: those `_encode_one`
+        wrote, up to `_REMEMBERED`)."""
         field = self._fields[name]
-        if name in self._ranged or (name in self._never_facts and self._never_fields[name] is not None):
-            return ()
-        if field is None:
+        if spec.type == "list":
+            return () if field is not None or self._never_fields.get(name) else None
+        if name in self._ranged:
+            low, high, _ = self._one_value[name]
+            return {} if low is not None or high is not None or self._never_fields.get(name) else None
+        if field is None and self._never_fields.get(name) is None:
             return None
-        if spec.type == "boolean":
+        if field is not None and spec.type == "boolean":
             return {True: field + "true", False: field + "false"}
-        if spec.type == "enum":
+        if field is not None and spec.type == "enum":
             return {value: field + _scalar(value) for value in spec.values}
-        if self._encoders[name] is None:
+        if field is not None and self._encoders[name] is None and name not in self._never_facts:
             return field
-        return ()
+        return {}
 
     @property
     def definition(self) -> dict[str, Any]:
@@ -335,61 +357,72 @@ class Screener:
             raise EngineError(f"durable-rules error {code}")
         return state
 
-    def _encode(self, values: dict[str, FactValue], start: int, keys: list[str] | None = None) -> tuple[int, str]:
-        """The JSON text of the engine's fields of `values` from the `start`-th on (without
-        braces; empty when there is none), and how many values are encoded now (values only
-        grow, by derived facts, during a session). With `keys`, the fields' names are added
-        to it.
+    def _encode(self, values: dict[str, FactValue], start: int) -> tuple[int, dict[str, str]]:
+        """The JSON text of the engine's fields of each of `values` from the `start`-th on
+        that has some (fact -> text, without braces), and how many values are encoded now
+        (values only grow, by derived facts, during a session).
 
         Every value of every candidate passes here, so the text is written piece by piece,
-        the common kinds first (`_plans`): a yes/no or a choice is a piece written once per
-        fact and value, a whole number or a text its field's name and the value."""
+        each fact's as `_plans` says: most are a piece written before, for the same value."""
         plans = self._plans
-        pieces: list[str] = []
+        pieces: dict[str, str] = {}
         for name, value in itertools.islice(values.items(), start, None) if start else values.items():
             plan = plans[name]
-            kind = plan.__class__
-            if kind is dict:
+            if plan.__class__ is dict:
                 piece = plan.get(value)
-                if piece is not None and value is not Special.NEVER:
-                    pieces.append(piece)
-                    continue
-            elif kind is str:
-                kind = value.__class__
-                if kind is int:
-                    pieces.append(plan + int.__repr__(value))
-                    continue
-                if kind is str:
-                    pieces.append(plan + _encode_text(value))
-                    continue
+                if piece is None or value is Special.NEVER:
+                    piece = self._encode_one(name, value, plan)
+                    if not piece:
+                        continue
             elif plan is None:
                 continue  # no rule reads the fact
-            self._encode_one(name, value, pieces)
-        if keys is not None:
-            keys.extend(piece[1:piece.index('"', 1)] for piece in pieces)
-        return len(values), ",".join(pieces)
+            elif plan.__class__ is tuple:
+                piece = self._encode_one(name, value, None)
+                if not piece:
+                    continue
+            else:
+                kind = value.__class__
+                piece = plan + (int.__repr__(value) if kind is int else _encode_text(value) if kind is str
+                                else _scalar(value))
+            pieces[name] = piece
+        return len(values), pieces
 
-    def _encode_one(self, name: str, value: FactValue, pieces: list[str]) -> None:
-        """Add the JSON text of the engine's fields of fact `name` with `value` to `pieces`."""
+    def _encode_one(self, name: str, value: FactValue, remembered: dict[Any, str] | None) -> str:
+        """The JSON text of the engine's fields of fact `name` with `value` (empty when it
+        has none), remembered for the next candidate with the same value when it is one
+        value, up to `_REMEMBERED` values a fact."""
         if value is Special.NEVER and name in self._never_fields:
-            if (field := self._never_fields[name]) is not None:
-                pieces.append(field + "1")
-        elif name in self._ranged:  # its least and greatest values (screener.rules.ranged)
+            field = self._never_fields[name]
+            return "" if field is None else field + "1"
+        if name in self._ranged:  # its least and greatest values (screener.rules.ranged)
             low, high, scaled = self._one_value[name]
             if value.__class__ is Interval:
                 spec, places = self._ranged[name]
                 least, greatest = ranged_fields.ends(spec, value, places)
             elif value is Special.NEVER:
-                return  # a fact that cannot be `never` (an error found elsewhere)
+                return ""  # a fact that cannot be `never` (an error found elsewhere)
             else:
                 least = greatest = scaled(value)
-            if low is not None:
-                pieces.append(low + _scalar(least))
-            if high is not None:
-                pieces.append(high + _scalar(greatest))
+            piece = ",".join(([] if low is None else [low + _scalar(least)])
+                             + ([] if high is None else [high + _scalar(greatest)]))
         elif (field := self._fields[name]) is not None:
             scaled = self._encoders[name]
-            pieces.append(field + _scalar(value if scaled is None else scaled(value)))
+            piece = field + _scalar(value if scaled is None else scaled(value))
+        else:
+            return ""
+        if remembered is not None and value.__class__ is not Interval and len(remembered) < _REMEMBERED:
+            remembered[value] = piece
+        return piece
+
+    def _keys_of(self, name: str, value: FactValue) -> list[str]:
+        """The names of the engine's fields fact `name` with `value` writes (`_encode_one`)."""
+        if value is Special.NEVER and name in self._never_fields:
+            fields = [self._never_fields[name]]
+        elif name in self._ranged:
+            fields = [] if value is Special.NEVER else list(self._one_value[name][:2])
+        else:
+            fields = [self._fields[name]]
+        return [field[1:-2] for field in fields if field is not None]
 
     def _snapshot(self, sid: str, given: str, done: set[str], decided: dict[str, str],
                   parts: dict[str, Part], terms: dict[str, int]) -> tuple[str, str]:
@@ -481,11 +514,19 @@ class Screener:
         decided: dict[str, str] = {}  # outcomes of parts of split conditions
         term_fields: dict[str, int] = {}  # computed hidden terms, with their done markers (the engine's names)
         marked: set[str] = set()  # the marks the snapshots carry (sealed, final)
-        encoded, given = self._encode(values, 0)  # the facts as the engine reads them
+        encoded, pieces = self._encode(values, 0)  # the facts as the engine reads them
+        given = ",".join(pieces.values())
+        # Until a snapshot is sealed, only the derivations, terms and seal read it: it carries
+        # only the facts these rules read (a fraction of the text the engine parses, echoes
+        # in each message and parses again to retract).
+        early = ruleset.unsealed_facts
+        if early is not None:
+            unsealed = ",".join(pieces[name] for name in early if name in pieces)
         sid = _session(handle)
         decided_cleanly = False
         try:
-            snapshot, echo = self._snapshot(sid, given, done, decided, parts, term_fields)
+            snapshot, echo = self._snapshot(sid, given if early is None else unsealed, done, decided, parts,
+                                            term_fields)
             state = self._check(_dre.assert_fact(handle, snapshot), SNAPSHOT)
 
             pending: list[str] = []  # derivations fired on the current snapshot
@@ -543,10 +584,17 @@ class Screener:
                         pending.clear()
                         pending_parts.clear()
                         pending_terms.clear()
-                        encoded, derived_text = self._encode(values, encoded, added)  # the derived values
-                        if derived_text:
+                        encoded, derived_pieces = self._encode(values, encoded)  # the derived values
+                        if derived_pieces:
+                            derived_text = ",".join(derived_pieces.values())
                             given += "," + derived_text if given else derived_text
+                            for name in derived_pieces:
+                                added.extend(self._keys_of(name, values[name]))
+                            if early is not None and (more_text := ",".join(
+                                    derived_pieces[name] for name in early if name in derived_pieces)):
+                                unsealed += "," + more_text if unsealed else more_text
                     marks = ""
+                    was_sealed = self._sealed_mark in marked
                     if ruleset.sealed:
                         # The next snapshot is sealed (parts read it) unless a derivation or
                         # term may fire on what this one added; it is final (criteria read
@@ -562,11 +610,13 @@ class Screener:
                             marked.add(final)
                             if final != FINAL:
                                 marks += f',"{final}":1'
-                    if changed or marks:
+                    now_sealed = self._sealed_mark in marked
+                    if changed or marks or now_sealed != was_sealed:
                         if marks:
                             given += marks if given else marks[1:]
                         old = snapshot
-                        snapshot, echo = self._snapshot(sid, given, done, decided, parts, term_fields)
+                        snapshot, echo = self._snapshot(sid, given if early is None or now_sealed else unsealed,
+                                                        done, decided, parts, term_fields)
                         self._check(_dre.retract_fact(handle, old), SNAPSHOT)
                         self._check(_dre.assert_fact(handle, snapshot), SNAPSHOT)
                 elif kind == _PART:  # a part of a split condition

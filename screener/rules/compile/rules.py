@@ -361,10 +361,12 @@ def _after_seal(rule: dict[str, Any], sealed: bool, mark: str = SEALED) -> dict[
     return {**rule, "all": [{"m": {"$and": [elements[0], {mark: 1}, *elements[1:]]}}]}
 
 
-def enabling_fields(rules: dict[str, dict[str, Any]]) -> frozenset[str]:
+def enabling_fields(rules: dict[str, dict[str, Any]], absence: bool = False) -> frozenset[str]:
     """The fields whose appearance can make a rule that reads unsealed snapshots (a
     derivation, a term, the seal) match: those its conditions test other than for absence.
-    A snapshot that adds none of them cannot fire such a rule anew."""
+    A snapshot that adds none of them cannot fire such a rule anew. With `absence`, also
+    those tested for absence: every field such a rule reads, so an unsealed snapshot with
+    only these fires the same rules as with all."""
     found: set[str] = set()
     for name, rule in rules.items():
         m = rule["all"][0]["m"]
@@ -378,12 +380,16 @@ def enabling_fields(rules: dict[str, dict[str, Any]]) -> frozenset[str]:
                 pending.extend(element)
                 continue
             for key, value in element.items():
-                if key == "$nex":
+                if key == "$nex" and not absence:
                     continue
                 if key in ("$and", "$or"):
                     pending.extend(value)
                 elif key.startswith("$") and isinstance(value, dict):
                     found.update(value)
+                    if absence:  # the other field of a comparison between two fields
+                        pending.extend(v for v in value.values() if isinstance(v, dict))
+                elif key == "$m":
+                    found.add(value)
                 else:
                     found.add(key)
     return frozenset(found)
