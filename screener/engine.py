@@ -249,6 +249,10 @@ class _Ruleset:
         self.handle = _ruleset(trial, self.name, engine_definition)
         # with a seal: the facts an unsealed snapshot carries (set by the Screener)
         self.unsealed_facts: tuple[str, ...] | None = None
+        # the start of the JSON text of each part's outcome field, after a comma (None when
+        # no rule reads it)
+        self.part_fields = {name: None if (key := names.get(part.field)) is None else f',"{key}":'
+                            for name, part in parts.items()}
 
 
 class Screener:
@@ -305,7 +309,12 @@ class Screener:
                     field is not None and field[1:-2] in ruleset.unsealed
                     for field in (self._fields[name], self._never_fields.get(name),
                                   *self._one_value.get(name, (None, None, None))[:2])))
-        self._done_fields = {d.id: names.get(DONE_PREFIX + d.id) for d in trial.derivations}
+        # the JSON text of a derivation's done mark, after a comma (None when no rule reads it)
+        self._done_pieces = {d.id: None if (key := names.get(DONE_PREFIX + d.id)) is None else f',"{key}":1'
+                             for d in trial.derivations}
+        # the engine's fields a fact writes: for a value, and for `never` (see _encode_one)
+        self._keys = {name: (self._keys_of(name, None), self._keys_of(name, Special.NEVER))
+                      for name in trial.facts}
         # the marks of a sealed and of a final snapshot, by the name the engine reads, if any
         self._sealed_mark = names.get(SEALED, SEALED)
         self._final_mark = names.get(FINAL, FINAL)
@@ -424,28 +433,18 @@ class Screener:
             fields = [self._fields[name]]
         return [field[1:-2] for field in fields if field is not None]
 
-    def _snapshot(self, sid: str, given: str, done: set[str], decided: dict[str, str],
-                  parts: dict[str, Part], terms: dict[str, int]) -> tuple[str, str]:
+    @staticmethod
+    def _snapshot(sid: str, fields: str, marks: str) -> tuple[str, str]:
         """The JSON text of a new snapshot fact, and how every message of a rule fired on it
         goes on after the rule's name: the engine echoes the fact's text, sid first, id
-        second. `given` is the JSON text of the candidate's fields (see `_encode`), written
-        once and reused by every snapshot of the candidate. The same text is asserted and
-        later retracted."""
+        second. `fields` is the JSON text of the candidate's fields (see `_encode`), written
+        once and reused by every snapshot of the candidate; `marks` that of the done marks,
+        parts decided and terms computed so far, each after a comma. The same text is
+        asserted and later retracted."""
         head = f'{{"sid":"{sid}","id":"v{next(_snapshot_ids)}"'
-        text = f'{head},"{KIND}":"{SNAPSHOT}"'
-        if given:
-            text += "," + given
-        if done or decided or terms:
-            names = self._names
-            done_fields = self._done_fields
-            marks: dict[str, Any] = {done_fields[rule_id]: 1 for rule_id in sorted(done)
-                                     if done_fields[rule_id] is not None}
-            for name in sorted(decided):
-                if (key := names.get(parts[name].field)) is not None:
-                    marks[key] = decided[name]
-            marks.update(sorted(terms.items()))
-            text += "," + _to_json(marks)[1:-1]
-        return text + "}", f'":{{"m":{head}'
+        if fields:
+            return f'{head},"{KIND}":"{SNAPSHOT}",{fields}{marks}}}', f'":{{"m":{head}'
+        return f'{head},"{KIND}":"{SNAPSHOT}"{marks}}}', f'":{{"m":{head}'
 
     def evaluate(self, facts: dict[str, FactValue]) -> Result:
         """Decide one candidate from typed facts (unknown facts simply absent).
@@ -512,7 +511,8 @@ class Screener:
         actions = ruleset.actions
         done: set[str] = set()
         decided: dict[str, str] = {}  # outcomes of parts of split conditions
-        term_fields: dict[str, int] = {}  # computed hidden terms, with their done markers (the engine's names)
+        term_fields: set[str] = set()  # fields of the hidden terms computed (the engine's names)
+        marks = ""  # their JSON text, with the done marks and the parts' outcomes
         marked: set[str] = set()  # the marks the snapshots carry (sealed, final)
         encoded, pieces = self._encode(values, 0)  # the facts as the engine reads them
         given = ",".join(pieces.values())
@@ -525,8 +525,7 @@ class Screener:
         sid = _session(handle)
         decided_cleanly = False
         try:
-            snapshot, echo = self._snapshot(sid, given if early is None else unsealed, done, decided, parts,
-                                            term_fields)
+            snapshot, echo = self._snapshot(sid, given if early is None else unsealed, marks)
             state = self._check(_dre.assert_fact(handle, snapshot), SNAPSHOT)
 
             pending: list[str] = []  # derivations fired on the current snapshot
@@ -575,11 +574,18 @@ class Screener:
                     changed = bool(pending or pending_parts or pending_terms)
                     added: list[str] = []  # fields this snapshot's actions add
                     if changed:
+                        for rule_id in pending:
+                            if (piece := self._done_pieces[rule_id]) is not None:
+                                marks += piece
                         done.update(pending)
+                        for name, outcome in pending_parts.items():
+                            if (field := ruleset.part_fields[name]) is not None:
+                                marks += f'{field}"{outcome}"'
                         decided.update(pending_parts)
                         for name, value in pending_terms.items():
-                            if (key := self._names.get(name)) is not None:
-                                term_fields[key] = value
+                            if (key := self._names.get(name)) is not None and key not in term_fields:
+                                term_fields.add(key)
+                                marks += f',"{key}":{_scalar(value)}'
                                 added.append(key)
                         pending.clear()
                         pending_parts.clear()
@@ -589,11 +595,11 @@ class Screener:
                             derived_text = ",".join(derived_pieces.values())
                             given += "," + derived_text if given else derived_text
                             for name in derived_pieces:
-                                added.extend(self._keys_of(name, values[name]))
+                                added.extend(self._keys[name][values[name] is Special.NEVER])
                             if early is not None and (more_text := ",".join(
                                     derived_pieces[name] for name in early if name in derived_pieces)):
                                 unsealed += "," + more_text if unsealed else more_text
-                    marks = ""
+                    seal_marks = ""
                     was_sealed = self._sealed_mark in marked
                     if ruleset.sealed:
                         # The next snapshot is sealed (parts read it) unless a derivation or
@@ -605,18 +611,18 @@ class Screener:
                         if not more and sealed not in marked:
                             marked.add(sealed)
                             if sealed != SEALED:  # some rule reads it
-                                marks += f',"{sealed}":1'
+                                seal_marks += f',"{sealed}":1'
                         if not more and final not in marked and len(decided) == len(parts):
                             marked.add(final)
                             if final != FINAL:
-                                marks += f',"{final}":1'
+                                seal_marks += f',"{final}":1'
                     now_sealed = self._sealed_mark in marked
-                    if changed or marks or now_sealed != was_sealed:
-                        if marks:
-                            given += marks if given else marks[1:]
+                    if changed or seal_marks or now_sealed != was_sealed:
+                        if seal_marks:
+                            given += seal_marks if given else seal_marks[1:]
                         old = snapshot
-                        snapshot, echo = self._snapshot(sid, given if early is None or now_sealed else unsealed,
-                                                        done, decided, parts, term_fields)
+                        snapshot, echo = self._snapshot(
+                            sid, given if early is None or now_sealed else unsealed, marks)
                         self._check(_dre.retract_fact(handle, old), SNAPSHOT)
                         self._check(_dre.assert_fact(handle, snapshot), SNAPSHOT)
                 elif kind == _PART:  # a part of a split condition
