@@ -455,7 +455,8 @@ class Screener:
         done: the error is the first in the trial's fact order and carries every other one
         (`ConflictError.each`). Raises EngineError if durable-rules reports a failure.
         """
-        values = {k: v for k, v in facts.items() if v is not None and k in self.trial.facts}
+        known = self.trial.facts
+        values = {k: v for k, v in facts.items() if v is not None and k in known}
         self._computed: dict[str, FactValue] = {}  # reported facts: the value computed beside
         self._warnings: dict[str, str] = {}
         outcomes: dict[str, str] = {}
