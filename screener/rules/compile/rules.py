@@ -282,16 +282,21 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
     shards: list[tuple[dict[str, dict[str, Any]], dict[str, Part]]] = []
     rules: dict[str, dict[str, Any]] = dict(base)
     parts: dict[str, Part] = {}
+    absence_first: set[str] = set()  # rules whose absence tests may go first (`_absence_first`)
 
     def close() -> None:
         if parts:
             # After the parts, the snapshot is replaced once more with their outcomes added.
             rules["seal.parts"] = _after_seal(_rule(SNAPSHOT, True, PRI_SEAL_PARTS), sealed)
-        try:
-            shards.append((_shape(rules), dict(parts)))
-        except TooComplex:
-            raise RulesError([RuleProblem(trial.path, 1, 1, "too-complex",
-                                          "the criteria do not fit the engine's network")]) from None
+        reordered = {name: _absence_first(rule) if name in absence_first else rule for name, rule in rules.items()}
+        for attempt in (reordered, rules):  # as written when the reordered network does not fit
+            try:
+                shards.append((_shape(attempt), dict(parts)))
+                return
+            except TooComplex:
+                continue
+        raise RulesError([RuleProblem(trial.path, 1, 1, "too-complex",
+                                      "the criteria do not fit the engine's network")])
 
     for criterion in trial.criteria:
         condition, own = _fitted_rules(trial, criterion, lowered[criterion.id], kleene)
@@ -310,8 +315,32 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
         implied = _implied_rule(criterion, own)
         rules.update((name, _after_seal(rule, sealed, SEALED if name.rpartition(".")[0] in own_parts else FINAL))
                      for name, rule in own.items() if name != implied)
+        absence_first.update(name for name in own if name.endswith(".unknown") or name.rpartition(".")[0] in own_parts)
     close()
     return shards
+
+
+def _tests_absence(element: Any) -> bool:
+    return "$nex" in element or ("$or" in element and all("$nex" in leaf for leaf in element["$or"]))
+
+
+def _absence_first(rule: dict[str, Any]) -> dict[str, Any]:
+    """The rule with its tests of absent facts right after the kind (and the snapshot's
+    mark): the same condition, tested in another order. An `unknown` rule holds only when
+    some fact is absent, which a candidate with every fact answers at its first test
+    instead of its last; a part's rules stop at once on the snapshots after the one that
+    decided it. Nothing else changes: rules fire in the order of their priorities and
+    names, and as many times, whatever the order of their tests."""
+    m = rule["all"][0]["m"]
+    if "$and" not in m:
+        return rule
+    kind, *rest = m["$and"]
+    marks = [e for e in rest if isinstance(e, dict) and (SEALED in e or FINAL in e)]
+    absent = [e for e in rest if e not in marks and _tests_absence(e)]
+    if not absent:
+        return rule
+    others = [e for e in rest if e not in marks and not _tests_absence(e)]
+    return {**rule, "all": [{"m": {"$and": [kind, *marks, *absent, *others]}}]}
 
 
 def passing_outcome(criterion: Criterion) -> str:
