@@ -458,6 +458,7 @@ class Screener:
         known = self.trial.facts
         values = {k: v for k, v in facts.items() if v is not None and k in known}
         self._computed: dict[str, FactValue] = {}  # reported facts: the value computed beside
+        self._unknown_terms: dict[str, int] = {}  # term -> how many of its inputs it was unknown with
         self._warnings: dict[str, str] = {}
         outcomes: dict[str, str] = {}
         missing: set[str] = set()
@@ -660,12 +661,16 @@ class Screener:
         term = self._terms[name]
         if term.done in pending:
             return  # another of its rules fired on this snapshot
-        fields, failure = compute(term, self._evaluator, values)
         read = {f: values[f] for f in term.inputs if f in values}
+        if self._unknown_terms.get(name) == len(read):
+            return  # unknown from these same inputs on an earlier snapshot (facts never change)
+        fields, failure = compute(term, self._evaluator, values)
         if failure is not None:
             failures[name] = (failure, read)
         elif fields is None:
-            return  # unknown for now: computed again if a later snapshot brings more facts
+            # unknown for now: computed again if a later snapshot brings more of its inputs
+            self._unknown_terms[name] = len(read)
+            return
         pending.update(fields or {})
         pending[term.done] = 1
         if firings is not None:

@@ -315,7 +315,8 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
         implied = _implied_rule(criterion, own)
         rules.update((name, _after_seal(rule, sealed, SEALED if name.rpartition(".")[0] in own_parts else FINAL))
                      for name, rule in own.items() if name != implied)
-        absence_first.update(name for name in own if name.endswith(".unknown") or name.rpartition(".")[0] in own_parts)
+        absence_first.update(name for name in own if name.endswith(".unknown") or ".missing." in name
+                             or name.rpartition(".")[0] in own_parts)
     close()
     return shards
 
