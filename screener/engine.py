@@ -41,7 +41,7 @@ from screener.rules.compile import (
     engine_places, lower_criteria,
 )
 from screener.rules.compile.names import renamed, short_names
-from screener.rules.compile.rules import enabling_fields, implied_outcomes
+from screener.rules.compile.rules import criteria_of, enabling_fields, passing_outcome
 from screener.rules import formulas
 from screener.rules import ranged as ranged_fields
 from screener.rules.ranged import HIGH_PREFIX, LOW_PREFIX
@@ -220,8 +220,9 @@ class _Ruleset:
     action of each of its rules does."""
 
     def __init__(self, trial: Trial, definition: dict[str, Any], parts: dict[str, Part],
-                 names: dict[str, str]):
-        """`definition` as compiled; the engine is given it with the fields' short `names`."""
+                 names: dict[str, str], deciding: tuple[Criterion, ...]):
+        """`definition` as compiled, deciding the criteria `deciding`; the engine is given
+        it with the fields' short `names`."""
         engine_definition = renamed(definition, names)
         digest = hashlib.sha256(json.dumps(engine_definition, sort_keys=True).encode()).hexdigest()
         self.name = f"{trial.id}-{trial.content_hash[:12]}-{digest[:12]}"
@@ -241,11 +242,11 @@ class _Ruleset:
         self.unsealed = frozenset(names[name] for name in enabling_fields(definition, absence=True)
                                   if name in names)
         # the criteria this ruleset decides, in trial order, with the facts each reads; and
-        # the outcome of those whose passing rule is left out (compile_rulesets)
-        self.implied = implied_outcomes(trial, definition)
-        self.criteria = tuple((c.id, c.facts) for c in trial.criteria
-                              if c.id in self.implied or any(
-                                  f"{c.id}.{outcome}" in definition for outcome in ("met", "not_met", "unknown")))
+        # the outcome of those without a rule for their passing outcome: theirs when none of
+        # their rules fires (it was left out, or it cannot hold and another always fires)
+        self.criteria = tuple((c.id, c.facts) for c in deciding)
+        self.implied = {c.id: passing for c in deciding
+                        if f"{c.id}.{(passing := passing_outcome(c))}" not in definition}
         self.handle = _ruleset(trial, self.name, engine_definition)
         # with a seal: the facts an unsealed snapshot carries (set by the Screener)
         self.unsealed_facts: tuple[str, ...] | None = None
@@ -272,7 +273,9 @@ class Screener:
         compiled = compile_rulesets(trial)
         # the engine's name of each field a condition reads; other fields are not sent
         self._names = names = short_names(definition for definition, _ in compiled)
-        self._rulesets = [_Ruleset(trial, definition, parts, names) for definition, parts in compiled]
+        deciding = criteria_of(trial, [definition for definition, _ in compiled])
+        self._rulesets = [_Ruleset(trial, definition, parts, names, criteria)
+                          for (definition, parts), criteria in zip(compiled, deciding)]
         self._firings = firings
         self._derivations = {d.id: d for d in trial.derivations}
         self._criteria: dict[str, Criterion] = {c.id: c for c in trial.criteria}
@@ -644,6 +647,9 @@ class Screener:
         # A criterion none of whose rules fired has the outcome whose rule is left out. The
         # criteria fire last, on the final snapshot, in trial order: so are they recorded.
         implied = ruleset.implied
+        if firings is None:
+            outcomes.update(implied | outcomes)  # the outcomes fired stay
+            return
         for criterion, reads in ruleset.criteria:
             outcome = outcomes.get(criterion)
             if outcome is None:
@@ -651,9 +657,8 @@ class Screener:
                 if outcome is None:
                     continue  # no outcome: an engine failure, reported with the result
                 outcomes[criterion] = outcome
-            if firings is not None:
-                firings.append(Firing(f"{criterion}.{outcome}", criterion, outcome,
-                                      {name: values[name] for name in reads if name in values}))
+            firings.append(Firing(f"{criterion}.{outcome}", criterion, outcome,
+                                  {name: values[name] for name in reads if name in values}))
 
     def _term(self, name: str, values: dict[str, FactValue], pending: dict[str, int],
               failures: dict[str, tuple[Failure, dict[str, Any]]], firings: list[Firing] | None) -> None:

@@ -306,13 +306,14 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
             raise RulesError([RuleProblem(span.path, span.line, span.column, "too-large",
                                           f"criterion {criterion.id}: cut into {more} parts, more "
                                           "than the engine's fact can carry beside the facts")])
-        if (len(rules) + len(own) > MAX_RULES or fields + len(parts) + more > MAX_FIELDS) \
-                and len(rules) > len(base):
+        opens = (len(rules) + len(own) > MAX_RULES or fields + len(parts) + more > MAX_FIELDS) \
+            and len(rules) > len(base)
+        if opens:
             close()
             rules, parts = dict(base), {}
         parts.update({p.name: p for p in parts_of(condition)})
         own_parts = {p.name for p in parts_of(condition)}
-        implied = _implied_rule(criterion, own)
+        implied = _implied_rule(criterion, own, alone=not opens)
         rules.update((name, _after_seal(rule, sealed, SEALED if name.rpartition(".")[0] in own_parts else FINAL))
                      for name, rule in own.items() if name != implied)
         absence_first.update(name for name in own if name.endswith(".unknown") or ".missing." in name
@@ -349,35 +350,36 @@ def passing_outcome(criterion: Criterion) -> str:
     return "met" if criterion.kind == "inclusion" else "not_met"
 
 
-def _implied_rule(criterion: Criterion, own: dict[str, dict[str, Any]]) -> str | None:
+def _implied_rule(criterion: Criterion, own: dict[str, dict[str, Any]], alone: bool) -> str | None:
     """The name of the criterion's rule left out of the ruleset: its passing outcome's, when
-    another outcome is possible too. The outcome rules of a criterion partition every final
-    snapshot, so when none of the others fired, the passing one holds (`implied_outcomes`).
-    Most criteria of most candidates pass: this spares the engine nearly every firing of a
-    criterion, and all the repeats of a passing condition with several alternatives (an
-    exclusion's `not met` is an `and` of negations, each often an `or`). The criterion is
-    fitted (cut into parts, placed in a ruleset) with all its rules, as if none were left
-    out, so that its parts and their firings are the same either way."""
+    another outcome is possible too, or when it is the only one (a criterion always met)
+    and `alone` (the criterion does not open a ruleset: see `criteria_of`). The outcome
+    rules of a criterion partition every final snapshot, so when none of the others
+    fired, the passing one holds. Most criteria of most candidates pass: this spares the
+    engine nearly every firing of a criterion, and all the repeats of a passing condition
+    with several alternatives (an exclusion's `not met` is an `and` of negations, each
+    often an `or`). The criterion is fitted (cut into parts, placed in a ruleset) with all
+    its rules, as if none were left out, so that its parts and their firings are the same
+    either way."""
     name = f"{criterion.id}.{passing_outcome(criterion)}"
     others = [f"{criterion.id}.{outcome}" for outcome in ("met", "not_met", "unknown")]
-    if name in own and any(other in own for other in others if other != name):
+    if name in own and (alone or any(other in own for other in others if other != name)):
         return name
     return None
 
 
-def implied_outcomes(trial: Trial, definition: dict[str, Any]) -> dict[str, str]:
-    """The criteria of a ruleset without a rule for their passing outcome, in trial order, each
-    with that outcome: it is theirs when none of their outcome rules fired on the final
-    snapshot. Its rule was left out (`_implied_rule`), or its condition cannot hold, and then
-    another of their rules fires on every snapshot."""
-    out: dict[str, str] = {}
+def criteria_of(trial: Trial, definitions: list[dict[str, Any]]) -> list[tuple[Criterion, ...]]:
+    """The criteria each ruleset decides, in trial order: those with rules in it, and each
+    criterion without any rule (always met, `_implied_rule`) in the ruleset of the criterion
+    before it (the first ruleset when there is none): such a criterion never opens a
+    ruleset."""
+    heads = [{name.partition(".")[0] for name in definition} for definition in definitions]
+    out: list[list[Criterion]] = [[] for _ in definitions]
+    current = 0
     for criterion in trial.criteria:
-        passing = passing_outcome(criterion)
-        if f"{criterion.id}.{passing}" in definition:
-            continue
-        if any(f"{criterion.id}.{outcome}" in definition for outcome in ("met", "not_met", "unknown")):
-            out[criterion.id] = passing
-    return out
+        current = next((i for i, names in enumerate(heads) if criterion.id in names), current)
+        out[current].append(criterion)
+    return [tuple(criteria) for criteria in out]
 
 
 def _after_seal(rule: dict[str, Any], sealed: bool, mark: str = SEALED) -> dict[str, Any]:
