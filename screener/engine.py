@@ -732,8 +732,8 @@ class Screener:
                 return True
             if value is None:
                 return False  # unknown for now; computed again if more facts arrive
-        elif derivation.function == "banded_score" and not all(
-                name in values and not isinstance(values[name], Interval) for name in derivation.inputs):
+        elif derivation.function == "banded_score" and (
+                (read := _read(values, derivation.inputs)) is None or read[_RANGED]):
             # a score is settled before all its parts are known when the rest cannot change
             # its class (docs/rules-language.md, "Settled when settled"); a part known as a
             # range may score the points of any band it reaches
@@ -757,9 +757,12 @@ class Screener:
                 return False  # unknown for now; computed again if more facts arrive
         else:
             function = FUNCTIONS[derivation.function]
-            inputs = {name: values[name] for name in derivation.inputs}
+            if derivation.function != "banded_score":  # (a score's inputs are read above)
+                read = _read(values, derivation.inputs)  # its rule fired: every input is known
+            inputs = {name: values[name] for name in derivation.inputs} if read is None else read
+            ranged = inputs.pop(_RANGED, False)
             try:
-                if any(isinstance(v, Interval) for v in inputs.values()):
+                if ranged:
                     value, possible = _ranged_function(function, inputs, derivation)
                     given = values.get(derivation.fact)
                     if value is None and given is not None and given not in possible:
@@ -833,6 +836,26 @@ class Screener:
             warnings=tuple(self._warnings[name] for name in self.trial.facts if name in self._warnings)
             if self._warnings else (),
         )
+
+
+_RANGED = ""  # in `_read`'s answer: whether some input is a range (no fact has this name)
+
+
+def _read(values: dict[str, FactValue], names: tuple[str, ...]) -> dict[str, Any] | None:
+    """The values of `names` (fact -> value), and under `_RANGED` whether one of them is a
+    range; None when one is not known. A derivation's inputs are read this way for every
+    candidate, in one pass."""
+    out: dict[str, Any] = {}
+    ranged = False
+    for name in names:
+        value = values.get(name)
+        if value is None:
+            return None
+        out[name] = value
+        if isinstance(value, Interval):
+            ranged = True
+    out[_RANGED] = ranged
+    return out
 
 
 def _apart(given: FactValue, computed: FactValue) -> Decimal:
