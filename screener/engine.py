@@ -241,6 +241,9 @@ class _Ruleset:
         # only the facts with one of them (`Screener._evaluate_in`)
         self.unsealed = frozenset(names[name] for name in enabling_fields(definition, absence=True)
                                   if name in names)
+        # and those that rules reading a sealed snapshot that is not final read: the parts'
+        self.unfinal = frozenset(names[name] for name in enabling_fields(definition, True, (FINAL,))
+                                 if name in names)
         # the criteria this ruleset decides, in trial order, with the facts each reads; and
         # the outcome of those without a rule for their passing outcome: theirs when none of
         # their rules fires (it was left out, or it cannot hold and another always fires)
@@ -250,6 +253,7 @@ class _Ruleset:
         self.handle = _ruleset(trial, self.name, engine_definition)
         # with a seal: the facts an unsealed snapshot carries (set by the Screener)
         self.unsealed_facts: tuple[str, ...] | None = None
+        self.unfinal_facts: tuple[str, ...] = ()  # and one sealed but not final
         # the start of the JSON text of each part's outcome field, after a comma (None when
         # no rule reads it)
         self.part_fields = {name: None if (key := names.get(part.field)) is None else f',"{key}":'
@@ -308,10 +312,11 @@ class Screener:
         self._plans = {name: self._plan(name, spec) for name, spec in trial.facts.items()}
         for ruleset in self._rulesets:
             if ruleset.sealed:
-                ruleset.unsealed_facts = tuple(name for name in trial.facts if any(
-                    field is not None and field[1:-2] in ruleset.unsealed
+                ruleset.unsealed_facts, ruleset.unfinal_facts = (tuple(name for name in trial.facts if any(
+                    field is not None and field[1:-2] in reads
                     for field in (self._fields[name], self._never_fields.get(name),
                                   *self._one_value.get(name, (None, None, None))[:2])))
+                    for reads in (ruleset.unsealed, ruleset.unfinal))
         # the JSON text of a derivation's done mark, after a comma (None when no rule reads it)
         self._done_pieces = {d.id: None if (key := names.get(DONE_PREFIX + d.id)) is None else f',"{key}":1'
                              for d in trial.derivations}
@@ -524,9 +529,13 @@ class Screener:
         # Until a snapshot is sealed, only the derivations, terms and seal read it: it carries
         # only the facts these rules read (a fraction of the text the engine parses, echoes
         # in each message and parses again to retract).
+        # Then, until it is final, the parts read it too, and their facts are added; the
+        # final snapshot carries every fact.
         early = ruleset.unsealed_facts
         if early is not None:
             unsealed = ",".join(pieces[name] for name in early if name in pieces)
+            middle = ruleset.unfinal_facts
+            unfinal = ",".join(pieces[name] for name in middle if name in pieces)
         sid = _session(handle)
         decided_cleanly = False
         try:
@@ -601,11 +610,16 @@ class Screener:
                             given += "," + derived_text if given else derived_text
                             for name in derived_pieces:
                                 added.extend(self._keys[name][values[name] is Special.NEVER])
-                            if early is not None and (more_text := ",".join(
-                                    derived_pieces[name] for name in early if name in derived_pieces)):
-                                unsealed += "," + more_text if unsealed else more_text
+                            if early is not None:
+                                if more_text := ",".join(
+                                        derived_pieces[name] for name in early if name in derived_pieces):
+                                    unsealed += "," + more_text if unsealed else more_text
+                                if more_text := ",".join(
+                                        derived_pieces[name] for name in middle if name in derived_pieces):
+                                    unfinal += "," + more_text if unfinal else more_text
                     seal_marks = ""
                     was_sealed = self._sealed_mark in marked
+                    was_final = self._final_mark in marked
                     if ruleset.sealed:
                         # The next snapshot is sealed (parts read it) unless a derivation or
                         # term may fire on what this one added; it is final (criteria read
@@ -622,12 +636,16 @@ class Screener:
                             if final != FINAL:
                                 seal_marks += f',"{final}":1'
                     now_sealed = self._sealed_mark in marked
-                    if changed or seal_marks or now_sealed != was_sealed:
+                    now_final = self._final_mark in marked
+                    if changed or seal_marks or now_sealed != was_sealed or now_final != was_final:
                         if seal_marks:
                             given += seal_marks if given else seal_marks[1:]
+                            if early is not None:
+                                unfinal += seal_marks if unfinal else seal_marks[1:]
                         old = snapshot
                         snapshot, echo = self._snapshot(
-                            sid, given if early is None or now_sealed else unsealed, marks)
+                            sid, given if early is None or now_final else unfinal if now_sealed else unsealed,
+                            marks)
                         self._check(_dre.retract_fact(handle, old), SNAPSHOT)
                         self._check(_dre.assert_fact(handle, snapshot), SNAPSHOT)
                 elif kind == _PART:  # a part of a split condition

@@ -393,17 +393,19 @@ def _after_seal(rule: dict[str, Any], sealed: bool, mark: str = SEALED) -> dict[
     return {**rule, "all": [{"m": {"$and": [elements[0], {mark: 1}, *elements[1:]]}}]}
 
 
-def enabling_fields(rules: dict[str, dict[str, Any]], absence: bool = False) -> frozenset[str]:
+def enabling_fields(rules: dict[str, dict[str, Any]], absence: bool = False,
+                    marks: tuple[str, ...] = (SEALED, FINAL)) -> frozenset[str]:
     """The fields whose appearance can make a rule that reads unsealed snapshots (a
     derivation, a term, the seal) match: those its conditions test other than for absence.
     A snapshot that adds none of them cannot fire such a rule anew. With `absence`, also
     those tested for absence: every field such a rule reads, so an unsealed snapshot with
-    only these fires the same rules as with all."""
+    only these fires the same rules as with all. With `marks` (FINAL,), the same for the
+    rules that read any snapshot but a final one (the parts' rules too)."""
     found: set[str] = set()
     for name, rule in rules.items():
         m = rule["all"][0]["m"]
         elements = m["$and"] if "$and" in m else [m]
-        if any(SEALED in e or FINAL in e for e in elements if isinstance(e, dict)):
+        if any(mark in e for e in elements if isinstance(e, dict) for mark in marks):
             continue
         pending: list[Any] = list(elements)
         while pending:
