@@ -40,7 +40,8 @@ from screener.rules.compile import (
     DONE_PREFIX, FIELD_PREFIX, FINAL, KIND, OPEN, SEALED, SNAPSHOT, Part, compile_rulesets, encoder,
     engine_places, lower_criteria,
 )
-from screener.rules.compile.rules import enabling_fields
+from screener.rules.compile.names import renamed, short_names
+from screener.rules.compile.rules import criteria_of, enabling_fields, passing_outcome
 from screener.rules import cache, formulas
 from screener.rules import ranged as ranged_fields
 from screener.rules.ranged import HIGH_PREFIX, LOW_PREFIX
@@ -61,6 +62,31 @@ _to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 def _same(value: Any) -> Any:
     return value
+
+
+_encode_text = json.encoder.encode_basestring  # as _to_json writes a text (ensure_ascii off)
+
+
+def _scalar(value: Any) -> str:
+    """The JSON text of an encoded value (see `encode`), as _to_json writes it."""
+    kind = value.__class__
+    if kind is int:
+        return int.__repr__(value)
+    if kind is str:
+        return _encode_text(value)
+    if kind is bool:
+        return "true" if value else "false"
+    return _to_json(value)
+
+
+# the values of one fact whose text `_encode` remembers: yes/no, choices, and the few values
+# of a score or a lab test; not every date of birth
+_REMEMBERED = 512
+
+
+def _start(name: str | None) -> str | None:
+    """The start of the JSON text of a field named `name`; None for None."""
+    return None if name is None else f'"{name}":'
 
 
 def _fired_on(message: str, echo: str) -> str:
@@ -171,7 +197,7 @@ def _refused(trial: Trial, name: str, definition: dict[str, Any], exc: Exception
 
 # What the action of a fired rule does, decided once per rule name when the ruleset is made
 # (see `_action_of`), so a firing costs one dictionary look-up.
-_DERIVE, _TERM, _SEAL, _MISSING, _PART, _CRITERION = range(6)
+_DERIVE, _TERM, _SEAL, _MISSING, _PART, _CRITERION, _SEEN = range(7)
 Action = tuple[Any, ...]
 
 
@@ -185,6 +211,8 @@ def _action_of(rule: str, parts: dict[str, Part], criteria: dict[str, Criterion]
         return (_TERM, rest.partition(".")[0])
     if head == "seal":
         return (_SEAL, rule == "seal")  # the seal after derivations, or the one after parts
+    if rule == "seen":
+        return (_SEEN,)
     if rest.startswith("missing."):
         # `<criterion>.missing.<fact>[.<n>]`: one rule per way the fact is read
         return (_MISSING, rest.split(".")[1])
@@ -200,8 +228,12 @@ class _Ruleset:
     """One created durable-rules ruleset of a trial: its handle, rules, parts, and what the
     action of each of its rules does."""
 
-    def __init__(self, trial: Trial, definition: dict[str, Any], parts: dict[str, Part]):
-        digest = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
+    def __init__(self, trial: Trial, definition: dict[str, Any], parts: dict[str, Part],
+                 names: dict[str, str], deciding: tuple[Criterion, ...]):
+        """`definition` as compiled, deciding the criteria `deciding`; the engine is given
+        it with the fields' short `names`."""
+        engine_definition = renamed(definition, names)
+        digest = hashlib.sha256(json.dumps(engine_definition, sort_keys=True).encode()).hexdigest()
         self.name = f"{trial.id}-{trial.content_hash[:12]}-{digest[:12]}"
         self.definition = definition
         self.parts = parts
@@ -213,8 +245,28 @@ class _Ruleset:
                 self.actions[rule] = action
         # with a seal, criteria read only the final snapshot (compile_rulesets)
         self.sealed = "seal" in definition
-        self.enabling = enabling_fields(definition)
-        self.handle = _ruleset(trial, self.name, definition)
+        self.enabling = frozenset(names[name] for name in enabling_fields(definition) if name in names)
+        # the fields the rules that read unsealed snapshots read: such a snapshot carries
+        # only the facts with one of them (`Screener._evaluate_in`)
+        self.unsealed = frozenset(names[name] for name in enabling_fields(definition, absence=True)
+                                  if name in names)
+        # and those that rules reading a sealed snapshot that is not final read: the parts'
+        self.unfinal = frozenset(names[name] for name in enabling_fields(definition, True, (FINAL,))
+                                 if name in names)
+        # the criteria this ruleset decides, in trial order, with the facts each reads; and
+        # the outcome of those without a rule for their passing outcome: theirs when none of
+        # their rules fires (it was left out, or it cannot hold and another always fires)
+        self.criteria = tuple((c.id, c.facts) for c in deciding)
+        self.implied = {c.id: passing for c in deciding
+                        if f"{c.id}.{(passing := passing_outcome(c))}" not in definition}
+        self.handle = _ruleset(trial, self.name, engine_definition)
+        # with a seal: the facts an unsealed snapshot carries (set by the Screener)
+        self.unsealed_facts: tuple[str, ...] | None = None
+        self.unfinal_facts: tuple[str, ...] = ()  # and one sealed but not final
+        # the start of the JSON text of each part's outcome field, after a comma (None when
+        # no rule reads it)
+        self.part_fields = {name: None if (key := names.get(part.field)) is None else f',"{key}":'
+                            for name, part in parts.items()}
 
 
 class Screener:
@@ -232,7 +284,11 @@ class Screener:
         """
         self.trial = trial
         compiled = cache.remembered("rulesets", lambda: _trial_key(trial), lambda: compile_rulesets(trial), list)
-        self._rulesets = [_Ruleset(trial, definition, parts) for definition, parts in compiled]
+        # the engine's name of each field a condition reads; other fields are not sent
+        self._names = names = short_names(definition for definition, _ in compiled)
+        deciding = criteria_of(trial, [definition for definition, _ in compiled])
+        self._rulesets = [_Ruleset(trial, definition, parts, names, criteria)
+                          for (definition, parts), criteria in zip(compiled, deciding)]
         self._firings = firings
         self._derivations = {d.id: d for d in trial.derivations}
         self._criteria: dict[str, Criterion] = {c.id: c for c in trial.criteria}
@@ -252,12 +308,55 @@ class Screener:
         self._ranged = {name: (spec, places.get(name)) for name, spec in trial.facts.items()
                         if ranged_fields.is_ranged(spec)}
         self._encoders = {name: encoder(spec, places.get(name)) for name, spec in trial.facts.items()}
-        self._fields = {name: FIELD_PREFIX + name for name in trial.facts}
+        # the engine's name of each fact's field, its `never` marker, and a ranged fact's
+        # two ends; None for a field no condition reads (it is not sent)
+        # (as the start of its JSON text: '"k":')
+        self._fields = {name: _start(names.get(FIELD_PREFIX + name)) for name in trial.facts}
+        self._never_fields = {name: _start(names.get(NEVER_PREFIX + name)) for name in self._never_facts}
         # a ranged fact holding one value (nearly always): both ends are its encoded value,
-        # as ranged_fields.ends writes them, without its dispatch on the fact's type
-        self._one_value = {name: (LOW_PREFIX + name, HIGH_PREFIX + name,
+        # as ranged_fields.ends gives them, without its dispatch on the fact's type
+        self._one_value = {name: (_start(names.get(LOW_PREFIX + name)), _start(names.get(HIGH_PREFIX + name)),
                                   self._encoders[name] or (int if spec.type == "integer" else _same))
                            for name, (spec, _) in self._ranged.items()}
+        self._plans = {name: self._plan(name, spec) for name, spec in trial.facts.items()}
+        for ruleset in self._rulesets:
+            if ruleset.sealed:
+                ruleset.unsealed_facts, ruleset.unfinal_facts = (tuple(name for name in trial.facts if any(
+                    field is not None and field[1:-2] in reads
+                    for field in (self._fields[name], self._never_fields.get(name),
+                                  *self._one_value.get(name, (None, None, None))[:2])))
+                    for reads in (ruleset.unsealed, ruleset.unfinal))
+        # the JSON text of a derivation's done mark, after a comma (None when no rule reads it)
+        self._done_pieces = {d.id: None if (key := names.get(DONE_PREFIX + d.id)) is None else f',"{key}":1'
+                             for d in trial.derivations}
+        # the engine's fields a fact writes: for a value, and for `never` (see _encode_one)
+        self._keys = {name: (self._keys_of(name, None), self._keys_of(name, Special.NEVER))
+                      for name in trial.facts}
+        # the marks of a sealed and of a final snapshot, by the name the engine reads, if any
+        self._sealed_mark = names.get(SEALED, SEALED)
+        self._final_mark = names.get(FINAL, FINAL)
+
+    def _plan(self, name: str, spec: Any) -> dict[Any, str] | str | tuple[()] | None:
+        """How `_encode` writes a value of fact `name`: None when no rule reads it; the start
+        of its text when a value is written as it is (a whole number or a text); () for a
+        list (written by `_encode_one` each time); else the text of each value met so far (a
+        yes/no or a choice: each of its values; a date or number: those `_encode_one`
+        wrote, up to `_REMEMBERED`)."""
+        field = self._fields[name]
+        if spec.type == "list":
+            return () if field is not None or self._never_fields.get(name) else None
+        if name in self._ranged:
+            low, high, _ = self._one_value[name]
+            return {} if low is not None or high is not None or self._never_fields.get(name) else None
+        if field is None and self._never_fields.get(name) is None:
+            return None
+        if field is not None and spec.type == "boolean":
+            return {True: field + "true", False: field + "false"}
+        if field is not None and spec.type == "enum":
+            return {value: field + _scalar(value) for value in spec.values}
+        if field is not None and self._encoders[name] is None and name not in self._never_facts:
+            return field
+        return {}
 
     @property
     def definition(self) -> dict[str, Any]:
@@ -284,51 +383,85 @@ class Screener:
             raise EngineError(f"durable-rules error {code}")
         return state
 
-    def _encode(self, values: dict[str, FactValue], fields: dict[str, Any], start: int) -> tuple[int, str]:
-        """Add the engine's fields of `values` from the `start`-th on to `fields`; returns how
-        many values are encoded now (values only grow, by derived facts, during a session)
-        and the JSON text of the fields added (without braces; empty when none is)."""
-        encoders = self._encoders
-        names = self._fields
-        never = self._never_facts
-        ranged = self._ranged
-        one_value = self._one_value
-        added: dict[str, Any] = {}
+    def _encode(self, values: dict[str, FactValue], start: int) -> tuple[int, dict[str, str]]:
+        """The JSON text of the engine's fields of each of `values` from the `start`-th on
+        that has some (fact -> text, without braces), and how many values are encoded now
+        (values only grow, by derived facts, during a session).
+
+        Every value of every candidate passes here, so the text is written piece by piece,
+        each fact's as `_plans` says: most are a piece written before, for the same value."""
+        plans = self._plans
+        pieces: dict[str, str] = {}
         for name, value in itertools.islice(values.items(), start, None) if start else values.items():
-            if value is Special.NEVER and name in never:
-                added[NEVER_PREFIX + name] = 1
-            elif name in ranged:  # its least and greatest values (screener.rules.ranged)
-                if value.__class__ is Interval or value is Special.NEVER:
-                    spec, places = ranged[name]
-                    ranged_fields.write(spec, name, value, places, added)
-                else:
-                    low, high, scaled = one_value[name]
-                    added[low] = added[high] = scaled(value)
+            plan = plans[name]
+            if plan.__class__ is dict:
+                piece = plan.get(value)
+                if piece is None or value is Special.NEVER:
+                    piece = self._encode_one(name, value, plan)
+                    if not piece:
+                        continue
+            elif plan is None:
+                continue  # no rule reads the fact
+            elif plan.__class__ is tuple:
+                piece = self._encode_one(name, value, None)
+                if not piece:
+                    continue
             else:
-                scaled = encoders[name]
-                added[names[name]] = value if scaled is None else scaled(value)
-        fields.update(added)
-        return len(values), _to_json(added)[1:-1] if added else ""
+                kind = value.__class__
+                piece = plan + (int.__repr__(value) if kind is int else _encode_text(value) if kind is str
+                                else _scalar(value))
+            pieces[name] = piece
+        return len(values), pieces
+
+    def _encode_one(self, name: str, value: FactValue, remembered: dict[Any, str] | None) -> str:
+        """The JSON text of the engine's fields of fact `name` with `value` (empty when it
+        has none), remembered for the next candidate with the same value when it is one
+        value, up to `_REMEMBERED` values a fact."""
+        if value is Special.NEVER and name in self._never_fields:
+            field = self._never_fields[name]
+            return "" if field is None else field + "1"
+        if name in self._ranged:  # its least and greatest values (screener.rules.ranged)
+            low, high, scaled = self._one_value[name]
+            if value.__class__ is Interval:
+                spec, places = self._ranged[name]
+                least, greatest = ranged_fields.ends(spec, value, places)
+            elif value is Special.NEVER:
+                return ""  # a fact that cannot be `never` (an error found elsewhere)
+            else:
+                least = greatest = scaled(value)
+            piece = ",".join(([] if low is None else [low + _scalar(least)])
+                             + ([] if high is None else [high + _scalar(greatest)]))
+        elif (field := self._fields[name]) is not None:
+            scaled = self._encoders[name]
+            piece = field + _scalar(value if scaled is None else scaled(value))
+        else:
+            return ""
+        if remembered is not None and value.__class__ is not Interval and len(remembered) < _REMEMBERED:
+            remembered[value] = piece
+        return piece
+
+    def _keys_of(self, name: str, value: FactValue) -> list[str]:
+        """The names of the engine's fields fact `name` with `value` writes (`_encode_one`)."""
+        if value is Special.NEVER and name in self._never_fields:
+            fields = [self._never_fields[name]]
+        elif name in self._ranged:
+            fields = [] if value is Special.NEVER else list(self._one_value[name][:2])
+        else:
+            fields = [self._fields[name]]
+        return [field[1:-2] for field in fields if field is not None]
 
     @staticmethod
-    def _snapshot(sid: str, given: str, done: set[str], decided: dict[str, str],
-                  parts: dict[str, Part], terms: dict[str, int]) -> tuple[str, str]:
+    def _snapshot(sid: str, fields: str, marks: str) -> tuple[str, str]:
         """The JSON text of a new snapshot fact, and how every message of a rule fired on it
         goes on after the rule's name: the engine echoes the fact's text, sid first, id
-        second. `given` is the JSON text of the candidate's fields (see `_encode`), written
-        once and reused by every snapshot of the candidate. The same text is asserted and
-        later retracted."""
+        second. `fields` is the JSON text of the candidate's fields (see `_encode`), written
+        once and reused by every snapshot of the candidate; `marks` that of the done marks,
+        parts decided and terms computed so far, each after a comma. The same text is
+        asserted and later retracted."""
         head = f'{{"sid":"{sid}","id":"v{next(_snapshot_ids)}"'
-        text = f'{head},"{KIND}":"{SNAPSHOT}"'
-        if given:
-            text += "," + given
-        if done or decided or terms:
-            marks: dict[str, Any] = {DONE_PREFIX + rule_id: 1 for rule_id in sorted(done)}
-            for name in sorted(decided):
-                marks[parts[name].field] = decided[name]
-            marks.update(sorted(terms.items()))
-            text += "," + _to_json(marks)[1:-1]
-        return text + "}", f'":{{"m":{head}'
+        if fields:
+            return f'{head},"{KIND}":"{SNAPSHOT}",{fields}{marks}}}', f'":{{"m":{head}'
+        return f'{head},"{KIND}":"{SNAPSHOT}"{marks}}}', f'":{{"m":{head}'
 
     def evaluate(self, facts: dict[str, FactValue]) -> Result:
         """Decide one candidate from typed facts (unknown facts simply absent).
@@ -339,8 +472,10 @@ class Screener:
         done: the error is the first in the trial's fact order and carries every other one
         (`ConflictError.each`). Raises EngineError if durable-rules reports a failure.
         """
-        values = {k: v for k, v in facts.items() if v is not None and k in self.trial.facts}
+        known = self.trial.facts
+        values = {k: v for k, v in facts.items() if v is not None and k in known}
         self._computed: dict[str, FactValue] = {}  # reported facts: the value computed beside
+        self._unknown_terms: dict[str, int] = {}  # term -> how many of its inputs it was unknown with
         self._warnings: dict[str, str] = {}
         outcomes: dict[str, str] = {}
         missing: set[str] = set()
@@ -395,13 +530,25 @@ class Screener:
         actions = ruleset.actions
         done: set[str] = set()
         decided: dict[str, str] = {}  # outcomes of parts of split conditions
-        term_fields: dict[str, int] = {}  # computed hidden terms, with their done markers
-        fields: dict[str, Any] = {}  # the facts as the engine reads them
-        encoded, given = self._encode(values, fields, 0)  # and as JSON text
+        term_fields: set[str] = set()  # fields of the hidden terms computed (the engine's names)
+        marks = ""  # their JSON text, with the done marks and the parts' outcomes
+        marked: set[str] = set()  # the marks the snapshots carry (sealed, final)
+        encoded, pieces = self._encode(values, 0)  # the facts as the engine reads them
+        given = ",".join(pieces.values())
+        # Until a snapshot is sealed, only the derivations, terms and seal read it: it carries
+        # only the facts these rules read (a fraction of the text the engine parses, echoes
+        # in each message and parses again to retract).
+        # Then, until it is final, the parts read it too, and their facts are added; the
+        # final snapshot carries every fact.
+        early = ruleset.unsealed_facts
+        if early is not None:
+            unsealed = ",".join(pieces[name] for name in early if name in pieces)
+            middle = ruleset.unfinal_facts
+            unfinal = ",".join(pieces[name] for name in middle if name in pieces)
         sid = _session(handle)
         decided_cleanly = False
         try:
-            snapshot, echo = self._snapshot(sid, given, done, decided, parts, term_fields)
+            snapshot, echo = self._snapshot(sid, given if early is None else unsealed, marks)
             state = self._check(_dre.assert_fact(handle, snapshot), SNAPSHOT)
 
             pending: list[str] = []  # derivations fired on the current snapshot
@@ -423,10 +570,7 @@ class Screener:
                     _, head, outcome, reads = action
                     known = outcomes.get(head)
                     if known is None:
-                        outcomes[head] = outcome
-                        if firings is not None:
-                            firings.append(Firing(rule, head, outcome,
-                                                  {name: values[name] for name in reads if name in values}))
+                        outcomes[head] = outcome  # its firing is recorded with the others, below
                     elif known != outcome:
                         # A condition with OR clauses fires once per clause that holds; the
                         # repeats carry nothing new, but two different outcomes would be a bug.
@@ -453,39 +597,67 @@ class Screener:
                     changed = bool(pending or pending_parts or pending_terms)
                     added: list[str] = []  # fields this snapshot's actions add
                     if changed:
+                        for rule_id in pending:
+                            if (piece := self._done_pieces[rule_id]) is not None:
+                                marks += piece
                         done.update(pending)
+                        for name, outcome in pending_parts.items():
+                            if (field := ruleset.part_fields[name]) is not None:
+                                marks += f'{field}"{outcome}"'
                         decided.update(pending_parts)
-                        term_fields.update(pending_terms)
-                        added.extend(pending_terms)
+                        for name, value in pending_terms.items():
+                            if (key := self._names.get(name)) is not None and key not in term_fields:
+                                term_fields.add(key)
+                                marks += f',"{key}":{_scalar(value)}'
+                                added.append(key)
                         pending.clear()
                         pending_parts.clear()
                         pending_terms.clear()
-                        before = len(fields)
-                        encoded, derived_text = self._encode(values, fields, encoded)  # the derived values
-                        added.extend(itertools.islice(fields, before, None))
-                        if derived_text:
+                        encoded, derived_pieces = self._encode(values, encoded)  # the derived values
+                        if derived_pieces:
+                            derived_text = ",".join(derived_pieces.values())
                             given += "," + derived_text if given else derived_text
-                    marks = ""
+                            for name in derived_pieces:
+                                added.extend(self._keys[name][values[name] is Special.NEVER])
+                            if early is not None:
+                                if more_text := ",".join(
+                                        derived_pieces[name] for name in early if name in derived_pieces):
+                                    unsealed += "," + more_text if unsealed else more_text
+                                if more_text := ",".join(
+                                        derived_pieces[name] for name in middle if name in derived_pieces):
+                                    unfinal += "," + more_text if unfinal else more_text
+                    seal_marks = ""
+                    was_sealed = self._sealed_mark in marked
+                    was_final = self._final_mark in marked
                     if ruleset.sealed:
                         # The next snapshot is sealed (parts read it) unless a derivation or
                         # term may fire on what this one added; it is final (criteria read
                         # it) when besides every part is decided. Else it is replaced once
                         # more: the first snapshot always, a last one to mark final.
                         more = not ruleset.enabling.isdisjoint(added)
-                        if not more and SEALED not in fields:
-                            fields[SEALED] = 1
-                            marks += f',"{SEALED}":1'
-                        if not more and FINAL not in fields and len(decided) == len(parts):
-                            fields[FINAL] = 1
-                            marks += f',"{FINAL}":1'
-                    if changed or marks:
-                        if marks:
-                            given += marks if given else marks[1:]
+                        sealed, final = self._sealed_mark, self._final_mark
+                        if not more and sealed not in marked:
+                            marked.add(sealed)
+                            if sealed != SEALED:  # some rule reads it
+                                seal_marks += f',"{sealed}":1'
+                        if not more and final not in marked and len(decided) == len(parts):
+                            marked.add(final)
+                            if final != FINAL:
+                                seal_marks += f',"{final}":1'
+                    now_sealed = self._sealed_mark in marked
+                    now_final = self._final_mark in marked
+                    if changed or seal_marks or now_sealed != was_sealed or now_final != was_final:
+                        if seal_marks:
+                            given += seal_marks if given else seal_marks[1:]
+                            if early is not None:
+                                unfinal += seal_marks if unfinal else seal_marks[1:]
                         old = snapshot
-                        snapshot, echo = self._snapshot(sid, given, done, decided, parts, term_fields)
+                        snapshot, echo = self._snapshot(
+                            sid, given if early is None or now_final else unfinal if now_sealed else unsealed,
+                            marks)
                         self._check(_dre.retract_fact(handle, old), SNAPSHOT)
                         self._check(_dre.assert_fact(handle, snapshot), SNAPSHOT)
-                else:  # a part of a split condition
+                elif kind == _PART:  # a part of a split condition
                     _, name, outcome, reads, head = action
                     if name not in pending_parts and name not in decided:
                         pending_parts[name] = outcome
@@ -499,6 +671,21 @@ class Screener:
         finally:
             if not decided_cleanly:
                 _end_session(handle)  # an engine error may have left actions or facts behind
+        # A criterion none of whose rules fired has the outcome whose rule is left out. The
+        # criteria fire last, on the final snapshot, in trial order: so are they recorded.
+        implied = ruleset.implied
+        if firings is None:
+            outcomes.update(implied | outcomes)  # the outcomes fired stay
+            return
+        for criterion, reads in ruleset.criteria:
+            outcome = outcomes.get(criterion)
+            if outcome is None:
+                outcome = implied.get(criterion)
+                if outcome is None:
+                    continue  # no outcome: an engine failure, reported with the result
+                outcomes[criterion] = outcome
+            firings.append(Firing(f"{criterion}.{outcome}", criterion, outcome,
+                                  {name: values[name] for name in reads if name in values}))
 
     def _term(self, name: str, values: dict[str, FactValue], pending: dict[str, int],
               failures: dict[str, tuple[Failure, dict[str, Any]]], firings: list[Firing] | None) -> None:
@@ -506,12 +693,16 @@ class Screener:
         term = self._terms[name]
         if term.done in pending:
             return  # another of its rules fired on this snapshot
-        fields, failure = compute(term, self._evaluator, values)
         read = {f: values[f] for f in term.inputs if f in values}
+        if self._unknown_terms.get(name) == len(read):
+            return  # unknown from these same inputs on an earlier snapshot (facts never change)
+        fields, failure = compute(term, self._evaluator, values)
         if failure is not None:
             failures[name] = (failure, read)
         elif fields is None:
-            return  # unknown for now: computed again if a later snapshot brings more facts
+            # unknown for now: computed again if a later snapshot brings more of its inputs
+            self._unknown_terms[name] = len(read)
+            return
         pending.update(fields or {})
         pending[term.done] = 1
         if firings is not None:
@@ -568,8 +759,8 @@ class Screener:
                 return True
             if value is None:
                 return False  # unknown for now; computed again if more facts arrive
-        elif derivation.function == "banded_score" and not all(
-                name in values and not isinstance(values[name], Interval) for name in derivation.inputs):
+        elif derivation.function == "banded_score" and (
+                (read := _read(values, derivation.inputs)) is None or read[_RANGED]):
             # a score is settled before all its parts are known when the rest cannot change
             # its class (docs/rules-language.md, "Settled when settled"); a part known as a
             # range may score the points of any band it reaches
@@ -593,9 +784,12 @@ class Screener:
                 return False  # unknown for now; computed again if more facts arrive
         else:
             function = FUNCTIONS[derivation.function]
-            inputs = {name: values[name] for name in derivation.inputs}
+            if derivation.function != "banded_score":  # (a score's inputs are read above)
+                read = _read(values, derivation.inputs)  # its rule fired: every input is known
+            inputs = {name: values[name] for name in derivation.inputs} if read is None else read
+            ranged = inputs.pop(_RANGED, False)
             try:
-                if any(isinstance(v, Interval) for v in inputs.values()):
+                if ranged:
                     value, possible = _ranged_function(function, inputs, derivation)
                     given = values.get(derivation.fact)
                     if value is None and given is not None and given not in possible:
@@ -669,6 +863,26 @@ class Screener:
             warnings=tuple(self._warnings[name] for name in self.trial.facts if name in self._warnings)
             if self._warnings else (),
         )
+
+
+_RANGED = ""  # in `_read`'s answer: whether some input is a range (no fact has this name)
+
+
+def _read(values: dict[str, FactValue], names: tuple[str, ...]) -> dict[str, Any] | None:
+    """The values of `names` (fact -> value), and under `_RANGED` whether one of them is a
+    range; None when one is not known. A derivation's inputs are read this way for every
+    candidate, in one pass."""
+    out: dict[str, Any] = {}
+    ranged = False
+    for name in names:
+        value = values.get(name)
+        if value is None:
+            return None
+        out[name] = value
+        if isinstance(value, Interval):
+            ranged = True
+    out[_RANGED] = ranged
+    return out
 
 
 def _apart(given: FactValue, computed: FactValue) -> Decimal:

@@ -52,11 +52,15 @@ _JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e
                           "\ud800-\udfff]")
 
 
+# json.dumps(value, ensure_ascii=False), without making the encoder anew for every record
+_dumps = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def json_text(value: Any) -> str:
     """`value` as one line of JSON: other text (CJK, accents) as UTF-8, as it is, and every
     character a terminal would obey as a `\\u` escape, so the line is safe to print and
     `json.loads` gives back exactly `value`."""
-    text = json.dumps(value, ensure_ascii=False)
+    text = _dumps(value)
     if text.isascii() and "\x7f" not in text:  # the common case, at a fraction of the cost
         return text
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)

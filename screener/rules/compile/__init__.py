@@ -1,7 +1,9 @@
 """Compile a Trial into a durable-rules ruleset definition (plain JSON data).
 
-Each criterion becomes three rules, one per Kleene outcome, whose conditions partition every
-possible snapshot: exactly one of `met`, `not_met`, `unknown` fires. For an unknown criterion,
+Each criterion has three conditions, one per Kleene outcome, that partition every possible
+snapshot: exactly one of `met`, `not_met`, `unknown` holds. The passing outcome's is left out
+of the ruleset: it holds when neither other rule fires (most criteria pass, and a rule that
+fires costs an engine round trip). For an unknown criterion,
 one `missing` rule per absent fact fires when answering that fact could move the criterion.
 Each derivation becomes one rule that fires when its inputs are present.
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 from screener.rules.compile.encode import (
     Cond, DONE_PREFIX, FIELD_PREFIX, FINAL, KIND, OPEN, PART_PREFIX, PRI_CRITERION, PRI_DERIVE, PRI_MISSING,
-    PRI_OPEN, PRI_PART, PRI_SEAL, PRI_SEAL_PARTS, SEALED, SNAPSHOT, encode, encoder, engine_places, field,
+    PRI_OPEN, PRI_PART, PRI_SEAL, PRI_SEAL_PARTS, PRI_SEEN, SEALED, SNAPSHOT, encode, encoder, engine_places, field,
 )
 from screener.rules.compile.normal import (
     GROUPS, MAX_BETAS, MAX_CHILDREN, MAX_CLAUSES, MAX_FIELDS, MAX_NEX, MAX_OR_CLAUSES, MAX_OR_WIDTH,
@@ -33,7 +35,7 @@ from screener.rules.compile.rules import (
 
 __all__ = [
     "Cond", "DONE_PREFIX", "FIELD_PREFIX", "FINAL", "KIND", "OPEN", "PART_PREFIX", "PRI_CRITERION", "PRI_DERIVE",
-    "PRI_MISSING", "PRI_OPEN", "PRI_PART", "PRI_SEAL", "PRI_SEAL_PARTS", "SEALED", "SNAPSHOT", "encode",
+    "PRI_MISSING", "PRI_OPEN", "PRI_PART", "PRI_SEAL", "PRI_SEAL_PARTS", "PRI_SEEN", "SEALED", "SNAPSHOT", "encode",
     "encoder", "engine_places", "field", "GROUPS", "MAX_BETAS", "MAX_CHILDREN", "MAX_CLAUSES", "MAX_FIELDS", "MAX_NEX",
     "MAX_OR_CLAUSES", "MAX_OR_WIDTH", "MAX_RULES", "MAX_STACK", "TooComplex", "to_cnf", "Part", "decompose",
     "parts_of", "split", "MAX_FAN_OUT", "MAX_PLAIN_DEPTH", "MAX_PLAIN_SIZE", "compile_rulesets",

@@ -28,6 +28,7 @@ PRI_PART = 3
 PRI_SEAL_PARTS = 4
 PRI_CRITERION = 5
 PRI_MISSING = 6
+PRI_SEEN = 7
 
 # A condition is a durable-rules JSON expression, or one of two constants.
 Cond = Union[dict[str, Any], bool, tuple[str, list[Any]]]

@@ -7,7 +7,7 @@ from screener.errors import RuleProblem, RulesError
 from screener.model import And, Criterion, In, Not, Or, Special, Trial
 from screener.rules.compile.encode import (
     Cond, DONE_PREFIX, FINAL, KIND, OPEN, PRI_CRITERION, PRI_DERIVE, PRI_MISSING, PRI_OPEN, PRI_PART, PRI_SEAL,
-    PRI_SEAL_PARTS, SEALED, SNAPSHOT,
+    PRI_SEAL_PARTS, PRI_SEEN, SEALED, SNAPSHOT,
 )
 from screener.rules.compile.kleene import _Kleene
 from screener.rules.compile.network import _shape, _test_of
@@ -213,7 +213,7 @@ def compile_trial(trial: Trial) -> tuple[dict[str, dict[str, Any]], dict[str, Pa
 def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict[str, Part]]]:
     """Compile the trial into durable-rules ruleset definitions and the parts each uses.
 
-    Rule names: `open`, `derive.<id>`, `seal`, `<criterion>.<outcome>`,
+    Rule names: `open`, `derive.<id>`, `seal` (or `seen` without derivations), `<criterion>.<outcome>`,
     `<criterion>.missing.<fact>[.<n>]`, and for conditions cut into parts
     `<criterion>.partN.<outcome>` and `seal.parts`. Conditions too large for one rule are cut
     into parts (`_fitted_rules`); a ruleset whose network would overflow the engine's node
@@ -263,6 +263,11 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
         # derived facts feed other derivations, or whose parts nest, takes several
         # snapshots, and the criteria are matched against the last only.
         base["seal"] = _rule(SNAPSHOT, True, PRI_SEAL)
+    else:
+        # Every snapshot must be consumed by some rule (durable-rules refuses a fact no rule
+        # matches): the seal does, when there is one; else this rule, which does nothing. A
+        # candidate who passes every criterion fires no rule of its criteria (`_implied_rule`).
+        base["seen"] = _rule(SNAPSHOT, True, PRI_SEEN)
     # sid, id and kind; the sealed and final marks; a fact's value or its `never` marker (a
     # fact that may be a range: its two ends, screener.rules.ranged); a derivation's done
     # marker; a term's value or range, its `never` marker and its done marker; then a field
@@ -277,16 +282,21 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
     shards: list[tuple[dict[str, dict[str, Any]], dict[str, Part]]] = []
     rules: dict[str, dict[str, Any]] = dict(base)
     parts: dict[str, Part] = {}
+    absence_first: set[str] = set()  # rules whose absence tests may go first (`_absence_first`)
 
     def close() -> None:
         if parts:
             # After the parts, the snapshot is replaced once more with their outcomes added.
             rules["seal.parts"] = _after_seal(_rule(SNAPSHOT, True, PRI_SEAL_PARTS), sealed)
-        try:
-            shards.append((_shape(rules), dict(parts)))
-        except TooComplex:
-            raise RulesError([RuleProblem(trial.path, 1, 1, "too-complex",
-                                          "the criteria do not fit the engine's network")]) from None
+        reordered = {name: _absence_first(rule) if name in absence_first else rule for name, rule in rules.items()}
+        for attempt in (reordered, rules):  # as written when the reordered network does not fit
+            try:
+                shards.append((_shape(attempt), dict(parts)))
+                return
+            except TooComplex:
+                continue
+        raise RulesError([RuleProblem(trial.path, 1, 1, "too-complex",
+                                      "the criteria do not fit the engine's network")])
 
     for criterion in trial.criteria:
         condition, own = _fitted_rules(trial, criterion, lowered[criterion.id], kleene)
@@ -296,16 +306,80 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
             raise RulesError([RuleProblem(span.path, span.line, span.column, "too-large",
                                           f"criterion {criterion.id}: cut into {more} parts, more "
                                           "than the engine's fact can carry beside the facts")])
-        if (len(rules) + len(own) > MAX_RULES or fields + len(parts) + more > MAX_FIELDS) \
-                and len(rules) > len(base):
+        opens = (len(rules) + len(own) > MAX_RULES or fields + len(parts) + more > MAX_FIELDS) \
+            and len(rules) > len(base)
+        if opens:
             close()
             rules, parts = dict(base), {}
         parts.update({p.name: p for p in parts_of(condition)})
         own_parts = {p.name for p in parts_of(condition)}
+        implied = _implied_rule(criterion, own, alone=not opens)
         rules.update((name, _after_seal(rule, sealed, SEALED if name.rpartition(".")[0] in own_parts else FINAL))
-                     for name, rule in own.items())
+                     for name, rule in own.items() if name != implied)
+        absence_first.update(name for name in own if name.endswith(".unknown") or ".missing." in name
+                             or name.rpartition(".")[0] in own_parts)
     close()
     return shards
+
+
+def _tests_absence(element: Any) -> bool:
+    return "$nex" in element or ("$or" in element and all("$nex" in leaf for leaf in element["$or"]))
+
+
+def _absence_first(rule: dict[str, Any]) -> dict[str, Any]:
+    """The rule with its tests of absent facts right after the kind (and the snapshot's
+    mark): the same condition, tested in another order. An `unknown` rule holds only when
+    some fact is absent, which a candidate with every fact answers at its first test
+    instead of its last; a part's rules stop at once on the snapshots after the one that
+    decided it. Nothing else changes: rules fire in the order of their priorities and
+    names, and as many times, whatever the order of their tests."""
+    m = rule["all"][0]["m"]
+    if "$and" not in m:
+        return rule
+    kind, *rest = m["$and"]
+    marks = [e for e in rest if isinstance(e, dict) and (SEALED in e or FINAL in e)]
+    absent = [e for e in rest if e not in marks and _tests_absence(e)]
+    if not absent:
+        return rule
+    others = [e for e in rest if e not in marks and not _tests_absence(e)]
+    return {**rule, "all": [{"m": {"$and": [kind, *marks, *absent, *others]}}]}
+
+
+def passing_outcome(criterion: Criterion) -> str:
+    """The outcome that lets a candidate through: met for an inclusion, not met for an exclusion."""
+    return "met" if criterion.kind == "inclusion" else "not_met"
+
+
+def _implied_rule(criterion: Criterion, own: dict[str, dict[str, Any]], alone: bool) -> str | None:
+    """The name of the criterion's rule left out of the ruleset: its passing outcome's, when
+    another outcome is possible too, or when it is the only one (a criterion always met)
+    and `alone` (the criterion does not open a ruleset: see `criteria_of`). The outcome
+    rules of a criterion partition every final snapshot, so when none of the others
+    fired, the passing one holds. Most criteria of most candidates pass: this spares the
+    engine nearly every firing of a criterion, and all the repeats of a passing condition
+    with several alternatives (an exclusion's `not met` is an `and` of negations, each
+    often an `or`). The criterion is fitted (cut into parts, placed in a ruleset) with all
+    its rules, as if none were left out, so that its parts and their firings are the same
+    either way."""
+    name = f"{criterion.id}.{passing_outcome(criterion)}"
+    others = [f"{criterion.id}.{outcome}" for outcome in ("met", "not_met", "unknown")]
+    if name in own and (alone or any(other in own for other in others if other != name)):
+        return name
+    return None
+
+
+def criteria_of(trial: Trial, definitions: list[dict[str, Any]]) -> list[tuple[Criterion, ...]]:
+    """The criteria each ruleset decides, in trial order: those with rules in it, and each
+    criterion without any rule (always met, `_implied_rule`) in the ruleset of the criterion
+    before it (the first ruleset when there is none): such a criterion never opens a
+    ruleset."""
+    heads = [{name.partition(".")[0] for name in definition} for definition in definitions]
+    out: list[list[Criterion]] = [[] for _ in definitions]
+    current = 0
+    for criterion in trial.criteria:
+        current = next((i for i, names in enumerate(heads) if criterion.id in names), current)
+        out[current].append(criterion)
+    return [tuple(criteria) for criteria in out]
 
 
 def _after_seal(rule: dict[str, Any], sealed: bool, mark: str = SEALED) -> dict[str, Any]:
@@ -319,15 +393,19 @@ def _after_seal(rule: dict[str, Any], sealed: bool, mark: str = SEALED) -> dict[
     return {**rule, "all": [{"m": {"$and": [elements[0], {mark: 1}, *elements[1:]]}}]}
 
 
-def enabling_fields(rules: dict[str, dict[str, Any]]) -> frozenset[str]:
+def enabling_fields(rules: dict[str, dict[str, Any]], absence: bool = False,
+                    marks: tuple[str, ...] = (SEALED, FINAL)) -> frozenset[str]:
     """The fields whose appearance can make a rule that reads unsealed snapshots (a
     derivation, a term, the seal) match: those its conditions test other than for absence.
-    A snapshot that adds none of them cannot fire such a rule anew."""
+    A snapshot that adds none of them cannot fire such a rule anew. With `absence`, also
+    those tested for absence: every field such a rule reads, so an unsealed snapshot with
+    only these fires the same rules as with all. With `marks` (FINAL,), the same for the
+    rules that read any snapshot but a final one (the parts' rules too)."""
     found: set[str] = set()
     for name, rule in rules.items():
         m = rule["all"][0]["m"]
         elements = m["$and"] if "$and" in m else [m]
-        if any(SEALED in e or FINAL in e for e in elements if isinstance(e, dict)):
+        if any(mark in e for e in elements if isinstance(e, dict) for mark in marks):
             continue
         pending: list[Any] = list(elements)
         while pending:
@@ -336,12 +414,16 @@ def enabling_fields(rules: dict[str, dict[str, Any]]) -> frozenset[str]:
                 pending.extend(element)
                 continue
             for key, value in element.items():
-                if key == "$nex":
+                if key == "$nex" and not absence:
                     continue
                 if key in ("$and", "$or"):
                     pending.extend(value)
                 elif key.startswith("$") and isinstance(value, dict):
                     found.update(value)
+                    if absence:  # the other field of a comparison between two fields
+                        pending.extend(v for v in value.values() if isinstance(v, dict))
+                elif key == "$m":
+                    found.add(value)
                 else:
                     found.add(key)
     return frozenset(found)
