@@ -760,7 +760,7 @@ class Screener:
             if value is None:
                 return False  # unknown for now; computed again if more facts arrive
         elif derivation.function == "banded_score" and (
-                (read := _read(values, derivation.inputs)) is None or read[_RANGED]):
+                (read := _read(values, derivation.inputs)) is None or read[1]):
             # a score is settled before all its parts are known when the rest cannot change
             # its class (docs/rules-language.md, "Settled when settled"); a part known as a
             # range may score the points of any band it reaches
@@ -786,8 +786,7 @@ class Screener:
             function = FUNCTIONS[derivation.function]
             if derivation.function != "banded_score":  # (a score's inputs are read above)
                 read = _read(values, derivation.inputs)  # its rule fired: every input is known
-            inputs = {name: values[name] for name in derivation.inputs} if read is None else read
-            ranged = inputs.pop(_RANGED, False)
+            inputs, ranged = read if read is not None else ({n: values[n] for n in derivation.inputs}, False)
             try:
                 if ranged:
                     value, possible = _ranged_function(function, inputs, derivation)
@@ -865,13 +864,10 @@ class Screener:
         )
 
 
-_RANGED = ""  # in `_read`'s answer: whether some input is a range (no fact has this name)
-
-
-def _read(values: dict[str, FactValue], names: tuple[str, ...]) -> dict[str, Any] | None:
-    """The values of `names` (fact -> value), and under `_RANGED` whether one of them is a
-    range; None when one is not known. A derivation's inputs are read this way for every
-    candidate, in one pass."""
+def _read(values: dict[str, FactValue], names: tuple[str, ...]) -> tuple[dict[str, Any], bool] | None:
+    """The values of `names` (fact -> value), and whether one of them is a range; None when
+    one is not known. A derivation's inputs are read this way for every candidate, in one
+    pass."""
     out: dict[str, Any] = {}
     ranged = False
     for name in names:
@@ -881,8 +877,7 @@ def _read(values: dict[str, FactValue], names: tuple[str, ...]) -> dict[str, Any
         out[name] = value
         if isinstance(value, Interval):
             ranged = True
-    out[_RANGED] = ranged
-    return out
+    return out, ranged
 
 
 def _apart(given: FactValue, computed: FactValue) -> Decimal:
