@@ -66,19 +66,11 @@ def candidate_facts(trial: Trial, row: Row, context: Mapping[str, FactValue] | N
         if name in alike and isinstance(raw, str):
             assert shared is not None
             value, error = shared.read(spec, raw)
-            if error is not None:
-                errors.append(error)
-                continue
         else:
-            try:
-                # a text (every CSV cell) is read once per fact and run, then remembered
-                value = coerce_text(spec, raw) if isinstance(raw, str) else coerce(spec, raw)
-                if spec.plausible is not None:
-                    check_plausible(spec, raw, value)
-            except InvalidValue as exc:
-                errors.append(str(exc))
-                continue
-        if value is not None:
+            value, error = read_value(spec, raw)
+        if error is not None:
+            errors.append(error)
+        elif value is not None:
             facts[name] = value
     facts.update(context or {})
     return facts, errors
@@ -108,15 +100,21 @@ class SharedReads:
         key = (reading(spec), text)
         known = self._read.get(key)
         if known is None:
-            try:
-                value = coerce_text(spec, text)
-                if spec.plausible is not None:
-                    check_plausible(spec, text, value)
-                known = (value, None)
-            except InvalidValue as exc:
-                known = (None, str(exc))
-            self._read[key] = known
+            known = self._read[key] = read_value(spec, text)
         return known
+
+
+def read_value(spec: FactSpec, raw: Any) -> tuple[FactValue | None, str | None]:
+    """The value of one cell or field of a record for `spec`, checked for plausibility, or
+    the error naming the fact and the value."""
+    try:
+        # a text (every CSV cell) is read once per fact and run, then remembered
+        value = coerce_text(spec, raw) if isinstance(raw, str) else coerce(spec, raw)
+        if spec.plausible is not None:
+            check_plausible(spec, raw, value)
+    except InvalidValue as exc:
+        return None, str(exc)
+    return value, None
 
 
 @dataclass(frozen=True)
@@ -273,7 +271,14 @@ def _record(candidate_id: Any, decision: str, failed: list[str] | None = None,
 
 def unknown_fields(trial: Trial, row: Row) -> list[str]:
     """The row's field names that are not facts of the trial, in the row's order."""
-    unknown = row.fields.keys() - trial.facts.keys()  # nearly always empty: one pass in C
+    return unknown_to_all((trial,), row)
+
+
+def unknown_to_all(trials: Iterable[Trial], row: Row) -> list[str]:
+    """Field names of the row that are facts of none of the trials, in the row's order."""
+    unknown: Any = row.fields.keys()
+    for trial in trials:  # set differences in C: a row of a portfolio has a hundred fields or more
+        unknown = unknown - trial.facts.keys()
     return [name for name in row.fields if name in unknown] if unknown else []
 
 

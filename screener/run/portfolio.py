@@ -12,7 +12,9 @@ import dataclasses
 import os
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
-from screener.run.batch import AuditOptions, Summary, chunk_results, chunks, screen_row, write_audit
+from screener.run.batch import (
+    AuditOptions, Summary, chunk_results, chunks, screen_row, unknown_to_all, write_audit,
+)
 from screener.engine import Screener
 from screener.model import Trial
 from screener.paths import inside
@@ -33,14 +35,6 @@ def with_trial(record: dict[str, Any], trial_id: str) -> dict[str, Any]:
     out = {"candidate_id": record["candidate_id"], "trial_id": trial_id}
     out.update((k, v) for k, v in record.items() if k != "candidate_id")
     return out
-
-
-def unknown_to_all(trials: Sequence[Trial], row: Row) -> list[str]:
-    """Field names of the row that are facts of none of the trials, in the row's order."""
-    unknown: Any = row.fields.keys()
-    for trial in trials:  # set differences in C: a row of a portfolio has a hundred fields or more
-        unknown = unknown - trial.facts.keys()
-    return [name for name in row.fields if name in unknown] if unknown else []
 
 
 def trial_audit(audit: AuditOptions | None, trial_id: str) -> AuditOptions | None:
