@@ -116,11 +116,17 @@ def _read(path: Path, key: str) -> Any:
             os.close(fd)
 
 
+def _body(value: Any) -> bytes:
+    """The text an entry keeps `value` as (and its digest is taken of); raises NotEncoded or
+    the encoder's own errors for a value that cannot be written down."""
+    return json.dumps(serial.encode(value), ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def _write(place: Path, path: Path, key: str, value: Any) -> bytes | None:
     """Write `value` as the entry at `path`, when it comes back from its text equal; returns
     the body written (None when nothing was)."""
     try:
-        body = json.dumps(serial.encode(value), ensure_ascii=False, separators=(",", ":")).encode()
+        body = _body(value)
         if serial.decode(json.loads(body)) != value:
             return None
     except Exception:  # noqa: BLE001 - a value that cannot be written down and read back is not kept
@@ -164,7 +170,7 @@ def digest(value: Any) -> str | None:
     if known is not None and known[0] is value:
         return known[1]
     try:
-        body = json.dumps(serial.encode(value), ensure_ascii=False, separators=(",", ":")).encode()
+        body = _body(value)
     except Exception:  # noqa: BLE001 - a value that cannot be written down has no digest
         return None
     checksum = hashlib.sha256(body).hexdigest()
