@@ -222,3 +222,22 @@ def test_a_fact_two_trials_declare_otherwise_is_read_by_each_its_own_way(trial):
     shared.next_row()
     assert [candidate_facts(t, row, shared=shared) for t in trials] == [
         ({"ecog": 3}, []), ({}, ["ecog: '3': above the maximum 1"]), ({"ecog": 3}, [])]
+
+
+def test_a_portfolio_run_reads_a_fact_its_trials_declare_alike_once_per_row(trial, monkeypatch):
+    """`screen_portfolio` hands its rows' texts from one trial to the next: a cell of a fact
+    every trial declares alike is read once per row, not once per trial."""
+    import dataclasses
+
+    import screener.run.batch as batch
+    from screener.run.batch import Summary
+    from screener.run.portfolio import Tally, screen_portfolio
+    from screener.sources.readers import Row
+
+    twin = dataclasses.replace(trial, id="SITE-TWIN", facts=dict(trial.facts))
+    reads: list[str] = []
+    real = batch.read_value
+    monkeypatch.setattr(batch, "read_value", lambda spec, raw: (reads.append(spec.name), real(spec, raw))[1])
+    rows = [Row(n, {"candidate_id": f"P{n}", "ecog": "1"}) for n in (1, 2)]
+    records = list(screen_portfolio([trial, twin], rows, Tally([trial, twin], Summary())))
+    assert len(records) == 4 and reads.count("ecog") == 2

@@ -13,7 +13,7 @@ import os
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from screener.run.batch import (
-    AuditOptions, Summary, chunk_results, chunks, screen_row, unknown_to_all, write_audit,
+    AuditOptions, SharedReads, Summary, chunk_results, chunks, screen_row, unknown_to_all, write_audit,
 )
 from screener.engine import Screener
 from screener.model import Trial
@@ -51,14 +51,15 @@ def trial_audit(audit: AuditOptions | None, trial_id: str) -> AuditOptions | Non
 
 
 def _screen_one_row(trials: Sequence[Trial], screeners: Sequence[Screener], row: Row,
-                    audits: Sequence[AuditOptions | None], store: Store | None = None,
-                    match: bool = False,
+                    audits: Sequence[AuditOptions | None], shared: SharedReads,
+                    store: Store | None = None, match: bool = False,
                     ) -> list[tuple[dict[str, Any], str | None]]:
     out = []
+    shared.next_row()  # a fact several trials declare alike is read once
     for trial, screener, audit in zip(trials, screeners, audits):
         # a match record also needs the criteria's outcomes (`prospect_fields`), which a stored
         # record does not keep: match screens every candidate again, whatever the store holds
-        screened = screen_row(trial, screener, row, store=None if match else store)
+        screened = screen_row(trial, screener, row, store=None if match else store, shared=shared)
         warning = write_audit(trial, row, screened, audit) if audit is not None else None
         if warning:
             warning = f"{trial.id}: {warning}"
@@ -93,16 +94,17 @@ def screen_portfolio(trials: Sequence[Trial], rows: Iterable[Row], tally: Tally,
     a time, whatever the number of trials."""
     screeners = [Screener(t, firings=audit is not None) for t in trials]  # firings: for traces
     audits = [trial_audit(audit, t.id) for t in trials]
+    shared = SharedReads(trials)
     for row in rows:
         tally.overall.unknown_fields.update(unknown_to_all(trials, row))
-        for record, warning in _screen_one_row(trials, screeners, row, audits, store, match=match):
+        for record, warning in _screen_one_row(trials, screeners, row, audits, shared, store, match=match):
             tally.add(record, warning)
             yield record
 
 
 # --- several processes -------------------------------------------------------------------
 
-_worker: tuple[list[Trial], list[Screener], list[AuditOptions | None], bool] | None = None
+_worker: tuple[list[Trial], list[Screener], list[AuditOptions | None], bool, SharedReads] | None = None
 
 
 def _init_worker(rules_paths: list[str], audit: AuditOptions | None, match: bool = False) -> None:
@@ -111,13 +113,13 @@ def _init_worker(rules_paths: list[str], audit: AuditOptions | None, match: bool
 
     trials = [load_trial(p) for p in rules_paths]
     _worker = (trials, [Screener(t, firings=audit is not None) for t in trials],
-               [trial_audit(audit, t.id) for t in trials], match)
+               [trial_audit(audit, t.id) for t in trials], match, SharedReads(trials))
 
 
 def _screen_chunk(rows: list[Row]) -> list[tuple[list[tuple[dict[str, Any], str | None]], list[str]]]:
     assert _worker is not None
-    trials, screeners, audits, match = _worker
-    return [(_screen_one_row(trials, screeners, row, audits, match=match), unknown_to_all(trials, row))
+    trials, screeners, audits, match, shared = _worker
+    return [(_screen_one_row(trials, screeners, row, audits, shared, match=match), unknown_to_all(trials, row))
             for row in rows]
 
 
