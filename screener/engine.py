@@ -547,6 +547,7 @@ class Screener:
             unfinal = ",".join(pieces[name] for name in middle if name in pieces)
         sid = _session(handle)
         decided_cleanly = False
+        seen = False  # whether the last rule on the snapshot the criteria read has fired
         try:
             snapshot, echo = self._snapshot(sid, given if early is None else unsealed, marks)
             state = self._check(_dre.assert_fact(handle, snapshot), SNAPSHOT)
@@ -664,9 +665,15 @@ class Screener:
                         if firings is not None:
                             firings.append(Firing(rule, head, outcome,
                                                   {f: values[f] for f in reads if f in values}))
+                elif kind == _SEEN:
+                    seen = True
                 message = _dre.complete_and_start_action(handle, state)
             # every action has run: the session is left as it was before this candidate
             self._check(_dre.retract_fact(handle, snapshot), SNAPSHOT)
+            if not seen:
+                # A passing outcome is inferred from the rules that did not fire: an engine
+                # that stopped before the last of them must not let the candidate pass.
+                raise EngineError("the engine stopped before the last rule on the candidate's final snapshot")
             decided_cleanly = True
         finally:
             if not decided_cleanly:
