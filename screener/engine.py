@@ -128,8 +128,9 @@ def _session(handle: int) -> str:
 
 
 def _tidy(handle: int, state: int, snapshot: str) -> bool:
-    """Retract the snapshot of a candidate stopped inside an action (the seal) and finish
-    that action; returns whether the session is left as before the candidate (no action
+    """Retract the snapshot of a candidate stopped inside an action (the seal), by the text
+    that retracts it (`Screener._snapshot`), and finish that action; returns whether the
+    session is left as before the candidate (no action
     left to run), False when it must be deleted instead."""
     try:
         code, _ = _dre.retract_fact(handle, snapshot)
@@ -451,17 +452,18 @@ class Screener:
         return [field[1:-2] for field in fields if field is not None]
 
     @staticmethod
-    def _snapshot(sid: str, fields: str, marks: str) -> tuple[str, str]:
-        """The JSON text of a new snapshot fact, and how every message of a rule fired on it
-        goes on after the rule's name: the engine echoes the fact's text, sid first, id
-        second. `fields` is the JSON text of the candidate's fields (see `_encode`), written
-        once and reused by every snapshot of the candidate; `marks` that of the done marks,
-        parts decided and terms computed so far, each after a comma. The same text is
-        asserted and later retracted."""
+    def _snapshot(sid: str, fields: str, marks: str) -> tuple[str, str, str]:
+        """The JSON text of a new snapshot fact; how every message of a rule fired on it goes
+        on after the rule's name (the engine echoes the fact's text, sid first, id second);
+        and the text that retracts it. `fields` is the JSON text of the candidate's fields
+        (see `_encode`), written once and reused by every snapshot of the candidate; `marks`
+        that of the done marks, parts decided and terms computed so far, each after a comma.
+        A fact is retracted by its sid and id alone (rete.c finds the stored fact by them and
+        reads nothing else of the text), so the retraction is not the whole fact parsed again."""
         head = f'{{"sid":"{sid}","id":"v{next(_snapshot_ids)}"'
         if fields:
-            return f'{head},"{KIND}":"{SNAPSHOT}",{fields}{marks}}}', f'":{{"m":{head}'
-        return f'{head},"{KIND}":"{SNAPSHOT}"{marks}}}', f'":{{"m":{head}'
+            return f'{head},"{KIND}":"{SNAPSHOT}",{fields}{marks}}}', f'":{{"m":{head}', head + "}"
+        return f'{head},"{KIND}":"{SNAPSHOT}"{marks}}}', f'":{{"m":{head}', head + "}"
 
     def evaluate(self, facts: dict[str, FactValue]) -> Result:
         """Decide one candidate from typed facts (unknown facts simply absent).
@@ -518,7 +520,7 @@ class Screener:
 
         This loop runs for every rule fired in a batch (some 25 a candidate), so it looks up
         each rule's action in the table made with the ruleset, encodes each value once, and
-        writes each snapshot's JSON text once, retracting the very text it asserted. No
+        writes each snapshot's JSON text once, retracting it by its sid and id. No
         action raises for the candidate's data: a contradiction is recorded, the other
         derivations fired on the snapshot run, and at the seal the candidate stops, its
         remaining derivations run without the engine (`_derive_rest`) and its snapshot
@@ -549,7 +551,7 @@ class Screener:
         decided_cleanly = False
         seen = False  # whether the last rule on the snapshot the criteria read has fired
         try:
-            snapshot, echo = self._snapshot(sid, given if early is None else unsealed, marks)
+            snapshot, echo, retraction = self._snapshot(sid, given if early is None else unsealed, marks)
             state = self._check(_dre.assert_fact(handle, snapshot), SNAPSHOT)
 
             pending: list[str] = []  # derivations fired on the current snapshot
@@ -593,7 +595,7 @@ class Screener:
                         # this snapshot derived are done here, without another snapshot, and
                         # retracting this one drops the actions still queued on it.
                         self._derive_rest(values, derived, done.union(pending), contradictions)
-                        decided_cleanly = _tidy(handle, state, snapshot)
+                        decided_cleanly = _tidy(handle, state, retraction)
                         return
                     changed = bool(pending or pending_parts or pending_terms)
                     added: list[str] = []  # fields this snapshot's actions add
@@ -652,8 +654,8 @@ class Screener:
                             given += seal_marks if given else seal_marks[1:]
                             if early is not None:
                                 unfinal += seal_marks if unfinal else seal_marks[1:]
-                        old = snapshot
-                        snapshot, echo = self._snapshot(
+                        old = retraction
+                        snapshot, echo, retraction = self._snapshot(
                             sid, given if early is None or now_final else unfinal if now_sealed else unsealed,
                             marks)
                         self._check(_dre.retract_fact(handle, old), SNAPSHOT)
@@ -669,7 +671,7 @@ class Screener:
                     seen = True
                 message = _dre.complete_and_start_action(handle, state)
             # every action has run: the session is left as it was before this candidate
-            self._check(_dre.retract_fact(handle, snapshot), SNAPSHOT)
+            self._check(_dre.retract_fact(handle, retraction), SNAPSHOT)
             if not seen:
                 # A passing outcome is inferred from the rules that did not fire: an engine
                 # that stopped before the last of them must not let the candidate pass.
