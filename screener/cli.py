@@ -620,6 +620,9 @@ def run_batch(args: argparse.Namespace) -> int:
             writer = Writer(out, out_fmt, columns + ("sources",) if joined else columns)
             per_row = len(chosen) if tally is not None else 1
             digest = ErrorDigest([t.id for t, _ in chosen], (f for t, _ in chosen for f in t.facts))
+            from screener.run.workers import collect_for_a_long_run
+
+            collect_for_a_long_run()
             with _progress(err) as progress:
                 task = progress.add_task("screening", total=None)
                 for record in records:

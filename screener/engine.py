@@ -128,8 +128,9 @@ def _session(handle: int) -> str:
 
 
 def _tidy(handle: int, state: int, snapshot: str) -> bool:
-    """Retract the snapshot of a candidate stopped inside an action (the seal) and finish
-    that action; returns whether the session is left as before the candidate (no action
+    """Retract the snapshot of a candidate stopped inside an action (the seal), by the text
+    that retracts it (`Screener._snapshot`), and finish that action; returns whether the
+    session is left as before the candidate (no action
     left to run), False when it must be deleted instead."""
     try:
         code, _ = _dre.retract_fact(handle, snapshot)
@@ -263,6 +264,13 @@ class _Ruleset:
         # with a seal: the facts an unsealed snapshot carries (set by the Screener)
         self.unsealed_facts: tuple[str, ...] | None = None
         self.unfinal_facts: tuple[str, ...] = ()  # and one sealed but not final
+        # the fields each part's rules read: a sealed snapshot carries the facts of the parts
+        # still undecided only (a decided part's rules test that its outcome is absent)
+        self.part_reads = {name: frozenset(names[field] for field in enabling_fields(
+            {rule: definition[rule] for rule in (f"{name}.met", f"{name}.not_met", f"{name}.unknown")
+             if rule in definition}, True, ()) if field in names) for name in parts}
+        self.part_facts: dict[str, frozenset[str]] = {}  # the facts of those fields (set by the Screener)
+        self.unsealed_set: frozenset[str] = frozenset()  # unsealed_facts as a set
         # the start of the JSON text of each part's outcome field, after a comma (None when
         # no rule reads it)
         self.part_fields = {name: None if (key := names.get(part.field)) is None else f',"{key}":'
@@ -321,11 +329,12 @@ class Screener:
         self._plans = {name: self._plan(name, spec) for name, spec in trial.facts.items()}
         for ruleset in self._rulesets:
             if ruleset.sealed:
-                ruleset.unsealed_facts, ruleset.unfinal_facts = (tuple(name for name in trial.facts if any(
-                    field is not None and field[1:-2] in reads
-                    for field in (self._fields[name], self._never_fields.get(name),
-                                  *self._one_value.get(name, (None, None, None))[:2])))
-                    for reads in (ruleset.unsealed, ruleset.unfinal))
+                ruleset.unsealed_facts, ruleset.unfinal_facts, *of_parts = (tuple(self._facts_reading(reads))
+                                                                           for reads in (ruleset.unsealed,
+                                                                                         ruleset.unfinal,
+                                                                                         *ruleset.part_reads.values()))
+                ruleset.part_facts = {name: frozenset(facts) for name, facts in zip(ruleset.part_reads, of_parts)}
+                ruleset.unsealed_set = frozenset(ruleset.unsealed_facts)
         # the JSON text of a derivation's done mark, after a comma (None when no rule reads it)
         self._done_pieces = {d.id: None if (key := names.get(DONE_PREFIX + d.id)) is None else f',"{key}":1'
                              for d in trial.derivations}
@@ -335,6 +344,15 @@ class Screener:
         # the marks of a sealed and of a final snapshot, by the name the engine reads, if any
         self._sealed_mark = names.get(SEALED, SEALED)
         self._final_mark = names.get(FINAL, FINAL)
+
+    def _facts_reading(self, reads: frozenset[str]) -> Iterable[str]:
+        """The facts, in trial order, one of whose engine fields (value, `never` marker, a
+        range's ends) is in `reads`."""
+        for name in self.trial.facts:
+            if any(field is not None and field[1:-2] in reads
+                   for field in (self._fields[name], self._never_fields.get(name),
+                                 *self._one_value.get(name, (None, None, None))[:2])):
+                yield name
 
     def _plan(self, name: str, spec: Any) -> dict[Any, str] | str | tuple[()] | None:
         """How `_encode` writes a value of fact `name`: None when no rule reads it; the start
@@ -451,17 +469,18 @@ class Screener:
         return [field[1:-2] for field in fields if field is not None]
 
     @staticmethod
-    def _snapshot(sid: str, fields: str, marks: str) -> tuple[str, str]:
-        """The JSON text of a new snapshot fact, and how every message of a rule fired on it
-        goes on after the rule's name: the engine echoes the fact's text, sid first, id
-        second. `fields` is the JSON text of the candidate's fields (see `_encode`), written
-        once and reused by every snapshot of the candidate; `marks` that of the done marks,
-        parts decided and terms computed so far, each after a comma. The same text is
-        asserted and later retracted."""
+    def _snapshot(sid: str, fields: str, marks: str) -> tuple[str, str, str]:
+        """The JSON text of a new snapshot fact; how every message of a rule fired on it goes
+        on after the rule's name (the engine echoes the fact's text, sid first, id second);
+        and the text that retracts it. `fields` is the JSON text of the candidate's fields
+        (see `_encode`), written once and reused by every snapshot of the candidate; `marks`
+        that of the done marks, parts decided and terms computed so far, each after a comma.
+        A fact is retracted by its sid and id alone (rete.c finds the stored fact by them and
+        reads nothing else of the text), so the retraction is not the whole fact parsed again."""
         head = f'{{"sid":"{sid}","id":"v{next(_snapshot_ids)}"'
         if fields:
-            return f'{head},"{KIND}":"{SNAPSHOT}",{fields}{marks}}}', f'":{{"m":{head}'
-        return f'{head},"{KIND}":"{SNAPSHOT}"{marks}}}', f'":{{"m":{head}'
+            return f'{head},"{KIND}":"{SNAPSHOT}",{fields}{marks}}}', f'":{{"m":{head}', head + "}"
+        return f'{head},"{KIND}":"{SNAPSHOT}"{marks}}}', f'":{{"m":{head}', head + "}"
 
     def evaluate(self, facts: dict[str, FactValue]) -> Result:
         """Decide one candidate from typed facts (unknown facts simply absent).
@@ -518,7 +537,7 @@ class Screener:
 
         This loop runs for every rule fired in a batch (some 25 a candidate), so it looks up
         each rule's action in the table made with the ruleset, encodes each value once, and
-        writes each snapshot's JSON text once, retracting the very text it asserted. No
+        writes each snapshot's JSON text once, retracting it by its sid and id. No
         action raises for the candidate's data: a contradiction is recorded, the other
         derivations fired on the snapshot run, and at the seal the candidate stops, its
         remaining derivations run without the engine (`_derive_rest`) and its snapshot
@@ -544,11 +563,13 @@ class Screener:
         if early is not None:
             unsealed = ",".join(pieces[name] for name in early if name in pieces)
             middle = ruleset.unfinal_facts
-            unfinal = ",".join(pieces[name] for name in middle if name in pieces)
+            part_facts = ruleset.part_facts
+            seal_text = ""  # the sealed and final marks written so far, each after a comma
         sid = _session(handle)
         decided_cleanly = False
+        seen = False  # whether the last rule on the snapshot the criteria read has fired
         try:
-            snapshot, echo = self._snapshot(sid, given if early is None else unsealed, marks)
+            snapshot, echo, retraction = self._snapshot(sid, given if early is None else unsealed, marks)
             state = self._check(_dre.assert_fact(handle, snapshot), SNAPSHOT)
 
             pending: list[str] = []  # derivations fired on the current snapshot
@@ -592,7 +613,7 @@ class Screener:
                         # this snapshot derived are done here, without another snapshot, and
                         # retracting this one drops the actions still queued on it.
                         self._derive_rest(values, derived, done.union(pending), contradictions)
-                        decided_cleanly = _tidy(handle, state, snapshot)
+                        decided_cleanly = _tidy(handle, state, retraction)
                         return
                     changed = bool(pending or pending_parts or pending_terms)
                     added: list[str] = []  # fields this snapshot's actions add
@@ -620,12 +641,10 @@ class Screener:
                             for name in derived_pieces:
                                 added.extend(self._keys[name][values[name] is Special.NEVER])
                             if early is not None:
+                                pieces.update(derived_pieces)
                                 if more_text := ",".join(
                                         derived_pieces[name] for name in early if name in derived_pieces):
                                     unsealed += "," + more_text if unsealed else more_text
-                                if more_text := ",".join(
-                                        derived_pieces[name] for name in middle if name in derived_pieces):
-                                    unfinal += "," + more_text if unfinal else more_text
                     seal_marks = ""
                     was_sealed = self._sealed_mark in marked
                     was_final = self._final_mark in marked
@@ -650,11 +669,19 @@ class Screener:
                         if seal_marks:
                             given += seal_marks if given else seal_marks[1:]
                             if early is not None:
-                                unfinal += seal_marks if unfinal else seal_marks[1:]
-                        old = snapshot
-                        snapshot, echo = self._snapshot(
-                            sid, given if early is None or now_final else unfinal if now_sealed else unsealed,
-                            marks)
+                                seal_text += seal_marks
+                        if early is None or now_final:
+                            fields = given
+                        elif now_sealed:
+                            # the facts the derivations, terms and undecided parts read
+                            wanted = ruleset.unsealed_set.union(*(facts for name, facts in part_facts.items()
+                                                                  if name not in decided))
+                            fields = ",".join(pieces[name] for name in middle if name in wanted and name in pieces)
+                            fields = fields + seal_text if fields else seal_text[1:]
+                        else:
+                            fields = unsealed
+                        old = retraction
+                        snapshot, echo, retraction = self._snapshot(sid, fields, marks)
                         self._check(_dre.retract_fact(handle, old), SNAPSHOT)
                         self._check(_dre.assert_fact(handle, snapshot), SNAPSHOT)
                 elif kind == _PART:  # a part of a split condition
@@ -664,9 +691,15 @@ class Screener:
                         if firings is not None:
                             firings.append(Firing(rule, head, outcome,
                                                   {f: values[f] for f in reads if f in values}))
+                elif kind == _SEEN:
+                    seen = True
                 message = _dre.complete_and_start_action(handle, state)
             # every action has run: the session is left as it was before this candidate
-            self._check(_dre.retract_fact(handle, snapshot), SNAPSHOT)
+            self._check(_dre.retract_fact(handle, retraction), SNAPSHOT)
+            if not seen:
+                # A passing outcome is inferred from the rules that did not fire: an engine
+                # that stopped before the last of them must not let the candidate pass.
+                raise EngineError("the engine stopped before the last rule on the candidate's final snapshot")
             decided_cleanly = True
         finally:
             if not decided_cleanly:

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from screener.run.batch import screen_row
+from screener.run.batch import candidate_facts, screen_row
 from screener.rules.compile import KIND, MAX_FAN_OUT, compile_rulesets, compile_trial, fan_out
 from screener.errors import ConflictError
 from screener.sources.readers import Row
@@ -206,3 +206,43 @@ def test_firing_order_is_the_same_whatever_the_hash_seed():
     }
     assert len(runs) == 1
     assert json.loads(runs.pop())[0] == "derive.D-child-pugh"
+
+
+@pytest.mark.parametrize("trial_id", SHIPPED)
+def test_an_engine_that_stops_firing_midway_fails_the_candidate_instead_of_passing_them(trial_id, monkeypatch):
+    """A criterion passes when none of its other rules fires: were the engine to stop handing
+    out actions before the last rule on the final snapshot (an action lost, a session
+    stalled), the criteria left unfired would read as passed. Each candidate stops at its
+    first criterion rule here; every one is refused with an engine error, none is decided."""
+    import screener.engine as engine
+    from screener.errors import EngineError
+
+    trial = load_trial(ROOT / "rules" / f"{trial_id}.yaml")
+    screener = Screener(trial, firings=False)
+    criteria = {c.id for c in trial.criteria}
+    real = engine._dre.complete_and_start_action
+
+    def stopping(handle, state):
+        message = real(handle, state)
+        if message and message[2:message.find('"', 2)].partition(".")[0] in criteria:
+            while real(handle, state):  # the rest of the snapshot's actions are lost
+                pass
+            return None
+        return message
+
+    generator = generator_for(ROOT / "rules" / f"{trial_id}.yaml")
+    failing = 0
+    for cand in generator.candidates(11, 60, REALISTIC):
+        facts, errors = candidate_facts(trial, Row(1, dict(cand.fields)))
+        try:
+            decided = screener.evaluate(dict(facts))
+        except ConflictError:
+            continue
+        if decided.failed and not errors:
+            failing += 1
+            monkeypatch.setattr(engine._dre, "complete_and_start_action", stopping)
+            with pytest.raises(EngineError):
+                screener.evaluate(dict(facts))
+            monkeypatch.setattr(engine._dre, "complete_and_start_action", real)
+            assert screener.evaluate(dict(facts)) == decided  # the next candidate is decided as before
+    assert failing

@@ -52,7 +52,7 @@ def test_an_eligible_candidate_meets_every_construct(lang):
 def test_terms_and_formulas_are_rules_that_fire_in_the_engine(lang):
     rules = [f.rule for f in lang.evaluate(BASE).firings]
     assert "derive.D-bmi" in rules and any(r.startswith("term.") for r in rules)
-    assert all(name.startswith(("open", "derive.", "term.", "seal", "I", "E")) for name in lang.definition)
+    assert all(name.startswith(("open", "derive.", "term.", "seal", "seen", "I", "E")) for name in lang.definition)
 
 
 @pytest.mark.parametrize("alt,liver,want", [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from screener.rules.compile.encode import KIND, SNAPSHOT
+from screener.rules.compile.encode import FINAL, KIND, SEALED, SNAPSHOT
 from screener.rules.compile.normal import (
     GROUPS, MAX_BETAS, MAX_CHILDREN, MAX_NEX, MAX_STACK, TooComplex, _key,
 )
@@ -119,10 +119,11 @@ def _network_fits(rules: dict[str, dict[str, Any]], stack: int = MAX_STACK) -> b
 def _shape(rules: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The rules, regrouped under grouping tests when the network would not fit as it is.
 
-    A grouping test (`t != "g<level>.<n>"`) holds for every snapshot; putting a few rules
-    (or groups) under each one keeps every node's children, and so the matcher's stack,
-    small. Rule order, and so firing order, is unchanged. Raises TooComplex when no grouping
-    fits.
+    A grouping test (`t != "g<level>.<class>.<n>"`) holds for every snapshot; putting a few
+    rules (or groups) under each one keeps every node's children, and so the matcher's
+    stack, small. Rule order, and so firing order, is unchanged (rete.c hands out actions by
+    priority, then by the rule's place in the ruleset, whatever the network's shape).
+    Raises TooComplex when no grouping fits.
     """
     if _network_fits(rules):
         return rules
@@ -134,22 +135,42 @@ def _shape(rules: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def _grouped(rules: dict[str, dict[str, Any]], size: int) -> dict[str, dict[str, Any]]:
+    """The snapshot rules under grouping tests, `size` to a group, the rules that read only
+    marked snapshots (sealed, final) grouped apart below their mark: a snapshot without the
+    mark is done with all of them at that one test, where it would otherwise be matched
+    against every group on the way to each mark (rete.c tries every property of the fact at
+    every node it reaches)."""
     names = [name for name, rule in rules.items() if _kind_of(rule) == SNAPSHOT]
+    classes: dict[Any, list[str]] = {}
+    for name in names:
+        classes.setdefault(_mark_of(rules[name]), []).append(name)
     prefixes: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
-    level, members = 0, [[name] for name in names]
-    while len(members) > size:
-        level += 1
-        grouped = [sum(members[i:i + size], []) for i in range(0, len(members), size)]
-        for n, group in enumerate(grouped):
-            for name in group:
-                prefixes[name].insert(0, {"$neq": {KIND: f"g{level}.{n}"}})
-        members = grouped
+    for c, (_, members_of) in enumerate(classes.items()):
+        level, members = 0, [[name] for name in members_of]
+        while len(members) > size:
+            level += 1
+            grouped = [sum(members[i:i + size], []) for i in range(0, len(members), size)]
+            for n, group in enumerate(grouped):
+                for name in group:
+                    prefixes[name].insert(0, {"$neq": {KIND: f"g{level}.{c}.{n}"}})
+            members = grouped
     shaped = dict(rules)
     for name in names:
         m = rules[name]["all"][0]["m"]
         elements = m["$and"] if "$and" in m else [m]
-        shaped[name] = {**rules[name], "all": [{"m": {"$and": [elements[0], *prefixes[name], *elements[1:]]}}]}
+        head = 2 if _mark_of(rules[name]) is not None else 1
+        shaped[name] = {**rules[name], "all": [{"m": {"$and": [*elements[:head], *prefixes[name],
+                                                               *elements[head:]]}}]}
     return shaped
+
+
+def _mark_of(rule: dict[str, Any]) -> Any:
+    """The mark a rule reads right after the kind (`_after_seal`), as its key; else None."""
+    m = rule["all"][0]["m"]
+    if "$and" not in m or len(m["$and"]) < 2:
+        return None
+    second = m["$and"][1]
+    return _key(second) if isinstance(second, dict) and set(second) & {SEALED, FINAL} else None
 
 
 def _kind_of(rule: dict[str, Any]) -> Any:

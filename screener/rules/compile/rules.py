@@ -263,11 +263,13 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
         # derived facts feed other derivations, or whose parts nest, takes several
         # snapshots, and the criteria are matched against the last only.
         base["seal"] = _rule(SNAPSHOT, True, PRI_SEAL)
-    else:
-        # Every snapshot must be consumed by some rule (durable-rules refuses a fact no rule
-        # matches): the seal does, when there is one; else this rule, which does nothing. A
-        # candidate who passes every criterion fires no rule of its criteria (`_implied_rule`).
-        base["seen"] = _rule(SNAPSHOT, True, PRI_SEEN)
+    # The last rule to fire on the snapshot the criteria read, after their rules and their
+    # missing facts': a candidate who passes every criterion fires no rule of its criteria
+    # (`_implied_rule`), so the engine checks that this one fired before it infers any
+    # passing outcome, and an engine that stopped firing midway fails the candidate instead
+    # of passing it. Without a seal it also consumes every snapshot (durable-rules refuses
+    # a fact that no rule matches; the seal does, when there is one).
+    base["seen"] = _after_seal(_rule(SNAPSHOT, True, PRI_SEEN), sealed, FINAL)
     # sid, id and kind; the sealed and final marks; a fact's value or its `never` marker (a
     # fact that may be a range: its two ends, screener.rules.ranged); a derivation's done
     # marker; a term's value or range, its `never` marker and its done marker; then a field
