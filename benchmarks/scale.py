@@ -10,6 +10,10 @@ Reports, on this machine:
   and every other run must write the same bytes;
 - the screening store: a first run with a new store, then a second over the same input, wall
   and CPU seconds and the second's share of the first (store_rerun.py);
+- the client of a `tcp://` cluster: a Dask scheduler and two single-threaded workers started
+  as processes of their own on loopback, and the CPU seconds of the `screener batch --cluster`
+  process alone over CLIENT_COUNT candidates, for every trial and for one, less a one-row
+  run's: what the client spends per input row and per record, whatever the workers do;
 - start-up: `screener --help` against a bare `python -c pass` (the median of REPEAT runs each),
   and the time to the first record of a one-row `--all-trials` batch, without a compile cache
   and with a warm one (SCREENER_CACHE_DIR, a temporary folder filled by a first run).
@@ -84,6 +88,52 @@ def store_second_run(count: int, seed: int) -> tuple[list[tuple[str, float, floa
     return rows, same
 
 
+def _client_cpu(python: str, csv_path: Path, address: str, chosen: list[str]) -> float:
+    """CPU seconds of one `screener batch --cluster ADDRESS` process alone (its workers and
+    scheduler are not its children)."""
+    child = subprocess.Popen([python, "-m", "screener", "batch", str(csv_path), "-o", str(OUT / "scale-client.jsonl"),
+                              "--cluster", address, *chosen], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env=_env(), cwd=ROOT)
+    _, _, usage = os.wait4(child.pid, 0)
+    return usage.ru_utime + usage.ru_stime
+
+
+def tcp_client(python: str, count: int, seed: int) -> tuple[float, float]:
+    """The client's own CPU seconds per input row and per record against a `tcp://` cluster
+    of two workers on loopback: from runs over `count` candidates with every trial and with
+    one, each less a one-row run's (start-up, connecting, the version check)."""
+    import socket
+
+    dask = str(Path(python).with_name("dask"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="scale-dask-") as scratch:
+        scheduler = subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(), cwd=scratch)
+        workers = subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--nworkers", "2", "--no-dashboard",
+                                    "--local-directory", scratch],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(), cwd=scratch)
+        try:
+            time.sleep(8)  # the scheduler listening, the workers registered
+            csv_path, one = write_portfolio_csv(count, seed), write_portfolio_csv(1, seed)
+            first = shipped_rules()[0].stem
+            cpu = {(n, chosen): _client_cpu(python, path, address, ["--all-trials"] if chosen == "all" else
+                                             ["--trial", first])
+                   for n, path in ((1, one), (count, csv_path)) for chosen in ("all", "one")}
+        finally:
+            workers.terminate()
+            scheduler.terminate()
+            workers.wait()
+            scheduler.wait()
+    trials = len(shipped_rules())
+    every = (cpu[count, "all"] - cpu[1, "all"]) / (count - 1)  # a row and its records, every trial
+    alone = (cpu[count, "one"] - cpu[1, "one"]) / (count - 1)  # a row and one record
+    per_record = (every - alone) / (trials - 1)
+    return alone - per_record, per_record
+
+
 def _timed(argv: list[str]) -> tuple[float, float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
@@ -141,10 +191,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=5, help="runs of each start-up measurement (median)")
     parser.add_argument("--python", default=sys.executable, help="interpreter for the screener runs")
+    parser.add_argument("--client-count", type=int, default=20_000,
+                        help="candidates of the tcp:// client runs (default 20,000; 0 leaves them out)")
     args = parser.parse_args(argv)
     rules = shipped_rules()
 
     runs, bad = throughput(args.count, args.seed, args.python)
+    client = tcp_client(args.python, args.client_count, args.seed) if args.client_count > 1 else None
     store_rows, same = store_second_run(args.store_count or args.count, args.seed)
     starts = start_up(args.python, args.repeat, args.seed)
 
@@ -165,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
               f"reading, sending, receiving and writing, and the local cluster's scheduler; start-up "
               f"included) used {cluster.own_cpu_seconds:,.1f} CPU s for {cluster.count:,} candidates x trials")
     print(f"records differing from their trial's reference: {bad}")
+    if client is not None:
+        print(f"\nthe client of a tcp:// cluster (two workers of their own), {args.client_count:,} candidates: "
+              f"{client[0] * 1e6:,.0f} us of CPU per input row (reading and sending it) and "
+              f"{client[1] * 1e6:,.0f} us per record (receiving and writing it)")
 
     count = args.store_count or args.count
     print(f"\nstore, {count:,} candidates x {len(rules)} trials:")
