@@ -127,13 +127,13 @@ def _session(handle: int) -> str:
     return sid
 
 
-def _tidy(handle: int, state: int, snapshot: str) -> bool:
+def _tidy(handle: int, state: int, retraction: str) -> bool:
     """Retract the snapshot of a candidate stopped inside an action (the seal), by the text
     that retracts it (`Screener._snapshot`), and finish that action; returns whether the
-    session is left as before the candidate (no action
-    left to run), False when it must be deleted instead."""
+    session is left as before the candidate (no action left to run), False when it must be
+    deleted instead."""
     try:
-        code, _ = _dre.retract_fact(handle, snapshot)
+        code, _ = _dre.retract_fact(handle, retraction)
         if code != 0:
             return False
         return not _dre.complete_and_start_action(handle, state)
@@ -557,8 +557,8 @@ class Screener:
         # Until a snapshot is sealed, only the derivations, terms and seal read it: it carries
         # only the facts these rules read (a fraction of the text the engine parses, echoes
         # in each message and parses again to retract).
-        # Then, until it is final, the parts read it too, and their facts are added; the
-        # final snapshot carries every fact.
+        # Then, until it is final, the parts read it too: it carries the facts of the parts
+        # still undecided besides. The final snapshot carries every fact.
         early = ruleset.unsealed_facts
         if early is not None:
             unsealed = ",".join(pieces[name] for name in early if name in pieces)
