@@ -101,6 +101,8 @@ class Evaluator:
         # by the expression's id, with the expression (a freed one's id is never mistaken)
         self._values: dict[int, tuple[Any, Any]] = {}
         self._truths: dict[int, tuple[Any, Any]] = {}
+        # what callers prepare once from this trial's expressions (`terms.compute`), by id
+        self.plans: dict[int, Any] = {}
 
     def value_of(self, e: Any) -> Any:
         """A function `(values, item, fields) -> value` giving `self.value(e, ...)`."""

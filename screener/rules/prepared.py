@@ -349,12 +349,32 @@ class _Builder:
         decisive = type(e) is Or
         start = not decisive
 
+        if len(operands) == 2:
+            first, second = operands
+
+            def pair(values: Any, item: Any, fields: Any) -> Any:
+                got = first(values, item, fields)
+                if got is decisive:
+                    return decisive
+                pending = got if got is None or isinstance(got, Failure) else start
+                got = second(values, item, fields)
+                if got is decisive:
+                    return decisive
+                if got is start:
+                    return pending
+                if isinstance(got, Failure) or (got is None and not isinstance(pending, Failure)):
+                    return got
+                return pending
+            return pair
+
         def junction(values: Any, item: Any, fields: Any) -> Any:
             pending: Any = start
             for operand in operands:
                 got = operand(values, item, fields)
                 if got is decisive:
                     return decisive
+                if got is start:
+                    continue
                 if isinstance(got, Failure) or (got is None and not isinstance(pending, Failure)):
                     pending = got
             return pending
