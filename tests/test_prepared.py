@@ -94,6 +94,8 @@ def test_prepared_expressions_give_what_the_tree_gives(trial_id, profile):
     formulas = [d for d in trial.derivations if d.formula is not None]
     parts = [part for term in terms.values() for part in _parts(term.expr)]
     parts += [part for d in formulas for part in _parts(d.formula)]
+    if not parts:
+        return  # a trial whose conditions the engine compares alone
     checked = 0
     for values in _snapshots(trial_id, profile, seed=sum(map(ord, trial_id))):
         for term in terms.values():
@@ -115,4 +117,4 @@ def test_prepared_expressions_give_what_the_tree_gives(trial_id, profile):
                     want = _outcome(getattr(walked, kind)(e), values, item, fields)
                     assert got == want, (e, item, values)
                     checked += 1
-    assert checked or not parts
+    assert checked
