@@ -92,15 +92,59 @@ def _literal(value: Any) -> Any:
 class Evaluator:
     """Evaluates expressions of one trial over a candidate's typed facts."""
 
-    def __init__(self, facts: Mapping[str, FactSpec]):
+    def __init__(self, facts: Mapping[str, FactSpec], prepared: bool = True):
         self.specs = facts
         self._fields: dict[str, dict[str, FactSpec]] = {}  # list fact -> its items' fields by name
+        # `prepared`: expressions are turned once into functions (screener.rules.prepared)
+        # that give what `value` and `truth` give; False walks the tree every time.
+        self._prepared = prepared
+        # by the expression's id, with the expression (a freed one's id is never mistaken)
+        self._values: dict[int, tuple[Any, Any]] = {}
+        self._truths: dict[int, tuple[Any, Any]] = {}
+        # what callers prepare once from this trial's expressions (`terms.compute`), by id
+        self.plans: dict[int, Any] = {}
+
+    def value_of(self, e: Any) -> Any:
+        """A function `(values, item, fields) -> value` giving `self.value(e, ...)`."""
+        known = self._values.get(id(e))
+        if known is not None and known[0] is e:
+            return known[1]
+        return self._function(e, False)
+
+    def truth_of(self, e: Any) -> Any:
+        """A function `(values, item, fields) -> truth` giving `self.truth(e, ...)`."""
+        known = self._truths.get(id(e))
+        if known is not None and known[0] is e:
+            return known[1]
+        return self._function(e, True)
+
+    def _function(self, e: Any, condition: bool) -> Any:
+        function: Any
+        if self._prepared:
+            from screener.rules.prepared import prepare
+
+            function = prepare(self, e, condition)
+        elif condition:
+            def function(values: Any, item: Any, fields: Any) -> Any:
+                return self.truth(e, values, item, fields)
+        else:
+            def function(values: Any, item: Any, fields: Any) -> Any:
+                return self.value(e, values, item, fields)
+        (self._truths if condition else self._values)[id(e)] = (e, function)
+        return function
+
+    def item_specs(self, fact: str) -> dict[str, FactSpec]:
+        """The fields of an item of list `fact`, by name (one dict per list)."""
+        specs = self._fields.get(fact)
+        if specs is None:
+            specs = self._fields[fact] = {spec.name: spec for spec in self.specs[fact].item}
+        return specs
 
     def run(self, expr: Any, values: Mapping[str, Any]) -> Any:
         """The value of `expr`; never raises for candidate data."""
         try:
             with decimal.localcontext(_CONTEXT):
-                got = self.value(expr, values, None, None)
+                got = self.value_of(expr)(values, None, None)
                 if isinstance(got, Bounds):
                     exact = self.exact_range(expr, values)
                     return got if exact is None else exact
@@ -134,7 +178,7 @@ class Evaluator:
         """Like `run`, for a condition: True, False, None or a Failure."""
         try:
             with decimal.localcontext(_CONTEXT):
-                return self.truth(expr, values, None, None)
+                return self.truth_of(expr)(values, None, None)
         except (ArithmeticError, ValueError, OverflowError) as exc:
             return Failure(_reason(exc))
 
@@ -165,46 +209,13 @@ class Evaluator:
         if kind is Aggregate:
             return self.aggregate(e, values, item, fields)
         if isinstance(e, Scale):
-            inner = self.value(e.operand, values, item, fields)
-            if isinstance(inner, Bounds):
-                return bounds.divide(bounds.multiply(inner, Decimal(e.factor.numerator)),
-                                     Decimal(e.factor.denominator))
-            return _numeric(inner, lambda v: v * e.factor.numerator / e.factor.denominator)
+            return scaled(e, self.value(e.operand, values, item, fields))
         if isinstance(e, Neg):
-            return _numeric(self.value(e.operand, values, item, fields),
-                            lambda v: bounds.negate(v) if isinstance(v, Bounds) else -v)
+            return negated(self.value(e.operand, values, item, fields))
         return self.truth(e, values, item, fields)
 
     def arith(self, e: Arith, values: Any, item: Any, fields: Any) -> Any:
-        a = self.value(e.left, values, item, fields)
-        b = self.value(e.right, values, item, fields)
-        blocked = _blocked_pair(a, b)
-        if blocked is not _CLEAR:
-            return blocked
-        if isinstance(a, Bounds) or isinstance(b, Bounds):
-            return bounds.settle(_ranged_arith(e, a, b))
-        if e.calendar:
-            if a == ONGOING:
-                return a
-            months = int(b) if e.op == "+" else -int(b)
-            whole = a.to_integral_value(rounding=decimal.ROUND_FLOOR)
-            moved = add_months(dt.date.fromordinal(int(whole)), months)
-            return Decimal(moved.toordinal()) + (a - whole)
-        if e.op == "+":
-            return a + b
-        if e.op == "-":
-            if a == ONGOING and b == ONGOING:
-                return Failure("ongoing - ongoing")
-            return a - b
-        if e.op == "*":
-            return a * b
-        if e.op == "/":
-            if b == 0:
-                return Failure("division by zero")
-            return a / b
-        if a == 0 and b < 0:
-            return Failure("division by zero")
-        return a ** b
+        return arith_of(e, self.value(e.left, values, item, fields), self.value(e.right, values, item, fields))
 
     def call(self, e: Call, values: Any, item: Any, fields: Any) -> Any:
         if e.name == "if":
@@ -214,48 +225,17 @@ class Evaluator:
             if test is False:
                 return self.value(e.args[2], values, item, fields)
             return test
-        args = [self.value(a, values, item, fields) for a in e.args]
-        blocked = _blocked(*args)
-        if blocked is not _CLEAR:
-            return blocked
-        if any(isinstance(a, Bounds) for a in args):
-            return bounds.settle(_ranged_call(e.name, args))
-        if e.name == "min":
-            return min(args)
-        if e.name == "max":
-            return max(args)
-        if e.name == "abs":
-            return abs(args[0])
-        a, b = args
-        if a == ONGOING:
-            return Failure(f"{e.name} from ongoing")
-        if b == ONGOING:
-            return ONGOING  # to a date still going: longer than any number of days or years
-        if e.name == "days_between":
-            return b - a
-        start, end = (dt.date.fromordinal(int(v)) for v in (a, b))
-        months = e.name == "months_between"
-        return Decimal(_whole(start, end, 1 if months else 12))
+        return call_of(e, [self.value(a, values, item, fields) for a in e.args])
 
     def aggregate(self, e: Aggregate, values: Any, item: Any, fields: Any) -> Any:
         items = values.get(e.fact)
         if items is None:
             return None
-        specs = self._fields.get(e.fact)
-        if specs is None:
-            specs = self._fields[e.fact] = {spec.name: spec for spec in self.specs[e.fact].item}
+        specs = self.item_specs(e.fact)
         if e.name == "count" and not e.args:
             return Decimal(len(items))
         if e.name in ("any", "all", "count"):
-            truths = [self.item_truth(e.args[0], values, one, specs) for one in items]
-            certain = sum(1 for t in truths if t is True)
-            possible = sum(1 for t in truths if t is not False)
-            failure = next((t for t in truths if isinstance(t, Failure)), None)
-            if e.name == "count":
-                return Range(certain, possible) if certain != possible or failure is None else Decimal(certain)
-            if e.name == "any":
-                return True if certain else (False if possible == 0 else (failure or None))
-            return False if possible < len(items) else (True if certain == len(items) else (failure or None))
+            return counted(e.name, [self.item_truth(e.args[0], values, one, specs) for one in items])
         if e.name == "latest":
             date_field, chosen = e.args
             best: tuple[Any, Any] | None = None
@@ -272,22 +252,7 @@ class Evaluator:
             if best is None:
                 return None
             return self.value(chosen, values, best[1], specs)
-        got = [self.value(e.args[0], values, one, specs) for one in items]
-        blocked = _blocked(*got)
-        if blocked is not _CLEAR:
-            return blocked
-        if any(isinstance(g, Bounds) for g in got):
-            if e.name == "sum":
-                total: Any = Decimal(0)
-                for g in got:
-                    total = bounds.add(total, g)
-                return bounds.settle(total)
-            return bounds.settle(bounds.minimum(got) if e.name == "min_of" else bounds.maximum(got))
-        if e.name == "sum":
-            return sum(got, Decimal(0))
-        if not got:
-            return None
-        return min(got) if e.name == "min_of" else max(got)
+        return folded(e.name, [self.value(e.args[0], values, one, specs) for one in items])
 
     # --- conditions --------------------------------------------------------------------
 
@@ -349,8 +314,12 @@ class Evaluator:
 
     def _cmp_truth(self, e: Cmp, values: Mapping[str, Any], item: Mapping[str, Any] | None,
                    fields: Mapping[str, FactSpec] | None) -> Any:
-        left = self.value(e.left, values, item, fields)
-        right = self.value(e.right, values, item, fields)
+        return self.compared(e, self.value(e.left, values, item, fields),
+                             self.value(e.right, values, item, fields), values, item, fields)
+
+    def compared(self, e: Cmp, left: Any, right: Any, values: Mapping[str, Any],
+                 item: Mapping[str, Any] | None, fields: Mapping[str, FactSpec] | None) -> Any:
+        """Comparison `e` given the values of its sides."""
         if isinstance(left, Range):
             return _range_truth(e.op, left, right)
         if item is None and (isinstance(left, Bounds) or isinstance(right, Bounds)):
@@ -365,9 +334,12 @@ class Evaluator:
         return self.settled_by_branches(e, values, item, fields) if got is None else got
 
     def within(self, e: Within, values: Any, item: Any, fields: Any) -> Any:
-        x = self.value(e.subject, values, item, fields)
-        d = self.value(e.duration, values, item, fields)
-        y = self.value(e.anchor, values, item, fields)
+        return self.windowed(e, self.value(e.subject, values, item, fields),
+                             self.value(e.duration, values, item, fields),
+                             self.value(e.anchor, values, item, fields), fields)
+
+    def windowed(self, e: Within, x: Any, d: Any, y: Any, fields: Any) -> Any:
+        """Window `e` given the values of its subject, duration and anchor."""
         got = _window(e, x, d, y)
         if got is None and ONGOING in (x, y):
             return self._settled(lambda a, b, c: _window(e, a, b, c), (x, d, y),
@@ -626,6 +598,122 @@ def _substitute(e: Any, target: Any, replacement: Any) -> Any:
     return dataclasses.replace(e, **changes) if changes else e
 
 
+def arith_of(e: Arith, a: Any, b: Any) -> Any:
+    """`a op b` for the values of the two sides of `e`."""
+    blocked = _blocked_pair(a, b)
+    if blocked is not _CLEAR:
+        return blocked
+    if isinstance(a, Bounds) or isinstance(b, Bounds):
+        return bounds.settle(_ranged_arith(e, a, b))
+    if e.calendar:
+        if a == ONGOING:
+            return a
+        months = int(b) if e.op == "+" else -int(b)
+        whole = a.to_integral_value(rounding=decimal.ROUND_FLOOR)
+        return Decimal(moved_ordinal(int(whole), months)) + (a - whole)
+    if e.op == "+":
+        return a + b
+    if e.op == "-":
+        if a == ONGOING and b == ONGOING:
+            return Failure("ongoing - ongoing")
+        return a - b
+    if e.op == "*":
+        return a * b
+    if e.op == "/":
+        if b == 0:
+            return Failure("division by zero")
+        return a / b
+    if a == 0 and b < 0:
+        return Failure("division by zero")
+    return a ** b
+
+
+def call_of(e: Call, args: list[Any]) -> Any:
+    """Function `e` (other than `if`) of the values of its arguments."""
+    blocked = _blocked(*args)
+    if blocked is not _CLEAR:
+        return blocked
+    if any(isinstance(a, Bounds) for a in args):
+        return bounds.settle(_ranged_call(e.name, args))
+    if e.name == "min":
+        return min(args)
+    if e.name == "max":
+        return max(args)
+    if e.name == "abs":
+        return abs(args[0])
+    a, b = args
+    if a == ONGOING:
+        return Failure(f"{e.name} from ongoing")
+    if b == ONGOING:
+        return ONGOING  # to a date still going: longer than any number of days or years
+    if e.name == "days_between":
+        return b - a
+    start, end = (dt.date.fromordinal(int(v)) for v in (a, b))
+    months = e.name == "months_between"
+    return Decimal(_whole(start, end, 1 if months else 12))
+
+
+def counted(name: str, truths: list[Any]) -> Any:
+    """`any`, `all` or `count` of a list whose items' conditions are `truths`."""
+    certain = sum(1 for t in truths if t is True)
+    possible = sum(1 for t in truths if t is not False)
+    failure = next((t for t in truths if isinstance(t, Failure)), None)
+    if name == "count":
+        return Range(certain, possible) if certain != possible or failure is None else Decimal(certain)
+    if name == "any":
+        return True if certain else (False if possible == 0 else (failure or None))
+    return False if possible < len(truths) else (True if certain == len(truths) else (failure or None))
+
+
+def folded(name: str, got: list[Any]) -> Any:
+    """`sum`, `min_of` or `max_of` of the items' values `got`."""
+    blocked = _blocked(*got)
+    if blocked is not _CLEAR:
+        return blocked
+    if any(isinstance(g, Bounds) for g in got):
+        if name == "sum":
+            total: Any = Decimal(0)
+            for g in got:
+                total = bounds.add(total, g)
+            return bounds.settle(total)
+        return bounds.settle(bounds.minimum(got) if name == "min_of" else bounds.maximum(got))
+    if name == "sum":
+        return sum(got, Decimal(0))
+    if not got:
+        return None
+    return min(got) if name == "min_of" else max(got)
+
+
+def scaled(e: Scale, inner: Any) -> Any:
+    """A value converted by unit factor `e.factor`."""
+    if isinstance(inner, Bounds):
+        return bounds.divide(bounds.multiply(inner, Decimal(e.factor.numerator)),
+                             Decimal(e.factor.denominator))
+    return _numeric(inner, lambda v: v * e.factor.numerator / e.factor.denominator)
+
+
+def negated(inner: Any) -> Any:
+    return _numeric(inner, lambda v: bounds.negate(v) if isinstance(v, Bounds) else -v)
+
+
+# Calendar steps already taken, by (day number, months): the same dates and windows recur
+# from candidate to candidate (screening dates, `6 months`), and a step is a pure function.
+_MOVED: dict[tuple[int, int], int] = {}
+_MOVED_KEPT = 8192
+
+
+def moved_ordinal(day: int, months: int) -> int:
+    """The day number `months` calendar months after day number `day` (`add_months`)."""
+    key = (day, months)
+    got = _MOVED.get(key)
+    if got is None:
+        got = add_months(dt.date.fromordinal(day), months).toordinal()
+        if len(_MOVED) >= _MOVED_KEPT:
+            _MOVED.clear()
+        _MOVED[key] = got
+    return got
+
+
 def _window(e: Within, x: Any, d: Any, y: Any) -> Any:
     """`x within d before|after y` for these values (docs/rules-language.md)."""
     if x is NEVER or y is NEVER:
@@ -642,8 +730,7 @@ def _window(e: Within, x: Any, d: Any, y: Any) -> Any:
     calendar = isinstance(e.duration, Duration) and e.duration.calendar
     if calendar:
         whole = y.to_integral_value(rounding=decimal.ROUND_FLOOR)
-        moved = add_months(dt.date.fromordinal(int(whole)), int(d) if e.after else -int(d))
-        other = Decimal(moved.toordinal()) + (y - whole)
+        other = Decimal(moved_ordinal(int(whole), int(d) if e.after else -int(d))) + (y - whole)
     else:
         other = y + d if e.after else y - d
     low, high = (y, other) if e.after else (other, y)

@@ -182,54 +182,121 @@ def _needs(e: Any) -> list[frozenset[str]]:
 # --- computing a term in the engine's action ------------------------------------------------
 
 
+# the terms' context (`compute`) with 40 digits: micro-units of a difference, exactly
+_SCALING = _CONTEXT.copy()
+_SCALING.prec = 40
+
+
+# counts' differences with a number by (count, number): the same few recur from candidate to
+# candidate (a count of 0, 1 or 2 items against `>= 1`)
+_COUNTED: dict[tuple[int, Decimal], int] = {}
+_COUNTED_KEPT = 4096
+
+
 def encode_difference(d: Decimal) -> int:
-    """An integer with the sign (and, up to a cap, the order) of `d`; never 0 unless d is 0."""
+    """An integer with the sign (and, up to a cap, the order) of `d`; never 0 unless d is 0.
+    Called within `compute`, whose context `_SCALING` extends."""
     if d == 0:
         return 0
     if d.is_infinite() or d.adjusted() > 8:
         return _BIG if d > 0 else -_BIG
-    with decimal.localcontext() as context:
-        context.prec = 40
-        scaled = int(abs(d).scaleb(6).to_integral_value(rounding=decimal.ROUND_CEILING))
-    value = max(1, min(scaled, _BIG))
-    return value if d > 0 else -value
+    # |d| in millionths, rounded up: d to 40 digits (half-even: the same for d and -d), then
+    # up for a positive d and down for a negative one
+    scaled = _SCALING.scaleb(d, 6)
+    if d.is_signed():
+        value = -int(scaled.to_integral_value(rounding=decimal.ROUND_FLOOR, context=_SCALING))
+    else:
+        value = int(scaled.to_integral_value(rounding=decimal.ROUND_CEILING, context=_SCALING))
+    if value < 1:
+        value = 1
+    elif value > _BIG:
+        value = _BIG
+    return -value if d.is_signed() else value
+
+
+def _counted(count: int, number: Decimal) -> int:
+    """`encode_difference(count - number)` for a finite number."""
+    key = (count, number)
+    got = _COUNTED.get(key)
+    if got is None:
+        got = encode_difference(Decimal(count) - number)
+        if len(_COUNTED) >= _COUNTED_KEPT:
+            _COUNTED.clear()
+        _COUNTED[key] = got
+    return got
+
+
+# the context terms are computed in, set for the time of `compute` (its flags are never read)
+_COMPUTING = _CONTEXT.copy()
 
 
 def compute(term: Term, evaluator: Evaluator, values: Mapping[str, Any]
             ) -> tuple[dict[str, int] | None, Failure | None]:
     """The snapshot fields of `term` for these facts: (fields, None) when known or `never`,
     (None, Failure) when it cannot be computed, (None, None) when unknown."""
+    plan = evaluator.plans.get(id(term))
+    if plan is None or plan[0] is not term:
+        plan = _plan(term, evaluator)
+    caller = decimal.getcontext()
+    decimal.setcontext(_COMPUTING)
     try:
-        with decimal.localcontext(_CONTEXT):
-            if isinstance(term.expr, Cmp):
-                left = evaluator.value(term.expr.left, values, None, None)
-                right = evaluator.value(term.expr.right, values, None, None)
-                if not term.ranged and (isinstance(left, Bounds) or isinstance(right, Bounds)):
-                    # a side known as a range: decided when every value gives one answer
-                    settled = evaluator.truth(term.expr, values, None, None)
-                    if isinstance(settled, bool):
-                        return {term.field: _standing_for(term.op, settled)}, None
-                    return None, (settled if isinstance(settled, Failure) else None)
-                fields, failure = _difference(term, left, right)
-                if fields is None and failure is None and not term.ranged:
-                    settled = evaluator.settled_by_ongoing(term.expr, left, right, None)
-                    if settled is None:
-                        settled = evaluator.settled_by_branches(term.expr, values, None, None)
-                    if settled is not None:
-                        return {term.field: _standing_for(term.op, settled)}, None
-                    # (a term that may be `never` has its marker in that field's place)
-                    only = None if term.can_be_never else evaluator.one_way(term.expr, values)
-                    if only is not None:
-                        return {term.one_way: 1 if only else -1}, None
-                return fields, failure
-            truth = evaluator.truth(term.expr, values, None, None)
+        return _computed(term, evaluator, values, plan)
     except (ArithmeticError, ValueError, OverflowError) as exc:
         return None, Failure(_reason(exc))
+    finally:
+        decimal.setcontext(caller)
+
+
+def _plan(term: Term, evaluator: Evaluator) -> tuple[Any, ...]:
+    """How `term` is computed: the functions of its two sides (screener.rules.prepared), or
+    of its truth, and the names of the fields it writes."""
+    if type(term.expr) is Cmp:
+        sides = (evaluator.value_of(term.expr.left), evaluator.value_of(term.expr.right))
+    else:
+        sides = (evaluator.truth_of(term.expr), None)
+    plan = (term, *sides, term.field, term.low, term.high)
+    evaluator.plans[id(term)] = plan  # with the term: a freed one's id is never mistaken
+    return plan
+
+
+def _computed(term: Term, evaluator: Evaluator, values: Mapping[str, Any], plan: tuple[Any, ...]
+              ) -> tuple[dict[str, int] | None, Failure | None]:
+    _, first, second, field, low, high = plan
+    if second is not None:
+        left = first(values, None, None)
+        right = second(values, None, None)
+        if type(right) is Decimal:
+            # the usual cases first, as `_difference` computes them
+            if type(left) is Decimal and not term.ranged:
+                return {field: 0 if left == right else encode_difference(left - right)}, None
+            if type(left) is Range and term.ranged and right.is_finite():
+                return {low: _counted(left.low, right), high: _counted(left.high, right)}, None
+        if not term.ranged and (isinstance(left, Bounds) or isinstance(right, Bounds)):
+            # a side known as a range: decided when every value gives one answer
+            settled = evaluator.truth_of(term.expr)(values, None, None)
+            if isinstance(settled, bool):
+                return {term.field: _standing_for(term.op, settled)}, None
+            return None, (settled if isinstance(settled, Failure) else None)
+        fields, failure = _difference(term, left, right)
+        if fields is None and failure is None and not term.ranged:
+            settled = evaluator.settled_by_ongoing(term.expr, left, right, None)
+            if settled is None:
+                settled = evaluator.settled_by_branches(term.expr, values, None, None)
+            if settled is not None:
+                return {term.field: _standing_for(term.op, settled)}, None
+            # (a term that may be `never` has its marker in that field's place)
+            only = None if term.can_be_never else evaluator.one_way(term.expr, values)
+            if only is not None:
+                return {term.one_way: 1 if only else -1}, None
+        return fields, failure
+    truth = first(values, None, None)
+    if truth is True or truth is False:
+        return {field: 1 if truth else -1}, None
     if isinstance(truth, Failure):
         return None, truth
     if truth is None:
         return None, None
-    return {term.field: 1 if truth else -1}, None
+    return {field: 1 if truth else -1}, None
 
 
 def _standing_for(op: str, truth: bool) -> int:
