@@ -53,11 +53,11 @@ def candidate_facts(trial: Trial, row: Row, context: Mapping[str, FactValue] | N
     `shared`: the row's texts as read for other trials (`SharedReads`)."""
     facts: dict[str, FactValue] = {}
     errors: list[str] = []
-    specs = trial.facts
     alike = shared.alike[trial.id] if shared is not None else ()
-    for name, raw in row.fields.items():
-        spec = specs.get(name)
-        if spec is None or name == trial.id_fact or raw is None or raw == "":
+    fields = row.fields
+    for name, spec in _facts_among(trial, tuple(fields)):
+        raw = fields[name]
+        if raw is None or raw == "":
             continue
         if spec.context:
             errors.append(f"{name}: a context fact is given once per run (--context "
@@ -74,6 +74,28 @@ def candidate_facts(trial: Trial, row: Row, context: Mapping[str, FactValue] | N
             facts[name] = value
     facts.update(context or {})
     return facts, errors
+
+
+# The fields of a row that are facts of a trial depend on the row's field names alone, which
+# the rows of a file mostly share (a CSV's header): found once per trial and set of names, not
+# by going through every field of every row, of which a portfolio's trials each read a third.
+# Keyed by the trial's id, with the trial itself, so a freed trial's id cannot be mistaken.
+_SHAPES_KEPT = 256
+_facts_of_shape: dict[tuple[int, tuple[str, ...]], tuple[Trial, tuple[tuple[str, FactSpec], ...]]] = {}
+
+
+def _facts_among(trial: Trial, names: tuple[str, ...]) -> tuple[tuple[str, FactSpec], ...]:
+    """The names that are facts of `trial` (its candidate id aside), with their specs, in the
+    order given."""
+    key = (id(trial), names)
+    known = _facts_of_shape.get(key)
+    if known is None or known[0] is not trial:
+        if len(_facts_of_shape) >= _SHAPES_KEPT:
+            _facts_of_shape.clear()  # records of many shapes (JSON), or trials loaded long ago
+        specs = trial.facts
+        known = _facts_of_shape[key] = (trial, tuple((name, specs[name]) for name in names
+                                                     if name in specs and name != trial.id_fact))
+    return known[1]
 
 
 class SharedReads:
