@@ -141,6 +141,13 @@ def reading(spec: FactSpec) -> str:
     return _entry(spec)[2]
 
 
+def remembered_texts(spec: FactSpec) -> dict[str, FactValue | None]:
+    """The texts `coerce_text` has read for `spec` (or for a fact read alike) with their
+    values: a text found here reads as its value without a call. It only grows, and stays
+    right for `spec` even after the memo forgets it."""
+    return _entry(spec)[1]
+
+
 def coerce_text(spec: FactSpec, text: str) -> FactValue | None:
     """`coerce(spec, text)` for a text, remembered for the next time the same text comes."""
     entry = _memo.get(id(spec))

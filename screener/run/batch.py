@@ -24,7 +24,9 @@ from screener.paths import PathEscape
 from screener.sources.readers import Row
 from screener.safe import json_text
 from screener.screening_log import with_screening_log
-from screener.values import check_plausible, coerce, coerce_text, describe_conversion, reading
+from screener.values import (
+    check_plausible, coerce, coerce_text, describe_conversion, reading, remembered_texts,
+)
 
 T = TypeVar("T")
 
@@ -55,13 +57,18 @@ def candidate_facts(trial: Trial, row: Row, context: Mapping[str, FactValue] | N
     errors: list[str] = []
     alike = shared.alike[trial.id] if shared is not None else ()
     fields = row.fields
-    for name, spec in _facts_among(trial, tuple(fields)):
+    for name, spec, read_before in _facts_among(trial, tuple(fields)):
         raw = fields[name]
         if raw is None or raw == "":
             continue
         if spec.context:
             errors.append(f"{name}: a context fact is given once per run (--context "
                           f"{name}=VALUE), not in a candidate's record")
+            continue
+        if read_before is not None and isinstance(raw, str) and \
+                (value := read_before.get(raw, _UNREAD)) is not _UNREAD:  # read_value's first step
+            if value is not None:
+                facts[name] = value
             continue
         if name in alike and isinstance(raw, str):
             assert shared is not None
@@ -81,20 +88,24 @@ def candidate_facts(trial: Trial, row: Row, context: Mapping[str, FactValue] | N
 # by going through every field of every row, of which a portfolio's trials each read a third.
 # Keyed by the trial's id, with the trial itself, so a freed trial's id cannot be mistaken.
 _SHAPES_KEPT = 256
-_facts_of_shape: dict[tuple[int, tuple[str, ...]], tuple[Trial, tuple[tuple[str, FactSpec], ...]]] = {}
+_Read = tuple[str, FactSpec, "dict[str, FactValue | None] | None"]
+_facts_of_shape: dict[tuple[int, tuple[str, ...]], tuple[Trial, tuple[_Read, ...]]] = {}
+_UNREAD = object()
 
 
-def _facts_among(trial: Trial, names: tuple[str, ...]) -> tuple[tuple[str, FactSpec], ...]:
-    """The names that are facts of `trial` (its candidate id aside), with their specs, in the
-    order given."""
+def _facts_among(trial: Trial, names: tuple[str, ...]) -> tuple[_Read, ...]:
+    """The names that are facts of `trial` (its candidate id aside), in the order given, with
+    their specs and the texts already read for them (`remembered_texts`; None for a fact
+    whose value is checked for plausibility each time it is read)."""
     key = (id(trial), names)
     known = _facts_of_shape.get(key)
     if known is None or known[0] is not trial:
         if len(_facts_of_shape) >= _SHAPES_KEPT:
             _facts_of_shape.clear()  # records of many shapes (JSON), or trials loaded long ago
         specs = trial.facts
-        known = _facts_of_shape[key] = (trial, tuple((name, specs[name]) for name in names
-                                                     if name in specs and name != trial.id_fact))
+        known = _facts_of_shape[key] = (trial, tuple(
+            (name, spec, remembered_texts(spec) if spec.plausible is None else None)
+            for name in names if (spec := specs.get(name)) is not None and name != trial.id_fact))
     return known[1]
 
 
