@@ -307,12 +307,24 @@ def unknown_fields(trial: Trial, row: Row) -> list[str]:
     return unknown_to_all((trial,), row)
 
 
+# The unknown fields of a row depend on its field names alone (`_facts_of_shape`).
+_unknown_of_shape: dict[tuple[tuple[int, ...], tuple[str, ...]], tuple[tuple[Trial, ...], tuple[str, ...]]] = {}
+
+
 def unknown_to_all(trials: Iterable[Trial], row: Row) -> list[str]:
     """Field names of the row that are facts of none of the trials, in the row's order."""
-    unknown: Any = row.fields.keys()
-    for trial in trials:  # set differences in C: a row of a portfolio has a hundred fields or more
-        unknown = unknown - trial.facts.keys()
-    return [name for name in row.fields if name in unknown] if unknown else []
+    trials = tuple(trials)
+    names = tuple(row.fields)
+    key = (tuple(map(id, trials)), names)
+    known = _unknown_of_shape.get(key)
+    if known is None or any(a is not b for a, b in zip(known[0], trials)):
+        unknown: Any = row.fields.keys()
+        for trial in trials:  # set differences in C: a row of a portfolio has a hundred fields or more
+            unknown = unknown - trial.facts.keys()
+        if len(_unknown_of_shape) >= _SHAPES_KEPT:
+            _unknown_of_shape.clear()
+        known = _unknown_of_shape[key] = (trials, tuple(name for name in names if name in unknown))
+    return list(known[1])
 
 
 class Summary:
@@ -327,7 +339,8 @@ class Summary:
 
     def add(self, record: dict[str, Any]) -> None:
         self.decisions[record["decision"]] += 1
-        self.failed.update(record["failed_criteria"])
+        if failed := record["failed_criteria"]:  # (most records have none)
+            self.failed.update(failed)
 
     @property
     def total(self) -> int:
