@@ -616,26 +616,52 @@ def _list(spec: FactSpec, raw: Any) -> tuple[dict[str, Any], ...]:
         raise InvalidValue(spec.name, _short(str(raw)), "expected a list of items (JSON list)")
     if len(raw) > MAX_ITEMS:
         raise InvalidValue(spec.name, f"a list of {len(raw)} items", f"at most {MAX_ITEMS} items")
-    fields = {field.name: field for field in spec.item}
+    fields, readers = _item_fields(spec)
     items = []
     for number, item in enumerate(raw, 1):
         if not isinstance(item, dict) and not isinstance(item, Mapping):  # (dict: told quickly)
             raise InvalidValue(spec.name, _short(str(item)),
                                f"item {number} must be a mapping of {', '.join(fields)}")
-        unknown = [str(k) for k in item if k not in fields]
-        if unknown:
+        if not item.keys() <= fields.keys():
+            unknown = [str(k) for k in item if k not in fields]
             raise InvalidValue(spec.name, _short(unknown[0]), f"item {number}: not a field of "
                                f"its items ({', '.join(fields)})")
         typed: dict[str, Any] = {}
-        for name, field in fields.items():
+        for name, field, read_before in readers:
+            given = item.get(name)
+            if given is None:
+                typed[name] = None
+                continue
             try:
-                given = item.get(name)  # a text (every field of a JSON list in a cell) is remembered
-                typed[name] = coerce_text(field, given) if isinstance(given, str) else coerce(field, given)
+                # a text (every field of a JSON list in a cell) is remembered (`coerce_text`)
+                if isinstance(given, str):
+                    value = read_before.get(given, _UNREAD)
+                    typed[name] = coerce_text(field, given) if value is _UNREAD else value
+                else:
+                    typed[name] = coerce(field, given)
             except InvalidValue as exc:
                 raise InvalidValue(spec.name, exc.value,
                                    f"item {number}, {name}: {exc.reason}") from None
         items.append(typed)
     return tuple(items)
+
+
+_UNREAD = object()
+# A list fact's item fields by name, and each with the texts already read for it, per list
+# fact (by its id, with the spec itself): found once, not once per list read.
+_ITEM_FIELDS: dict[int, tuple[FactSpec, dict[str, FactSpec],
+                              tuple[tuple[str, FactSpec, dict[str, FactValue | None]], ...]]] = {}
+
+
+def _item_fields(spec: FactSpec) -> tuple[dict[str, FactSpec],
+                                          tuple[tuple[str, FactSpec, dict[str, FactValue | None]], ...]]:
+    known = _ITEM_FIELDS.get(id(spec))
+    if known is None or known[0] is not spec:
+        if len(_ITEM_FIELDS) >= MEMO_FACTS:
+            _ITEM_FIELDS.clear()
+        known = _ITEM_FIELDS[id(spec)] = (spec, {field.name: field for field in spec.item},
+                                          tuple((field.name, field, remembered_texts(field)) for field in spec.item))
+    return known[1], known[2]
 
 
 def _json_list(spec: FactSpec, text: str) -> Any:
