@@ -113,6 +113,7 @@ MEMO_TEXTS = 1024
 MEMO_LENGTH = 64
 MEMO_FACTS = 2048
 _memo: dict[int, tuple[FactSpec, dict[str, FactValue | None], str]] = {}
+_UNREAD: Any = object()  # what a memo gives for a text it does not hold
 _readings: dict[str, dict[str, FactValue | None]] = {}
 
 
@@ -154,10 +155,9 @@ def coerce_text(spec: FactSpec, text: str) -> FactValue | None:
     if entry is None or entry[0] is not spec:
         entry = _entry(spec)
     known = entry[1]
-    try:
-        return known[text]
-    except KeyError:
-        pass
+    found = known.get(text, _UNREAD)  # (not KeyError: most lab values and dates are misses)
+    if found is not _UNREAD:
+        return found
     kind = spec.type
     if kind == "date" and _ISO_DATE.match(text):  # the usual date, read directly
         try:
@@ -646,7 +646,6 @@ def _list(spec: FactSpec, raw: Any) -> tuple[dict[str, Any], ...]:
     return tuple(items)
 
 
-_UNREAD = object()
 # A list fact's item fields by name, and each with the texts already read for it, per list
 # fact (by its id, with the spec itself): found once, not once per list read.
 _ITEM_FIELDS: dict[int, tuple[FactSpec, dict[str, FactSpec],
