@@ -86,10 +86,12 @@ def candidate_facts(trial: Trial, row: Row, context: Mapping[str, FactValue] | N
 # The fields of a row that are facts of a trial depend on the row's field names alone, which
 # the rows of a file mostly share (a CSV's header): found once per trial and set of names, not
 # by going through every field of every row, of which a portfolio's trials each read a third.
+# Only the last names seen are kept per trial (records of other shapes, JSON ones, are looked
+# through again), so that what is kept stays as small as one record, however hostile the input.
 # Keyed by the trial's id, with the trial itself, so a freed trial's id cannot be mistaken.
-_SHAPES_KEPT = 256
+_TRIALS_KEPT = 256
 _Read = tuple[str, FactSpec, "dict[str, FactValue | None] | None"]
-_facts_of_shape: dict[tuple[int, tuple[str, ...]], tuple[Trial, tuple[_Read, ...]]] = {}
+_facts_of_shape: dict[int, tuple[Trial, tuple[str, ...], tuple[_Read, ...]]] = {}
 _UNREAD = object()
 
 
@@ -97,16 +99,15 @@ def _facts_among(trial: Trial, names: tuple[str, ...]) -> tuple[_Read, ...]:
     """The names that are facts of `trial` (its candidate id aside), in the order given, with
     their specs and the texts already read for them (`remembered_texts`; None for a fact
     whose value is checked for plausibility each time it is read)."""
-    key = (id(trial), names)
-    known = _facts_of_shape.get(key)
-    if known is None or known[0] is not trial:
-        if len(_facts_of_shape) >= _SHAPES_KEPT:
-            _facts_of_shape.clear()  # records of many shapes (JSON), or trials loaded long ago
+    known = _facts_of_shape.get(id(trial))
+    if known is None or known[0] is not trial or known[1] != names:
+        if len(_facts_of_shape) >= _TRIALS_KEPT:
+            _facts_of_shape.clear()  # trials loaded long ago
         specs = trial.facts
-        known = _facts_of_shape[key] = (trial, tuple(
+        known = _facts_of_shape[id(trial)] = (trial, names, tuple(
             (name, spec, remembered_texts(spec) if spec.plausible is None else None)
             for name in names if (spec := specs.get(name)) is not None and name != trial.id_fact))
-    return known[1]
+    return known[2]
 
 
 class SharedReads:
@@ -307,24 +308,24 @@ def unknown_fields(trial: Trial, row: Row) -> list[str]:
     return unknown_to_all((trial,), row)
 
 
-# The unknown fields of a row depend on its field names alone (`_facts_of_shape`).
-_unknown_of_shape: dict[tuple[tuple[int, ...], tuple[str, ...]], tuple[tuple[Trial, ...], tuple[str, ...]]] = {}
+# The unknown fields of the last row seen, with its trials and names (`_facts_of_shape`).
+_unknown_of_shape: list[tuple[tuple[Trial, ...], tuple[str, ...], tuple[str, ...]]] = []
 
 
 def unknown_to_all(trials: Iterable[Trial], row: Row) -> list[str]:
     """Field names of the row that are facts of none of the trials, in the row's order."""
     trials = tuple(trials)
     names = tuple(row.fields)
-    key = (tuple(map(id, trials)), names)
-    known = _unknown_of_shape.get(key)
-    if known is None or any(a is not b for a, b in zip(known[0], trials)):
-        unknown: Any = row.fields.keys()
-        for trial in trials:  # set differences in C: a row of a portfolio has a hundred fields or more
-            unknown = unknown - trial.facts.keys()
-        if len(_unknown_of_shape) >= _SHAPES_KEPT:
-            _unknown_of_shape.clear()
-        known = _unknown_of_shape[key] = (trials, tuple(name for name in names if name in unknown))
-    return list(known[1])
+    for known_trials, known_names, unknown_names in _unknown_of_shape:
+        if known_names == names and len(known_trials) == len(trials) \
+                and all(a is b for a, b in zip(known_trials, trials)):
+            return list(unknown_names)
+    unknown: Any = row.fields.keys()
+    for trial in trials:  # set differences in C: a row of a portfolio has a hundred fields or more
+        unknown = unknown - trial.facts.keys()
+    found = tuple(name for name in names if name in unknown)
+    _unknown_of_shape[:] = [(trials, names, found)]
+    return list(found)
 
 
 class Summary:
