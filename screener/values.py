@@ -15,7 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, Inexact, InvalidOperation, localcontext
 from fractions import Fraction
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from screener.errors import InvalidValue
 from screener.intervals import censored, interval_json, partial_date
@@ -113,6 +113,7 @@ MEMO_TEXTS = 1024
 MEMO_LENGTH = 64
 MEMO_FACTS = 2048
 _memo: dict[int, tuple[FactSpec, dict[str, FactValue | None], str]] = {}
+_UNREAD: Any = object()  # what a memo gives for a text it does not hold
 _readings: dict[str, dict[str, FactValue | None]] = {}
 
 
@@ -141,22 +142,29 @@ def reading(spec: FactSpec) -> str:
     return _entry(spec)[2]
 
 
+def remembered_texts(spec: FactSpec) -> dict[str, FactValue | None]:
+    """The texts `coerce_text` has read for `spec` (or for a fact read alike) with their
+    values: a text found here reads as its value without a call. It only grows, and stays
+    right for `spec` even after the memo forgets it."""
+    return _entry(spec)[1]
+
+
 def coerce_text(spec: FactSpec, text: str) -> FactValue | None:
     """`coerce(spec, text)` for a text, remembered for the next time the same text comes."""
     entry = _memo.get(id(spec))
     if entry is None or entry[0] is not spec:
         entry = _entry(spec)
     known = entry[1]
-    try:
-        return known[text]
-    except KeyError:
-        pass
-    if spec.type == "date" and _ISO_DATE.match(text):  # the usual date, read directly
+    found = known.get(text, _UNREAD)  # (not KeyError: most lab values and dates are misses)
+    if found is not _UNREAD:
+        return found
+    kind = spec.type
+    if kind == "date" and _ISO_DATE.match(text):  # the usual date, read directly
         try:
             value: FactValue | None = dt.date.fromisoformat(text)
         except ValueError:
             value = coerce(spec, text)  # raises the error naming the fact and the text
-    else:
+    elif kind != "quantity" or (value := _plain_quantity(spec, text)) is None:
         value = coerce(spec, text)
     if len(known) < MEMO_TEXTS and len(text) <= MEMO_LENGTH and (spec.type != "list" or value == ()):
         known[text] = value  # (a list's items are mutable: never shared; no items are)
@@ -358,7 +366,7 @@ def quantity(spec: FactSpec, raw: Any) -> tuple[Decimal | None, Converted | None
         conversion = _conversion(spec, unit)
         if conversion is None:
             raise InvalidValue(spec.name, _short(raw), f"the unit {unit} does not convert to {spec.unit}")
-        value = _converted(spec, raw, number, *conversion)
+        value = _converted(spec, raw, number, conversion)
     # The value is kept exactly as given (after an exact conversion): `places` shapes how it is
     # shown, never what it is compared with, so 74.95 stays below a limit of 75.
     low, high = _bound(spec.minimum), _bound(spec.maximum)
@@ -373,14 +381,65 @@ def quantity(spec: FactSpec, raw: Any) -> tuple[Decimal | None, Converted | None
     return value, None
 
 
+# A quantity as lab exports mostly write it (`107.27 kg`, `2,35 mmol/L`, `139.4`): at most 10
+# digits before the decimal point or comma and 20 after it (30 in all: never too many for
+# `_number`), then optionally a unit of visible ASCII characters, after one space or straight
+# after the number when it cannot continue it (no digit, point, exponent, sign or comma).
+_PLAIN_QUANTITY = re.compile(r"(\d{1,10}(?:[.,]\d{1,20})?)(?:(?: |(?![\d.eE+\-,]))([!-~]+))?\Z", re.ASCII)
+
+
+def _plain_quantity(spec: FactSpec, text: str) -> Decimal | None:
+    """`coerce(spec, text)` for a quantity written plainly and within the fact's range, read
+    the way `quantity` reads it without its detours; None for any other text (a sign, an
+    exponent, a decimal comma, a censored value, feet and inches, an error to raise), which
+    `coerce` reads the full way. Most of a batch's lab values differ from row to row, so
+    they are read, not remembered."""
+    match = _PLAIN_QUANTITY.match(text)
+    if match is None or len(text) > MAX_DIGITS + 10:  # (`_not_huge` counts the unit's digits too)
+        return None
+    number_text, written = match.groups()
+    if "," in number_text:  # a decimal comma, as `decimal_point` reads it
+        whole, _, decimals = number_text.partition(",")
+        if len(decimals) == 3:
+            return None  # it reads two ways: refused
+        number_text = f"{whole}.{decimals}"
+    value = number = Decimal(number_text)
+    if written:
+        if ("'" in text or "f" in text) and _FEET_INCHES.match(text):
+            return None
+        unit = ucum_code(written)
+        if unit != spec.unit:
+            conversion = _conversion(spec, unit)
+            if conversion is None:
+                return None
+            try:
+                value = _converted(spec, text, number, conversion)
+            except InvalidValue:
+                return None
+    low, high = _bound(spec.minimum), _bound(spec.maximum)
+    if (low is not None and value < low) or (high is not None and value > high):
+        return None
+    return value
+
+
+class _Conversion(NamedTuple):
+    """declared = given × factor + offset, exactly; with their decimal forms when they end,
+    found once per conversion rather than once per value."""
+
+    factor: Fraction
+    offset: Fraction
+    decimal_factor: Decimal | None
+    decimal_offset: Decimal | None
+
+
 # The conversions found from a unit as given to a fact's unit (None: there is none), by the
 # fact's way of reading (`reading`) and the unit: a batch gives a few units over and over.
-_CONVERSIONS: dict[tuple[str, str], tuple[Fraction, Fraction] | None] = {}
+_CONVERSIONS: dict[tuple[str, str], _Conversion | None] = {}
 _CONVERSIONS_KEPT = 4096
 
 
-def _conversion(spec: FactSpec, unit: str) -> tuple[Fraction, Fraction] | None:
-    """(factor, offset) from `unit` to the fact's unit, exactly; None when it does not convert."""
+def _conversion(spec: FactSpec, unit: str) -> _Conversion | None:
+    """The conversion from `unit` to the fact's unit; None when it does not convert."""
     key = (reading(spec), unit)
     try:
         return _CONVERSIONS[key]
@@ -389,8 +448,8 @@ def _conversion(spec: FactSpec, unit: str) -> tuple[Fraction, Fraction] | None:
     from screener.rules import units
 
     try:
-        found: tuple[Fraction, Fraction] | None = units.exact_conversion(unit, spec.unit, _factors(spec),
-                                                                         _offsets(spec))
+        factor, offset = units.exact_conversion(unit, spec.unit, _factors(spec), _offsets(spec))
+        found: _Conversion | None = _Conversion(factor, offset, _terminating(factor), _terminating(offset))
     except units.UnitError:
         found = None
     if len(_CONVERSIONS) >= _CONVERSIONS_KEPT:
@@ -417,11 +476,10 @@ def _terminating(value: Fraction) -> Decimal | None:
             return None
 
 
-def _converted(spec: FactSpec, raw: Any, number: Decimal, factor: Fraction,
-               offset: Fraction) -> Decimal:
+def _converted(spec: FactSpec, raw: Any, number: Decimal, conversion: _Conversion) -> Decimal:
     """`number × factor + offset` exactly: in decimals when the factor and offset have an
     ending decimal form (most do: 0.001, 17.1, 0.45359237), else as fractions."""
-    decimal_factor, decimal_offset = _terminating(factor), _terminating(offset)
+    factor, offset, decimal_factor, decimal_offset = conversion
     if decimal_factor is not None and decimal_offset is not None:
         with localcontext() as context:
             context.prec = 80
@@ -558,26 +616,51 @@ def _list(spec: FactSpec, raw: Any) -> tuple[dict[str, Any], ...]:
         raise InvalidValue(spec.name, _short(str(raw)), "expected a list of items (JSON list)")
     if len(raw) > MAX_ITEMS:
         raise InvalidValue(spec.name, f"a list of {len(raw)} items", f"at most {MAX_ITEMS} items")
-    fields = {field.name: field for field in spec.item}
+    fields, readers = _item_fields(spec)
     items = []
     for number, item in enumerate(raw, 1):
         if not isinstance(item, dict) and not isinstance(item, Mapping):  # (dict: told quickly)
             raise InvalidValue(spec.name, _short(str(item)),
                                f"item {number} must be a mapping of {', '.join(fields)}")
-        unknown = [str(k) for k in item if k not in fields]
-        if unknown:
+        if not item.keys() <= fields.keys():
+            unknown = [str(k) for k in item if k not in fields]
             raise InvalidValue(spec.name, _short(unknown[0]), f"item {number}: not a field of "
                                f"its items ({', '.join(fields)})")
         typed: dict[str, Any] = {}
-        for name, field in fields.items():
+        for name, field, read_before in readers:
+            given = item.get(name)
+            if given is None:
+                typed[name] = None
+                continue
             try:
-                given = item.get(name)  # a text (every field of a JSON list in a cell) is remembered
-                typed[name] = coerce_text(field, given) if isinstance(given, str) else coerce(field, given)
+                # a text (every field of a JSON list in a cell) is remembered (`coerce_text`)
+                if isinstance(given, str):
+                    value = read_before.get(given, _UNREAD)
+                    typed[name] = coerce_text(field, given) if value is _UNREAD else value
+                else:
+                    typed[name] = coerce(field, given)
             except InvalidValue as exc:
                 raise InvalidValue(spec.name, exc.value,
                                    f"item {number}, {name}: {exc.reason}") from None
         items.append(typed)
     return tuple(items)
+
+
+# A list fact's item fields by name, and each with the texts already read for it, per list
+# fact (by its id, with the spec itself): found once, not once per list read.
+_ITEM_FIELDS: dict[int, tuple[FactSpec, dict[str, FactSpec],
+                              tuple[tuple[str, FactSpec, dict[str, FactValue | None]], ...]]] = {}
+
+
+def _item_fields(spec: FactSpec) -> tuple[dict[str, FactSpec],
+                                          tuple[tuple[str, FactSpec, dict[str, FactValue | None]], ...]]:
+    known = _ITEM_FIELDS.get(id(spec))
+    if known is None or known[0] is not spec:
+        if len(_ITEM_FIELDS) >= MEMO_FACTS:
+            _ITEM_FIELDS.clear()
+        known = _ITEM_FIELDS[id(spec)] = (spec, {field.name: field for field in spec.item},
+                                          tuple((field.name, field, remembered_texts(field)) for field in spec.item))
+    return known[1], known[2]
 
 
 def _json_list(spec: FactSpec, text: str) -> Any:

@@ -442,3 +442,23 @@ def test_an_absurd_unit_names_the_converted_value_cut(tmp_path):
     (error,) = json.loads(out.read_text(encoding="utf-8"))["errors"]
     # 8 × 10⁷⁰/L is 62 digits of 10*9/L: named by its start, the value given quoted in full
     assert error == "anc: '8 10*70/L': 800000000000000000000000… 10*9/L is above the maximum 200 10*9/L"
+
+
+@pytest.mark.parametrize("row, cells, problem", [
+    ('1,"x,y",3\n', ["1", "x,y", "3"], None),
+    ('1,"x""y",\r\n', ["1", 'x"y', ""], None),
+    ('"1",x"y",""\r\n', ["1", 'x"y"', ""], None),
+    ('1,"x\ry",3\n', ["1", "x\ry", "3"], None),         # a carriage return inside quotes is text
+    ('1,"x",3\r\r\n', ["1", "x", "3"], None),           # the csv module would read this one otherwise
+    ('1,"x",3\r2,3,4\n', ["1", "x", "3"], None),        # a bare carriage return ends the record
+    ('1,"x"y,3\n', ["1", "xy"], "text after the closing quote of column 2"),
+    ('1,"x\n', ["1"], "the quote that opens column 2 is never closed"),
+])
+def test_a_row_with_quoted_cells_splits_the_same_whatever_reads_it(row, cells, problem):
+    """Rows on one line with quoted cells are split by the csv module where it splits as the
+    scanner does; the others, carriage returns and broken quotes, still go to the scanner."""
+    from screener.sources.csvrows import records
+
+    found = list(records(io.StringIO("a,b,c\n" + row + "9,9,9\n", newline="")))
+    assert (found[1].cells, found[1].problem) == (cells, problem)
+    assert found[-1].cells == ["9", "9", "9"]

@@ -226,7 +226,8 @@ def test_a_fact_two_trials_declare_otherwise_is_read_by_each_its_own_way(trial):
 
 def test_a_portfolio_run_reads_a_fact_its_trials_declare_alike_once_per_row(trial, monkeypatch):
     """`screen_portfolio` hands its rows' texts from one trial to the next: a cell of a fact
-    every trial declares alike is read once per row, not once per trial."""
+    every trial declares alike is read once per row, not once per trial. (A bad value, which
+    the text memo never keeps: a good one is read once per run.)"""
     import dataclasses
 
     import screener.run.batch as batch
@@ -238,6 +239,7 @@ def test_a_portfolio_run_reads_a_fact_its_trials_declare_alike_once_per_row(tria
     reads: list[str] = []
     real = batch.read_value
     monkeypatch.setattr(batch, "read_value", lambda spec, raw: (reads.append(spec.name), real(spec, raw))[1])
-    rows = [Row(n, {"candidate_id": f"P{n}", "ecog": "1"}) for n in (1, 2)]
+    rows = [Row(n, {"candidate_id": f"P{n}", "ecog": "one"}) for n in (1, 2)]
     records = list(screen_portfolio([trial, twin], rows, Tally([trial, twin], Summary())))
     assert len(records) == 4 and reads.count("ecog") == 2
+    assert all(r["decision"] == "error" and r["errors"][0].startswith("ecog: ") for r in records)

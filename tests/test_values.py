@@ -157,6 +157,30 @@ def test_a_remembered_text_answers_only_for_its_own_fact(trial):
             coerce_text(ecog, "abc")
 
 
+@pytest.mark.parametrize("fact, given", [
+    ("creatinine", "132.6"), ("creatinine", "1.5 mg/dL"), ("creatinine", "1.5mg/dL"),
+    ("creatinine", "132,6"), ("creatinine", "1,500 umol/L"), ("creatinine", "1.5e2"),
+    ("creatinine", "1.5e2 umol/L"), ("creatinine", "15 mg/L"), ("creatinine", "0.01 mg/dL"),
+    ("creatinine", "1.5 furlongs"), ("creatinine", "1.5 mg/dL "), ("creatinine", "0.000000000000000000001"),
+    ("creatinine", "5."), ("hemoglobin", "3.8 g/dL"), ("hemoglobin", "90 g/L"),
+    ("platelets", "180 10*9/L"), ("platelets", "180000 /mm3"), ("platelets", "180000 cells/mm3"),
+    ("hba1c", "53 mmol/mol"), ("hba1c", "6.5 %"), ("hba1c", "6.5%"), ("hba1c", "0.07 1"),
+])
+def test_a_cell_reads_as_the_same_value_or_error_as_the_same_text_anywhere(facts, fact, given):
+    """A batch cell goes through `coerce_text`, which reads plainly written quantities by a
+    shorter way: the value (exactly as written: `str`) or the error is `coerce`'s."""
+    from screener.values import coerce_text
+
+    def read(reader):
+        try:
+            value = reader(facts[fact], given)
+        except InvalidValue as exc:
+            return "error", str(exc)
+        return type(value).__name__, str(value)
+
+    assert read(coerce_text) == read(coerce)
+
+
 def test_a_list_read_from_text_is_never_shared_between_candidates(facts):
     from screener.values import coerce_text
 

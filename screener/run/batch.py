@@ -24,7 +24,9 @@ from screener.paths import PathEscape
 from screener.sources.readers import Row
 from screener.safe import json_text
 from screener.screening_log import with_screening_log
-from screener.values import check_plausible, coerce, coerce_text, describe_conversion, reading
+from screener.values import (
+    check_plausible, coerce, coerce_text, describe_conversion, reading, remembered_texts,
+)
 
 T = TypeVar("T")
 
@@ -53,15 +55,20 @@ def candidate_facts(trial: Trial, row: Row, context: Mapping[str, FactValue] | N
     `shared`: the row's texts as read for other trials (`SharedReads`)."""
     facts: dict[str, FactValue] = {}
     errors: list[str] = []
-    specs = trial.facts
     alike = shared.alike[trial.id] if shared is not None else ()
-    for name, raw in row.fields.items():
-        spec = specs.get(name)
-        if spec is None or name == trial.id_fact or raw is None or raw == "":
+    fields = row.fields
+    for name, spec, read_before in _facts_among(trial, tuple(fields)):
+        raw = fields[name]
+        if raw is None or raw == "":
             continue
         if spec.context:
             errors.append(f"{name}: a context fact is given once per run (--context "
                           f"{name}=VALUE), not in a candidate's record")
+            continue
+        if read_before is not None and isinstance(raw, str) and \
+                (value := read_before.get(raw, _UNREAD)) is not _UNREAD:  # read_value's first step
+            if value is not None:
+                facts[name] = value
             continue
         if name in alike and isinstance(raw, str):
             assert shared is not None
@@ -74,6 +81,33 @@ def candidate_facts(trial: Trial, row: Row, context: Mapping[str, FactValue] | N
             facts[name] = value
     facts.update(context or {})
     return facts, errors
+
+
+# The fields of a row that are facts of a trial depend on the row's field names alone, which
+# the rows of a file mostly share (a CSV's header): found once per trial and set of names, not
+# by going through every field of every row, of which a portfolio's trials each read a third.
+# Only the last names seen are kept per trial (records of other shapes, JSON ones, are looked
+# through again), so that what is kept stays as small as one record, however hostile the input.
+# Keyed by the trial's id, with the trial itself, so a freed trial's id cannot be mistaken.
+_TRIALS_KEPT = 256
+_Read = tuple[str, FactSpec, "dict[str, FactValue | None] | None"]
+_facts_of_shape: dict[int, tuple[Trial, tuple[str, ...], tuple[_Read, ...]]] = {}
+_UNREAD = object()
+
+
+def _facts_among(trial: Trial, names: tuple[str, ...]) -> tuple[_Read, ...]:
+    """The names that are facts of `trial` (its candidate id aside), in the order given, with
+    their specs and the texts already read for them (`remembered_texts`; None for a fact
+    whose value is checked for plausibility each time it is read)."""
+    known = _facts_of_shape.get(id(trial))
+    if known is None or known[0] is not trial or known[1] != names:
+        if len(_facts_of_shape) >= _TRIALS_KEPT:
+            _facts_of_shape.clear()  # trials loaded long ago
+        specs = trial.facts
+        known = _facts_of_shape[id(trial)] = (trial, names, tuple(
+            (name, spec, remembered_texts(spec) if spec.plausible is None else None)
+            for name in names if (spec := specs.get(name)) is not None and name != trial.id_fact))
+    return known[2]
 
 
 class SharedReads:
@@ -274,12 +308,24 @@ def unknown_fields(trial: Trial, row: Row) -> list[str]:
     return unknown_to_all((trial,), row)
 
 
+# The unknown fields of the last row seen, with its trials and names (`_facts_of_shape`).
+_unknown_of_shape: list[tuple[tuple[Trial, ...], tuple[str, ...], tuple[str, ...]]] = []
+
+
 def unknown_to_all(trials: Iterable[Trial], row: Row) -> list[str]:
     """Field names of the row that are facts of none of the trials, in the row's order."""
+    trials = tuple(trials)
+    names = tuple(row.fields)
+    for known_trials, known_names, unknown_names in _unknown_of_shape:
+        if known_names == names and len(known_trials) == len(trials) \
+                and all(a is b for a, b in zip(known_trials, trials)):
+            return list(unknown_names)
     unknown: Any = row.fields.keys()
     for trial in trials:  # set differences in C: a row of a portfolio has a hundred fields or more
         unknown = unknown - trial.facts.keys()
-    return [name for name in row.fields if name in unknown] if unknown else []
+    found = tuple(name for name in names if name in unknown)
+    _unknown_of_shape[:] = [(trials, names, found)]
+    return list(found)
 
 
 class Summary:
@@ -294,7 +340,8 @@ class Summary:
 
     def add(self, record: dict[str, Any]) -> None:
         self.decisions[record["decision"]] += 1
-        self.failed.update(record["failed_criteria"])
+        if failed := record["failed_criteria"]:  # (most records have none)
+            self.failed.update(failed)
 
     @property
     def total(self) -> int:

@@ -33,7 +33,7 @@ MATCH_COLUMNS = ("candidate_id", "rank", "trial_id", "decision", "failed_criteri
 def with_trial(record: dict[str, Any], trial_id: str) -> dict[str, Any]:
     """The record with `trial_id` placed right after `candidate_id`."""
     out = {"candidate_id": record["candidate_id"], "trial_id": trial_id}
-    out.update((k, v) for k, v in record.items() if k != "candidate_id")
+    out.update(record)  # candidate_id keeps its place, first
     return out
 
 

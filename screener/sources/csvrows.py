@@ -224,7 +224,11 @@ def records(stream: TextIO) -> Iterator[Record]:
         if '"' not in piece and piece.endswith("\n") and len(piece) < _CHUNK:
             cells = piece.rstrip("\r\n").split(",")  # the common case, kept fast
             width = len(cells) if width is None else width
-            yield _checked(cells)
+            yield Record(cells) if piece.isascii() else _checked(cells)
+            continue
+        if piece.endswith("\n") and len(piece) < _CHUNK and (cells := _quoted_line(piece)) is not None:
+            width = len(cells) if width is None else width
+            yield Record(cells) if piece.isascii() else _checked(cells)
             continue
         if piece.endswith("\n") and len(piece) < _CHUNK and _ONE_LINE.match(piece):
             cells = [quoted.replace('""', '"') if quoted else plain for quoted, plain in _CELLS.findall(piece)]
@@ -268,6 +272,21 @@ def records(stream: TextIO) -> Iterator[Record]:
             yield Record(kept, f"longer than the limit of {RECORD_LIMIT // (1 << 20)} MiB")
             continue
         yield _checked(scan.cells)
+
+
+def _quoted_line(line: str) -> list[str] | None:
+    """The cells of `line` (one line, with its line break) when it is a record whose quoted
+    cells close where they should and which holds no carriage return but the one that may end
+    it: read by the csv module, which splits such a line exactly as `_ONE_LINE` and `_CELLS`
+    do, several times faster. None for any other line (the csv module is more lenient with
+    carriage returns, and strict mode refuses what `_feed` reports)."""
+    body = line[:-2] if line.endswith("\r\n") else line[:-1]
+    if not body or "\r" in body:
+        return None
+    try:
+        return next(csv.reader((line,), strict=True))
+    except csv.Error:
+        return None
 
 
 def _quoted_column(line: str) -> int:
