@@ -18,7 +18,7 @@ import functools
 import itertools
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from screener.model import (
     Aggregate, And, Arith, Call, Cmp, Compare, Const, Duration, FactSpec, In, Interval, IsSpecial,
@@ -87,6 +87,26 @@ def _literal(value: Any) -> Any:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return Decimal(str(value))
     return value
+
+
+def latest_item(items: Any, when_of: Callable[[Any], Any]) -> tuple[bool, Any]:
+    """(True, the item of `items` whose date `when_of(item)` is the latest, the last of equal
+    ones, dated items only); else (False, the aggregate's value instead): None when no item is
+    dated or which one is latest is not known (an unknown date, a range), the Failure of a
+    date that cannot be computed."""
+    best: Any = None
+    best_when: Any = None
+    for one in items:
+        when = when_of(one)
+        if when is None or isinstance(when, Failure):
+            return False, when
+        if isinstance(when, Bounds):
+            return False, None  # which item is the latest is not known
+        if when is NEVER:
+            continue
+        if best is None or when >= best_when:
+            best, best_when = one, when
+    return (True, best) if best is not None else (False, None)
 
 
 class Evaluator:
@@ -238,20 +258,8 @@ class Evaluator:
             return counted(e.name, [self.item_truth(e.args[0], values, one, specs) for one in items])
         if e.name == "latest":
             date_field, chosen = e.args
-            best: tuple[Any, Any] | None = None
-            for one in items:
-                when = self.value(date_field, values, one, specs)
-                if when is None or isinstance(when, Failure):
-                    return when
-                if isinstance(when, Bounds):
-                    return None  # which item is the latest is not known
-                if when is NEVER:
-                    continue
-                if best is None or when >= best[0]:
-                    best = (when, one)
-            if best is None:
-                return None
-            return self.value(chosen, values, best[1], specs)
+            found, best = latest_item(items, lambda one: self.value(date_field, values, one, specs))
+            return self.value(chosen, values, best, specs) if found else best
         return folded(e.name, [self.value(e.args[0], values, one, specs) for one in items])
 
     # --- conditions --------------------------------------------------------------------

@@ -27,7 +27,7 @@ from screener.model import (
 from screener.rules.bounds import Bounds
 from screener.rules.evaluate import (
     _MAX_CHOICES, NEVER, ONGOING, Evaluator, Failure, _combinations, _item_fields, _literal, _members,
-    _ranged_member, arith_of, call_of, compare, counted, folded, load, moved_ordinal, negated, scaled,
+    _ranged_member, arith_of, call_of, compare, counted, folded, latest_item, load, moved_ordinal, negated, scaled,
 )
 
 Function = Callable[[Mapping[str, Any], Any, Any], Any]
@@ -236,21 +236,8 @@ class _Builder:
                 items = values.get(fact)
                 if items is None:
                     return None
-                best = None
-                best_when: Any = None
-                for one in items:
-                    when = when_of(values, one, specs)
-                    if when is None or isinstance(when, Failure):
-                        return when
-                    if isinstance(when, Bounds):
-                        return None  # which item is the latest is not known
-                    if when is NEVER:
-                        continue
-                    if best is None or when >= best_when:
-                        best, best_when = one, when
-                if best is None:
-                    return None
-                return chosen_of(values, best, specs)
+                found, best = latest_item(items, lambda one: when_of(values, one, specs))
+                return chosen_of(values, best, specs) if found else best
             return latest
         each = self.value(e.args[0], specs)
 
