@@ -221,19 +221,9 @@ def records(stream: TextIO) -> Iterator[Record]:
             return
         if piece in ("\n", "\r\n", "\r"):
             continue  # a blank line is no record
-        if '"' not in piece and piece.endswith("\n") and len(piece) < _CHUNK:
-            cells = piece.rstrip("\r\n").split(",")  # the common case, kept fast
+        if piece.endswith("\n") and len(piece) < _CHUNK and (cells := _one_line(piece)) is not None:
             width = len(cells) if width is None else width
-            yield Record(cells) if piece.isascii() else _checked(cells)
-            continue
-        if piece.endswith("\n") and len(piece) < _CHUNK and (cells := _quoted_line(piece)) is not None:
-            width = len(cells) if width is None else width
-            yield Record(cells) if piece.isascii() else _checked(cells)
-            continue
-        if piece.endswith("\n") and len(piece) < _CHUNK and _ONE_LINE.match(piece):
-            cells = [quoted.replace('""', '"') if quoted else plain for quoted, plain in _CELLS.findall(piece)]
-            width = len(cells) if width is None else width
-            yield _checked(cells)
+            yield Record(cells) if piece.isascii() else _checked(cells)  # (ASCII: nothing to check)
             continue
         scan = _Scan()
         _feed(scan, piece)
@@ -272,6 +262,17 @@ def records(stream: TextIO) -> Iterator[Record]:
             yield Record(kept, f"longer than the limit of {RECORD_LIMIT // (1 << 20)} MiB")
             continue
         yield _checked(scan.cells)
+
+
+def _one_line(line: str) -> list[str] | None:
+    """The cells of `line` (one whole line, with its line break) when it is a record on its
+    own; None when it is not (a quoted cell left open: the character scanner reads it)."""
+    if '"' not in line:
+        return line.rstrip("\r\n").split(",")  # the common case, kept fast
+    cells = _quoted_line(line)
+    if cells is None and _ONE_LINE.match(line):
+        cells = [quoted.replace('""', '"') if quoted else plain for quoted, plain in _CELLS.findall(line)]
+    return cells
 
 
 def _quoted_line(line: str) -> list[str] | None:
