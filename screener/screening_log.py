@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from screener.memo import PerObject
 from screener.model import Trial
 
 CATEGORIES = ("eligible", "screen failure", "declined", "pending", "error")
@@ -34,18 +35,9 @@ def category(trial: Trial, decision: str, failed: Iterable[str]) -> str:
     return "error"
 
 
-# The consent criteria of the trials seen, found once per trial rather than once per record.
-# Keyed by the trial's id, with the trial itself, so a freed trial's id cannot be mistaken.
-_consent_of: dict[int, tuple[Trial, frozenset[str]]] = {}
-
-
-def _consent(trial: Trial) -> frozenset[str]:
-    known = _consent_of.get(id(trial))
-    if known is None or known[0] is not trial:
-        if len(_consent_of) >= 256:
-            _consent_of.clear()
-        known = _consent_of[id(trial)] = (trial, frozenset(c.id for c in trial.criteria if c.consent))
-    return known[1]
+# The consent criteria of each trial, found once per trial rather than once per record.
+_consent: PerObject[Trial, frozenset[str]] = PerObject(
+    lambda trial: frozenset(c.id for c in trial.criteria if c.consent))
 
 
 def with_screening_log(trial: Trial, record: dict[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any, Mapping, NamedTuple
 
 from screener.errors import InvalidValue
 from screener.intervals import censored, interval_json, partial_date
+from screener.memo import PerObject
 from screener.model import FactSpec, FactValue, Interval, Special
 from screener.present import plain as _plain, shortened as shortened
 from screener.present import show as show  # screener.values.show stays the public name
@@ -646,21 +647,12 @@ def _list(spec: FactSpec, raw: Any) -> tuple[dict[str, Any], ...]:
     return tuple(items)
 
 
-# A list fact's item fields by name, and each with the texts already read for it, per list
-# fact (by its id, with the spec itself): found once, not once per list read.
-_ITEM_FIELDS: dict[int, tuple[FactSpec, dict[str, FactSpec],
-                              tuple[tuple[str, FactSpec, dict[str, FactValue | None]], ...]]] = {}
-
-
-def _item_fields(spec: FactSpec) -> tuple[dict[str, FactSpec],
-                                          tuple[tuple[str, FactSpec, dict[str, FactValue | None]], ...]]:
-    known = _ITEM_FIELDS.get(id(spec))
-    if known is None or known[0] is not spec:
-        if len(_ITEM_FIELDS) >= MEMO_FACTS:
-            _ITEM_FIELDS.clear()
-        known = _ITEM_FIELDS[id(spec)] = (spec, {field.name: field for field in spec.item},
-                                          tuple((field.name, field, remembered_texts(field)) for field in spec.item))
-    return known[1], known[2]
+# A list fact's item fields by name, and each with the texts already read for it: found once
+# per list fact, not once per list read.
+_item_fields: PerObject[FactSpec, tuple[dict[str, FactSpec],
+                                        tuple[tuple[str, FactSpec, dict[str, FactValue | None]], ...]]] = PerObject(
+    lambda spec: ({field.name: field for field in spec.item},
+                  tuple((field.name, field, remembered_texts(field)) for field in spec.item)), MEMO_FACTS)
 
 
 def _json_list(spec: FactSpec, text: str) -> Any:
