@@ -32,7 +32,7 @@ import itertools
 import json
 import re
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import durable_rules_engine as _dre
 
@@ -82,6 +82,31 @@ def _scalar(value: Any) -> str:
 # the values of one fact whose text `_encode` remembers: yes/no, choices, and the few values
 # of a score or a lab test; not every date of birth
 _REMEMBERED = 512
+
+
+class _OneValue:
+    """How `Screener._encode` writes a ranged fact (screener.rules.ranged) holding one value,
+    as nearly every one does: both ends are that value encoded, written once, without
+    `_encode_one`'s dispatch on the fact; the texts of the values met so far (up to
+    `_REMEMBERED`) kept. A range or `never` goes through `_encode_one`."""
+
+    __slots__ = ("low", "high", "scaled", "remembered")
+
+    def __init__(self, low: str | None, high: str | None, scaled: Any):
+        self.low, self.high, self.scaled = low, high, scaled
+        self.remembered: dict[Any, str] = {}
+
+    def write(self, value: Any) -> str:
+        scaled = self.scaled(value)
+        text = int.__repr__(scaled) if scaled.__class__ is int else _scalar(scaled)
+        low, high = self.low, self.high
+        if low is None:
+            piece = "" if high is None else high + text
+        else:
+            piece = low + text if high is None else f"{low}{text},{high}{text}"
+        if piece and len(self.remembered) < _REMEMBERED:
+            self.remembered[value] = piece
+        return piece
 
 
 def _start(name: str | None) -> str | None:
@@ -225,6 +250,10 @@ def _action_of(rule: str, parts: dict[str, Part], criteria: dict[str, Criterion]
     return None
 
 
+# the sets of parts decided whose sealed snapshots' reads a ruleset keeps (`sealed_reads`)
+_SEALED_KEPT = 1024
+
+
 class _Ruleset:
     """One created durable-rules ruleset of a trial: its handle, rules, parts, and what the
     action of each of its rules does."""
@@ -264,6 +293,8 @@ class _Ruleset:
         # with a seal: the facts an unsealed snapshot carries (set by the Screener)
         self.unsealed_facts: tuple[str, ...] | None = None
         self.unfinal_facts: tuple[str, ...] = ()  # and one sealed but not final
+        # what a sealed snapshot carries by the parts decided (`sealed_reads`), as the candidates go
+        self._sealed_reads: dict[tuple[str, ...], tuple[tuple[str, ...], frozenset[str]]] = {}
         # the fields each part's rules read: a sealed snapshot carries the facts of the parts
         # still undecided only (a decided part's rules test that its outcome is absent)
         self.part_reads = {name: frozenset(names[field] for field in enabling_fields(
@@ -275,6 +306,25 @@ class _Ruleset:
         # no rule reads it)
         self.part_fields = {name: None if (key := names.get(part.field)) is None else f',"{key}":'
                             for name, part in parts.items()}
+
+    def sealed_reads(self, decided: Mapping[str, str]) -> tuple[tuple[str, ...], frozenset[str]]:
+        """What a sealed snapshot that is not final carries once the parts `decided` are
+        decided: the facts the derivations, terms and the undecided parts read, in trial
+        order, and the engine's fields they read (of the terms computed, it carries those).
+        A decided part's rules test that its outcome is absent; the criteria read only the
+        final snapshot. The parts of a condition are decided level by level, so the same few
+        sets recur from candidate to candidate: each is found once (up to `_SEALED_KEPT`)."""
+        key = tuple(decided)
+        known = self._sealed_reads.get(key)
+        if known is None:
+            undecided = [name for name in self.part_facts if name not in decided]
+            facts = self.unsealed_set.union(*(self.part_facts[name] for name in undecided))
+            known = (tuple(name for name in self.unfinal_facts if name in facts),
+                     self.unsealed.union(*(self.part_reads[name] for name in undecided)))
+            if len(self._sealed_reads) >= _SEALED_KEPT:
+                self._sealed_reads.clear()
+            self._sealed_reads[key] = known
+        return known
 
 
 class Screener:
@@ -364,8 +414,10 @@ class Screener:
         if spec.type == "list":
             return () if field is not None or self._never_fields.get(name) else None
         if name in self._ranged:
-            low, high, _ = self._one_value[name]
-            return {} if low is not None or high is not None or self._never_fields.get(name) else None
+            low, high, scaled = self._one_value[name]
+            if low is None and high is None and not self._never_fields.get(name):
+                return None
+            return _OneValue(low, high, scaled)
         if field is None and self._never_fields.get(name) is None:
             return None
         if field is not None and spec.type == "boolean":
@@ -420,6 +472,17 @@ class Screener:
                         continue
             elif plan is None:
                 continue  # no rule reads the fact
+            elif plan.__class__ is _OneValue:
+                piece = plan.remembered.get(value)
+                if piece is None:
+                    if value.__class__ is Interval or value is Special.NEVER:
+                        piece = self._encode_one(name, value, None)
+                        if not piece:
+                            continue
+                    else:
+                        piece = plan.write(value)
+                        if not piece:
+                            continue
             elif plan.__class__ is tuple:
                 piece = self._encode_one(name, value, None)
                 if not piece:
@@ -550,7 +613,9 @@ class Screener:
         done: set[str] = set()
         decided: dict[str, str] = {}  # outcomes of parts of split conditions
         term_fields: set[str] = set()  # fields of the hidden terms computed (the engine's names)
-        marks = ""  # their JSON text, with the done marks and the parts' outcomes
+        marks = ""  # the JSON text of the done marks and the parts' outcomes, each after a comma
+        terms_text = ""  # and that of the terms' fields, each after a comma
+        term_marks: list[tuple[str, str]] = []  # each term field's name and text, for sealed snapshots
         marked: set[str] = set()  # the marks the snapshots carry (sealed, final)
         encoded, pieces = self._encode(values, 0)  # the facts as the engine reads them
         given = ",".join(pieces.values())
@@ -562,8 +627,6 @@ class Screener:
         early = ruleset.unsealed_facts
         if early is not None:
             unsealed = ",".join(pieces[name] for name in early if name in pieces)
-            middle = ruleset.unfinal_facts
-            part_facts = ruleset.part_facts
             seal_text = ""  # the sealed and final marks written so far, each after a comma
         sid = _session(handle)
         decided_cleanly = False
@@ -629,7 +692,10 @@ class Screener:
                         for name, value in pending_terms.items():
                             if (key := self._names.get(name)) is not None and key not in term_fields:
                                 term_fields.add(key)
-                                marks += f',"{key}":{_scalar(value)}'
+                                piece = f',"{key}":{_scalar(value)}'
+                                terms_text += piece
+                                if early is not None:
+                                    term_marks.append((key, piece))
                                 added.append(key)
                         pending.clear()
                         pending_parts.clear()
@@ -670,18 +736,19 @@ class Screener:
                             given += seal_marks if given else seal_marks[1:]
                             if early is not None:
                                 seal_text += seal_marks
+                        now_marks = marks + terms_text
                         if early is None or now_final:
                             fields = given
                         elif now_sealed:
-                            # the facts the derivations, terms and undecided parts read
-                            wanted = ruleset.unsealed_set.union(*(facts for name, facts in part_facts.items()
-                                                                  if name not in decided))
-                            fields = ",".join(pieces[name] for name in middle if name in wanted and name in pieces)
+                            # the facts and terms the derivations, terms and undecided parts read
+                            facts, reads = ruleset.sealed_reads(decided)
+                            fields = ",".join([pieces[name] for name in facts if name in pieces])
                             fields = fields + seal_text if fields else seal_text[1:]
+                            now_marks = marks + "".join([piece for key, piece in term_marks if key in reads])
                         else:
                             fields = unsealed
                         old = retraction
-                        snapshot, echo, retraction = self._snapshot(sid, fields, marks)
+                        snapshot, echo, retraction = self._snapshot(sid, fields, now_marks)
                         self._check(_dre.retract_fact(handle, old), SNAPSHOT)
                         self._check(_dre.assert_fact(handle, snapshot), SNAPSHOT)
                 elif kind == _PART:  # a part of a split condition
