@@ -262,7 +262,9 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
         # once no derivation, term or part is left to run (screener.engine): a trial whose
         # derived facts feed other derivations, or whose parts nest, takes several
         # snapshots, and the criteria are matched against the last only.
-        base["seal"] = _rule(SNAPSHOT, True, PRI_SEAL)
+        # The seal reads unsealed snapshots only: on a sealed one no derivation or term is
+        # left to fire (it is sealed when none may), so the parts' seal and `seen` consume it.
+        base["seal"] = _unless(_rule(SNAPSHOT, True, PRI_SEAL), SEALED)
     # The last rule to fire on the snapshot the criteria read, after their rules and their
     # missing facts': a candidate who passes every criterion fires no rule of its criteria
     # (`_implied_rule`), so the engine checks that this one fired before it infers any
@@ -289,7 +291,8 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
     def close() -> None:
         if parts:
             # After the parts, the snapshot is replaced once more with their outcomes added.
-            rules["seal.parts"] = _after_seal(_rule(SNAPSHOT, True, PRI_SEAL_PARTS), sealed)
+            # (not on the final snapshot: every part is decided by then)
+            rules["seal.parts"] = _unless(_after_seal(_rule(SNAPSHOT, True, PRI_SEAL_PARTS), sealed), FINAL)
         reordered = {name: _absence_first(rule) if name in absence_first else rule for name, rule in rules.items()}
         for attempt in (reordered, rules):  # as written when the reordered network does not fit
             try:
@@ -393,6 +396,13 @@ def _after_seal(rule: dict[str, Any], sealed: bool, mark: str = SEALED) -> dict[
     m = rule["all"][0]["m"]
     elements = m["$and"] if "$and" in m else [m]
     return {**rule, "all": [{"m": {"$and": [elements[0], {mark: 1}, *elements[1:]]}}]}
+
+
+def _unless(rule: dict[str, Any], mark: str) -> dict[str, Any]:
+    """The rule, reading only snapshots without `mark`."""
+    m = rule["all"][0]["m"]
+    elements = m["$and"] if "$and" in m else [m]
+    return {**rule, "all": [{"m": {"$and": [*elements, {"$nex": {mark: 1}}]}}]}
 
 
 def enabling_fields(rules: dict[str, dict[str, Any]], absence: bool = False,
