@@ -391,6 +391,8 @@ class Screener:
         # the engine's fields a fact writes: for a value, and for `never` (see _encode_one)
         self._keys = {name: (self._keys_of(name, None), self._keys_of(name, Special.NEVER))
                       for name in trial.facts}
+        # the engine's name of each term field met so far ("" when no rule reads it)
+        self._term_keys: dict[str, str] = {}
         # the marks of a sealed and of a final snapshot, by the name the engine reads, if any
         self._sealed_mark = names.get(SEALED, SEALED)
         self._final_mark = names.get(FINAL, FINAL)
@@ -609,6 +611,7 @@ class Screener:
         """
         handle = ruleset.handle
         parts = ruleset.parts
+        term_keys = self._term_keys
         actions = ruleset.actions
         done: set[str] = set()
         decided: dict[str, str] = {}  # outcomes of parts of split conditions
@@ -690,9 +693,11 @@ class Screener:
                                 marks += f'{field}"{outcome}"'
                         decided.update(pending_parts)
                         for name, value in pending_terms.items():
-                            if (key := self._names.get(name)) is not None and key not in term_fields:
+                            if (key := term_keys.get(name)) is None:
+                                key = term_keys[name] = self._names.get(name) or ""
+                            if key and key not in term_fields:
                                 term_fields.add(key)
-                                piece = f',"{key}":{_scalar(value)}'
+                                piece = f',"{key}":{int.__repr__(value) if value.__class__ is int else _scalar(value)}'
                                 terms_text += piece
                                 if early is not None:
                                     term_marks.append((key, piece))
@@ -793,20 +798,22 @@ class Screener:
         term = self._terms[name]
         if term.done in pending:
             return  # another of its rules fired on this snapshot
-        read = {f: values[f] for f in term.inputs if f in values}
-        if self._unknown_terms.get(name) == len(read):
+        unknown = self._unknown_terms.get(name)
+        if unknown is not None and unknown == sum(1 for f in term.inputs if f in values):
             return  # unknown from these same inputs on an earlier snapshot (facts never change)
         fields, failure = compute(term, self._evaluator, values)
         if failure is not None:
-            failures[name] = (failure, read)
+            failures[name] = (failure, {f: values[f] for f in term.inputs if f in values})
         elif fields is None:
             # unknown for now: computed again if a later snapshot brings more of its inputs
-            self._unknown_terms[name] = len(read)
+            self._unknown_terms[name] = sum(1 for f in term.inputs if f in values)
             return
-        pending.update(fields or {})
+        if fields:
+            pending.update(fields)
         pending[term.done] = 1
         if firings is not None:
-            firings.append(Firing(rule=f"term.{name}", criterion=None, outcome=None, facts=read,
+            firings.append(Firing(rule=f"term.{name}", criterion=None, outcome=None,
+                                  facts={f: values[f] for f in term.inputs if f in values},
                                   derived=dict(fields or {})))
 
     def _derive_rest(self, values: dict[str, FactValue], derived: dict[str, FactValue],
