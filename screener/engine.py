@@ -41,7 +41,7 @@ from screener.rules.compile import (
     engine_places, lower_criteria,
 )
 from screener.rules.compile.names import renamed, short_names
-from screener.rules.compile.rules import criteria_of, enabling_fields, passing_outcome
+from screener.rules.compile.rules import criteria_of, enabling_fields, final_fields, passing_outcome
 from screener.rules import cache, formulas
 from screener.rules import ranged as ranged_fields
 from screener.rules.ranged import HIGH_PREFIX, LOW_PREFIX
@@ -301,6 +301,10 @@ class _Ruleset:
             {rule: definition[rule] for rule in (f"{name}.met", f"{name}.not_met", f"{name}.unknown")
              if rule in definition}, True, ()) if field in names) for name in parts}
         self.part_facts: dict[str, frozenset[str]] = {}  # the facts of those fields (set by the Screener)
+        # the fields the rules reading the final snapshot read (criteria, missing facts, seen),
+        # and their facts in trial order (set by the Screener)
+        self.final_reads = frozenset(names[field] for field in final_fields(definition) if field in names)
+        self.final_facts: tuple[str, ...] = ()
         self.unsealed_set: frozenset[str] = frozenset()  # unsealed_facts as a set
         # the start of the JSON text of each part's outcome field, after a comma (None when
         # no rule reads it)
@@ -309,18 +313,19 @@ class _Ruleset:
 
     def sealed_reads(self, decided: Mapping[str, str]) -> tuple[tuple[str, ...], frozenset[str]]:
         """What a sealed snapshot that is not final carries once the parts `decided` are
-        decided: the facts the derivations, terms and the undecided parts read, in trial
-        order, and the engine's fields they read (of the terms computed, it carries those).
-        A decided part's rules test that its outcome is absent; the criteria read only the
-        final snapshot. The parts of a condition are decided level by level, so the same few
-        sets recur from candidate to candidate: each is found once (up to `_SEALED_KEPT`)."""
+        decided: the facts the undecided parts read, in trial order, and the engine's fields
+        they read (of the terms computed, it carries those). Only the parts read such a
+        snapshot, and a decided part's rules test that its outcome is absent (the outcomes
+        are always carried). The parts of a condition are decided level by level, so the
+        same few sets recur from candidate to candidate: each is found once (up to
+        `_SEALED_KEPT`)."""
         key = tuple(decided)
         known = self._sealed_reads.get(key)
         if known is None:
             undecided = [name for name in self.part_facts if name not in decided]
-            facts = self.unsealed_set.union(*(self.part_facts[name] for name in undecided))
+            facts = frozenset().union(*(self.part_facts[name] for name in undecided))
             known = (tuple(name for name in self.unfinal_facts if name in facts),
-                     self.unsealed.union(*(self.part_reads[name] for name in undecided)))
+                     frozenset().union(*(self.part_reads[name] for name in undecided)))
             if len(self._sealed_reads) >= _SEALED_KEPT:
                 self._sealed_reads.clear()
             self._sealed_reads[key] = known
@@ -385,6 +390,7 @@ class Screener:
                                                                                          *ruleset.part_reads.values()))
                 ruleset.part_facts = {name: frozenset(facts) for name, facts in zip(ruleset.part_reads, of_parts)}
                 ruleset.unsealed_set = frozenset(ruleset.unsealed_facts)
+                ruleset.final_facts = tuple(self._facts_reading(ruleset.final_reads))
         # the JSON text of a derivation's done mark, after a comma (None when no rule reads it)
         self._done_pieces = {d.id: None if (key := names.get(DONE_PREFIX + d.id)) is None else f',"{key}":1'
                              for d in trial.derivations}
@@ -616,7 +622,8 @@ class Screener:
         done: set[str] = set()
         decided: dict[str, str] = {}  # outcomes of parts of split conditions
         term_fields: set[str] = set()  # fields of the hidden terms computed (the engine's names)
-        marks = ""  # the JSON text of the done marks and the parts' outcomes, each after a comma
+        done_text = ""  # the JSON text of the derivations' done marks, each after a comma
+        marks = ""  # and that of the parts' outcomes
         terms_text = ""  # and that of the terms' fields, each after a comma
         term_marks: list[tuple[str, str]] = []  # each term field's name and text, for sealed snapshots
         marked: set[str] = set()  # the marks the snapshots carry (sealed, final)
@@ -625,8 +632,9 @@ class Screener:
         # Until a snapshot is sealed, only the derivations, terms and seal read it: it carries
         # only the facts these rules read (a fraction of the text the engine parses, echoes
         # in each message and parses again to retract).
-        # Then, until it is final, the parts read it too: it carries the facts of the parts
-        # still undecided besides. The final snapshot carries every fact.
+        # Then, until it is final, only the parts read it: it carries the facts and terms of
+        # the parts still undecided, and the parts' outcomes. The final snapshot carries what
+        # the criteria, their missing facts and `seen` read.
         early = ruleset.unsealed_facts
         if early is not None:
             unsealed = ",".join(pieces[name] for name in early if name in pieces)
@@ -635,7 +643,7 @@ class Screener:
         decided_cleanly = False
         seen = False  # whether the last rule on the snapshot the criteria read has fired
         try:
-            snapshot, echo, retraction = self._snapshot(sid, given if early is None else unsealed, marks)
+            snapshot, echo, retraction = self._snapshot(sid, given if early is None else unsealed, "")
             state = self._check(_dre.assert_fact(handle, snapshot), SNAPSHOT)
 
             pending: list[str] = []  # derivations fired on the current snapshot
@@ -686,7 +694,7 @@ class Screener:
                     if changed:
                         for rule_id in pending:
                             if (piece := self._done_pieces[rule_id]) is not None:
-                                marks += piece
+                                done_text += piece
                         done.update(pending)
                         for name, outcome in pending_parts.items():
                             if (field := ruleset.part_fields[name]) is not None:
@@ -741,17 +749,19 @@ class Screener:
                             given += seal_marks if given else seal_marks[1:]
                             if early is not None:
                                 seal_text += seal_marks
-                        now_marks = marks + terms_text
-                        if early is None or now_final:
-                            fields = given
+                        if early is None:
+                            fields, now_marks = given, done_text + marks + terms_text
                         elif now_sealed:
-                            # the facts and terms the derivations, terms and undecided parts read
-                            facts, reads = ruleset.sealed_reads(decided)
+                            # the facts and terms the rules that read it read: on the final
+                            # snapshot the criteria's, their missing facts' and `seen`; on
+                            # another the undecided parts'
+                            facts, reads = (ruleset.final_facts, ruleset.final_reads) if now_final \
+                                else ruleset.sealed_reads(decided)
                             fields = ",".join([pieces[name] for name in facts if name in pieces])
                             fields = fields + seal_text if fields else seal_text[1:]
                             now_marks = marks + "".join([piece for key, piece in term_marks if key in reads])
                         else:
-                            fields = unsealed
+                            fields, now_marks = unsealed, done_text + marks + terms_text
                         old = retraction
                         snapshot, echo, retraction = self._snapshot(sid, fields, now_marks)
                         self._check(_dre.retract_fact(handle, old), SNAPSHOT)

@@ -143,7 +143,7 @@ def _grouped(rules: dict[str, dict[str, Any]], size: int) -> dict[str, dict[str,
     names = [name for name, rule in rules.items() if _kind_of(rule) == SNAPSHOT]
     classes: dict[Any, list[str]] = {}
     for name in names:
-        classes.setdefault(_mark_of(rules[name]), []).append(name)
+        classes.setdefault(_marks_of(rules[name]), []).append(name)
     prefixes: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     for c, (_, members_of) in enumerate(classes.items()):
         level, members = 0, [[name] for name in members_of]
@@ -158,19 +158,28 @@ def _grouped(rules: dict[str, dict[str, Any]], size: int) -> dict[str, dict[str,
     for name in names:
         m = rules[name]["all"][0]["m"]
         elements = m["$and"] if "$and" in m else [m]
-        head = 2 if _mark_of(rules[name]) is not None else 1
+        head = 1 + len(_marks_of(rules[name]))
         shaped[name] = {**rules[name], "all": [{"m": {"$and": [*elements[:head], *prefixes[name],
                                                                *elements[head:]]}}]}
     return shaped
 
 
-def _mark_of(rule: dict[str, Any]) -> Any:
-    """The mark a rule reads right after the kind (`_after_seal`), as its key; else None."""
+def _marks_of(rule: dict[str, Any]) -> tuple[str, ...]:
+    """The tests of marks (sealed, final: present or absent) a rule makes right after the
+    kind (`screener.rules.compile.rules._marked`), as keys."""
     m = rule["all"][0]["m"]
-    if "$and" not in m or len(m["$and"]) < 2:
-        return None
-    second = m["$and"][1]
-    return _key(second) if isinstance(second, dict) and set(second) & {SEALED, FINAL} else None
+    if "$and" not in m:
+        return ()
+    marks: list[str] = []
+    for element in m["$and"][1:]:
+        if not isinstance(element, dict) or len(element) != 1:
+            break
+        (key, value), = element.items()
+        tested = value if key == "$nex" and isinstance(value, dict) else {key: value}
+        if len(tested) != 1 or next(iter(tested)) not in (SEALED, FINAL):
+            break
+        marks.append(_key(element))
+    return tuple(marks)
 
 
 def _kind_of(rule: dict[str, Any]) -> Any:

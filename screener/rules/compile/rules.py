@@ -252,6 +252,12 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
             base[f"term.{term.name}{suffix}"] = _rule(
                 SNAPSHOT, _all(inputs + [{"$nex": {term.done: 1}}]), PRI_DERIVE)
     sealed = bool(trial.derivations or terms)
+    # Derivations and terms read unsealed snapshots only: a snapshot is sealed once none of
+    # them may fire anew (screener.engine), so a sealed snapshot need not carry what they
+    # read, nor their done marks, and the engine is done with all of them at one test.
+    for name in base:
+        if name.startswith(("derive.", "term.")):
+            base[name] = _marked(base[name], unless=SEALED)
     if sealed:
         # After the derivations that a snapshot triggered, one action replaces the snapshot
         # with the derived values added; the criteria then fire on the new snapshot only.
@@ -263,8 +269,8 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
         # derived facts feed other derivations, or whose parts nest, takes several
         # snapshots, and the criteria are matched against the last only.
         # The seal reads unsealed snapshots only: on a sealed one no derivation or term is
-        # left to fire (it is sealed when none may), so the parts' seal and `seen` consume it.
-        base["seal"] = _unless(_rule(SNAPSHOT, True, PRI_SEAL), SEALED)
+        # left to fire, so the parts' seal and `seen` consume it.
+        base["seal"] = _marked(_rule(SNAPSHOT, True, PRI_SEAL), unless=SEALED)
     # The last rule to fire on the snapshot the criteria read, after their rules and their
     # missing facts': a candidate who passes every criterion fires no rule of its criteria
     # (`_implied_rule`), so the engine checks that this one fired before it infers any
@@ -292,7 +298,7 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
         if parts:
             # After the parts, the snapshot is replaced once more with their outcomes added.
             # (not on the final snapshot: every part is decided by then)
-            rules["seal.parts"] = _unless(_after_seal(_rule(SNAPSHOT, True, PRI_SEAL_PARTS), sealed), FINAL)
+            rules["seal.parts"] = _after_seal(_rule(SNAPSHOT, True, PRI_SEAL_PARTS), sealed)
         reordered = {name: _absence_first(rule) if name in absence_first else rule for name, rule in rules.items()}
         for attempt in (reordered, rules):  # as written when the reordered network does not fit
             try:
@@ -319,6 +325,9 @@ def compile_rulesets(trial: Trial) -> list[tuple[dict[str, dict[str, Any]], dict
         parts.update({p.name: p for p in parts_of(condition)})
         own_parts = {p.name for p in parts_of(condition)}
         implied = _implied_rule(criterion, own, alone=not opens)
+        # a part reads sealed snapshots but the final one (every part is decided by then: its
+        # rules, which test that its outcome is absent, could not match it); the criteria
+        # and their missing facts read the final one
         rules.update((name, _after_seal(rule, sealed, SEALED if name.rpartition(".")[0] in own_parts else FINAL))
                      for name, rule in own.items() if name != implied)
         absence_first.update(name for name in own if name.endswith(".unknown") or ".missing." in name
@@ -389,20 +398,33 @@ def criteria_of(trial: Trial, definitions: list[dict[str, Any]]) -> list[tuple[C
 
 def _after_seal(rule: dict[str, Any], sealed: bool, mark: str = SEALED) -> dict[str, Any]:
     """The rule, reading only snapshots with `mark` (sealed, or final) when the trial has a
-    seal: the mark is tested right after the kind, so a snapshot without it stops there for
-    every such rule."""
+    seal (a part's: sealed and not final)."""
     if not sealed:
         return rule
-    m = rule["all"][0]["m"]
-    elements = m["$and"] if "$and" in m else [m]
-    return {**rule, "all": [{"m": {"$and": [elements[0], {mark: 1}, *elements[1:]]}}]}
+    return _marked(rule, mark, FINAL if mark == SEALED else None)
 
 
-def _unless(rule: dict[str, Any], mark: str) -> dict[str, Any]:
-    """The rule, reading only snapshots without `mark`."""
+def _marked(rule: dict[str, Any], mark: str | None = None, unless: str | None = None) -> dict[str, Any]:
+    """The rule, reading only snapshots with `mark` and without `unless`: the marks are
+    tested right after the kind, so a snapshot that fails them stops there for every such
+    rule (`screener.rules.compile.network` groups the rules by them)."""
     m = rule["all"][0]["m"]
     elements = m["$and"] if "$and" in m else [m]
-    return {**rule, "all": [{"m": {"$and": [*elements, {"$nex": {mark: 1}}]}}]}
+    marks = ([] if mark is None else [{mark: 1}]) + ([] if unless is None else [{"$nex": {unless: 1}}])
+    return {**rule, "all": [{"m": {"$and": [elements[0], *marks, *elements[1:]]}}]}
+
+
+def final_fields(rules: dict[str, dict[str, Any]]) -> frozenset[str]:
+    """Every field the rules that read only final snapshots (the criteria, their missing
+    facts, `seen`) read, tested for absence or not: what a final snapshot must carry. The
+    other rules do not read it (`_marked`)."""
+    return enabling_fields({name: rule for name, rule in rules.items()
+                            if any(isinstance(e, dict) and FINAL in e for e in _elements(rule))}, True, ())
+
+
+def _elements(rule: dict[str, Any]) -> list[Any]:
+    m = rule["all"][0]["m"]
+    return m["$and"] if "$and" in m else [m]
 
 
 def enabling_fields(rules: dict[str, dict[str, Any]], absence: bool = False,
