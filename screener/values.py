@@ -15,7 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, Inexact, InvalidOperation, localcontext
 from fractions import Fraction
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 from screener.errors import InvalidValue
 from screener.intervals import censored, interval_json, partial_date
@@ -113,19 +113,54 @@ def coerce(spec: FactSpec, raw: Any) -> FactValue | None:
 MEMO_TEXTS = 1024
 MEMO_LENGTH = 64
 MEMO_FACTS = 2048
-_memo: dict[int, tuple[FactSpec, dict[str, FactValue | None], str]] = {}
 _UNREAD: Any = object()  # what a memo gives for a text it does not hold
-_readings: dict[str, dict[str, FactValue | None]] = {}
+# Units as written after a quantity's number, each with its conversion to the fact's unit
+# (`_SAME`: the fact's unit; None: it does not convert), at most UNITS_KEPT per way of reading.
+UNITS_KEPT = 64
+_SAME: Any = object()
 
 
-def _entry(spec: FactSpec) -> tuple[FactSpec, dict[str, FactValue | None], str]:
+class _Reading:
+    """What reading a fact's texts keeps: the texts read (`remembered_texts`) and the units
+    met, shared by the facts read alike (`reading`, the key), and the fact's own range as the
+    Decimals it is written as, found once rather than once per value."""
+
+    __slots__ = ("spec", "key", "known", "units", "low", "high")
+
+    def __init__(self, spec: FactSpec, key: str, known: dict[str, FactValue | None],
+                 units: dict[str, Any]):
+        self.spec = spec
+        self.key = key
+        self.known = known
+        self.units = units
+        self.low = _bound(spec.minimum)
+        self.high = _bound(spec.maximum)
+
+    def conversion(self, written: str) -> Any:
+        """How a value given in the unit `written` becomes one in the fact's unit: `_SAME`,
+        a `_Conversion`, or None when it does not convert."""
+        found = self.units.get(written, _UNREAD)
+        if found is _UNREAD:
+            unit = ucum_code(written)
+            found = _SAME if unit == self.spec.unit else _conversion(self.spec, unit)
+            if len(self.units) >= UNITS_KEPT:
+                self.units.clear()  # (units written every way: each is found again)
+            self.units[written] = found
+        return found
+
+
+_memo: dict[int, _Reading] = {}
+_readings: dict[str, tuple[dict[str, FactValue | None], dict[str, Any]]] = {}
+
+
+def _entry(spec: FactSpec) -> _Reading:
     entry = _memo.get(id(spec))
-    if entry is None or entry[0] is not spec:  # a new fact, or an old one's id reused
+    if entry is None or entry.spec is not spec:  # a new fact, or an old one's id reused
         if len(_memo) >= MEMO_FACTS:
             _memo.clear()  # facts of trials loaded long ago
             _readings.clear()
         key = repr(_as_read(spec))
-        entry = _memo[id(spec)] = (spec, _readings.setdefault(key, {}), key)
+        entry = _memo[id(spec)] = _Reading(spec, key, *_readings.setdefault(key, ({}, {})))
     return entry
 
 
@@ -140,34 +175,56 @@ def reading(spec: FactSpec) -> str:
     """A key equal for two facts whose values are read alike: the same name, type, unit,
     range, choices, conversions and fields, whatever trial declares them. A value read for
     one, or the error it raised, is the other's too (an error names the fact)."""
-    return _entry(spec)[2]
+    return _entry(spec).key
 
 
 def remembered_texts(spec: FactSpec) -> dict[str, FactValue | None]:
     """The texts `coerce_text` has read for `spec` (or for a fact read alike) with their
     values: a text found here reads as its value without a call. It only grows, and stays
     right for `spec` even after the memo forgets it."""
-    return _entry(spec)[1]
+    return _entry(spec).known
 
 
 def coerce_text(spec: FactSpec, text: str) -> FactValue | None:
     """`coerce(spec, text)` for a text, remembered for the next time the same text comes."""
     entry = _memo.get(id(spec))
-    if entry is None or entry[0] is not spec:
+    if entry is None or entry.spec is not spec:
         entry = _entry(spec)
-    known = entry[1]
-    found = known.get(text, _UNREAD)  # (not KeyError: most lab values and dates are misses)
+    found = entry.known.get(text, _UNREAD)  # (not KeyError: most lab values and dates are misses)
     if found is not _UNREAD:
         return found
+    return _read_text(entry, text)
+
+
+def text_reader(spec: FactSpec) -> Callable[[str], FactValue | None]:
+    """`coerce_text(spec, ...)` for the caller who has looked for the text among
+    `remembered_texts(spec)` already and not found it: the same value or InvalidValue, the
+    text remembered as `coerce_text` remembers it, without looking again."""
+    return functools.partial(_read_text, _entry(spec))
+
+
+def _read_text(entry: _Reading, text: str) -> FactValue | None:
+    """`coerce(spec, text)` for a text not remembered yet, the usual ones read directly;
+    remembered when short enough and while there is room."""
+    spec = entry.spec
     kind = spec.type
-    if kind == "date" and _ISO_DATE.match(text):  # the usual date, read directly
+    value: FactValue | None
+    if kind == "quantity":
+        value = _plain_quantity(spec, text, entry)
+        if value is None:
+            value = coerce(spec, text)
+    elif kind == "date" and _ISO_DATE.match(text):  # the usual date, read directly
         try:
-            value: FactValue | None = dt.date.fromisoformat(text)
+            value = dt.date.fromisoformat(text)
         except ValueError:
             value = coerce(spec, text)  # raises the error naming the fact and the text
-    elif kind != "quantity" or (value := _plain_quantity(spec, text)) is None:
+    elif kind == "list":  # as `coerce` reads a text for a list
+        text_read = text.strip()
+        value = _list(spec, text_read) if text_read else None
+    else:
         value = coerce(spec, text)
-    if len(known) < MEMO_TEXTS and len(text) <= MEMO_LENGTH and (spec.type != "list" or value == ()):
+    known = entry.known
+    if len(known) < MEMO_TEXTS and len(text) <= MEMO_LENGTH and (kind != "list" or value == ()):
         known[text] = value  # (a list's items are mutable: never shared; no items are)
     return value
 
@@ -389,12 +446,12 @@ def quantity(spec: FactSpec, raw: Any) -> tuple[Decimal | None, Converted | None
 _PLAIN_QUANTITY = re.compile(r"(\d{1,10}(?:[.,]\d{1,20})?)(?:(?: |(?![\d.eE+\-,]))([!-~]+))?\Z", re.ASCII)
 
 
-def _plain_quantity(spec: FactSpec, text: str) -> Decimal | None:
+def _plain_quantity(spec: FactSpec, text: str, entry: _Reading | None = None) -> Decimal | None:
     """`coerce(spec, text)` for a quantity written plainly and within the fact's range, read
     the way `quantity` reads it without its detours; None for any other text (a sign, an
     exponent, a decimal comma, a censored value, feet and inches, an error to raise), which
     `coerce` reads the full way. Most of a batch's lab values differ from row to row, so
-    they are read, not remembered."""
+    they are read, not remembered. `entry`: the fact's `_Reading`, when the caller has it."""
     match = _PLAIN_QUANTITY.match(text)
     if match is None or len(text) > MAX_DIGITS + 10:  # (`_not_huge` counts the unit's digits too)
         return None
@@ -408,16 +465,19 @@ def _plain_quantity(spec: FactSpec, text: str) -> Decimal | None:
     if written:
         if ("'" in text or "f" in text) and _FEET_INCHES.match(text):
             return None
-        unit = ucum_code(written)
-        if unit != spec.unit:
-            conversion = _conversion(spec, unit)
-            if conversion is None:
-                return None
+        if entry is None:
+            entry = _entry(spec)
+        conversion = entry.conversion(written)
+        if conversion is None:
+            return None
+        if conversion is not _SAME:
             try:
                 value = _converted(spec, text, number, conversion)
             except InvalidValue:
                 return None
-    low, high = _bound(spec.minimum), _bound(spec.maximum)
+    elif entry is None:
+        entry = _entry(spec)
+    low, high = entry.low, entry.high
     if (low is not None and value < low) or (high is not None and value > high):
         return None
     return value
@@ -628,16 +688,17 @@ def _list(spec: FactSpec, raw: Any) -> tuple[dict[str, Any], ...]:
             raise InvalidValue(spec.name, _short(unknown[0]), f"item {number}: not a field of "
                                f"its items ({', '.join(fields)})")
         typed: dict[str, Any] = {}
-        for name, field, read_before in readers:
+        for name, field, read_before, entry in readers:
             given = item.get(name)
             if given is None:
                 typed[name] = None
                 continue
             try:
-                # a text (every field of a JSON list in a cell) is remembered (`coerce_text`)
+                # a text (every field of a JSON list in a cell) is read as a cell is
+                # (`coerce_text`), and remembered
                 if isinstance(given, str):
                     value = read_before.get(given, _UNREAD)
-                    typed[name] = coerce_text(field, given) if value is _UNREAD else value
+                    typed[name] = _read_text(entry, given) if value is _UNREAD else value
                 else:
                     typed[name] = coerce(field, given)
             except InvalidValue as exc:
@@ -647,12 +708,13 @@ def _list(spec: FactSpec, raw: Any) -> tuple[dict[str, Any], ...]:
     return tuple(items)
 
 
-# A list fact's item fields by name, and each with the texts already read for it: found once
-# per list fact, not once per list read.
-_item_fields: PerObject[FactSpec, tuple[dict[str, FactSpec],
-                                        tuple[tuple[str, FactSpec, dict[str, FactValue | None]], ...]]] = PerObject(
+# A list fact's item fields by name, and each with the texts already read for it and its way
+# of reading (`_Reading`): found once per list fact, not once per list read.
+_item_fields: PerObject[FactSpec, tuple[dict[str, FactSpec], tuple[tuple[
+    str, FactSpec, dict[str, FactValue | None], _Reading], ...]]] = PerObject(
     lambda spec: ({field.name: field for field in spec.item},
-                  tuple((field.name, field, remembered_texts(field)) for field in spec.item)), MEMO_FACTS)
+                  tuple((field.name, field, (entry := _entry(field)).known, entry) for field in spec.item)),
+    MEMO_FACTS)
 
 
 def _json_list(spec: FactSpec, text: str) -> Any:
@@ -661,12 +723,17 @@ def _json_list(spec: FactSpec, text: str) -> Any:
     if not text.startswith("["):
         raise InvalidValue(spec.name, _short(text), "expected a JSON list of items, [] for none")
     try:
-        return _LIST_DECODER.decode(text)
+        # the decoder's scanner itself (`decode` is it, with a few Python steps around it); it
+        # tells a text without a value after the `[` by StopIteration
+        found, end = _LIST_DECODER.scan_once(text, 0)
     except _GivenTwice as twice:
         raise InvalidValue(spec.name, _short(text), f"the field {twice.key!r} is given twice "
                            "in one item") from None
-    except (ValueError, RecursionError):
-        raise InvalidValue(spec.name, _short(text), "not a JSON list of items") from None
+    except (ValueError, RecursionError, StopIteration):
+        found, end = None, -1
+    if end != len(text) and (end < 0 or text[end:].strip(_JSON_SPACE)):
+        raise InvalidValue(spec.name, _short(text), "not a JSON list of items")
+    return found
 
 
 class _GivenTwice(Exception):
@@ -691,6 +758,7 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 # Numbers stay text, read by each field's own type; one decoder serves every list.
 _LIST_DECODER = json.JSONDecoder(object_pairs_hook=_unique, parse_float=str, parse_int=str)
+_JSON_SPACE = " \t\n\r"  # what JSON allows after a value
 
 
 def _jsonable(raw: Mapping[Any, Any]) -> dict[str, str]:

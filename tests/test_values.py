@@ -3,6 +3,7 @@ dates, lists of items; and every bad value an error naming the fact, the value a
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 
 import pytest
@@ -189,3 +190,102 @@ def test_a_list_read_from_text_is_never_shared_between_candidates(facts):
     first = coerce_text(spec, text)
     first[0]["arm"] = "right"  # items are mappings: one reader's change must stay its own
     assert coerce_text(spec, text)[0]["arm"] == "left"
+
+
+# --- the short ways of reading a batch's texts, against `coerce` on random texts ----------
+
+_UNITS = ["mm", "cm", "m", "[in_i]", "in", "ft", "kg", "lb", "[lb_av]", "mg/dL", "umol/L", "µmol/L",
+          "mmol/L", "mol/L", "g/L", "g/dL", "%", "1", "mmol/mol", "10*9/L", "x10^9/L", "10^9/L",
+          "/uL", "/mm3", "cells/mm3", "{cells}/uL", "10*3/uL", "U/L", "IU/L", "s", "min", "mm[Hg]",
+          "mmHg", "kPa", "furlongs", "mg/dL/", "10*70/L", "'", "ft 4 in", "'4", "e", "E3", ",5"]
+
+
+def _random_number(rng, spec, usual):
+    if rng.random() < usual:  # mostly as a lab export writes one
+        low, high = spec.minimum or 0, spec.maximum or 500
+        return f"{rng.uniform(low - 1, high + 1):.{rng.choice([0, 0, 1, 2, 3, 6])}f}"
+    whole = str(rng.choice([0, 1, 5, 12, 57, 132, 180, 1500, 99999, 10**12]) + rng.randrange(3))
+    return rng.choice([
+        f"{whole},{rng.randrange(100)}", f"{whole},{rng.randrange(100, 1000)}", f"{whole}.", f".{whole}",
+        f"-{whole}", f"+{whole}", f"{whole}e{rng.randrange(-3, 4)}", "0" * rng.randrange(1, 40) + whole,
+        f"<{whole}", f">= {whole}", "٣", "３.５", "", "abc", "nan", "1_000", f"{whole} {whole}",
+    ])
+
+
+def _random_text(rng, spec, usual=0.6):
+    """A text for `spec`, of a usual form with the probability `usual`, else of any form."""
+    kind = spec.type
+    if kind == "quantity":
+        unit = rng.choice([spec.unit, "", *(unit for unit, _ in spec.convert), *(a[0] for a in spec.affine)]
+                          if rng.random() < usual else _UNITS)
+        return _random_number(rng, spec, usual) + (rng.choice([" ", "", "  "]) + unit if unit else "")
+    if kind == "date":
+        if rng.random() < usual:
+            return f"{rng.randrange(1900, 2100)}-{rng.randrange(1, 13):02}-{rng.randrange(1, 29):02}"
+        return rng.choice(["2024-02-29", "2023-02-29", "2024-13-01", "2024-1-1", "2021-03", "2021",
+                           "never", "ongoing", "Never", "ONGOING", "٢٠٢٤-٠١-٠١", "yesterday", " "])
+    if kind == "enum":
+        return rng.choice(spec.values if rng.random() < usual else [spec.values[0].upper(), "other", " "])
+    if kind == "boolean":
+        return rng.choice(["yes", "no", "Y", "n", "TRUE", "false", "1", "0", "2", "maybe", ""])
+    return rng.choice(["x", "17", "a b"])
+
+
+def _random_item(rng, spec):
+    pairs = [(field.name, json.dumps(_random_text(rng, field, 0.95)) if rng.random() < 0.97 else
+              rng.choice(["null", "true", "12", "1.5e2", "[]", '{"a": 1}']))
+             for field in spec.item if rng.random() < 0.9]
+    if rng.random() < 0.03:
+        pairs.append(("colour", '"red"'))
+    if pairs and rng.random() < 0.03:
+        pairs.append(pairs[0])  # a key given twice
+    return "{" + ", ".join(f"{json.dumps(key)}: {value}" for key, value in pairs) + "}"
+
+
+def _random_list(rng, spec):
+    text = "[" + ", ".join(_random_item(rng, spec) for _ in range(rng.choice([0, 1, 1, 2]))) + "]"
+    return rng.choice([text] * 12 + [
+        text[:rng.randrange(len(text))], text + rng.choice([" ", "\n", " x", "]", "[]"]), " " + text,
+        text.replace("[", "[1, ", 1), "[" * 3000, "{}", "1", '["a"]', "[,]", "[ ]"])
+
+
+def test_a_text_read_the_short_ways_reads_as_coerce_reads_it(facts):
+    """A batch cell or list field is read by shorter ways than `coerce` (`coerce_text`,
+    `text_reader`, the plainly written quantity, a list's JSON scanned): on random texts, valid
+    and not, each gives `coerce`'s value or error, for every kind of fact and item field."""
+    import random
+
+    from screener import values
+    from screener.values import coerce_text, text_reader
+
+    rng = random.Random(20261207)
+    specs = [*facts.values(), *(field for spec in facts.values() for field in spec.item)]
+
+    def by_reader(spec, text):
+        return text_reader(spec)(text)
+
+    def read(reader, spec, text):
+        try:
+            value = reader(spec, text)
+        except InvalidValue as exc:
+            return "error", str(exc)
+        return type(value).__name__, repr(value)
+
+    for spec in specs:
+        texts = [(_random_list if spec.type == "list" else _random_text)(rng, spec) for _ in range(150)]
+        for text in texts * 2:  # the second time, as remembered
+            assert read(coerce_text, spec, text) == read(by_reader, spec, text) == read(coerce, spec, text), text
+            if spec.type == "quantity" and (plain := values._plain_quantity(spec, text)) is not None:
+                assert ("Decimal", repr(plain)) == read(coerce, spec, text)
+            if spec.type == "list" and text.startswith("[") and len(text) < 1000:
+                try:
+                    decoded = "value", values._LIST_DECODER.decode(text)
+                except values._GivenTwice as twice:
+                    decoded = "error", f"the field {twice.key!r} is given twice in one item"
+                except (ValueError, RecursionError):
+                    decoded = "error", "not a JSON list of items"
+                try:
+                    scanned = "value", values._json_list(spec, text)
+                except InvalidValue as exc:
+                    scanned = "error", exc.reason
+                assert scanned == decoded, text

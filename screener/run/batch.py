@@ -14,7 +14,7 @@ import sys
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, TextIO, TypeVar
 
 from screener.engine import Screener
 from screener.errors import ConflictError, InvalidValue
@@ -25,7 +25,7 @@ from screener.sources.readers import Row
 from screener.safe import json_text
 from screener.screening_log import with_screening_log
 from screener.values import (
-    check_plausible, coerce, coerce_text, describe_conversion, reading, remembered_texts,
+    check_plausible, coerce, coerce_text, describe_conversion, reading, remembered_texts, text_reader,
 )
 
 T = TypeVar("T")
@@ -57,7 +57,7 @@ def candidate_facts(trial: Trial, row: Row, context: Mapping[str, FactValue] | N
     errors: list[str] = []
     alike = shared.alike[trial.id] if shared is not None else ()
     fields = row.fields
-    for name, spec, read_before in _facts_among(trial, tuple(fields)):
+    for name, spec, read_before, read_text in _facts_among(trial, tuple(fields)):
         raw = fields[name]
         if raw is None or raw == "":
             continue
@@ -65,11 +65,18 @@ def candidate_facts(trial: Trial, row: Row, context: Mapping[str, FactValue] | N
             errors.append(f"{name}: a context fact is given once per run (--context "
                           f"{name}=VALUE), not in a candidate's record")
             continue
-        if read_before is not None and isinstance(raw, str) and \
-                (value := read_before.get(raw, _UNREAD)) is not _UNREAD:  # read_value's first step
-            if value is not None:
-                facts[name] = value
-            continue
+        if read_before is not None and isinstance(raw, str):
+            value = read_before.get(raw, _UNREAD)  # read_value's first step
+            if value is _UNREAD and name not in alike:
+                try:
+                    value = read_text(raw)  # and its next (no plausibility to check here)
+                except InvalidValue as exc:
+                    errors.append(str(exc))
+                    continue
+            if value is not _UNREAD:
+                if value is not None:
+                    facts[name] = value
+                continue
         if name in alike and isinstance(raw, str):
             assert shared is not None
             value, error = shared.read(spec, raw)
@@ -90,22 +97,23 @@ def candidate_facts(trial: Trial, row: Row, context: Mapping[str, FactValue] | N
 # through again), so that what is kept stays as small as one record, however hostile the input.
 # Keyed by the trial's id, with the trial itself, so a freed trial's id cannot be mistaken.
 _TRIALS_KEPT = 256
-_Read = tuple[str, FactSpec, "dict[str, FactValue | None] | None"]
+_Read = tuple[str, FactSpec, "dict[str, FactValue | None] | None", "Callable[[str], FactValue | None]"]
 _facts_of_shape: dict[int, tuple[Trial, tuple[str, ...], tuple[_Read, ...]]] = {}
 _UNREAD = object()
 
 
 def _facts_among(trial: Trial, names: tuple[str, ...]) -> tuple[_Read, ...]:
     """The names that are facts of `trial` (its candidate id aside), in the order given, with
-    their specs and the texts already read for them (`remembered_texts`; None for a fact
-    whose value is checked for plausibility each time it is read)."""
+    their specs, the texts already read for them (`remembered_texts`; None for a fact whose
+    value is checked for plausibility each time it is read) and the reader of a text not
+    among them (`text_reader`)."""
     known = _facts_of_shape.get(id(trial))
     if known is None or known[0] is not trial or known[1] != names:
         if len(_facts_of_shape) >= _TRIALS_KEPT:
             _facts_of_shape.clear()  # trials loaded long ago
         specs = trial.facts
         known = _facts_of_shape[id(trial)] = (trial, names, tuple(
-            (name, spec, remembered_texts(spec) if spec.plausible is None else None)
+            (name, spec, remembered_texts(spec) if spec.plausible is None else None, text_reader(spec))
             for name in names if (spec := specs.get(name)) is not None and name != trial.id_fact))
     return known[2]
 
