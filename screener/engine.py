@@ -305,7 +305,6 @@ class _Ruleset:
         # and their facts in trial order (set by the Screener)
         self.final_reads = frozenset(names[field] for field in final_fields(definition) if field in names)
         self.final_facts: tuple[str, ...] = ()
-        self.unsealed_set: frozenset[str] = frozenset()  # unsealed_facts as a set
         # the start of the JSON text of each part's outcome field, after a comma (None when
         # no rule reads it)
         self.part_fields = {name: None if (key := names.get(part.field)) is None else f',"{key}":'
@@ -389,7 +388,6 @@ class Screener:
                                                                                          ruleset.unfinal,
                                                                                          *ruleset.part_reads.values()))
                 ruleset.part_facts = {name: frozenset(facts) for name, facts in zip(ruleset.part_reads, of_parts)}
-                ruleset.unsealed_set = frozenset(ruleset.unsealed_facts)
                 ruleset.final_facts = tuple(self._facts_reading(ruleset.final_reads))
         # the JSON text of a derivation's done mark, after a comma (None when no rule reads it)
         self._done_pieces = {d.id: None if (key := names.get(DONE_PREFIX + d.id)) is None else f',"{key}":1'
@@ -626,17 +624,20 @@ class Screener:
         marks = ""  # and that of the parts' outcomes
         terms_text = ""  # and that of the terms' fields, each after a comma
         term_marks: list[tuple[str, str]] = []  # each term field's name and text, for sealed snapshots
+        # (which carry only those their rules read)
         marked: set[str] = set()  # the marks the snapshots carry (sealed, final)
         encoded, pieces = self._encode(values, 0)  # the facts as the engine reads them
-        given = ",".join(pieces.values())
         # Until a snapshot is sealed, only the derivations, terms and seal read it: it carries
         # only the facts these rules read (a fraction of the text the engine parses, echoes
         # in each message and parses again to retract).
         # Then, until it is final, only the parts read it: it carries the facts and terms of
         # the parts still undecided, and the parts' outcomes. The final snapshot carries what
         # the criteria, their missing facts and `seen` read.
+        # Without a seal (no derivation, no term), every snapshot carries every fact.
         early = ruleset.unsealed_facts
-        if early is not None:
+        if early is None:
+            given = ",".join(pieces.values())
+        else:
             unsealed = ",".join(pieces[name] for name in early if name in pieces)
             seal_text = ""  # the sealed and final marks written so far, each after a comma
         sid = _session(handle)
@@ -715,11 +716,12 @@ class Screener:
                         pending_terms.clear()
                         encoded, derived_pieces = self._encode(values, encoded)  # the derived values
                         if derived_pieces:
-                            derived_text = ",".join(derived_pieces.values())
-                            given += "," + derived_text if given else derived_text
                             for name in derived_pieces:
                                 added.extend(self._keys[name][values[name] is Special.NEVER])
-                            if early is not None:
+                            if early is None:
+                                derived_text = ",".join(derived_pieces.values())
+                                given += "," + derived_text if given else derived_text
+                            else:
                                 pieces.update(derived_pieces)
                                 if more_text := ",".join(
                                         derived_pieces[name] for name in early if name in derived_pieces):
@@ -745,10 +747,8 @@ class Screener:
                     now_sealed = self._sealed_mark in marked
                     now_final = self._final_mark in marked
                     if changed or seal_marks or now_sealed != was_sealed or now_final != was_final:
-                        if seal_marks:
-                            given += seal_marks if given else seal_marks[1:]
-                            if early is not None:
-                                seal_text += seal_marks
+                        if seal_marks:  # (only a sealed ruleset has them)
+                            seal_text += seal_marks
                         if early is None:
                             fields, now_marks = given, done_text + marks + terms_text
                         elif now_sealed:
