@@ -44,7 +44,9 @@ MAX_BETAS = 200       # BETA_LIST_LENGTH 256: rules ending on one node (108)
 MAX_STACK = 62        # MAX_STACK_SIZE 64: nodes pending while one fact is matched (303)
 MAX_RULES = 500       # per ruleset (MAX_ACTIONS is 4096, error 106); more go to another
 MAX_FIELDS = 250      # of the snapshot fact: the engine refuses a fact of 254+ properties
-GROUPS = (8, 4, 2)    # rules (or groups) under one grouping node, tried in turn
+GROUPS = (32, 16, 8, 4, 2)  # rules (or groups) under one grouping node, tried in turn: the
+# largest that fits first, as every grouping node a snapshot passes costs rete.c a pass over
+# all of its fields
 
 
 class TooComplex(Exception):
