@@ -369,7 +369,8 @@ def _short(raw: Any) -> str:
 
 # --- how numbers and units are written -----------------------------------------------------
 
-_WHOLE_WITH_POINT = re.compile(r"[-+]?\d+[.,]0*\Z", re.ASCII)
+# `57.`, `57.0`, `57,0` (a decimal comma is followed by digits: `57,` is no number)
+_WHOLE_WITH_POINT = re.compile(r"[-+]?\d+(?:\.0*|,0+)\Z", re.ASCII)
 _COMMA = re.compile(r"([-+]?\d+),(\d+)(?![\d.,])", re.ASCII)
 _FEET_INCHES = re.compile(r"(\d+)\s*(?:ft|feet|foot|')\s*(\d+(?:\.\d+)?)\s*(?:in|inch|inches|\"|'')?\Z",
                           re.ASCII)

@@ -99,6 +99,9 @@ def test_whole_numbers_written_with_a_point_are_integers_and_fractions_are_not()
     assert coerce(trial.facts["progressive_lesion_count"], "3,0") == 3
     with pytest.raises(InvalidValue, match="expected a whole number"):
         coerce(trial.facts["ecog"], "1.5")
+    for trailing_comma in ("0,", "12,"):  # a decimal comma with nothing after it is no number
+        with pytest.raises(InvalidValue, match=f"^ecog: '{trailing_comma}': expected a whole number$"):
+            coerce(trial.facts["ecog"], trailing_comma)
 
 
 def test_a_height_in_feet_and_inches_and_a_weight_in_pounds_convert_exactly():
