@@ -317,8 +317,8 @@ def unknown_to_all(trials: Iterable[Trial], row: Row) -> list[str]:
     trials = tuple(trials)
     names = tuple(row.fields)
     for known_trials, known_names, unknown_names in _unknown_of_shape:
-        if known_names == names and len(known_trials) == len(trials) \
-                and all(a is b for a, b in zip(known_trials, trials)):
+        if known_names == names and (known_trials is trials or len(known_trials) == len(trials)
+                                     and all(a is b for a, b in zip(known_trials, trials))):
             return list(unknown_names)
     unknown: Any = row.fields.keys()
     for trial in trials:  # set differences in C: a row of a portfolio has a hundred fields or more
