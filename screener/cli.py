@@ -625,11 +625,14 @@ def run_batch(args: argparse.Namespace) -> int:
             collect_for_a_long_run()
             with _progress(err) as progress:
                 task = progress.add_task("screening", total=None)
+                shown = not progress.disable  # off a terminal, nothing is drawn: nothing to count
                 for record in records:
                     writer.write(record)
-                    digest.add(written // per_row + 1, record)
+                    if record["decision"] == "error":
+                        digest.add(written // per_row + 1, record)
                     written += 1
-                    progress.advance(task)
+                    if shown:
+                        progress.advance(task)
             if store is not None:
                 # before the results are kept: a store that cannot be written leaves them unchanged
                 # (a stored record is a right decision whether or not this run's file is kept)

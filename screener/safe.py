@@ -54,13 +54,26 @@ _JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e
 
 # json.dumps(value, ensure_ascii=False), without making the encoder anew for every record
 _dumps = json.JSONEncoder(ensure_ascii=False).encode
+# ... nor even its C part, which `encode` makes for each value it is given (batch records are
+# written by the hundred thousand). Made without the marks that find a value holding itself:
+# shared between calls they could be left set by a value that failed, and a value that fails
+# is handed to `_dumps`, which raises what it always raised. None without the C accelerator.
+_encode_c = json.encoder.c_make_encoder and json.encoder.c_make_encoder(
+    None, json.JSONEncoder().default, json.encoder.encode_basestring, None, ": ", ", ", False, False, True)
 
 
 def json_text(value: Any) -> str:
     """`value` as one line of JSON: other text (CJK, accents) as UTF-8, as it is, and every
     character a terminal would obey as a `\\u` escape, so the line is safe to print and
     `json.loads` gives back exactly `value`."""
-    text = _dumps(value)
+    text = None
+    if _encode_c is not None and not isinstance(value, str):
+        try:
+            text = "".join(_encode_c(value, 0))
+        except Exception:  # noqa: BLE001 (`_dumps` raises it again, as it is meant to be seen)
+            pass
+    if text is None:
+        text = _dumps(value)
     if text.isascii() and "\x7f" not in text:  # the common case, at a fraction of the cost
         return text
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)

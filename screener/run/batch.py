@@ -283,6 +283,10 @@ def _screen_row(trial: Trial, screener: Screener, row: Row, candidate_id: Any,
     try:
         result = screener.evaluate(facts)
     except ConflictError as exc:  # one message per contradiction, in the trial's fact order
+        # The error's traceback holds the engine's frame, whose locals hold the error: a cycle
+        # that only the garbage collector frees, and with it this frame, the row and the
+        # facts. Contradictory rows are common in a large file; cut, all goes with the row.
+        exc.__traceback__ = None
         return Screened(_sourced(_record(candidate_id, "error", errors=[str(e) for e in exc.each]), sources),
                         facts)
     missing = list(result.missing) if result.decision == "undetermined" else []
@@ -325,8 +329,8 @@ def unknown_to_all(trials: Iterable[Trial], row: Row) -> list[str]:
     trials = tuple(trials)
     names = tuple(row.fields)
     for known_trials, known_names, unknown_names in _unknown_of_shape:
-        if known_names == names and len(known_trials) == len(trials) \
-                and all(a is b for a, b in zip(known_trials, trials)):
+        if known_names == names and (known_trials is trials or len(known_trials) == len(trials)
+                                     and all(a is b for a, b in zip(known_trials, trials))):
             return list(unknown_names)
     unknown: Any = row.fields.keys()
     for trial in trials:  # set differences in C: a row of a portfolio has a hundred fields or more
@@ -348,8 +352,9 @@ class Summary:
 
     def add(self, record: dict[str, Any]) -> None:
         self.decisions[record["decision"]] += 1
-        if failed := record["failed_criteria"]:  # (most records have none)
-            self.failed.update(failed)
+        counts = self.failed
+        for criterion in record["failed_criteria"]:  # (Counter.update's checks cost more, per record)
+            counts[criterion] += 1
 
     @property
     def total(self) -> int:

@@ -92,6 +92,7 @@ def screen_portfolio(trials: Sequence[Trial], rows: Iterable[Row], tally: Tally,
     trial order (`match`: with the fields `rank` reads; reusing the `store`'s records of
     unchanged candidates and trials when there is one). One durable-rules session is live at
     a time, whatever the number of trials."""
+    trials = tuple(trials)  # one tuple for every row: `unknown_to_all` knows it again at once
     screeners = [Screener(t, firings=audit is not None) for t in trials]  # firings: for traces
     audits = [trial_audit(audit, t.id) for t in trials]
     shared = SharedReads(trials)
@@ -104,14 +105,14 @@ def screen_portfolio(trials: Sequence[Trial], rows: Iterable[Row], tally: Tally,
 
 # --- several processes -------------------------------------------------------------------
 
-_worker: tuple[list[Trial], list[Screener], list[AuditOptions | None], bool, SharedReads] | None = None
+_worker: tuple[tuple[Trial, ...], list[Screener], list[AuditOptions | None], bool, SharedReads] | None = None
 
 
 def _init_worker(rules_paths: list[str], audit: AuditOptions | None, match: bool = False) -> None:
     global _worker
     from screener.rules.check import load_trial
 
-    trials = [load_trial(p) for p in rules_paths]
+    trials = tuple(load_trial(p) for p in rules_paths)
     _worker = (trials, [Screener(t, firings=audit is not None) for t in trials],
                [trial_audit(audit, t.id) for t in trials], match, SharedReads(trials))
 
