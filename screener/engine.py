@@ -578,10 +578,21 @@ class Screener:
                               contradictions, firings, firings if index == 0 or firings is None else [])
             if contradictions:
                 break  # the other rulesets derive the same facts: they would find the same
+        error: ConflictError | None = None
         if contradictions:
-            raise self._together(contradictions.values())
-        if failures and (needed := self._needed_failures(outcomes, failures)):
-            raise self._together(needed)
+            error = self._together(contradictions.values())
+        elif failures and (needed := self._needed_failures(outcomes, failures)):
+            error = self._together(needed)
+            del needed
+        if error is not None:
+            # The error's traceback holds this frame: none of its locals may hold the error,
+            # or the two make a cycle that keeps the candidate's facts (and the caller's
+            # frames, a batch's row) until the garbage collector finds it.
+            contradictions.clear()
+            try:
+                raise error
+            finally:
+                del error
         result = self._result(outcomes, missing, derived, firings)
         if result.decision == "undetermined" and self._lists:
             # list items to complete (or items to add), after the facts

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from screener.run.batch import screen_row
+from screener.run.batch import candidate_facts, screen_row
 from screener.dialog import store
 from screener.dialog.flow import Dialog
 from screener.dialog.spec import load_dialog
@@ -95,6 +95,27 @@ def test_a_reported_value_far_from_its_computation_is_not_a_contradiction(
     wrong_age = {**row, "age": "30", "birth_date": "1960-01-01", "main_consent_date": "2024-01-01"}
     assert screen_row(car_t, car_t_screener, Row(2, wrong_age)).record["errors"] == [
         "age: 30: disagrees with 64 derived from birth_date=1960-01-01, main_consent_date=2024-01-01"]
+
+
+class _Facts(dict):  # a dict that can be watched with a weak reference
+    pass
+
+
+def test_the_engines_contradiction_holds_no_cycle_with_the_candidates_facts(trial: Trial, screener: Screener) -> None:
+    # a dialog or explanation that catches it frees the candidate's facts at once too
+    facts = _Facts(candidate_facts(trial, Row(1, dict(TWO_CONTRADICTIONS)))[0])
+    kept = weakref.ref(facts)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        with pytest.raises(ConflictError) as caught:
+            screener.evaluate(facts)
+        assert len(caught.value.each) == 2
+        del caught, facts
+        assert kept() is None
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def test_a_contradictory_row_is_freed_with_its_record(trial: Trial, screener: Screener) -> None:
