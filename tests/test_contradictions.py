@@ -2,6 +2,7 @@
 at once, in the trial's fact order, with values as a person reads them."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import gc
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import weakref
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from rich.console import Console
@@ -101,21 +103,28 @@ class _Facts(dict):  # a dict that can be watched with a weak reference
     pass
 
 
+@contextlib.contextmanager
+def _collector_off() -> Iterator[None]:
+    """Only reference counting frees objects: what a cycle holds stays."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
 def test_the_engines_contradiction_holds_no_cycle_with_the_candidates_facts(trial: Trial, screener: Screener) -> None:
     # a dialog or explanation that catches it frees the candidate's facts at once too
     facts = _Facts(candidate_facts(trial, Row(1, dict(TWO_CONTRADICTIONS)))[0])
     kept = weakref.ref(facts)
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with _collector_off():
         with pytest.raises(ConflictError) as caught:
             screener.evaluate(facts)
         assert len(caught.value.each) == 2
         del caught, facts
         assert kept() is None
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def test_a_contradictory_row_is_freed_with_its_record(trial: Trial, screener: Screener) -> None:
@@ -123,16 +132,11 @@ def test_a_contradictory_row_is_freed_with_its_record(trial: Trial, screener: Sc
     # cyclic collector's next pass, which would walk all of them first
     row = Row(1, dict(TWO_CONTRADICTIONS))
     kept = weakref.ref(row)
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with _collector_off():
         screened = screen_row(trial, screener, row)
         assert screened.record["decision"] == "error"
         del screened, row
         assert kept() is None
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def test_dates_numbers_and_labels_read_as_a_person_writes_them(trial: Trial, screener: Screener) -> None:
