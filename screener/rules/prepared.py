@@ -36,6 +36,8 @@ _OPERATORS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": oper
               ">": operator.gt, ">=": operator.ge}
 _NUMBERS = frozenset({"integer", "decimal", "quantity"})
 _FLOOR = decimal.ROUND_FLOOR
+# the operators that give two known numbers' result as Decimal's own (`arith_of` for the rest)
+_PLAIN_ARITH = {"+": operator.add, "*": operator.mul}
 
 
 def prepare(evaluator: Evaluator, e: Any, condition: bool) -> Function:
@@ -173,27 +175,22 @@ class _Builder:
                     return Decimal(moved_ordinal(int(whole), months_sign * int(b))) + (a - whole)
                 return arith_of(e, a, b)
             return calendar
-        if op == "+":
-            def plus(values: Any, item: Any, fields: Any) -> Any:
-                a, b = left(values, item, fields), right(values, item, fields)
-                if type(a) is Decimal and type(b) is Decimal:
-                    return a + b
-                return arith_of(e, a, b)
-            return plus
         if op == "-":
             def minus(values: Any, item: Any, fields: Any) -> Any:
                 a, b = left(values, item, fields), right(values, item, fields)
-                if type(a) is Decimal and type(b) is Decimal and a.is_finite():
+                if type(a) is Decimal and type(b) is Decimal and a.is_finite():  # (ongoing - x: arith_of)
                     return a - b
                 return arith_of(e, a, b)
             return minus
-        if op == "*":
-            def times(values: Any, item: Any, fields: Any) -> Any:
+        if op in _PLAIN_ARITH:  # + and *: two known numbers by Decimal's own operator
+            plain = _PLAIN_ARITH[op]
+
+            def plain_arith(values: Any, item: Any, fields: Any) -> Any:
                 a, b = left(values, item, fields), right(values, item, fields)
                 if type(a) is Decimal and type(b) is Decimal:
-                    return a * b
+                    return plain(a, b)
                 return arith_of(e, a, b)
-            return times
+            return plain_arith
 
         def other(values: Any, item: Any, fields: Any) -> Any:
             return arith_of(e, left(values, item, fields), right(values, item, fields))
