@@ -283,10 +283,6 @@ def _screen_row(trial: Trial, screener: Screener, row: Row, candidate_id: Any,
     try:
         result = screener.evaluate(facts)
     except ConflictError as exc:  # one message per contradiction, in the trial's fact order
-        # The error's traceback holds the engine's frame, whose locals hold the error: a cycle
-        # that only the garbage collector frees, and with it this frame, the row and the
-        # facts. Contradictory rows are common in a large file; cut, all goes with the row.
-        exc.__traceback__ = None
         return Screened(_sourced(_record(candidate_id, "error", errors=[str(e) for e in exc.each]), sources),
                         facts)
     missing = list(result.missing) if result.decision == "undetermined" else []
