@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Te
 from screener.engine import Screener
 from screener.errors import ConflictError, InvalidValue
 from screener.i18n import site_zone
+from screener.memo import PerObject
 from screener.model import FactSpec, FactValue, Result, Trial
 from screener.paths import PathEscape
 from screener.sources.readers import Row
@@ -95,10 +96,8 @@ def candidate_facts(trial: Trial, row: Row, context: Mapping[str, FactValue] | N
 # by going through every field of every row, of which a portfolio's trials each read a third.
 # Only the last names seen are kept per trial (records of other shapes, JSON ones, are looked
 # through again), so that what is kept stays as small as one record, however hostile the input.
-# Keyed by the trial's id, with the trial itself, so a freed trial's id cannot be mistaken.
-_TRIALS_KEPT = 256
 _Read = tuple[str, FactSpec, "dict[str, FactValue | None] | None", "Callable[[str], FactValue | None]"]
-_facts_of_shape: dict[int, tuple[Trial, tuple[str, ...], tuple[_Read, ...]]] = {}
+_last_shape: PerObject[Trial, list[Any]] = PerObject(lambda trial: [None, ()])  # [names, reads]
 _UNREAD = object()
 
 
@@ -107,15 +106,13 @@ def _facts_among(trial: Trial, names: tuple[str, ...]) -> tuple[_Read, ...]:
     their specs, the texts already read for them (`remembered_texts`; None for a fact whose
     value is checked for plausibility each time it is read) and the reader of a text not
     among them (`text_reader`)."""
-    known = _facts_of_shape.get(id(trial))
-    if known is None or known[0] is not trial or known[1] != names:
-        if len(_facts_of_shape) >= _TRIALS_KEPT:
-            _facts_of_shape.clear()  # trials loaded long ago
+    shape = _last_shape(trial)
+    if shape[0] != names:
         specs = trial.facts
-        known = _facts_of_shape[id(trial)] = (trial, names, tuple(
+        shape[:] = [names, tuple(
             (name, spec, remembered_texts(spec) if spec.plausible is None else None, text_reader(spec))
-            for name in names if (spec := specs.get(name)) is not None and name != trial.id_fact))
-    return known[2]
+            for name in names if (spec := specs.get(name)) is not None and name != trial.id_fact)]
+    return shape[1]
 
 
 class SharedReads:
@@ -316,7 +313,7 @@ def unknown_fields(trial: Trial, row: Row) -> list[str]:
     return unknown_to_all((trial,), row)
 
 
-# The unknown fields of the last row seen, with its trials and names (`_facts_of_shape`).
+# The unknown fields of the last row seen, with its trials and names (as `_last_shape` keeps them).
 _unknown_of_shape: list[tuple[tuple[Trial, ...], tuple[str, ...], tuple[str, ...]]] = []
 
 
