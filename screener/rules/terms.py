@@ -30,8 +30,7 @@ from decimal import Decimal
 from typing import Any, Mapping
 
 from screener.model import (
-    Aggregate, And, Cmp, Compare, Const, Expr, In, IsSpecial, ItemField, Not, Number, Or, Pending, Ref,
-    Special, children,
+    Aggregate, And, Cmp, Compare, Const, In, IsSpecial, ItemField, Not, Number, Or, Pending, Ref, children,
 )
 from screener.rules.bounds import Bounds
 from screener.rules.evaluate import _CONTEXT, NEVER, Evaluator, Failure, Range, _range_truth, compare, _reason

@@ -126,9 +126,8 @@ def fan_out(rule: dict[str, Any]) -> int:
     """How many times the rule can fire on one snapshot, at most: the product over its $or
     clauses of how many of their tests can hold together (equalities of one field exclude
     each other, and an absence test excludes every other test of its field)."""
-    m = rule["all"][0]["m"]
     times = 1
-    for element in m["$and"] if "$and" in m else [m]:
+    for element in _elements(rule):
         if "$or" not in element:
             continue
         by_field: dict[str, list[int]] = {}  # field -> [equalities, absence tests, others]
@@ -408,8 +407,7 @@ def _marked(rule: dict[str, Any], mark: str | None = None, unless: str | None = 
     """The rule, reading only snapshots with `mark` and without `unless`: the marks are
     tested right after the kind, so a snapshot that fails them stops there for every such
     rule (`screener.rules.compile.network` groups the rules by them)."""
-    m = rule["all"][0]["m"]
-    elements = m["$and"] if "$and" in m else [m]
+    elements = _elements(rule)
     marks = ([] if mark is None else [{mark: 1}]) + ([] if unless is None else [{"$nex": {unless: 1}}])
     return {**rule, "all": [{"m": {"$and": [elements[0], *marks, *elements[1:]]}}]}
 
@@ -423,6 +421,7 @@ def final_fields(rules: dict[str, dict[str, Any]]) -> frozenset[str]:
 
 
 def _elements(rule: dict[str, Any]) -> list[Any]:
+    """The tests of a rule's one condition, in order (the kind first)."""
     m = rule["all"][0]["m"]
     return m["$and"] if "$and" in m else [m]
 
@@ -437,8 +436,7 @@ def enabling_fields(rules: dict[str, dict[str, Any]], absence: bool = False,
     rules that read any snapshot but a final one (the parts' rules too)."""
     found: set[str] = set()
     for name, rule in rules.items():
-        m = rule["all"][0]["m"]
-        elements = m["$and"] if "$and" in m else [m]
+        elements = _elements(rule)
         if any(mark in e for e in elements if isinstance(e, dict) for mark in marks):
             continue
         pending: list[Any] = list(elements)
