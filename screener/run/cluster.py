@@ -318,13 +318,14 @@ def chunk_results(client: Any, chunks: Iterable[tuple[list[Any], Any]], work: Ca
                 taken += 1
             if taken == submitted and not more:
                 break
+            if not place:
+                # every chunk sent has come back and been yielded (the first one last: it was
+                # on a worker that died and was screened again): send more before waiting
+                continue
             future = next(finished, None)
             if future is None:
-                # the iterator says nothing is left while chunks are still out: seen once,
-                # on a loaded machine, right after a worker was killed mid-run. The chunks
-                # not yet returned are followed again; a finished one comes back at once
-                if not place:
-                    raise ClusterLost("the Dask cluster lost track of a chunk of candidates")
+                # the iterator says nothing is left while chunks are still out: the chunks not
+                # yet returned are followed again; a finished one comes back at once
                 finished = as_completed(list(place))
                 continue
             ready[place.pop(future)] = _result(future)
