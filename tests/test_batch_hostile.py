@@ -112,20 +112,31 @@ def test_full_disk_cut_the_last_record_and_exited_1(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_an_interrupted_run_left_a_file_that_looked_complete(tmp_path, signum):
+def _running_batch(tmp_path: Path, out: Path, stderr: int) -> subprocess.Popen:
+    """A batch reading 20,000 rows from a pipe left open: it has written records and waits for more input.
+
+    However fast screening gets, the run is still going when the test interrupts it.
+    """
+    process = subprocess.Popen([sys.executable, "-m", "screener", "batch", "--trial", TRIAL, "--format", "csv", "-",
+                                "-o", str(out)], stdin=subprocess.PIPE, stderr=stderr)
     rows = "".join(f"c{i:05d},{i % 5},{1 + i % 3}\n" for i in range(20_000))
-    (tmp_path / "in.csv").write_text("candidate_id,ecog,asa_class\n" + rows, encoding="utf-8")
-    out = tmp_path / "out.jsonl"
-    out.write_text("previous\n", encoding="utf-8")
-    process = subprocess.Popen([sys.executable, "-m", "screener", "batch", "--trial", TRIAL, str(tmp_path / "in.csv"),
-                                "-o", str(out)], stderr=subprocess.PIPE)
+    process.stdin.write(("candidate_id,ecog,asa_class\n" + rows).encode("utf-8"))
+    process.stdin.flush()
     deadline = time.monotonic() + 120
     while not any(p.name.endswith(".part") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
         assert time.monotonic() < deadline and process.poll() is None
         time.sleep(0.05)
+    assert process.poll() is None
+    return process
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupted_run_left_a_file_that_looked_complete(tmp_path, signum):
+    out = tmp_path / "out.jsonl"
+    out.write_text("previous\n", encoding="utf-8")
+    process = _running_batch(tmp_path, out, subprocess.PIPE)
     process.send_signal(signum)
-    _, err = process.communicate(timeout=60)
+    _, err = process.communicate(timeout=60)  # closes the input
     assert process.returncode == 128 + signum
     assert b"interrupted after" in err and b"candidates were written" in err and b"unchanged" in err
     assert b"Traceback" not in err
@@ -133,18 +144,11 @@ def test_an_interrupted_run_left_a_file_that_looked_complete(tmp_path, signum):
 
 
 def test_kill_9_leaves_previous_results_or_none_never_a_cut_file(tmp_path):
-    rows = "".join(f"c{i:05d},{i % 5},{1 + i % 3}\n" for i in range(20_000))
-    (tmp_path / "in.csv").write_text("candidate_id,ecog,asa_class\n" + rows, encoding="utf-8")
     out = tmp_path / "out.jsonl"
     out.write_text("previous\n", encoding="utf-8")
-    process = subprocess.Popen([sys.executable, "-m", "screener", "batch", "--trial", TRIAL, str(tmp_path / "in.csv"),
-                                "-o", str(out)], stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not any(p.name.endswith(".part") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
-        assert time.monotonic() < deadline and process.poll() is None
-        time.sleep(0.05)
+    process = _running_batch(tmp_path, out, subprocess.DEVNULL)
     process.kill()
-    process.wait(timeout=60)
+    process.communicate(timeout=60)
     assert out.read_text(encoding="utf-8") == "previous\n"
     leftovers = [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
     assert all(p.name.startswith(".out.jsonl.") for p in leftovers)  # hidden, never at the path

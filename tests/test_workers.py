@@ -42,14 +42,16 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="re
 
 def test_kill_9_of_a_parallel_batch_left_its_workers_alive_for_ever(tmp_path):
     # one trial: several trials (and match) start their workers through the same pool
+    # rows through a pipe left open: however fast screening gets, the run still goes when it is killed
     rows = "".join(f"c{i:05d},{i % 5},{1 + i % 3}\n" for i in range(20_000))
-    (tmp_path / "in.csv").write_text("candidate_id,ecog,asa_class\n" + rows, encoding="utf-8")
-    process = subprocess.Popen([sys.executable, "-m", "screener", "batch", str(tmp_path / "in.csv"),
+    process = subprocess.Popen([sys.executable, "-m", "screener", "batch", "--format", "csv", "-",
                                 "-o", str(tmp_path / "out.jsonl"), "--jobs", "2", "--trial", "NCT03862768"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")})
     workers: list[int] = []
     try:
+        process.stdin.write(("candidate_id,ecog,asa_class\n" + rows).encode("utf-8"))
+        process.stdin.flush()
         deadline = time.monotonic() + 120
         while not any(p.name.endswith(".part") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
             assert time.monotonic() < deadline and process.poll() is None
