@@ -416,12 +416,14 @@ def test_a_read_only_output_folder_is_a_clear_refusal(tmp_path, capsys):
 
 @pytest.mark.parametrize("trials", [["--trial", "NCT03862768"], ["--all-trials"]])
 def test_a_killed_worker_hung_the_parallel_batch(tmp_path, trials):
+    # rows through a pipe left open (`_running_batch`): the run still goes when its worker is killed
     rows = "".join(f"c{i:05d},{i % 5},{1 + i % 3}\n" for i in range(20_000))
-    (tmp_path / "in.csv").write_text("candidate_id,ecog,asa_class\n" + rows, encoding="utf-8")
     out = tmp_path / "out.jsonl"
-    process = subprocess.Popen([sys.executable, "-m", "screener", "batch", str(tmp_path / "in.csv"),
-                                "-o", str(out), "--jobs", "2", *trials], stderr=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, "-m", "screener", "batch", "--format", "csv", "-",
+                                "-o", str(out), "--jobs", "2", *trials], stdin=subprocess.PIPE, stderr=subprocess.PIPE,
                                env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")})
+    process.stdin.write(("candidate_id,ecog,asa_class\n" + rows).encode("utf-8"))
+    process.stdin.flush()
     deadline = time.monotonic() + 120
     while not any(p.name.endswith(".part") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
         assert time.monotonic() < deadline and process.poll() is None
