@@ -27,6 +27,7 @@ its `engine.Host` makes, without the parts of the Python wrapper that are unsafe
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import itertools
 import json
@@ -82,6 +83,9 @@ def _scalar(value: Any) -> str:
 # the values of one fact whose text `_encode` remembers: yes/no, choices, and the few values
 # of a score or a lab test; not every date of birth
 _REMEMBERED = 512
+# the kinds of derived values whose fit is remembered: each equal only to values of its own
+# kind that are checked alike (a Decimal 1.0 equals 1, so numbers of that kind are not kept)
+_EXACTLY_KEPT = frozenset({bool, int, str, dt.date})
 
 
 class _OneValue:
@@ -397,6 +401,9 @@ class Screener:
                       for name in trial.facts}
         # the engine's name of each term field met so far ("" when no rule reads it)
         self._term_keys: dict[str, str] = {}
+        # per derived fact, the values it was derived with that fit it (`formulas.check_range`
+        # is pure: a whole number, a yes or no, a choice or a date is checked once a fact)
+        self._fitting: dict[str, set[Any]] = {d.fact: set() for d in trial.derivations}
         # the marks of a sealed and of a final snapshot, by the name the engine reads, if any
         self._sealed_mark = names.get(SEALED, SEALED)
         self._final_mark = names.get(FINAL, FINAL)
@@ -933,12 +940,16 @@ class Screener:
                 contradictions.setdefault(derivation.fact,
                                           ImpossibleFacts(derivation.fact, None, inputs, str(exc)))
                 return True
-        try:
-            formulas.check_range(self.trial.facts[derivation.fact], value)
-        except InvalidValue as exc:
-            contradictions.setdefault(derivation.fact,
-                                      ImpossibleFacts(derivation.fact, value, inputs, exc.reason))
-            return True
+        fitting = self._fitting[derivation.fact]
+        if (kind := value.__class__) not in _EXACTLY_KEPT or (kind, value) not in fitting:
+            try:
+                formulas.check_range(self.trial.facts[derivation.fact], value)
+            except InvalidValue as exc:
+                contradictions.setdefault(derivation.fact,
+                                          ImpossibleFacts(derivation.fact, value, inputs, exc.reason))
+                return True
+            if kind in _EXACTLY_KEPT and len(fitting) < _REMEMBERED:
+                fitting.add((kind, value))
         given = values.get(derivation.fact)
         if given is not None and derivation.reported:
             # a reported measurement decides; the computed value is kept beside it

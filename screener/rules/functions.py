@@ -47,8 +47,13 @@ def add_months(day: dt.date, months: int) -> dt.date:
     year, month = divmod(index, 12)
     if not dt.MINYEAR <= year <= dt.MAXYEAR:
         raise DerivationError(f"{months} months after {day.isoformat()} is past the year {dt.MAXYEAR}")
-    last = calendar.monthrange(year, month + 1)[1]
+    last = 29 if month == 1 and calendar.isleap(year) else _MONTH_DAYS[month]
     return dt.date(year, month + 1, min(day.day, last))
+
+
+# the days of each month of a common year (`calendar.monthrange` finds them with the weekday
+# of the month's first day too, which costs more than the rest of `add_months`)
+_MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
 def before_months_after(start: dt.date, event: dt.date, months: int) -> bool:
