@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import decimal
+from decimal import Decimal
 import random
 import sys
 from functools import lru_cache
@@ -118,3 +119,30 @@ def test_prepared_expressions_give_what_the_tree_gives(trial_id, profile):
                     assert got == want, (e, item, values)
                     checked += 1
     assert checked
+
+
+def test_a_power_remembered_is_the_power_computed_afresh():
+    """QTcF's cube root and eGFR's creatinine ratio are kept between candidates: the base
+    written otherwise (1.2, 1.20), another precision or rounding, or a context that traps
+    rounding must each get what `**` gives there, to the last digit and exponent."""
+    from screener.rules import evaluate
+
+    rng = random.Random(11)
+    cases = [(Decimal(t), Decimal(e)) for t in ("1.2", "1.20", "0.857", "0.8570", "4", "4.0", "1E+1", "10")
+             for e in ("0.3333333333333333333333333333333333", "-0.302", "-1.200", "2", "0.5")]
+    cases += [(Decimal(rng.randint(1, 4000)) / Decimal(rng.choice((10, 100, 1000))),
+               Decimal(rng.choice(("-0.241", "-0.302", "0.5", "-1.2")))) for _ in range(200)]
+    contexts = [_CONTEXT, decimal.Context(prec=12, rounding=decimal.ROUND_DOWN),
+                decimal.Context(prec=34, traps=[decimal.Inexact])]
+    for _ in range(2):  # the second time round from what the first kept
+        for base, exponent in cases:
+            for context in contexts:
+                with decimal.localcontext(context):
+                    try:
+                        want = base ** exponent
+                    except decimal.Inexact:
+                        with pytest.raises(decimal.Inexact):
+                            evaluate._power(base, exponent)
+                        continue
+                    got = evaluate._power(base, exponent)
+                assert str(got) == str(want), (base, exponent, context)
