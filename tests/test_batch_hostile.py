@@ -112,13 +112,14 @@ def test_full_disk_cut_the_last_record_and_exited_1(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
 
 
-def _running_batch(tmp_path: Path, out: Path, stderr: int) -> subprocess.Popen:
-    """A batch reading 20,000 rows from a pipe left open: it has written records and waits for more input.
-
-    However fast screening gets, the run is still going when the test interrupts it.
-    """
-    process = subprocess.Popen([sys.executable, "-m", "screener", "batch", "--trial", TRIAL, "--format", "csv", "-",
-                                "-o", str(out)], stdin=subprocess.PIPE, stderr=stderr)
+def _running_batch(tmp_path: Path, out: Path, stderr: int, *options: str, env: dict | None = None
+                   ) -> subprocess.Popen:
+    """A batch (with `options`, which then name its trials; of TRIAL without) reading 20,000
+    rows from a pipe left open: it has written records and waits for more input. However fast screening gets, the
+    run is still going when the test interrupts it."""
+    process = subprocess.Popen([sys.executable, "-m", "screener", "batch", *(options or ("--trial", TRIAL)),
+                                "--format", "csv", "-", "-o", str(out)],
+                               stdin=subprocess.PIPE, stderr=stderr, env=env)
     rows = "".join(f"c{i:05d},{i % 5},{1 + i % 3}\n" for i in range(20_000))
     process.stdin.write(("candidate_id,ecog,asa_class\n" + rows).encode("utf-8"))
     process.stdin.flush()
@@ -416,18 +417,9 @@ def test_a_read_only_output_folder_is_a_clear_refusal(tmp_path, capsys):
 
 @pytest.mark.parametrize("trials", [["--trial", "NCT03862768"], ["--all-trials"]])
 def test_a_killed_worker_hung_the_parallel_batch(tmp_path, trials):
-    # rows through a pipe left open (`_running_batch`): the run still goes when its worker is killed
-    rows = "".join(f"c{i:05d},{i % 5},{1 + i % 3}\n" for i in range(20_000))
     out = tmp_path / "out.jsonl"
-    process = subprocess.Popen([sys.executable, "-m", "screener", "batch", "--format", "csv", "-",
-                                "-o", str(out), "--jobs", "2", *trials], stdin=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")})
-    process.stdin.write(("candidate_id,ecog,asa_class\n" + rows).encode("utf-8"))
-    process.stdin.flush()
-    deadline = time.monotonic() + 120
-    while not any(p.name.endswith(".part") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
-        assert time.monotonic() < deadline and process.poll() is None
-        time.sleep(0.05)
+    process = _running_batch(tmp_path, out, subprocess.PIPE, "--jobs", "2", *trials,
+                             env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")})
     children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
     workers = [pid for pid in children
                if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
