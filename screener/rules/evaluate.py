@@ -646,11 +646,14 @@ _SILENT = (decimal.Inexact, decimal.Rounded, decimal.Underflow, decimal.Subnorma
 
 
 def _power(a: Decimal, b: Decimal) -> Decimal:
-    """`a ** b`, from `_POWERS` when computed before with the same settings. A context that
-    traps one of the conditions a power signals without an error computes it every time."""
+    """`a ** b`, from `_POWERS` when computed before with the same settings. A whole power
+    (a height squared) is computed every time: it costs less than finding it. So is any power
+    in a context that traps one of the conditions a power signals without an error."""
+    if type(a) is not Decimal or type(b) is not Decimal or not b.is_finite() or b == b.to_integral_value():
+        return a ** b
     context = decimal.getcontext()
     traps = context.traps
-    if type(a) is not Decimal or type(b) is not Decimal or any(traps[condition] for condition in _SILENT):
+    if any(traps[condition] for condition in _SILENT):
         return a ** b
     key = (str(a), str(b), context.prec, context.rounding, context.Emax, context.Emin, context.clamp)
     got = _POWERS.get(key)
