@@ -115,8 +115,8 @@ def test_full_disk_cut_the_last_record_and_exited_1(tmp_path):
 def _running_batch(tmp_path: Path, out: Path, stderr: int, *options: str, env: dict | None = None
                    ) -> subprocess.Popen:
     """A batch (with `options`, which then name its trials; of TRIAL without) reading 20,000
-    rows from a pipe left open: it has written records and waits for more input. However fast screening gets, the
-    run is still going when the test interrupts it."""
+    rows from a pipe left open: it has written records and waits for more input. However
+    fast screening gets, the run is still going when the test interrupts it."""
     process = subprocess.Popen([sys.executable, "-m", "screener", "batch", *(options or ("--trial", TRIAL)),
                                 "--format", "csv", "-", "-o", str(out)],
                                stdin=subprocess.PIPE, stderr=stderr, env=env)
