@@ -379,10 +379,11 @@ class Screener:
         # (as the start of its JSON text: '"k":')
         self._fields = {name: _start(names.get(FIELD_PREFIX + name)) for name in trial.facts}
         self._never_fields = {name: _start(names.get(NEVER_PREFIX + name)) for name in self._never_facts}
-        # a ranged fact holding one value (nearly always): both ends are its encoded value,
-        # as ranged_fields.ends gives them, without its dispatch on the fact's type
-        self._one_value = {name: (_start(names.get(LOW_PREFIX + name)), _start(names.get(HIGH_PREFIX + name)),
-                                  self._encoders[name] or (int if spec.type == "integer" else _same))
+        # a ranged fact's two ends, and how it is written holding one value (nearly always):
+        # both ends its encoded value, as ranged_fields.ends gives them, without its dispatch
+        # on the fact's type
+        self._one_value = {name: _OneValue(_start(names.get(LOW_PREFIX + name)), _start(names.get(HIGH_PREFIX + name)),
+                                           self._encoders[name] or (int if spec.type == "integer" else _same))
                            for name, (spec, _) in self._ranged.items()}
         self._plans = {name: self._plan(name, spec) for name, spec in trial.facts.items()}
         for ruleset in self._rulesets:
@@ -399,8 +400,6 @@ class Screener:
         # the engine's fields a fact writes: for a value, and for `never` (see _encode_one)
         self._keys = {name: (self._keys_of(name, None), self._keys_of(name, Special.NEVER))
                       for name in trial.facts}
-        # the engine's name of each term field met so far ("" when no rule reads it)
-        self._term_keys: dict[str, str] = {}
         # per derived fact, the values it was derived with that fit it (`formulas.check_range`
         # is pure: a whole number, a yes or no, a choice or a date is checked once a fact)
         self._fitting: dict[str, set[Any]] = {d.fact: set() for d in trial.derivations}
@@ -412,9 +411,10 @@ class Screener:
         """The facts, in trial order, one of whose engine fields (value, `never` marker, a
         range's ends) is in `reads`."""
         for name in self.trial.facts:
+            one = self._one_value.get(name)
             if any(field is not None and field[1:-2] in reads
                    for field in (self._fields[name], self._never_fields.get(name),
-                                 *self._one_value.get(name, (None, None, None))[:2])):
+                                 *((one.low, one.high) if one is not None else ()))):
                 yield name
 
     def _plan(self, name: str, spec: Any) -> dict[Any, str] | str | tuple[()] | None:
@@ -427,10 +427,8 @@ class Screener:
         if spec.type == "list":
             return () if field is not None or self._never_fields.get(name) else None
         if name in self._ranged:
-            low, high, scaled = self._one_value[name]
-            if low is None and high is None and not self._never_fields.get(name):
-                return None
-            return _OneValue(low, high, scaled)
+            one = self._one_value[name]
+            return None if one.low is None and one.high is None and not self._never_fields.get(name) else one
         if field is None and self._never_fields.get(name) is None:
             return None
         if field is not None and spec.type == "boolean":
@@ -515,16 +513,15 @@ class Screener:
             field = self._never_fields[name]
             return "" if field is None else field + "1"
         if name in self._ranged:  # its least and greatest values (screener.rules.ranged)
-            low, high, scaled = self._one_value[name]
-            if value.__class__ is Interval:
-                spec, places = self._ranged[name]
-                least, greatest = ranged_fields.ends(spec, value, places)
-            elif value is Special.NEVER:
+            one = self._one_value[name]
+            if value is Special.NEVER:
                 return ""  # a fact that cannot be `never` (an error found elsewhere)
-            else:
-                least = greatest = scaled(value)
-            piece = ",".join(([] if low is None else [low + _scalar(least)])
-                             + ([] if high is None else [high + _scalar(greatest)]))
+            if value.__class__ is not Interval:
+                return one.write(value)
+            spec, places = self._ranged[name]
+            least, greatest = ranged_fields.ends(spec, value, places)
+            return ",".join(([] if one.low is None else [one.low + _scalar(least)])
+                            + ([] if one.high is None else [one.high + _scalar(greatest)]))
         elif (field := self._fields[name]) is not None:
             scaled = self._encoders[name]
             piece = field + _scalar(value if scaled is None else scaled(value))
@@ -539,7 +536,8 @@ class Screener:
         if value is Special.NEVER and name in self._never_fields:
             fields = [self._never_fields[name]]
         elif name in self._ranged:
-            fields = [] if value is Special.NEVER else list(self._one_value[name][:2])
+            one = self._one_value[name]
+            fields = [] if value is Special.NEVER else [one.low, one.high]
         else:
             fields = [self._fields[name]]
         return [field[1:-2] for field in fields if field is not None]
@@ -633,7 +631,7 @@ class Screener:
         """
         handle = ruleset.handle
         parts = ruleset.parts
-        term_keys = self._term_keys
+        names = self._names
         actions = ruleset.actions
         done: set[str] = set()
         decided: dict[str, str] = {}  # outcomes of parts of split conditions
@@ -720,9 +718,7 @@ class Screener:
                                 marks += f'{field}"{outcome}"'
                         decided.update(pending_parts)
                         for name, value in pending_terms.items():
-                            if (key := term_keys.get(name)) is None:
-                                key = term_keys[name] = self._names.get(name) or ""
-                            if key and key not in term_fields:
+                            if (key := names.get(name)) is not None and key not in term_fields:
                                 term_fields.add(key)
                                 piece = f',"{key}":{int.__repr__(value) if value.__class__ is int else _scalar(value)}'
                                 terms_text += piece
