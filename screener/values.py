@@ -210,7 +210,7 @@ def _read_text(entry: _Reading, text: str) -> FactValue | None:
     kind = spec.type
     value: FactValue | None
     if kind == "quantity":
-        value = _plain_quantity(spec, text, entry)
+        value = _plain_quantity(entry, text)
         if value is None:
             value = coerce(spec, text)
     elif kind == "date" and _ISO_DATE.match(text):  # the usual date, read directly
@@ -218,9 +218,6 @@ def _read_text(entry: _Reading, text: str) -> FactValue | None:
             value = dt.date.fromisoformat(text)
         except ValueError:
             value = coerce(spec, text)  # raises the error naming the fact and the text
-    elif kind == "list":  # as `coerce` reads a text for a list
-        text_read = text.strip()
-        value = _list(spec, text_read) if text_read else None
     else:
         value = coerce(spec, text)
     known = entry.known
@@ -447,12 +444,12 @@ def quantity(spec: FactSpec, raw: Any) -> tuple[Decimal | None, Converted | None
 _PLAIN_QUANTITY = re.compile(r"(\d{1,10}(?:[.,]\d{1,20})?)(?:(?: |(?![\d.eE+\-,]))([!-~]+))?\Z", re.ASCII)
 
 
-def _plain_quantity(spec: FactSpec, text: str, entry: _Reading | None = None) -> Decimal | None:
-    """`coerce(spec, text)` for a quantity written plainly and within the fact's range, read
-    the way `quantity` reads it without its detours; None for any other text (a sign, an
-    exponent, a decimal comma, a censored value, feet and inches, an error to raise), which
-    `coerce` reads the full way. Most of a batch's lab values differ from row to row, so
-    they are read, not remembered. `entry`: the fact's `_Reading`, when the caller has it."""
+def _plain_quantity(entry: _Reading, text: str) -> Decimal | None:
+    """`coerce(entry.spec, text)` for a quantity written plainly and within the fact's range,
+    read the way `quantity` reads it without its detours; None for any other text (a sign,
+    an exponent, a decimal comma, a censored value, feet and inches, an error to raise),
+    which `coerce` reads the full way. Most of a batch's lab values differ from row to row,
+    so they are read, not remembered."""
     match = _PLAIN_QUANTITY.match(text)
     if match is None or len(text) > MAX_DIGITS + 10:  # (`_not_huge` counts the unit's digits too)
         return None
@@ -466,18 +463,14 @@ def _plain_quantity(spec: FactSpec, text: str, entry: _Reading | None = None) ->
     if written:
         if ("'" in text or "f" in text) and _FEET_INCHES.match(text):
             return None
-        if entry is None:
-            entry = _entry(spec)
         conversion = entry.conversion(written)
         if conversion is None:
             return None
         if conversion is not _SAME:
             try:
-                value = _converted(spec, text, number, conversion)
+                value = _converted(entry.spec, text, number, conversion)
             except InvalidValue:
                 return None
-    elif entry is None:
-        entry = _entry(spec)
     low, high = entry.low, entry.high
     if (low is not None and value < low) or (high is not None and value > high):
         return None
