@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from typing import Any, Callable, Union
 
 from screener.model import Compare, FactSpec, In, Special, Trial, children
@@ -100,9 +100,14 @@ def _exact(value: Any) -> Decimal:
 
 
 def _half_steps(value: Decimal, places: int) -> int:
+    """Twice `value` scaled by `places` decimals, plus one when it lies strictly between two
+    steps: 2 x floor(scaled), + 1 unless scaled is whole. `int` truncates toward zero, which
+    is the floor for a whole or positive scaled value and one above it for a negative one."""
     scaled = value.scaleb(places)
-    whole = int(scaled.to_integral_value(rounding=ROUND_FLOOR))
-    return 2 * whole + (0 if scaled == whole else 1)
+    whole = int(scaled)
+    if scaled == whole:
+        return 2 * whole
+    return 2 * whole + 1 if scaled > 0 else 2 * whole - 1
 
 
 def engine_places(trial: Trial) -> dict[str, int]:
