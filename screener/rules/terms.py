@@ -199,6 +199,9 @@ def encode_difference(d: Decimal) -> int:
         return 0
     if d.is_infinite() or d.adjusted() > 8:
         return _BIG if d > 0 else -_BIG
+    whole = int(d)
+    if whole == d:  # a whole difference (days between dates): its millionths, exactly
+        return whole * 1_000_000  # (|d| < 10**9, so within _BIG)
     # |d| in millionths, rounded up: d to 40 digits (half-even: the same for d and -d), then
     # up for a positive d and down for a negative one
     scaled = _SCALING.scaleb(d, 6)
