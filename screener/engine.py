@@ -60,6 +60,10 @@ _MESSAGE = re.compile(r'\{"([^"]+)":\{"m":\{"sid":\s*"[^"]*",\s*"id":\s*"([^"]*)
 # that echoes the fact. Values are never floats (see `encode`), so no exponent notation.
 _to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
+# `never`, tested against every value encoded: an enum's member read off its class costs a
+# lookup through the enum's type each time
+_NEVER = Special.NEVER
+
 
 def _same(value: Any) -> Any:
     return value
@@ -360,6 +364,8 @@ class Screener:
         self._criteria: dict[str, Criterion] = {c.id: c for c in trial.criteria}
         self._fact_order = {name: i for i, name in enumerate(trial.facts)}
         lowered, self._terms = lower_criteria(trial)
+        # each term with the name of its done mark (`Term.done` writes it anew at each call)
+        self._term_marks = {name: (term, term.done) for name, term in self._terms.items()}
         self._criterion_terms = {cid: _terms_in(condition) for cid, condition in lowered.items()}
         self._evaluator = Evaluator(trial.facts)
         self._lists = any(spec.type == "list" for spec in trial.facts.values())
@@ -477,7 +483,7 @@ class Screener:
             plan = plans[name]
             if plan.__class__ is dict:
                 piece = plan.get(value)
-                if piece is None or value is Special.NEVER:
+                if piece is None or value is _NEVER:
                     piece = self._encode_one(name, value, plan)
                     if not piece:
                         continue
@@ -486,7 +492,7 @@ class Screener:
             elif plan.__class__ is _OneValue:
                 piece = plan.remembered.get(value)
                 if piece is None:
-                    if value.__class__ is Interval or value is Special.NEVER:
+                    if value.__class__ is Interval or value is _NEVER:
                         piece = self._encode_one(name, value, None)
                         if not piece:
                             continue
@@ -509,12 +515,12 @@ class Screener:
         """The JSON text of the engine's fields of fact `name` with `value` (empty when it
         has none), remembered for the next candidate with the same value when it is one
         value, up to `_REMEMBERED` values a fact."""
-        if value is Special.NEVER and name in self._never_fields:
+        if value is _NEVER and name in self._never_fields:
             field = self._never_fields[name]
             return "" if field is None else field + "1"
         if name in self._ranged:  # its least and greatest values (screener.rules.ranged)
             one = self._one_value[name]
-            if value is Special.NEVER:
+            if value is _NEVER:
                 return ""  # a fact that cannot be `never` (an error found elsewhere)
             if value.__class__ is not Interval:
                 return one.write(value)
@@ -533,11 +539,11 @@ class Screener:
 
     def _keys_of(self, name: str, value: FactValue) -> list[str]:
         """The names of the engine's fields fact `name` with `value` writes (`_encode_one`)."""
-        if value is Special.NEVER and name in self._never_fields:
+        if value is _NEVER and name in self._never_fields:
             fields = [self._never_fields[name]]
         elif name in self._ranged:
             one = self._one_value[name]
-            fields = [] if value is Special.NEVER else [one.low, one.high]
+            fields = [] if value is _NEVER else [one.low, one.high]
         else:
             fields = [self._fields[name]]
         return [field[1:-2] for field in fields if field is not None]
@@ -731,7 +737,7 @@ class Screener:
                         encoded, derived_pieces = self._encode(values, encoded)  # the derived values
                         if derived_pieces:
                             for name in derived_pieces:
-                                added.extend(self._keys[name][values[name] is Special.NEVER])
+                                added.extend(self._keys[name][values[name] is _NEVER])
                             if early is None:
                                 derived_text = ",".join(derived_pieces.values())
                                 given += "," + derived_text if given else derived_text
@@ -819,8 +825,8 @@ class Screener:
     def _term(self, name: str, values: dict[str, FactValue], pending: dict[str, int],
               failures: dict[str, tuple[Failure, dict[str, Any]]], firings: list[Firing] | None) -> None:
         """Compute hidden term `name` for the next snapshot (the action of its rule)."""
-        term = self._terms[name]
-        if term.done in pending:
+        term, done = self._term_marks[name]
+        if done in pending:
             return  # another of its rules fired on this snapshot
         unknown = self._unknown_terms.get(name)
         if unknown is not None and unknown == sum(1 for f in term.inputs if f in values):
@@ -834,7 +840,7 @@ class Screener:
             return
         if fields:
             pending.update(fields)
-        pending[term.done] = 1
+        pending[done] = 1
         if firings is not None:
             firings.append(Firing(rule=f"term.{name}", criterion=None, outcome=None,
                                   facts={f: values[f] for f in term.inputs if f in values},

@@ -31,6 +31,7 @@ from screener.rules.functions import add_months
 
 NEVER = Special.NEVER
 ONGOING = Decimal("Infinity")
+_ONGOING_WORD = Special.ONGOING  # (as a fact's value; read off the enum once)
 _CONTEXT = decimal.Context(prec=34, Emax=9999, Emin=-9999,
                            traps=[decimal.DivisionByZero, decimal.Overflow, decimal.InvalidOperation])
 
@@ -68,9 +69,9 @@ def load(spec: FactSpec, value: Any) -> Any:
     elif kind is bool or kind is str:
         if spec.type not in _NUMBERS and spec.type != "date":
             return value
-    if value is Special.NEVER:
+    if value is NEVER:
         return NEVER
-    if value is Special.ONGOING:
+    if value is _ONGOING_WORD:
         return ONGOING
     if isinstance(value, Interval):
         return bounds.settle(bounds.from_interval(value))
