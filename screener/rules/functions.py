@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from screener.memo import PerObject
 from screener.model import FactSpec, Interval
 
 _BAND = re.compile(r"\s*(<=|>=|<|>|==)\s*(-?\d+(?:\.\d+)?)\s*\Z")
@@ -90,7 +91,9 @@ def _exactly(value: Any) -> Decimal | int:
 
 def banded_score(values: dict[str, Any], points: dict[str, Any], classes: list[list[Any]]) -> str:
     """Sum each input's points (first matching band, or an enum table) and band the total."""
-    total = sum(_points(table, values[name]) for name, table in points.items())
+    total = 0
+    for name, table in points.items():
+        total += _points(table, values[name])
     label = _class_of(classes, total)
     if label is None:
         raise ValueError(f"total {total} falls in no class band")
@@ -154,20 +157,30 @@ def _range_points(table: Any, value: Interval) -> list[int]:
     return [_points(table, v) for v in tried if Decimal(low) <= v <= Decimal(high) and value.contains(v)]
 
 
+def _read_bands(table: list[list[Any]]) -> tuple[tuple[Callable[[Any, Any], bool], Decimal, Any], ...]:
+    """Each band of a table of [points, band] or [label, band], in order: its comparison,
+    its exact limit and what it gives."""
+    return tuple((*_band(band), given) for given, band in table)
+
+
+# the bands of each table, read once per table (a derivation's parameters, which live as
+# long as its trial): a score is computed for every candidate
+_bands_of: PerObject[list[list[Any]], tuple[tuple[Callable[[Any, Any], bool], Decimal, Any], ...]] = \
+    PerObject(_read_bands)
+
+
 def _points(table: Any, value: Any) -> int:
     if isinstance(table, dict):
         return int(table[value])
     exact = _exactly(value)
-    for points, band in table:
-        compare, limit = _band(band)
+    for compare, limit, points in _bands_of(table):
         if compare(exact, limit):
             return int(points)
     raise ValueError(f"{value} falls in no band")  # bands that leave values out are refused on load
 
 
 def _class_of(classes: list[list[Any]], total: int) -> str | None:
-    for label, band in classes:
-        compare, limit = _band(band)
+    for compare, limit, label in _bands_of(classes):
         if compare(total, limit):
             return str(label)
     return None
