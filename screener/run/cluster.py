@@ -387,7 +387,8 @@ def _screener_for(pack: RulesPack) -> tuple[Trial, Screener]:
         problems: list[RuleProblem] = []
         document = load_yaml_text(content.decode("utf-8-sig"), pack.shown, problems)
         trial = build_trial(document, pack.shown, pack.content_hash, problems)
-        found = _screeners[pack.content_hash] = (trial, Screener(trial))
+        # a cluster writes no trace: no firings are kept (as a batch without --traces)
+        found = _screeners[pack.content_hash] = (trial, Screener(trial, firings=False))
     return found
 
 
