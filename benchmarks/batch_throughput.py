@@ -28,6 +28,9 @@ its memory and CPU figures; the workers of a `tcp://` scheduler are not (only th
 Every run also reports CPU time (user + system, of the screener process and
 its workers; of this process for the reference) and candidates per CPU second: on a machine
 shared with other work, wall time varies from run to run where CPU time varies much less.
+A batch run's CPU time includes its start-up: with SCREENER_CACHE_DIR set in the environment
+(the batch runs inherit it) that is reading the compile cache, else compiling the rules and
+building the unit system, about a second. The report says which.
 """
 from __future__ import annotations
 
@@ -220,6 +223,16 @@ def run_batch(csv_path: Path, count: int, jobs: int, python: str, trials: int = 
     return run, out
 
 
+def cache_note() -> str:
+    """Whether the batch runs started from a compile cache (SCREENER_CACHE_DIR, passed on to
+    them from this process's environment): their CPU time includes start-up, which without
+    one is compiling the rules and building the unit system."""
+    folder = os.environ.get("SCREENER_CACHE_DIR")
+    if folder:
+        return f"the batch runs used the compile cache in {folder} (SCREENER_CACHE_DIR)"
+    return "no compile cache (SCREENER_CACHE_DIR unset): each batch run compiled its rules and built the unit system"
+
+
 def _own_ticks(pid: int) -> int:
     """User + system clock ticks of the process `pid` itself, not of its children (Linux /proc)."""
     try:
@@ -269,6 +282,7 @@ def all_trials(args: argparse.Namespace, job_counts: list[int]) -> int:
              for address in args.cluster]
     print(f"\nmachine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; {args.count:,} realistic "
           f"candidates (seed {args.seed}) x {len(rules)} shipped trials ({', '.join(r.stem for r in rules)})")
+    print(f"start-up: {cache_note()}")
     print("| run | candidates x trials | seconds | candidates x trials/s | CPU seconds "
           "| candidates x trials/CPU s | peak RSS largest process MB | peak PSS sum all processes MB |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -369,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; {rules.stem}: "
           f"{args.count:,} realistic candidates (seed {args.seed}): "
           + ", ".join(f"{k} {v:,}" for k, v in sorted(decisions.items())))
+    print(f"start-up: {cache_note()}")
     print(table(runs, floor))
     print("engine/floor: " + ", ".join(f"{r.label.removeprefix('screener batch ')}: {r.rate / floor.rate:.2f} "
                                         f"(CPU time: {_cpu_ratio(r, floor)})" for r in runs))
