@@ -372,9 +372,10 @@ class Screener:
         self._asked_conditions = {c.id: c.condition for c in trial.criteria if c.ask}
         self._never_facts = frozenset(name for name, spec in trial.facts.items()
                                       if Special.NEVER in spec.special)
-        # (criterion, the outcome that fails it, the outcome that passes it), in trial order
-        self._verdicts = tuple((c.id, *(("not_met", "met") if c.kind == "inclusion" else ("met", "not_met")))
-                               for c in trial.criteria)
+        # the criteria in trial order, and each with the outcome that fails it (an outcome is
+        # met, not_met or unknown: the last of the rule names `compile_rulesets` gives)
+        self._criterion_order = tuple(c.id for c in trial.criteria)
+        self._failing = tuple((c.id, "not_met" if c.kind == "inclusion" else "met") for c in trial.criteria)
         # only decimals, quantities, dates and lists change form on their way into the engine
         places = engine_places(trial)
         self._ranged = {name: (spec, places.get(name)) for name, spec in trial.facts.items()
@@ -684,7 +685,18 @@ class Screener:
                 if action is None:
                     raise EngineError(f"durable-rules fired an unknown rule {rule!r}")
                 kind = action[0]
-                if kind == _CRITERION:
+                # (the kinds by how many of them fire for a candidate of a trial with terms and parts)
+                if kind == _PART:  # a part of a split condition
+                    _, name, outcome, reads, head = action
+                    if name not in pending_parts and name not in decided:
+                        pending_parts[name] = outcome
+                        if firings is not None:
+                            firings.append(Firing(rule, head, outcome,
+                                                  {f: values[f] for f in reads if f in values}))
+                elif kind == _TERM:
+                    if not contradictions:  # only criteria read terms, and they will not run
+                        self._term(action[1], values, pending_terms, failures, derivation_firings)
+                elif kind == _CRITERION:
                     _, head, outcome, reads = action
                     known = outcomes.get(head)
                     if known is None:
@@ -700,9 +712,6 @@ class Screener:
                     if rule_id not in pending and self._derive(
                             rule_id, values, derived, derivation_firings, failures, contradictions):
                         pending.append(rule_id)
-                elif kind == _TERM:
-                    if not contradictions:  # only criteria read terms, and they will not run
-                        self._term(action[1], values, pending_terms, failures, derivation_firings)
                 elif kind == _SEAL:
                     if action[1] and contradictions:
                         # Some derivation contradicts the given facts: the candidate is an
@@ -786,13 +795,6 @@ class Screener:
                         snapshot, echo, retraction = self._snapshot(sid, fields, now_marks)
                         self._check(_dre.retract_fact(handle, old), SNAPSHOT)
                         self._check(_dre.assert_fact(handle, snapshot), SNAPSHOT)
-                elif kind == _PART:  # a part of a split condition
-                    _, name, outcome, reads, head = action
-                    if name not in pending_parts and name not in decided:
-                        pending_parts[name] = outcome
-                        if firings is not None:
-                            firings.append(Firing(rule, head, outcome,
-                                                  {f: values[f] for f in reads if f in values}))
                 elif kind == _SEEN:
                     seen = True
                 message = _dre.complete_and_start_action(handle, state)
@@ -978,21 +980,14 @@ class Screener:
     def _result(self, outcomes: dict[str, str], missing: set[str], derived: dict[str, FactValue],
                 firings: list[Firing] | None) -> Result:
         """The Result, with the decision and failed criteria as `decide` and `failed_criteria`
-        give them, in one pass over the criteria."""
-        ordered: dict[str, str] = {}
-        failed: list[str] = []
-        passed = True
-        for criterion, fails, passes in self._verdicts:
-            outcome = outcomes.get(criterion)
-            if outcome is None:
-                raise EngineError(f"no outcome for criterion {criterion}")
-            ordered[criterion] = outcome
-            if outcome == fails:
-                failed.append(criterion)
-            elif outcome != passes:
-                passed = False
+        give them (a criterion neither failed nor passed is unknown)."""
+        try:
+            ordered = {criterion: outcomes[criterion] for criterion in self._criterion_order}
+        except KeyError as exc:
+            raise EngineError(f"no outcome for criterion {exc.args[0]}") from None
+        failed = [criterion for criterion, fails in self._failing if ordered[criterion] == fails]
         return Result(
-            decision="ineligible" if failed else "eligible" if passed else "undetermined",
+            decision="ineligible" if failed else "undetermined" if "unknown" in ordered.values() else "eligible",
             outcomes=ordered,
             failed=tuple(failed),
             missing=tuple(sorted(missing, key=self._fact_order.__getitem__)),
