@@ -645,9 +645,12 @@ class Screener:
         term_fields: set[str] = set()  # fields of the hidden terms computed (the engine's names)
         done_text = ""  # the JSON text of the derivations' done marks, each after a comma
         marks = ""  # and that of the parts' outcomes
-        terms_text = ""  # and that of the terms' fields, each after a comma
+        terms_text = ""  # and that of the terms' fields, each after a comma (without a seal)
         term_marks: list[tuple[str, str]] = []  # each term field's name and text, for sealed snapshots
-        # (which carry only those their rules read)
+        # (which carry only those their rules read); of those, the ones the rules reading
+        # unsealed snapshots read (the terms' done marks: no such rule reads a term's value)
+        unsealed_reads = ruleset.unsealed
+        terms_unsealed = ""
         marked: set[str] = set()  # the marks the snapshots carry (sealed, final)
         encoded, pieces = self._encode(values, 0)  # the facts as the engine reads them
         # Until a snapshot is sealed, only the derivations, terms and seal read it: it carries
@@ -736,9 +739,12 @@ class Screener:
                             if (key := names.get(name)) is not None and key not in term_fields:
                                 term_fields.add(key)
                                 piece = f',"{key}":{int.__repr__(value) if value.__class__ is int else _scalar(value)}'
-                                terms_text += piece
-                                if early is not None:
+                                if early is None:
+                                    terms_text += piece
+                                else:
                                     term_marks.append((key, piece))
+                                    if key in unsealed_reads:
+                                        terms_unsealed += piece
                                 added.append(key)
                         pending.clear()
                         pending_parts.clear()
@@ -790,7 +796,7 @@ class Screener:
                             fields = fields + seal_text if fields else seal_text[1:]
                             now_marks = marks + "".join([piece for key, piece in term_marks if key in reads])
                         else:
-                            fields, now_marks = unsealed, done_text + marks + terms_text
+                            fields, now_marks = unsealed, done_text + marks + terms_unsealed
                         old = retraction
                         snapshot, echo, retraction = self._snapshot(sid, fields, now_marks)
                         self._check(_dre.retract_fact(handle, old), SNAPSHOT)
