@@ -111,3 +111,61 @@ def test_a_height_in_feet_and_inches_and_a_weight_in_pounds_convert_exactly():
     assert coerce(trial.facts["weight"], "187 lb") == Decimal("84.82177319")  # x 0.45359237
     with pytest.raises(InvalidValue, match="the unit .* does not convert to kg"):
         coerce(trial.facts["weight"], "5 ft 4 in")
+
+
+# A measurement below zero, against limits below zero: the engine holds a value between two
+# steps of its places as the step below plus a half, and below zero "below" is further from zero.
+BASE_EXCESS = """\
+trial:
+  id: SITE-BE
+  title: Site study with base excess limits
+  version: "1"
+  id_fact: patient
+facts:
+  patient:
+    type: text
+    required: true
+    description: Who.
+  base_excess:
+    type: quantity
+    unit: mmol/L
+    places: 1
+    min: -30
+    max: 30
+    description: Base excess of the arterial blood gas.
+criteria:
+  - id: I1
+    kind: inclusion
+    title: Base excess at least -2.5 mmol/L
+    protocol: "Base excess ≥ -2.5 mmol/L."
+    when: base_excess >= -2.5 'mmol/L'
+  - id: E1
+    kind: exclusion
+    title: Base excess below -1.05 mmol/L
+    protocol: "Base excess < -1.05 mmol/L."
+    when: base_excess < -1.05 'mmol/L'
+"""
+
+
+@pytest.mark.parametrize("given, decision, failed", [
+    ("-2.5", "ineligible", ["E1"]),         # at the inclusion's limit: met; below -1.05: excluded
+    ("-2.55", "ineligible", ["I1", "E1"]),  # half a step below the limit
+    ("-2.501", "ineligible", ["I1", "E1"]),
+    ("-2.4999", "ineligible", ["E1"]),
+    ("-1.051", "ineligible", ["E1"]),       # a thousandth below the exclusion's limit
+    ("-1.05", "eligible", []),              # at it: not below
+    ("-1.0499", "eligible", []),
+    ("-1.1", "ineligible", ["E1"]),
+    ("-0.01", "eligible", []),
+    ("0", "eligible", []),
+    ("-30", "ineligible", ["I1", "E1"]),
+])
+def test_a_value_below_zero_is_decided_exactly_against_limits_below_zero(tmp_path, given, decision, failed):
+    rules = tmp_path / "SITE-BE.yaml"
+    rules.write_text(BASE_EXCESS, encoding="utf-8")
+    trial = load_trial(rules)
+    fields = {"patient": "p1", "base_excess": given}
+    record = screen_row(trial, Screener(trial), Row(1, fields)).record
+    assert (record["decision"], record["failed_criteria"]) == (decision, failed)
+    want = reference_decide(trial, fields)
+    assert (want["decision"], want["failed_criteria"]) == (decision, failed)
