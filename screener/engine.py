@@ -117,6 +117,13 @@ class _OneValue:
         return piece
 
 
+def _least(piece: str) -> str:
+    """The field of a ranged fact's least end alone, of the JSON text of both its ends (least
+    first, as `_OneValue.write` and `Screener._encode_one` write them; their values are
+    whole numbers, without a comma)."""
+    return piece.partition(",")[0]
+
+
 def _start(name: str | None) -> str | None:
     """The start of the JSON text of a field named `name`; None for None."""
     return None if name is None else f'"{name}":'
@@ -298,8 +305,11 @@ class _Ruleset:
         self.implied = {c.id: passing for c in deciding
                         if f"{c.id}.{(passing := passing_outcome(c))}" not in definition}
         self.handle = _ruleset(trial, self.name, engine_definition)
-        # with a seal: the facts an unsealed snapshot carries (set by the Screener)
+        # with a seal: the facts an unsealed snapshot carries (set by the Screener), and of
+        # those the ranged facts whose least end alone its rules read (they test a fact's
+        # presence; a range, which reads both ends, only where a score is settled early)
         self.unsealed_facts: tuple[str, ...] | None = None
+        self.least_only: frozenset[str] = frozenset()
         self.unfinal_facts: tuple[str, ...] = ()  # and one sealed but not final
         # what a sealed snapshot carries by the parts decided (`sealed_reads`), as the candidates go
         self._sealed_reads: dict[tuple[str, ...], tuple[tuple[str, ...], frozenset[str]]] = {}
@@ -401,6 +411,11 @@ class Screener:
                                                                                          *ruleset.part_reads.values()))
                 ruleset.part_facts = {name: frozenset(facts) for name, facts in zip(ruleset.part_reads, of_parts)}
                 ruleset.final_facts = tuple(self._facts_reading(ruleset.final_reads))
+                ruleset.least_only = frozenset(
+                    name for name in ruleset.unsealed_facts
+                    if (one := self._one_value.get(name)) is not None and one.low is not None
+                    and one.high is not None and one.low[1:-2] in ruleset.unsealed
+                    and one.high[1:-2] not in ruleset.unsealed)
         # the JSON text of a derivation's done mark, after a comma (None when no rule reads it)
         self._done_pieces = {d.id: None if (key := names.get(DONE_PREFIX + d.id)) is None else f',"{key}":1'
                              for d in trial.derivations}
@@ -664,7 +679,9 @@ class Screener:
         if early is None:
             given = ",".join(pieces.values())
         else:
-            unsealed = ",".join(pieces[name] for name in early if name in pieces)
+            least_only = ruleset.least_only
+            unsealed = ",".join([_least(pieces[name]) if name in least_only else pieces[name]
+                                 for name in early if name in pieces])
             seal_text = ""  # the sealed and final marks written so far, each after a comma
         sid = _session(handle)
         decided_cleanly = False
@@ -758,8 +775,9 @@ class Screener:
                                 given += "," + derived_text if given else derived_text
                             else:
                                 pieces.update(derived_pieces)
-                                if more_text := ",".join(
-                                        derived_pieces[name] for name in early if name in derived_pieces):
+                                if more_text := ",".join([
+                                        _least(derived_pieces[name]) if name in least_only else derived_pieces[name]
+                                        for name in early if name in derived_pieces]):
                                     unsealed += "," + more_text if unsealed else more_text
                     seal_marks = ""
                     was_sealed = self._sealed_mark in marked
