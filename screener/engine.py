@@ -47,7 +47,7 @@ from screener.rules import cache, formulas
 from screener.rules import ranged as ranged_fields
 from screener.rules.ranged import HIGH_PREFIX, LOW_PREFIX
 from screener.rules.collect import to_collect
-from screener.rules.evaluate import Evaluator, Failure
+from screener.rules.evaluate import NEVER, Evaluator, Failure
 from screener.rules.terms import NEVER_PREFIX, Term, compute
 from screener.errors import (
     ConflictError, EngineError, ImpossibleFacts, InvalidValue, RuleProblem, RulesError, reported_warning,
@@ -59,10 +59,6 @@ _MESSAGE = re.compile(r'\{"([^"]+)":\{"m":\{"sid":\s*"[^"]*",\s*"id":\s*"([^"]*)
 # Facts go to the engine as compact JSON text: less for its parser and for every message
 # that echoes the fact. Values are never floats (see `encode`), so no exponent notation.
 _to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-# `never`, tested against every value encoded: an enum's member read off its class costs a
-# lookup through the enum's type each time
-_NEVER = Special.NEVER
 
 
 def _same(value: Any) -> Any:
@@ -374,8 +370,6 @@ class Screener:
         self._criteria: dict[str, Criterion] = {c.id: c for c in trial.criteria}
         self._fact_order = {name: i for i, name in enumerate(trial.facts)}
         lowered, self._terms = lower_criteria(trial)
-        # each term with the name of its done mark (`Term.done` writes it anew at each call)
-        self._term_marks = {name: (term, term.done) for name, term in self._terms.items()}
         self._criterion_terms = {cid: _terms_in(condition) for cid, condition in lowered.items()}
         self._evaluator = Evaluator(trial.facts)
         self._lists = any(spec.type == "list" for spec in trial.facts.values())
@@ -499,7 +493,7 @@ class Screener:
             plan = plans[name]
             if plan.__class__ is dict:
                 piece = plan.get(value)
-                if piece is None or value is _NEVER:
+                if piece is None or value is NEVER:
                     piece = self._encode_one(name, value, plan)
                     if not piece:
                         continue
@@ -508,7 +502,7 @@ class Screener:
             elif plan.__class__ is _OneValue:
                 piece = plan.remembered.get(value)
                 if piece is None:
-                    if value.__class__ is Interval or value is _NEVER:
+                    if value.__class__ is Interval or value is NEVER:
                         piece = self._encode_one(name, value, None)
                         if not piece:
                             continue
@@ -531,12 +525,12 @@ class Screener:
         """The JSON text of the engine's fields of fact `name` with `value` (empty when it
         has none), remembered for the next candidate with the same value when it is one
         value, up to `_REMEMBERED` values a fact."""
-        if value is _NEVER and name in self._never_fields:
+        if value is NEVER and name in self._never_fields:
             field = self._never_fields[name]
             return "" if field is None else field + "1"
         if name in self._ranged:  # its least and greatest values (screener.rules.ranged)
             one = self._one_value[name]
-            if value is _NEVER:
+            if value is NEVER:
                 return ""  # a fact that cannot be `never` (an error found elsewhere)
             if value.__class__ is not Interval:
                 return one.write(value)
@@ -555,11 +549,11 @@ class Screener:
 
     def _keys_of(self, name: str, value: FactValue) -> list[str]:
         """The names of the engine's fields fact `name` with `value` writes (`_encode_one`)."""
-        if value is _NEVER and name in self._never_fields:
+        if value is NEVER and name in self._never_fields:
             fields = [self._never_fields[name]]
         elif name in self._ranged:
             one = self._one_value[name]
-            fields = [] if value is _NEVER else [one.low, one.high]
+            fields = [] if value is NEVER else [one.low, one.high]
         else:
             fields = [self._fields[name]]
         return [field[1:-2] for field in fields if field is not None]
@@ -660,10 +654,10 @@ class Screener:
         term_fields: set[str] = set()  # fields of the hidden terms computed (the engine's names)
         done_text = ""  # the JSON text of the derivations' done marks, each after a comma
         marks = ""  # and that of the parts' outcomes
-        terms_text = ""  # and that of the terms' fields, each after a comma (without a seal)
         term_marks: list[tuple[str, str]] = []  # each term field's name and text, for sealed snapshots
-        # (which carry only those their rules read); of those, the ones the rules reading
-        # unsealed snapshots read (the terms' done marks: no such rule reads a term's value)
+        # (which carry only those their rules read; a trial with terms has a seal); of those,
+        # the ones the rules reading unsealed snapshots read (the terms' done marks: no such
+        # rule reads a term's value)
         unsealed_reads = ruleset.unsealed
         terms_unsealed = ""
         marked: set[str] = set()  # the marks the snapshots carry (sealed, final)
@@ -756,12 +750,9 @@ class Screener:
                             if (key := names.get(name)) is not None and key not in term_fields:
                                 term_fields.add(key)
                                 piece = f',"{key}":{int.__repr__(value) if value.__class__ is int else _scalar(value)}'
-                                if early is None:
-                                    terms_text += piece
-                                else:
-                                    term_marks.append((key, piece))
-                                    if key in unsealed_reads:
-                                        terms_unsealed += piece
+                                term_marks.append((key, piece))
+                                if key in unsealed_reads:
+                                    terms_unsealed += piece
                                 added.append(key)
                         pending.clear()
                         pending_parts.clear()
@@ -769,7 +760,7 @@ class Screener:
                         encoded, derived_pieces = self._encode(values, encoded)  # the derived values
                         if derived_pieces:
                             for name in derived_pieces:
-                                added.extend(self._keys[name][values[name] is _NEVER])
+                                added.extend(self._keys[name][values[name] is NEVER])
                             if early is None:
                                 derived_text = ",".join(derived_pieces.values())
                                 given += "," + derived_text if given else derived_text
@@ -803,7 +794,7 @@ class Screener:
                         if seal_marks:  # (only a sealed ruleset has them)
                             seal_text += seal_marks
                         if early is None:
-                            fields, now_marks = given, done_text + marks + terms_text
+                            fields, now_marks = given, done_text + marks
                         elif now_sealed:
                             # the facts and terms the rules that read it read: on the final
                             # snapshot the criteria's, their missing facts' and `seen`; on
@@ -851,8 +842,8 @@ class Screener:
     def _term(self, name: str, values: dict[str, FactValue], pending: dict[str, int],
               failures: dict[str, tuple[Failure, dict[str, Any]]], firings: list[Firing] | None) -> None:
         """Compute hidden term `name` for the next snapshot (the action of its rule)."""
-        term, done = self._term_marks[name]
-        if done in pending:
+        term = self._terms[name]
+        if term.done in pending:
             return  # another of its rules fired on this snapshot
         unknown = self._unknown_terms.get(name)
         if unknown is not None and unknown == sum(1 for f in term.inputs if f in values):
@@ -866,7 +857,7 @@ class Screener:
             return
         if fields:
             pending.update(fields)
-        pending[done] = 1
+        pending[term.done] = 1
         if firings is not None:
             firings.append(Firing(rule=f"term.{name}", criterion=None, outcome=None,
                                   facts={f: values[f] for f in term.inputs if f in values},

@@ -25,6 +25,7 @@ criterion reading the term stays unknown.
 from __future__ import annotations
 
 import decimal
+import functools
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Mapping
@@ -77,8 +78,10 @@ class Term:
     def high(self) -> str:
         return self.field + "_hi"
 
-    @property
+    @functools.cached_property
     def done(self) -> str:
+        """The field that marks the term computed: written once (the engine looks for it each
+        time one of the term's rules fires); not a field of the dataclass."""
         return TERM_DONE_PREFIX + self.name
 
 
