@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -117,3 +119,28 @@ def _engine(trial: Any) -> Any:
     if id(trial) not in _ENGINES:
         _ENGINES[id(trial)] = (trial, _REAL_SCREENER(trial))
     return _ENGINES[id(trial)][1]
+
+
+def running_batch(tmp_path: Path, out: Path, stderr: int, *options: str, env: dict | None = None
+                  ) -> subprocess.Popen:
+    """A batch writing into `tmp_path` (with `options`, which then name its trials; of TRIAL
+    without) reading 20,000 rows from a pipe left open: it has written records and waits for
+    more input. However fast screening gets, the run is still going when the test interrupts
+    it. Killed, if it is not running by then."""
+    process = subprocess.Popen([sys.executable, "-m", "screener", "batch", *(options or ("--trial", TRIAL)),
+                                "--format", "csv", "-", "-o", str(out)],
+                               stdin=subprocess.PIPE, stderr=stderr, env=env)
+    try:
+        rows = "".join(f"c{i:05d},{i % 5},{1 + i % 3}\n" for i in range(20_000))
+        process.stdin.write(("candidate_id,ecog,asa_class\n" + rows).encode("utf-8"))
+        process.stdin.flush()
+        deadline = time.monotonic() + 120
+        while not any(p.name.endswith(".part") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.05)
+        assert process.poll() is None
+    except BaseException:
+        process.kill()
+        process.communicate(timeout=60)
+        raise
+    return process

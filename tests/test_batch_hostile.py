@@ -22,7 +22,7 @@ import pytest
 from screener.cli import main
 from screener.sources.readers import open_text, read_rows
 
-from conftest import TRIAL
+from conftest import TRIAL, running_batch
 
 HUGE = "9" * 5000
 
@@ -112,30 +112,11 @@ def test_full_disk_cut_the_last_record_and_exited_1(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
 
 
-def _running_batch(tmp_path: Path, out: Path, stderr: int, *options: str, env: dict | None = None
-                   ) -> subprocess.Popen:
-    """A batch (with `options`, which then name its trials; of TRIAL without) reading 20,000
-    rows from a pipe left open: it has written records and waits for more input. However
-    fast screening gets, the run is still going when the test interrupts it."""
-    process = subprocess.Popen([sys.executable, "-m", "screener", "batch", *(options or ("--trial", TRIAL)),
-                                "--format", "csv", "-", "-o", str(out)],
-                               stdin=subprocess.PIPE, stderr=stderr, env=env)
-    rows = "".join(f"c{i:05d},{i % 5},{1 + i % 3}\n" for i in range(20_000))
-    process.stdin.write(("candidate_id,ecog,asa_class\n" + rows).encode("utf-8"))
-    process.stdin.flush()
-    deadline = time.monotonic() + 120
-    while not any(p.name.endswith(".part") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
-        assert time.monotonic() < deadline and process.poll() is None
-        time.sleep(0.05)
-    assert process.poll() is None
-    return process
-
-
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_an_interrupted_run_left_a_file_that_looked_complete(tmp_path, signum):
     out = tmp_path / "out.jsonl"
     out.write_text("previous\n", encoding="utf-8")
-    process = _running_batch(tmp_path, out, subprocess.PIPE)
+    process = running_batch(tmp_path, out, subprocess.PIPE)
     process.send_signal(signum)
     _, err = process.communicate(timeout=60)  # closes the input
     assert process.returncode == 128 + signum
@@ -147,7 +128,7 @@ def test_an_interrupted_run_left_a_file_that_looked_complete(tmp_path, signum):
 def test_kill_9_leaves_previous_results_or_none_never_a_cut_file(tmp_path):
     out = tmp_path / "out.jsonl"
     out.write_text("previous\n", encoding="utf-8")
-    process = _running_batch(tmp_path, out, subprocess.DEVNULL)
+    process = running_batch(tmp_path, out, subprocess.DEVNULL)
     process.kill()
     process.communicate(timeout=60)
     assert out.read_text(encoding="utf-8") == "previous\n"
@@ -418,7 +399,7 @@ def test_a_read_only_output_folder_is_a_clear_refusal(tmp_path, capsys):
 @pytest.mark.parametrize("trials", [["--trial", "NCT03862768"], ["--all-trials"]])
 def test_a_killed_worker_hung_the_parallel_batch(tmp_path, trials):
     out = tmp_path / "out.jsonl"
-    process = _running_batch(tmp_path, out, subprocess.PIPE, "--jobs", "2", *trials,
+    process = running_batch(tmp_path, out, subprocess.PIPE, "--jobs", "2", *trials,
                              env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")})
     children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
     workers = [pid for pid in children

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, running_batch
 
 
 def _alive(pid: int) -> bool:
@@ -42,20 +42,10 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="re
 
 def test_kill_9_of_a_parallel_batch_left_its_workers_alive_for_ever(tmp_path):
     # one trial: several trials (and match) start their workers through the same pool
-    # rows through a pipe left open: however fast screening gets, the run still goes when it is killed
-    rows = "".join(f"c{i:05d},{i % 5},{1 + i % 3}\n" for i in range(20_000))
-    process = subprocess.Popen([sys.executable, "-m", "screener", "batch", "--format", "csv", "-",
-                                "-o", str(tmp_path / "out.jsonl"), "--jobs", "2", "--trial", "NCT03862768"],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")})
+    process = running_batch(tmp_path, tmp_path / "out.jsonl", subprocess.PIPE, "--jobs", "2",
+                            "--trial", "NCT03862768", env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")})
     workers: list[int] = []
     try:
-        process.stdin.write(("candidate_id,ecog,asa_class\n" + rows).encode("utf-8"))
-        process.stdin.flush()
-        deadline = time.monotonic() + 120
-        while not any(p.name.endswith(".part") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
-            assert time.monotonic() < deadline and process.poll() is None
-            time.sleep(0.05)
         workers = _children(process.pid)  # the two workers and multiprocessing's resource tracker
         assert len(workers) == 3
         process.kill()
